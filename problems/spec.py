@@ -1,0 +1,192 @@
+"""The problem-plugin interface: what a problem folder holds and how `problem.toml` is validated.
+
+A problem is a folder with `problem.toml`, the initial program, `evaluate.py`, `baselines/` and a
+README (see DESIGN.md). This module only reads and validates that folder; discovery (built in,
+a path, or an installed entry point) lives in `problems/discovery.py`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EVOLVE_BLOCK_START = "EVOLVE-BLOCK-START"
+EVOLVE_BLOCK_END = "EVOLVE-BLOCK-END"
+
+
+class ProblemError(ValueError):
+    """A problem folder that cannot be used; the message names file, key and problem."""
+
+
+class GpuNeed(StrEnum):
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in problem.toml must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProblemSection(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    description: str = Field(min_length=1, description="task statement shown to the LLM")
+    language: str = "python"
+    initial: str = "initial.py"
+    evaluator: str = "evaluate.py"
+    # Optional extras the evaluator needs ("torch"); the problem is listed but reported unusable
+    # when one is missing.
+    requires: list[str] = []
+
+
+class FunctionSection(_Strict):
+    name: str
+    signature: str
+    contract: str = ""
+
+
+class StageSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    timeout_s: float = Field(default=60.0, gt=0)
+    # A stage whose score is below its threshold (or that is invalid) stops the cascade.
+    threshold: float | None = None
+    description: str = ""
+
+
+class ResourceSpec(_Strict):
+    memory_mb: int = Field(default=2048, gt=0)
+    cpu_seconds: int = Field(default=120, gt=0)
+    gpu: GpuNeed = GpuNeed.NONE
+    gpus_per_job: int = Field(default=1, ge=0)
+    max_processes: int = Field(default=64, gt=0)
+    max_file_mb: int = Field(default=64, gt=0)
+    max_open_files: int = Field(default=256, gt=0)
+    max_output_kb: int = Field(default=256, gt=0)
+
+
+class MetricsSection(_Strict):
+    # Metrics shown to the LLM in prompts (all metrics are stored regardless).
+    shown: list[str] = []
+    # Metrics that span a MAP-Elites grid when that option is on.
+    features: list[str] = []
+
+
+class ProblemToml(_Strict):
+    problem: ProblemSection
+    function: FunctionSection
+    stages: list[StageSpec] = Field(min_length=1)
+    resources: ResourceSpec = ResourceSpec()
+    metrics: MetricsSection = MetricsSection()
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stage_names(cls, stages: list[StageSpec]) -> list[StageSpec]:
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return stages
+
+
+Source = Literal["builtin", "path", "entry-point"]
+
+
+class ProblemSpec(_Strict):
+    """A validated problem, with where it was found."""
+
+    root: Path
+    source: Source = "path"
+    config: ProblemToml
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> ProblemSpec:
+        for label, rel in (("problem.initial", self.config.problem.initial),
+                           ("problem.evaluator", self.config.problem.evaluator)):
+            if not (self.root / rel).is_file():
+                raise ValueError(f"{label} names '{rel}', which does not exist in {self.root}")
+        return self
+
+    # Convenience accessors used across the code base.
+    @property
+    def name(self) -> str:
+        return self.config.problem.name
+
+    @property
+    def description(self) -> str:
+        return self.config.problem.description
+
+    @property
+    def initial_path(self) -> Path:
+        return self.root / self.config.problem.initial
+
+    @property
+    def evaluator_path(self) -> Path:
+        return self.root / self.config.problem.evaluator
+
+    @property
+    def baselines_dir(self) -> Path:
+        return self.root / "baselines"
+
+    @property
+    def stages(self) -> list[StageSpec]:
+        return list(self.config.stages)
+
+    @property
+    def resources(self) -> ResourceSpec:
+        return self.config.resources
+
+    @property
+    def gpu(self) -> GpuNeed:
+        return self.config.resources.gpu
+
+    def initial_code(self) -> str:
+        return self.initial_path.read_text()
+
+    def baselines(self) -> dict[str, Path]:
+        """Baseline programs by name (file stem), sorted."""
+        if not self.baselines_dir.is_dir():
+            return {}
+        return {p.stem: p for p in sorted(self.baselines_dir.iterdir())
+                if p.is_file() and not p.name.startswith(("_", "."))
+                and p.suffix == self.initial_path.suffix}
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{loc}'")
+        elif err["type"] == "missing":
+            lines.append(f"missing key '{loc}'")
+        else:
+            lines.append(f"key '{loc}': {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_problem(root: str | Path, source: Source = "path") -> ProblemSpec:
+    """Read and validate `root/problem.toml`; raise ProblemError naming file, key and problem."""
+    root = Path(root).resolve()
+    toml_path = root / "problem.toml"
+    if not toml_path.is_file():
+        raise ProblemError(f"{toml_path}: not found; a problem folder needs a problem.toml "
+                           f"(create one with `evolve problems new NAME`)")
+    try:
+        data = tomllib.loads(toml_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ProblemError(f"{toml_path}: not valid TOML: {exc}") from exc
+    name = data.get("problem", {}).get("name", root.name) if isinstance(data, dict) else root.name
+    try:
+        config = ProblemToml.model_validate(data)
+    except ValidationError as exc:
+        raise ProblemError(f"{toml_path} (problem '{name}'): "
+                           f"{_format_validation_error(exc)}") from exc
+    try:
+        return ProblemSpec(root=root, source=source, config=config)
+    except ValidationError as exc:
+        msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ProblemError(f"{toml_path} (problem '{name}'): {msgs}") from exc
