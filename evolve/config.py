@@ -1,0 +1,254 @@
+"""Run configuration: pydantic models, layered sources and clear errors.
+
+Sources, later wins: built-in defaults < a TOML file (`--config`) < `--set dotted.key=value`.
+Every model forbids unknown keys, so a typo is an error naming the key path (a known pain in
+other tools, which ignore it silently).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used. The CLI prints it and exits with code 2."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """One LLM operator, named as litellm spells it (`openai/gpt-4.1-mini`, `ollama/qwen3`...)."""
+
+    name: str
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, description="env var holding the API key")
+    temperatures: list[float] = Field(default_factory=lambda: [0.7])
+    max_tokens: int = Field(default=4096, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    weight: float = Field(default=1.0, ge=0)
+
+
+class PriceConfig(_Section):
+    """USD per million tokens; overrides or fills gaps in litellm's price data."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class LLMConfig(_Section):
+    retries: int = Field(default=3, ge=0)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    # Hard wall-clock limit for one proposal, retries included: one stuck call never hangs a run.
+    proposal_deadline_s: float = Field(default=300.0, gt=0)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+
+
+class OperatorsConfig(_Section):
+    # Empty list = default resolution (configured model, key in env, local Ollama, offline).
+    models: list[ModelConfig] = Field(default_factory=list)
+    # Built-in non-LLM operators: "tune" (numeric constants) and "swap" (structural swaps).
+    offline: list[Literal["tune", "swap"]] = Field(default_factory=lambda: ["tune", "swap"])
+    # auto: offline operators only when no LLM is available; always: mix them with LLMs.
+    use_offline: Literal["auto", "always", "never"] = "auto"
+
+
+class BanditConfig(_Section):
+    algorithm: Literal["ucb", "thompson", "fixed"] = "ucb"
+    exploration: float = Field(default=1.0, ge=0, description="UCB exploration constant")
+    decay: float = Field(default=0.99, gt=0, le=1)
+    epsilon: float = Field(default=0.05, ge=0, le=1)
+    cost_aware: bool = False
+    # Only for algorithm = "fixed": weights by arm label "operator:mutation".
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
+class ConcurrencyConfig(_Section):
+    proposals: int = Field(default=4, ge=1, description="LLM proposals in flight (N)")
+    evaluations: int | None = Field(default=None, ge=1, description="sandboxes at once (M); None = cores")
+
+
+class IslandsConfig(_Section):
+    count: int = Field(default=4, ge=1)
+    migration_interval: int = Field(default=10, ge=1, description="generations between migrations")
+    migration_rate: float = Field(default=0.1, ge=0, le=1)
+
+
+class SamplingConfig(_Section):
+    parent_selection: Literal["weighted", "power_law", "hill_climbing", "uniform"] = "weighted"
+    power_law_alpha: float = Field(default=1.0, gt=0)
+    inspirations_top: int = Field(default=2, ge=0)
+    inspirations_diverse: int = Field(default=2, ge=0)
+    elite_archive_size: int = Field(default=20, ge=1)
+    map_elites: bool = False
+    map_elites_bins: int = Field(default=8, ge=1)
+
+
+class MutationConfig(_Section):
+    # Relative weights of the mutation kinds; "repair" is used for invalid parents.
+    mix: dict[Literal["diff", "full", "crossover"], float] = Field(
+        default_factory=lambda: {"diff": 0.7, "full": 0.2, "crossover": 0.1})
+    repair_invalid_parents: bool = True
+    max_code_chars: int = Field(default=40_000, gt=0)
+    max_resample: int = Field(default=3, ge=0, description="tries after a rejected proposal")
+
+
+class NoveltyConfig(_Section):
+    enabled: bool = True
+    similarity_threshold: float = Field(default=0.95, gt=0, le=1)
+    shingle_size: int = Field(default=5, ge=1)
+    embedding_model: str | None = None
+    judge_model: str | None = None
+
+
+class ScratchpadConfig(_Section):
+    enabled: bool = True
+    interval: int = Field(default=20, ge=1, description="evaluations between summaries")
+    model: str | None = None
+    max_recommendations: int = Field(default=5, ge=1, le=5)
+
+
+class PromptConfig(_Section):
+    token_budget: int = Field(default=12_000, gt=0)
+    output_excerpt_chars: int = Field(default=2_000, ge=0)
+
+
+class BudgetConfig(_Section):
+    max_programs: int | None = Field(default=100, ge=1)
+    max_usd: float | None = Field(default=None, ge=0)
+    max_minutes: float | None = Field(default=None, gt=0)
+    target_score: float | None = None
+
+
+class SandboxConfig(_Section):
+    isolation: Literal["auto", "bwrap", "unshare", "rlimits"] = "auto"
+    # Overrides of the problem's own resource limits (None = the problem's value).
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpu_seconds: int | None = Field(default=None, gt=0)
+    timeout_factor: float = Field(default=1.0, gt=0, description="multiplies stage timeouts")
+
+
+class ArchiveConfig(_Section):
+    # None = sqlite file RUN_DIR/archive.sqlite; any SQLAlchemy URL otherwise.
+    url: str | None = None
+
+
+class EvolveConfig(_Section):
+    problem: str = "circle_packing"
+    run_dir: str | None = None
+    seed: int = 0
+    operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    bandit: BanditConfig = Field(default_factory=BanditConfig)
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    islands: IslandsConfig = Field(default_factory=IslandsConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    mutation: MutationConfig = Field(default_factory=MutationConfig)
+    novelty: NoveltyConfig = Field(default_factory=NoveltyConfig)
+    scratchpad: ScratchpadConfig = Field(default_factory=ScratchpadConfig)
+    prompts: PromptConfig = Field(default_factory=PromptConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+
+
+def _expected_type(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """The annotation at a key path, as text, for error messages."""
+    current: Any = model
+    annotation: Any = None
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return "?"
+            annotation = field.annotation
+            current = annotation
+        else:
+            # Inside a list or dict: keep the element type we already have.
+            args = getattr(current, "__args__", ())
+            if args:
+                current = args[-1]
+                annotation = current
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "")
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        path = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{path}'")
+        else:
+            lines.append(f"key '{path}': expected {_expected_type(EvolveConfig, loc)}, "
+                         f"{err['msg'].lower()} (got {err.get('input')!r})")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    """An override value: parsed as a TOML value when it is one, else taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override to a nested dict in place."""
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{assignment}' must look like dotted.key=value "
+                          f"(e.g. --set budget.max_programs=50)")
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{assignment}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = _parse_value(value.strip())
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None) -> EvolveConfig:
+    """Defaults < `base` (e.g. a stored run's config) < TOML file < overrides."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            file_data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        data = _deep_merge(data, file_data)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    try:
+        return EvolveConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from exc
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def to_toml(config: EvolveConfig) -> str:
+    """The effective configuration as TOML (None values are left out: TOML has no null)."""
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
