@@ -84,6 +84,6 @@ fi
 TARGET="."
 [ "$MODE" = "dev" ] && TARGET=".[dev,torch]"
 say "installing adrs-evolve ($TARGET, editable) into .venv; the first time takes a few minutes"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$TARGET"
+"$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e "$TARGET"
 printf '%s\n%s\n' "$WANT" "$MODE" > "$STAMP"
 say "done: run .venv/bin/evolve --help"
