@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import harness_api  # noqa: F401  (genuine clocks captured before any candidate)
+from evaluators import (
+    harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
+    proctree,
+)
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_exception, classify_worker_exit, validate_returned
 
@@ -29,8 +34,8 @@ from evaluators.validate import classify_exception, classify_worker_exit, valida
 MAX_MESSAGE_BYTES = 4 << 20
 
 
-def _send(fd: int, message: dict[str, Any]) -> None:
-    data = json.dumps(message, allow_nan=True).encode()
+def _send(fd: int, message: dict[str, Any], nonce: str) -> None:
+    data = json.dumps({**message, "nonce": nonce}, allow_nan=True).encode()
     view = memoryview(len(data).to_bytes(8, "big") + data)
     while view:
         written = os.write(fd, view)
@@ -55,7 +60,7 @@ def _import_evaluator(problem_dir: Path) -> Any:
     return module
 
 
-def _worker(problem_dir: Path, program: Path, stage: str, channel: int) -> None:
+def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str) -> None:
     """Runs in the forked child; never returns."""
     from evaluators import guard
 
@@ -70,7 +75,7 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int) -> None:
                 evaluator = _import_evaluator(problem_dir)
             except BaseException as exc:  # noqa: BLE001 - the problem's code, not the candidate's
                 _send(channel, {"status": "evaluator-failed",
-                                "reason": f"{type(exc).__name__}: {exc}"})
+                                "reason": f"{type(exc).__name__}: {exc}"}, nonce)
                 os._exit(0)
             evaluate = evaluator.evaluate
             snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
@@ -82,22 +87,22 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int) -> None:
                 snapshot.check_and_restore()
                 kind, reason = classify_exception(exc, program)
                 _send(channel, {"status": "raised", "kind": kind, "reason": reason,
-                                "tampered": snapshot.tampered})
+                                "tampered": snapshot.tampered}, nonce)
                 os._exit(0)
             elapsed = harness_api.clock() - start
             snapshot.check_and_restore()
             try:
                 _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,
-                                "tampered": snapshot.tampered})
+                                "tampered": snapshot.tampered}, nonce)
             except (TypeError, ValueError) as exc:
-                _send(channel, {"status": "unserializable", "reason": str(exc)[:300]})
+                _send(channel, {"status": "unserializable", "reason": str(exc)[:300]}, nonce)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
     except BaseException as exc:  # noqa: BLE001 - last resort: report, never hang
         try:
             _send(channel, {"status": "raised", "kind": "evaluator-error",
-                            "reason": f"harness: {type(exc).__name__}: {exc}"[:300]})
+                            "reason": f"harness: {type(exc).__name__}: {exc}"[:300]}, nonce)
         except OSError:
             pass
     os._exit(0)
@@ -146,13 +151,15 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
 def supervise(problem_dir: Path, program: Path, stage: str) -> dict[str, Any]:
     read_fd, write_fd = os.pipe()
     result_fd = os.environ.pop("EVOLVE_RESULT_FD", None)
+    # Only our worker knows this; a message without it was forged by the candidate.
+    nonce = secrets.token_hex(16)
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
         if result_fd is not None:
             os.close(int(result_fd))
-        _worker(problem_dir, program, stage, write_fd)
+        _worker(problem_dir, program, stage, write_fd, nonce)
     os.close(write_fd)
     message, status, rusage, error = _read_message(read_fd, pid)
     result: dict[str, Any] = {
@@ -167,9 +174,18 @@ def supervise(problem_dir: Path, program: Path, stage: str) -> dict[str, Any]:
         kind, reason = classify_worker_exit(status, result["maxrss_mb"], limits.get("memory_mb"),
                                             result["cpu_s"], limits.get("cpu_seconds"))
         result.update(failure=kind, reason=reason)
+    elif message.get("nonce") != nonce:
+        result.update(failure="invalid-output",
+                      reason="the program wrote a forged result into the harness's channel")
     else:
         result.update(validate_returned(message))
     return result
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # The executor's timeout: take every descendant (even ones that left our group) along.
+    proctree.kill_descendants(os.getpid())
+    os._exit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     problem_dir, program, stage = Path(args[0]).resolve(), Path(args[1]).resolve(), args[2]
     result_fd = os.environ.get("EVOLVE_RESULT_FD")
+    # Orphaned descendants of the candidate come back to us, and die with us.
+    proctree.set_subreaper()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     result = supervise(problem_dir, program, stage)
+    proctree.kill_descendants(os.getpid())
     data = json.dumps(result, allow_nan=False).encode()
     if result_fd is None:
         print(data.decode())

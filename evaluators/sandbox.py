@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation
+from evaluators import isolation, proctree
 
 # Environment variables a candidate may see; everything else (API keys, tokens) is dropped.
 ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
@@ -291,14 +291,20 @@ def _supervise(proc: subprocess.Popen[bytes], result_fd: int, limits: SandboxLim
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group, give it a moment, then SIGKILL it."""
-    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM the group (the harness then kills its whole tree), give it a moment, then stop and
+    kill every descendant and SIGKILL the group."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=_KILL_GRACE_S)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    proctree.kill_descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
