@@ -108,7 +108,7 @@ def detect_isolation(requested: str = "auto") -> tuple[str, str]:
     return level, description
 
 
-def _world_accessible(path: Path) -> bool:
+def world_accessible(path: Path) -> bool:
     """Whether an unprivileged user could reach `path` (every ancestor traversable)."""
     path = path.resolve()
     for part in [path, *path.parents]:
@@ -138,7 +138,7 @@ def uid_drop_possible(level: str) -> bool:
         return False
     if level == "bwrap":
         return True
-    return all(_world_accessible(p) for p in runtime_paths())
+    return all(world_accessible(p) for p in runtime_paths())
 
 
 def _outermost(paths: Iterable[Path]) -> list[Path]:

@@ -184,6 +184,20 @@ def _gpu_devices() -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
 
 
+def _unreadable_problem(problem_dir: Path, evaluator_file: str, level: str) -> str:
+    """Why the sandbox's unprivileged uid could not read the problem, or ''."""
+    if not isolation.uid_drop_possible(level) or level != "bwrap":
+        return ""
+    for path, bits in ((problem_dir, 0o005), (problem_dir / evaluator_file, 0o004)):
+        try:
+            if path.stat().st_mode & bits != bits:
+                return (f"{path} is not readable by the sandbox's unprivileged user; "
+                        f"run: chmod -R o+rX {problem_dir}")
+        except OSError as exc:
+            return f"cannot read {path}: {exc}"
+    return ""
+
+
 def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: str,
                   limits: SandboxLimits, level: str, extra_env: dict[str, str] | None = None,
                   gpu: bool = False) -> SandboxOutcome:
@@ -193,7 +207,14 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     program = work_dir / "program.py"
     program.write_text(code)
     program.chmod(0o644)
-    lease = _UidLease() if isolation.uid_drop_possible(level) else None
+    problem_error = _unreadable_problem(problem_dir, evaluator_file, level)
+    if problem_error:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
+                              f"{problem_error}", 0, 0, 0.0, level)
+    drop = isolation.uid_drop_possible(level) and (
+        level == "bwrap" or isolation.world_accessible(problem_dir))
+    lease = _UidLease() if drop else None
     uid = lease.uid if lease else None
     if uid is not None and level != "bwrap":
         os.chown(work_dir, uid, uid)

@@ -22,6 +22,8 @@ app = typer.Typer(
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
 COMMAND_MODULES: list[str] = [
     "problems",
+    "evaluate",
+    "check",
 ]
 
 for _name in COMMAND_MODULES:
