@@ -23,6 +23,8 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "problems",
     "config_cmd",
+    "evaluate",
+    "check",
 ]
 
 for _name in COMMAND_MODULES:
