@@ -89,7 +89,7 @@ class Placement:
 
 def check_order(order: object, n: int) -> list[int]:
     """Return `order` as a list of ints if it is a permutation of range(n), else raise ValueError."""
-    if isinstance(order, (str, bytes)) or not hasattr(order, "__iter__"):
+    if isinstance(order, (str, bytes, dict, set, frozenset)) or not hasattr(order, "__iter__"):
         raise ValueError(f"the schedule must be a list of transaction indices, got {type(order).__name__}")
     out: list[int] = []
     for item in order:
