@@ -19,6 +19,7 @@ import torch
 
 from evaluators.harness_api import clock, get_function, load_candidate
 from problems.eplb import moe_kernel
+from problems.eplb.guard import check_file
 from problems.eplb.placement import (
     EplbConfig,
     InvalidPlacement,
@@ -122,7 +123,10 @@ def _balance(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result
             fit_b.append(balancedness(gpu_loads(phy2log, fit, cfg)))
             bounds.append(balancedness_bound(score, cfg))
         while len(seconds) < MIN_TIMED_CALLS:
-            seconds.append(_call(fn, pairs[len(seconds) % len(pairs)][0], cfg)[1])
+            # Extra timing calls get inputs never seen before (a few tokens added to every
+            # expert), so a result cached from an earlier call cannot pass for a fast one.
+            extra = len(seconds)
+            seconds.append(_call(fn, pairs[extra % len(pairs)][0] + extra, cfg)[1])
     except CandidateFailed as exc:
         return _invalid(str(exc))
     runtime = statistics.median(seconds)
@@ -201,6 +205,9 @@ def evaluate(program_path: str, stage: str) -> Result:
     if stage not in ("quick", "balance", "kernel"):
         raise ValueError(f"unknown stage '{stage}'; the eplb stages are quick, balance, kernel")
     torch.set_num_threads(1)          # one thread: timings comparable between candidates
+    violation = check_file(program_path)
+    if violation:
+        return _invalid(violation)
     module = load_candidate(program_path)
     fn = get_function(module, FUNCTION)
     windows, source = load_windows()

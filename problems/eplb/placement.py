@@ -50,11 +50,13 @@ STANDARD = EplbConfig()
 
 def config_for(num_experts: int) -> EplbConfig:
     """The standard configuration for 256 experts; for a trace with another expert count (e.g.
-    one recorded by problems/moe_lbl) the same shape scaled down: one redundant slot per 8
-    experts, up to 32 GPUs, groups and nodes kept only where they divide."""
+    one recorded by problems/moe_lbl) the same shape scaled down: up to 32 GPUs with at least 4
+    experts each, about one redundant slot per 8 experts (at least one per GPU), and groups and
+    nodes kept only where they divide."""
     if num_experts == 256:
         return STANDARD
-    gpus = next(g for g in (32, 16, 8, 4, 2, 1) if num_experts % g == 0 and num_experts >= g)
+    gpus = next(g for g in (32, 16, 8, 4, 2, 1)
+                if num_experts % g == 0 and num_experts // g >= min(4, num_experts))
     redundant = max(gpus, -(-num_experts // 8 // gpus) * gpus)
     groups = next(g for g in (8, 4, 2, 1) if num_experts % g == 0)
     nodes = next(n for n in (4, 2, 1) if groups % n == 0 and gpus % n == 0)
@@ -145,8 +147,10 @@ def validate_placement(result: object, num_layers: int, num_experts: int,
     # of the expert's slots unlisted, so check that each slot is listed exactly once.
     listed = torch.zeros(L, R, dtype=torch.int64)
     listed.scatter_add_(1, log2phy.clamp(0, R - 1).view(L, -1), used.view(L, -1).long())
-    if (listed != 1).any():
-        layer, slot = (int(i) for i in (listed != 1).nonzero()[0])
+    for wrong_count in (listed > 1, listed == 0):     # name a duplicate before the gap it leaves
+        if not wrong_count.any():
+            continue
+        layer, slot = (int(i) for i in wrong_count.nonzero()[0])
         raise InvalidPlacement(f"layer {layer}: slot {slot} is listed {int(listed[layer, slot])} "
                                f"times in log2phy (each slot exactly once)")
     return phy2log

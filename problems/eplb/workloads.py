@@ -49,8 +49,8 @@ class GeneratorConfig:
     skew_min: float = 0.45
     skew_max: float = 0.9
     group_skew: float = 0.25
-    drift_rho: float = 0.85
-    burst_prob: float = 0.01
+    drift_rho: float = 0.9
+    burst_prob: float = 0.004
     burst_min: float = 3.0
     burst_max: float = 8.0
     seed: int = 0
