@@ -184,3 +184,15 @@ async def test_reply_based_on_the_prompt(scripted_llm_server):
     server = scripted_llm_server(answer)
     reply = await make_client(server).complete(MODEL, MESSAGES)
     assert reply.text == "MAKE IT FASTER."
+
+
+async def test_embeddings_endpoint_is_deterministic(scripted_llm_server):
+    from evolve.llm import litellm_module
+
+    server = scripted_llm_server()
+    kwargs = server.litellm_kwargs("openai/scripted-embedder")
+    first = await litellm_module().aembedding(input=["a b", "c"], **kwargs)
+    again = await litellm_module().aembedding(input=["a b"], **kwargs)
+    assert len(first.data) == 2 and len(first.data[0]["embedding"]) == 16
+    assert first.data[0]["embedding"] == again.data[0]["embedding"]
+    assert first.data[0]["embedding"] != first.data[1]["embedding"]
