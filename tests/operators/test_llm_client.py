@@ -214,3 +214,10 @@ async def test_litellm_price_data_is_used_and_the_config_overrides_it(scripted_l
                                                                 output_per_mtok=0.0)})
     overridden = await LLMClient([model], override).complete(known, MESSAGES)
     assert overridden.calls[0].cost_usd == pytest.approx(1000 * 100.0 / 1e6)
+
+
+async def test_local_model_without_a_server_fails_fast_with_what_to_do():
+    client = LLMClient([ModelConfig(name="local/smollm2")], LLMConfig())
+    reply = await client.complete("local/smollm2", MESSAGES)
+    assert not reply.ok and len(reply.calls) == 1
+    assert "start_local_models" in reply.error
