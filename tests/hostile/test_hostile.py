@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.isolation import available_levels
 from evaluators.result import FailureKind
 from tests.sandbox_helpers import (
     BEST_LEVEL,
@@ -107,9 +108,12 @@ def test_background_child_is_killed_after_the_run():
     assert processes_with(tag) == []
 
 
-def test_background_child_is_killed_with_rlimits_only():
+@pytest.mark.parametrize("level", ["unshare", "rlimits"])
+def test_background_child_is_killed_at_weaker_levels(level):
+    if level not in available_levels():
+        pytest.skip(f"{level} is not available here")
     tag = marker()
-    result = evaluate(candidate("background_child", marker=tag), isolation="rlimits")
+    result = evaluate(candidate("background_child", marker=tag), isolation=level)
     assert result.valid, result.reason
     assert processes_with(tag) == []
 
@@ -164,8 +168,12 @@ def test_api_keys_do_not_reach_the_candidate(monkeypatch):
     assert secret not in stage.stdout and secret not in stage.stderr
 
 
+NETNS_LEVELS = [lv for lv in ("bwrap", "unshare") if lv in available_levels()]
+
+
 @needs_netns
-def test_connecting_to_a_local_server_fails():
+@pytest.mark.parametrize("level", NETNS_LEVELS)
+def test_connecting_to_a_local_server_fails(level):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -184,7 +192,7 @@ def test_connecting_to_a_local_server_fails():
     thread.start()
     try:
         port = server.getsockname()[1]
-        result = evaluate(candidate("connect_localhost", port=port))
+        result = evaluate(candidate("connect_localhost", port=port), isolation=level)
         assert_failed(result, FailureKind.SANDBOX_DENIED)
         assert accepted == []
     finally:
