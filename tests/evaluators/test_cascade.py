@@ -60,3 +60,25 @@ def test_evaluator_data_globals_may_change_between_calls():
     # The probe evaluator increments a counter global; that is not tampering.
     result = evaluate(probe("1"), load_problem(PROBE))
     assert result.valid and result.metrics["calls"] == 1
+
+
+def test_ordinary_programs_using_numpy_threads_and_subprocesses_pass():
+    # The limits and the tamper guard must not get in the way of normal code.
+    pytest.importorskip("numpy")
+    code = '''
+import subprocess, sys, threading
+import numpy as np
+
+def solve(xs):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", np.sort(np.array(xs)).tolist()))
+    t.start(); t.join()
+    subprocess.run([sys.executable, "-c", "print('child ok')"], check=True)
+    with open("scratch.txt", "w") as f:
+        f.write("work dir is writable")
+    return [int(v) for v in out["v"]]
+'''
+    result = evaluate(code)
+    assert result.valid, result.reason
+    assert [s.stage for s in result.stages] == ["quick", "full"]
+    assert "child ok" in result.stages[0].stdout

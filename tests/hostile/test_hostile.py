@@ -246,6 +246,18 @@ def test_patching_the_validator_through_frames_is_rejected():
     assert "evaluate.check" in result.reason
 
 
+def test_patching_json_to_rewrite_the_harness_message_is_rejected():
+    result = evaluate(candidate("patch_json_to_forge_result"))
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "json.dumps" in result.reason
+
+
+def test_patching_builtins_is_rejected():
+    result = evaluate(candidate("patch_builtins_isinstance"))
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "builtins.isinstance" in result.reason
+
+
 @pytest.mark.parametrize("name, words", [
     ("report_nan_score", "finite"),
     ("report_inf_score", "finite"),
