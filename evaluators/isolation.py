@@ -155,11 +155,12 @@ def bwrap_prefix(*, work_dir: Path, program: Path, read_paths: Iterable[Path],
     """bubblewrap arguments: read-only root, hidden home/temp dirs with the needed paths bound
     back read-only, the work dir a size-capped tmpfs holding the (read-only) program."""
     bwrap = shutil.which("bwrap") or "bwrap"
+    # Every writable tmpfs gets a size cap, or it could fill the machine's memory.
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--perms", "1777", "--tmpfs", "/dev/shm"]
+            "--perms", "1777", "--size", str(work_dir_mb << 20), "--tmpfs", "/dev/shm"]
     for hidden in _HIDDEN_DIRS:
         if Path(hidden).is_dir():
-            args += ["--tmpfs", hidden]
+            args += ["--size", str(1 << 20), "--tmpfs", hidden]
     hidden_roots = [Path(h) for h in _HIDDEN_DIRS]
     binds = [p for p in _outermost(Path(p).resolve() for p in read_paths)
              if p.exists() and any(h == p or h in p.parents for h in hidden_roots)]

@@ -98,3 +98,18 @@ def test_guard_detects_and_restores_swapped_functions_and_clocks():
         assert snap.tampered == ["fake_evaluator.check", "time.perf_counter"]
     finally:
         del sys.modules["fake_evaluator"]
+
+
+def test_worker_exit_classification():
+    import signal
+
+    from evaluators.validate import classify_worker_exit
+
+    kind, reason = classify_worker_exit(signal.SIGKILL, maxrss_mb=300, memory_mb=320)
+    assert kind == "memory" and "320 MB" in reason
+    assert classify_worker_exit(signal.SIGKILL, maxrss_mb=20, memory_mb=320)[0] == "crash"
+    assert classify_worker_exit(signal.SIGXCPU, 20, 320, cpu_s=5, cpu_limit=5)[0] == "timeout"
+    kind, reason = classify_worker_exit(signal.SIGSEGV, 20, 320)
+    assert kind == "crash" and "SIGSEGV" in reason
+    kind, reason = classify_worker_exit(3 << 8, 20, 320)  # exit code 3
+    assert kind == "crash" and "exit code 3" in reason

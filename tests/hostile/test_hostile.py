@@ -92,6 +92,13 @@ def test_disk_filler_is_capped():
     assert "No space left" in result.reason or "too large" in result.reason
 
 
+@needs_fs_isolation
+def test_shared_memory_filler_is_capped():
+    result = evaluate(candidate("shared_memory_filler"))
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert "No space left" in result.reason
+
+
 def test_stdout_flood_is_truncated_and_the_run_still_scores():
     result = evaluate(candidate("stdout_flood"))
     assert result.valid, result.reason
