@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from evaluators.cascade import select_stages
@@ -82,3 +84,16 @@ def solve(xs):
     assert result.valid, result.reason
     assert [s.stage for s in result.stages] == ["quick", "full"]
     assert "child ok" in result.stages[0].stdout
+
+
+@pytest.mark.parametrize("level", ["auto", "rlimits"])
+def test_each_stage_gets_a_fresh_work_dir_that_is_removed_afterwards(level):
+    code = ("import os\n\ndef solve(xs):\n    print('cwd=' + os.getcwd(), sorted(os.listdir('.')))\n"
+            "    open('left_behind.txt', 'w').write('x')\n    return sorted(xs)\n")
+    result = evaluate(code, isolation=level)
+    assert result.valid, result.reason
+    lines = [s.stdout.strip() for s in result.stages]
+    dirs = [line.split()[0].removeprefix("cwd=") for line in lines]
+    assert len(set(dirs)) == 2                       # one per stage
+    assert all("left_behind.txt" not in line for line in lines)  # fresh: nothing carried over
+    assert not any(Path(d).exists() for d in dirs)   # removed afterwards
