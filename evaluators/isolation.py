@@ -60,19 +60,23 @@ def _user_ns_flags() -> list[str]:
 
 
 @functools.cache
+def level_works(level: str) -> bool:
+    """Whether `level` works here, probed once with a real, tiny sandboxed run."""
+    if level == "bwrap":
+        bwrap = shutil.which("bwrap")
+        return bool(bwrap) and _probe([
+            bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *_user_ns_flags(),
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
+            "--new-session", sys.executable, "-c", "pass"])
+    if level == "unshare":
+        unshare = shutil.which("unshare")
+        return bool(unshare) and _probe([unshare, *unshare_flags(), sys.executable, "-c", "pass"])
+    return level == "rlimits"
+
+
 def available_levels() -> tuple[str, ...]:
-    """Levels that actually work here, best first (probed with a real, tiny sandboxed run)."""
-    levels = []
-    bwrap = shutil.which("bwrap")
-    if bwrap and _probe([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                         *_user_ns_flags(), "--unshare-net", "--unshare-pid", "--unshare-ipc",
-                         "--die-with-parent", "--new-session", sys.executable, "-c", "pass"]):
-        levels.append("bwrap")
-    unshare = shutil.which("unshare")
-    if unshare and _probe([unshare, *unshare_flags(), sys.executable, "-c", "pass"]):
-        levels.append("unshare")
-    levels.append("rlimits")
-    return tuple(levels)
+    """Levels that work here, best first."""
+    return tuple(level for level in LEVELS if level_works(level))
 
 
 def unshare_flags() -> list[str]:
@@ -82,16 +86,16 @@ def unshare_flags() -> list[str]:
 
 def resolve_level(requested: str = "auto") -> str:
     """The level to use for `requested` ('auto' = best available); raises if unavailable."""
-    levels = available_levels()
     if requested == "auto":
-        level = levels[0]
+        level = next(lv for lv in LEVELS if level_works(lv))
         if level == "rlimits":
             log.warning("sandbox: %s", DESCRIPTIONS["rlimits"])
         return level
     if requested not in LEVELS:
         raise IsolationUnavailable(f"unknown isolation level '{requested}'; use one of "
                                    f"auto, {', '.join(LEVELS)}")
-    if requested not in levels:
+    if not level_works(requested):
+        levels = available_levels()
         hint = ("install bubblewrap (apt-get install bubblewrap)" if requested == "bwrap"
                 else "check that `unshare --net true` works for this user")
         raise IsolationUnavailable(f"isolation '{requested}' is not available here ({hint}); "
