@@ -38,12 +38,18 @@ def _fail(message: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
-                    optimum: dict[str, float]) -> dict[str, Any]:
-    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present."""
-    started = clock()
+                    optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
+                    _get=get_function, _stats=weighted_mean_std,
+                    _action_error=ActionError) -> dict[str, Any]:
+    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
+
+    Every helper is a default argument, bound when this module was imported (before any
+    candidate), so a candidate that rebinds names in this package changes nothing here.
+    """
+    started = _clock()
     try:
-        module = load_candidate(program_path)
-        policy_cls = get_function(module, "Policy")
+        module = _load(program_path)
+        policy_cls = _get(module, "Policy")
     except Exception as exc:
         return _fail(f"could not load the program: {exc}")
 
@@ -53,7 +59,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
             policy = policy_cls(run.scenario)
             decide = policy.decide
             results.append(run_one(decide, run))
-        except ActionError as exc:
+        except _action_error as exc:
             return _fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
         except Exception:
             tail = traceback.format_exc(limit=-3)
@@ -61,7 +67,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
 
     weights = [getattr(run, "weight", 1.0) for run in runs]
     costs = [r.cost for r in results]
-    mean, std = weighted_mean_std(costs, weights)
+    mean, std = _stats(costs, weights)
     misses = [run.key for run, r in zip(runs, results, strict=True) if r.missed]
     metrics: dict[str, Any] = {
         "runs": len(results),
@@ -81,8 +87,8 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
     with_opt = [(run, r) for run, r in zip(runs, results, strict=True) if run.key in optimum]
     if with_opt:
         w = [getattr(run, "weight", 1.0) for run, _ in with_opt]
-        opt_mean, _ = weighted_mean_std([optimum[run.key] for run, _ in with_opt], w)
-        cand_mean, _ = weighted_mean_std([r.cost for _, r in with_opt], w)
+        opt_mean, _ = _stats([optimum[run.key] for run, _ in with_opt], w)
+        cand_mean, _ = _stats([r.cost for _, r in with_opt], w)
         metrics["optimum_mean_cost"] = round(opt_mean, 4)
         metrics["cost_ratio_to_optimum"] = round(cand_mean / opt_mean, 4)
         metrics["optimum_runs"] = len(with_opt)
@@ -93,7 +99,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
         groups.setdefault(run.group, []).append(r.cost)
     for group, values in groups.items():
         metrics[f"mean_cost[{group}]"] = round(sum(values) / len(values), 4)
-    metrics["evaluation_seconds"] = round(clock() - started, 3)
+    metrics["evaluation_seconds"] = round(_clock() - started, 3)
 
     score = -(mean + SCORE_STD_WEIGHT * std)
     worst = max(groups, key=lambda g: sum(groups[g]) / len(groups[g]))

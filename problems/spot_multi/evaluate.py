@@ -20,12 +20,12 @@ OPTIMUM = load_optimum(HERE / "optimum.json")
 RUNS = {stage: multi_runs(DATA, stage) for stage in ("quick", "full")}
 
 
-def _run_one(decide, run):
-    return run_multi(decide, run.scenario, run.available, run.prices)
+def _run_one(decide, run, _run=run_multi):
+    return _run(decide, run.scenario, run.available, run.prices)
 
 
-def evaluate(program_path: str, stage: str) -> dict:
+def evaluate(program_path: str, stage: str, *, _evaluate=evaluate_policy) -> dict:
     if stage not in RUNS:
         return {"score": -1e9, "valid": False, "metrics": {},
                 "feedback": f"unknown stage {stage!r}; stages are {sorted(RUNS)}"}
-    return evaluate_policy(program_path, RUNS[stage], _run_one, OPTIMUM)
+    return _evaluate(program_path, RUNS[stage], _run_one, OPTIMUM)
