@@ -81,7 +81,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
         "guard_overrides": sum(r.guard_overrides for r in results),
         "unavailable_spot_requests": sum(r.unavailable_spot_requests for r in results),
     }
-    if any(r.region_switches for r in results):
+    if hasattr(runs[0], "prices"):  # many regions: always report it (it is a shown metric)
         metrics["region_switches_per_run"] = round(
             sum(r.region_switches for r in results) / len(results), 3)
     with_opt = [(run, r) for run, r in zip(runs, results, strict=True) if run.key in optimum]
