@@ -196,3 +196,16 @@ def test_rebinding_the_txn_model_does_not_change_the_makespan(evaluators, write_
            "    return list(range(len(workload)))\n")
     result = evaluators["txn"].evaluate(write_program(src), "full")
     assert result["valid"] and result["metrics"]["total_makespan"] == 537 and result["score"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["txn", "spot_multi"])
+async def test_problems_check_scores_every_program_in_the_sandbox(name):
+    """The real sandboxed executor (`evolve problems check`) runs the whole cascade."""
+    from evolve.cli.check import check_problem
+
+    spec = load_problem(PROBLEMS / name)
+    results = await check_problem(spec)
+    assert set(results) == {"initial", *(f"baseline:{b}" for b in spec.baselines())}
+    for label, result in results.items():
+        assert result.valid, (label, result.last.reason if result.last else None)
+        assert [s.stage for s in result.stages] == [s.name for s in spec.stages]
