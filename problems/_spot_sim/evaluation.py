@@ -8,13 +8,13 @@ missed deadline makes the program invalid; the feedback names the run.
 from __future__ import annotations
 
 import json
-import math
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from evaluators.harness_api import clock, get_function, load_candidate
+from problems._spot_sim.file_guard import guarding
 from problems._spot_sim.simulate import ActionError, RunResult
 
 SCORE_STD_WEIGHT = 0.25
@@ -30,40 +30,50 @@ def weighted_mean_std(values: Sequence[float], weights: Sequence[float]) -> tupl
     total = sum(weights)
     mean = sum(w * v for w, v in zip(weights, values, strict=True)) / total
     var = sum(w * (v - mean) ** 2 for w, v in zip(weights, values, strict=True)) / total
-    return mean, math.sqrt(var)
+    return mean, var ** 0.5
 
 
 def _fail(message: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
-                    optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
-                    _get=get_function, _stats=weighted_mean_std,
-                    _action_error=ActionError) -> dict[str, Any]:
-    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
-
-    Every helper is a default argument, bound when this module was imported (before any
-    candidate), so a candidate that rebinds names in this package changes nothing here.
-    """
-    started = _clock()
+def _run_candidate(program_path, runs, run_one, load, get, action_error, fail):
+    """Load the candidate and run every scenario; a failure dict or the list of results."""
     try:
-        module = _load(program_path)
-        policy_cls = _get(module, "Policy")
+        module = load(program_path)
+        policy_cls = get(module, "Policy")
     except Exception as exc:
-        return _fail(f"could not load the program: {exc}")
-
+        return fail(f"could not load the program: {exc}")
     results: list[RunResult] = []
     for run in runs:
         try:
             policy = policy_cls(run.scenario)
             decide = policy.decide
             results.append(run_one(decide, run))
-        except _action_error as exc:
-            return _fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
+        except action_error as exc:
+            return fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
         except Exception:
             tail = traceback.format_exc(limit=-3)
-            return _fail(f"run {run.key}: the policy raised\n{tail}", {"runs_completed": len(results)})
+            return fail(f"run {run.key}: the policy raised\n{tail}", {"runs_completed": len(results)})
+    return results
+
+
+def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
+                    optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
+                    _get=get_function, _stats=weighted_mean_std,
+                    _action_error=ActionError, _guarding=guarding, _run=_run_candidate,
+                    _fail_result=_fail) -> dict[str, Any]:
+    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
+
+    Every helper is a default argument, bound when this module was imported (before any
+    candidate), so a candidate that rebinds names in this package changes nothing here.
+    """
+    started = _clock()
+    with _guarding():
+        outcome = _run(program_path, runs, run_one, _load, _get, _action_error, _fail_result)
+    if isinstance(outcome, dict):
+        return outcome
+    results = outcome
 
     weights = [getattr(run, "weight", 1.0) for run in runs]
     costs = [r.cost for r in results]

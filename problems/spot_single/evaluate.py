@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from problems._spot_sim.evaluation import evaluate_policy, load_optimum
+from problems._spot_sim.file_guard import protect
 from problems._spot_sim.grids import single_runs
 from problems._spot_sim.simulate import run_single
 from problems._spot_sim.traces import load_single
@@ -16,6 +17,9 @@ from problems._spot_sim.traces import load_single
 HERE = Path(__file__).resolve().parent
 DATA = load_single(HERE / "data" / "single_region.json.gz")
 OPTIMUM = load_optimum(HERE / "optimum.json")
+# While a candidate is evaluated it may not open these (the traces hold the future).
+protect([HERE / "data" / "single_region.json.gz", HERE / "data" / "multi_region.json.gz",
+         HERE / "optimum.json"])
 RUNS = {stage: single_runs(DATA, stage) for stage in ("quick", "full")}
 
 

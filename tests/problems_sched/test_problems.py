@@ -209,3 +209,54 @@ async def test_problems_check_scores_every_program_in_the_sandbox(name):
     for label, result in results.items():
         assert result.valid, (label, result.last.reason if result.last else None)
         assert [s.stage for s in result.stages] == [s.name for s in spec.stages]
+
+
+PEEKING = '''
+import gzip, json, os, subprocess
+NONE, SPOT, ON_DEMAND = 0, 1, 2
+TARGET = {target!r}
+
+
+class Policy:
+    def __init__(self, scenario):
+        {action}
+
+    def decide(self, state):
+        return ON_DEMAND
+'''
+
+
+@pytest.mark.parametrize("name, data_file", [("spot_single", "single_region.json.gz"),
+                                             ("spot_multi", "multi_region.json.gz")])
+@pytest.mark.parametrize("how", ["direct", "symlink", "hardlink", "optimum", "subprocess"])
+def test_a_policy_cannot_read_the_traces_while_evaluated(evaluators, write_program, tmp_path,
+                                                         name, data_file, how):
+    target = PROBLEMS / name / "data" / data_file
+    if how == "direct":
+        action = "gzip.open(TARGET).read(10)"
+    elif how == "symlink":
+        link = tmp_path / "innocent.bin"
+        link.symlink_to(target)
+        target, action = link, "open(TARGET, 'rb').read(10)"
+    elif how == "hardlink":
+        link = tmp_path / "innocent.bin"
+        try:
+            os.link(target, link)
+        except OSError:
+            pytest.skip("hard links across these folders are not possible here")
+        target, action = link, "open(TARGET, 'rb').read(10)"
+    elif how == "optimum":
+        target, action = PROBLEMS / name / "optimum.json", "json.load(open(TARGET))"
+    else:
+        action = "subprocess.run(['cat', TARGET], capture_output=True)"
+    result = evaluators[name].evaluate(write_program(PEEKING.format(target=str(target), action=action)),
+                                       "quick")
+    assert not result["valid"]
+    assert "may not" in result["feedback"]
+    # Outside an evaluation the files stay readable (the evaluator and the tests need them).
+    assert (PROBLEMS / name / "data" / data_file).read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_a_policy_may_read_other_files(evaluators, write_program):
+    src = PEEKING.format(target=__file__, action="self.text = open(TARGET).read(100)")
+    assert evaluators["spot_single"].evaluate(write_program(src), "quick")["valid"]
