@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, inspect, literal, select, update
+from sqlalchemy import Select, func, insert, inspect, literal, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -93,6 +94,11 @@ class Archive:
             self._engine.dispose()
             raise
 
+    @property
+    def where(self) -> str:
+        """The URL for messages, password hidden."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
     @classmethod
     def open(cls, url_or_path: str | Path, *, create: bool = True) -> Archive:
         """A path is a SQLite file (created with its folder unless `create=False`); a string
@@ -134,7 +140,7 @@ class Archive:
             yield session
 
     def _prepare_schema(self, create: bool) -> None:
-        where = self.url
+        where = self.where
         tables = set(inspect(self._engine).get_table_names())
         ours = set(Base.metadata.tables)
         if "schema_info" not in tables and tables & ours:
@@ -142,15 +148,22 @@ class Archive:
                 f"{where} holds archive tables but no schema version; it was written by an "
                 f"older ADRS Evolve. Open it with that version, or start a new run in a fresh "
                 f"run directory.")
-        if "schema_info" not in tables and not create:
+        if "schema_info" in tables:
+            # An existing archive: only read, so a dashboard never takes the writer's lock.
+            with self._read() as session:
+                version = session.scalar(
+                    select(SchemaInfoRow.version).where(SchemaInfoRow.id == 1))
+        elif not create:
             raise ArchiveError(f"{where} is not an ADRS Evolve archive (no schema_info table)")
-        with self._write_sessions.begin() as session:
-            # Inside BEGIN IMMEDIATE, so two processes opening a new file cannot both create it.
-            Base.metadata.create_all(session.connection())
-            version = session.scalar(select(SchemaInfoRow.version).where(SchemaInfoRow.id == 1))
-            if version is None:
-                session.add(SchemaInfoRow(id=1, version=SCHEMA_VERSION))
-                version = SCHEMA_VERSION
+        else:
+            with self._write_sessions.begin() as session:
+                # BEGIN IMMEDIATE: two processes creating one new file cannot both create it.
+                Base.metadata.create_all(session.connection())
+                version = session.scalar(
+                    select(SchemaInfoRow.version).where(SchemaInfoRow.id == 1))
+                if version is None:
+                    session.add(SchemaInfoRow(id=1, version=SCHEMA_VERSION))
+                    version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ArchiveVersionError(
                 f"{where} has archive schema version {version}, but this ADRS Evolve reads "
@@ -186,7 +199,7 @@ class Archive:
         with self._write() as s:
             row = s.get(RunRow, run_id)
             if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.url}")
+                raise ArchiveError(f"no run {run_id} in {self.where}")
             row.status = status
             row.finished_at = utcnow()
 
@@ -195,7 +208,7 @@ class Archive:
         with self._write() as s:
             row = s.get(RunRow, run_id)
             if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.url}")
+                raise ArchiveError(f"no run {run_id} in {self.where}")
             row.status = status
             row.finished_at = None
 
@@ -222,7 +235,8 @@ class Archive:
                     ProgramRow.run_id == run_id, ProgramRow.proposal_key == proposal_key))
                 if existing is not None:
                     return existing
-            row = ProgramRow(
+            # Core inserts: no unit-of-work bookkeeping for rows we never read back here.
+            program_id = s.connection().execute(insert(ProgramRow.__table__), dict(
                 run_id=run_id, code=code, code_hash=code_hash or code_hash_of(code),
                 diff=diff, parent_id=parent_id,
                 inspiration_ids=[int(i) for i in inspiration_ids],
@@ -231,22 +245,23 @@ class Archive:
                 stage_reached=stage_reached, score=finite_or_none(score), valid=bool(valid),
                 metrics=dict(metrics or {}), feedback=feedback or "",
                 error_kind=_text(error_kind), error_text=error_text,
-                timings=dict(timings or {}), proposal_key=proposal_key)
-            s.add(row)
-            s.flush()
-            for position, stage in enumerate(evaluations):
-                s.add(EvaluationRow(program_id=row.id, position=position, **_stage_fields(stage)))
+                timings=dict(timings or {}), proposal_key=proposal_key,
+            )).inserted_primary_key[0]
+            stage_rows = [{"program_id": program_id, "position": position, **_stage_fields(stage)}
+                          for position, stage in enumerate(evaluations)]
+            if stage_rows:
+                s.connection().execute(insert(EvaluationRow.__table__), stage_rows)
             ids = sorted(set(int(i) for i in llm_call_ids))
             if ids:
                 linked = s.execute(
                     update(LLMCallRow)
                     .where(LLMCallRow.id.in_(ids), LLMCallRow.run_id == run_id)
-                    .values(program_id=row.id))
+                    .values(program_id=program_id))
                 if linked.rowcount != len(ids):
                     # Raising rolls back the whole transaction: no half-stored program.
                     raise ArchiveError(f"llm_call_ids {ids}: not all are LLM calls of run "
                                        f"{run_id}; nothing was stored")
-            return row.id
+            return program_id
 
     def program(self, program_id: int) -> Program | None:
         with self._read() as s:
@@ -349,13 +364,11 @@ class Archive:
                         program_id: int | None = None, finish_reason: str | None = None) -> int:
         """Store one LLM call; `cost_usd=None` means the price is unknown (never assumed 0)."""
         with self._write() as s:
-            row = LLMCallRow(run_id=run_id, program_id=program_id, model=model, purpose=purpose,
-                             prompt=prompt, response=response, tokens_in=tokens_in,
-                             tokens_out=tokens_out, cost_usd=finite_or_none(cost_usd),
-                             latency_s=latency_s, error=error, finish_reason=finish_reason)
-            s.add(row)
-            s.flush()
-            return row.id
+            return s.connection().execute(insert(LLMCallRow.__table__), dict(
+                run_id=run_id, program_id=program_id, model=model, purpose=purpose,
+                prompt=prompt, response=response, tokens_in=tokens_in, tokens_out=tokens_out,
+                cost_usd=finite_or_none(cost_usd), latency_s=latency_s, error=error,
+                finish_reason=finish_reason)).inserted_primary_key[0]
 
     def llm_calls(self, run_id: int | None = None, *,
                   program_id: int | None = None) -> list[LLMCall]:
@@ -424,11 +437,9 @@ class Archive:
     def add_event(self, run_id: int, kind: str, message: str,
                   data: Mapping[str, Any] | None = None) -> int:
         with self._write() as s:
-            row = EventRow(run_id=run_id, kind=kind, message=message,
-                           data=None if data is None else dict(data))
-            s.add(row)
-            s.flush()
-            return row.id
+            return s.connection().execute(insert(EventRow.__table__), dict(
+                run_id=run_id, kind=kind, message=message,
+                data=None if data is None else dict(data))).inserted_primary_key[0]
 
     def events(self, run_id: int, *, kind: str | None = None, after_id: int | None = None,
                limit: int | None = None) -> list[Event]:
