@@ -111,6 +111,8 @@ class LocalExecutor:
             try:
                 limits = self.limits_for(problem, stage, gpu=bool(taken))
                 extra_env = {"CUDA_VISIBLE_DEVICES": ",".join(taken)}
+                if problem.resources.allow_introspection:
+                    extra_env["EVOLVE_ALLOW_INTROSPECTION"] = "1"
                 loop = asyncio.get_running_loop()
                 try:
                     outcome = await loop.run_in_executor(self._threads, functools.partial(

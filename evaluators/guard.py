@@ -2,10 +2,13 @@
 
 The candidate runs in the same process as the problem's evaluator, so it can reach the
 evaluator's modules (`sys.modules`, frames, gc). Before the candidate is imported we snapshot
-the functions, classes and modules bound in the evaluator's modules, the clocks in `time`, and
-the `sys.modules` entries for those modules. After the import and again after `evaluate()`
-returns we compare: any swapped binding is restored and reported, and the harness rejects the
-result. Data globals (counters, caches) are not compared: evaluators may legitimately change them.
+the functions, classes and modules bound in every module the evaluator loaded from its problem
+folder or from this repository (`problems.*` shared helpers, `evaluators.*`), in the modules those
+bind (numpy, math, ...), in `builtins`, the clocks in `time`, the `sys.modules` entries for all
+of them, the code/defaults of their functions and the attributes of their classes. After the
+import, after every timed candidate call and after `evaluate()` returns we compare: any swapped
+binding is restored and reported, and the harness rejects the result. Data globals (counters,
+caches) are not compared: evaluators may legitimately change them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,28 @@ _TIME_NAMES = ("perf_counter", "perf_counter_ns", "process_time", "process_time_
                "monotonic_ns", "time", "time_ns", "thread_time", "sleep")
 
 _GUARDED_KINDS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
-                  types.ModuleType, staticmethod, classmethod)
+                  types.ModuleType, staticmethod, classmethod, property,
+                  types.WrapperDescriptorType, types.MethodDescriptorType)
+
+
+def _function_state(fn: types.FunctionType) -> tuple[Any, ...]:
+    kwdefaults = fn.__kwdefaults__
+    return (fn.__code__, fn.__defaults__,
+            tuple(kwdefaults.items()) if kwdefaults is not None else None)
+
+
+def _restore_function(fn: types.FunctionType, state: tuple[Any, ...]) -> None:
+    fn.__code__, fn.__defaults__ = state[0], state[1]
+    fn.__kwdefaults__ = dict(state[2]) if state[2] is not None else None
+
+
+def _same_function_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    if a[0] is not b[0] or a[1] is not b[1]:
+        return False
+    if a[2] is None or b[2] is None:
+        return a[2] is b[2]
+    return len(a[2]) == len(b[2]) and all(
+        ka == kb and va is vb for (ka, va), (kb, vb) in zip(a[2], b[2], strict=True))
 
 
 class Snapshot:
@@ -32,6 +56,25 @@ class Snapshot:
             name: {k: v for k, v in vars(mod).items() if isinstance(v, _GUARDED_KINDS)}
             for name, mod in self.modules.items()}
         self.time_bindings = {n: getattr(time, n) for n in _TIME_NAMES if hasattr(time, n)}
+        # Functions and classes defined in the evaluator's own modules: their code, defaults
+        # (spot evaluators bind helpers as defaults) and class attributes (a property like
+        # RunResult.missed) are as much the validator as the module bindings.
+        own = {name for name, mod in self.modules.items()
+               if _is_own(mod) or name in _CLASSES_GUARDED}
+        self.functions: dict[str, tuple[types.FunctionType, tuple[Any, ...]]] = {}
+        self.classes: dict[str, tuple[type, dict[str, Any]]] = {}
+        for name in own:
+            for key, value in self.bindings[name].items():
+                if getattr(value, "__module__", None) != name:
+                    continue
+                label = f"{name}.{key}"
+                if isinstance(value, types.FunctionType):
+                    self.functions[label] = (value, _function_state(value))
+                elif isinstance(value, type):
+                    self.classes[label] = (value, dict(vars(value)))
+                    for attr, member in vars(value).items():
+                        if isinstance(member, types.FunctionType):
+                            self.functions[f"{label}.{attr}"] = (member, _function_state(member))
         self.tampered: list[str] = []
 
     def check_and_restore(self) -> list[str]:
@@ -46,6 +89,20 @@ class Snapshot:
                 if current.get(key) is not value:
                     found.append(f"{name}.{key}")
                     current[key] = value
+        for label, (cls, attrs) in self.classes.items():
+            current = vars(cls)
+            changed = [k for k in set(current) | set(attrs)
+                       if k != "__weakref__" and current.get(k) is not attrs.get(k)]
+            for key in sorted(changed):
+                found.append(f"{label}.{key}")
+                if key in attrs:
+                    setattr(cls, key, attrs[key])
+                else:
+                    delattr(cls, key)
+        for label, (fn, state) in self.functions.items():
+            if not _same_function_state(_function_state(fn), state):
+                found.append(f"{label} (code or defaults)")
+                _restore_function(fn, state)
         for key, value in self.time_bindings.items():
             if getattr(time, key) is not value:
                 found.append(f"time.{key}")
@@ -58,32 +115,66 @@ class Snapshot:
 
 # Modules the harness itself relies on after the candidate ran (to serialise and send the
 # result), guarded alongside the problem's own modules.
-_ALWAYS_GUARDED = ("builtins", "os", "posix", "json", "json.encoder", "__main__",
-                   "evaluators.guard", "evaluators.harness", "evaluators.harness_api")
+_ALWAYS_GUARDED = ("builtins", "os", "posix", "json", "json.encoder", "__main__", "math",
+                   "operator", "functools", "itertools", "statistics", "time",
+                   "evaluators.guard", "evaluators.harness", "evaluators.harness_api",
+                   "evaluators.audit_guard", "evaluators.source_check")
+
+# Stdlib modules whose classes the harness uses to send the result (JSONEncoder.encode).
+_CLASSES_GUARDED = ("json", "json.encoder", "json.decoder")
+
+_REPO = Path(__file__).resolve().parent.parent
+_REPO_PACKAGES = tuple(_REPO / name for name in ("problems", "evaluators"))
+_own_roots: list[Path] = []
+
+
+def _is_own(module: types.ModuleType) -> bool:
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    try:
+        path = Path(file).resolve()
+    except OSError:
+        return False
+    return any(root == path.parent or root in path.parents for root in _own_roots)
 
 
 def evaluator_modules(problem_dir: Path) -> dict[str, types.ModuleType]:
-    """Loaded modules that belong to the problem folder or to the harness."""
-    root = problem_dir.resolve()
+    """Loaded modules of the problem folder, of this repository's `problems` and `evaluators`
+    packages, the modules those bind as globals (numpy, math, ...) and a few the harness uses."""
+    _own_roots[:] = [problem_dir.resolve(), *_REPO_PACKAGES]
     found = {name: sys.modules[name] for name in _ALWAYS_GUARDED if name in sys.modules}
+    own = {name: mod for name, mod in list(sys.modules.items())
+           if isinstance(mod, types.ModuleType) and _is_own(mod)}
+    found.update(own)
+    for mod in own.values():
+        for value in list(vars(mod).values()):
+            if isinstance(value, types.ModuleType):
+                name = getattr(value, "__name__", None)
+                if isinstance(name, str) and sys.modules.get(name) is value:
+                    found[name] = value
+    return found
+
+
+def problem_module_names(problem_dir: Path) -> set[str]:
+    """Top-level names of loaded modules that live in the problem folder (e.g. `evaluate`)."""
+    root = problem_dir.resolve()
+    names = set()
     for name, mod in list(sys.modules.items()):
         file = getattr(mod, "__file__", None)
-        if not file:
-            continue
         try:
-            path = Path(file).resolve()
+            if file and root in Path(file).resolve().parents:
+                names.add(name.split(".")[0])
         except OSError:
             continue
-        if root in path.parents:
-            found[name] = mod
-    return found
+    return names
 
 
 _active: Snapshot | None = None
 
 
 def activate(snapshot: Snapshot) -> None:
-    """Make `snapshot` the one `load_candidate` checks right after importing the candidate."""
+    """Make `snapshot` the one `load_candidate` and `call_timed` check after candidate code."""
     global _active
     _active = snapshot
 

@@ -34,12 +34,38 @@ from evaluators.validate import classify_exception, classify_worker_exit, valida
 MAX_MESSAGE_BYTES = 4 << 20
 
 
+# Bound at import, before any candidate: the result is serialised and written with these.
+_dumps = json.dumps
+_write = os.write
+
+
 def _send(fd: int, message: dict[str, Any], nonce: str) -> None:
-    data = json.dumps({**message, "nonce": nonce}, allow_nan=True).encode()
+    data = _dumps({**message, "nonce": nonce}, allow_nan=True).encode()
     view = memoryview(len(data).to_bytes(8, "big") + data)
     while view:
-        written = os.write(fd, view)
+        written = _write(fd, view)
         view = view[written:]
+
+
+def _quiesce() -> None:
+    """Once evaluate() is over, keep candidate code from running while we check and send:
+    threads it left behind get no GIL turn (a huge switch interval; the checks and the
+    serialisation do not block), and no signal handler of its own can fire."""
+    sys.setswitchinterval(1e6)
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals) - {signal.SIGKILL,
+                                                                    signal.SIGSTOP})
+
+
+def _install_introspection_guards(problem_dir: Path, program: Path) -> Any:
+    """The source check and the audit hook, unless the problem allows introspection; returns
+    a function listing what was denied (source refusals and run-time denials)."""
+    from evaluators import audit_guard, guard
+
+    if os.environ.pop("EVOLVE_ALLOW_INTROSPECTION", "") == "1":
+        return lambda: []
+    harness_api.configure_source_check(True, guard.problem_module_names(problem_dir))
+    runtime_denials = audit_guard.install(program)
+    return lambda: harness_api.refusals() + runtime_denials()
 
 
 def _import_evaluator(problem_dir: Path) -> Any:
@@ -80,20 +106,23 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             evaluate = evaluator.evaluate
             snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             guard.activate(snapshot)
+            denials = _install_introspection_guards(problem_dir, program)
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
             except BaseException as exc:  # noqa: BLE001 - classified, reported
+                _quiesce()
                 snapshot.check_and_restore()
                 kind, reason = classify_exception(exc, program)
                 _send(channel, {"status": "raised", "kind": kind, "reason": reason,
-                                "tampered": snapshot.tampered}, nonce)
+                                "tampered": snapshot.tampered, "denied": denials()}, nonce)
                 os._exit(0)
             elapsed = harness_api.clock() - start
+            _quiesce()
             snapshot.check_and_restore()
             try:
                 _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,
-                                "tampered": snapshot.tampered}, nonce)
+                                "tampered": snapshot.tampered, "denied": denials()}, nonce)
             except (TypeError, ValueError) as exc:
                 _send(channel, {"status": "unserializable", "reason": str(exc)[:300]}, nonce)
         finally:

@@ -17,6 +17,12 @@ from types import ModuleType
 from typing import Any
 
 from evaluators import guard
+from evaluators.plain import plain_array, plain_float, plain_int, plain_list
+from evaluators.source_check import check_source
+
+__all__ = ["CandidateLoadError", "call_timed", "clock", "configure_source_check", "cpu_clock",
+           "get_function", "load_candidate", "plain_array", "plain_float", "plain_int",
+           "plain_list", "refusals"]
 
 # Captured at import, before any candidate code runs.
 _PERF_COUNTER = time.perf_counter
@@ -34,7 +40,8 @@ def cpu_clock() -> float:
 
 
 class CandidateLoadError(Exception):
-    """The candidate could not be imported; `kind` is 'syntax' or 'import' or 'crash'."""
+    """The candidate could not be imported; `kind` is 'syntax', 'import', 'crash' or
+    'sandbox-denied' (it uses an escape hatch the source check refuses)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -42,6 +49,21 @@ class CandidateLoadError(Exception):
 
 
 _counter = 0
+# Set by the harness worker before the evaluator runs (see `configure_source_check`).
+_source_policy: dict[str, Any] = {"enabled": False, "modules": frozenset()}
+_refusals: list[str] = []
+
+
+def configure_source_check(enabled: bool, evaluator_modules: set[str]) -> None:
+    """Refuse candidates that use introspection escape hatches (the harness calls this, with
+    the problem's `allow_introspection` setting, before the evaluator loads any candidate)."""
+    _source_policy.update(enabled=enabled, modules=frozenset(evaluator_modules))
+
+
+def refusals() -> list[str]:
+    """Reasons of candidates refused by the source check in this process (the harness reports
+    them as sandbox-denied even when the evaluator caught the error)."""
+    return list(_refusals)
 
 
 def load_candidate(program_path: str | Path) -> ModuleType:
@@ -55,6 +77,11 @@ def load_candidate(program_path: str | Path) -> ModuleType:
         compile(source, str(path), "exec")
     except SyntaxError as exc:
         raise CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}") from exc
+    if _source_policy["enabled"]:
+        problem = check_source(source, _source_policy["modules"])
+        if problem is not None:
+            _refusals.append(problem)
+            raise CandidateLoadError("sandbox-denied", problem)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise CandidateLoadError("import", f"cannot load {path}")
@@ -85,4 +112,8 @@ def call_timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, 
     """Call fn and return (result, seconds spent in the call alone)."""
     start = _PERF_COUNTER()
     result = fn(*args, **kwargs)
-    return result, _PERF_COUNTER() - start
+    elapsed = _PERF_COUNTER() - start
+    # A patch the candidate made during the call (even one that would undo itself once the
+    # validator used it) is restored before the evaluator validates; the harness rejects it.
+    guard.check_active()
+    return result, elapsed

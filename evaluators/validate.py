@@ -48,6 +48,8 @@ def classify_exception(exc: BaseException, program: Path) -> tuple[str, str]:
     where = _where(exc, program)
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, CandidateLoadError):
+        if exc.kind == "sandbox-denied":
+            return "sandbox-denied", _short(str(exc))
         kind = exc.kind if exc.kind in ("syntax", "import") else "crash"
         return kind, _short(f"{'syntax error' if kind == 'syntax' else 'import failed'}: {exc}")
     if isinstance(exc, SystemExit):
@@ -122,6 +124,10 @@ def validate_returned(message: dict[str, Any]) -> dict[str, Any]:
     """Fields of a stage result from the worker's message, with every type checked here."""
     status = message.get("status")
     tampered = message.get("tampered") or []
+    denied = message.get("denied") or []
+    if denied:
+        # Recorded by the harness even when the candidate or the evaluator caught the error.
+        return {"failure": "sandbox-denied", "reason": _short(str(denied[0]))}
     if tampered:
         return {"failure": "invalid-output",
                 "reason": _short("the program modified the evaluator or the clocks "

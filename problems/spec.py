@@ -69,6 +69,10 @@ class ResourceSpec(_Strict):
     max_file_mb: int = Field(default=64, gt=0)
     max_open_files: int = Field(default=256, gt=0)
     max_output_kb: int = Field(default=256, gt=0)
+    # Candidates may not use frames, gc, ctypes, sys.modules, eval/exec and similar escape
+    # hatches that read or patch the evaluator (evaluators.source_check / audit_guard) unless
+    # the problem sets this.
+    allow_introspection: bool = False
 
 
 class MetricsSection(_Strict):

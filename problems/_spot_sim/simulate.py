@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from evaluators.harness_api import plain_int
 from problems._spot_sim.state import MultiSpotState, Scenario, SpotState
 
 
@@ -44,25 +45,34 @@ class RunResult:
         return self.finish_tick < 0
 
 
-def _coerce_action(action: Any) -> int:
-    """Slow path: accept int subclasses (e.g. IntEnum) with a valid value; reject the rest."""
-    if isinstance(action, bool) or not isinstance(action, int):
-        raise ActionError(f"decide() returned {action!r} ({type(action).__name__}); "
-                          f"return NONE (0), SPOT (1) or ON_DEMAND (2)")
-    if not 0 <= action <= 2:
-        raise ActionError(f"decide() returned {action}; return NONE (0), SPOT (1) or ON_DEMAND (2)")
-    return int(action)
+def _coerce_action(action: Any, _plain=plain_int) -> int:
+    """Slow path: accept int subclasses (e.g. IntEnum) by their genuine value (whatever their
+    comparisons claim) and numpy integers; reject the rest."""
+    try:
+        value = _plain(action)
+    except TypeError:
+        raise ActionError(f"decide() returned an object of type {type(action).__name__}; "
+                          f"return NONE (0), SPOT (1) or ON_DEMAND (2)") from None
+    if not 0 <= value <= 2:
+        raise ActionError(f"decide() returned {value}; return NONE (0), SPOT (1) or ON_DEMAND (2)")
+    return value
 
 
-def _coerce_multi(out: Any, num_regions: int) -> tuple[int, int]:
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise ActionError(f"decide() returned {out!r}; return an action (NONE=0, SPOT=1, "
-                          f"ON_DEMAND=2) or a pair (action, region)")
-    action = _coerce_action(out[0])
-    region = out[1]
-    if isinstance(region, bool) or not isinstance(region, int) or not 0 <= region < num_regions:
-        raise ActionError(f"decide() returned region {region!r}; regions are 0..{num_regions - 1}")
-    return action, int(region)
+def _coerce_multi(out: Any, num_regions: int, _plain=plain_int) -> tuple[int, int]:
+    # tuple's own methods: a tuple subclass (a namedtuple is fine) cannot lie about its items.
+    if not issubclass(type(out), tuple) or tuple.__len__(out) != 2:
+        raise ActionError(f"decide() returned {type(out).__name__}; return an action (NONE=0, "
+                          f"SPOT=1, ON_DEMAND=2) or a pair (action, region)")
+    action = _coerce_action(tuple.__getitem__(out, 0))
+    raw = tuple.__getitem__(out, 1)
+    try:
+        region = _plain(raw)
+    except TypeError:
+        raise ActionError(f"decide() returned a region of type {type(raw).__name__}; regions "
+                          f"are ints 0..{num_regions - 1}") from None
+    if not 0 <= region < num_regions:
+        raise ActionError(f"decide() returned region {region}; regions are 0..{num_regions - 1}")
+    return action, region
 
 
 def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available: bytes,
@@ -98,7 +108,7 @@ def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available
         state._last = last
         state._avail = a
         req = decide(state)
-        if req.__class__ is not int or req > 2 or req < 0:
+        if type(req) is not int or req > 2 or req < 0:  # type(): __class__ can lie
             req = _coerce(req)
         if req == SPOT_ and not a:
             req = NONE_
@@ -186,9 +196,9 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
         state._avail_now = col
         state._price_now = price_cols[k]
         out = decide(state)
-        if out.__class__ is int and 0 <= out <= 2:
+        if type(out) is int and 0 <= out <= 2:
             req, target = out, region
-        elif out.__class__ is tuple:
+        elif isinstance(out, tuple):
             req, target = _coerce_pair(out, num_regions)
         else:
             req, target = _coerce(out), region

@@ -1,0 +1,103 @@
+"""Hostile candidates that read or rewrite the evaluator from inside its process: frames, gc,
+the evaluator's modules, shared helpers under `problems/`, builtins that undo themselves,
+function code, objects that lie to the validator, and threads racing the harness. Each must
+end without a good score, with the failure kind that names what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaluators.result import FailureKind
+from problems.spec import load_problem
+from tests.sandbox_helpers import FIXTURES, candidate, evaluate
+
+from .test_hostile import assert_failed
+
+PROBLEMS_DIR = Path(__file__).resolve().parents[2] / "problems"
+
+
+def spot_single():
+    return load_problem(PROBLEMS_DIR / "spot_single")
+
+
+def shared_helper_problem():
+    return load_problem(FIXTURES / "shared_helper_problem")
+
+
+# --- refused by the source check before the import ------------------------------------------
+
+@pytest.mark.parametrize("name, words", [
+    ("spot_frame_reads_future", "line 10: sys._getframe is not allowed"),
+    ("spot_import_evaluator", "import evaluate is not allowed"),
+    ("spot_gc_finds_traces", "import gc is not allowed"),
+    ("spot_traceback_frames", "__traceback__ is not allowed"),
+])
+def test_introspection_is_refused_before_import(name, words):
+    result = evaluate(candidate(name), spot_single(), stages=["quick"])
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert words in result.reason
+    assert "line " in result.reason
+
+
+# --- denied at run time (spellings the source check cannot see) -----------------------------
+
+@pytest.mark.parametrize("name", ["spot_logging_currentframe", "spot_pickle_getframe"])
+def test_frames_taken_at_run_time_are_denied_even_when_caught(name):
+    result = evaluate(candidate(name), spot_single(), stages=["quick"])
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert "sys._getframe" in result.reason
+    assert "allow_introspection" in result.reason
+
+
+def test_ordinary_libraries_are_not_flagged_by_the_introspection_guards():
+    # numpy, threads, namedtuple, typing, enum, dataclasses, logging, warnings (and torch when
+    # installed, imported for the first time by the candidate itself) use frames and ctypes
+    # internally: that must not count as the candidate's introspection.
+    result = evaluate(candidate("ordinary_policy_with_libraries"), spot_single(),
+                      stages=["quick"])
+    assert result.valid, (result.failure, result.reason)
+    assert result.score is not None and result.score > -150
+
+
+# --- caught by the tamper guard (problems that allow introspection) ---------------------------
+
+def test_patching_a_shared_helper_under_problems_is_rejected():
+    honest = evaluate("def solve():\n    return [100.0, 100.0, 100.0]\n", shared_helper_problem())
+    assert honest.valid and honest.score == pytest.approx(-100.0)
+    result = evaluate(candidate("patch_shared_helper"), shared_helper_problem())
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "problems._spot_sim.evaluation.weighted_mean_std" in result.reason
+
+
+def test_a_builtin_patch_that_undoes_itself_is_caught_after_the_call():
+    result = evaluate(candidate("patch_builtins_self_restoring"))
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "builtins.sorted" in result.reason
+
+
+def test_swapping_the_validators_code_is_rejected():
+    result = evaluate(candidate("patch_validator_code"))
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "evaluate.check (code or defaults)" in result.reason
+
+
+def test_a_thread_racing_to_patch_the_result_encoder_does_not_forge_a_score():
+    result = evaluate(candidate("thread_patches_json_encoder"), stages=["quick"])
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "JSONEncoder.encode" in result.reason
+
+
+# --- outputs that lie -------------------------------------------------------------------------
+
+def test_a_list_whose_eq_always_agrees_is_not_sorted():
+    result = evaluate(candidate("lying_eq_list"), stages=["quick"])
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "not the sorted input" in result.reason
+
+
+def test_an_action_pretending_to_be_an_int_is_invalid():
+    result = evaluate(candidate("spot_lying_action"), spot_single(), stages=["quick"])
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "NONE (0), SPOT (1) or ON_DEMAND (2)" in result.reason
