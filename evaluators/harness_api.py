@@ -21,7 +21,7 @@ from evaluators.plain import plain_array, plain_float, plain_int, plain_list
 from evaluators.source_check import check_source
 
 __all__ = ["CandidateLoadError", "call_timed", "clock", "configure_source_check", "cpu_clock",
-           "get_function", "load_candidate", "plain_array", "plain_float", "plain_int",
+           "check_tampering", "get_function", "load_candidate", "plain_array", "plain_float", "plain_int",
            "plain_list", "refusals"]
 
 # Captured at import, before any candidate code runs.
@@ -106,6 +106,14 @@ def get_function(module: ModuleType, name: str) -> Callable[..., Any]:
     if not callable(fn):
         raise CandidateLoadError("import", f"the program defines no function '{name}'")
     return fn
+
+
+def check_tampering() -> list[str]:
+    """Undo (and record, so the harness rejects the result) anything candidate code changed in
+    the evaluator's modules, builtins or clocks. Call it after the candidate's code ran and
+    before validating its output: a patch that undoes itself once used is caught here, not at
+    the end. `call_timed` and `load_candidate` already do this."""
+    return guard.check_active()
 
 
 def call_timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluators.harness_api import clock, get_function, load_candidate
+from evaluators.harness_api import check_tampering, clock, get_function, load_candidate
 from problems._spot_sim.file_guard import guarding
 from problems._spot_sim.simulate import ActionError, RunResult
 
@@ -62,7 +62,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
                     optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
                     _get=get_function, _stats=weighted_mean_std,
                     _action_error=ActionError, _guarding=guarding, _run=_run_candidate,
-                    _fail_result=_fail) -> dict[str, Any]:
+                    _fail_result=_fail, _check=check_tampering) -> dict[str, Any]:
     """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
 
     Every helper is a default argument, bound when this module was imported (before any
@@ -71,6 +71,9 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
     started = _clock()
     with _guarding():
         outcome = _run(program_path, runs, run_one, _load, _get, _action_error, _fail_result)
+    # Before any statistic is computed: a patch the policy made (even one that would undo
+    # itself once used) is undone here, and the harness rejects the result.
+    _check()
     if isinstance(outcome, dict):
         return outcome
     results = outcome

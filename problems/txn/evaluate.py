@@ -10,7 +10,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from evaluators.harness_api import clock, get_function, load_candidate
+from evaluators.harness_api import check_tampering, clock, get_function, load_candidate
 from problems.txn.model import Workload, check_order, load_workloads, lower_bound, makespan
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +28,7 @@ def _fail(message: str, metrics: dict | None = None) -> dict:
 
 
 def evaluate(program_path: str, stage: str, *, _check=check_order, _makespan=makespan,
-             _clock=clock) -> dict:
+             _clock=clock, _check_tampering=check_tampering) -> dict:
     # The references above are bound when this module is imported, before any candidate runs,
     # so a candidate that rebinds names in problems.txn.model changes nothing here.
     if stage not in STAGES:
@@ -51,6 +51,7 @@ def evaluate(program_path: str, stage: str, *, _check=check_order, _makespan=mak
             tail = traceback.format_exc(limit=-3)
             return _fail(f"schedule() raised on {name}:\n{tail}", metrics)
         candidate_s += _clock() - start
+        _check_tampering()  # undo (and report) any patch before the order is validated
         try:
             order = _check(order, len(txns))
         except ValueError as exc:

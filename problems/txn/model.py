@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import index as as_index
 from pathlib import Path
+
+from evaluators.harness_api import plain_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ def check_order(order: object, n: int) -> list[int]:
         if isinstance(item, bool):
             raise ValueError("the schedule holds a bool; it must hold transaction indices (ints)")
         try:
-            out.append(as_index(item))
+            out.append(plain_int(item))  # genuine values: int subclasses cannot lie
         except TypeError:
             raise ValueError(f"the schedule holds {item!r}; it must hold transaction indices (ints)") from None
     if len(out) != n:
