@@ -15,7 +15,9 @@ from pathlib import Path
 FORBIDDEN_MODULES = ("problems", "evaluators", "evolve", "inspect", "gc", "ctypes")
 FORBIDDEN_NAMES = {"_getframe", "f_back", "f_locals", "f_globals", "gi_frame", "tb_frame",
                    "currentframe", "get_objects", "get_referrers", "__import__", "import_module",
-                   "settrace", "setprofile", "modules"}
+                   "settrace", "setprofile"}
+# Only as an attribute (sys.modules): a local variable may well be called `modules`.
+FORBIDDEN_ATTRIBUTES = FORBIDDEN_NAMES | {"modules"}
 
 
 def reach_violation(source: str) -> str | None:
@@ -35,9 +37,13 @@ def reach_violation(source: str) -> str | None:
                 return (f"line {node.lineno}: imports '{module}'; a balancer may use torch, numpy "
                         f"and the standard library, but not the evaluator or introspection "
                         f"modules ({', '.join(FORBIDDEN_MODULES)})")
-        name = (node.attr if isinstance(node, ast.Attribute)
-                else node.id if isinstance(node, ast.Name) else None)
-        if name in FORBIDDEN_NAMES:
+        if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+            name: str | None = node.attr
+        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
+            name = node.id
+        else:
+            name = None
+        if name:
             return (f"line {node.lineno}: uses '{name}', which reaches the evaluator's data; "
                     f"compute the placement from the arguments alone")
     return None

@@ -39,7 +39,7 @@ class KernelDims:
 
 # CPU: small enough that the whole stage stays well under 30 s on one thread.
 CPU_DIMS = KernelDims(hidden=256, intermediate=128, tokens=4096, top_k=8, dtype=torch.float32,
-                      device="cpu", weight_pool=16, repeats=5, layers=4)
+                      device="cpu", weight_pool=16, repeats=3, layers=4)
 # GPU: DeepSeek-V3 expert dimensions (hidden 7168, expert intermediate 2048, top-8) in bf16.
 GPU_DIMS = KernelDims(hidden=7168, intermediate=2048, tokens=8192, top_k=8, dtype=torch.bfloat16,
                       device="cuda", weight_pool=32, repeats=5, layers=8)
