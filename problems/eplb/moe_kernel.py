@@ -116,11 +116,13 @@ class MoELayer:
 
     def __init__(self, dims: KernelDims, seed: int = 0):
         self.dims = dims
-        gen = torch.Generator().manual_seed(seed)
+        # Drawn on the device itself: at DeepSeek-V3 sizes a host copy would need gigabytes.
+        gen = torch.Generator(device=dims.device).manual_seed(seed)
         h, i, p = dims.hidden, dims.intermediate, dims.weight_pool
-        self.w_gate_up = (torch.randn(p, h, 2 * i, generator=gen) / h ** 0.5).to(
-            dims.device, dims.dtype)
-        self.w_down = (torch.randn(p, i, h, generator=gen) / i ** 0.5).to(dims.device, dims.dtype)
+        self.w_gate_up = (torch.randn(p, h, 2 * i, generator=gen, device=dims.device)
+                          / h ** 0.5).to(dims.dtype)
+        self.w_down = (torch.randn(p, i, h, generator=gen, device=dims.device)
+                       / i ** 0.5).to(dims.dtype)
         self.grouped = _grouped_mm_works(dims)
 
     @property
@@ -132,11 +134,13 @@ class MoELayer:
         return self.w_gate_up[index].contiguous(), self.w_down[index].contiguous()
 
     def expert_compute(self, x: torch.Tensor, slot_rows: list[int], w_gate_up: torch.Tensor,
-                       w_down: torch.Tensor) -> torch.Tensor:
-        """The rank's expert work: grouped GEMM up, SwiGLU, grouped GEMM down."""
+                       w_down: torch.Tensor, offs: torch.Tensor | None = None) -> torch.Tensor:
+        """The rank's expert work: grouped GEMM up, SwiGLU, grouped GEMM down. `offs` (the
+        end row of each slot, int32 on the device) may be prepared outside the timed region."""
         inter = self.dims.intermediate
         if self.grouped:
-            offs = torch.tensor(np.cumsum(slot_rows), dtype=torch.int32, device=x.device)
+            if offs is None:
+                offs = group_offsets(slot_rows, x.device)
             h = torch._grouped_mm(x, w_gate_up, offs=offs)
             return torch._grouped_mm(F.silu(h[:, :inter]) * h[:, inter:], w_down, offs=offs)
         outputs, start = [], 0
@@ -145,6 +149,10 @@ class MoELayer:
             outputs.append((F.silu(h[:, :inter]) * h[:, inter:]) @ w_down[slot])
             start += rows
         return torch.cat(outputs) if outputs else x.new_zeros(0, x.shape[1])
+
+
+def group_offsets(slot_rows: list[int], device: torch.device | str) -> torch.Tensor:
+    return torch.tensor(np.cumsum(slot_rows), dtype=torch.int32, device=device)
 
 
 def _grouped_mm_works(dims: KernelDims) -> bool:
@@ -231,12 +239,22 @@ def time_ranks(layer: MoELayer, x: torch.Tensor, *plans: list[RankBatch]) -> lis
                 continue
             xr = x[batch.token_index.to(x.device)].contiguous()
             w1, w2 = layer.rank_weights(batch)
-            work.append(lambda xr=xr, w1=w1, w2=w2, rows=batch.slot_rows:
-                        layer.expert_compute(xr, rows, w1, w2))
+            offs = group_offsets(batch.slot_rows, x.device)
+            work.append(lambda xr=xr, w1=w1, w2=w2, rows=batch.slot_rows, offs=offs:
+                        layer.expert_compute(xr, rows, w1, w2, offs))
         samples: list[list[float]] = [[] for _ in plans]
         for item in work:
-            if item is not None:
+            if item is None:
+                continue
+            try:
                 item()                                   # warm-up
+            except RuntimeError:
+                # The grouped GEMM passed its probe but refuses these shapes (its constraints
+                # differ between torch builds and devices): fall back to one matmul per expert.
+                if not layer.grouped:
+                    raise
+                layer.grouped = False
+                item()
         for _ in range(layer.dims.repeats):
             for i, item in enumerate(work):
                 samples[i].append(timer(item) if item is not None else 0.0)
@@ -267,8 +285,8 @@ def kernel_step(layer: MoELayer, load: np.ndarray, phy2log_row: torch.Tensor, sl
     dims = layer.dims
     topk = route_tokens(load, dims.tokens, dims.top_k, seed)
     slot_of = slots_for_choices(topk, phy2log_row)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(dims.tokens, dims.hidden, generator=gen).to(dims.device, dims.dtype)
+    gen = torch.Generator(device=dims.device).manual_seed(seed)
+    x = torch.randn(dims.tokens, dims.hidden, generator=gen, device=dims.device).to(dims.dtype)
     placed = group_by_rank(slot_of, phy2log_row, slots_per_gpu, num_gpus, dims.weight_pool)
     even = even_batches(topk.numel(), dims.tokens, phy2log_row, slots_per_gpu, num_gpus,
                         dims.weight_pool)
