@@ -185,6 +185,7 @@ def _kernel(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
     metrics = {
         "kernel_step_ms": step_s * 1e3 / len(steps),
         "kernel_even_ms": even_s * 1e3 / len(steps),
+        "kernel_step_uncalibrated_ms": sum(s["step_raw_s"] for s in steps) * 1e3 / len(steps),
         "kernel_step_ratio": ratio,
         "kernel_max_rank_rows": max(s["max_rank_rows"] for s in steps),
         "kernel_mean_rank_rows": float(np.mean([s["mean_rank_rows"] for s in steps])),

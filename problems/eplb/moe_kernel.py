@@ -293,6 +293,10 @@ def kernel_step(layer: MoELayer, load: np.ndarray, phy2log_row: torch.Tensor, sl
     placed_s, even_s = time_ranks(layer, x, placed, even)
     rows = [int(b.token_index.numel()) for b in placed]
     # Every rank of the even split does the same work, so its step time is best estimated by the
-    # median rank; the placement's step time is its slowest rank.
-    return {"step_s": max(placed_s), "even_s": float(np.median(even_s)),
+    # median rank. The placement's step time is its slowest rank, each rank's time calibrated
+    # by the even-split run measured alongside it: on a shared machine the speed of the device
+    # drifts by tens of percent over a second, and the pair sees the same drift.
+    reference = float(np.median(even_s))
+    calibrated = [p * reference / e if e > 0 else p for p, e in zip(placed_s, even_s, strict=True)]
+    return {"step_s": max(calibrated), "even_s": reference, "step_raw_s": max(placed_s),
             "max_rank_rows": max(rows), "mean_rank_rows": float(np.mean(rows))}
