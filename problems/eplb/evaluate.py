@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluators.harness_api import clock, cpu_clock, get_function, load_candidate
+from evaluators.harness_api import clock, get_function, load_candidate
 from problems.eplb import moe_kernel
 from problems.eplb.guard import check_file
+from problems.eplb.moe_kernel import thread_cpu_clock
 from problems.eplb.placement import (
     EplbConfig,
     InvalidPlacement,
@@ -96,13 +97,13 @@ def _call(fn: Callable[..., Any], fit: np.ndarray, cfg: EplbConfig
           ) -> tuple[torch.Tensor, float, float]:
     """One timed call of the candidate, validated; returns (phy2log, wall s, CPU s)."""
     weight = _as_input(fit)
-    start, cpu_start = clock(), cpu_clock()
+    start, cpu_start = clock(), thread_cpu_clock()
     try:
         result = fn(weight, cfg.num_replicas, cfg.num_groups, cfg.num_nodes, cfg.num_gpus)
     except Exception as exc:  # the candidate's own failure becomes the recorded reason
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
         raise CandidateFailed(f"{FUNCTION} raised {type(exc).__name__}: {exc}\n{tail}") from exc
-    seconds, cpu_seconds = clock() - start, cpu_clock() - cpu_start
+    seconds, cpu_seconds = clock() - start, thread_cpu_clock() - cpu_start
     try:
         phy2log = validate_placement(result, fit.shape[0], fit.shape[1], cfg, fit)
     except InvalidPlacement as exc:

@@ -5,7 +5,7 @@ says it gets; each (token, expert) choice goes to one of the expert's replicas (
 so tokens split evenly over replicas, as vLLM does); the choices are grouped by the GPU rank that
 holds the slot; each rank then runs its experts' GEMMs as one grouped GEMM (`torch._grouped_mm`
 where the installed torch has it, else one matmul per expert) and is timed on its own: CUDA
-events on a GPU, the process's CPU time on the CPU (captured before any candidate import). The step time of an expert-parallel layer
+events on a GPU, the calling thread's CPU time on the CPU (torch runs on one thread there). The step time of an expert-parallel layer
 is that of its slowest rank; the reference is the same tokens split evenly over the ranks.
 
 All ranks run one after another on the one device here, each with the whole device: the timing
@@ -14,6 +14,7 @@ measures each rank's own work, which is what decides the slowest rank in a real 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.harness_api import cpu_clock
+# The calling thread's CPU time, bound when the evaluator imports this module (before any
+# candidate). Not the process's: inside the sandbox RLIMIT_CPU arms a process-wide CPU timer, and
+# the kernel then reports process CPU time in scheduler ticks (4 ms), longer than a rank's work.
+thread_cpu_clock = time.thread_time
 
 
 @dataclass(frozen=True)
@@ -214,13 +218,13 @@ def _timer(device: str) -> Callable[[Callable[[], object]], float]:
             return start.elapsed_time(end) / 1e3
         return cuda_time
 
-    # CPU seconds of this process, not wall time: with torch on one thread the kernels run in
+    # CPU seconds of this thread, not wall time: with torch on one thread the kernels run in
     # this thread, and on a shared machine a preempted rank's wall time would measure the
     # neighbours rather than its own work.
     def cpu_time(work: Callable[[], object]) -> float:
-        begin = cpu_clock()
+        begin = thread_cpu_clock()
         work()
-        return cpu_clock() - begin
+        return thread_cpu_clock() - begin
     return cpu_time
 
 
