@@ -100,6 +100,8 @@ def _call(fn: Callable[..., Any], fit: np.ndarray, cfg: EplbConfig
     start, cpu_start = clock(), thread_cpu_clock()
     try:
         result = fn(weight, cfg.num_replicas, cfg.num_groups, cfg.num_nodes, cfg.num_gpus)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()    # work the candidate queued on a GPU counts as its time
     except Exception as exc:  # the candidate's own failure becomes the recorded reason
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
         raise CandidateFailed(f"{FUNCTION} raised {type(exc).__name__}: {exc}\n{tail}") from exc

@@ -67,7 +67,8 @@ _INT_DTYPES = (torch.int64, torch.int32, torch.int16)
 
 
 def _as_index_tensor(name: str, value: object, shape: tuple[int, ...] | None) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
+    # Exactly torch.Tensor: a subclass could defer its work into validation, outside the timing.
+    if type(value) is not torch.Tensor:
         raise InvalidPlacement(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.is_floating_point() or value.is_complex():
         if torch.isnan(value).any():

@@ -59,6 +59,8 @@ def broken_cases(good):
     return {
         "not a tuple": ([phy2log, log2phy, logcnt, None], "must return a tuple"),
         "not tensors": ((phy2log.tolist(), log2phy, logcnt), "must be a torch.Tensor"),
+        "tensor subclass": ((phy2log.as_subclass(torch.nn.Parameter), log2phy, logcnt),
+                            "must be a torch.Tensor, got Parameter"),
         "float dtype": ((phy2log.float(), log2phy, logcnt), "dtype torch.float32"),
         "NaN": ((phy2log.double().index_fill(1, torch.tensor([0]), float("nan")), log2phy, logcnt),
                 "contains NaN"),
@@ -80,7 +82,7 @@ def broken_cases(good):
     }
 
 
-CASES = ["not a tuple", "not tensors", "float dtype", "NaN", "bool dtype", "slots per GPU",
+CASES = ["not a tuple", "not tensors", "tensor subclass", "float dtype", "NaN", "bool dtype", "slots per GPU",
          "logcnt shape", "log2phy shape", "unknown expert", "negative expert", "counts disagree",
          "no replica", "log2phy too narrow", "padding", "slot out of range", "wrong slot",
          "missing log2phy entry"]
