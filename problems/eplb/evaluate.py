@@ -7,6 +7,7 @@ with the perf counter captured before the candidate was imported.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -22,6 +23,7 @@ from problems.eplb import moe_kernel
 from problems.eplb.guard import check_file
 from problems.eplb.moe_kernel import thread_cpu_clock
 from problems.eplb.placement import (
+    STANDARD,
     EplbConfig,
     InvalidPlacement,
     balancedness,
@@ -167,6 +169,11 @@ def _kernel(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
     cfg = config_for(windows.shape[2])
     cfg.check(windows.shape[2])
     dims = moe_kernel.default_dims()
+    if cfg.num_gpus < STANDARD.num_gpus:
+        # A smaller configuration (a recorded trace with fewer experts) keeps the rows per rank
+        # of the standard one rather than piling the standard token count on fewer ranks.
+        tokens = max(dims.top_k, dims.tokens * cfg.num_gpus // STANDARD.num_gpus)
+        dims = dataclasses.replace(dims, tokens=tokens)
     fit, score = window_pairs(windows)[0]
     try:
         phy2log, took, _ = _call(fn, fit, cfg)

@@ -79,3 +79,19 @@ def test_evaluate_rejects_a_candidate_that_imports_the_workload(problem_dir, tmp
                     + (problem_dir / "initial.py").read_text())
     result = evaluate(str(path), "quick")
     assert result["valid"] is False and "imports 'problems.eplb.workloads'" in result["feedback"]
+
+
+def test_a_small_trace_like_moe_lbl_records_gets_a_scaled_configuration(problem_dir, tmp_path,
+                                                                         monkeypatch):
+    from problems.eplb.workloads import GeneratorConfig, generate_history
+    history = generate_history(GeneratorConfig(num_layers=4, num_experts=16, num_groups=8,
+                                               num_windows=3, steps_per_window=3,
+                                               tokens_per_step=512, top_k=2, seed=5))
+    path = tmp_path / "moe_lbl_trace.json"
+    path.write_text(json.dumps({"load_history": history["load_history"]}))
+    monkeypatch.setenv("EVOLVE_EPLB_TRACE", str(path))
+    monkeypatch.setenv("EVOLVE_EPLB_STEPS_PER_WINDOW", "3")
+    for stage in ("balance", "kernel"):
+        result = evaluate(str(problem_dir / "initial.py"), stage)
+        assert result["valid"] is True, result["feedback"]
+    assert result["metrics"]["kernel_layers"] == [0, 1, 2, 3]
