@@ -3,10 +3,11 @@
 Tokens are routed top-k so that each expert receives the number of tokens the scoring window
 says it gets; each (token, expert) choice goes to one of the expert's replicas (taken in turn,
 so tokens split evenly over replicas, as vLLM does); the choices are grouped by the GPU rank that
-holds the slot; each rank then runs its experts' GEMMs as one grouped GEMM (`torch._grouped_mm`
-where the installed torch has it, else one matmul per expert) and is timed on its own: CUDA
-events on a GPU, the calling thread's CPU time on the CPU (torch runs on one thread there). The step time of an expert-parallel layer
-is that of its slowest rank; the reference is the same tokens split evenly over the ranks.
+holds the slot; each rank then runs its experts' GEMMs as one grouped GEMM
+(`torch.nn.functional.grouped_mm`, or `torch._grouped_mm` in older torch; one matmul per expert
+where neither runs) and is timed on its own: CUDA events on a GPU, the calling thread's CPU time
+on the CPU (torch runs on one thread there). The step time of an expert-parallel layer is that of
+its slowest rank; the reference is the same tokens split evenly over the ranks.
 
 All ranks run one after another on the one device here, each with the whole device: the timing
 measures each rank's own work, which is what decides the slowest rank in a real deployment.
@@ -118,24 +119,47 @@ class RankBatch:
 class MoELayer:
     """SwiGLU experts: y = (silu(x W_gate) * (x W_up)) W_down, weights in a shared pool."""
 
-    def __init__(self, dims: KernelDims, seed: int = 0):
+    def __init__(self, dims: KernelDims, seed: int = 0, column_major: bool | None = None):
         self.dims = dims
+        # On CUDA the grouped GEMM's fast kernels want the right operand column-major, the layout
+        # MoE code gets from [experts, out, in] weights; on the CPU row-major runs faster.
+        self.column_major = (dims.device.startswith("cuda") if column_major is None
+                             else column_major)
         # Drawn on the device itself: at DeepSeek-V3 sizes a host copy would need gigabytes.
         gen = torch.Generator(device=dims.device).manual_seed(seed)
         h, i, p = dims.hidden, dims.intermediate, dims.weight_pool
-        self.w_gate_up = (torch.randn(p, h, 2 * i, generator=gen, device=dims.device)
-                          / h ** 0.5).to(dims.dtype)
-        self.w_down = (torch.randn(p, i, h, generator=gen, device=dims.device)
-                       / i ** 0.5).to(dims.dtype)
-        self.grouped = _grouped_mm_works(dims)
+        self._gate_up = self._draw(p, h, 2 * i, gen)
+        self._down = self._draw(p, i, h, gen)
+        self.grouped = _GROUPED_MM is not None and _grouped_mm_works(dims, self.column_major)
+
+    def _draw(self, groups: int, k: int, n: int, gen: torch.Generator) -> torch.Tensor:
+        shape = (groups, n, k) if self.column_major else (groups, k, n)
+        w = torch.randn(shape, generator=gen, device=self.dims.device) / k ** 0.5
+        return w.to(self.dims.dtype)
+
+    def _operand(self, stored: torch.Tensor) -> torch.Tensor:
+        """[groups, k, n] view of stored weights."""
+        return stored.transpose(-2, -1) if self.column_major else stored
+
+    @property
+    def w_gate_up(self) -> torch.Tensor:
+        return self._operand(self._gate_up)
+
+    @property
+    def w_down(self) -> torch.Tensor:
+        return self._operand(self._down)
 
     @property
     def backend(self) -> str:
-        return "torch._grouped_mm" if self.grouped else "one matmul per expert"
+        if not self.grouped:
+            return "one matmul per expert"
+        return f"{_GROUPED_MM_NAME}{' (column-major weights)' if self.column_major else ''}"
 
     def rank_weights(self, batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rank's own copy of its slots' weights, as resident on that GPU."""
         index = torch.tensor(batch.pool_index, device=self.dims.device)
-        return self.w_gate_up[index].contiguous(), self.w_down[index].contiguous()
+        return (self._operand(self._gate_up[index].contiguous()),
+                self._operand(self._down[index].contiguous()))
 
     def expert_compute(self, x: torch.Tensor, slot_rows: list[int], w_gate_up: torch.Tensor,
                        w_down: torch.Tensor, offs: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,10 +167,11 @@ class MoELayer:
         end row of each slot, int32 on the device) may be prepared outside the timed region."""
         inter = self.dims.intermediate
         if self.grouped:
+            assert _GROUPED_MM is not None
             if offs is None:
                 offs = group_offsets(slot_rows, x.device)
-            h = torch._grouped_mm(x, w_gate_up, offs=offs)
-            return torch._grouped_mm(F.silu(h[:, :inter]) * h[:, inter:], w_down, offs=offs)
+            h = _GROUPED_MM(x, w_gate_up, offs=offs)
+            return _GROUPED_MM(F.silu(h[:, :inter]) * h[:, inter:], w_down, offs=offs)
         outputs, start = [], 0
         for slot, rows in enumerate(slot_rows):
             h = x[start:start + rows] @ w_gate_up[slot]
@@ -159,17 +184,29 @@ def group_offsets(slot_rows: list[int], device: torch.device | str) -> torch.Ten
     return torch.tensor(np.cumsum(slot_rows), dtype=torch.int32, device=device)
 
 
-def _grouped_mm_works(dims: KernelDims) -> bool:
-    if not hasattr(torch, "_grouped_mm"):
+# The public grouped GEMM where this torch has it, else the private op it wraps.
+if hasattr(F, "grouped_mm"):
+    _GROUPED_MM, _GROUPED_MM_NAME = F.grouped_mm, "torch.nn.functional.grouped_mm"
+elif hasattr(torch, "_grouped_mm"):
+    _GROUPED_MM, _GROUPED_MM_NAME = torch._grouped_mm, "torch._grouped_mm"
+else:
+    _GROUPED_MM, _GROUPED_MM_NAME = None, ""
+
+
+def _grouped_mm_works(dims: KernelDims, column_major: bool) -> bool:
+    """Whether the grouped GEMM runs, and right, for this device, dtype and weight layout."""
+    if _GROUPED_MM is None:
         return False
     try:
         a = torch.randn(32, 64, device=dims.device).to(dims.dtype)
         b = torch.randn(2, 64, 32, device=dims.device).to(dims.dtype)
+        if column_major:
+            b = b.transpose(-2, -1).contiguous().transpose(-2, -1)
         offs = torch.tensor([16, 32], dtype=torch.int32, device=dims.device)
         expected = torch.cat([a[:16] @ b[0], a[16:] @ b[1]]).float()
-        got = torch._grouped_mm(a, b, offs=offs).float()
+        got = _GROUPED_MM(a, b, offs=offs).float()
         return bool(torch.allclose(got, expected, rtol=2e-2, atol=2e-1))
-    except (RuntimeError, NotImplementedError, TypeError):
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
         return False
 
 

@@ -51,8 +51,10 @@ def test_choices_go_to_replicas_of_their_expert_in_turn(phy2log):
         assert int(rows.max() - rows.min()) <= 1          # split evenly over replicas
 
 
-def test_placed_layer_computes_the_same_output_as_the_logical_experts(phy2log):
-    layer = moe_kernel.MoELayer(TINY, seed=3)
+@pytest.mark.parametrize("column_major", [False, True])   # True is the layout used on CUDA
+def test_placed_layer_computes_the_same_output_as_the_logical_experts(phy2log, column_major):
+    layer = moe_kernel.MoELayer(TINY, seed=3, column_major=column_major)
+    assert layer.grouped and "grouped_mm" in layer.backend
     topk = moe_kernel.route_tokens(LOAD, TINY.tokens, TINY.top_k, seed=2)
     gates = torch.softmax(torch.randn(TINY.tokens, TINY.top_k), dim=-1)
     x = torch.randn(TINY.tokens, TINY.hidden)
