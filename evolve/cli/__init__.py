@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "config_cmd",
     "evaluate",
     "check",
+    "models",
 ]
 
 for _name in COMMAND_MODULES:
