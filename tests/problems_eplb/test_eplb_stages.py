@@ -62,13 +62,20 @@ def test_a_recorded_trace_can_replace_the_synthetic_workload(problem_dir, monkey
     ("def f(frame):\n    return frame.f_back.f_locals", "uses 'f_locals'"),
     ("import sys\nm = sys.modules", "uses 'modules'"),
     ("x = __import__('gc')", "uses '__import__'"),
+    ("import torch.nn.functional as F\nF.silu = lambda x: x", "changes 'F.silu'"),
+    ("import torch\ntorch.Tensor.__matmul__ = None", "changes 'torch.Tensor.__matmul__'"),
+    ("from torch.nn import functional\nsetattr(functional, 'silu', abs)",
+     "calls setattr on 'functional'"),
+    ("import numpy as np\ndel np.linalg", "changes 'np.linalg'"),
 ])
 def test_guard_rejects_reaching_into_the_evaluator(source, needle):
     assert needle in (reach_violation(source) or "")
 
 
 def test_guard_allows_ordinary_balancers(problem_dir):
-    assert reach_violation("import torch, numpy as np, heapq, math\nmodules = 3\n") is None
+    assert reach_violation("import torch, numpy as np, heapq, math\nmodules = 3\n"
+                           "class P:\n    pass\np = P()\np.x = torch.zeros(3)\n"
+                           "w = torch.zeros(3)\nw[0] = 1\n") is None
     for path in [problem_dir / "initial.py", *(problem_dir / "baselines").glob("*.py")]:
         assert reach_violation(path.read_text()) is None
 
