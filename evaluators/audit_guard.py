@@ -36,6 +36,8 @@ _FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
 # (anything else, e.g. `sys._getframe` or `sys.modules`, would bypass the source check).
 _PICKLE_MODULES = ("numpy", "collections", "datetime", "decimal", "fractions", "array",
                    "_codecs", "copyreg", "_evolve_candidate_")
+_PICKLE_BUILTINS = {"set", "frozenset", "bytearray", "complex", "range", "slice", "list", "dict",
+                    "tuple", "int", "float", "str", "bytes", "bool", "object"}
 
 # Standard-library callers that take a frame only to read a module name or warning registry,
 # never handing it back: (file name relative to the stdlib, function names or None for any).
@@ -104,7 +106,8 @@ def install(program_path: str | Path) -> Callable[[], list[str]]:
         elif event.startswith("ctypes."):
             reason = f"{event} touches raw memory"
         elif event == "pickle.find_class" and len(args) > 1:
-            if str(args[0]).startswith(_PICKLE_MODULES):
+            if str(args[0]).startswith(_PICKLE_MODULES) or (
+                    args[0] == "builtins" and args[1] in _PICKLE_BUILTINS):
                 return
             reason = f"unpickling {args[0]}.{args[1]} reaches code or state beyond data"
         elif event == "marshal.loads":

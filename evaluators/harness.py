@@ -13,6 +13,7 @@ It runs inside the sandbox as two processes:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -52,6 +53,7 @@ def _quiesce() -> None:
     threads it left behind get no GIL turn (a huge switch interval; the checks and the
     serialisation do not block), and no signal handler of its own can fire."""
     sys.setswitchinterval(1e6)
+    gc.disable()  # no candidate __del__ or gc callback runs in the middle of our checks
     signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals) - {signal.SIGKILL,
                                                                     signal.SIGSTOP})
 

@@ -29,9 +29,28 @@ _PERF_COUNTER = time.perf_counter
 _PROCESS_TIME = time.process_time
 
 
-def clock() -> float:
-    """Monotonic high-resolution seconds (the genuine perf_counter)."""
-    return _PERF_COUNTER()
+def _make_clock() -> Callable[[], float]:
+    guard_seconds = 0.0  # in a closure: time spent in tamper checks, left out of readings
+
+    def clock() -> float:
+        """Monotonic high-resolution seconds from the genuine perf_counter.
+
+        Every reading first undoes (and records, so the harness rejects the result) any patch
+        candidate code made to the evaluator, builtins or clocks: evaluators read the clock
+        right after each candidate call, so a patch that would undo itself once the validator
+        used it is caught before validation. The time that check takes is left out of the
+        readings, so intervals measure only the evaluator's and the candidate's work.
+        """
+        nonlocal guard_seconds
+        start = _PERF_COUNTER()
+        guard.check_active()
+        guard_seconds += _PERF_COUNTER() - start
+        return _PERF_COUNTER() - guard_seconds
+
+    return clock
+
+
+clock = _make_clock()
 
 
 def cpu_clock() -> float:

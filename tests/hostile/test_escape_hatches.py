@@ -71,6 +71,12 @@ def test_patching_a_shared_helper_under_problems_is_rejected():
     assert "problems._spot_sim.evaluation.weighted_mean_std" in result.reason
 
 
+def test_a_patch_that_undoes_itself_is_caught_by_the_next_clock_reading():
+    result = evaluate(candidate("patch_shared_helper_self_restoring"), shared_helper_problem())
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "problems._spot_sim.evaluation.weighted_mean_std" in result.reason
+
+
 def test_a_builtin_patch_that_undoes_itself_is_caught_after_the_call():
     result = evaluate(candidate("patch_builtins_self_restoring"))
     assert_failed(result, FailureKind.INVALID_OUTPUT)
