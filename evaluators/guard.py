@@ -75,13 +75,35 @@ class Snapshot:
                     for attr, member in vars(value).items():
                         if isinstance(member, types.FunctionType):
                             self.functions[f"{label}.{attr}"] = (member, _function_state(member))
+        # Taken out of sys.modules while candidate code can run (see `hide`).
+        self.hidden = {name for name, mod in self.modules.items() if _is_own(mod)}
+        if "__main__" in self.modules:
+            self.hidden.add("__main__")
+        self.hiding = False
         self.tampered: list[str] = []
+
+    def hide(self) -> None:
+        """Take the evaluator's, the `problems` and the harness's modules out of `sys.modules`
+        while the candidate runs: code that reaches `sys.modules` by a route no check sees (a
+        format string, a dotted-name resolver) finds neither the evaluator's data nor the
+        guard. The evaluator keeps its own references; importing such a module by name gets a
+        fresh copy (the evaluator's files are protected where they hold hidden data)."""
+        self.hiding = True
+        for name in self.hidden:
+            sys.modules.pop(name, None)
+
+    def unhide(self) -> None:
+        self.hiding = False
+        for name in self.hidden:
+            sys.modules[name] = self.modules[name]
 
     def check_and_restore(self) -> list[str]:
         """Names that were changed since the snapshot (restored now); accumulates over calls."""
         found: list[str] = []
         for name, module in self.modules.items():
-            if sys.modules.get(name) is not module:
+            if self.hiding and name in self.hidden:
+                sys.modules.pop(name, None)  # a fresh copy imported meanwhile: hide it again
+            elif sys.modules.get(name) is not module:
                 found.append(f"sys.modules['{name}']")
                 sys.modules[name] = module
             current = vars(module)

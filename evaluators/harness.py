@@ -60,11 +60,12 @@ def _quiesce() -> None:
 
 def _install_introspection_guards(problem_dir: Path, program: Path) -> Any:
     """The source check and the audit hook, unless the problem allows introspection; returns
-    a function listing what was denied (source refusals and run-time denials)."""
+    a function listing what was denied (source refusals and run-time denials), or None when
+    the problem allows introspection (then the evaluator's modules stay in sys.modules too)."""
     from evaluators import audit_guard, guard
 
     if os.environ.pop("EVOLVE_ALLOW_INTROSPECTION", "") == "1":
-        return lambda: []
+        return None
     harness_api.configure_source_check(True, guard.problem_module_names(problem_dir))
     runtime_denials = audit_guard.install(program)
     return lambda: harness_api.refusals() + runtime_denials()
@@ -92,6 +93,9 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
     """Runs in the forked child; never returns."""
     from evaluators import guard
 
+    # The supervisor's SIGTERM handler is no business of the worker (and its globals would lead
+    # candidate code to the harness).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         try:
             limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
@@ -109,11 +113,16 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             guard.activate(snapshot)
             denials = _install_introspection_guards(problem_dir, program)
+            if denials is None:
+                denials = lambda: []  # noqa: E731 - nothing is denied
+            else:
+                snapshot.hide()
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
             except BaseException as exc:  # noqa: BLE001 - classified, reported
                 _quiesce()
+                snapshot.unhide()
                 snapshot.check_and_restore()
                 kind, reason = classify_exception(exc, program)
                 _send(channel, {"status": "raised", "kind": kind, "reason": reason,
@@ -121,6 +130,7 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                 os._exit(0)
             elapsed = harness_api.clock() - start
             _quiesce()
+            snapshot.unhide()
             snapshot.check_and_restore()
             try:
                 _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,

@@ -31,6 +31,13 @@ _FORBIDDEN_MODULES = {
     "evolve": "it is the framework running the evaluation",
     "problems": "it holds the evaluator's code and data",
     "tests": "it is not part of the problem",
+    # Standard-library modules that compile and run code given as a string, or resolve dotted
+    # names to objects (`pkgutil.resolve_name("sys:modules")`): they would run code this check
+    # never saw.
+    **{name: "it runs or resolves code given as a string, which the check cannot see"
+       for name in ("timeit", "code", "codeop", "doctest", "runpy", "pdb", "bdb", "profile",
+                    "cProfile", "trace", "pydoc", "pkgutil", "zipimport", "unittest",
+                    "pkg_resources", "site", "rlcompleter")},
 }
 
 _READS_STATE = "it reads the evaluator's state"
@@ -51,6 +58,8 @@ _FORBIDDEN_ATTRS = {
     "walk_stack": _READS_STATE, "walk_tb": _READS_STATE, "capture_locals": _READS_STATE,
     "__dict__": "it reaches module internals by computed name; use attribute access",
     "find_class": _PATCHES, "__loader__": _PATCHES, "__spec__": _PATCHES,
+    "ForwardRef": "it evaluates strings as code", "get_type_hints": "it evaluates strings as code",
+    "_eval_type": "it evaluates strings as code", "__annotations__": _PATCHES,
 }
 # `sys.<name>` only: these words are ordinary elsewhere (torch's `module.modules()`).
 _FORBIDDEN_SYS_ATTRS = {"modules": "it reaches the evaluator's modules",
@@ -91,6 +100,8 @@ class _Checker(ast.NodeVisitor):
         top = name.split(".")[0]
         if top in self.modules:
             self.refuse(node, f"import {name}", self.modules[top])
+        elif name.startswith("logging.config"):
+            self.refuse(node, f"import {name}", "it resolves dotted names and evaluates strings")
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -105,6 +116,8 @@ class _Checker(ast.NodeVisitor):
         module = node.module or ""
         self._module(node, module)
         for alias in node.names:
+            if module == "logging" and alias.name == "config":
+                self._module(node, "logging.config")
             if module == "sys" and alias.name in _FORBIDDEN_SYS_ATTRS:
                 self.refuse(node, f"sys.{alias.name}", _FORBIDDEN_SYS_ATTRS[alias.name])
             self._attr_name(node, alias.name, module)

@@ -107,3 +107,23 @@ def test_an_action_pretending_to_be_an_int_is_invalid():
     result = evaluate(candidate("spot_lying_action"), spot_single(), stages=["quick"])
     assert_failed(result, FailureKind.INVALID_OUTPUT)
     assert "NONE (0), SPOT (1) or ON_DEMAND (2)" in result.reason
+
+
+# --- the evaluator's modules are out of reach while the candidate runs ------------------------
+
+def test_string_exec_helpers_are_refused():
+    # timeit runs a statement assembled at run time: it would read sys.modules unseen.
+    result = evaluate(candidate("spot_timeit_reads_evaluator_module"), spot_single(),
+                      stages=["quick"])
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert "import timeit is not allowed" in result.reason
+
+
+def test_sys_modules_holds_no_evaluator_module_while_the_candidate_runs():
+    result = evaluate(candidate("spot_format_string_reads_modules"), spot_single(),
+                      stages=["quick"])
+    assert result.valid, (result.failure, result.reason)
+    stdout = result.stages[0].stdout
+    assert "reached" not in stdout
+    for name in ("evaluate", "__main__", "problems._spot_sim.file_guard", "evaluators.guard"):
+        assert f"hidden {name}" in stdout
