@@ -55,6 +55,20 @@ _INSTALLED = tuple(sorted({str(Path(p).resolve()) + os.sep for p in
                            (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}))
 
 
+_MEMORY_FILES = ("mem", "pagemap", "maps", "smaps", "syscall", "stack")
+
+
+def _is_process_memory(path: object) -> bool:
+    """/proc/<pid>/mem and friends: the candidate's own memory holds the evaluator's data."""
+    if not isinstance(path, str | bytes):
+        return False
+    text = os.fsdecode(path)
+    if "proc" not in text:
+        return False
+    parts = os.path.normpath(os.path.join(os.getcwd(), text)).split(os.sep)
+    return len(parts) >= 4 and parts[1] == "proc" and parts[-1] in _MEMORY_FILES
+
+
 def install(program_path: str | Path) -> Callable[[], list[str]]:
     """Install the hook for the candidate at `program_path`; returns `denials()`.
 
@@ -110,6 +124,8 @@ def install(program_path: str | Path) -> Callable[[], list[str]]:
                     args[0] == "builtins" and args[1] in _PICKLE_BUILTINS):
                 return
             reason = f"unpickling {args[0]}.{args[1]} reaches code or state beyond data"
+        elif event == "open" and args and _is_process_memory(args[0]):
+            reason = f"opening {os.fsdecode(args[0])} reads the evaluator's memory"
         elif event == "marshal.loads":
             reason = "marshal.loads builds code objects"
         else:

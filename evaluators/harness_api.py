@@ -92,7 +92,9 @@ def load_candidate(program_path: str | Path) -> ModuleType:
     path = Path(program_path)
     name = f"_evolve_candidate_{_counter}"
     try:
-        source = path.read_text()
+        # Decoded as the import will decode it (a `# coding: utf-7` line would otherwise
+        # show the check one program and run another).
+        source = importlib.util.decode_source(path.read_bytes())
         compile(source, str(path), "exec")
     except SyntaxError as exc:
         raise CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}") from exc

@@ -127,3 +127,15 @@ def test_sys_modules_holds_no_evaluator_module_while_the_candidate_runs():
     assert "reached" not in stdout
     for name in ("evaluate", "__main__", "problems._spot_sim.file_guard", "evaluators.guard"):
         assert f"hidden {name}" in stdout
+
+
+def test_a_coding_cookie_cannot_show_the_check_another_program():
+    result = evaluate(candidate("utf7_coding_hides_code"), spot_single(), stages=["quick"])
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert "import gc is not allowed" in result.reason
+
+
+def test_reading_the_process_memory_is_denied():
+    result = evaluate(candidate("spot_reads_own_memory"), spot_single(), stages=["quick"])
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert "/proc/self/maps" in result.reason
