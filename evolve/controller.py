@@ -1,0 +1,652 @@
+"""The evolution loop: an asyncio controller, the single writer of the archive.
+
+Pipeline per proposal `seq`: plan (sampler + bandit, synchronous, from the RNG seeded by
+(run seed, seq)) -> operator (at most N at once) -> ordered novelty gate -> sandbox evaluation
+(at most M at once) -> commit to the archive at once -> ingest into sampler/bandit/scratchpad in
+sequence order.
+
+Determinism. A proposal's choices depend only on (seed, seq) and on the programs ingested before
+it was planned; ingestion is in sequence order and proposal `s` is planned exactly when programs
+`< s - W` have been ingested (W = N + M, the window). The novelty gate decides duplicates in
+sequence order too. So the same seed and the same operator replies (as a function of the prompt)
+give the same archive contents for any N and M; only ids, timestamps and latencies differ. The
+price is head-of-line blocking: a slow proposal holds back planning of those W after it.
+
+Resume. Nothing is needed beyond the archive: committed proposals are replayed through the same
+path (they complete instantly with their stored result), which rebuilds sampler, islands,
+bandit and novelty state exactly; proposals lost in a crash are planned again from the same
+state and key, and `Archive.add_program` refuses a key twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from evolve.config import EvolveConfig, to_toml
+from evolve.gate import OrderedGate
+from evolve.mutation import unified_diff
+from evolve.novelty import NoveltyFilter, Verdict, code_hash
+from evolve.prompting import ProgramView, PromptBuilder
+from evolve.proposal import Plan, ProposalOutcome, Proposer
+from evolve.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write, write_best
+from evolve.sampling import IslandSampler, Member
+from evolve.scratchpad import AttemptRow, Scratchpad
+from problems.spec import ProblemSpec
+
+INITIAL_KEY = "initial"
+
+
+def proposal_key(seed: int, seq: int) -> str:
+    return f"{seed}:{seq}"
+
+
+def seq_of(key: str | None) -> int | None:
+    if key is None or key == INITIAL_KEY or ":" not in key:
+        return None
+    return int(key.rsplit(":", 1)[1])
+
+
+@dataclass
+class Committed:
+    """A program as the controller remembers it (from this session or from the archive)."""
+
+    seq: int
+    program_id: int
+    island: int
+    code: str
+    status: str
+    score: float | None
+    valid: bool
+    generation: int
+    metrics: dict[str, Any]
+    feedback: str = ""
+    error_kind: str | None = None
+    error_text: str | None = None
+    operator: str | None = None
+    mutation: str | None = None
+    parent_seq: int | None = None
+    second_seq: int | None = None
+    cost_usd: float = 0.0
+    summary: str = ""
+    arm_label: str | None = None
+
+    @property
+    def evaluated(self) -> bool:
+        return self.status == "evaluated"
+
+
+class Controller:
+    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: Any, executor: Any,
+                 run_dir: Path, *, run_id: int, llm: Any | None, bandit: Any,
+                 arms: dict[str, Any], offline: dict[str, Any],
+                 on_progress: Callable[[ProgressSnapshot], None] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.config = config
+        self.problem = problem
+        self.archive = archive
+        self.executor = executor
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.llm = llm
+        self.bandit = bandit
+        self.arms = arms
+        self.on_progress = on_progress
+        self.log = log or (lambda _msg: None)
+        self.seed = config.seed
+        self.window = config.concurrency.proposals + self._eval_slots()
+        self.prompts = PromptBuilder(problem, config.prompts, config.mutation.max_code_chars)
+        self.proposer = Proposer(self.prompts, config.mutation, llm, offline,
+                                 {m.name: m.max_tokens for m in config.operators.models})
+        self.sampler = IslandSampler(config.sampling, config.islands, problem.config.metrics.features)
+        self.novelty = NoveltyFilter(config.novelty, judge=self._judge if (
+            llm is not None and config.novelty.judge_model) else None,
+            embedder=_embedder(config))
+        self.scratchpad = Scratchpad(config.scratchpad)
+        self.committed: dict[int, Committed] = {}       # by seq (initial = -1)
+        self.by_id: dict[int, Committed] = {}
+        self.initial: Committed | None = None
+        self.best: Committed | None = None
+        self.cost_usd = 0.0
+        self._llm_sem = asyncio.Semaphore(config.concurrency.proposals)
+        self._eval_sem = asyncio.Semaphore(self._eval_slots())
+        self._gate = OrderedGate(0)
+        self._finished: dict[int, Committed] = {}        # committed, waiting to be ingested
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stop_reason: str | None = None
+        self._stop_level = 0                            # 1 = finish in-flight, 2 = stop now
+        self._next_seq = 0
+        self._ingested = 0
+        self._proposing = 0
+        self._evaluating = 0
+        self._elapsed_before = 0.0
+        self._started = time.monotonic()
+        self._fatal: BaseException | None = None
+        self._migrations_stored: set[int] = set()
+
+    def _eval_slots(self) -> int:
+        import os
+
+        return self.config.concurrency.evaluations or os.cpu_count() or 1
+
+    # ================================================================ public
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """First call: finish in-flight work, then stop. Second call: stop at once."""
+        self._stop_level += 1
+        self._stop_reason = self._stop_reason or reason
+        if self._stop_level >= 2:
+            for task in self._tasks.values():
+                task.cancel()
+        self._wake.set()
+
+    @property
+    def elapsed_s(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._started
+
+    @property
+    def programs_done(self) -> int:
+        return sum(1 for seq in self.committed if seq >= 0)
+
+    async def start_new(self) -> None:
+        """A fresh run: store the initial program (evaluated) as proposal 'initial'."""
+        atomic_write(self.run_dir / CONFIG_NAME, to_toml(self.config))
+        self.archive.add_event(self.run_id, "start", f"run started on {self.problem.name}",
+                               {"seed": self.seed, "isolation": self.executor.isolation})
+        await self._ensure_initial()
+
+    async def start_resume(self) -> None:
+        """Rebuild everything from the archive; evaluate the initial program only if missing."""
+        programs = self.archive.programs(self.run_id)
+        id_to_seq: dict[int, int] = {}
+        for p in programs:
+            seq = -1 if p.proposal_key == INITIAL_KEY else seq_of(p.proposal_key)
+            if seq is not None:
+                id_to_seq[p.id] = seq
+        for p in programs:
+            seq = id_to_seq.get(p.id)
+            if seq is None:
+                continue
+            second = p.timings.get("second_parent_id") if p.timings else None
+            item = Committed(
+                seq=seq, program_id=p.id, island=p.island, code=p.code, status=p.status,
+                score=p.score, valid=p.valid, generation=p.generation, metrics=dict(p.metrics),
+                feedback=p.feedback, error_kind=p.error_kind, error_text=p.error_text,
+                operator=p.operator, mutation=p.mutation_kind,
+                parent_seq=id_to_seq.get(p.parent_id) if p.parent_id else None,
+                second_seq=id_to_seq.get(second) if second else None,
+                cost_usd=float(p.timings.get("cost_usd", 0.0)) if p.timings else 0.0,
+                summary=str(p.timings.get("summary", "")) if p.timings else "",
+                arm_label=p.timings.get("arm") if p.timings else None)
+            self.committed[seq] = item
+            self.by_id[p.id] = item
+        self._migrations_stored = {
+            int((e.data or {}).get("at_ingest", -1))
+            for e in self.archive.events(self.run_id, kind="migration")}
+        self.cost_usd = self.archive.cost_so_far(self.run_id)
+        self._elapsed_before = float(self.archive.get_state(self.run_id, "elapsed_s", 0.0))
+        self.archive.set_run_status(self.run_id, "running")
+        self.archive.add_event(self.run_id, "resume",
+                               f"resumed with {self.programs_done} programs committed",
+                               {"programs": self.programs_done, "cost_usd": self.cost_usd})
+        self.log(f"resuming run {self.run_id}: {self.programs_done} programs committed, "
+                 f"${self.cost_usd:.4f} spent")
+        await self._ensure_initial()
+
+    async def run(self) -> str:
+        """Run until a budget is reached or a stop is requested; returns the final status."""
+        self._started = time.monotonic()
+        self._publish("start")
+        deadline_task = asyncio.create_task(self._deadline()) \
+            if self.config.budget.max_minutes else None
+        status = "failed"
+        try:
+            await self._loop()
+            status = "interrupted" if self._stop_reason == "interrupted" else "completed"
+        finally:
+            if deadline_task:
+                deadline_task.cancel()
+            for task in self._tasks.values():
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._save_state()
+            reason = self._stop_reason or ("failed" if status == "failed" else "budget")
+            self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
+                                   {"reason": reason, "programs": self.programs_done})
+            self.archive.finish_run(self.run_id, status)
+            self._publish("stop", status=status)
+        if self._fatal is not None:
+            raise self._fatal
+        return status
+
+    # ================================================================ the loop
+    async def _loop(self) -> None:
+        max_programs = self.config.budget.max_programs
+        while True:
+            self._check_budgets()
+            if self._fatal is not None:
+                raise self._fatal
+            if self._stop_level == 0:
+                while ((max_programs is None or self._next_seq < max_programs)
+                       and self._next_seq < self._ingested + self.window):
+                    self._launch(self._next_seq)
+                    self._next_seq += 1
+            if not self._tasks and (self._stop_level > 0 or self._ingested >= self._next_seq):
+                break
+            self._wake.clear()
+            if self._ingest_ready():
+                await self._after_ingest()
+                continue
+            await self._wake.wait()
+
+    def _check_budgets(self) -> None:
+        budget = self.config.budget
+        if self._stop_level:
+            return
+        if budget.max_usd is not None and self.cost_usd >= budget.max_usd:
+            self._stop_reason = f"dollar budget ${budget.max_usd:g} reached"
+            self._stop_level = 1
+        elif budget.target_score is not None and self.best is not None and \
+                self.best.score is not None and self.best.score >= budget.target_score:
+            self.request_stop(f"target score {budget.target_score:g} reached")
+            self.request_stop(f"target score {budget.target_score:g} reached")
+        elif budget.max_programs is not None and self._ingested >= budget.max_programs:
+            self._stop_reason = f"program budget {budget.max_programs} reached"
+
+    async def _deadline(self) -> None:
+        minutes = self.config.budget.max_minutes or 0.0
+        await asyncio.sleep(max(0.0, minutes * 60 - self._elapsed_before))
+        self._stop_reason = f"time budget {minutes:g} min reached"
+        self._stop_level = 1
+        self.request_stop(self._stop_reason)  # level 2: in-flight work is cancelled
+
+    def _ingest_ready(self) -> bool:
+        return self._ingested in self._finished
+
+    async def _after_ingest(self) -> None:
+        while self._ingested in self._finished:
+            item = self._finished.pop(self._ingested)
+            await self._ingest(item)
+            self._ingested += 1
+
+    # ================================================================ planning
+    def _launch(self, seq: int) -> None:
+        plan = self._plan(seq)
+        if seq in self.committed:   # replay of a committed proposal: no operator, no sandbox
+            self._tasks[seq] = asyncio.create_task(self._replay(self.committed[seq]))
+        else:
+            self._tasks[seq] = asyncio.create_task(self._work(plan))
+        self._tasks[seq].add_done_callback(lambda _t, s=seq: self._task_done(s))
+
+    def _task_done(self, seq: int) -> None:
+        task = self._tasks.pop(seq, None)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            self._fatal = self._fatal or task.exception()
+        self._wake.set()
+
+    def _plan(self, seq: int) -> Plan:
+        rng = random.Random(f"{self.seed}:{seq}")
+        island = self.sampler.island_for(seq)
+        arm = self.bandit.select(rng)
+        self.bandit.on_submit(arm)
+        operator = str(arm.operator)
+        is_llm = operator not in self.proposer.offline
+        kind = str(arm.mutation)
+        parent: Member | None = None
+        if is_llm and self.config.mutation.repair_invalid_parents and \
+                rng.random() < self.config.mutation.repair_rate:
+            parent = self.sampler.select_repair_target(island, rng)
+            if parent is not None:
+                parent.repaired = True
+                kind = "repair"
+        if parent is None:
+            parent = self.sampler.select_parent(island, rng)
+            if not parent.valid and is_llm:
+                kind = "repair"
+        second = None
+        if kind == "crossover":
+            second = self.sampler.second_parent(island, parent, rng)
+            if second is None:
+                kind = "full"
+        inspirations = self.sampler.inspirations(island, parent, rng) if is_llm else []
+        temps = self.config.operators.models
+        temperature = None
+        for model in temps:
+            if model.name == operator:
+                temperature = rng.choice(model.temperatures)
+        return Plan(seq=seq, key=proposal_key(self.seed, seq), island=island, arm=arm, kind=kind,
+                    parent=parent, parent_view=self._view(parent, "parent"), rng=rng,
+                    second=second, second_view=self._view(second) if second else None,
+                    inspirations=inspirations,
+                    inspiration_views=[self._view(m) for m in inspirations],
+                    scratchpad=list(self.scratchpad.recommendations), temperature=temperature)
+
+    def _view(self, member: Member, role: str = "") -> ProgramView:
+        item = self.committed[member.seq]
+        stdout = stderr = ""
+        if role == "parent" and self.config.prompts.output_excerpt_chars:
+            evaluations = self.archive.evaluations(item.program_id)
+            if evaluations:
+                stdout, stderr = evaluations[-1].stdout, evaluations[-1].stderr
+        label = "initial program" if member.seq < 0 else f"program {member.seq}"
+        return self.prompts.view(item.code, score=item.score, valid=item.valid, label=label,
+                                 metrics=item.metrics, feedback=item.feedback,
+                                 error=item.error_text or "", stdout=stdout, stderr=stderr)
+
+    # ================================================================ one proposal
+    async def _replay(self, item: Committed) -> None:
+        await self._gate.wait(item.seq)
+        if item.evaluated:
+            self.novelty.remember(str(item.seq), item.code)
+        self._gate.release(item.seq)
+        self._finished[item.seq] = item
+
+    async def _work(self, plan: Plan) -> None:
+        started = time.perf_counter()
+        released = False
+        try:
+            self._proposing += 1
+            async with self._llm_sem:
+                outcome = await self.proposer.propose(plan)
+            self._proposing -= 1
+            call_ids = self._record_calls(outcome.calls, "mutation")
+            cost = _cost(outcome.calls)
+            await self._gate.wait(plan.seq)
+            verdict: Verdict | None = None
+            novelty_s = 0.0
+            if outcome.code is not None:
+                t0 = time.perf_counter()
+                hash_value = code_hash(outcome.code)
+                verdict, embedding = await self.novelty.check(outcome.code, hash_value)
+                call_ids += self._record_calls(verdict.calls, "novelty")
+                cost += _cost(verdict.calls)
+                if verdict.novel:
+                    self.novelty.remember(str(plan.seq), outcome.code, hash_value, embedding)
+                novelty_s = time.perf_counter() - t0
+            self._gate.release(plan.seq)
+            released = True
+            result = None
+            eval_s = 0.0
+            if outcome.code is not None and verdict is not None and verdict.novel:
+                self._evaluating += 1
+                try:
+                    async with self._eval_sem:
+                        t0 = time.perf_counter()
+                        result = await self.executor.evaluate(self.problem, outcome.code)
+                        eval_s = time.perf_counter() - t0
+                finally:
+                    self._evaluating -= 1
+            timings = {"propose_s": outcome.seconds, "novelty_s": novelty_s, "eval_s": eval_s,
+                       "total_s": time.perf_counter() - started, "attempts": outcome.attempts,
+                       "cost_usd": cost, "summary": _summary(outcome),
+                       "arm": str(getattr(plan.arm, "label", ""))}
+            if plan.second is not None:
+                timings["second_parent_id"] = plan.second.program_id
+            item = self._commit(plan, outcome, verdict, result, call_ids, timings)
+            item.cost_usd = cost
+            self._finished[plan.seq] = item
+        finally:
+            if not released:
+                self._gate.release(plan.seq)
+
+    def _record_calls(self, calls: list[Any], purpose: str) -> list[int]:
+        ids = []
+        for call in calls:
+            fields = call.archive_fields() if hasattr(call, "archive_fields") else dict(call)
+            fields.setdefault("purpose", purpose)
+            finish = getattr(call, "finish_reason", None)
+            ids.append(self.archive.record_llm_call(self.run_id, finish_reason=finish, **fields))
+            if fields.get("cost_usd") is not None:
+                self.cost_usd += float(fields["cost_usd"])
+        return ids
+
+    def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
+                result: Any, call_ids: list[int], timings: dict[str, Any]) -> Committed:
+        parent_item = self.committed[plan.parent.seq]
+        generation = 1 + max(plan.parent.generation,
+                             plan.second.generation if plan.second else 0)
+        fields: dict[str, Any] = {"code": outcome.code or "", "score": None, "valid": False,
+                                  "metrics": {}, "feedback": "", "stage_reached": None,
+                                  "evaluations": ()}
+        if outcome.code is None:
+            status, error_kind, error_text = "rejected", outcome.error_kind, outcome.error_text
+        elif verdict is not None and not verdict.novel:
+            status, error_kind, error_text = "duplicate", verdict.kind, verdict.reason
+        else:
+            status = "evaluated"
+            error_kind = str(result.failure.value) if result.failure else (
+                None if result.valid else "below-threshold")
+            error_text = None if result.valid else result.reason
+            fields.update(score=result.score, valid=result.valid, metrics=result.metrics,
+                          feedback=result.feedback, stage_reached=result.stage_reached,
+                          evaluations=result.stages)
+        diff = unified_diff(parent_item.code, outcome.code) if outcome.code else None
+        program_id = self.archive.add_program(
+            self.run_id, code_hash=code_hash(fields["code"]), parent_id=plan.parent.program_id,
+            inspiration_ids=[m.program_id for m in plan.inspirations], island=plan.island,
+            generation=generation, operator=plan.operator, mutation_kind=plan.kind,
+            status=status, error_kind=error_kind, error_text=error_text, timings=timings,
+            diff=diff, proposal_key=plan.key, llm_call_ids=call_ids, **fields)
+        item = Committed(
+            seq=plan.seq, program_id=program_id, island=plan.island, code=fields["code"],
+            status=status, score=fields["score"], valid=fields["valid"], generation=generation,
+            metrics=dict(fields["metrics"]), feedback=fields["feedback"], error_kind=error_kind,
+            error_text=error_text, operator=plan.operator, mutation=plan.kind,
+            parent_seq=plan.parent.seq, second_seq=plan.second.seq if plan.second else None,
+            summary=str(timings.get("summary", "")), arm_label=timings.get("arm"))
+        self.committed[plan.seq] = item
+        self.by_id[program_id] = item
+        self._maybe_best(item)
+        self._publish("program", last=item)
+        return item
+
+    async def _ensure_initial(self) -> None:
+        found = self.committed.get(-1)
+        if found is None:
+            code = self.problem.initial_code()
+            self.log(f"evaluating the initial program of {self.problem.name}")
+            result = await self.executor.evaluate(self.problem, code)
+            program_id = self.archive.add_program(
+                self.run_id, code=code, code_hash=code_hash(code), island=0, generation=0,
+                operator="initial", mutation_kind="initial", status="evaluated",
+                stage_reached=result.stage_reached, score=result.score, valid=result.valid,
+                metrics=result.metrics, feedback=result.feedback,
+                error_kind=str(result.failure.value) if result.failure else None,
+                error_text=None if result.valid else result.reason,
+                timings={"eval_s": result.wall_s}, proposal_key=INITIAL_KEY,
+                evaluations=result.stages)
+            found = Committed(seq=-1, program_id=program_id, island=0, code=code,
+                              status="evaluated", score=result.score, valid=result.valid,
+                              generation=0, metrics=result.metrics, feedback=result.feedback,
+                              error_text=None if result.valid else result.reason)
+            self.committed[-1] = found
+            self.by_id[program_id] = found
+            self.log(f"initial program: {_fmt_score(found.score)}"
+                     + ("" if found.valid else f" (invalid: {found.error_text})"))
+        self.initial = found
+        self.novelty.remember("-1", found.code)
+        self.sampler.add_initial(Member(seq=-1, program_id=found.program_id, island=0,
+                                        score=found.score, valid=found.valid, generation=0,
+                                        metrics=found.metrics))
+        for item in self.committed.values():
+            self._maybe_best(item, write=False)
+        if self.best is not None:
+            self._write_best(self.best)
+
+    # ================================================================ after a program
+    async def _ingest(self, item: Committed) -> None:
+        member = Member(seq=item.seq, program_id=item.program_id, island=item.island,
+                        score=item.score, valid=item.valid, generation=item.generation,
+                        metrics=item.metrics)
+        if not item.evaluated:
+            member.repaired = True  # nothing to repair: it was never run
+        extra = (item.second_seq,) if item.second_seq is not None else ()
+        for migration in self.sampler.add(member, item.parent_seq, extra):
+            self._migration_event(migration)
+        arm = self.arms.get(item.arm_label or "")
+        if arm is not None:
+            parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
+            self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd)
+        parent_score = self.committed[item.parent_seq].score \
+            if item.parent_seq is not None and item.parent_seq in self.committed else None
+        self.scratchpad.record(AttemptRow(
+            seq=item.seq, operator=item.operator or "", mutation=item.mutation or "",
+            valid=item.valid, score=item.score,
+            delta=(item.score - parent_score) if item.score is not None and parent_score is not None
+            else None, error=f"{item.error_kind}: {item.error_text}" if item.error_kind else "",
+            summary=item.summary))
+        if self.scratchpad.due(self._ingested + 1):
+            await self._refresh_scratchpad()
+        if (self._ingested + 1) % 10 == 0:
+            self._save_state()
+
+    def _reward(self, item: Committed, parent: Committed | None) -> float:
+        from evolve.bandit import reward
+
+        initial = self.initial.score if self.initial is not None else None
+        return reward(item.score if item.valid else None,
+                      parent.score if parent is not None and parent.valid else None, initial)
+
+    def _migration_event(self, migration: Any) -> None:
+        """Record a migration once: a replay re-derives migrations an earlier session stored."""
+        at = self.sampler.ingested
+        if at in self._migrations_stored:
+            return
+        data = asdict(migration) | {"at_ingest": at}
+        self.archive.add_event(self.run_id, "migration",
+                               f"program {migration.program_id} migrated from island "
+                               f"{migration.source} to {migration.target}", data)
+
+    async def _refresh_scratchpad(self) -> None:
+        version = self.scratchpad.version + 1
+        stored = self.archive.get_state(self.run_id, f"scratchpad/{version}")
+        calls: list[Any] = []
+        if stored is not None:  # replay: reuse what the earlier session produced
+            tips = list(stored)
+        elif self.llm is not None and (model := self._scratchpad_model()):
+            best = self.best.score if self.best else None
+            messages = self.prompts.scratchpad_messages(
+                self.scratchpad.prompt_rows(), self.scratchpad.recommendations, best,
+                self.config.scratchpad.max_recommendations)
+            reply = await self.llm.complete(model, messages)
+            calls = reply.calls
+            tips = self.scratchpad.parse(reply.text) if reply.ok else self.scratchpad.heuristic()
+        else:
+            tips = self.scratchpad.heuristic()
+        self.scratchpad.update(tips)
+        if stored is None:
+            self._record_calls(calls, "scratchpad")
+            self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
+            self.archive.set_state(self.run_id, "scratchpad", {"version": version, "tips": tips})
+            self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
+                                   f"{len(tips)} recommendations", {"tips": tips})
+
+    def _scratchpad_model(self) -> str | None:
+        if self.config.scratchpad.model:
+            return self.config.scratchpad.model
+        models = [str(a.operator) for a in self.arms.values()
+                  if str(a.operator) not in self.proposer.offline]
+        return models[0] if models else None
+
+    async def _judge(self, candidate: str, existing: str) -> tuple[bool, list[Any]]:
+        model = self.config.novelty.judge_model
+        assert model is not None and self.llm is not None
+        reply = await self.llm.complete(model, self.prompts.judge_messages(candidate, existing),
+                                        temperature=0.0)
+        first = reply.text.strip().split()[0].upper() if reply.ok and reply.text.strip() else ""
+        return first.startswith("NOVEL"), reply.calls
+
+    # ================================================================ bookkeeping
+    def _maybe_best(self, item: Committed, write: bool = True) -> None:
+        if not item.valid or item.score is None or not math.isfinite(item.score):
+            return
+        if self.best is not None and (item.score < self.best.score or  # type: ignore[operator]
+                                      (item.score == self.best.score and item.seq >= self.best.seq)):
+            return
+        self.best = item
+        if write:
+            self._write_best(item)
+            if item.seq >= 0:
+                self.archive.add_event(self.run_id, "best", f"new best {item.score:.6g} "
+                                       f"(program {item.program_id})",
+                                       {"program_id": item.program_id, "score": item.score})
+
+    def _write_best(self, item: Committed) -> None:
+        suffix = self.problem.initial_path.suffix
+        write_best(self.run_dir, suffix, item.code, {
+            "program_id": item.program_id, "proposal_key": INITIAL_KEY if item.seq < 0
+            else proposal_key(self.seed, item.seq), "score": item.score,
+            "metrics": item.metrics, "feedback": item.feedback, "island": item.island,
+            "generation": item.generation, "operator": item.operator,
+            "mutation": item.mutation, "run_id": self.run_id})
+
+    def _save_state(self) -> None:
+        self.archive.set_state(self.run_id, "elapsed_s", self.elapsed_s)
+        self.archive.set_state(self.run_id, "sampler", self.sampler.state_dict())
+        self.archive.set_state(self.run_id, "bandit", self.bandit.state_dict())
+        self.archive.set_state(self.run_id, "counts", {
+            "committed": self.programs_done, "ingested": self._ingested,
+            "next_seq": self._next_seq})
+
+    def _publish(self, event: str, *, last: Committed | None = None,
+                 status: str = "running") -> None:
+        if self.on_progress is None:
+            return
+        self.on_progress(ProgressSnapshot(
+            event=event, run_id=self.run_id, run_dir=str(self.run_dir), problem=self.problem.name,
+            programs_done=self.programs_done, programs_budget=self.config.budget.max_programs,
+            best_score=self.best.score if self.best else None,
+            best_program_id=self.best.program_id if self.best else None,
+            initial_score=self.initial.score if self.initial else None,
+            cost_usd=self.cost_usd, elapsed_s=self.elapsed_s, proposing=self._proposing,
+            evaluating=self._evaluating, islands=self.sampler.island_stats(),
+            last=None if last is None else {
+                "seq": last.seq, "program_id": last.program_id, "island": last.island,
+                "status": last.status, "score": last.score, "valid": last.valid,
+                "operator": last.operator, "mutation": last.mutation,
+                "error_kind": last.error_kind, "error_text": last.error_text},
+            status=status, stop_reason=self._stop_reason,
+            isolation=getattr(self.executor, "isolation", "")))
+
+
+def _cost(calls: list[Any]) -> float:
+    total = 0.0
+    for call in calls:
+        value = call.get("cost_usd") if isinstance(call, dict) else getattr(call, "cost_usd", None)
+        total += float(value or 0.0)
+    return total
+
+
+def _summary(outcome: ProposalOutcome) -> str:
+    """The model's first explanatory line (for the scratchpad), if any."""
+    for call in reversed(outcome.calls):
+        text = getattr(call, "response", None) or ""
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith(("```", "<<<<<<<", "=======", ">>>>>>>")):
+                return line[:200]
+    return ""
+
+
+def _fmt_score(score: float | None) -> str:
+    return "no score" if score is None else f"score {score:.6g}"
+
+
+def _embedder(config: EvolveConfig) -> Any:
+    model = config.novelty.embedding_model
+    if not model:
+        return None
+    from evolve.novelty import litellm_embedder
+
+    api_base = next((m.api_base for m in config.operators.models if m.name == model), None)
+    with contextlib.suppress(Exception):
+        return litellm_embedder(model, api_base)
+    return None
