@@ -22,6 +22,7 @@ app = typer.Typer(
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
 COMMAND_MODULES: list[str] = [
     "problems",
+    "run_cmd",
 ]
 
 for _name in COMMAND_MODULES:
