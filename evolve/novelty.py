@@ -2,21 +2,26 @@
 
 - Exact: the hash of the program with comments, blank lines and layout removed (Python tokens).
 - Near (local, no network): Jaccard similarity of token shingles of the editable region, with
-  identifiers renamed canonically (a renamed variable is not a new idea). Numbers are the most
-  common small *real* change (tuning a constant), so a candidate whose numeric literals differ
-  from the other program's is never called a near-duplicate.
+  the program's own identifiers replaced by one placeholder (a renamed variable is not a new
+  idea).
+  Only a candidate with the same numeric literals and the same bag of tokens (same operators,
+  same builtins and attributes, only reordered, renamed or reformatted) can be a near-duplicate:
+  on small programs a one-token real change (`<` to `<=`, `min` to `max`, a tuned constant)
+  also scores a high Jaccard similarity, and must not be thrown away.
 - Near (embeddings, optional): cosine similarity of litellm embeddings of the editable region.
 - A flagged near-duplicate can be confirmed or overruled by an LLM judge when one is configured.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import keyword
 import math
 import time
 import tokenize
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +29,7 @@ from typing import Any
 from evolve.config import NoveltyConfig
 from evolve.mutation import editable_line_ranges
 
+_BUILTINS = frozenset(dir(builtins))
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
          tokenize.ENCODING, tokenize.ENDMARKER}
 
@@ -64,10 +70,12 @@ def editable_text(code: str) -> str:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What near-duplicate detection compares: canonical shingles and the numeric literals."""
+    """What near-duplicate detection compares: canonical shingles, and the bucket (numeric
+    literals + bag of tokens) a near-duplicate must share."""
 
     shingles: frozenset[int]
     numbers: tuple[str, ...]
+    bag: int = 0
 
 
 def fingerprint(code: str, shingle_size: int) -> Fingerprint:
@@ -78,19 +86,23 @@ def fingerprint(code: str, shingle_size: int) -> Fingerprint:
     if toks is None:
         words = text.split()
     else:
-        names: dict[str, str] = {}
+        previous = ""
         for tok in toks:
             if tok.type in _SKIP:
                 continue
-            if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string):
-                words.append(names.setdefault(tok.string, f"v{len(names)}"))
+            own_name = (tok.type == tokenize.NAME and not keyword.iskeyword(tok.string)
+                        and tok.string not in _BUILTINS and previous != ".")
+            if own_name:  # one placeholder for all: renaming or reordering changes nothing
+                words.append("\x00")
             else:
                 if tok.type == tokenize.NUMBER:
                     numbers.append(tok.string)
                 words.append(tok.string)
+            previous = tok.string
     k = max(1, min(shingle_size, len(words)))
     shingles = frozenset(hash(tuple(words[i:i + k])) for i in range(len(words) - k + 1))
-    return Fingerprint(shingles, tuple(numbers))
+    bag = hash(tuple(sorted(Counter(words).items())))
+    return Fingerprint(shingles, tuple(sorted(numbers)), bag)
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
@@ -133,8 +145,8 @@ class NoveltyFilter:
         self.embedder = embedder
         self._by_hash: dict[str, str] = {}
         self._codes: dict[str, str] = {}
-        # Near-duplicates must share their numbers, so candidates are bucketed by them.
-        self._buckets: dict[tuple[str, ...], list[tuple[str, frozenset[int]]]] = {}
+        # Near-duplicates must share their numbers and bag of tokens: candidates are bucketed.
+        self._buckets: dict[tuple[tuple[str, ...], int], list[tuple[str, frozenset[int]]]] = {}
         self._embeddings: list[tuple[str, list[float]]] = []
 
     def __len__(self) -> int:
@@ -151,14 +163,14 @@ class NoveltyFilter:
         self._codes[key] = code
         if self.config.enabled:
             fp = fingerprint(code, self.config.shingle_size)
-            self._buckets.setdefault(fp.numbers, []).append((key, fp.shingles))
+            self._buckets.setdefault((fp.numbers, fp.bag), []).append((key, fp.shingles))
         if embedding is not None:
             self._embeddings.append((key, embedding))
 
     def _nearest_local(self, code: str) -> tuple[str | None, float]:
         fp = fingerprint(code, self.config.shingle_size)
         best_key, best = None, 0.0
-        for key, shingles in self._buckets.get(fp.numbers, ()):
+        for key, shingles in self._buckets.get((fp.numbers, fp.bag), ()):
             sim = jaccard(fp.shingles, shingles)
             if sim > best:
                 best_key, best = key, sim

@@ -40,7 +40,24 @@ async def test_renamed_variables_are_a_near_duplicate_but_a_tuned_constant_is_no
     tuned, _ = await novelty.check(BASE.replace("value > 3", "value > 4"))
     assert tuned.novel
     different, _ = await novelty.check(BASE.replace("total -= value", "total -= value * value"))
-    assert different.novel  # structurally different enough at k=5
+    assert different.novel
+    # One changed operator keeps a high Jaccard similarity but is a real change.
+    swapped, _ = await novelty.check(BASE.replace("value > 3", "value >= 3"))
+    assert swapped.novel
+    builtin, _ = await novelty.check(BASE.replace("return total + 10", "return max(total, 10)"))
+    assert builtin.novel
+
+
+async def test_reordered_functions_are_a_near_duplicate():
+    two = BASE.replace("# EVOLVE-BLOCK-END", "def other():\n    return 1\n# EVOLVE-BLOCK-END")
+    reordered = two.replace("# EVOLVE-BLOCK-START\n", "# EVOLVE-BLOCK-START\ndef other():\n"
+                                                     "    return 1\n\n").replace(
+        "def other():\n    return 1\n# EVOLVE-BLOCK-END", "# EVOLVE-BLOCK-END")
+    assert reordered != two
+    novelty = NoveltyFilter(NoveltyConfig(similarity_threshold=0.75))
+    novelty.remember("0", two)
+    verdict, _ = await novelty.check(reordered)
+    assert not verdict.novel and verdict.kind == "near-duplicate" and verdict.similarity < 1.0
 
 
 async def test_judge_can_overrule_a_near_duplicate_and_its_calls_are_returned():
