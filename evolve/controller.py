@@ -26,10 +26,17 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evolve.committed import (
+    INITIAL_KEY,
+    INITIAL_SEQ,
+    Committed,
+    committed_from_archive,
+    proposal_key,
+)
 from evolve.config import EvolveConfig, to_toml
 from evolve.gate import OrderedGate
 from evolve.mutation import unified_diff
@@ -40,47 +47,6 @@ from evolve.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write, write_
 from evolve.sampling import IslandSampler, Member
 from evolve.scratchpad import AttemptRow, Scratchpad
 from problems.spec import ProblemSpec
-
-INITIAL_KEY = "initial"
-
-
-def proposal_key(seed: int, seq: int) -> str:
-    return f"{seed}:{seq}"
-
-
-def seq_of(key: str | None) -> int | None:
-    if key is None or key == INITIAL_KEY or ":" not in key:
-        return None
-    return int(key.rsplit(":", 1)[1])
-
-
-@dataclass
-class Committed:
-    """A program as the controller remembers it (from this session or from the archive)."""
-
-    seq: int
-    program_id: int
-    island: int
-    code: str
-    status: str
-    score: float | None
-    valid: bool
-    generation: int
-    metrics: dict[str, Any]
-    feedback: str = ""
-    error_kind: str | None = None
-    error_text: str | None = None
-    operator: str | None = None
-    mutation: str | None = None
-    parent_seq: int | None = None
-    second_seq: int | None = None
-    cost_usd: float = 0.0
-    summary: str = ""
-    arm_label: str | None = None
-
-    @property
-    def evaluated(self) -> bool:
-        return self.status == "evaluated"
 
 
 class Controller:
@@ -131,6 +97,7 @@ class Controller:
         self._started = time.monotonic()
         self._fatal: BaseException | None = None
         self._migrations_stored: set[int] = set()
+        self._done = 0                                  # candidate programs committed
 
     def _eval_slots(self) -> int:
         import os
@@ -153,7 +120,7 @@ class Controller:
 
     @property
     def programs_done(self) -> int:
-        return sum(1 for seq in self.committed if seq >= 0)
+        return self._done
 
     async def start_new(self) -> None:
         """A fresh run: store the initial program (evaluated) as proposal 'initial'."""
@@ -164,29 +131,9 @@ class Controller:
 
     async def start_resume(self) -> None:
         """Rebuild everything from the archive; evaluate the initial program only if missing."""
-        programs = self.archive.programs(self.run_id)
-        id_to_seq: dict[int, int] = {}
-        for p in programs:
-            seq = -1 if p.proposal_key == INITIAL_KEY else seq_of(p.proposal_key)
-            if seq is not None:
-                id_to_seq[p.id] = seq
-        for p in programs:
-            seq = id_to_seq.get(p.id)
-            if seq is None:
-                continue
-            second = p.timings.get("second_parent_id") if p.timings else None
-            item = Committed(
-                seq=seq, program_id=p.id, island=p.island, code=p.code, status=p.status,
-                score=p.score, valid=p.valid, generation=p.generation, metrics=dict(p.metrics),
-                feedback=p.feedback, error_kind=p.error_kind, error_text=p.error_text,
-                operator=p.operator, mutation=p.mutation_kind,
-                parent_seq=id_to_seq.get(p.parent_id) if p.parent_id else None,
-                second_seq=id_to_seq.get(second) if second else None,
-                cost_usd=float(p.timings.get("cost_usd", 0.0)) if p.timings else 0.0,
-                summary=str(p.timings.get("summary", "")) if p.timings else "",
-                arm_label=p.timings.get("arm") if p.timings else None)
-            self.committed[seq] = item
-            self.by_id[p.id] = item
+        self.committed = committed_from_archive(self.archive.programs(self.run_id))
+        self.by_id = {item.program_id: item for item in self.committed.values()}
+        self._done = sum(1 for seq in self.committed if seq >= 0)
         self._migrations_stored = {
             int((e.data or {}).get("at_ingest", -1))
             for e in self.archive.events(self.run_id, kind="migration")}
@@ -322,8 +269,10 @@ class Controller:
         for model in temps:
             if model.name == operator:
                 temperature = rng.choice(model.temperatures)
+        parent_view = self._view(parent, "parent") if is_llm else \
+            ProgramView(code=self.committed[parent.seq].code)
         return Plan(seq=seq, key=proposal_key(self.seed, seq), island=island, arm=arm, kind=kind,
-                    parent=parent, parent_view=self._view(parent, "parent"), rng=rng,
+                    parent=parent, parent_view=parent_view, rng=rng,
                     second=second, second_view=self._view(second) if second else None,
                     inspirations=inspirations,
                     inspiration_views=[self._view(m) for m in inspirations],
@@ -333,9 +282,11 @@ class Controller:
         item = self.committed[member.seq]
         stdout = stderr = ""
         if role == "parent" and self.config.prompts.output_excerpt_chars:
-            evaluations = self.archive.evaluations(item.program_id)
-            if evaluations:
-                stdout, stderr = evaluations[-1].stdout, evaluations[-1].stderr
+            if item.stdout is None or item.stderr is None:  # resumed: load once from the archive
+                evaluations = self.archive.evaluations(item.program_id)
+                item.stdout = evaluations[-1].stdout if evaluations else ""
+                item.stderr = evaluations[-1].stderr if evaluations else ""
+            stdout, stderr = item.stdout, item.stderr
         label = "initial program" if member.seq < 0 else f"program {member.seq}"
         return self.prompts.view(item.code, score=item.score, valid=item.valid, label=label,
                                  metrics=item.metrics, feedback=item.feedback,
@@ -441,15 +392,18 @@ class Controller:
             metrics=dict(fields["metrics"]), feedback=fields["feedback"], error_kind=error_kind,
             error_text=error_text, operator=plan.operator, mutation=plan.kind,
             parent_seq=plan.parent.seq, second_seq=plan.second.seq if plan.second else None,
-            summary=str(timings.get("summary", "")), arm_label=timings.get("arm"))
+            summary=str(timings.get("summary", "")), arm_label=timings.get("arm"),
+            stdout=result.stages[-1].stdout if result is not None and result.stages else "",
+            stderr=result.stages[-1].stderr if result is not None and result.stages else "")
         self.committed[plan.seq] = item
+        self._done += 1
         self.by_id[program_id] = item
         self._maybe_best(item)
         self._publish("program", last=item)
         return item
 
     async def _ensure_initial(self) -> None:
-        found = self.committed.get(-1)
+        found = self.committed.get(INITIAL_SEQ)
         if found is None:
             code = self.problem.initial_code()
             self.log(f"evaluating the initial program of {self.problem.name}")
@@ -463,17 +417,17 @@ class Controller:
                 error_text=None if result.valid else result.reason,
                 timings={"eval_s": result.wall_s}, proposal_key=INITIAL_KEY,
                 evaluations=result.stages)
-            found = Committed(seq=-1, program_id=program_id, island=0, code=code,
+            found = Committed(seq=INITIAL_SEQ, program_id=program_id, island=0, code=code,
                               status="evaluated", score=result.score, valid=result.valid,
                               generation=0, metrics=result.metrics, feedback=result.feedback,
                               error_text=None if result.valid else result.reason)
-            self.committed[-1] = found
+            self.committed[INITIAL_SEQ] = found
             self.by_id[program_id] = found
             self.log(f"initial program: {_fmt_score(found.score)}"
                      + ("" if found.valid else f" (invalid: {found.error_text})"))
         self.initial = found
         self.novelty.remember("-1", found.code)
-        self.sampler.add_initial(Member(seq=-1, program_id=found.program_id, island=0,
+        self.sampler.add_initial(Member(seq=INITIAL_SEQ, program_id=found.program_id, island=0,
                                         score=found.score, valid=found.valid, generation=0,
                                         metrics=found.metrics))
         for item in self.committed.values():
@@ -582,8 +536,8 @@ class Controller:
     def _write_best(self, item: Committed) -> None:
         suffix = self.problem.initial_path.suffix
         write_best(self.run_dir, suffix, item.code, {
-            "program_id": item.program_id, "proposal_key": INITIAL_KEY if item.seq < 0
-            else proposal_key(self.seed, item.seq), "score": item.score,
+            "program_id": item.program_id, "proposal_key": proposal_key(self.seed, item.seq),
+            "score": item.score,
             "metrics": item.metrics, "feedback": item.feedback, "island": item.island,
             "generation": item.generation, "operator": item.operator,
             "mutation": item.mutation, "run_id": self.run_id})

@@ -68,6 +68,7 @@ class IslandSampler:
         self.migrations: list[Migration] = []
         self._elite: list[int] = []                        # seqs, best first
         self._grid: dict[tuple[int, ...], int] | None = None  # MAP-Elites cell -> seq
+        self._valid_cache: dict[int, list[Member]] = {}   # island -> valid members, best first
 
     # ------------------------------------------------------------ adding programs
     def add_initial(self, member: Member) -> None:
@@ -75,6 +76,7 @@ class IslandSampler:
         self.members[member.seq] = member
         for island in range(self.k):
             self.island_members[island].append(member.seq)
+        self._valid_cache.clear()
         self._update_elite(member)
 
     def island_for(self, seq: int) -> int:
@@ -86,6 +88,7 @@ class IslandSampler:
         """Ingest a committed program (in sequence order); returns migrations it triggered."""
         self.members[member.seq] = member
         self.island_members[member.island].append(member.seq)
+        self._valid_cache.pop(member.island, None)
         for seq in (parent_seq, *extra_parent_seqs):
             if seq is not None and seq in self.members:
                 self.members[seq].children += 1
@@ -118,16 +121,22 @@ class IslandSampler:
             for member in valid[:count]:
                 if member.seq not in present:
                     self.island_members[target].append(member.seq)
+                    self._valid_cache.pop(target, None)
                     moved.append(Migration(member.seq, member.program_id, source, target))
         self.migrations.extend(moved)
         return moved
 
     # ------------------------------------------------------------ views
     def valid_members(self, island: int) -> list[Member]:
-        """Valid members of an island, best first."""
-        pool = [self.members[s] for s in self.island_members[island]]
-        return sorted((m for m in pool if m.valid and m.score is not None),
-                      key=lambda m: m.sort_key)
+        """Valid members of an island, best first (cached until the island changes; callers
+        must not modify the list)."""
+        cached = self._valid_cache.get(island)
+        if cached is None:
+            pool = [self.members[s] for s in self.island_members[island]]
+            cached = sorted((m for m in pool if m.valid and m.score is not None),
+                            key=lambda m: m.sort_key)
+            self._valid_cache[island] = cached
+        return cached
 
     def best(self, island: int | None = None) -> Member | None:
         pool = self.valid_members(island) if island is not None else \

@@ -76,10 +76,9 @@ async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = Fal
                       log: Callable[[str], None] = print, handle_signals: bool = True,
                       executor: Any | None = None) -> RunOutcome:
     """Start (or resume) the run in `run_dir` and drive it to its end."""
-    from problems.discovery import find_problem
-
     from db import Archive
     from evolve.bandit import Bandit
+    from problems.discovery import find_problem
 
     problem = find_problem(config.problem)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.llm_server import Reply, ScriptedLLMServer, scripted_llm_server  # noqa: F401
 
 from db import Archive
 from evolve.config import EvolveConfig, load_config
 from evolve.session import RunOutcome, run_session
+from tests.support.llm_server import Reply, ScriptedLLMServer, scripted_llm_server  # noqa: F401
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "target"
 MODEL = "openai/scripted"

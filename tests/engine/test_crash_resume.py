@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.llm_server import Reply
-
 from tests.engine.conftest import FIXTURE, MODEL, parent_value, set_value_diff
+from tests.support.llm_server import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = 40

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-from tests.support.llm_server import HTTPError, Reply
-
 from tests.engine.conftest import (
     bump,
     engine_config,
@@ -15,6 +13,7 @@ from tests.engine.conftest import (
     run,
     set_value_diff,
 )
+from tests.support.llm_server import HTTPError, Reply
 
 
 def test_scripted_diffs_improve_and_the_best_program_lands_in_best(tmp_path, server_factory):
