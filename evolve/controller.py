@@ -21,12 +21,9 @@ state and key, and `Archive.add_program` refuses a key twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +35,19 @@ from evolve.committed import (
     proposal_key,
 )
 from evolve.config import EvolveConfig, to_toml
+from evolve.feedback import ENGINE_STATE, FeedbackMixin
 from evolve.gate import OrderedGate
 from evolve.mutation import unified_diff
-from evolve.novelty import NoveltyFilter, Verdict, code_hash
+from evolve.novelty import NoveltyFilter, Verdict, code_hash, embedder_for
 from evolve.prompting import ProgramView, PromptBuilder
-from evolve.proposal import Plan, ProposalOutcome, Proposer
-from evolve.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write, write_best
+from evolve.proposal import Plan, ProposalOutcome, Proposer, calls_cost
+from evolve.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
 from evolve.sampling import IslandSampler, Member
-from evolve.scratchpad import AttemptRow, Scratchpad
+from evolve.scratchpad import Scratchpad
 from problems.spec import ProblemSpec
 
 
-class Controller:
+class Controller(FeedbackMixin):
     def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: Any, executor: Any,
                  run_dir: Path, *, run_id: int, llm: Any | None, bandit: Any,
                  arms: dict[str, Any], offline: dict[str, Any],
@@ -74,7 +72,7 @@ class Controller:
         self.sampler = IslandSampler(config.sampling, config.islands, problem.config.metrics.features)
         self.novelty = NoveltyFilter(config.novelty, judge=self._judge if (
             llm is not None and config.novelty.judge_model) else None,
-            embedder=_embedder(config))
+            embedder=embedder_for(config.novelty.embedding_model, config.operators.models))
         self.scratchpad = Scratchpad(config.scratchpad)
         self.committed: dict[int, Committed] = {}       # by seq (initial = -1)
         self.by_id: dict[int, Committed] = {}
@@ -138,7 +136,8 @@ class Controller:
             int((e.data or {}).get("at_ingest", -1))
             for e in self.archive.events(self.run_id, kind="migration")}
         self.cost_usd = self.archive.cost_so_far(self.run_id)
-        self._elapsed_before = float(self.archive.get_state(self.run_id, "elapsed_s", 0.0))
+        saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
+        self._elapsed_before = float(saved.get("elapsed_s", 0.0))
         self.archive.set_run_status(self.run_id, "running")
         self.archive.add_event(self.run_id, "resume",
                                f"resumed with {self.programs_done} programs committed",
@@ -305,11 +304,13 @@ class Controller:
         released = False
         try:
             self._proposing += 1
-            async with self._llm_sem:
-                outcome = await self.proposer.propose(plan)
-            self._proposing -= 1
+            try:
+                async with self._llm_sem:
+                    outcome = await self.proposer.propose(plan)
+            finally:
+                self._proposing -= 1
             call_ids = self._record_calls(outcome.calls, "mutation")
-            cost = _cost(outcome.calls)
+            cost = calls_cost(outcome.calls)
             await self._gate.wait(plan.seq)
             verdict: Verdict | None = None
             novelty_s = 0.0
@@ -318,7 +319,7 @@ class Controller:
                 hash_value = code_hash(outcome.code)
                 verdict, embedding = await self.novelty.check(outcome.code, hash_value)
                 call_ids += self._record_calls(verdict.calls, "novelty")
-                cost += _cost(verdict.calls)
+                cost += calls_cost(verdict.calls)
                 if verdict.novel:
                     self.novelty.remember(str(plan.seq), outcome.code, hash_value, embedding)
                 novelty_s = time.perf_counter() - t0
@@ -337,7 +338,7 @@ class Controller:
                     self._evaluating -= 1
             timings = {"propose_s": outcome.seconds, "novelty_s": novelty_s, "eval_s": eval_s,
                        "total_s": time.perf_counter() - started, "attempts": outcome.attempts,
-                       "cost_usd": cost, "summary": _summary(outcome),
+                       "cost_usd": cost, "summary": outcome.summary(),
                        "arm": str(getattr(plan.arm, "label", ""))}
             if plan.second is not None:
                 timings["second_parent_id"] = plan.second.program_id
@@ -373,12 +374,10 @@ class Controller:
             status, error_kind, error_text = "duplicate", verdict.kind, verdict.reason
         else:
             status = "evaluated"
-            error_kind = str(result.failure.value) if result.failure else (
-                None if result.valid else "below-threshold")
-            error_text = None if result.valid else result.reason
-            fields.update(score=result.score, valid=result.valid, metrics=result.metrics,
-                          feedback=result.feedback, stage_reached=result.stage_reached,
-                          evaluations=result.stages)
+            error_kind, error_text, valid = self._judge_result(result)
+            fields.update(score=result.last.score if result.last else None, valid=valid,
+                          metrics=result.metrics, feedback=result.feedback,
+                          stage_reached=result.stage_reached, evaluations=result.stages)
         diff = unified_diff(parent_item.code, outcome.code) if outcome.code else None
         program_id = self.archive.add_program(
             self.run_id, code_hash=code_hash(fields["code"]), parent_id=plan.parent.program_id,
@@ -402,28 +401,46 @@ class Controller:
         self._publish("program", last=item)
         return item
 
+    def _judge_result(self, result: Any) -> tuple[str | None, str | None, bool]:
+        """(error kind, error text, valid). Valid = every stage ran and passed: a program the
+        cascade stopped early (below a threshold) keeps its partial score but is not valid,
+        so it never competes with fully evaluated programs."""
+        if result.failure is not None:
+            return str(result.failure.value), result.reason, False
+        if not result.valid:
+            return "invalid-output", result.reason or "the evaluator marked it invalid", False
+        final = self.problem.stages[-1].name
+        if result.stage_reached != final:
+            last = result.last
+            return ("below-threshold", f"stage '{last.stage}' scored {last.score:g}, below its "
+                    f"threshold; the cascade stopped before stage '{final}'", False)
+        return None, None, True
+
     async def _ensure_initial(self) -> None:
         found = self.committed.get(INITIAL_SEQ)
         if found is None:
             code = self.problem.initial_code()
             self.log(f"evaluating the initial program of {self.problem.name}")
             result = await self.executor.evaluate(self.problem, code)
+            error_kind, error_text, valid = self._judge_result(result)
+            score = result.last.score if result.last else None
             program_id = self.archive.add_program(
                 self.run_id, code=code, code_hash=code_hash(code), island=0, generation=0,
                 operator="initial", mutation_kind="initial", status="evaluated",
-                stage_reached=result.stage_reached, score=result.score, valid=result.valid,
-                metrics=result.metrics, feedback=result.feedback,
-                error_kind=str(result.failure.value) if result.failure else None,
-                error_text=None if result.valid else result.reason,
-                timings={"eval_s": result.wall_s}, proposal_key=INITIAL_KEY,
-                evaluations=result.stages)
+                stage_reached=result.stage_reached, score=score, valid=valid,
+                metrics=result.metrics, feedback=result.feedback, error_kind=error_kind,
+                error_text=error_text, timings={"eval_s": result.wall_s},
+                proposal_key=INITIAL_KEY, evaluations=result.stages)
+            last = result.last
             found = Committed(seq=INITIAL_SEQ, program_id=program_id, island=0, code=code,
-                              status="evaluated", score=result.score, valid=result.valid,
-                              generation=0, metrics=result.metrics, feedback=result.feedback,
-                              error_text=None if result.valid else result.reason)
+                              status="evaluated", score=score, valid=valid, generation=0,
+                              metrics=result.metrics, feedback=result.feedback,
+                              error_kind=error_kind, error_text=error_text,
+                              stdout=last.stdout if last else "",
+                              stderr=last.stderr if last else "")
             self.committed[INITIAL_SEQ] = found
             self.by_id[program_id] = found
-            self.log(f"initial program: {_fmt_score(found.score)}"
+            self.log(f"initial program: score {found.score}"
                      + ("" if found.valid else f" (invalid: {found.error_text})"))
         self.initial = found
         self.novelty.remember("-1", found.code)
@@ -434,173 +451,3 @@ class Controller:
             self._maybe_best(item, write=False)
         if self.best is not None:
             self._write_best(self.best)
-
-    # ================================================================ after a program
-    async def _ingest(self, item: Committed) -> None:
-        member = Member(seq=item.seq, program_id=item.program_id, island=item.island,
-                        score=item.score, valid=item.valid, generation=item.generation,
-                        metrics=item.metrics)
-        if not item.evaluated:
-            member.repaired = True  # nothing to repair: it was never run
-        extra = (item.second_seq,) if item.second_seq is not None else ()
-        for migration in self.sampler.add(member, item.parent_seq, extra):
-            self._migration_event(migration)
-        arm = self.arms.get(item.arm_label or "")
-        if arm is not None:
-            parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
-            self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd)
-        parent_score = self.committed[item.parent_seq].score \
-            if item.parent_seq is not None and item.parent_seq in self.committed else None
-        self.scratchpad.record(AttemptRow(
-            seq=item.seq, operator=item.operator or "", mutation=item.mutation or "",
-            valid=item.valid, score=item.score,
-            delta=(item.score - parent_score) if item.score is not None and parent_score is not None
-            else None, error=f"{item.error_kind}: {item.error_text}" if item.error_kind else "",
-            summary=item.summary))
-        if self.scratchpad.due(self._ingested + 1):
-            await self._refresh_scratchpad()
-        if (self._ingested + 1) % 10 == 0:
-            self._save_state()
-
-    def _reward(self, item: Committed, parent: Committed | None) -> float:
-        from evolve.bandit import reward
-
-        initial = self.initial.score if self.initial is not None else None
-        return reward(item.score if item.valid else None,
-                      parent.score if parent is not None and parent.valid else None, initial)
-
-    def _migration_event(self, migration: Any) -> None:
-        """Record a migration once: a replay re-derives migrations an earlier session stored."""
-        at = self.sampler.ingested
-        if at in self._migrations_stored:
-            return
-        data = asdict(migration) | {"at_ingest": at}
-        self.archive.add_event(self.run_id, "migration",
-                               f"program {migration.program_id} migrated from island "
-                               f"{migration.source} to {migration.target}", data)
-
-    async def _refresh_scratchpad(self) -> None:
-        version = self.scratchpad.version + 1
-        stored = self.archive.get_state(self.run_id, f"scratchpad/{version}")
-        calls: list[Any] = []
-        if stored is not None:  # replay: reuse what the earlier session produced
-            tips = list(stored)
-        elif self.llm is not None and (model := self._scratchpad_model()):
-            best = self.best.score if self.best else None
-            messages = self.prompts.scratchpad_messages(
-                self.scratchpad.prompt_rows(), self.scratchpad.recommendations, best,
-                self.config.scratchpad.max_recommendations)
-            reply = await self.llm.complete(model, messages)
-            calls = reply.calls
-            tips = self.scratchpad.parse(reply.text) if reply.ok else self.scratchpad.heuristic()
-        else:
-            tips = self.scratchpad.heuristic()
-        self.scratchpad.update(tips)
-        if stored is None:
-            self._record_calls(calls, "scratchpad")
-            self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
-            self.archive.set_state(self.run_id, "scratchpad", {"version": version, "tips": tips})
-            self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
-                                   f"{len(tips)} recommendations", {"tips": tips})
-
-    def _scratchpad_model(self) -> str | None:
-        if self.config.scratchpad.model:
-            return self.config.scratchpad.model
-        models = [str(a.operator) for a in self.arms.values()
-                  if str(a.operator) not in self.proposer.offline]
-        return models[0] if models else None
-
-    async def _judge(self, candidate: str, existing: str) -> tuple[bool, list[Any]]:
-        model = self.config.novelty.judge_model
-        assert model is not None and self.llm is not None
-        reply = await self.llm.complete(model, self.prompts.judge_messages(candidate, existing),
-                                        temperature=0.0)
-        first = reply.text.strip().split()[0].upper() if reply.ok and reply.text.strip() else ""
-        return first.startswith("NOVEL"), reply.calls
-
-    # ================================================================ bookkeeping
-    def _maybe_best(self, item: Committed, write: bool = True) -> None:
-        if not item.valid or item.score is None or not math.isfinite(item.score):
-            return
-        if self.best is not None and (item.score < self.best.score or  # type: ignore[operator]
-                                      (item.score == self.best.score and item.seq >= self.best.seq)):
-            return
-        self.best = item
-        if write:
-            self._write_best(item)
-            if item.seq >= 0:
-                self.archive.add_event(self.run_id, "best", f"new best {item.score:.6g} "
-                                       f"(program {item.program_id})",
-                                       {"program_id": item.program_id, "score": item.score})
-
-    def _write_best(self, item: Committed) -> None:
-        suffix = self.problem.initial_path.suffix
-        write_best(self.run_dir, suffix, item.code, {
-            "program_id": item.program_id, "proposal_key": proposal_key(self.seed, item.seq),
-            "score": item.score,
-            "metrics": item.metrics, "feedback": item.feedback, "island": item.island,
-            "generation": item.generation, "operator": item.operator,
-            "mutation": item.mutation, "run_id": self.run_id})
-
-    def _save_state(self) -> None:
-        self.archive.set_state(self.run_id, "elapsed_s", self.elapsed_s)
-        self.archive.set_state(self.run_id, "sampler", self.sampler.state_dict())
-        self.archive.set_state(self.run_id, "bandit", self.bandit.state_dict())
-        self.archive.set_state(self.run_id, "counts", {
-            "committed": self.programs_done, "ingested": self._ingested,
-            "next_seq": self._next_seq})
-
-    def _publish(self, event: str, *, last: Committed | None = None,
-                 status: str = "running") -> None:
-        if self.on_progress is None:
-            return
-        self.on_progress(ProgressSnapshot(
-            event=event, run_id=self.run_id, run_dir=str(self.run_dir), problem=self.problem.name,
-            programs_done=self.programs_done, programs_budget=self.config.budget.max_programs,
-            best_score=self.best.score if self.best else None,
-            best_program_id=self.best.program_id if self.best else None,
-            initial_score=self.initial.score if self.initial else None,
-            cost_usd=self.cost_usd, elapsed_s=self.elapsed_s, proposing=self._proposing,
-            evaluating=self._evaluating, islands=self.sampler.island_stats(),
-            last=None if last is None else {
-                "seq": last.seq, "program_id": last.program_id, "island": last.island,
-                "status": last.status, "score": last.score, "valid": last.valid,
-                "operator": last.operator, "mutation": last.mutation,
-                "error_kind": last.error_kind, "error_text": last.error_text},
-            status=status, stop_reason=self._stop_reason,
-            isolation=getattr(self.executor, "isolation", "")))
-
-
-def _cost(calls: list[Any]) -> float:
-    total = 0.0
-    for call in calls:
-        value = call.get("cost_usd") if isinstance(call, dict) else getattr(call, "cost_usd", None)
-        total += float(value or 0.0)
-    return total
-
-
-def _summary(outcome: ProposalOutcome) -> str:
-    """The model's first explanatory line (for the scratchpad), if any."""
-    for call in reversed(outcome.calls):
-        text = getattr(call, "response", None) or ""
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith(("```", "<<<<<<<", "=======", ">>>>>>>")):
-                return line[:200]
-    return ""
-
-
-def _fmt_score(score: float | None) -> str:
-    return "no score" if score is None else f"score {score:.6g}"
-
-
-def _embedder(config: EvolveConfig) -> Any:
-    model = config.novelty.embedding_model
-    if not model:
-        return None
-    from evolve.novelty import litellm_embedder
-
-    api_base = next((m.api_base for m in config.operators.models if m.name == model), None)
-    with contextlib.suppress(Exception):
-        return litellm_embedder(model, api_base)
-    return None

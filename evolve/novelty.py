@@ -237,3 +237,12 @@ def litellm_embedder(model: str, api_base: str | None = None,
         return vector, [record]
 
     return embed
+
+
+def embedder_for(model: str | None, models: list[Any]) -> Embedder | None:
+    """The litellm embedder for `novelty.embedding_model` (api_base taken from a configured
+    operator of the same name), or None when none is configured."""
+    if not model:
+        return None
+    api_base = next((m.api_base for m in models if m.name == model), None)
+    return litellm_embedder(model, api_base)

@@ -60,6 +60,25 @@ class ProposalOutcome:
     attempts: int = 0
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """The model's first explanatory line (for the scratchpad), if any."""
+        for call in reversed(self.calls):
+            text = getattr(call, "response", None) or ""
+            for line in text.splitlines():
+                line = line.strip()
+                if line and not line.startswith(("```", "<<<<<<<", "=======", ">>>>>>>")):
+                    return line[:200]
+        return ""
+
+
+def calls_cost(calls: list[Any]) -> float:
+    """Known USD of LLM call records (records or dicts); unknown prices count as 0 here."""
+    total = 0.0
+    for call in calls:
+        value = call.get("cost_usd") if isinstance(call, dict) else getattr(call, "cost_usd", None)
+        total += float(value or 0.0)
+    return total
+
 
 class Proposer:
     def __init__(self, prompts: PromptBuilder, mutation: MutationConfig, llm: Any | None,
