@@ -156,6 +156,10 @@ class Controller(FeedbackMixin):
         try:
             await self._loop()
             status = "interrupted" if self._stop_reason == "interrupted" else "completed"
+        except BaseException as exc:
+            if self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
+                self._stop_reason = f"failed: {type(exc).__name__}: {exc}"
+            raise
         finally:
             if deadline_task:
                 deadline_task.cancel()
@@ -354,8 +358,8 @@ class Controller(FeedbackMixin):
         for call in calls:
             fields = call.archive_fields() if hasattr(call, "archive_fields") else dict(call)
             fields.setdefault("purpose", purpose)
-            finish = getattr(call, "finish_reason", None)
-            ids.append(self.archive.record_llm_call(self.run_id, finish_reason=finish, **fields))
+            fields.setdefault("finish_reason", getattr(call, "finish_reason", None))
+            ids.append(self.archive.record_llm_call(self.run_id, **fields))
             if fields.get("cost_usd") is not None:
                 self.cost_usd += float(fields["cost_usd"])
         return ids
