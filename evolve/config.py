@@ -110,6 +110,8 @@ class NoveltyConfig(_Section):
     similarity_threshold: float = Field(default=0.95, gt=0, le=1)
     shingle_size: int = Field(default=5, ge=1)
     embedding_model: str | None = None
+    # Base URL of an OpenAI-compatible server for the embedding model (None = the provider's).
+    embedding_api_base: str | None = None
     judge_model: str | None = None
 
 

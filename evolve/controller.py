@@ -72,7 +72,7 @@ class Controller(FeedbackMixin):
         self.sampler = IslandSampler(config.sampling, config.islands, problem.config.metrics.features)
         self.novelty = NoveltyFilter(config.novelty, judge=self._judge if (
             llm is not None and config.novelty.judge_model) else None,
-            embedder=embedder_for(config.novelty.embedding_model, config.operators.models))
+            embedder=embedder_for(config.novelty, config.operators.models))
         self.scratchpad = Scratchpad(config.scratchpad)
         self.committed: dict[int, Committed] = {}       # by seq (initial = -1)
         self.by_id: dict[int, Committed] = {}

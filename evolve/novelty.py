@@ -217,7 +217,9 @@ def litellm_embedder(model: str, api_base: str | None = None,
     """An embedder through litellm; failures return no vector (the local check still applies)."""
 
     async def embed(text: str) -> tuple[list[float] | None, list[Any]]:
-        import litellm
+        from evolve.llm import litellm_module
+
+        litellm = litellm_module()
 
         start = time.perf_counter()
         record: dict[str, Any] = {"model": model, "prompt": text[:2000], "purpose": "embedding"}
@@ -239,10 +241,17 @@ def litellm_embedder(model: str, api_base: str | None = None,
     return embed
 
 
-def embedder_for(model: str | None, models: list[Any]) -> Embedder | None:
-    """The litellm embedder for `novelty.embedding_model` (api_base taken from a configured
-    operator of the same name), or None when none is configured."""
+def embedder_for(config: NoveltyConfig, models: list[Any]) -> Embedder | None:
+    """The litellm embedder for `novelty.embedding_model` (api_base from
+    `novelty.embedding_api_base`, else from a configured operator of the same name), or None."""
+    model = config.embedding_model
     if not model:
         return None
-    api_base = next((m.api_base for m in models if m.name == model), None)
-    return litellm_embedder(model, api_base)
+    import os
+
+    cfg = next((m for m in models if m.name == model), None)
+    api_base = config.embedding_api_base or (cfg.api_base if cfg is not None else None)
+    api_key = os.environ.get(cfg.api_key_env) if cfg is not None and cfg.api_key_env else None
+    if api_key is None and api_base:  # an OpenAI-compatible server that needs no key
+        api_key = "sk-no-key-needed"
+    return litellm_embedder(model, api_base, api_key)

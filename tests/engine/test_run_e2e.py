@@ -180,3 +180,37 @@ def test_resume_continues_without_re_adding_the_initial_program(tmp_path, server
             if p.id in before:
                 assert before[p.id].code == p.code and before[p.id].score == p.score
         assert archive.events(first.run_id, kind="resume")
+
+
+def test_embeddings_and_llm_judge_are_used_and_recorded(tmp_path, server_factory):
+    mutations = {"n": 0}
+
+    def respond(request):
+        text = request["messages"][-1]["content"]
+        if "NOVEL or DUPLICATE" in text:
+            return Reply("DUPLICATE\nOnly the variable name changed.")
+        mutations["n"] += 1
+        old = parent_value(request)
+        if mutations["n"] == 1:
+            return Reply(set_value_diff(old, repr(old + 1)))
+        return Reply(f"Rename.\n<<<<<<< SEARCH\nVALUE = {old!r}\n=======\nLEVEL = {old!r}\n"
+                     f">>>>>>> REPLACE\n<<<<<<< SEARCH\n    return VALUE\n=======\n"
+                     f"    return LEVEL\n>>>>>>> REPLACE\n")
+
+    server = server_factory(respond)
+    config = engine_config(
+        tmp_path, server, budget={"max_programs": 2}, islands={"count": 1},
+        concurrency={"proposals": 1, "evaluations": 1},
+        sampling={"parent_selection": "hill_climbing"},
+        novelty={"embedding_model": "openai/embedder", "embedding_api_base": server.base_url,
+                 "judge_model": "openai/scripted"})
+    outcome = run(config, tmp_path)
+    with open_archive(tmp_path) as archive:
+        renamed = archive.find_by_proposal_key(outcome.run_id, "7:1")
+        assert renamed.status == "duplicate" and renamed.error_kind == "near-duplicate"
+        purposes = sorted(c.purpose for c in archive.llm_calls(program_id=renamed.id))
+        assert purposes == ["embedding", "mutation", "novelty"]
+        judge = next(c for c in archive.llm_calls(program_id=renamed.id)
+                     if c.purpose == "novelty")
+        assert "DUPLICATE" in judge.response
+    assert any(r.path.endswith("/embeddings") for r in server.requests)
