@@ -49,8 +49,8 @@ def test_offline_operators_improve_the_fixture(tmp_path):
         assert outcome.best_score is not None and outcome.best_score > initial.score
 
 
-@pytest.mark.slow
 def test_offline_operators_improve_the_circle_packing_baseline(tmp_path):
+    # About 10 s: 80 programs of the real problem with the tune and swap operators only.
     config = engine_config(tmp_path, None, problem="circle_packing",
                            budget={"max_programs": 80},
                            islands={"count": 2, "migration_interval": 5, "migration_rate": 0.2},
