@@ -1,6 +1,6 @@
 """The framework's own cost per program: an instant scripted LLM and a trivial evaluator.
 
-Usage: python benchmarks/overhead.py [--programs 40] [--in-flight 1 8 32] [--evaluations 2]
+Usage: python benchmarks/overhead.py [--programs 60] [--in-flight 1 8 32] [--evaluations 2]
 
 For each N (proposals in flight) it runs a real `run_session` (archive on disk, real sandbox,
 real LLM client over HTTP to a scripted OpenAI-compatible server in *another* process) on the
@@ -76,6 +76,33 @@ def config_for(run_dir: Path, in_flight: int, evaluations: int, programs: int,
     else:
         data["operators"] = {"models": [], "use_offline": "auto"}
     return load_config(None, [], base=data)
+
+
+def own_steps_cost(samples: int) -> float:
+    """CPU seconds of the engine's own per-program steps for an LLM proposal: planning a
+    parent's view, rendering the prompt with four inspirations, applying the diff, hashing,
+    fingerprinting and diffing the child."""
+    from evolve.config import PromptConfig
+    from evolve.mutation import child_from_reply, unified_diff
+    from evolve.novelty import code_hash, fingerprint
+    from evolve.prompting import PromptBuilder
+    from problems.spec import load_problem
+
+    problem = load_problem(FIXTURE)
+    builder = PromptBuilder(problem, PromptConfig(), 40_000)
+    code = problem.initial_code()
+    reply = "Move.\n<<<<<<< SEARCH\nVALUE = 1.0\n=======\nVALUE = 2.0\n>>>>>>> REPLACE\n"
+    start = cpu_self()
+    for i in range(samples):
+        parent = builder.view(code, score=1.0, valid=True, label="p", metrics={"value": 1.0},
+                              feedback="feedback", stdout="out", stderr="err")
+        others = [builder.view(code, score=float(k), valid=True, label=f"i{k}") for k in range(4)]
+        builder.mutation_messages("diff", parent, inspirations=others, scratchpad=["tip"])
+        child = child_from_reply("diff", code, reply, 40_000)
+        code_hash(child)
+        fingerprint(child, 5)
+        unified_diff(code, child + f"# {i}\n")
+    return (cpu_self() - start) / samples
 
 
 def archive_cost(samples: int) -> float:
@@ -161,10 +188,10 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=40)
+    parser.add_argument("--programs", type=int, default=60)
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--evaluations", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=40)
     args = parser.parse_args()
     os.environ.pop("OPENAI_API_KEY", None)
 
@@ -175,10 +202,15 @@ def main() -> None:
         base_url = server.stdout.readline().strip()
         llm_cpu, sandbox_cpu = asyncio.run(bare_costs(base_url, args.samples))
         store_cpu = archive_cost(args.samples)
+        own_cpu = own_steps_cost(10 * args.samples)
         print(f"baselines in this process (CPU per call): LLM client {1000 * llm_cpu:.2f} ms, "
               f"sandbox evaluation (parent side) {1000 * sandbox_cpu:.2f} ms, archive write "
-              f"(program + LLM call) {1000 * store_cpu:.2f} ms")
+              f"(program + LLM call) {1000 * store_cpu:.2f} ms; the engine's own steps for "
+              f"one LLM proposal (view, prompt, diff, hash, shingles) {1000 * own_cpu:.2f} ms")
         for label, url in (("scripted LLM", base_url), ("offline operators", None)):
+            # A short unreported run first: modules imported lazily on first use (litellm's
+            # cost paths, the scratchpad) must not be charged to the first measured N.
+            measure(2, args.evaluations, 25, url)
             print(f"\n{label}: {args.programs} programs, M = {args.evaluations} evaluations")
             print(f"{'N':>4} {'programs/s':>11} {'evaluated':>10} {'CPU ms/prog':>12} "
                   f"{'controller ms/prog':>19} {'vs target':>10} {'without archive':>16}")

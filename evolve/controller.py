@@ -113,6 +113,11 @@ class Controller(FeedbackMixin):
         self._wake.set()
 
     @property
+    def stopping(self) -> int:
+        """0 = running, 1 = finishing in-flight work, 2 = stopping at once."""
+        return self._stop_level
+
+    @property
     def elapsed_s(self) -> float:
         return self._elapsed_before + time.monotonic() - self._started
 
@@ -141,7 +146,8 @@ class Controller(FeedbackMixin):
         self.archive.set_run_status(self.run_id, "running")
         self.archive.add_event(self.run_id, "resume",
                                f"resumed with {self.programs_done} programs committed",
-                               {"programs": self.programs_done, "cost_usd": self.cost_usd})
+                               {"programs": self.programs_done, "cost_usd": self.cost_usd,
+                                "isolation": self.executor.isolation})
         self.log(f"resuming run {self.run_id}: {self.programs_done} programs committed, "
                  f"${self.cost_usd:.4f} spent")
         await self._ensure_initial()

@@ -121,7 +121,7 @@ async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = Fal
         installed = []
         if handle_signals:
             def on_signal() -> None:
-                level = controller._stop_level
+                level = controller.stopping
                 controller.request_stop("interrupted")
                 log("stopping at once (in-flight work is dropped; `evolve resume` re-proposes it)"
                     if level >= 1 else "finishing in-flight work, then stopping "
