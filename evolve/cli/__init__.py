@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "evaluate",
     "check",
     "models",
+    "run_cmd",
 ]
 
 for _name in COMMAND_MODULES:
