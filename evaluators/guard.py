@@ -195,6 +195,41 @@ def problem_module_names(problem_dir: Path) -> set[str]:
 _active: Snapshot | None = None
 
 
+def _record_write(module: types.ModuleType, name: str, value: Any) -> None:
+    snapshot = _active
+    if snapshot is None:
+        return
+    bound = snapshot.bindings.get(module.__name__, {})
+    if name in bound and value is not bound[name]:
+        label = f"{module.__name__}.{name}"
+        if label not in snapshot.tampered:
+            snapshot.tampered.append(label)
+
+
+class _WatchedModule(types.ModuleType):
+    """A guarded module that records every rebinding of a guarded name as it happens, so a
+    patch that is undone before the next check (after the validator used it) is still seen."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _record_write(self, name, value)
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        _record_write(self, name, None)
+        super().__delattr__(name)
+
+
+def watch(snapshot: Snapshot) -> None:
+    """Record writes to the snapshot's modules from now on (plain modules only: a module that
+    already has its own class, e.g. a lazy loader, keeps it and is checked as before)."""
+    for module in snapshot.modules.values():
+        if type(module) is types.ModuleType:
+            try:
+                module.__class__ = _WatchedModule
+            except TypeError:
+                continue
+
+
 def activate(snapshot: Snapshot) -> None:
     """Make `snapshot` the one `load_candidate` and `call_timed` check after candidate code."""
     global _active

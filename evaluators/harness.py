@@ -112,6 +112,7 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             evaluate = evaluator.evaluate
             snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             guard.activate(snapshot)
+            guard.watch(snapshot)
             denials = _install_introspection_guards(problem_dir, program)
             if denials is None:
                 denials = lambda: []  # noqa: E731 - nothing is denied

@@ -139,3 +139,13 @@ def test_reading_the_process_memory_is_denied():
     result = evaluate(candidate("spot_reads_own_memory"), spot_single(), stages=["quick"])
     assert_failed(result, FailureKind.SANDBOX_DENIED)
     assert "/proc/self/maps" in result.reason
+
+
+def test_a_lazy_output_that_patches_while_being_read_is_rejected():
+    # circle_packing reads the output after the timed call; a generator runs candidate code
+    # then, and patches math.fsum just for the evaluator's sum of radii. The guarded modules
+    # record every rebinding as it happens.
+    problem = load_problem(PROBLEMS_DIR / "circle_packing")
+    result = evaluate(candidate("lazy_output_patches_during_validation"), problem)
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "math.fsum" in result.reason
