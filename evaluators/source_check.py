@@ -52,7 +52,7 @@ _FORBIDDEN_ATTRS = {
     "gi_code": _READS_STATE, "__traceback__": _READS_STATE, "__globals__": _READS_STATE,
     "__closure__": _READS_STATE, "__code__": _PATCHES, "__defaults__": _PATCHES,
     "__kwdefaults__": _PATCHES, "__builtins__": _PATCHES, "__subclasses__": _READS_STATE,
-    "__getattribute__": _READS_STATE, "settrace": _READS_STATE, "setprofile": _READS_STATE,
+    "__getattribute__": _READS_STATE, "__setattr__": _PATCHES, "__delattr__": _PATCHES, "settrace": _READS_STATE, "setprofile": _READS_STATE,
     "addaudithook": _PATCHES, "meta_path": _PATCHES, "path_hooks": _PATCHES,
     "get_objects": _READS_STATE, "get_referrers": _READS_STATE, "get_referents": _READS_STATE,
     "walk_stack": _READS_STATE, "walk_tb": _READS_STATE, "capture_locals": _READS_STATE,

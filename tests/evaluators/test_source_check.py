@@ -34,6 +34,9 @@ from evaluators.source_check import check_source
     ("x = '{0.modules[evaluate].RUNS}'.format(sys)\n", "the format string"),
     ("try:\n    pass\nexcept Exception as e:\n    t = e.__traceback__\n", "__traceback__"),
     ("import _thread\n", "import _thread is not allowed"),
+    ("import math\nobject.__setattr__(math, 'fsum', max)\n", "__setattr__ is not allowed"),
+    ("import timeit\n", "import timeit is not allowed"),
+    ("from logging import config\n", "import logging.config is not allowed"),
 ])
 def test_escape_hatches_are_refused_with_the_line_and_the_reason(source, words):
     reason = check_source(source, {"evaluate"})
