@@ -55,18 +55,20 @@ _INSTALLED = tuple(sorted({str(Path(p).resolve()) + os.sep for p in
                            (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}))
 
 
-_MEMORY_FILES = ("mem", "pagemap", "maps", "smaps", "syscall", "stack")
+_MEMORY_FILES = {"mem", "pagemap", "maps", "smaps", "syscall", "stack", "map_files"}
 
 
 def _is_process_memory(path: object) -> bool:
-    """/proc/<pid>/mem and friends: the candidate's own memory holds the evaluator's data."""
+    """/proc/<pid>/mem and friends, or a /proc/<pid> directory itself (an `os.open(...,
+    dir_fd=)` base for them): the candidate's own memory holds the evaluator's data."""
     if not isinstance(path, str | bytes):
         return False
-    text = os.fsdecode(path)
-    if "proc" not in text:
+    parts = os.path.normpath(os.path.join(os.getcwd(), os.fsdecode(path))).split(os.sep)
+    if len(parts) < 3 or parts[1] != "proc":
         return False
-    parts = os.path.normpath(os.path.join(os.getcwd(), text)).split(os.sep)
-    return len(parts) >= 4 and parts[1] == "proc" and parts[-1] in _MEMORY_FILES
+    process = parts[2] in ("self", "thread-self") or parts[2].isdigit()
+    return process and (len(parts) == 3 or parts[-1] in _MEMORY_FILES
+                        or (len(parts) == 5 and parts[3] == "task"))
 
 
 def install(program_path: str | Path) -> Callable[[], list[str]]:
@@ -126,6 +128,8 @@ def install(program_path: str | Path) -> Callable[[], list[str]]:
             reason = f"unpickling {args[0]}.{args[1]} reaches code or state beyond data"
         elif event == "open" and args and _is_process_memory(args[0]):
             reason = f"opening {os.fsdecode(args[0])} reads the evaluator's memory"
+        elif event == "os.symlink" and args and "proc" in os.fsdecode(args[0]):
+            reason = f"a link to {os.fsdecode(args[0])} reaches the evaluator's memory"
         elif event == "marshal.loads":
             reason = "marshal.loads builds code objects"
         else:
