@@ -22,6 +22,10 @@ app = typer.Typer(
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
 COMMAND_MODULES: list[str] = [
     "problems",
+    "inspect",
+    "plot_cmd",
+    "doctor",
+    "dashboard_cmd",
 ]
 
 for _name in COMMAND_MODULES:
