@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rich.console import Console, Group, RenderableType
@@ -101,12 +101,18 @@ def estimate_eta(budgets: list[BudgetProgress], elapsed_s: float) -> float | Non
     return min(etas) if etas else None
 
 
+def _now_like(moment: datetime | None) -> datetime:
+    """Now, aware or naive like `moment` so the two can be subtracted (archive times are UTC)."""
+    now = datetime.now(UTC)
+    return now if moment is None or moment.tzinfo is not None else now.replace(tzinfo=None)
+
+
 def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int | None = None,
                       now: datetime | None = None) -> RunSnapshot:
     """Build a snapshot from a run read out of the archive."""
     run = data.run
     programs = data.programs
-    end = run.finished or now or datetime.now(tz=run.started.tzinfo if run.started else None)
+    end = run.finished or now or _now_like(run.started)
     start = run.started or (programs[0].created if programs else None)
     elapsed = max(0.0, (end - start).total_seconds()) if start else 0.0
     budget = _budget_config(run.config_toml)

@@ -27,8 +27,13 @@ FAILED_STATUSES = frozenset({"failed", "error", "crashed"})
 RUN_DIR_HELP = "run folder, archive file or database URL (default: this folder, else the newest run under ./runs)"
 
 
-def out() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+def out(wide: bool = False) -> Console:
+    """Console for results. `wide`: when piped, tables get 200 columns instead of rich's 80 so
+    rows stay on one line for grep and awk."""
+    console = Console(highlight=False, soft_wrap=False)
+    if wide and not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=200)
+    return console
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -224,7 +224,7 @@ def best(
         print_json([p.summary() for p in ranked]
                    if top > 1 else ranked[0].summary() | {"code": ranked[0].code})
         return
-    console = out()
+    console = out(wide=True)
     table = Table("id", "score", "operator", "island", "gen", "cost", header_style="bold",
                   box=None)
     for p in ranked:
@@ -255,7 +255,7 @@ def runs(
         rows.append({"folder": str(path), "run_id": data.run.id, "problem": data.run.problem,
                      "status": data.run.status, "programs": len(data.programs),
                      "best": top.score if top else None, "spent_usd": round(data.spent_usd, 6),
-                     "started": data.run.started.isoformat(" ", "seconds")
+                     "started": data.run.started.isoformat(timespec="seconds")
                      if data.run.started else None})
     if as_json:
         print_json(rows)
@@ -271,8 +271,9 @@ def runs(
             continue
         table.add_row(row["folder"], str(row["run_id"]), row["problem"], row["status"],
                       str(row["programs"]), "-" if row["best"] is None else f"{row['best']:.6g}",
-                      f"${row['spent_usd']:.4f}", row["started"] or "-")
-    out().print(table)
+                      f"${row['spent_usd']:.4f}",
+                      (row["started"] or "-").replace("T", " ")[:16])
+    out(wide=True).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -95,7 +95,10 @@ def open_archive(location: RunLocation) -> Any:
     """Open the archive read-side; the controller stays the only writer."""
     from db import Archive  # imported here: the CLI's --help must not pay for SQLAlchemy
 
-    return Archive.open(location.archive)
+    try:
+        return Archive.open(location.archive, create=False)
+    except Exception as exc:  # ArchiveError, version mismatch, unreachable database
+        raise RunDirError(f"cannot open the archive at {location.archive}: {exc}") from exc
 
 
 def pick_run(archive: Any, run_id: int | None = None) -> int:
