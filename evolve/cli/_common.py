@@ -37,7 +37,7 @@ def out(wide: bool = False) -> Console:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 

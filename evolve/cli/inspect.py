@@ -232,7 +232,7 @@ def best(
                       str(p.generation), f"${p.cost_usd:.4f}")
     console.print(table)
     if export is not None:
-        console.print(f"wrote program {ranked[0].id} to {export}")
+        typer.echo(f"wrote program {ranked[0].id} to {export}")
 
 
 def runs(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from evolve.cli._common import RUN_DIR_HELP, examples, fail, open_run, out
+from evolve.cli._common import RUN_DIR_HELP, examples, fail, open_run
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import best_history, best_vs_dollars, operator_series
 
@@ -73,7 +73,7 @@ def plot(
         fail(f"run {data.run.id} has no valid program to plot yet", 1)
     output.parent.mkdir(parents=True, exist_ok=True)
     draw(data, output)
-    out().print(f"wrote {output}")
+    typer.echo(f"wrote {output}")
 
 
 def register(app: typer.Typer) -> None:

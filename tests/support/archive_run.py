@@ -169,3 +169,18 @@ def build_run(run_dir: Path, *, programs: int = 14, seed: int = 7,
     archive.finish_run(run_id, status)
     archive.close()
     return facts
+
+
+def cached_run(base: Path, name: str, **kwargs: object) -> RunFacts:
+    """`build_run` once per test session: the CLI and dashboard suites share the run folder
+    (pass pytest's `tmp_path_factory.getbasetemp()` as `base`)."""
+    run_dir = base / "runs" / name
+    facts_file = run_dir / "facts.json"
+    if facts_file.is_file():
+        data = json.loads(facts_file.read_text())
+        data["run_dir"] = Path(data["run_dir"])
+        data["failed"] = {int(k): v for k, v in data["failed"].items()}
+        return RunFacts(**data)
+    facts = build_run(run_dir, **kwargs)  # type: ignore[arg-type]
+    facts_file.write_text(json.dumps({**facts.__dict__, "run_dir": str(facts.run_dir)}))
+    return facts
