@@ -12,7 +12,3 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory) -> RunFacts:
     return cached_run(tmp_path_factory.getbasetemp(), "toy-run")
 
 
-@pytest.fixture(scope="session")
-def failed_run(tmp_path_factory: pytest.TempPathFactory) -> RunFacts:
-    return cached_run(tmp_path_factory.getbasetemp(), "failed-run", programs=4, seed=3,
-                      status="failed")

@@ -1,0 +1,106 @@
+"""The live view of `evolve run`: snapshots read from the archive, the rich panel, log lines."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+from rich.console import Console
+
+from db import Archive
+from evolve.live import (
+    BudgetProgress,
+    LiveProgress,
+    LogProgress,
+    estimate_eta,
+    make_progress_view,
+    render_snapshot,
+    snapshot_from_archive,
+)
+from tests.support.archive_run import RunFacts
+
+
+@pytest.fixture(scope="module")
+def snapshot(toy_run: RunFacts):
+    with Archive.open(toy_run.run_dir / "archive.sqlite", create=False) as archive:
+        snap = snapshot_from_archive(archive, toy_run.run_id)
+        programs = archive.programs(toy_run.run_id)
+        best = archive.best(toy_run.run_id)[0]
+        spent = archive.cost_so_far(toy_run.run_id)
+    return snap, programs, best, spent
+
+
+def test_snapshot_from_archive_matches_the_archive(snapshot) -> None:
+    snap, programs, best, spent = snapshot
+    assert snap.programs == len(programs)
+    assert (snap.best_score, snap.best_program_id) == (best.score, best.id)
+    assert snap.best_history[-1] == best.score
+    assert snap.best_history == sorted(snap.best_history)          # best-so-far never drops
+    assert snap.failures == dict(Counter(p.error_kind for p in programs if not p.valid))
+    assert snap.spent_usd == pytest.approx(spent)
+    assert sum(arm.pulls for arm in snap.arms) == len(programs) - 1
+    islands = {p.island for p in programs}
+    assert set(snap.island_best) == islands
+    for island, score in snap.island_best.items():
+        valid = [p.score for p in programs if p.island == island and p.valid]
+        assert score == (max(valid) if valid else None)
+    budget = {b.name: b for b in snap.budgets}
+    assert budget["programs"].used == len(programs) and budget["programs"].limit == 14
+    assert budget["dollars"].limit == 0.5
+    assert snap.status == "finished" and snap.eta_s is None
+
+
+def test_rendered_panel_shows_every_part(snapshot) -> None:
+    snap = snapshot[0]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render_snapshot(snap, 80))
+    text = console.export_text()
+    assert f"best {snap.best_score:.6g} (#{snap.best_program_id})" in text
+    assert "programs" in text and f"{snap.programs} / 14" in text
+    assert "$0.50" in text                                       # the dollar budget
+    for arm in snap.arms:
+        assert arm.operator in text
+    assert "running" in text and "queued" in text
+    assert f"failures {snap.failure_total}" in text and snap.latest_failure in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_log_lines_only_when_something_changed(snapshot) -> None:
+    snap = snapshot[0]
+    stream = io.StringIO()
+    view = LogProgress(Console(file=stream, width=200), min_interval_s=0.0)
+    with view:
+        view.update(snap)
+        view.update(snap)                      # nothing new: no second line
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert f"programs {snap.programs} / 14" in lines[0] and "finished" in lines[0]
+    assert f"best {snap.best_score:.6g}" in lines[0]
+
+
+def test_view_choice_follows_the_terminal() -> None:
+    piped = Console(file=io.StringIO())
+    terminal = Console(file=io.StringIO(), force_terminal=True)
+    assert isinstance(make_progress_view(None, piped), LogProgress)
+    assert isinstance(make_progress_view(None, terminal), LiveProgress)
+    assert isinstance(make_progress_view(False, terminal), LogProgress)   # --no-live
+
+
+def test_live_panel_draws_on_a_terminal(snapshot) -> None:
+    stream = io.StringIO()
+    view = LiveProgress(Console(file=stream, force_terminal=True, width=90))
+    with view:
+        view.update(snapshot[0])
+    assert "best" in stream.getvalue() and "islands" in stream.getvalue()
+
+
+def test_eta_is_the_first_budget_to_run_out() -> None:
+    budgets = [BudgetProgress("programs", 10, 40), BudgetProgress("dollars", 1.0, 2.0, "$"),
+               BudgetProgress("time", 5.0, 60.0, "min")]
+    # programs: 30 more at 10 per 100 s = 300 s; dollars: 1 more at 1 per 100 s = 100 s
+    assert estimate_eta(budgets, elapsed_s=100.0) == pytest.approx(100.0)
+    assert estimate_eta([BudgetProgress("time", 59.0, 60.0, "min")], 3540.0) == \
+        pytest.approx(60.0)
+    assert estimate_eta([BudgetProgress("programs", 40, 40)], 10.0) == 0.0
+    assert estimate_eta([], 10.0) is None
