@@ -50,16 +50,15 @@ def check_isolation() -> Check:
         return Check("sandbox", "warn", "isolation module not installed",
                      "reinstall adrs-evolve; evaluations need evaluators.isolation")
     try:
-        level = detect_isolation()
+        level, description = detect_isolation()
     except Exception as exc:  # a probe failure is a finding, not a crash of doctor
         return Check("sandbox", "fail", f"probe failed: {exc}",
                      "set sandbox.isolation = \"rlimits\" to run with resource limits only")
-    text = str(getattr(level, "value", level))
-    if text == "rlimits":
-        return Check("sandbox", "warn", "rlimits (no namespaces)",
-                     "install bubblewrap (bwrap) or allow unprivileged user namespaces for "
-                     "network and file-system isolation")
-    return Check("sandbox", "ok", text)
+    if level == "rlimits":
+        return Check("sandbox", "warn", f"{level}: {description}",
+                     "install bubblewrap (apt-get install bubblewrap) or allow unprivileged "
+                     "user namespaces for network and file-system isolation")
+    return Check("sandbox", "ok", f"{level}: {description}")
 
 
 def _torch_gpu() -> str | None:
