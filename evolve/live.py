@@ -204,12 +204,13 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
         kinds = ", ".join(f"{kind} {count}" for kind, count in snap.failures.items())
         fails = Text.assemble(("failures ", "bold"), (f"{snap.failure_total}", "red"),
                               f" ({kinds})")
-        if snap.latest_failure:
-            fails.append(f"\nlatest: {snap.latest_failure}", "dim")
     else:
         fails = Text("failures 0")
+    # The latest reason stays on one line (cut with an ellipsis) so the panel keeps its height.
+    latest = Text(f"latest: {snap.latest_failure}", style="dim", no_wrap=True,
+                  overflow="ellipsis") if snap.latest_failure else Text("")
     body = Group(budgets, best, islands, arms if snap.arms else Text("no arms pulled yet"),
-                 work, fails)
+                 work, fails, latest)
     return Panel(body, title=head, title_align="left")
 
 

@@ -56,7 +56,9 @@ def summary_renderable(p: ProgramView, data: RunData, stages: list[Any]) -> Rend
         rows.append(("error", f"{p.error_kind}: {p.error_text}".strip(": ")))
     for key, value in rows:
         facts.add_row(key, Text(str(value)))
-    parts: list[RenderableType] = [facts]
+    # Feedback first after the facts: it is what explains the score, and at 80x24 it stays
+    # visible without scrolling.
+    parts: list[RenderableType] = [facts, Rule("evaluator feedback"), Text(p.feedback or "(none)")]
     if p.metrics:
         metrics = Table("metric", "value", box=None, header_style="bold", pad_edge=False)
         for key, value in p.metrics.items():
@@ -72,7 +74,6 @@ def summary_renderable(p: ProgramView, data: RunData, stages: list[Any]) -> Rend
                           f"{float(attr(s, 'wall_s', 0.0)):.2f}",
                           Text(str(attr(s, "reason", ""))))
         parts += [Rule("stages"), table]
-    parts += [Rule("evaluator feedback"), Text(p.feedback or "(none)")]
     return Group(*parts)
 
 

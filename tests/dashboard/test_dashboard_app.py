@@ -21,7 +21,7 @@ from tests.support.archive_run import (
     REPLY_MARKER,
     SCRATCHPAD_TEXT,
     RunFacts,
-    build_run,
+    build_run_async,
 )
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
@@ -235,7 +235,7 @@ async def test_run_overview(toy_run: RunFacts, archive: Archive) -> None:
 
 
 async def test_refreshes_while_the_run_goes_on(tmp_path: Path) -> None:
-    facts = build_run(tmp_path / "live-run", programs=2, status="running")
+    facts = await build_run_async(tmp_path / "live-run", programs=2, status="running")
     writer = Archive.open(facts.run_dir / "archive.sqlite")
     reader = Archive.open(facts.run_dir / "archive.sqlite", create=False)
     app = make_app(reader, facts.run_id, refresh_s=0.1)
