@@ -33,12 +33,12 @@ RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 
 # What the run holds, to know what the screens must show.
 BEST_JSON="$(PYTHONPATH="$ROOT" "$PYTHON" -m evolve best "$RUN_DIR" --json)"
-read -r BEST_ID PROGRAMS CODE_LINE < <(PYTHONPATH="$ROOT" "$PYTHON" -c "
+read -r BEST_ID PROGRAMS FAILED CODE_LINE < <(PYTHONPATH="$ROOT" "$PYTHON" -c "
 import json, sys
 best = json.loads(sys.argv[1])
 status = json.loads(sys.argv[2])
 line = next(l.strip() for l in best['code'].splitlines() if l.strip().startswith('def '))
-print(best['id'], status['programs'], line)" "$BEST_JSON" \
+print(best['id'], status['programs'], sum(status['failures'].values()), line)" "$BEST_JSON" \
     "$(PYTHONPATH="$ROOT" "$PYTHON" -m evolve status "$RUN_DIR" --json)")
 
 capture() { tmux capture-pane -p -t "$SESSION"; }
@@ -70,12 +70,14 @@ expect "best score over programs"
 expect "arms (operator"
 
 press t
-press / "f" "a" "i" "l" "e" "d"
-expect "failed"
+press /                          # focus moves on the next refresh: send the words after it
+press "f" "a" "i" "l" "e" "d"
+expect "$FAILED of $PROGRAMS programs"
 press BSpace BSpace BSpace BSpace BSpace BSpace Enter
 expect "$PROGRAMS of $PROGRAMS programs"
 
-press Enter                      # the table is sorted best first: open the best program
+press g                          # top row: the table is sorted best first
+press Enter                      # open the best program
 expect "#$BEST_ID "
 expect "Summary"
 press c

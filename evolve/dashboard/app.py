@@ -27,6 +27,7 @@ class DashboardApp(App[None]):
         Binding("s", "sort", "Sort col"),
         Binding("r", "reverse", "Reverse"),
         Binding("enter", "open", "Open", show=False),
+        Binding("g", "top", "Top row", show=False),
         Binding("o", "tab('overview')", "Overview"),
         Binding("t", "tab('programs')", "Table"),
         Binding("f5", "reload", "Reload", show=False),
@@ -59,9 +60,11 @@ class DashboardApp(App[None]):
 
     # --- data ---------------------------------------------------------------------------
     def _fingerprint(self) -> tuple[Any, ...]:
+        """Cheap aggregate queries that change whenever the run stores something."""
         run = self.archive.get_run(self.run_id)
         return (self.archive.count_programs(self.run_id), attr(run, "status"),
-                len(self.archive.llm_calls(self.run_id)), len(self.archive.events(self.run_id)))
+                self.archive.cost_summary(self.run_id).calls,
+                self.archive.last_activity(self.run_id))
 
     def stages_of(self, program_id: int) -> list[Any]:
         """The per-stage evaluations of a program (read once, they never change)."""
@@ -96,6 +99,11 @@ class DashboardApp(App[None]):
 
     def action_reverse(self) -> None:
         self.query_one(ProgramsPane).reverse_sort()
+
+    def action_top(self) -> None:
+        table = self.query_one(ProgramsPane).table
+        table.move_cursor(row=0)
+        table.focus()
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#main-tabs", TabbedContent).active = f"{tab}-tab"
