@@ -56,10 +56,16 @@ class Snapshot:
         return found
 
 
+# Modules the harness itself relies on after the candidate ran (to serialise and send the
+# result), guarded alongside the problem's own modules.
+_ALWAYS_GUARDED = ("builtins", "os", "posix", "json", "json.encoder", "__main__",
+                   "evaluators.guard", "evaluators.harness", "evaluators.harness_api")
+
+
 def evaluator_modules(problem_dir: Path) -> dict[str, types.ModuleType]:
-    """Loaded modules that belong to the problem folder or to our harness API."""
+    """Loaded modules that belong to the problem folder or to the harness."""
     root = problem_dir.resolve()
-    found = {}
+    found = {name: sys.modules[name] for name in _ALWAYS_GUARDED if name in sys.modules}
     for name, mod in list(sys.modules.items()):
         file = getattr(mod, "__file__", None)
         if not file:
@@ -68,7 +74,7 @@ def evaluator_modules(problem_dir: Path) -> dict[str, types.ModuleType]:
             path = Path(file).resolve()
         except OSError:
             continue
-        if root in path.parents or name == "evaluators.harness_api":
+        if root in path.parents:
             found[name] = mod
     return found
 

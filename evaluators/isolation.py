@@ -60,19 +60,23 @@ def _user_ns_flags() -> list[str]:
 
 
 @functools.cache
+def level_works(level: str) -> bool:
+    """Whether `level` works here, probed once with a real, tiny sandboxed run."""
+    if level == "bwrap":
+        bwrap = shutil.which("bwrap")
+        return bool(bwrap) and _probe([
+            bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *_user_ns_flags(),
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
+            "--new-session", sys.executable, "-c", "pass"])
+    if level == "unshare":
+        unshare = shutil.which("unshare")
+        return bool(unshare) and _probe([unshare, *unshare_flags(), sys.executable, "-c", "pass"])
+    return level == "rlimits"
+
+
 def available_levels() -> tuple[str, ...]:
-    """Levels that actually work here, best first (probed with a real, tiny sandboxed run)."""
-    levels = []
-    bwrap = shutil.which("bwrap")
-    if bwrap and _probe([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                         *_user_ns_flags(), "--unshare-net", "--unshare-pid", "--unshare-ipc",
-                         "--die-with-parent", "--new-session", sys.executable, "-c", "pass"]):
-        levels.append("bwrap")
-    unshare = shutil.which("unshare")
-    if unshare and _probe([unshare, *unshare_flags(), sys.executable, "-c", "pass"]):
-        levels.append("unshare")
-    levels.append("rlimits")
-    return tuple(levels)
+    """Levels that work here, best first."""
+    return tuple(level for level in LEVELS if level_works(level))
 
 
 def unshare_flags() -> list[str]:
@@ -82,16 +86,16 @@ def unshare_flags() -> list[str]:
 
 def resolve_level(requested: str = "auto") -> str:
     """The level to use for `requested` ('auto' = best available); raises if unavailable."""
-    levels = available_levels()
     if requested == "auto":
-        level = levels[0]
+        level = next(lv for lv in LEVELS if level_works(lv))
         if level == "rlimits":
             log.warning("sandbox: %s", DESCRIPTIONS["rlimits"])
         return level
     if requested not in LEVELS:
         raise IsolationUnavailable(f"unknown isolation level '{requested}'; use one of "
                                    f"auto, {', '.join(LEVELS)}")
-    if requested not in levels:
+    if not level_works(requested):
+        levels = available_levels()
         hint = ("install bubblewrap (apt-get install bubblewrap)" if requested == "bwrap"
                 else "check that `unshare --net true` works for this user")
         raise IsolationUnavailable(f"isolation '{requested}' is not available here ({hint}); "
@@ -155,11 +159,12 @@ def bwrap_prefix(*, work_dir: Path, program: Path, read_paths: Iterable[Path],
     """bubblewrap arguments: read-only root, hidden home/temp dirs with the needed paths bound
     back read-only, the work dir a size-capped tmpfs holding the (read-only) program."""
     bwrap = shutil.which("bwrap") or "bwrap"
+    # Every writable tmpfs gets a size cap, or it could fill the machine's memory.
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--perms", "1777", "--tmpfs", "/dev/shm"]
+            "--perms", "1777", "--size", str(work_dir_mb << 20), "--tmpfs", "/dev/shm"]
     for hidden in _HIDDEN_DIRS:
         if Path(hidden).is_dir():
-            args += ["--tmpfs", hidden]
+            args += ["--size", str(1 << 20), "--tmpfs", hidden]
     hidden_roots = [Path(h) for h in _HIDDEN_DIRS]
     binds = [p for p in _outermost(Path(p).resolve() for p in read_paths)
              if p.exists() and any(h == p or h in p.parents for h in hidden_roots)]

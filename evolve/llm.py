@@ -29,6 +29,13 @@ LOCAL_PREFIX = "local/"
 # Providers spoken through the OpenAI wire format, which refuse to start without some api key
 # even when the server behind api_base needs none.
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", LOCAL_PREFIX)
+# Where litellm looks for each provider's key when the model config names none.
+PROVIDER_KEY_ENV = {
+    "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY", "mistral": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY", "together_ai": "TOGETHERAI_API_KEY",
+    "xai": "XAI_API_KEY", "fireworks_ai": "FIREWORKS_AI_API_KEY",
+}
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 _litellm: Any = None
@@ -110,6 +117,13 @@ def litellm_model_name(name: str) -> str:
     if name.startswith(LOCAL_PREFIX):
         return "openai/" + name[len(LOCAL_PREFIX):]
     return name
+
+
+def key_env_for(model: str) -> str | None:
+    """The environment variable litellm reads the key of `model`'s provider from, if known."""
+    if "/" not in model:
+        return None  # a bare name: litellm guesses the provider, we do not
+    return PROVIDER_KEY_ENV.get(model.split("/", 1)[0])
 
 
 def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
@@ -195,7 +209,7 @@ class LLMClient:
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                return None, (f"environment variable {cfg.api_key_env} is not set: export it "
+                return None, (f"MissingAPIKey: environment variable {cfg.api_key_env} is not set: export it "
                               f"with the API key for {cfg.name}")
             return key, None
         if cfg.name.startswith(LOCAL_PREFIX):
@@ -203,6 +217,10 @@ class LLMClient:
         if cfg.api_base and cfg.name.startswith(_OPENAI_COMPATIBLE) and not os.environ.get(
                 "OPENAI_API_KEY"):
             return "sk-no-key-needed", None
+        env_var = key_env_for(cfg.name)
+        if not cfg.api_base and env_var and not os.environ.get(env_var):
+            return None, (f"MissingAPIKey: environment variable {env_var} is not set: export it with your "
+                          f"API key for {cfg.name}, or set api_key_env in the model's config")
         return None, None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -14,6 +14,7 @@ import math
 import random
 import tokenize
 from dataclasses import dataclass
+from functools import lru_cache
 
 from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
 
@@ -95,6 +96,14 @@ class Source:
         return code
 
 
+@lru_cache(maxsize=64)
+def _analysed(code: str, operator: str) -> tuple[Source, tuple]:
+    """A program's source map and an operator's targets, cached: an engine proposes many
+    children of the same parent, and tests mutate one program a thousand times."""
+    source = Source(code)
+    return source, tuple(OFFLINE_OPERATORS[operator]().candidates(source))
+
+
 def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     return {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
 
@@ -156,14 +165,13 @@ class TuneOperator:
         return new
 
     def propose(self, code: str, rng: random.Random) -> str:
-        source = Source(code)
-        nodes = self.candidates(source)
+        source, nodes = _analysed(code, self.name)
         if not nodes:
             raise NoChange("no numeric constants inside the EVOLVE-BLOCK")
         for _ in range(20):
             count = min(len(nodes), 1 + (rng.random() < 0.4) + (rng.random() < 0.15))
             edits = []
-            for node in rng.sample(nodes, count):
+            for node in rng.sample(list(nodes), count):
                 new = self.perturb(node.value, rng)
                 if not math.isfinite(new):
                     continue
@@ -247,11 +255,10 @@ class SwapOperator:
         return Edit(line, col, line, col, text)  # type: ignore[arg-type]
 
     def propose(self, code: str, rng: random.Random) -> str:
-        source = Source(code)
-        edits = self.candidates(source)
+        source, edits = _analysed(code, self.name)
         if not edits:
             raise NoChange("no comparison, min/max or sort call inside the EVOLVE-BLOCK")
-        for edit in rng.sample(edits, len(edits)):
+        for edit in rng.sample(list(edits), len(edits)):
             try:
                 return source.apply([edit])
             except SyntaxError:

@@ -77,7 +77,7 @@ up_to_date() {
     [ "$MODE" = "base" ] && [ "$HAVE_MODE" = "base" ]
 }
 if up_to_date; then
-    say "up to date (.venv, $MODE)"
+    say "up to date (.venv has the $HAVE_MODE install; pyproject.toml unchanged)"
     exit 0
 fi
 

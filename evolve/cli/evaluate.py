@@ -65,7 +65,9 @@ def _metrics_text(metrics: dict[str, Any], width: int = 80) -> str:
 
 def stage_table(title: str, results: dict[str, EvalResult]) -> Table:
     table = Table(title=title)
-    for column in ("program", "stage", "score", "valid", "metrics", "time (s)", "failure / reason"):
+    for column in ("program", "stage", "score", "valid"):
+        table.add_column(column, no_wrap=True)
+    for column in ("metrics", "time (s)", "failure / reason"):
         table.add_column(column, overflow="fold")
     for program, result in results.items():
         for stage in result.stages:

@@ -8,13 +8,13 @@ missed deadline makes the program invalid; the feedback names the run.
 from __future__ import annotations
 
 import json
-import math
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from evaluators.harness_api import clock, get_function, load_candidate
+from problems._spot_sim.file_guard import guarding
 from problems._spot_sim.simulate import ActionError, RunResult
 
 SCORE_STD_WEIGHT = 0.25
@@ -30,38 +30,54 @@ def weighted_mean_std(values: Sequence[float], weights: Sequence[float]) -> tupl
     total = sum(weights)
     mean = sum(w * v for w, v in zip(weights, values, strict=True)) / total
     var = sum(w * (v - mean) ** 2 for w, v in zip(weights, values, strict=True)) / total
-    return mean, math.sqrt(var)
+    return mean, var ** 0.5
 
 
 def _fail(message: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
-                    optimum: dict[str, float]) -> dict[str, Any]:
-    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present."""
-    started = clock()
+def _run_candidate(program_path, runs, run_one, load, get, action_error, fail):
+    """Load the candidate and run every scenario; a failure dict or the list of results."""
     try:
-        module = load_candidate(program_path)
-        policy_cls = get_function(module, "Policy")
+        module = load(program_path)
+        policy_cls = get(module, "Policy")
     except Exception as exc:
-        return _fail(f"could not load the program: {exc}")
-
+        return fail(f"could not load the program: {exc}")
     results: list[RunResult] = []
     for run in runs:
         try:
             policy = policy_cls(run.scenario)
             decide = policy.decide
             results.append(run_one(decide, run))
-        except ActionError as exc:
-            return _fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
+        except action_error as exc:
+            return fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
         except Exception:
             tail = traceback.format_exc(limit=-3)
-            return _fail(f"run {run.key}: the policy raised\n{tail}", {"runs_completed": len(results)})
+            return fail(f"run {run.key}: the policy raised\n{tail}", {"runs_completed": len(results)})
+    return results
+
+
+def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
+                    optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
+                    _get=get_function, _stats=weighted_mean_std,
+                    _action_error=ActionError, _guarding=guarding, _run=_run_candidate,
+                    _fail_result=_fail) -> dict[str, Any]:
+    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
+
+    Every helper is a default argument, bound when this module was imported (before any
+    candidate), so a candidate that rebinds names in this package changes nothing here.
+    """
+    started = _clock()
+    with _guarding():
+        outcome = _run(program_path, runs, run_one, _load, _get, _action_error, _fail_result)
+    if isinstance(outcome, dict):
+        return outcome
+    results = outcome
 
     weights = [getattr(run, "weight", 1.0) for run in runs]
     costs = [r.cost for r in results]
-    mean, std = weighted_mean_std(costs, weights)
+    mean, std = _stats(costs, weights)
     misses = [run.key for run, r in zip(runs, results, strict=True) if r.missed]
     metrics: dict[str, Any] = {
         "runs": len(results),
@@ -75,14 +91,14 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
         "guard_overrides": sum(r.guard_overrides for r in results),
         "unavailable_spot_requests": sum(r.unavailable_spot_requests for r in results),
     }
-    if any(r.region_switches for r in results):
+    if hasattr(runs[0], "prices"):  # many regions: always report it (it is a shown metric)
         metrics["region_switches_per_run"] = round(
             sum(r.region_switches for r in results) / len(results), 3)
     with_opt = [(run, r) for run, r in zip(runs, results, strict=True) if run.key in optimum]
     if with_opt:
         w = [getattr(run, "weight", 1.0) for run, _ in with_opt]
-        opt_mean, _ = weighted_mean_std([optimum[run.key] for run, _ in with_opt], w)
-        cand_mean, _ = weighted_mean_std([r.cost for _, r in with_opt], w)
+        opt_mean, _ = _stats([optimum[run.key] for run, _ in with_opt], w)
+        cand_mean, _ = _stats([r.cost for _, r in with_opt], w)
         metrics["optimum_mean_cost"] = round(opt_mean, 4)
         metrics["cost_ratio_to_optimum"] = round(cand_mean / opt_mean, 4)
         metrics["optimum_runs"] = len(with_opt)
@@ -93,7 +109,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
         groups.setdefault(run.group, []).append(r.cost)
     for group, values in groups.items():
         metrics[f"mean_cost[{group}]"] = round(sum(values) / len(values), 4)
-    metrics["evaluation_seconds"] = round(clock() - started, 3)
+    metrics["evaluation_seconds"] = round(_clock() - started, 3)
 
     score = -(mean + SCORE_STD_WEIGHT * std)
     worst = max(groups, key=lambda g: sum(groups[g]) / len(groups[g]))

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from problems._spot_sim import NONE, ON_DEMAND, SPOT
 from problems._spot_sim.state import MultiSpotState, Scenario, SpotState
 
 
@@ -67,13 +66,15 @@ def _coerce_multi(out: Any, num_regions: int) -> tuple[int, int]:
 
 
 def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available: bytes,
-               *, guard: bool = True) -> RunResult:
+               *, guard: bool = True, _state_cls=SpotState, _result=RunResult,
+               _coerce=_coerce_action) -> RunResult:
     """One region: `available[k]` is 1 when spot can run during tick k."""
+    NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
     gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
     ticks = scenario.deadline_ticks
     if len(available) < ticks:
         raise ValueError(f"trace has {len(available)} ticks, the deadline needs {ticks}")
-    state = SpotState(scenario)
+    state = _state_cls(scenario)
     history = state._hist[0]
     remember = history.append
     n_spot = n_od = launches = preemptions = bad_spot = overrides = 0
@@ -83,8 +84,8 @@ def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available
         a = available[k]
         remember(a)
         last = cluster
-        if cluster == SPOT and not a:
-            cluster = NONE
+        if cluster == SPOT_ and not a:
+            cluster = NONE_
             oh = 0
             preemptions += 1
             state._preempted = True
@@ -98,25 +99,25 @@ def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available
         state._avail = a
         req = decide(state)
         if req.__class__ is not int or req > 2 or req < 0:
-            req = _coerce_action(req)
-        if req == SPOT and not a:
-            req = NONE
+            req = _coerce(req)
+        if req == SPOT_ and not a:
+            req = NONE_
             bad_spot += 1
         if guard and (work - done + d + gap - 1) // gap >= ticks - k:
-            forced = SPOT if (cluster == SPOT and oh == 0) else ON_DEMAND
+            forced = SPOT_ if (cluster == SPOT_ and oh == 0) else OD_
             if forced != req:
                 overrides += 1
                 req = forced
         if req != cluster:
             cluster = req
-            if req == NONE:
+            if req == NONE_:
                 oh = 0
                 continue
             oh = d
             launches += 1
-        elif cluster == NONE:
+        elif cluster == NONE_:
             continue
-        if cluster == SPOT:
+        if cluster == SPOT_:
             n_spot += 1
         else:
             n_od += 1
@@ -130,18 +131,20 @@ def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available
             break
     hours = gap / 3600.0
     cost = n_spot * hours * scenario.spot_price + n_od * hours * scenario.on_demand_price
-    return RunResult(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides)
+    return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides)
 
 
 def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
               available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
-              *, guard: bool = True) -> RunResult:
+              *, guard: bool = True, _state_cls=MultiSpotState, _result=RunResult,
+              _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
     """Many regions on aligned traces; spot is billed at its region's price of each tick.
 
     `decide` returns an action (stay in the current region) or a pair (action, region). Moving
     while a cluster runs relaunches it in the new region (paying the overhead); moving with
     NONE is free. Starts in region 0.
     """
+    NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
     gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
     ticks = scenario.deadline_ticks
     num_regions = len(available)
@@ -153,7 +156,7 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
     price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
     hours = gap / 3600.0
     od_tick = hours * scenario.on_demand_price
-    state = MultiSpotState(scenario, num_regions)
+    state = _state_cls(scenario, num_regions)
     appends = [h.append for h in state._hist]
     region_ids = range(num_regions)
     cost = 0.0
@@ -166,8 +169,8 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
             appends[r](col[r])
         a = col[region]
         last = cluster
-        if cluster == SPOT and not a:
-            cluster = NONE
+        if cluster == SPOT_ and not a:
+            cluster = NONE_
             oh = 0
             preemptions += 1
             state._preempted = True
@@ -186,32 +189,32 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
         if out.__class__ is int and 0 <= out <= 2:
             req, target = out, region
         elif out.__class__ is tuple:
-            req, target = _coerce_multi(out, num_regions)
+            req, target = _coerce_pair(out, num_regions)
         else:
-            req, target = _coerce_action(out), region
-        if req == SPOT and not col[target]:
-            req = NONE
+            req, target = _coerce(out), region
+        if req == SPOT_ and not col[target]:
+            req = NONE_
             bad_spot += 1
         if guard and (work - done + d + gap - 1) // gap >= ticks - k:
-            forced = SPOT if (cluster == SPOT and oh == 0) else ON_DEMAND
+            forced = SPOT_ if (cluster == SPOT_ and oh == 0) else OD_
             if forced != req or target != region:
                 overrides += 1
                 req, target = forced, region
         if target != region:
             region = target
             switches += 1
-            cluster = NONE          # the old cluster is released; a new one launches below
+            cluster = NONE_          # the old cluster is released; a new one launches below
             oh = 0
         if req != cluster:
             cluster = req
-            if req == NONE:
+            if req == NONE_:
                 oh = 0
                 continue
             oh = d
             launches += 1
-        elif cluster == NONE:
+        elif cluster == NONE_:
             continue
-        if cluster == SPOT:
+        if cluster == SPOT_:
             n_spot += 1
             cost += price_cols[k][region] * hours
         else:
@@ -225,5 +228,5 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
         if done >= work:
             finish = k + 1
             break
-    return RunResult(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides,
+    return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides,
                      switches)

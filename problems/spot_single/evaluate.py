@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from problems._spot_sim.evaluation import evaluate_policy, load_optimum
+from problems._spot_sim.file_guard import protect
 from problems._spot_sim.grids import single_runs
 from problems._spot_sim.simulate import run_single
 from problems._spot_sim.traces import load_single
@@ -16,15 +17,18 @@ from problems._spot_sim.traces import load_single
 HERE = Path(__file__).resolve().parent
 DATA = load_single(HERE / "data" / "single_region.json.gz")
 OPTIMUM = load_optimum(HERE / "optimum.json")
+# While a candidate is evaluated it may not open these (the traces hold the future).
+protect([HERE / "data" / "single_region.json.gz", HERE / "data" / "multi_region.json.gz",
+         HERE / "optimum.json"])
 RUNS = {stage: single_runs(DATA, stage) for stage in ("quick", "full")}
 
 
-def _run_one(decide, run):
-    return run_single(decide, run.scenario, run.available)
+def _run_one(decide, run, _run=run_single):
+    return _run(decide, run.scenario, run.available)
 
 
-def evaluate(program_path: str, stage: str) -> dict:
+def evaluate(program_path: str, stage: str, *, _evaluate=evaluate_policy) -> dict:
     if stage not in RUNS:
         return {"score": -1e9, "valid": False, "metrics": {},
                 "feedback": f"unknown stage {stage!r}; stages are {sorted(RUNS)}"}
-    return evaluate_policy(program_path, RUNS[stage], _run_one, OPTIMUM)
+    return _evaluate(program_path, RUNS[stage], _run_one, OPTIMUM)

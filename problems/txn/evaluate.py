@@ -27,7 +27,10 @@ def _fail(message: str, metrics: dict | None = None) -> dict:
     return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def evaluate(program_path: str, stage: str) -> dict:
+def evaluate(program_path: str, stage: str, *, _check=check_order, _makespan=makespan,
+             _clock=clock) -> dict:
+    # The references above are bound when this module is imported, before any candidate runs,
+    # so a candidate that rebinds names in problems.txn.model changes nothing here.
     if stage not in STAGES:
         return _fail(f"unknown stage {stage!r}; this problem has stages {sorted(STAGES)}")
     try:
@@ -41,18 +44,18 @@ def evaluate(program_path: str, stage: str) -> dict:
     candidate_s = 0.0
     for name in STAGES[stage]:
         txns = WORKLOADS[name]
-        start = clock()
+        start = _clock()
         try:
             order = schedule(Workload(name, txns))
         except Exception:
             tail = traceback.format_exc(limit=-3)
             return _fail(f"schedule() raised on {name}:\n{tail}", metrics)
-        candidate_s += clock() - start
+        candidate_s += _clock() - start
         try:
-            order = check_order(order, len(txns))
+            order = _check(order, len(txns))
         except ValueError as exc:
             return _fail(f"{name}: {exc}", metrics)
-        span = makespan(txns, order)
+        span = _makespan(txns, order)
         metrics[f"makespan_{name}"] = span
         total += span
 

@@ -111,11 +111,27 @@ def check_order(order: object, n: int) -> list[int]:
 
 
 def makespan(txns: Sequence[Txn], order: Sequence[int]) -> int:
-    """Makespan of placing `txns` in `order` (a sequence of indices; not validated here)."""
-    placement = Placement()
+    """Makespan of placing `txns` in `order` (a sequence of indices; not validated here).
+
+    Self-contained on purpose: the evaluator's reference computation shares no object with the
+    `Placement` helper that candidates receive (and may modify).
+    """
+    last_write: dict[int, int] = {}
+    last_read: dict[int, int] = {}
+    end_max = 0
     for i in order:
-        placement.add(txns[i])
-    return placement.makespan
+        txn = txns[i]
+        start = 1
+        for offset, key, is_write in txn.ops:
+            bound = last_write.get(key, 0)
+            if is_write:
+                bound = max(bound, last_read.get(key, 0))
+            start = max(start, bound - offset + 1)
+        for offset, key, is_write in txn.ops:
+            table = last_write if is_write else last_read
+            table[key] = max(table.get(key, 0), start + offset)
+        end_max = max(end_max, start + txn.length - 1)
+    return end_max
 
 
 def lower_bound(txns: Sequence[Txn]) -> int:
@@ -158,7 +174,10 @@ class Workload:
         n = len(self._txns)
         if any(not 0 <= i < n for i in order):
             raise IndexError(f"transaction index out of range 0..{n - 1}")
-        return makespan(self._txns, order)
+        placement = Placement()
+        for i in order:
+            placement.add(self._txns[i])
+        return placement.makespan
 
     def placement(self) -> Placement:
         """A fresh incremental placement (`end_if_added(txn)`, `add(txn)`) for greedy searches."""

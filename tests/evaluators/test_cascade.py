@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from evaluators.cascade import select_stages
@@ -60,3 +62,38 @@ def test_evaluator_data_globals_may_change_between_calls():
     # The probe evaluator increments a counter global; that is not tampering.
     result = evaluate(probe("1"), load_problem(PROBE))
     assert result.valid and result.metrics["calls"] == 1
+
+
+def test_ordinary_programs_using_numpy_threads_and_subprocesses_pass():
+    # The limits and the tamper guard must not get in the way of normal code.
+    pytest.importorskip("numpy")
+    code = '''
+import subprocess, sys, threading
+import numpy as np
+
+def solve(xs):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", np.sort(np.array(xs)).tolist()))
+    t.start(); t.join()
+    subprocess.run([sys.executable, "-c", "print('child ok')"], check=True)
+    with open("scratch.txt", "w") as f:
+        f.write("work dir is writable")
+    return [int(v) for v in out["v"]]
+'''
+    result = evaluate(code)
+    assert result.valid, result.reason
+    assert [s.stage for s in result.stages] == ["quick", "full"]
+    assert "child ok" in result.stages[0].stdout
+
+
+@pytest.mark.parametrize("level", ["auto", "rlimits"])
+def test_each_stage_gets_a_fresh_work_dir_that_is_removed_afterwards(level):
+    code = ("import os\n\ndef solve(xs):\n    print('cwd=' + os.getcwd(), sorted(os.listdir('.')))\n"
+            "    open('left_behind.txt', 'w').write('x')\n    return sorted(xs)\n")
+    result = evaluate(code, isolation=level)
+    assert result.valid, result.reason
+    lines = [s.stdout.strip() for s in result.stages]
+    dirs = [line.split()[0].removeprefix("cwd=") for line in lines]
+    assert len(set(dirs)) == 2                       # one per stage
+    assert all("left_behind.txt" not in line for line in lines)  # fresh: nothing carried over
+    assert not any(Path(d).exists() for d in dirs)   # removed afterwards

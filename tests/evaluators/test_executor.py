@@ -116,3 +116,17 @@ def test_default_parallelism_is_the_core_count():
     executor = LocalExecutor()
     assert executor.max_parallel == (os.cpu_count() or 1)
     asyncio.run(executor.aclose())
+
+
+def test_cpu_time_limit_is_a_timeout_with_its_own_reason(tmp_path: Path):
+    root = tmp_path / "cpu_capped"
+    shutil.copytree(FIXTURES / "sort_problem", root)
+    root.chmod(0o755)
+    toml = root / "problem.toml"
+    toml.write_text(toml.read_text().replace("cpu_seconds = 10", "cpu_seconds = 1"))
+    executor = LocalExecutor(max_parallel=1)
+    spin = "def solve(xs):\n    while True:\n        pass\n"
+    (result,) = asyncio.run(run_many(executor, load_problem(root), [spin]))
+    assert result.failure == FailureKind.TIMEOUT
+    assert "CPU-time limit of 1 s" in result.reason
+    assert result.wall_s < 6  # stopped by the CPU limit, before the 6 s wall-clock limit

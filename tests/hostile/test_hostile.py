@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.isolation import available_levels
 from evaluators.result import FailureKind
 from tests.sandbox_helpers import (
     BEST_LEVEL,
@@ -91,6 +92,13 @@ def test_disk_filler_is_capped():
     assert "No space left" in result.reason or "too large" in result.reason
 
 
+@needs_fs_isolation
+def test_shared_memory_filler_is_capped():
+    result = evaluate(candidate("shared_memory_filler"))
+    assert_failed(result, FailureKind.SANDBOX_DENIED)
+    assert "No space left" in result.reason
+
+
 def test_stdout_flood_is_truncated_and_the_run_still_scores():
     result = evaluate(candidate("stdout_flood"))
     assert result.valid, result.reason
@@ -107,9 +115,12 @@ def test_background_child_is_killed_after_the_run():
     assert processes_with(tag) == []
 
 
-def test_background_child_is_killed_with_rlimits_only():
+@pytest.mark.parametrize("level", ["unshare", "rlimits"])
+def test_background_child_is_killed_at_weaker_levels(level):
+    if level not in available_levels():
+        pytest.skip(f"{level} is not available here")
     tag = marker()
-    result = evaluate(candidate("background_child", marker=tag), isolation="rlimits")
+    result = evaluate(candidate("background_child", marker=tag), isolation=level)
     assert result.valid, result.reason
     assert processes_with(tag) == []
 
@@ -164,8 +175,12 @@ def test_api_keys_do_not_reach_the_candidate(monkeypatch):
     assert secret not in stage.stdout and secret not in stage.stderr
 
 
+NETNS_LEVELS = [lv for lv in ("bwrap", "unshare") if lv in available_levels()]
+
+
 @needs_netns
-def test_connecting_to_a_local_server_fails():
+@pytest.mark.parametrize("level", NETNS_LEVELS)
+def test_connecting_to_a_local_server_fails(level):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -184,7 +199,7 @@ def test_connecting_to_a_local_server_fails():
     thread.start()
     try:
         port = server.getsockname()[1]
-        result = evaluate(candidate("connect_localhost", port=port))
+        result = evaluate(candidate("connect_localhost", port=port), isolation=level)
         assert_failed(result, FailureKind.SANDBOX_DENIED)
         assert accepted == []
     finally:
@@ -236,6 +251,18 @@ def test_patching_the_validator_through_frames_is_rejected():
     result = evaluate(candidate("patch_validator_frames"))
     assert_failed(result, FailureKind.INVALID_OUTPUT)
     assert "evaluate.check" in result.reason
+
+
+def test_patching_json_to_rewrite_the_harness_message_is_rejected():
+    result = evaluate(candidate("patch_json_to_forge_result"))
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "json.dumps" in result.reason
+
+
+def test_patching_builtins_is_rejected():
+    result = evaluate(candidate("patch_builtins_isinstance"))
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "builtins.isinstance" in result.reason
 
 
 @pytest.mark.parametrize("name, words", [

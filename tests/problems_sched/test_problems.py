@@ -124,3 +124,139 @@ def test_evaluate_runs_in_a_fresh_process_from_another_directory(tmp_path, name,
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["valid"] and isinstance(result["score"], float)
+
+
+@pytest.fixture
+def restore_modules():
+    """A hostile candidate rebinds module names in this process; put them back afterwards."""
+    import problems._spot_sim.evaluation
+    import problems._spot_sim.simulate
+    import problems.txn.model
+
+    modules = [problems._spot_sim.evaluation, problems._spot_sim.simulate, problems.txn.model]
+    saved = [dict(vars(m)) for m in modules]
+    yield
+    for module, names in zip(modules, saved, strict=True):
+        vars(module).clear()
+        vars(module).update(names)
+
+
+HOSTILE_SPOT = '''
+import problems._spot_sim.evaluation as e
+import problems._spot_sim.simulate as s
+
+class _Free:
+    def __init__(self, *args):
+        self.cost, self.finish_tick = 0.0, 1
+    def __getattr__(self, name):
+        return 0
+
+def _fake_run(*args, **kwargs):
+    return _Free()
+
+s.RunResult = _Free
+s.run_single = s.run_multi = _fake_run
+s.ON_DEMAND = s.SPOT = 1
+e.weighted_mean_std = lambda values, weights: (0.0, 0.0)
+
+NONE, SPOT, ON_DEMAND = 0, 1, 2
+
+
+class Policy:
+    def __init__(self, scenario):
+        pass
+
+    def decide(self, state):
+        return ON_DEMAND
+'''
+
+
+@pytest.mark.parametrize("name", SPOT)
+def test_rebinding_simulator_names_does_not_change_the_score(evaluators, write_program, name,
+                                                             restore_modules):
+    honest = evaluators[name].evaluate(str(PROBLEMS / name / "baselines" / "on_demand.py"), "quick")
+    hostile = evaluators[name].evaluate(write_program(HOSTILE_SPOT), "quick")
+    assert hostile["valid"]
+    assert hostile["score"] == pytest.approx(honest["score"])
+    # The evaluator keeps working after the candidate: its references were bound before it.
+    again = evaluators[name].evaluate(str(PROBLEMS / name / "baselines" / "on_demand.py"), "quick")
+    assert again["score"] == pytest.approx(honest["score"])
+
+
+def test_rebinding_the_txn_model_does_not_change_the_makespan(evaluators, write_program,
+                                                              restore_modules):
+    src = ("import problems.txn.model as m\n"
+           "m.makespan = lambda txns, order: 1\n"
+           "m.check_order = lambda order, n: list(range(n))\n"
+           "class P(m.Placement):\n"
+           "    def add(self, txn):\n"
+           "        return 1\n"
+           "m.Placement = P\n"
+           "def schedule(workload):\n"
+           "    return list(range(len(workload)))\n")
+    result = evaluators["txn"].evaluate(write_program(src), "full")
+    assert result["valid"] and result["metrics"]["total_makespan"] == 537 and result["score"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["txn", "spot_multi"])
+async def test_problems_check_scores_every_program_in_the_sandbox(name):
+    """The real sandboxed executor (`evolve problems check`) runs the whole cascade."""
+    from evolve.cli.check import check_problem
+
+    spec = load_problem(PROBLEMS / name)
+    results = await check_problem(spec)
+    assert set(results) == {"initial", *(f"baseline:{b}" for b in spec.baselines())}
+    for label, result in results.items():
+        assert result.valid, (label, result.last.reason if result.last else None)
+        assert [s.stage for s in result.stages] == [s.name for s in spec.stages]
+
+
+PEEKING = '''
+import gzip, json, os, subprocess
+NONE, SPOT, ON_DEMAND = 0, 1, 2
+TARGET = {target!r}
+
+
+class Policy:
+    def __init__(self, scenario):
+        {action}
+
+    def decide(self, state):
+        return ON_DEMAND
+'''
+
+
+@pytest.mark.parametrize("name, data_file", [("spot_single", "single_region.json.gz"),
+                                             ("spot_multi", "multi_region.json.gz")])
+@pytest.mark.parametrize("how", ["direct", "symlink", "hardlink", "optimum", "subprocess"])
+def test_a_policy_cannot_read_the_traces_while_evaluated(evaluators, write_program, tmp_path,
+                                                         name, data_file, how):
+    target = PROBLEMS / name / "data" / data_file
+    if how == "direct":
+        action = "gzip.open(TARGET).read(10)"
+    elif how == "symlink":
+        link = tmp_path / "innocent.bin"
+        link.symlink_to(target)
+        target, action = link, "open(TARGET, 'rb').read(10)"
+    elif how == "hardlink":
+        link = tmp_path / "innocent.bin"
+        try:
+            os.link(target, link)
+        except OSError:
+            pytest.skip("hard links across these folders are not possible here")
+        target, action = link, "open(TARGET, 'rb').read(10)"
+    elif how == "optimum":
+        target, action = PROBLEMS / name / "optimum.json", "json.load(open(TARGET))"
+    else:
+        action = "subprocess.run(['cat', TARGET], capture_output=True)"
+    result = evaluators[name].evaluate(write_program(PEEKING.format(target=str(target), action=action)),
+                                       "quick")
+    assert not result["valid"]
+    assert "may not" in result["feedback"]
+    # Outside an evaluation the files stay readable (the evaluator and the tests need them).
+    assert (PROBLEMS / name / "data" / data_file).read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_a_policy_may_read_other_files(evaluators, write_program):
+    src = PEEKING.format(target=__file__, action="self.text = open(TARGET).read(100)")
+    assert evaluators["spot_single"].evaluate(write_program(src), "quick")["valid"]

@@ -128,6 +128,7 @@ class ScriptedLLMServer:
         self._stop = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class ScriptedLLMServer:
         handler = _make_handler(self)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
+        self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
                                         name="scripted-llm-server", daemon=True)
         self._thread.start()
@@ -157,8 +159,8 @@ class ScriptedLLMServer:
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return self._httpd.server_address[1]
+        assert self._port is not None, "server not started"
+        return self._port  # kept after stop(), so URLs stay printable
 
     @property
     def root_url(self) -> str:
