@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evolve.bandit import reward as bandit_reward
 from evolve.dashboard.data import ProgramView
 
 
@@ -98,15 +99,10 @@ def initial_score(programs: Sequence[ProgramView]) -> float | None:
     return None
 
 
-def reward(program: ProgramView, parent: ProgramView | None, initial: float | None) -> float:
-    """Improvement over max(parent, initial), 0 on failure; the rule the bandit learns from."""
-    if not program.valid or program.score is None:
-        return 0.0
-    references = [s for s in (parent.score if parent and parent.valid else None, initial)
-                  if s is not None]
-    if not references:
-        return 0.0
-    return max(0.0, program.score - max(references))
+def arm_reward(program: ProgramView, parent: ProgramView | None, initial: float | None) -> float:
+    """The reward the bandit learns from (evolve.bandit.reward) for one stored program."""
+    parent_score = parent.score if parent is not None and parent.valid else None
+    return bandit_reward(program.score, parent_score, initial, ok=program.valid)
 
 
 def arm_rows(programs: Sequence[ProgramView]) -> list[ArmRow]:
@@ -120,7 +116,7 @@ def arm_rows(programs: Sequence[ProgramView]) -> list[ArmRow]:
         groups[(program.operator, program.mutation_kind)].append(program)
     rows = []
     for (operator, mutation), members in groups.items():
-        rewards = [reward(p, by_id.get(p.parent_id) if p.parent_id is not None else None, initial)
+        rewards = [arm_reward(p, by_id.get(p.parent_id) if p.parent_id is not None else None, initial)
                    for p in members]
         scores = [p.score for p in members if p.valid and p.score is not None]
         rows.append(ArmRow(operator=operator, mutation=mutation, pulls=len(members),

@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from db import Archive
+from evolve.bandit import reward
 from evolve.live import (
     BudgetProgress,
     LiveProgress,
@@ -40,6 +41,15 @@ def test_snapshot_from_archive_matches_the_archive(snapshot) -> None:
     assert snap.failures == dict(Counter(p.error_kind for p in programs if not p.valid))
     assert snap.spent_usd == pytest.approx(spent)
     assert sum(arm.pulls for arm in snap.arms) == len(programs) - 1
+    by_id = {p.id: p for p in programs}
+    initial = next(p.score for p in programs if p.parent_id is None)
+    for arm in snap.arms:
+        members = [p for p in programs if (p.operator, p.mutation_kind) == (arm.operator,
+                                                                           arm.mutation)]
+        rewards = [reward(p.score, by_id[p.parent_id].score if by_id[p.parent_id].valid else None,
+                          initial, ok=p.valid) for p in members]
+        assert arm.pulls == len(members)
+        assert arm.mean_reward == pytest.approx(sum(rewards) / len(rewards))
     islands = {p.island for p in programs}
     assert set(snap.island_best) == islands
     for island, score in snap.island_best.items():
