@@ -11,8 +11,10 @@ snapshot can also be built from the archive alone (`snapshot_from_archive`), whi
 
 from __future__ import annotations
 
+import math
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -107,19 +109,33 @@ def _now_like(moment: datetime | None) -> datetime:
     return now if moment is None or moment.tzinfo is not None else now.replace(tzinfo=None)
 
 
+def _elapsed(data: RunData, now: datetime | None) -> float:
+    """Active seconds: the controller's own count when stored (it leaves out the time between a
+    crash and `evolve resume`), else from the run's start to its end or now."""
+    stored = data.state.get("elapsed_s")
+    if isinstance(stored, (int, float)) and data.run.status != "running":
+        return float(stored)
+    run = data.run
+    start = run.started or (data.programs[0].created if data.programs else None)
+    if start is None:
+        return float(stored) if isinstance(stored, (int, float)) else 0.0
+    end = run.finished or now or _now_like(start)
+    return max(0.0, (end - start).total_seconds())
+
+
 def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int | None = None,
-                      now: datetime | None = None) -> RunSnapshot:
+                      elapsed_s: float | None = None, now: datetime | None = None) -> RunSnapshot:
     """Build a snapshot from a run read out of the archive."""
     run = data.run
     programs = data.programs
-    end = run.finished or now or _now_like(run.started)
-    start = run.started or (programs[0].created if programs else None)
-    elapsed = max(0.0, (end - start).total_seconds()) if start else 0.0
+    elapsed = elapsed_s if elapsed_s is not None else _elapsed(data, now)
     budget = _budget_config(run.config_toml)
     spent = data.spent_usd
+    # The program budget counts candidates; the starting program (no parent) is not one.
+    candidates = sum(1 for p in programs if p.parent_id is not None)
     budgets = []
     if budget.max_programs:
-        budgets.append(BudgetProgress("programs", len(programs), budget.max_programs))
+        budgets.append(BudgetProgress("programs", candidates, budget.max_programs))
     if budget.max_usd is not None:
         budgets.append(BudgetProgress("dollars", spent, budget.max_usd, "$"))
     if budget.max_minutes:
@@ -127,7 +143,7 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     best = data.best()
     failures = failure_summary(programs)
     progress = data.state.get("progress") if isinstance(data.state.get("progress"), dict) else {}
-    finished = run.status not in ("running", "created", "unknown", "")
+    finished = run.status != "running"
     return RunSnapshot(
         run_id=run.id, problem=run.problem, status=run.status, elapsed_s=elapsed,
         programs=len(programs), budgets=budgets,
@@ -150,6 +166,33 @@ def snapshot_from_archive(archive: Any, run_id: int, **kwargs: Any) -> RunSnapsh
     return snapshot_from_run(load_run(archive, run_id), **kwargs)
 
 
+def archive_progress(view: ProgressView, archive: Any, *,
+                     min_interval_s: float = 0.5) -> Callable[[Any], None]:
+    """An `on_progress` callback for the controller: each progress report (any object with
+    run_id, event, status, proposing, evaluating, elapsed_s) becomes a view update built from
+    the archive, at most every `min_interval_s` seconds; the final report always shows."""
+    last_shown = -math.inf
+
+    def report(progress: Any) -> None:
+        nonlocal last_shown
+        now = time.monotonic()
+        status = getattr(progress, "status", "running")
+        final = getattr(progress, "event", "") == "stop" or status != "running"
+        if not final and now - last_shown < min_interval_s:
+            return
+        last_shown = now
+        snap = snapshot_from_archive(archive, progress.run_id,
+                                     queued=getattr(progress, "proposing", None),
+                                     running=getattr(progress, "evaluating", None),
+                                     elapsed_s=getattr(progress, "elapsed_s", None))
+        snap.status = status
+        if final:
+            snap.eta_s = None
+        view.update(snap)
+
+    return report
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -167,7 +210,7 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
     """The live panel: budgets, best score, islands, arms, evaluations, failures, spend."""
     head = Text.assemble(
         (f"run {snap.run_id}", "bold"), f" · {snap.problem} · ",
-        (snap.status, "green" if snap.status in ("running", "finished") else "red"),
+        (snap.status, "red" if snap.status in ("failed", "interrupted") else "green"),
         f" · {format_duration(snap.elapsed_s)} · {snap.programs} programs · "
         f"${snap.spent_usd:.4f} spent")
     if snap.unknown_cost_calls:

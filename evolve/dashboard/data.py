@@ -291,15 +291,16 @@ def _scratchpad_text(value: Any) -> str | None:
         for key in ("text", "summary", "content"):
             if isinstance(value.get(key), str) and value[key].strip():
                 return value[key].strip()
-        recommendations = value.get("recommendations")
-        if isinstance(recommendations, list) and recommendations:
-            return "\n".join(f"- {item}" for item in recommendations)
+        for key in ("tips", "recommendations"):     # the controller stores {"version", "tips"}
+            items = value.get(key)
+            if isinstance(items, list) and items:
+                return "\n".join(f"- {item}" for item in items)
     if isinstance(value, list) and value:
         return "\n".join(f"- {item}" for item in value)
     return None
 
 
-STATE_KEYS = ("scratchpad", "scratchpad_text", "bandit", "progress")
+STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "elapsed_s")
 
 
 def load_run(archive: Any, run_id: int) -> RunData:

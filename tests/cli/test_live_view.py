@@ -56,7 +56,7 @@ def test_snapshot_from_archive_matches_the_archive(snapshot) -> None:
         valid = [p.score for p in programs if p.island == island and p.valid]
         assert score == (max(valid) if valid else None)
     budget = {b.name: b for b in snap.budgets}
-    assert budget["programs"].used == len(programs) and budget["programs"].limit == 14
+    assert budget["programs"].used == len(programs) - 1 and budget["programs"].limit == 13
     assert budget["dollars"].limit == 0.5
     assert snap.status == "finished" and snap.eta_s is None
 
@@ -67,7 +67,7 @@ def test_rendered_panel_shows_every_part(snapshot) -> None:
     console.print(render_snapshot(snap, 80))
     text = console.export_text()
     assert f"best {snap.best_score:.6g} (#{snap.best_program_id})" in text
-    assert "programs" in text and f"{snap.programs} / 14" in text
+    assert "programs" in text and f"{snap.programs - 1} / 13" in text
     assert "$0.50" in text                                       # the dollar budget
     for arm in snap.arms:
         assert arm.operator in text
@@ -86,7 +86,7 @@ def test_log_lines_only_when_something_changed(snapshot) -> None:
         view.update(snap)                      # nothing new: no second line
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
-    assert f"programs {snap.programs} / 14" in lines[0] and "finished" in lines[0]
+    assert f"programs {snap.programs - 1} / 13" in lines[0] and "finished" in lines[0]
     assert f"best {snap.best_score:.6g}" in lines[0]
 
 

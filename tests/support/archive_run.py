@@ -27,7 +27,7 @@ TOY_PROBLEM = Path(__file__).resolve().parent / "toy_problem"
 LLM_MODEL = "openai/gpt-4.1-mini"
 PROMPT_MARKER = "Improve the objective of this program"
 REPLY_MARKER = "I moved A closer to its optimum"
-SCRATCHPAD_TEXT = "Constants near A=2.5 score best; avoid loops in solve()."
+SCRATCHPAD_TEXT = "Constants near A=2.5 score best"      # the first tip, as the dashboard shows it
 BATCH = 4
 
 TEMPLATE = """# toy objective: maximise 10 - (a - 2.5)^2 - (b - 4)^2
@@ -112,7 +112,8 @@ async def build_run_async(run_dir: Path, programs: int = 14, seed: int = 7,
     rng = random.Random(seed)
     problem = find_problem(TOY_PROBLEM)
     executor = LocalExecutor(max_parallel=BATCH)
-    config = load_config(overrides=[f"budget.max_programs={programs}", "budget.max_usd=0.5",
+    # The program budget counts candidates: every program but the starting one.
+    config = load_config(overrides=[f"budget.max_programs={programs - 1}", "budget.max_usd=0.5",
                                     f"seed={seed}", f"problem={TOY_PROBLEM}"])
     (run_dir / "config.toml").write_text(to_toml(config))
     archive = Archive.open(run_dir / "archive.sqlite")
@@ -167,7 +168,10 @@ async def build_run_async(run_dir: Path, programs: int = 14, seed: int = 7,
                         facts.best_id, facts.best_score = program_id, result.score
                 else:
                     facts.failed[program_id] = str(result.failure)
-        archive.add_event(run_id, "scratchpad", "scratchpad updated", {"text": SCRATCHPAD_TEXT})
+        # Stored the way the controller stores its scratchpad (state + event).
+        tips = [SCRATCHPAD_TEXT, "Avoid loops in solve()"]
+        archive.set_state(run_id, "scratchpad", {"version": 1, "tips": tips})
+        archive.add_event(run_id, "scratchpad", f"scratchpad v1: {tips[0]}")
         if status != "running":
             archive.finish_run(run_id, status)
         return facts
