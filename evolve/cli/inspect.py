@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.syntax import Syntax
@@ -49,12 +49,20 @@ def _program(data: RunData, program_id: int) -> ProgramView:
     return program
 
 
-def _load_for_program(run_dir: str | None, program_id: int) -> tuple[RunData, ProgramView]:
+def _stage_dict(record: object) -> dict:
+    return {key: attr(record, key, default) for key, default in (
+        ("stage", ""), ("score", None), ("valid", False), ("failure", None), ("reason", ""),
+        ("wall_s", 0.0), ("cpu_s", 0.0), ("isolation", ""))}
+
+
+def _load_for_program(run_dir: str | None,
+                      program_id: int) -> tuple[Any, RunData, ProgramView]:
+    """The archive, the run that holds the program, and the program (or exit 2)."""
     opened = open_run(run_dir)
     record = opened.archive.program(program_id)
     run_id = opened.run_id if record is None else int(attr(record, "run_id", opened.run_id))
     data = load_run(opened.archive, run_id)
-    return data, _program(data, program_id)
+    return opened.archive, data, _program(data, program_id)
 
 
 def status(
@@ -91,11 +99,12 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Everything about one program: scores, metrics, feedback, stages, cost, code."""
-    data, program = _load_for_program(run_dir, program_id)
+    archive, data, program = _load_for_program(run_dir, program_id)
     calls = data.calls_by_program.get(program.id, [])
+    stages = [_stage_dict(s) for s in archive.evaluations(program.id)]
     if as_json:
         print_json(program.summary() | {
-            "code": program.code, "diff": program.diff,
+            "code": program.code, "diff": program.diff, "stages": stages,
             "llm_calls": [{"model": c.model, "purpose": c.purpose, "tokens_in": c.tokens_in,
                            "tokens_out": c.tokens_out, "cost_usd": c.cost_usd,
                            "latency_s": c.latency_s, "error": c.error} for c in calls]})
@@ -124,6 +133,14 @@ def show(
     if program.feedback:
         console.print(Text("feedback:", style="bold"))
         console.print(Text(program.feedback))
+    if stages:
+        table = Table("stage", "score", "valid", "failure", "wall s", "reason", box=None,
+                      header_style="bold")
+        for stage in stages:
+            table.add_row(stage["stage"], "-" if stage["score"] is None else f"{stage['score']:.6g}",
+                          str(stage["valid"]), stage["failure"] or "-", f"{stage['wall_s']:.2f}",
+                          Text(stage["reason"]))
+        console.print(table)
     for call in calls:
         console.print(Text(f"LLM call: {call.model} ({call.purpose}) {call.tokens_in}+"
                            f"{call.tokens_out} tokens, {call.latency_s:.2f}s, "
@@ -146,7 +163,7 @@ def lineage(
     as_json: JsonOption = False,
 ) -> None:
     """The ancestor chain of a program and every descendant, as a tree."""
-    data, program = _load_for_program(run_dir, program_id)
+    _, data, program = _load_for_program(run_dir, program_id)
     chain = data.ancestors(program.id) + [program]
     if as_json:
         def subtree(pid: int) -> list[dict]:
@@ -184,8 +201,8 @@ def diff(
     context: Annotated[int, typer.Option(help="lines of context")] = 3,
 ) -> None:
     """Unified diff between the code of two programs."""
-    data, left = _load_for_program(run_dir, a)
-    right = _program(data, b) if b in data.by_id else _load_for_program(run_dir, b)[1]
+    _, data, left = _load_for_program(run_dir, a)
+    right = _program(data, b) if b in data.by_id else _load_for_program(run_dir, b)[2]
     lines = difflib.unified_diff(left.code.splitlines(keepends=True),
                                  right.code.splitlines(keepends=True),
                                  fromfile=f"program {a}", tofile=f"program {b}", n=context)

@@ -84,6 +84,9 @@ def test_show_json_has_code_metrics_and_llm_calls(toy_run: RunFacts, archive: Ar
     calls = archive.llm_calls(program_id=program_id)
     assert [c["model"] for c in data["llm_calls"]] == [c.model for c in calls]
     assert data["cost_usd"] == pytest.approx(sum(c.cost_usd for c in calls))
+    stages = archive.evaluations(program_id)
+    assert [(s["stage"], s["score"]) for s in data["stages"]] == [(s.stage, s.score)
+                                                                  for s in stages]
 
 
 def test_show_prints_prompt_reply_and_code(toy_run: RunFacts) -> None:
@@ -94,11 +97,13 @@ def test_show_prints_prompt_reply_and_code(toy_run: RunFacts) -> None:
     assert "def solve():" in result.stdout
 
 
-def test_show_of_a_failed_program_names_the_failure(toy_run: RunFacts) -> None:
+def test_show_of_a_failed_program_names_the_failure(toy_run: RunFacts, archive: Archive) -> None:
     program_id, kind = next(iter(toy_run.failed.items()))
     result = invoke("show", program_id, "-r", toy_run.run_dir, "--no-code")
     assert result.exit_code == 0, result.output
     assert kind in result.stdout
+    reason = archive.evaluations(program_id)[-1].reason
+    assert reason.split()[0] in result.stdout                      # the stage table's reason
     assert "def solve" not in result.stdout
 
 
@@ -180,6 +185,21 @@ def test_program_commands_find_the_run_from_the_current_folder(
     result = invoke("show", toy_run.best_id, "--json", "--no-code")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["id"] == toy_run.best_id
+
+
+def test_a_run_that_has_just_started(tmp_path: Path) -> None:
+    run_dir = tmp_path / "fresh"
+    with Archive.open(run_dir / "archive.sqlite") as archive:
+        archive.create_run(problem="toy_objective", config_toml="", seed=0, isolation="rlimits")
+    status = invoke("status", run_dir, "--json")
+    assert status.exit_code == 0, status.output
+    data = json.loads(status.stdout)
+    assert data["programs"] == 0 and data["best_score"] is None and data["status"] == "running"
+    assert "no arms pulled yet" in invoke("status", run_dir).stdout
+    best = invoke("best", run_dir)
+    assert best.exit_code == 1 and "no valid program yet" in best.stderr
+    plot = invoke("plot", run_dir, "-o", tmp_path / "p.png")
+    assert plot.exit_code == 1 and not (tmp_path / "p.png").exists()
 
 
 @pytest.mark.parametrize("command", ["status", "show", "lineage", "diff", "best", "runs", "plot",

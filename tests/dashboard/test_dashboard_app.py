@@ -109,6 +109,13 @@ async def test_sort_keys_and_reverse(toy_run: RunFacts, archive: Archive) -> Non
         assert generations == sorted(generations)
         pane = app.query_one(ProgramsPane)
         assert (pane.sort_column, pane.sort_descending) == ("generation", False)
+        # A click on a column header sorts by it; costs start high-to-low.
+        table = app.query_one("#programs", DataTable)
+        left = sum(column.get_render_width(table) for column in table.ordered_columns[:-1])
+        await pilot.click("#programs", offset=(left + 2, 0))
+        assert pane.sort_column == "cost"
+        first = table_ids(app)[:len(toy_run.llm_program_ids)]
+        assert sorted(first) == sorted(toy_run.llm_program_ids)     # the only ones with a cost
 
 
 async def test_search_box_filters(toy_run: RunFacts, archive: Archive) -> None:
@@ -232,6 +239,21 @@ async def test_run_overview(toy_run: RunFacts, archive: Archive) -> None:
         await pilot.pause()
         await pilot.press("o")
         assert "best score over programs" in screenshot(small, "overview_80x24")
+
+
+async def test_an_empty_run_opens(tmp_path: Path) -> None:
+    with Archive.open(tmp_path / "archive.sqlite") as writer:
+        run_id = writer.create_run(problem="toy_objective", config_toml="", seed=0,
+                                   isolation="rlimits")
+    with Archive.open(tmp_path / "archive.sqlite", create=False) as reader:
+        app = make_app(reader, run_id)
+        async with app.run_test(size=SMALL) as pilot:
+            await pilot.pause()
+            assert table_ids(app) == []
+            await pilot.press("enter", "o")
+            text = screenshot(app, "overview_empty")
+            assert "0 programs · best -" in text
+            assert not isinstance(app.screen, ProgramScreen)
 
 
 async def test_refreshes_while_the_run_goes_on(tmp_path: Path) -> None:
