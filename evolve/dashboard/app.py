@@ -86,7 +86,7 @@ class DashboardApp(App[None]):
             self.action_reload()
 
     def action_reload(self) -> None:
-        self.data = load_run(self.archive, self.run_id)
+        self.data = load_run(self.archive, self.run_id, previous=self.data)
         self._show()
 
     # --- actions ------------------------------------------------------------------------

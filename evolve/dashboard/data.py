@@ -228,9 +228,11 @@ class RunData:
 
     run: RunInfo
     programs: list[ProgramView]
-    calls: list[LLMCallView]
+    calls: list[LLMCallView]                  # the calls that produced programs
     events: list[EventView]
     state: dict[str, Any] = field(default_factory=dict)
+    spent_usd: float = 0.0                    # all LLM calls of the run with a known price
+    unknown_cost_calls: int = 0               # calls whose price is unknown
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.programs}
@@ -260,14 +262,6 @@ class RunData:
     def best(self) -> ProgramView | None:
         scored = [p for p in self.programs if p.valid and p.score is not None]
         return max(scored, key=lambda p: (p.score, -p.id)) if scored else None
-
-    @property
-    def spent_usd(self) -> float:
-        return sum(c.cost_usd or 0.0 for c in self.calls)
-
-    @property
-    def unknown_cost_calls(self) -> int:
-        return sum(1 for c in self.calls if c.cost_usd is None)
 
     def scratchpad(self) -> str | None:
         """The newest scratchpad text the engine stored (state key or event), if any."""
@@ -303,18 +297,35 @@ def _scratchpad_text(value: Any) -> str | None:
 STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "elapsed_s")
 
 
-def load_run(archive: Any, run_id: int) -> RunData:
-    """Read one run out of an open archive."""
+def load_run(archive: Any, run_id: int, previous: RunData | None = None) -> RunData:
+    """Read one run out of an open archive. With `previous` (an earlier read of the same run)
+    only programs stored since are fetched: programs never change once written, so a refresh
+    of a long run costs what is new, not the whole archive."""
     run = RunInfo.from_record(archive.get_run(run_id))
-    calls = [LLMCallView.from_record(c) for c in archive.llm_calls(run_id)]
+    if previous is None or previous.run.id != run_id:
+        records = archive.programs(run_id)
+        calls = [LLMCallView.from_record(c) for c in archive.llm_calls(run_id)
+                 if attr(c, "program_id") is not None]
+        kept: list[ProgramView] = []
+    else:
+        after = previous.programs[-1].id if previous.programs else None
+        records = archive.programs(run_id, after_id=after) if after is not None \
+            else archive.programs(run_id)
+        calls = list(previous.calls)
+        for record in records:   # a program's calls are linked in the write that stores it
+            calls += [LLMCallView.from_record(c)
+                      for c in archive.llm_calls(program_id=int(attr(record, "id")))]
+        kept = previous.programs
     cost: dict[int, float] = defaultdict(float)
     for call in calls:
         if call.program_id is not None:
             cost[call.program_id] += call.cost_usd or 0.0
-    programs = [ProgramView.from_record(r, cost.get(int(attr(r, "id")), 0.0))
-                for r in archive.programs(run_id)]
-    programs.sort(key=lambda p: p.id)
+    programs = kept + sorted((ProgramView.from_record(r, cost.get(int(attr(r, "id")), 0.0))
+                              for r in records), key=lambda p: p.id)
     events = [EventView.from_record(e) for e in archive.events(run_id)]
     state = {key: archive.get_state(run_id, key) for key in STATE_KEYS}
+    summary = archive.cost_summary(run_id)
     return RunData(run=run, programs=programs, calls=calls, events=events,
-                   state={k: v for k, v in state.items() if v is not None})
+                   state={k: v for k, v in state.items() if v is not None},
+                   spent_usd=float(attr(summary, "known_usd", 0.0)),
+                   unknown_cost_calls=int(attr(summary, "unknown_calls", 0)))

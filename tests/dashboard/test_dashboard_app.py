@@ -265,16 +265,24 @@ async def test_refreshes_while_the_run_goes_on(tmp_path: Path) -> None:
         async with app.run_test(size=SMALL) as pilot:
             await pilot.pause()
             assert len(table_ids(app)) == 2 and "running" in app.sub_title
+            # Written the way the controller writes: the LLM call first, then the program that
+            # links it, from another connection (the controller's).
             code = "def solve():\n    return 11.0\n"
+            call_id = writer.record_llm_call(
+                facts.run_id, model="openai/gpt-4.1-mini", prompt="[]", response="ok",
+                tokens_in=10, tokens_out=5, cost_usd=0.25, latency_s=0.1, error=None,
+                purpose="proposal")
             new_id = writer.add_program(
                 facts.run_id, code=code, code_hash=code_hash_of(code),
                 parent_id=facts.initial_id, island=0, generation=1, operator="tune",
                 mutation_kind="diff", status="evaluated", stage_reached="full", score=11.0,
-                valid=True)
+                valid=True, llm_call_ids=[call_id])
             writer.finish_run(facts.run_id, "finished")
             await pilot.pause(0.5)
             assert table_ids(app)[0] == new_id and len(table_ids(app)) == 3
             assert "finished" in app.sub_title
+            assert app.data.by_id[new_id].cost_usd == pytest.approx(0.25)
+            assert app.data.spent_usd == pytest.approx(0.25 + facts.spent_usd)
     finally:
         writer.close()
         reader.close()
