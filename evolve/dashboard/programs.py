@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label
 
 from evolve.dashboard.data import ProgramView
-from evolve.dashboard.query import SORT_KEYS, QueryError, filter_programs, sort_programs
+from evolve.dashboard.query import SORT_KEYS, QueryError, filter_programs, sort_key
 
 # (column key, header, width)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -44,10 +44,12 @@ class ProgramsPane(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.programs: list[ProgramView] = []
-        self.shown: list[ProgramView] = []
+        self.by_id: dict[int, ProgramView] = {}
+        self.shown_count = 0
         self.sort_column = "score"
         self.sort_descending = True
         self.query_text = ""
+        self._filter_problem = ""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: score>0.5 island:1 operator:gpt status:failed ...",
@@ -63,8 +65,18 @@ class ProgramsPane(Vertical):
         return self.query_one("#programs", DataTable)
 
     def set_programs(self, programs: Sequence[ProgramView]) -> None:
-        self.programs = list(programs)
-        self._render_rows()
+        """Show `programs`. When they extend what is shown (a refresh during a run), only the
+        new rows are added: rebuilding thousands of rows every refresh would stall the UI."""
+        old = self.programs
+        programs = list(programs)
+        extends = len(programs) >= len(old) and all(
+            a.id == b.id for a, b in zip(old, programs[:len(old)], strict=True))
+        self.programs = programs
+        self.by_id = {p.id: p for p in programs}
+        if extends and old:
+            self._add_rows(programs[len(old):])
+        else:
+            self._rebuild()
 
     def sort_by(self, column: str, descending: bool | None = None) -> None:
         if column not in SORT_KEYS:
@@ -75,7 +87,7 @@ class ProgramsPane(Vertical):
             descending = (not self.sort_descending if column == self.sort_column
                           else column in ("score", "cost", "generation", "id"))
         self.sort_column, self.sort_descending = column, descending
-        self._render_rows()
+        self._apply_sort()
 
     def next_sort_column(self) -> None:
         index = (SORT_ORDER.index(self.sort_column) + 1) % len(SORT_ORDER)
@@ -86,38 +98,55 @@ class ProgramsPane(Vertical):
 
     def selected_id(self) -> int | None:
         table = self.table
-        if not self.shown or table.cursor_row < 0 or table.cursor_row >= table.row_count:
+        if table.row_count == 0 or not 0 <= table.cursor_row < table.row_count:
             return None
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
         return int(key.value) if key.value is not None else None
 
-    def _render_rows(self) -> None:
-        info = self.query_one("#table-info", Label)
+    def _matching(self, programs: Sequence[ProgramView]) -> list[ProgramView]:
         try:
-            matching = filter_programs(self.programs, self.query_text)
-            problem = ""
+            self._filter_problem = ""
+            return filter_programs(programs, self.query_text)
         except QueryError as exc:
-            matching, problem = list(self.programs), str(exc)
-        self.shown = sort_programs(matching, self.sort_column, self.sort_descending)
-        table = self.table
+            self._filter_problem = str(exc)
+            return list(programs)
+
+    def _rebuild(self) -> None:
         keep = self.selected_id()
-        table.clear()
-        for program in self.shown:
+        self.table.clear()
+        self.shown_count = 0
+        self._add_rows(self.programs, keep=keep)
+
+    def _add_rows(self, programs: Sequence[ProgramView], keep: int | None = None) -> None:
+        table = self.table
+        keep = self.selected_id() if keep is None else keep
+        for program in self._matching(programs):
             table.add_row(*_cells(program), key=str(program.id))
-        for key, header, _ in COLUMNS:
-            arrow = (" ▼" if self.sort_descending else " ▲") if key == self.sort_column else ""
-            table.columns[key].label = Text(header + arrow)  # type: ignore[index]
+            self.shown_count += 1
+        self._apply_sort(keep)
+
+    def _apply_sort(self, keep: int | None = None) -> None:
+        table = self.table
+        keep = self.selected_id() if keep is None else keep
+        key = sort_key(self.sort_column, self.sort_descending)
+        table.sort("id", key=lambda cell: key(self.by_id[int(cell)]),
+                   reverse=self.sort_descending)
+        for column, header, _ in COLUMNS:
+            arrow = (" ▼" if self.sort_descending else " ▲") if column == self.sort_column else ""
+            table.columns[column].label = Text(header + arrow)  # type: ignore[index]
         if keep is not None and str(keep) in table.rows:
             table.move_cursor(row=table.get_row_index(str(keep)))
         order = "high→low" if self.sort_descending else "low→high"
-        text = (f"{len(self.shown)} of {len(self.programs)} programs · sorted by "
+        text = (f"{self.shown_count} of {len(self.programs)} programs · sorted by "
                 f"{self.sort_column} {order}")
-        info.update(Text(problem, style="red") if problem else Text(text, style="dim"))
+        self.query_one("#table-info", Label).update(
+            Text(self._filter_problem, style="red") if self._filter_problem
+            else Text(text, style="dim"))
 
     @on(Input.Changed, "#search")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value
-        self._render_rows()
+        self._rebuild()
 
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:

@@ -86,10 +86,20 @@ def filter_programs(programs: Sequence[ProgramView], query: str) -> list[Program
     return [p for p in programs if all(match(p) for match in matchers)]
 
 
+def sort_key(column: str, descending: bool) -> Callable[[ProgramView], tuple[Any, ...]]:
+    """A key for sorting by `column` in the given direction that keeps programs without a value
+    (no score yet) last either way; ties go by id in the same direction."""
+    get = SORT_KEYS[column]
+
+    def key(program: ProgramView) -> tuple[Any, ...]:
+        value = get(program)
+        present = value is not None
+        rank = int(present) if descending else int(not present)
+        return (rank, value if present else 0, program.id)
+    return key
+
+
 def sort_programs(programs: Sequence[ProgramView], column: str,
                   descending: bool = False) -> list[ProgramView]:
     """Sorted by a column; programs without a value (no score yet) always come last."""
-    get = SORT_KEYS[column]
-    present = [p for p in programs if get(p) is not None]
-    missing = [p for p in programs if get(p) is None]
-    return sorted(present, key=lambda p: (get(p), p.id), reverse=descending) + missing
+    return sorted(programs, key=sort_key(column, descending), reverse=descending)
