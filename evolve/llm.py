@@ -73,10 +73,9 @@ class LLMCallRecord:
     temperature: float | None = None
 
     def archive_fields(self) -> dict[str, Any]:
-        """Keyword arguments for `Archive.record_llm_call` (it has no finish_reason column)."""
+        """Keyword arguments for `Archive.record_llm_call` (besides run_id and purpose)."""
         fields = asdict(self)
-        fields.pop("finish_reason")
-        fields.pop("temperature")
+        fields.pop("temperature")  # part of the prompt settings, not an archive column
         return fields
 
 
@@ -236,6 +235,7 @@ class LLMClient:
                        max_tokens: int | None = None) -> LLMReply:
         cfg = self.model_config(model)
         prompt = json.dumps(messages, ensure_ascii=False)
+        litellm_module()  # the first import takes seconds; it must not eat the deadline
         deadline = time.monotonic() + self.llm.proposal_deadline_s
         calls: list[LLMCallRecord] = []
 

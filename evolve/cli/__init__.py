@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "config_cmd",
     "evaluate",
     "check",
+    "models",
     "inspect",
     "plot_cmd",
     "doctor",

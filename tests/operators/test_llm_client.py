@@ -57,7 +57,8 @@ async def test_normal_reply_records_usage_cost_and_prompt(scripted_llm_server):
     assert request.json["messages"] == MESSAGES
     assert request.json["max_tokens"] == 256 and request.json["temperature"] in (0.3, 0.9)
     assert set(call.archive_fields()) == {"model", "prompt", "response", "tokens_in",
-                                          "tokens_out", "cost_usd", "latency_s", "error"}
+                                          "tokens_out", "cost_usd", "latency_s", "error",
+                                          "finish_reason"}
 
 
 async def test_unknown_price_is_recorded_as_unknown(scripted_llm_server):
