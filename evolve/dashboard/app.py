@@ -19,7 +19,7 @@ from evolve.dashboard.programs import ProgramsPane
 
 class DashboardApp(App[None]):
     CSS_PATH = "dashboard.tcss"
-    TITLE = "evolve dashboard"
+    TITLE = "evolve"
 
     BINDINGS = [
         Binding("q", "quit", "Quit"),
