@@ -118,8 +118,9 @@ def show(
             ("inspirations", ", ".join(f"#{i}" for i in program.inspiration_ids) or "-"),
             ("island / generation", f"{program.island} / {program.generation}"),
             ("operator", program.arm), ("cost", f"${program.cost_usd:.4f}"),
-            ("timings", ", ".join(f"{k} {v:.3g}s" if isinstance(v, (int, float)) else f"{k} {v}"
-                                  for k, v in program.timings.items()) or "-")]
+            ("timings", program.timing_text()[0])]
+    if program.timing_text()[1]:
+        rows.append(("details", program.timing_text()[1]))
     if program.error_kind or program.error_text:
         rows.append(("error", f"{program.error_kind}: {program.error_text}".strip(": ")))
     for key, value in rows:
@@ -132,7 +133,7 @@ def show(
         console.print(metrics)
     if program.feedback:
         console.print(Text("feedback:", style="bold"))
-        console.print(Text(program.feedback))
+        console.print(Text(program.feedback), soft_wrap=True)
     if stages:
         table = Table("stage", "score", "valid", "failure", "wall s", "reason", box=None,
                       header_style="bold")
@@ -149,12 +150,15 @@ def show(
         if prompt:
             for role, content in call.messages():
                 console.rule(role)
-                console.print(Text(content))
+                console.print(Text(content), soft_wrap=True)  # unwrapped: copy-paste safe
             console.rule("reply")
-            console.print(Text(call.response))
+            console.print(Text(call.response or ""), soft_wrap=True)
     if code:
         console.rule("code")
-        console.print(Syntax(program.code, "python", line_numbers=True, word_wrap=True))
+        if console.is_terminal:
+            console.print(Syntax(program.code, "python", line_numbers=True, word_wrap=True))
+        else:                          # piped: the code exactly as stored
+            typer.echo(program.code)
 
 
 def lineage(

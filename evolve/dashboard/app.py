@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+from textual.screen import Screen
 
 from evolve.dashboard.data import RunData, attr, load_run
-from evolve.dashboard.overview import OverviewPane
 from evolve.dashboard.program_screen import ProgramScreen
-from evolve.dashboard.programs import ProgramsPane
+from evolve.dashboard.run_screen import RunScreen
 
 
 class DashboardApp(App[None]):
@@ -23,13 +21,6 @@ class DashboardApp(App[None]):
 
     BINDINGS = [
         Binding("q", "quit", "Quit"),
-        Binding("slash", "search", "Search"),
-        Binding("s", "sort", "Sort col"),
-        Binding("r", "reverse", "Reverse"),
-        Binding("enter", "open", "Open", show=False),
-        Binding("g", "top", "Top row", show=False),
-        Binding("o", "tab('overview')", "Overview"),
-        Binding("t", "tab('programs')", "Table"),
         Binding("f5", "reload", "Reload", show=False),
     ]
 
@@ -43,22 +34,15 @@ class DashboardApp(App[None]):
         self.data: RunData = load_run(archive, run_id)
         self._seen = self._fingerprint()
         self._stages: dict[int, list[Any]] = {}
+        self.run_screen = RunScreen()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with TabbedContent(initial="programs-tab", id="main-tabs"):
-            with TabPane("Programs", id="programs-tab"):
-                yield ProgramsPane(id="programs-pane")
-            with TabPane("Overview", id="overview-tab"):
-                yield OverviewPane(id="overview-pane")
-        yield Footer()
+    def get_default_screen(self) -> Screen:
+        return self.run_screen
 
     def on_mount(self) -> None:
-        self._show()
-        self.query_one(ProgramsPane).table.focus()
+        self._update_title()
         self.set_interval(self.refresh_s, self.action_reload_if_changed)
 
-    # --- data ---------------------------------------------------------------------------
     def _fingerprint(self) -> tuple[Any, ...]:
         """Cheap aggregate queries that change whenever the run stores something."""
         run = self.archive.get_run(self.run_id)
@@ -72,12 +56,10 @@ class DashboardApp(App[None]):
             self._stages[program_id] = list(self.archive.evaluations(program_id))
         return self._stages[program_id]
 
-    def _show(self) -> None:
+    def _update_title(self) -> None:
         data = self.data
         self.sub_title = (f"{data.run.problem} · {data.run.label} · {data.run.status} · "
                           f"{len(data.programs)} programs")
-        self.query_one(ProgramsPane).set_programs(data.programs)
-        self.query_one(OverviewPane).show(data)
 
     def action_reload_if_changed(self) -> None:
         seen = self._fingerprint()
@@ -87,42 +69,9 @@ class DashboardApp(App[None]):
 
     def action_reload(self) -> None:
         self.data = load_run(self.archive, self.run_id, previous=self.data)
-        self._show()
-
-    # --- actions ------------------------------------------------------------------------
-    def action_search(self) -> None:
-        self.query_one(TabbedContent).active = "programs-tab"
-        self.query_one("#search", Input).focus()
-
-    def action_sort(self) -> None:
-        self.query_one(ProgramsPane).next_sort_column()
-
-    def action_reverse(self) -> None:
-        self.query_one(ProgramsPane).reverse_sort()
-
-    def action_top(self) -> None:
-        table = self.query_one(ProgramsPane).table
-        table.move_cursor(row=0)
-        table.focus()
-
-    def action_tab(self, tab: str) -> None:
-        self.query_one("#main-tabs", TabbedContent).active = f"{tab}-tab"
-        # Move focus into the shown pane; otherwise focus falls back to a widget in the hidden
-        # pane and TabbedContent switches right back to it.
-        if tab == "programs":
-            self.query_one(ProgramsPane).table.focus()
-        else:
-            self.query_one(OverviewPane).focus()
-
-    def action_open(self) -> None:
-        program_id = self.query_one(ProgramsPane).selected_id()
-        if program_id is not None:
-            self.open_program(program_id)
+        self._update_title()
+        self.run_screen.show(self.data)
 
     def open_program(self, program_id: int) -> None:
         if program_id in self.data.by_id:
             self.push_screen(ProgramScreen(program_id))
-
-    @on(ProgramsPane.Chosen)
-    def _chosen(self, event: ProgramsPane.Chosen) -> None:
-        self.open_program(event.program_id)

@@ -191,6 +191,18 @@ class ProgramView:
     def arm(self) -> str:
         return f"{self.operator}:{self.mutation_kind}" if self.mutation_kind else self.operator
 
+    def timing_text(self) -> tuple[str, str]:
+        """(the timings, e.g. "eval 0.24s, propose 0.0002s"; other stored details such as
+        attempts or the operator's summary)."""
+        times, details = [], []
+        for key, value in self.timings.items():
+            if key.endswith("_s") and isinstance(value, (int, float)):
+                times.append(f"{key[:-2]} {value:.3g}s")
+            elif value not in ("", None):
+                details.append(f"{key} {value:.6g}" if isinstance(value, float)
+                               else f"{key} {value}")
+        return ", ".join(times) or "-", ", ".join(details)
+
     def score_text(self) -> str:
         return "-" if self.score is None else f"{self.score:.6g}"
 

@@ -49,9 +49,10 @@ def summary_renderable(p: ProgramView, data: RunData, stages: list[Any]) -> Rend
         ("operator", p.operator or "initial"), ("mutation", p.mutation_kind or "-"),
         ("cost", f"${p.cost_usd:.4f} in {len(calls)} LLM call(s), "
                  f"{sum(c.tokens_in for c in calls)}+{sum(c.tokens_out for c in calls)} tokens"),
-        ("timings", ", ".join(f"{k} {v:.3g}s" if isinstance(v, (int, float)) else f"{k} {v}"
-                              for k, v in p.timings.items()) or "-"),
+        ("timings", p.timing_text()[0]),
     ]
+    if p.timing_text()[1]:
+        rows.append(("details", p.timing_text()[1]))
     if p.error_kind or p.error_text:
         rows.append(("error", f"{p.error_kind}: {p.error_text}".strip(": ")))
     for key, value in rows:

@@ -23,6 +23,11 @@ from tests.support.archive_run import RunFacts
 
 
 @pytest.fixture(scope="module")
+def facts(toy_run: RunFacts) -> RunFacts:
+    return toy_run
+
+
+@pytest.fixture(scope="module")
 def snapshot(toy_run: RunFacts):
     with Archive.open(toy_run.run_dir / "archive.sqlite", create=False) as archive:
         snap = snapshot_from_archive(archive, toy_run.run_id)
@@ -32,13 +37,14 @@ def snapshot(toy_run: RunFacts):
     return snap, programs, best, spent
 
 
-def test_snapshot_from_archive_matches_the_archive(snapshot) -> None:
+def test_snapshot_from_archive_matches_the_archive(snapshot, facts: RunFacts) -> None:
     snap, programs, best, spent = snapshot
     assert snap.programs == len(programs)
     assert (snap.best_score, snap.best_program_id) == (best.score, best.id)
     assert snap.best_history[-1] == best.score
     assert snap.best_history == sorted(snap.best_history)          # best-so-far never drops
-    assert snap.failures == dict(Counter(p.error_kind for p in programs if not p.valid))
+    assert snap.failures == dict(Counter(p.error_kind or "invalid" for p in programs
+                                         if not p.valid))
     assert snap.spent_usd == pytest.approx(spent)
     assert sum(arm.pulls for arm in snap.arms) == len(programs) - 1
     by_id = {p.id: p for p in programs}
@@ -56,18 +62,19 @@ def test_snapshot_from_archive_matches_the_archive(snapshot) -> None:
         valid = [p.score for p in programs if p.island == island and p.valid]
         assert score == (max(valid) if valid else None)
     budget = {b.name: b for b in snap.budgets}
-    assert budget["programs"].used == len(programs) - 1 and budget["programs"].limit == 13
+    assert budget["programs"].used == len(programs) - 1
+    assert budget["programs"].limit == facts.max_programs
     assert budget["dollars"].limit == 0.5
-    assert snap.status == "finished" and snap.eta_s is None
+    assert snap.status == facts.status and snap.eta_s is None
 
 
-def test_rendered_panel_shows_every_part(snapshot) -> None:
+def test_rendered_panel_shows_every_part(snapshot, facts: RunFacts) -> None:
     snap = snapshot[0]
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(render_snapshot(snap, 80))
     text = console.export_text()
     assert f"best {snap.best_score:.6g} (#{snap.best_program_id})" in text
-    assert "programs" in text and f"{snap.programs - 1} / 13" in text
+    assert "programs" in text and f"{snap.programs - 1} / {facts.max_programs}" in text
     assert "$0.50" in text                                       # the dollar budget
     for arm in snap.arms:
         assert arm.operator in text
@@ -77,7 +84,7 @@ def test_rendered_panel_shows_every_part(snapshot) -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
-def test_log_lines_only_when_something_changed(snapshot) -> None:
+def test_log_lines_only_when_something_changed(snapshot, facts: RunFacts) -> None:
     snap = snapshot[0]
     stream = io.StringIO()
     view = LogProgress(Console(file=stream, width=200), min_interval_s=0.0)
@@ -86,7 +93,8 @@ def test_log_lines_only_when_something_changed(snapshot) -> None:
         view.update(snap)                      # nothing new: no second line
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
-    assert f"programs {snap.programs - 1} / 13" in lines[0] and "finished" in lines[0]
+    assert f"programs {snap.programs - 1} / {facts.max_programs}" in lines[0]
+    assert facts.status in lines[0]
     assert f"best {snap.best_score:.6g}" in lines[0]
 
 

@@ -6,23 +6,21 @@ Each main screen is saved as an SVG under tests/snapshots/ and checked for the t
 from __future__ import annotations
 
 import html
+import io
+import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import DataTable, Input, Static, TabbedContent, Tree
 
 from db import Archive, code_hash_of
 from evolve.dashboard.app import DashboardApp
 from evolve.dashboard.program_screen import ProgramScreen
 from evolve.dashboard.programs import ProgramsPane
-from tests.support.archive_run import (
-    PROMPT_MARKER,
-    REPLY_MARKER,
-    SCRATCHPAD_TEXT,
-    RunFacts,
-    build_run_async,
-)
+from tests.support.archive_run import RunFacts, build_run_async
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
 SMALL, LARGE = (80, 24), (140, 44)
@@ -63,6 +61,13 @@ def svg_text(svg: str) -> str:
         row = lines[y]
         out.append("".join(row.get(col, " ") for col in range(max(row) + 1)).rstrip())
     return "\n".join(out)
+
+
+def console_text(renderable, width: int) -> str:
+    """What a rich renderable prints, as plain text."""
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(renderable)
+    return console.export_text()
 
 
 def make_app(archive: Archive, run_id: int, **kwargs: float) -> DashboardApp:
@@ -114,8 +119,9 @@ async def test_sort_keys_and_reverse(toy_run: RunFacts, archive: Archive) -> Non
         left = sum(column.get_render_width(table) for column in table.ordered_columns[:-1])
         await pilot.click("#programs", offset=(left + 2, 0))
         assert pane.sort_column == "cost"
-        first = table_ids(app)[:len(toy_run.llm_program_ids)]
-        assert sorted(first) == sorted(toy_run.llm_program_ids)     # the only ones with a cost
+        paid = {pid for pid in programs if archive.llm_calls(program_id=pid)
+                and any(c.cost_usd for c in archive.llm_calls(program_id=pid))}
+        assert paid and set(table_ids(app)[:len(paid)]) == paid     # the ones with a cost
 
 
 async def test_search_box_filters(toy_run: RunFacts, archive: Archive) -> None:
@@ -131,19 +137,23 @@ async def test_search_box_filters(toy_run: RunFacts, archive: Archive) -> None:
         search = app.query_one("#search", Input)
         # Later queries are set directly (typing each key costs ~0.1 s on a small machine);
         # the box handles them through the same Changed event as typed keys.
-        search.value = "score>4 island:1"
+        best = archive.best(toy_run.run_id)[0]
+        threshold = best.score - 1.0
+        search.value = f"score>{threshold} island:{best.island}"
         await pilot.pause()
-        expected = [p.id for p in programs if p.valid and p.score > 4 and p.island == 1]
-        assert expected and sorted(table_ids(app)) == sorted(expected)
+        expected = [p.id for p in programs
+                    if p.valid and p.score > threshold and p.island == best.island]
+        assert best.id in expected and sorted(table_ids(app)) == sorted(expected)
 
         search.value = "score>x"
         await pilot.pause()
         assert len(table_ids(app)) == len(programs)            # a bad term filters nothing
         assert "not a number" in screenshot(app, "programs_bad_filter")
 
-        search.value = "tune"
+        operator = next(p.operator for p in programs if p.parent_id is not None)
+        search.value = f"operator:{operator}"
         await pilot.pause()
-        assert {p.operator for p in programs if p.id in table_ids(app)} == {"tune"}
+        assert {p.operator for p in programs if p.id in table_ids(app)} == {operator}
 
 
 async def open_program(pilot, app: DashboardApp, program_id: int) -> ProgramScreen:
@@ -168,7 +178,8 @@ async def test_program_views(toy_run: RunFacts, archive: Archive, size) -> None:
         assert screen.program_id == program_id
         text = screenshot(app, f"program_summary_{tag}")
         assert f"#{program_id}" in text and "objective" in text          # metrics
-        assert stored.feedback in text and "$0.0015" in text             # feedback, cost
+        cost = sum(c.cost_usd or 0.0 for c in archive.llm_calls(program_id=program_id))
+        assert stored.feedback in text and f"${cost:.4f}" in text       # feedback, cost
 
         await pilot.press("c")
         assert app.screen.query_one("#program-tabs", TabbedContent).active == "code"
@@ -177,13 +188,19 @@ async def test_program_views(toy_run: RunFacts, archive: Archive, size) -> None:
         await pilot.press("d")
         text = screenshot(app, f"program_diff_{tag}")
         changed = next(line for line in stored.diff.splitlines() if line.startswith("+A = "))
-        assert changed in text and f"--- program {stored.parent_id}" in text
+        assert changed in text and stored.diff.splitlines()[0] in text
 
         await pilot.press("p")
         text = screenshot(app, f"program_prompt_{tag}")
-        assert PROMPT_MARKER in text and "[system]" in text
-        body = str(app.screen.query_one("#prompt-body", Static).render())
-        assert REPLY_MARKER in body or REPLY_MARKER in text
+        call = archive.llm_calls(program_id=program_id)[0]
+        messages = json.loads(call.prompt)
+        assert f"[{messages[0]['role']}]" in text
+        assert messages[0]["content"].strip().splitlines()[0][:60] in text
+        # The whole exchange is in the view (the reply sits below the fold at 80x24).
+        body = app.screen.query_one("#prompt-body", Static)
+        shown = console_text(body.content, width=size[0])
+        assert call.response.strip().splitlines()[0][:60] in shown
+        assert messages[-1]["content"].strip().splitlines()[0][:60] in shown
 
         await pilot.press("escape")
         assert not isinstance(app.screen, ProgramScreen)
@@ -227,11 +244,13 @@ async def test_run_overview(toy_run: RunFacts, archive: Archive) -> None:
         best = archive.best(toy_run.run_id)[0]
         assert f"best {best.score:.6g} (#{best.id})" in text
         assert "best score over programs" in text and "best score over dollars" in text
-        assert "openai/gpt-4.1-mini" in text and "swap" in text        # arms
+        for operator in {p.operator for p in archive.programs(toy_run.run_id)
+                         if p.parent_id is not None}:
+            assert operator in text                                    # arms
         assert "islands" in text
-        for kind in set(toy_run.failed.values()):
-            assert f"{kind}: 1" in text
-        assert SCRATCHPAD_TEXT in text
+        for kind, count in Counter(toy_run.failed.values()).items():
+            assert f"{kind}: {count}" in text
+        assert toy_run.scratchpad_tip in text
         await pilot.press("t")
         assert app.query_one("#main-tabs", TabbedContent).active == "programs-tab"
     small = make_app(archive, toy_run.run_id)

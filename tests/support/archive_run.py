@@ -14,6 +14,7 @@ import asyncio
 import difflib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class RunFacts:
     llm_program_ids: list[int] = field(default_factory=list)
     children_of_initial: list[int] = field(default_factory=list)
     spent_usd: float = 0.0
+    status: str = "finished"            # the run's final status as the archive holds it
+    max_programs: int = 0               # the program budget (candidates, not the start)
+    scratchpad_tip: str = ""            # a recommendation the scratchpad must show
 
 
 @dataclass
@@ -125,7 +129,8 @@ async def build_run_async(run_dir: Path, programs: int = 14, seed: int = 7,
         initial_id = _store(archive, run_id, None, code, result)
         facts = RunFacts(run_dir=run_dir, run_id=run_id, initial_id=initial_id,
                          best_id=initial_id, best_score=float(result.score or 0.0),
-                         program_ids=[initial_id])
+                         program_ids=[initial_id], status=status, max_programs=programs - 1,
+                         scratchpad_tip=SCRATCHPAD_TEXT)
         valid = {initial_id: (0.5, 1.0, 0)}   # id -> (A, B, generation) of valid programs
         codes = {initial_id: code}
         numbers = list(range(1, programs))
@@ -160,7 +165,7 @@ async def build_run_async(run_dir: Path, programs: int = 14, seed: int = 7,
                 facts.program_ids.append(program_id)
                 if cand.parent_id == initial_id:
                     facts.children_of_initial.append(program_id)
-                if cand.operator == LLM_MODEL:
+                if cand.operator == LLM_MODEL and result.valid:
                     facts.llm_program_ids.append(program_id)
                 if result.valid:
                     valid[program_id] = (cand.a, cand.b, cand.generation)
@@ -187,16 +192,17 @@ def build_run(run_dir: Path, *, programs: int = 14, seed: int = 7,
     return asyncio.run(build_run_async(run_dir, programs, seed, status))
 
 
-def cached_run(base: Path, name: str, **kwargs: object) -> RunFacts:
-    """`build_run` once per test session: the CLI and dashboard suites share the run folder
-    (pass pytest's `tmp_path_factory.getbasetemp()` as `base`)."""
+def cached_run(base: Path, name: str, builder: Callable[..., RunFacts] | None = None,
+               **kwargs: object) -> RunFacts:
+    """`builder(run_dir, **kwargs)` (default `build_run`) once per test session: the CLI and
+    dashboard suites share the run folder (pass pytest's `tmp_path_factory.getbasetemp()`)."""
     run_dir = base / "runs" / name
-    facts_file = run_dir / "facts.json"
+    facts_file = run_dir.parent / f"{name}.facts.json"
     if facts_file.is_file():
         data = json.loads(facts_file.read_text())
         data["run_dir"] = Path(data["run_dir"])
         data["failed"] = {int(k): v for k, v in data["failed"].items()}
         return RunFacts(**data)
-    facts = build_run(run_dir, **kwargs)  # type: ignore[arg-type]
+    facts = (builder or build_run)(run_dir, **kwargs)
     facts_file.write_text(json.dumps({**facts.__dict__, "run_dir": str(facts.run_dir)}))
     return facts
