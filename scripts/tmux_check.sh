@@ -87,6 +87,8 @@ expect '@@|no parent' 20 -E
 press l
 expect "#$BEST_ID "
 press p
+expect '\[system\]|No LLM call' 20 -E
+press End                        # the prompt view has focus: scroll to the model's reply
 expect '\[reply\]|No LLM call' 20 -E
 press Escape
 expect "$PROGRAMS of $PROGRAMS programs"

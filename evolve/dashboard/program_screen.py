@@ -181,8 +181,11 @@ class ProgramScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#program-tabs", TabbedContent).active = tab
-        if tab == "lineage":
-            self.query_one("#lineage-tree", Tree).focus()
+        # Focus the tab's content so arrows, PageUp/PageDown and Home/End scroll it (or walk
+        # the lineage tree) right away.
+        pane = self.query_one(f"#{tab}", TabPane)
+        target = pane.query_one(Tree) if tab == "lineage" else pane.query_one(VerticalScroll)
+        target.focus()
 
     def action_parent(self) -> None:
         parent = self.dash.data.by_id[self.program_id].parent_id
