@@ -201,6 +201,8 @@ async def test_program_views(toy_run: RunFacts, archive: Archive, size) -> None:
         shown = console_text(body.content, width=size[0])
         assert call.response.strip().splitlines()[0][:60] in shown
         assert messages[-1]["content"].strip().splitlines()[0][:60] in shown
+        await pilot.press("end")                     # the view has focus: End shows the reply
+        assert "[reply]" in screenshot(app, f"program_reply_{tag}")
 
         await pilot.press("escape")
         assert not isinstance(app.screen, ProgramScreen)
