@@ -14,6 +14,7 @@ from evolve.live import (
     BudgetProgress,
     LiveProgress,
     LogProgress,
+    archive_progress,
     estimate_eta,
     make_progress_view,
     render_snapshot,
@@ -123,3 +124,31 @@ def test_eta_is_the_first_budget_to_run_out() -> None:
         pytest.approx(60.0)
     assert estimate_eta([BudgetProgress("programs", 40, 40)], 10.0) == 0.0
     assert estimate_eta([], 10.0) is None
+
+
+def test_controller_progress_reports_feed_the_view(toy_run: RunFacts) -> None:
+    run_files = pytest.importorskip("evolve.run_files", reason="the engine is not in this checkout")
+    stream = io.StringIO()
+    view = LogProgress(Console(file=stream, width=300), min_interval_s=0.0)
+    common = dict(run_id=toy_run.run_id, run_dir=str(toy_run.run_dir), problem="toy_objective",
+                  programs_done=3, programs_budget=toy_run.max_programs, best_score=1.0,
+                  best_program_id=toy_run.initial_id, initial_score=-3.0, cost_usd=0.0)
+    with Archive.open(toy_run.run_dir / "archive.sqlite", create=False) as archive:
+        report = archive_progress(view, archive, min_interval_s=60.0)
+        report(run_files.ProgressSnapshot(event="program", elapsed_s=12.0, proposing=2,
+                                          evaluating=1, **common))
+        report(run_files.ProgressSnapshot(event="program", elapsed_s=12.5, proposing=0,
+                                          evaluating=2, **common))    # within 60 s: skipped
+        report(run_files.ProgressSnapshot(event="stop", elapsed_s=13.0, proposing=0,
+                                          evaluating=0, status="completed", **common))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "running 1 queued 2" in lines[0] and "eta" in lines[0]
+    assert lines[1].endswith("completed")
+    best = snapshot_from_archive_best(toy_run)
+    assert f"best {best:.6g}" in lines[1]                   # built from the archive
+
+
+def snapshot_from_archive_best(facts: RunFacts) -> float:
+    with Archive.open(facts.run_dir / "archive.sqlite", create=False) as archive:
+        return archive.best(facts.run_id)[0].score
