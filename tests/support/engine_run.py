@@ -11,7 +11,6 @@ controller, the sandboxed executor, the archive.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
 from pathlib import Path
@@ -137,8 +136,11 @@ def engine_run(run_dir: Path, programs: int = PROGRAMS) -> RunFacts:
 
 
 def engine_available() -> bool:
-    """Whether this checkout has the engine behind `evolve run` (evolve/controller.py)."""
-    return importlib.util.find_spec("evolve.controller") is not None
+    """Whether this checkout's CLI has `evolve run` (the engine)."""
+    from evolve.cli import app
+
+    return any(command.name == "run" or getattr(command.callback, "__name__", "") == "run"
+               for command in app.registered_commands)
 
 
 def shared_toy_run(base: Path) -> RunFacts:
