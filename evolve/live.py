@@ -112,7 +112,8 @@ def _now_like(moment: datetime | None) -> datetime:
 def _elapsed(data: RunData, now: datetime | None) -> float:
     """Active seconds: the controller's own count when stored (it leaves out the time between a
     crash and `evolve resume`), else from the run's start to its end or now."""
-    stored = data.state.get("elapsed_s")
+    engine = data.state.get("engine")
+    stored = engine.get("elapsed_s") if isinstance(engine, dict) else None
     if isinstance(stored, (int, float)) and data.run.status != "running":
         return float(stored)
     run = data.run

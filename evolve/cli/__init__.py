@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "evaluate",
     "check",
     "models",
+    "run_cmd",
     "inspect",
     "plot_cmd",
     "doctor",

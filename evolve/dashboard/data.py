@@ -306,7 +306,7 @@ def _scratchpad_text(value: Any) -> str | None:
     return None
 
 
-STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "elapsed_s")
+STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine")
 
 
 def load_run(archive: Any, run_id: int, previous: RunData | None = None) -> RunData:
