@@ -20,6 +20,7 @@ from evolve.live import (
     render_snapshot,
     snapshot_from_archive,
 )
+from evolve.run_files import ProgressSnapshot
 from tests.support.archive_run import RunFacts
 
 
@@ -127,7 +128,6 @@ def test_eta_is_the_first_budget_to_run_out() -> None:
 
 
 def test_controller_progress_reports_feed_the_view(toy_run: RunFacts) -> None:
-    run_files = pytest.importorskip("evolve.run_files", reason="the engine is not in this checkout")
     stream = io.StringIO()
     view = LogProgress(Console(file=stream, width=300), min_interval_s=0.0)
     common = dict(run_id=toy_run.run_id, run_dir=str(toy_run.run_dir), problem="toy_objective",
@@ -135,11 +135,11 @@ def test_controller_progress_reports_feed_the_view(toy_run: RunFacts) -> None:
                   best_program_id=toy_run.initial_id, initial_score=-3.0, cost_usd=0.0)
     with Archive.open(toy_run.run_dir / "archive.sqlite", create=False) as archive:
         report = archive_progress(view, archive, min_interval_s=60.0)
-        report(run_files.ProgressSnapshot(event="program", elapsed_s=12.0, proposing=2,
+        report(ProgressSnapshot(event="program", elapsed_s=12.0, proposing=2,
                                           evaluating=1, **common))
-        report(run_files.ProgressSnapshot(event="program", elapsed_s=12.5, proposing=0,
+        report(ProgressSnapshot(event="program", elapsed_s=12.5, proposing=0,
                                           evaluating=2, **common))    # within 60 s: skipped
-        report(run_files.ProgressSnapshot(event="stop", elapsed_s=13.0, proposing=0,
+        report(ProgressSnapshot(event="stop", elapsed_s=13.0, proposing=0,
                                           evaluating=0, status="completed", **common))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2

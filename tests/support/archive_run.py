@@ -1,6 +1,8 @@
-"""A small run written through the real archive API (db.Archive), for the CLI and dashboard
-tests, with every candidate evaluated by the real sandboxed executor on a toy problem
-(tests/support/toy_problem: tune two constants; the objective peaks at 10.0).
+"""Runs written through the real archive API (db.Archive) where a test needs a run in a state
+`evolve run` does not leave behind: one recorded as failed, or one still running that the test
+extends as the controller would. Every candidate is evaluated by the real sandboxed executor on
+a toy problem (tests/support/toy_problem: tune two constants; the objective peaks at 10.0).
+The ordinary finished run comes from `evolve run` itself (tests/support/engine_run.py).
 
 Some candidates are broken on purpose (a syntax error, a crash, an endless loop that hits the
 stage timeout) so the failure views have something real to show. Proposals by the "LLM" arm store

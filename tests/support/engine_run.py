@@ -135,17 +135,6 @@ def engine_run(run_dir: Path, programs: int = PROGRAMS) -> RunFacts:
             max_programs=programs, scratchpad_tip=SCRATCHPAD_TIP)
 
 
-def engine_available() -> bool:
-    """Whether this checkout's CLI has `evolve run` (the engine)."""
-    from evolve.cli import app
-
-    return any(command.name == "run" or getattr(command.callback, "__name__", "") == "run"
-               for command in app.registered_commands)
-
-
 def shared_toy_run(base: Path) -> RunFacts:
-    """The session's toy run: a real `evolve run` when the engine is present, else the same
-    problem evolved through the archive API with real sandboxed evaluations."""
-    if engine_available():
-        return cached_run(base, "toy-run", engine_run)
-    return cached_run(base, "toy-run")
+    """The session's toy run (one real `evolve run`, shared by the CLI and dashboard tests)."""
+    return cached_run(base, "toy-run", engine_run)
