@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console, Group, RenderableType
@@ -192,6 +194,38 @@ def archive_progress(view: ProgressView, archive: Any, *,
         view.update(snap)
 
     return report
+
+
+@contextmanager
+def live_reporter(live: bool | None = None, *, console: Console | None = None,
+                  archive_url: str | None = None,
+                  min_interval_s: float = 0.5) -> Iterator[Callable[[Any], None]]:
+    """The `on_progress` callback for `run_session`, showing the live view while it is open:
+
+        with live_reporter(live=False if no_live else None) as on_progress:
+            await run_session(config, run_dir, on_progress=on_progress)
+
+    The archive (`archive_url`, default RUN_DIR/archive.sqlite from the first report) is opened
+    read-side on the first report, once the controller has created it."""
+    view = make_progress_view(live, console)
+    opened: dict[str, Any] = {}
+
+    def report(progress: Any) -> None:
+        if "callback" not in opened:
+            from db import Archive
+
+            opened["archive"] = Archive.open(
+                archive_url or Path(progress.run_dir) / "archive.sqlite", create=False)
+            opened["callback"] = archive_progress(view, opened["archive"],
+                                                  min_interval_s=min_interval_s)
+        opened["callback"](progress)
+
+    with view:
+        try:
+            yield report
+        finally:
+            if "archive" in opened:
+                opened["archive"].close()
 
 
 def format_duration(seconds: float | None) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import re
 from collections import Counter
 
 import pytest
@@ -16,6 +18,7 @@ from evolve.live import (
     LogProgress,
     archive_progress,
     estimate_eta,
+    live_reporter,
     make_progress_view,
     render_snapshot,
     snapshot_from_archive,
@@ -146,3 +149,27 @@ def test_controller_progress_reports_feed_the_view(toy_run: RunFacts) -> None:
     assert "running 1 queued 2" in lines[0] and "eta" in lines[0]
     assert lines[1].endswith("completed")
     assert f"best {toy_run.best_score:.6g}" in lines[1]        # built from the archive
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["live-panel", "log-lines"])
+def test_live_reporter_during_a_real_run(tmp_path, terminal: bool) -> None:
+    from evolve.config import load_config
+    from evolve.session import run_session
+    from tests.support.archive_run import TOY_PROBLEM
+
+    config = load_config(overrides=[f'problem="{TOY_PROBLEM}"', "budget.max_programs=5",
+                                    "operators.use_offline=always", "concurrency.evaluations=2",
+                                    "seed=3"])
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=terminal, width=100)
+    with live_reporter(console=console, min_interval_s=0.0) as on_progress:
+        outcome = asyncio.run(run_session(config, tmp_path / "run", on_progress=on_progress,
+                                          log=lambda _line: None, handle_signals=False))
+    raw = stream.getvalue()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)            # without terminal codes
+    assert outcome.status == "completed"
+    assert f"best {outcome.best_score:.6g}" in text
+    if terminal:
+        assert raw != text and "islands" in text and "5 / 5" in text       # the live panel
+    else:
+        assert raw == text and text.splitlines()[-1].endswith("completed")
