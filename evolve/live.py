@@ -71,8 +71,8 @@ class RunSnapshot:
     best_history: list[float] = field(default_factory=list)
     island_best: dict[int, float | None] = field(default_factory=dict)
     arms: list[ArmRow] = field(default_factory=list)
-    queued: int = 0
-    running: int = 0
+    queued: int | None = None                       # None: only the running process knows
+    running: int | None = None
     failures: dict[str, int] = field(default_factory=dict)
     latest_failure: str = ""
     spent_usd: float = 0.0
@@ -157,8 +157,8 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
         island_best={row.island: row.best_score for row in island_rows(programs)
                      if row.island is not None},
         arms=arm_rows(programs),
-        queued=queued if queued is not None else int(progress.get("queued", 0)),
-        running=running if running is not None else int(progress.get("running", 0)),
+        queued=queued if queued is not None else progress.get("queued"),
+        running=running if running is not None else progress.get("running"),
         failures=failures.counts, latest_failure=failures.latest_reason,
         spent_usd=spent, unknown_cost_calls=data.unknown_cost_calls,
     )
@@ -277,7 +277,11 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
         arms.add_row(arm.operator, arm.mutation, str(arm.pulls), f"{arm.mean_reward:.4g}",
                      f"${arm.spend_usd:.4f}")
 
-    work = Text(f"evaluations: {snap.running} running, {snap.queued} queued")
+    if snap.running is None and snap.queued is None:
+        work = Text("evaluations in flight: shown by the live view of `evolve run`"
+                    if snap.status == "running" else "", style="dim")
+    else:
+        work = Text(f"evaluations: {snap.running or 0} running, {snap.queued or 0} queued")
     if snap.failures:
         kinds = ", ".join(f"{kind} {count}" for kind, count in snap.failures.items())
         fails = Text.assemble(("failures ", "bold"), (f"{snap.failure_total}", "red"),
@@ -287,8 +291,9 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
     # The latest reason stays on one line (cut with an ellipsis) so the panel keeps its height.
     latest = Text(f"latest: {snap.latest_failure}", style="dim", no_wrap=True,
                   overflow="ellipsis") if snap.latest_failure else Text("")
-    body = Group(budgets, best, islands, arms if snap.arms else Text("no arms pulled yet"),
-                 work, fails, latest)
+    parts = [budgets, best, islands, arms if snap.arms else Text("no arms pulled yet"), work,
+             fails, latest]
+    body = Group(*(part for part in parts if not (isinstance(part, Text) and not part.plain)))
     return Panel(body, title=head, title_align="left")
 
 
@@ -303,7 +308,8 @@ def snapshot_line(snap: RunSnapshot) -> str:
     parts.append(f"best {_score(snap.best_score)}"
                  + (f" (#{snap.best_program_id})" if snap.best_program_id is not None else ""))
     parts.append(f"spent ${snap.spent_usd:.4f}")
-    parts.append(f"running {snap.running} queued {snap.queued}")
+    if snap.running is not None or snap.queued is not None:
+        parts.append(f"running {snap.running or 0} queued {snap.queued or 0}")
     if snap.failures:
         parts.append(f"failures {snap.failure_total} ("
                      + ", ".join(f"{k} {v}" for k, v in snap.failures.items()) + ")")

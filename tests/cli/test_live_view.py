@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import re
 from collections import Counter
@@ -74,7 +75,8 @@ def test_snapshot_from_archive_matches_the_archive(snapshot, facts: RunFacts) ->
 
 
 def test_rendered_panel_shows_every_part(snapshot, facts: RunFacts) -> None:
-    snap = snapshot[0]
+    assert snapshot[0].running is None and snapshot[0].queued is None   # unknown to the archive
+    snap = dataclasses.replace(snapshot[0], running=1, queued=2)       # as the controller knows
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(render_snapshot(snap, 80))
     text = console.export_text()
@@ -83,7 +85,7 @@ def test_rendered_panel_shows_every_part(snapshot, facts: RunFacts) -> None:
     assert "$0.50" in text                                       # the dollar budget
     for arm in snap.arms:
         assert arm.operator in text
-    assert "running" in text and "queued" in text
+    assert "evaluations: 1 running, 2 queued" in text
     assert f"failures {snap.failure_total}" in text
     assert f"latest: {snap.latest_failure[:40]}" in text            # one line, cut to fit
     assert max(len(line) for line in text.splitlines()) <= 80
