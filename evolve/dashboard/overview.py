@@ -68,14 +68,14 @@ class OverviewPane(VerticalScroll):
         dollars = best_vs_dollars(programs)
         spent = dollars[-1][0] if dollars else 0.0
         dollar_title = self.query_one("#ov-dollars-title", Label)
+        spark = self.query_one("#ov-spark-dollars", Sparkline)
         if spent > 0:
-            self.query_one("#ov-spark-dollars", Sparkline).data = resample_by_x(dollars,
-                                                                               DOLLAR_BUCKETS)
+            spark.data = resample_by_x(dollars, DOLLAR_BUCKETS)
             dollar_title.update(f"best score over dollars: $0 → ${spent:.4f}")
         else:
-            self.query_one("#ov-spark-dollars", Sparkline).data = []
-            dollar_title.update("best score over dollars: no LLM spend recorded "
-                                "(offline operators or unknown prices)")
+            spark.data = []
+            dollar_title.update("best score over dollars: no LLM spend recorded")
+        spark.display = spent > 0         # an empty sparkline would draw a misleading flat line
 
         arms = self.query_one("#ov-arms", DataTable)
         arms.clear()
