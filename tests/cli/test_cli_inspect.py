@@ -73,6 +73,8 @@ def test_a_folder_without_a_run_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("best", empty)
     assert result.exit_code == 2
     assert "holds no run" in result.stderr
+    result = invoke("dashboard", empty)          # refused before any terminal UI starts
+    assert result.exit_code == 2 and "holds no run" in result.stderr
 
 
 def test_show_json_has_code_metrics_and_llm_calls(toy_run: RunFacts, archive: Archive) -> None:
