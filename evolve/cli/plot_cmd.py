@@ -21,6 +21,10 @@ def draw(data: RunData, path: Path, *, width_in: float = 11.0, height_in: float 
     import matplotlib.pyplot as plt
 
     series = operator_series(data.programs)
+    total_spent = sum(p.cost_usd for p in data.programs)
+    for points in series.values():    # carry each operator's best to the end of the run
+        if points[-1][0] < len(data.programs):
+            points.append((len(data.programs), total_spent, points[-1][2]))
     overall = best_history(data.programs)
     dollars = best_vs_dollars(data.programs)
     figure, (by_count, by_cost) = plt.subplots(1, 2, figsize=(width_in, height_in), dpi=dpi)
