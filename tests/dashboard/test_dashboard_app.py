@@ -299,7 +299,10 @@ async def test_refreshes_while_the_run_goes_on(tmp_path: Path) -> None:
                 mutation_kind="diff", status="evaluated", stage_reached="full", score=11.0,
                 valid=True, llm_call_ids=[call_id])
             writer.finish_run(facts.run_id, "finished")
-            await pilot.pause(0.5)
+            for _ in range(100):                   # the timer reloads within a few ticks
+                await pilot.pause(0.1)
+                if "finished" in app.sub_title:
+                    break
             assert table_ids(app)[0] == new_id and len(table_ids(app)) == 3
             assert "finished" in app.sub_title
             assert app.data.by_id[new_id].cost_usd == pytest.approx(0.25)
