@@ -21,8 +21,7 @@ def dashboard(
     opened = open_run(run_dir, run_id=run_id)
     from evolve.dashboard.app import DashboardApp  # Textual loads only when it is needed
 
-    DashboardApp(opened.archive, opened.run_id, refresh_s=refresh,
-                 source=str(opened.location.folder or opened.location.archive)).run()
+    DashboardApp(opened.archive, opened.run_id, refresh_s=refresh).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -24,13 +24,11 @@ class DashboardApp(App[None]):
         Binding("f5", "reload", "Reload", show=False),
     ]
 
-    def __init__(self, archive: Any, run_id: int, *, refresh_s: float = 2.0,
-                 source: str = "") -> None:
+    def __init__(self, archive: Any, run_id: int, *, refresh_s: float = 2.0) -> None:
         super().__init__()
         self.archive = archive
         self.run_id = run_id
         self.refresh_s = refresh_s
-        self.source = source
         self.data: RunData = load_run(archive, run_id)
         self._seen = self._fingerprint()
         self._stages: dict[int, list[Any]] = {}
