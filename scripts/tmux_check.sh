@@ -3,7 +3,7 @@
 # capture the pane after each, and fail if the expected text is missing.
 #
 #   scripts/tmux_check.sh RUN_DIR        # check an existing run folder
-#   scripts/tmux_check.sh                # write a small finished run first (temp folder)
+#   scripts/tmux_check.sh                # first a short `evolve run` into a temp folder
 #
 # PYTHON picks the interpreter (default: .venv/bin/python of the checkout, else python3).
 set -euo pipefail
@@ -23,11 +23,11 @@ trap cleanup EXIT
 RUN_DIR="${1:-}"
 if [[ -z "$RUN_DIR" ]]; then
     RUN_DIR="$WORK/run"
-    echo "tmux_check: writing a small finished run to $RUN_DIR"
+    echo "tmux_check: a short evolve run (toy problem, scripted LLM server) into $RUN_DIR"
     PYTHONPATH="$ROOT" "$PYTHON" -c "
 from pathlib import Path
-from tests.support.archive_run import build_run
-build_run(Path('$RUN_DIR'))"
+from tests.support.engine_run import engine_run
+engine_run(Path('$RUN_DIR'))"
 fi
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 
