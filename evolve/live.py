@@ -173,21 +173,25 @@ def archive_progress(view: ProgressView, archive: Any, *,
                      min_interval_s: float = 0.5) -> Callable[[Any], None]:
     """An `on_progress` callback for the controller: each progress report (any object with
     run_id, event, status, proposing, evaluating, elapsed_s) becomes a view update built from
-    the archive, at most every `min_interval_s` seconds; the final report always shows."""
+    the archive, at most every `min_interval_s` seconds; the final report always shows.
+
+    It runs inside the controller's event loop, so each update reads only the programs stored
+    since the last one (a long run would otherwise stall on re-reading its whole archive)."""
     last_shown = -math.inf
+    previous: RunData | None = None
 
     def report(progress: Any) -> None:
-        nonlocal last_shown
+        nonlocal last_shown, previous
         now = time.monotonic()
         status = getattr(progress, "status", "running")
         final = getattr(progress, "event", "") == "stop" or status != "running"
         if not final and now - last_shown < min_interval_s:
             return
         last_shown = now
-        snap = snapshot_from_archive(archive, progress.run_id,
-                                     queued=getattr(progress, "proposing", None),
-                                     running=getattr(progress, "evaluating", None),
-                                     elapsed_s=getattr(progress, "elapsed_s", None))
+        previous = load_run(archive, progress.run_id, previous=previous)
+        snap = snapshot_from_run(previous, queued=getattr(progress, "proposing", None),
+                                 running=getattr(progress, "evaluating", None),
+                                 elapsed_s=getattr(progress, "elapsed_s", None))
         snap.status = status
         if final:
             snap.eta_s = None
