@@ -38,10 +38,10 @@ def test_micro_and_global_counts_differ_as_accumulation_says():
                 assert c.global_tokens == TOKENS * (c.micro_index + 1)
             full = ctxs[-1].global_counts
             assert float(full.sum()) == TOKENS * k * TINY.num_micro
-            # Single-domain micro-batches route differently from their mixture, so the global
-            # load is strictly more even than the average micro-batch load.
+            # The global load is a mixture of the micro-batch loads, never less even than
+            # their average; single-domain micro-batches route differently from the mixture.
             micro_imb = imbalance_l1(torch.stack([c.micro_counts for c in ctxs])).mean()
-            assert float(imbalance_l1(full)) < float(micro_imb)
+            assert float(imbalance_l1(full)) <= float(micro_imb) + 1e-12
             assert any(not torch.allclose(c.micro_counts / c.micro_counts.sum(),
                                           full / full.sum()) for c in ctxs)
         step0 = [c for c in seen if c.layer == layer and c.step == 0]
