@@ -1,0 +1,21 @@
+"""The run archive: SQLAlchemy models and the API the controller writes through."""
+
+from db.archive import Archive, ArchiveError, ArchiveVersionError, code_hash_of
+from db.engine import archive_path
+from db.models import SCHEMA_VERSION
+from db.records import CostSummary, Evaluation, Event, LLMCall, Program, Run
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Archive",
+    "ArchiveError",
+    "ArchiveVersionError",
+    "CostSummary",
+    "Evaluation",
+    "Event",
+    "LLMCall",
+    "Program",
+    "Run",
+    "archive_path",
+    "code_hash_of",
+]

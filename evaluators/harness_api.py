@@ -16,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from evaluators import guard
+
 # Captured at import, before any candidate code runs.
 _PERF_COUNTER = time.perf_counter
 _PROCESS_TIME = time.process_time
@@ -64,6 +66,11 @@ def load_candidate(program_path: str | Path) -> ModuleType:
         raise CandidateLoadError("import", f"{type(exc).__name__}: {exc}") from exc
     except SyntaxError as exc:
         raise CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}") from exc
+    finally:
+        # Undo anything the candidate's import-time code swapped in the evaluator (its
+        # validators, clocks, sys.modules entries) before the evaluator goes on; the harness
+        # rejects the result of a program that did this.
+        guard.check_active()
     return module
 
 

@@ -7,9 +7,10 @@ other tools, which ignore it silently).
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -201,19 +202,57 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _key_parts(assignment: str, key: str) -> list[str]:
+    """Split a dotted key the way TOML does, so quoted parts may hold dots:
+    `llm.prices."openai/gpt-4.1-mini".input_per_mtok`."""
+    try:
+        node: Any = tomllib.loads(f"{key} = 0") if key else None
+    except tomllib.TOMLDecodeError:
+        node = None
+    if not isinstance(node, dict):
+        raise ConfigError(f"override '{assignment}' must look like dotted.key=value "
+                          f"(e.g. --set budget.max_programs=50)")
+    parts = []
+    while isinstance(node, dict):
+        ((part, node),) = node.items()
+        parts.append(part)
+    return parts
+
+
+def _check_sections(assignment: str, parts: list[str]) -> None:
+    """Refuse `seed.x=1`: every part but the last must name a section (a model or a table)."""
+    current: Any = EvolveConfig
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return  # an unknown key: validation names it with the full path
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]  # `part` is a table key (a model name...)
+            continue
+        else:
+            break
+        if not (get_origin(current) is dict
+                or (isinstance(current, type) and issubclass(current, BaseModel))):
+            prefix = ".".join(parts[:depth + 1])
+            raise ConfigError(f"override '{assignment}': '{prefix}' is a value, not a section")
+
+
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply one `dotted.key=value` override to a nested dict in place."""
     key, sep, value = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
+    if not sep:
         raise ConfigError(f"override '{assignment}' must look like dotted.key=value "
                           f"(e.g. --set budget.max_programs=50)")
-    parts = key.split(".")
+    parts = _key_parts(assignment, key.strip())
+    _check_sections(assignment, parts)
     node = data
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override '{assignment}': '{part}' is a value, not a section")
+            prefix = ".".join(parts[:depth + 1])
+            raise ConfigError(f"override '{assignment}': '{prefix}' is a value, not a section")
         node = child
     node[parts[-1]] = _parse_value(value.strip())
 
@@ -221,7 +260,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 base: dict[str, Any] | None = None) -> EvolveConfig:
     """Defaults < `base` (e.g. a stored run's config) < TOML file < overrides."""
-    data: dict[str, Any] = dict(base or {})
+    data: dict[str, Any] = copy.deepcopy(base or {})  # overrides must not edit the caller's dict
     if path is not None:
         path = Path(path)
         if not path.is_file():

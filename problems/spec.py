@@ -7,6 +7,8 @@ a path, or an installed entry point) lives in `problems/discovery.py`.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -39,8 +41,8 @@ class ProblemSection(_Strict):
     language: str = "python"
     initial: str = "initial.py"
     evaluator: str = "evaluate.py"
-    # Optional extras the evaluator needs ("torch"); the problem is listed but reported unusable
-    # when one is missing.
+    # Modules the evaluator needs beyond the core install, by import name ("torch"); the problem
+    # is still listed, but reported unusable while one is missing.
     requires: list[str] = []
 
 
@@ -143,6 +145,24 @@ class ProblemSpec(_Strict):
     def gpu(self) -> GpuNeed:
         return self.config.resources.gpu
 
+    def missing_requirements(self) -> list[str]:
+        """The `requires` entries that cannot be imported here (checked without importing)."""
+        return [req for req in self.config.problem.requires if not _importable(req)]
+
+    @property
+    def unusable_reason(self) -> str | None:
+        """Why this problem cannot be evaluated on this machine, or None when it can."""
+        missing = self.missing_requirements()
+        if not missing:
+            return None
+        names = ", ".join(missing)
+        return (f"needs {names}, which cannot be imported here; install it into this "
+                f"environment (the torch extra comes with `bash scripts/setup.sh --dev`)")
+
+    @property
+    def usable(self) -> bool:
+        return self.unusable_reason is None
+
     def initial_code(self) -> str:
         return self.initial_path.read_text()
 
@@ -153,6 +173,17 @@ class ProblemSpec(_Strict):
         return {p.stem: p for p in sorted(self.baselines_dir.iterdir())
                 if p.is_file() and not p.name.startswith(("_", "."))
                 and p.suffix == self.initial_path.suffix}
+
+
+def _importable(requirement: str) -> bool:
+    # "torch>=2" or "torch[cuda]" still names the module first.
+    match = re.match(r"[A-Za-z0-9_.]+", requirement.strip())
+    if match is None:
+        return False
+    try:
+        return importlib.util.find_spec(match.group(0)) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _format_validation_error(exc: ValidationError) -> str:

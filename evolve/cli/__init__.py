@@ -22,6 +22,9 @@ app = typer.Typer(
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
 COMMAND_MODULES: list[str] = [
     "problems",
+    "config_cmd",
+    "evaluate",
+    "check",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,103 @@
+"""Time one full evaluation of each baseline of the built-in problems, on one core.
+
+Usage: python benchmarks/evaluators.py [problem ...]
+
+Prints, per (problem, program): wall seconds of one `evaluate(program, last stage)` call (the
+evaluator module is imported first, as the harness does, and not counted), the ratio to the
+3 s target, and the ratio to a floor measured in the same run: the same number of bare policy
+calls the evaluation made (what no simulator can beat). Other problems add entries to ENTRIES.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from problems.spec import load_problem  # noqa: E402
+
+TARGET_S = 3.0
+
+# (problem folder under problems/, program path inside it); the stage is the problem's last.
+ENTRIES: list[tuple[str, str]] = [
+    ("spot_single", "initial.py"),
+    ("spot_single", "baselines/uniform_progress.py"),
+    ("spot_single", "baselines/on_demand.py"),
+    ("spot_multi", "initial.py"),
+    ("spot_multi", "baselines/uniform_progress_rr.py"),
+    ("spot_multi", "baselines/on_demand.py"),
+    ("txn", "baselines/given_order.py"),
+    ("txn", "baselines/greedy.py"),
+    ("txn", "baselines/random_best.py"),
+]
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bare_policy_calls(program: Path, calls: int) -> float:
+    """Seconds for `calls` calls of the program's decide() on a fixed state (same-run floor)."""
+    from problems._spot_sim.state import MultiSpotState, Scenario
+
+    module = _load(program, "_bench_floor")
+    scenario = Scenario(gap_s=600, deadline_s=600 * 312, task_s=172800, restart_overhead_s=720,
+                        on_demand_price=3.06, spot_price=0.9731, num_regions=2)
+    state = MultiSpotState(scenario, 2)
+    state._avail_now, state._price_now, state._avail = b"\x01\x01", (1.0, 1.0), 1
+    decide = module.Policy(scenario).decide
+    start = time.perf_counter()
+    for _ in range(calls):
+        decide(state)
+    return time.perf_counter() - start
+
+
+def _policy_calls(problem: str, program: Path, stage: str) -> int | None:
+    """How many decide() calls a spot evaluation makes (counted by wrapping the policy)."""
+    if not problem.startswith("spot_"):
+        return None
+    evaluator = _load(REPO / "problems" / problem / "evaluate.py", "_bench_count")
+    module = _load(program, "_bench_count_prog")
+    count = 0
+    for run in evaluator.RUNS[stage]:
+        decide = module.Policy(run.scenario).decide
+
+        def counting(state, decide=decide):
+            nonlocal count
+            count += 1
+            return decide(state)
+        evaluator._run_one(counting, run)
+    return count
+
+
+def main(selected: list[str]) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})   # one core, as the target says
+    entries = [e for e in ENTRIES if not selected or e[0] in selected]
+    print(f"{'problem':<12} {'program':<32} {'stage':<6} {'seconds':>8} {'/3s':>6} "
+          f"{'calls':>8} {'/floor':>7}  score")
+    for i, (problem, rel) in enumerate(entries):
+        spec = load_problem(REPO / "problems" / problem)
+        stage = spec.stages[-1].name
+        program = spec.root / rel
+        evaluator = _load(spec.evaluator_path, f"_bench_eval_{i}")
+        start = time.perf_counter()
+        result = evaluator.evaluate(str(program), stage)
+        seconds = time.perf_counter() - start
+        calls = _policy_calls(problem, program, stage)
+        floor = f"{seconds / _bare_policy_calls(program, calls):7.1f}" if calls else f"{'-':>7}"
+        print(f"{problem:<12} {rel:<32} {stage:<6} {seconds:8.3f} {seconds / TARGET_S:6.2f} "
+              f"{calls if calls else '-':>8} {floor}  {result['score']:.4f}"
+              f"{'' if result['valid'] else ' (invalid)'}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

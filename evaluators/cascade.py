@@ -1,0 +1,75 @@
+"""The staged cascade: run a problem's stages in order, stop at the first that fails, is invalid
+or scores below its threshold, and keep every stage's result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from evaluators.result import EvalResult, FailureKind, StageResult
+from evaluators.sandbox import SandboxOutcome
+from problems.spec import ProblemSpec, StageSpec
+
+
+def select_stages(problem: ProblemSpec, names: Sequence[str] | None) -> list[StageSpec]:
+    """The problem's stages (all, or the named ones) in problem.toml order."""
+    stages = problem.stages
+    if names is None:
+        return stages
+    known = {s.name for s in stages}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"problem '{problem.name}' has no stage {', '.join(unknown)}; "
+                         f"its stages are {', '.join(s.name for s in stages)}")
+    return [s for s in stages if s.name in set(names)]
+
+
+def stops_cascade(stage: StageSpec, result: StageResult) -> bool:
+    if not result.ok:
+        return True
+    return stage.threshold is not None and (result.score or 0.0) < stage.threshold
+
+
+async def run_cascade(stages: Sequence[StageSpec],
+                      run_stage: Callable[[StageSpec], Awaitable[StageResult]]) -> EvalResult:
+    result = EvalResult()
+    for stage in stages:
+        stage_result = await run_stage(stage)
+        result.stages.append(stage_result)
+        if stops_cascade(stage, stage_result):
+            break
+    return result
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def stage_result(stage: StageSpec, outcome: SandboxOutcome, timeout_s: float) -> StageResult:
+    """A StageResult from what the sandbox produced (the harness's JSON, or its absence)."""
+    common = dict(stage=stage.name, wall_s=outcome.wall_s, stdout=outcome.stdout,
+                  stderr=outcome.stderr, isolation=outcome.isolation)
+    if outcome.timed_out:
+        return StageResult(**common, failure=FailureKind.TIMEOUT,
+                           reason=f"wall-clock limit of {timeout_s:g} s exceeded in stage "
+                                  f"'{stage.name}'; make the program faster (or it hung)")
+    data = outcome.result
+    if data is None:
+        detail = _last_line(outcome.stderr)
+        if detail.startswith(("bwrap:", "unshare:", "could not start")):
+            return StageResult(**common, failure=FailureKind.EVALUATOR_ERROR,
+                               reason=f"the sandbox could not run: {detail}")
+        return StageResult(**common, failure=FailureKind.CRASH,
+                           reason=f"the evaluation ended without a result (exit code "
+                                  f"{outcome.returncode}){': ' + detail if detail else ''}")
+    failure = data.get("failure")
+    return StageResult(
+        **common,
+        score=data.get("score"),
+        valid=bool(data.get("valid", False)) and failure is None,
+        metrics=data.get("metrics") or {},
+        feedback=data.get("feedback") or "",
+        failure=FailureKind(failure) if failure else None,
+        reason=data.get("reason", ""),
+        cpu_s=float(data.get("cpu_s", 0.0)),
+    )

@@ -1,0 +1,216 @@
+"""The evaluation harness: `python -m evaluators.harness PROBLEM_DIR PROGRAM_FILE STAGE`.
+
+It runs inside the sandbox as two processes:
+- the *supervisor* (this process) never runs candidate code. It forks a worker, waits for it,
+  validates what the worker reports and writes ONE JSON result to the result channel: the file
+  descriptor named by EVOLVE_RESULT_FD (inherited from the executor; closed in the worker, so the
+  candidate cannot write to it). Without that variable it prints the result (manual use).
+- the *worker* applies the resource limits, drops to an unprivileged uid when asked (so process
+  limits apply and the candidate cannot signal the supervisor), imports the problem's evaluator
+  (which binds the genuine clock and validators), snapshots it, then calls
+  `evaluate(program_path, stage)` and sends the raw return value to the supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators import (
+    harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
+    proctree,
+)
+from evaluators.limits import apply_limits, drop_privileges
+from evaluators.validate import classify_exception, classify_worker_exit, validate_returned
+
+# Largest message a worker may send; bigger means "huge output" and is rejected.
+MAX_MESSAGE_BYTES = 4 << 20
+
+
+def _send(fd: int, message: dict[str, Any], nonce: str) -> None:
+    data = json.dumps({**message, "nonce": nonce}, allow_nan=True).encode()
+    view = memoryview(len(data).to_bytes(8, "big") + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _import_evaluator(problem_dir: Path) -> Any:
+    import importlib.util
+
+    # The executor names the evaluator file (problem.toml's `evaluator`); no need to parse it here.
+    spec_path = problem_dir / os.environ.pop("EVOLVE_EVALUATOR_FILE", "evaluate.py")
+    sys.path.insert(0, str(problem_dir))
+    name = spec_path.stem
+    spec = importlib.util.spec_from_file_location(name, spec_path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load evaluator {spec_path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "evaluate", None)):
+        raise RuntimeError(f"{spec_path} defines no evaluate(program_path, stage) function")
+    return module
+
+
+def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str) -> None:
+    """Runs in the forked child; never returns."""
+    from evaluators import guard
+
+    try:
+        try:
+            limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
+            uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
+            apply_limits(limits, dedicated_uid=bool(uid))
+            if uid:
+                drop_privileges(int(uid))
+            try:
+                evaluator = _import_evaluator(problem_dir)
+            except BaseException as exc:  # noqa: BLE001 - the problem's code, not the candidate's
+                _send(channel, {"status": "evaluator-failed",
+                                "reason": f"{type(exc).__name__}: {exc}"}, nonce)
+                os._exit(0)
+            evaluate = evaluator.evaluate
+            snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
+            guard.activate(snapshot)
+            start = harness_api.clock()
+            try:
+                value = evaluate(str(program), stage)
+            except BaseException as exc:  # noqa: BLE001 - classified, reported
+                snapshot.check_and_restore()
+                kind, reason = classify_exception(exc, program)
+                _send(channel, {"status": "raised", "kind": kind, "reason": reason,
+                                "tampered": snapshot.tampered}, nonce)
+                os._exit(0)
+            elapsed = harness_api.clock() - start
+            snapshot.check_and_restore()
+            try:
+                _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,
+                                "tampered": snapshot.tampered}, nonce)
+            except (TypeError, ValueError) as exc:
+                _send(channel, {"status": "unserializable", "reason": str(exc)[:300]}, nonce)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+    except BaseException as exc:  # noqa: BLE001 - last resort: report, never hang
+        try:
+            _send(channel, {"status": "raised", "kind": "evaluator-error",
+                            "reason": f"harness: {type(exc).__name__}: {exc}"[:300]}, nonce)
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, str]:
+    """Read the worker's length-prefixed message; return (message, wait status, rusage, error).
+    Stops at the worker's exit, not at EOF: an escaped grandchild may hold the pipe open."""
+    buffer = bytearray()
+    status = None
+    rusage = None
+    error = ""
+    eof = False
+    while True:
+        readable, _, _ = select.select([] if eof else [fd], [], [], 0.05)
+        if readable:
+            chunk = os.read(fd, 1 << 16)
+            eof = not chunk
+            buffer += chunk
+            if len(buffer) > MAX_MESSAGE_BYTES + 8:
+                error = f"the evaluation result is larger than {MAX_MESSAGE_BYTES >> 20} MB"
+                break
+        if status is None:
+            done, wstatus, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                status, rusage = wstatus, usage
+        if status is not None and (eof or not readable):
+            break
+    if status is None:
+        import signal
+
+        os.kill(pid, signal.SIGKILL)
+        _, status, rusage = os.wait4(pid, 0)
+    message = None
+    if not error and len(buffer) >= 8:
+        size = int.from_bytes(buffer[:8], "big")
+        body = bytes(buffer[8:8 + size])
+        if len(body) == size:
+            try:
+                message = json.loads(body)
+            except ValueError:
+                error = "the evaluation result could not be decoded"
+    return message, status, rusage, error
+
+
+def supervise(problem_dir: Path, program: Path, stage: str) -> dict[str, Any]:
+    read_fd, write_fd = os.pipe()
+    result_fd = os.environ.pop("EVOLVE_RESULT_FD", None)
+    # Only our worker knows this; a message without it was forged by the candidate.
+    nonce = secrets.token_hex(16)
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        if result_fd is not None:
+            os.close(int(result_fd))
+        _worker(problem_dir, program, stage, write_fd, nonce)
+    os.close(write_fd)
+    message, status, rusage, error = _read_message(read_fd, pid)
+    result: dict[str, Any] = {
+        "cpu_s": rusage.ru_utime + rusage.ru_stime,
+        "maxrss_mb": rusage.ru_maxrss / 1024,
+        "harness_wall_s": time.perf_counter() - started,
+    }
+    limits = json.loads(os.environ.get("EVOLVE_SANDBOX_LIMITS", "{}"))
+    if error:
+        result.update(failure="invalid-output", reason=error)
+    elif message is None:
+        kind, reason = classify_worker_exit(status, result["maxrss_mb"], limits.get("memory_mb"),
+                                            result["cpu_s"], limits.get("cpu_seconds"))
+        result.update(failure=kind, reason=reason)
+    elif message.get("nonce") != nonce:
+        result.update(failure="invalid-output",
+                      reason="the program wrote a forged result into the harness's channel")
+    else:
+        result.update(validate_returned(message))
+    return result
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # The executor's timeout: take every descendant (even ones that left our group) along.
+    proctree.kill_descendants(os.getpid())
+    os._exit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        print("usage: python -m evaluators.harness PROBLEM_DIR PROGRAM_FILE STAGE", file=sys.stderr)
+        return 2
+    problem_dir, program, stage = Path(args[0]).resolve(), Path(args[1]).resolve(), args[2]
+    result_fd = os.environ.get("EVOLVE_RESULT_FD")
+    # Orphaned descendants of the candidate come back to us, and die with us.
+    proctree.set_subreaper()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    result = supervise(problem_dir, program, stage)
+    proctree.kill_descendants(os.getpid())
+    data = json.dumps(result, allow_nan=False).encode()
+    if result_fd is None:
+        print(data.decode())
+    else:
+        fd = int(result_fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The bandit that chooses which arm = (operator, mutation kind) makes the next proposal.
+
+Reward is asymmetric: only improvement over max(parent, initial program) counts, failures and
+regressions give 0 (as in ShinkaEvolve's asymmetric UCB). Rewards are normalised by the largest
+reward seen, so one exploration constant suits problems of any score scale.
+
+A pull is counted when a proposal is *submitted* (`on_submit`) and its reward arrives later
+(`update`); with several proposals in flight, an arm already busy looks less attractive instead
+of being chosen again blindly. `decay` < 1 discounts old evidence (operators' usefulness drifts
+as a run progresses). All randomness comes from the `random.Random` passed to `select`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from evolve.config import BanditConfig
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, order=True)
+class Arm:
+    operator: str
+    mutation: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.operator}:{self.mutation}"
+
+    @classmethod
+    def from_label(cls, label: str) -> Arm:
+        # Model names contain ':' (ollama tags), so the mutation kind is after the last one.
+        operator, _, mutation = label.rpartition(":")
+        return cls(operator, mutation)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def reward(child: float | None, parent: float | None, initial: float | None, *,
+           ok: bool = True) -> float:
+    """Improvement of the child over max(parent, initial); 0 for failures and regressions."""
+    if not ok or child is None or not math.isfinite(child):
+        return 0.0
+    baselines = [s for s in (parent, initial) if s is not None and math.isfinite(s)]
+    if not baselines:
+        return 0.0
+    return max(0.0, child - max(baselines))
+
+
+@dataclass
+class ArmStats:
+    pulls: float = 0.0  # discounted, counted on submit (includes in-flight work)
+    completed: float = 0.0  # discounted, counted when the reward arrives
+    reward_sum: float = 0.0  # discounted
+    cost_sum: float = 0.0  # discounted, USD
+    pending: int = 0  # submitted, reward not yet in
+    total_pulls: int = 0  # undiscounted, for display
+    total_reward: float = 0.0
+    total_cost: float = 0.0
+
+    @property
+    def mean_reward(self) -> float:
+        return self.reward_sum / self.completed if self.completed > 0 else 0.0
+
+    @property
+    def mean_cost(self) -> float:
+        return self.cost_sum / self.completed if self.completed > 0 else 0.0
+
+
+class Bandit:
+    def __init__(self, arms: list[Arm], config: BanditConfig | None = None, *,
+                 default_weights: dict[str, float] | None = None) -> None:
+        if not arms:
+            raise ValueError("the bandit needs at least one arm (operator:mutation)")
+        self.config = config or BanditConfig()
+        self.arms = list(dict.fromkeys(arms))
+        self.stats: dict[Arm, ArmStats] = {arm: ArmStats() for arm in self.arms}
+        self.default_weights = dict(default_weights or {})
+        self.scale = 0.0  # largest reward seen, for normalisation
+
+    # -- choosing -------------------------------------------------------------------------
+
+    def select(self, rng: random.Random) -> Arm:
+        algorithm = self.config.algorithm
+        if algorithm == "fixed":
+            return self._select_fixed(rng)
+        if self.config.epsilon and rng.random() < self.config.epsilon:
+            return rng.choice(self.arms)
+        if algorithm == "thompson":
+            return self._select_thompson(rng)
+        return self._select_ucb(rng)
+
+    def weight(self, arm: Arm) -> float:
+        """Weight for the fixed policy: config by label, then per-operator default, then 1."""
+        weights = self.config.weights
+        for key in (arm.label, arm.operator):
+            if key in weights:
+                return weights[key]
+        return self.default_weights.get(arm.label, self.default_weights.get(arm.operator, 1.0))
+
+    def _select_fixed(self, rng: random.Random) -> Arm:
+        weights = [self.weight(arm) for arm in self.arms]
+        if sum(weights) <= 0:
+            raise ValueError("every bandit weight is 0: give at least one arm a positive weight")
+        return rng.choices(self.arms, weights=weights, k=1)[0]
+
+    def _cost_floor(self) -> float:
+        """Added to every arm's cost so free arms do not divide by zero."""
+        costs = [s.mean_cost for s in self.stats.values() if s.mean_cost > 0]
+        return max(1e-6, 0.1 * (sum(costs) / len(costs))) if costs else 1.0
+
+    def _values(self, means: dict[Arm, float]) -> dict[Arm, float]:
+        """Exploitation values in [0, 1]: normalised reward, or reward per dollar."""
+        if not self.config.cost_aware:
+            scale = self.scale or 1.0
+            return {arm: mean / scale for arm, mean in means.items()}
+        floor = self._cost_floor()
+        per_dollar = {arm: mean / (self.stats[arm].mean_cost + floor)
+                      for arm, mean in means.items()}
+        top = max(per_dollar.values())
+        return {arm: (v / top if top > 0 else 0.0) for arm, v in per_dollar.items()}
+
+    def _select_ucb(self, rng: random.Random) -> Arm:
+        fresh = [arm for arm in self.arms if self.stats[arm].pulls <= 0]
+        if fresh:
+            return rng.choice(fresh)
+        values = self._values({arm: self.stats[arm].mean_reward for arm in self.arms})
+        total = sum(self.stats[arm].pulls for arm in self.arms)
+        log_total = math.log(max(total, 1.0) + 1.0)
+        scores = {arm: values[arm] + self.config.exploration * math.sqrt(
+            log_total / self.stats[arm].pulls) for arm in self.arms}
+        best = max(scores.values())
+        # Ties broken by the rng, not by list order, so no arm is favoured by position.
+        return rng.choice([arm for arm in self.arms if scores[arm] >= best - 1e-12])
+
+    def _select_thompson(self, rng: random.Random) -> Arm:
+        scale = self.scale or 1.0
+        samples: dict[Arm, float] = {}
+        for arm in self.arms:
+            stats = self.stats[arm]
+            successes = min(stats.reward_sum / scale, stats.pulls)
+            # In-flight pulls count as failures until their reward arrives.
+            samples[arm] = rng.betavariate(1.0 + successes, 1.0 + stats.pulls - successes)
+        if self.config.cost_aware:
+            floor = self._cost_floor()
+            samples = {arm: v / (self.stats[arm].mean_cost + floor) for arm, v in samples.items()}
+        best = max(samples.values())
+        return next(arm for arm in self.arms if samples[arm] == best)
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def on_submit(self, arm: Arm) -> None:
+        stats = self.stats.get(arm)
+        if stats is None:
+            raise KeyError(f"unknown arm {arm.label}; arms: {', '.join(self.labels)}")
+        stats.pulls += 1.0
+        stats.pending += 1
+        stats.total_pulls += 1
+
+    def update(self, arm: Arm, reward: float, cost_usd: float | None = 0.0) -> None:
+        """The reward of a finished proposal. An arm removed since its submit is ignored."""
+        if arm not in self.stats:
+            return
+        if self.config.decay < 1.0:
+            for stats in self.stats.values():
+                stats.pulls *= self.config.decay
+                stats.completed *= self.config.decay
+                stats.reward_sum *= self.config.decay
+                stats.cost_sum *= self.config.decay
+        reward = max(0.0, float(reward)) if math.isfinite(reward) else 0.0
+        stats = self.stats[arm]
+        if stats.pending == 0:  # an update without a submit still counts as a pull
+            stats.pulls += 1.0
+            stats.total_pulls += 1
+        stats.pending = max(0, stats.pending - 1)
+        stats.completed += 1.0
+        stats.reward_sum += reward
+        stats.total_reward += reward
+        cost = cost_usd or 0.0
+        stats.cost_sum += cost
+        stats.total_cost += cost
+        self.scale = max(self.scale, reward)
+
+    # -- display and persistence ----------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        return [arm.label for arm in self.arms]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per arm: label, pulls, mean reward, total cost (for the dashboard and logs)."""
+        return [{"arm": arm.label, "pulls": self.stats[arm].total_pulls,
+                 "pending": self.stats[arm].pending,
+                 "mean_reward": self.stats[arm].mean_reward,
+                 "total_reward": self.stats[arm].total_reward,
+                 "total_cost_usd": self.stats[arm].total_cost} for arm in self.arms]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "algorithm": self.config.algorithm,
+            "scale": self.scale,
+            "arms": {arm.label: {
+                "operator": arm.operator, "mutation": arm.mutation,
+                "pulls": s.pulls, "completed": s.completed, "reward_sum": s.reward_sum,
+                "cost_sum": s.cost_sum, "pending": s.pending, "total_pulls": s.total_pulls,
+                "total_reward": s.total_reward, "total_cost": s.total_cost,
+            } for arm, s in self.stats.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None, arms: list[Arm],
+                   config: BanditConfig | None = None, *,
+                   default_weights: dict[str, float] | None = None) -> Bandit:
+        """Restore saved statistics for the arms still present; new arms start fresh.
+
+        Work that was in flight when the state was saved never reported back, so its pulls
+        are taken off again.
+        """
+        bandit = cls(arms, config, default_weights=default_weights)
+        if not state:
+            return bandit
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"bandit state version {state.get('version')!r} is not "
+                             f"{STATE_VERSION}; start a new run or drop the saved state")
+        saved = state.get("arms", {})
+        for arm in bandit.arms:
+            entry = saved.get(arm.label)
+            if entry is None:
+                continue
+            pending = int(entry.get("pending", 0))
+            bandit.stats[arm] = ArmStats(
+                pulls=max(0.0, float(entry["pulls"]) - pending),
+                completed=float(entry["completed"]), reward_sum=float(entry["reward_sum"]),
+                cost_sum=float(entry["cost_sum"]), pending=0,
+                total_pulls=max(0, int(entry["total_pulls"]) - pending),
+                total_reward=float(entry["total_reward"]),
+                total_cost=float(entry["total_cost"]))
+        bandit.scale = float(state.get("scale", 0.0))
+        return bandit

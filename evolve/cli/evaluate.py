@@ -1,0 +1,127 @@
+"""`evolve eval PROBLEM PROGRAM_FILE [--stage S] [--json]`: evaluate one program exactly as a run
+would (same sandbox, same cascade) and print the result. Exit 0 whenever it ran, whatever the
+score; 2 for usage errors (unknown problem, missing file, unknown stage)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evaluators.executors import LocalExecutor
+from evaluators.isolation import IsolationUnavailable
+from evaluators.result import EvalResult
+from problems.spec import ProblemError, ProblemSpec, load_problem
+
+console = Console()
+
+
+def resolve_problem(name_or_path: str) -> ProblemSpec:
+    """A problem by path, or by name once discovery is available; exits 2 when not found."""
+    try:
+        try:
+            from problems.discovery import find_problem  # type: ignore[import-not-found]
+        except ImportError:
+            if not Path(name_or_path).is_dir():
+                raise ProblemError(f"problem '{name_or_path}' not found: give the path of a "
+                                   f"problem folder (one holding problem.toml)") from None
+            return load_problem(name_or_path)
+        return find_problem(name_or_path)
+    except (ProblemError, LookupError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def make_local_executor(isolation: str, max_parallel: int | None = None) -> LocalExecutor:
+    try:
+        return LocalExecutor(max_parallel=max_parallel, isolation=isolation)
+    except IsolationUnavailable as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def result_dict(result: EvalResult) -> dict[str, Any]:
+    """The JSON form: summary fields first, then every stage."""
+    return {"score": result.score, "valid": result.valid,
+            "failure": result.failure.value if result.failure else None,
+            "reason": result.reason if result.failure else "",
+            "stage_reached": result.stage_reached, "wall_s": result.wall_s,
+            "isolation": result.last.isolation if result.last else "",
+            "stages": [s.model_dump(mode="json") for s in result.stages]}
+
+
+def _metrics_text(metrics: dict[str, Any], width: int = 80) -> str:
+    def show(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
+
+    text = ", ".join(f"{key}={show(value)}" for key, value in sorted(metrics.items()))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def stage_table(title: str, results: dict[str, EvalResult]) -> Table:
+    table = Table(title=title)
+    for column in ("program", "stage", "score", "valid"):
+        table.add_column(column, no_wrap=True)
+    for column in ("metrics", "time (s)", "failure / reason"):
+        table.add_column(column, overflow="fold")
+    for program, result in results.items():
+        for stage in result.stages:
+            score = "-" if stage.score is None else f"{stage.score:.6g}"
+            failure = f"{stage.failure.value}: {stage.reason}" if stage.failure else ""
+            table.add_row(program, stage.stage, score, "yes" if stage.valid else "no",
+                          _metrics_text(stage.metrics), f"{stage.wall_s:.2f}", failure)
+    return table
+
+
+def eval_command(
+    problem: Annotated[str, typer.Argument(help="problem name or folder")],
+    program_file: Annotated[Path, typer.Argument(help="the program to evaluate")],
+    stage: Annotated[list[str] | None, typer.Option("--stage", "-s",
+                     help="run only these stages (repeatable); default: the whole cascade")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    isolation: Annotated[str, typer.Option(help="auto, bwrap, unshare or rlimits")] = "auto",
+) -> None:
+    """Evaluate one program exactly as a run would and print the result."""
+    spec = resolve_problem(problem)
+    if not program_file.is_file():
+        console.print(f"[red]error:[/] program file {program_file} not found")
+        raise typer.Exit(2)
+    executor = make_local_executor(isolation, max_parallel=1)
+
+    async def run() -> EvalResult:
+        try:
+            return await executor.evaluate(spec, program_file.read_text(), stages=stage)
+        finally:
+            await executor.aclose()
+
+    try:
+        result = asyncio.run(run())
+    except ValueError as exc:  # an unknown --stage
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result_dict(result), indent=2))
+        return
+    console.print(stage_table(f"{spec.name}: {program_file}", {program_file.name: result}))
+    last = result.last
+    if last is not None:
+        if last.feedback:
+            console.print(f"feedback: {last.feedback}")
+        if last.stderr.strip():
+            console.print(f"stderr (last lines):\n{_tail(last.stderr)}", markup=False)
+    verdict = (f"[green]valid[/], score {result.score:.6g}" if result.valid
+               else f"[red]not valid[/] ({result.failure.value if result.failure else 'no result'})")
+    console.print(f"{verdict}; isolation: {executor.isolation_description}")
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

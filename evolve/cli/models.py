@@ -1,0 +1,145 @@
+"""`evolve models check`: one short call per model, with latency, tokens, cost and a hint for
+each common failure (missing key, nothing listening at the base URL, unknown model)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
+from evolve.llm import LOCAL_PREFIX, LLMClient, LLMReply, key_env_for
+
+models_app = typer.Typer(help="Check the LLMs a run would use.", no_args_is_help=True)
+
+CHECK_MESSAGES = [{"role": "user", "content": "Reply with the single word: ok"}]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+
+
+def hint_for(error: str, model: ModelConfig) -> str:
+    """What to do next about an error from `LLMClient` (empty when nothing useful to say)."""
+    text = error.lower()
+    if "missingapikey" in text or "authentication" in text or "api key" in text:
+        env = model.api_key_env or key_env_for(model.name) or "the provider's API key variable"
+        return f"set the key: export {env}=... (or name another variable with api_key_env)"
+    if "connect" in text or "connection" in text:
+        where = model.api_base or "the provider's default URL"
+        return (f"nothing answered at {where}: check --api-base (OpenAI-compatible servers "
+                f"usually end in /v1) and that the server is running")
+    if "notfound" in text or "404" in text:
+        return "unknown model or wrong path: check the --model name and --api-base"
+    if "timeout" in text:
+        return "no answer in time: check the server, or raise --timeout"
+    if "ratelimit" in text or "429" in text:
+        return "rate limited or out of quota: wait, or check the account's limits"
+    if "badrequest" in text or "400" in text:
+        return "the provider rejected the request: check the model name and its parameters"
+    if "emptyresponse" in text:
+        return "the model answered with no text: try another model or a larger max_tokens"
+    return ""
+
+
+def _models_to_check(names: list[str], api_base: str | None,
+                     configured: list[ModelConfig]) -> list[ModelConfig]:
+    by_name = {m.name: m for m in configured}
+    if not names:
+        return [m.model_copy(update={"api_base": api_base}) if api_base else m
+                for m in configured]
+    chosen = []
+    for name in names:
+        base = by_name.get(name) or ModelConfig(name=name)
+        chosen.append(base.model_copy(update={"api_base": api_base}) if api_base else base)
+    return chosen
+
+
+def _format_cost(reply: LLMReply) -> str:
+    cost = reply.cost_usd
+    return "unknown" if cost is None else f"${cost:.6f}"
+
+
+async def _check_all(models: list[ModelConfig], llm: LLMConfig) -> list[LLMReply]:
+    client = LLMClient(models, llm)
+    return list(await asyncio.gather(*(
+        client.complete(m.name, CHECK_MESSAGES, temperature=0.0, max_tokens=16) for m in models)))
+
+
+@models_app.command("check")
+def check(
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="model to check, as litellm names it (repeatable); "
+                              "default: the configured ones")] = None,
+    api_base: Annotated[str | None, typer.Option(
+        "--api-base", help="base URL of an OpenAI-compatible server, e.g. "
+                           "http://127.0.0.1:8000/v1")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="run config TOML")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override a config key: dotted.key=value (repeatable)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds allowed per model")] = 30.0,
+) -> None:
+    """Send one short request to each model; print latency, tokens, cost and errors."""
+    console = Console()
+    try:
+        cfg = load_config(config, set_ or [])
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    models = _models_to_check(model or [], api_base, cfg.operators.models)
+    if not models:
+        console.print("no model configured: name one with --model (e.g. --model "
+                      "openai/gpt-4.1-mini with OPENAI_API_KEY set, or --model openai/<name> "
+                      "--api-base http://HOST:PORT/v1), or add [[operators.models]] to the config")
+        raise typer.Exit(2)
+
+    with contextlib.ExitStack() as stack:
+        models = _start_local_models(models, stack, console)
+        llm = cfg.llm.model_copy(update={"retries": 0, "proposal_deadline_s": timeout})
+        models = [m.model_copy(update={"timeout_s": min(m.timeout_s, timeout)}) for m in models]
+        console.print(f"checking {len(models)} model(s)...")
+        replies = asyncio.run(_check_all(models, llm))
+
+    table = Table("model", "result", "latency", "tokens in/out", "cost", "reply / error")
+    failed = 0
+    for cfg_model, reply in zip(models, replies, strict=True):
+        call = reply.calls[-1]
+        if reply.ok:
+            detail = reply.text.strip().replace("\n", " ")[:40]
+            result = "[green]ok[/green]"
+        else:
+            failed += 1
+            hint = hint_for(call.error or "", cfg_model)
+            detail = (call.error or "")[:160] + (f"\n[yellow]hint:[/yellow] {hint}" if hint else "")
+            result = "[red]failed[/red]"
+        tokens = (f"{call.tokens_in}/{call.tokens_out}" if call.tokens_in is not None
+                  else "-")
+        table.add_row(cfg_model.name, result, f"{call.latency_s:.2f}s", tokens,
+                      _format_cost(reply) if reply.ok else "-", detail)
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
+                        console: Console) -> list[ModelConfig]:
+    """`local/...` models without an api_base get a llama.cpp server for the check."""
+    out = []
+    for m in models:
+        if m.name.startswith(LOCAL_PREFIX) and not m.api_base:
+            from evolve.local_model import LocalModelError, LocalModelServer
+
+            try:
+                console.print(f"starting the local model server for {m.name}...")
+                server = stack.enter_context(LocalModelServer())
+            except LocalModelError as exc:
+                console.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(1) from exc
+            m = m.model_copy(update={"api_base": server.base_url})
+        out.append(m)
+    return out

@@ -1,0 +1,318 @@
+"""LLM client on litellm: retries with backoff, a hard per-proposal deadline, and a record of
+every attempt (failed ones too) with tokens, cost and latency.
+
+The client never writes to the archive itself: the controller is the single writer, so every
+`LLMReply` carries its `LLMCallRecord`s and the controller stores them.
+
+Retries happen here, with litellm's and the OpenAI SDK's own retries switched off, so that each
+attempt is visible and recorded, and so that the proposal deadline bounds the whole thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evolve.config import LLMConfig, ModelConfig, PriceConfig
+
+# litellm fetches its price table from the network at import unless told otherwise; runs are
+# often offline and must not stall on that, and the bundled table is pinned with the package.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+LOCAL_PREFIX = "local/"
+# Providers spoken through the OpenAI wire format, which refuse to start without some api key
+# even when the server behind api_base needs none.
+_OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", LOCAL_PREFIX)
+# Where litellm looks for each provider's key when the model config names none.
+PROVIDER_KEY_ENV = {
+    "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY", "mistral": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY", "together_ai": "TOGETHERAI_API_KEY",
+    "xai": "XAI_API_KEY", "fireworks_ai": "FIREWORKS_AI_API_KEY",
+}
+_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+
+_litellm: Any = None
+
+
+def litellm_module() -> Any:
+    """litellm, imported on first use (it takes seconds) with its chatter switched off."""
+    global _litellm
+    if _litellm is None:
+        import litellm
+
+        litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners
+        litellm.drop_params = True
+        if hasattr(litellm, "telemetry"):
+            litellm.telemetry = False
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        _litellm = litellm
+    return _litellm
+
+
+@dataclass
+class LLMCallRecord:
+    """One attempt at one LLM call, as the archive stores it."""
+
+    model: str
+    prompt: str  # the messages, as JSON text
+    response: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None  # None = unknown (never a pretend 0)
+    latency_s: float
+    error: str | None  # None = this attempt succeeded
+    finish_reason: str | None
+    temperature: float | None = None
+
+    def archive_fields(self) -> dict[str, Any]:
+        """Keyword arguments for `Archive.record_llm_call` (it has no finish_reason column)."""
+        fields = asdict(self)
+        fields.pop("finish_reason")
+        fields.pop("temperature")
+        return fields
+
+
+@dataclass
+class LLMReply:
+    text: str
+    finish_reason: str | None
+    calls: list[LLMCallRecord] = field(default_factory=list)
+    ok: bool = True
+
+    @property
+    def error(self) -> str | None:
+        return self.calls[-1].error if self.calls else "no call was made"
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Total over attempts; None when any attempt's cost is unknown."""
+        costs = [c.cost_usd for c in self.calls]
+        return None if any(c is None for c in costs) else float(sum(costs))  # type: ignore[arg-type]
+
+
+class _Attempt:
+    """What one attempt produced, before it becomes a record."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.finish_reason: str | None = None
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
+        self.cost_usd: float | None = None
+        self.error: str | None = None
+        self.retryable = False
+        self.retry_after_s: float | None = None
+
+
+def litellm_model_name(name: str) -> str:
+    """Our model name to litellm's: `local/x` is an OpenAI-compatible server on 127.0.0.1."""
+    if name.startswith(LOCAL_PREFIX):
+        return "openai/" + name[len(LOCAL_PREFIX):]
+    return name
+
+
+def key_env_for(model: str) -> str | None:
+    """The environment variable litellm reads the key of `model`'s provider from, if known."""
+    if "/" not in model:
+        return None  # a bare name: litellm guesses the provider, we do not
+    return PROVIDER_KEY_ENV.get(model.split("/", 1)[0])
+
+
+def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
+    """The configured price of `model`, tried with and without its provider prefix."""
+    if model in prices:
+        return prices[model]
+    bare = model.split("/", 1)[1] if "/" in model else model
+    return prices.get(bare)
+
+
+def compute_cost(model: str, response: Any, tokens_in: int | None, tokens_out: int | None,
+                 prices: dict[str, PriceConfig]) -> float | None:
+    """USD for one completed call: the config's price table first, then litellm's; else None."""
+    price = price_for(model, prices)
+    if price is not None:
+        if tokens_in is None or tokens_out is None:
+            return None
+        return (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1e6
+    try:
+        cost = litellm_module().completion_cost(completion_response=response,
+                                                model=litellm_model_name(model))
+    except Exception:  # litellm raises for models missing from its price data
+        return None
+    # litellm answers 0.0 for models it maps but has no price for; that is not a known cost.
+    return float(cost) if cost else None
+
+
+def _status_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds from a retry-after header, if the provider sent one."""
+    for holder in (getattr(exc, "response", None), exc):
+        headers = getattr(holder, "headers", None) or getattr(holder, "litellm_response_headers",
+                                                               None)
+        if not headers:
+            continue
+        try:
+            value = headers.get("retry-after")
+            if value is not None:
+                return max(0.0, float(value))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def classify_error(exc: BaseException) -> tuple[str, bool]:
+    """(error text, whether another attempt may succeed)."""
+    litellm = litellm_module()
+    name = type(exc).__name__
+    text = f"{name}: {exc}".strip()
+    transient = tuple(getattr(litellm, n) for n in (
+        "RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
+        "ServiceUnavailableError", "BadGatewayError") if hasattr(litellm, n))
+    permanent = tuple(getattr(litellm, n) for n in (
+        "AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
+        "ContextWindowExceededError", "ContentPolicyViolationError", "UnprocessableEntityError")
+        if hasattr(litellm, n))
+    if isinstance(exc, permanent):
+        return text, False
+    if isinstance(exc, (*transient, TimeoutError, ConnectionError)):
+        return text, True
+    code = _status_code(exc)
+    return text, code is None or code in _RETRYABLE_STATUS
+
+
+class LLMClient:
+    """Calls LLMs through litellm. `complete` never raises for provider errors."""
+
+    def __init__(self, models: list[ModelConfig], llm: LLMConfig, *,
+                 rng: random.Random | None = None) -> None:
+        self.models = {m.name: m for m in models}
+        self.llm = llm
+        self.rng = rng or random.Random(0)
+
+    def model_config(self, model: str) -> ModelConfig:
+        return self.models.get(model) or ModelConfig(name=model)
+
+    def _api_key(self, cfg: ModelConfig) -> tuple[str | None, str | None]:
+        """(key to pass or None for the provider's default env var, error if a key is missing)."""
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env)
+            if not key:
+                return None, (f"MissingAPIKey: environment variable {cfg.api_key_env} is not set: export it "
+                              f"with the API key for {cfg.name}")
+            return key, None
+        if cfg.name.startswith(LOCAL_PREFIX):
+            return "sk-local-no-key", None
+        if cfg.api_base and cfg.name.startswith(_OPENAI_COMPATIBLE) and not os.environ.get(
+                "OPENAI_API_KEY"):
+            return "sk-no-key-needed", None
+        env_var = key_env_for(cfg.name)
+        if not cfg.api_base and env_var and not os.environ.get(env_var):
+            return None, (f"MissingAPIKey: environment variable {env_var} is not set: export it with your "
+                          f"API key for {cfg.name}, or set api_key_env in the model's config")
+        return None, None
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with equal jitter; a provider's retry-after is honoured."""
+        cap = min(self.llm.backoff_max_s, self.llm.backoff_base_s * (2 ** attempt))
+        delay = cap / 2 + self.rng.uniform(0, cap / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.llm.backoff_max_s))
+        return delay
+
+    async def complete(self, model: str, messages: list[dict[str, Any]], *,
+                       temperature: float | None = None,
+                       max_tokens: int | None = None) -> LLMReply:
+        cfg = self.model_config(model)
+        prompt = json.dumps(messages, ensure_ascii=False)
+        deadline = time.monotonic() + self.llm.proposal_deadline_s
+        calls: list[LLMCallRecord] = []
+
+        key, key_error = self._api_key(cfg)
+        if key_error:
+            calls.append(LLMCallRecord(model, prompt, None, None, None, 0.0, 0.0, key_error, None))
+            return LLMReply("", None, calls, ok=False)
+
+        for attempt_no in range(self.llm.retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            temp = temperature if temperature is not None else self.rng.choice(cfg.temperatures)
+            started = time.monotonic()
+            result = await self._attempt(cfg, messages, temp, max_tokens or cfg.max_tokens,
+                                         key, min(cfg.timeout_s, remaining), remaining)
+            calls.append(LLMCallRecord(
+                model=model, prompt=prompt, response=result.text, tokens_in=result.tokens_in,
+                tokens_out=result.tokens_out, cost_usd=result.cost_usd,
+                latency_s=time.monotonic() - started, error=result.error,
+                finish_reason=result.finish_reason, temperature=temp))
+            if result.error is None:
+                return LLMReply(result.text or "", result.finish_reason, calls, ok=True)
+            if not result.retryable or attempt_no == self.llm.retries:
+                break
+            delay = self._backoff(attempt_no, result.retry_after_s)
+            if time.monotonic() + delay >= deadline:
+                calls[-1].error += (f" (gave up: the next retry in {delay:.1f}s would pass the "
+                                    f"{self.llm.proposal_deadline_s:g}s proposal deadline)")
+                break
+            await asyncio.sleep(delay)
+        return LLMReply("", calls[-1].finish_reason if calls else None, calls, ok=False)
+
+    async def _attempt(self, cfg: ModelConfig, messages: list[dict[str, Any]], temperature: float,
+                       max_tokens: int, api_key: str | None, call_timeout: float,
+                       hard_limit: float) -> _Attempt:
+        litellm = litellm_module()
+        out = _Attempt()
+        kwargs: dict[str, Any] = {
+            "model": litellm_model_name(cfg.name), "messages": messages,
+            "temperature": temperature, "max_tokens": max_tokens, "timeout": call_timeout,
+            "num_retries": 0, "max_retries": 0, "drop_params": True,
+        }
+        if cfg.api_base:
+            kwargs["api_base"] = cfg.api_base
+        if api_key:
+            kwargs["api_key"] = api_key
+        try:
+            # wait_for is the hard stop: a provider that ignores `timeout` cannot hang the run.
+            response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=hard_limit)
+        except TimeoutError:
+            out.error = (f"Timeout: no answer within {hard_limit:.1f}s (proposal deadline "
+                         f"{self.llm.proposal_deadline_s:g}s)")
+            out.retryable = True
+            return out
+        except Exception as exc:  # every provider failure becomes a recorded attempt
+            out.error, out.retryable = classify_error(exc)
+            out.retry_after_s = _retry_after(exc)
+            # A request the provider rejected with a status is not billed; a timeout or a
+            # dropped connection may have been, so its cost stays unknown.
+            code = _status_code(exc)
+            timeout_like = isinstance(exc, getattr(litellm, "Timeout", TimeoutError))
+            out.cost_usd = 0.0 if code is not None and not timeout_like else None
+            return out
+
+        usage = getattr(response, "usage", None)
+        out.tokens_in = getattr(usage, "prompt_tokens", None) if usage else None
+        out.tokens_out = getattr(usage, "completion_tokens", None) if usage else None
+        choice = response.choices[0] if getattr(response, "choices", None) else None
+        message = getattr(choice, "message", None)
+        out.text = (getattr(message, "content", None) or "") if message else ""
+        out.finish_reason = getattr(choice, "finish_reason", None) if choice else None
+        out.cost_usd = compute_cost(cfg.name, response, out.tokens_in, out.tokens_out,
+                                    self.llm.prices)
+        if not out.text.strip():
+            hint = (" (finish_reason=length: the output budget was used up; raise max_tokens)"
+                    if out.finish_reason == "length" else "")
+            out.error = f"EmptyResponse: the model returned no text{hint}"
+            out.retryable = True
+        return out

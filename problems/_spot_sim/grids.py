@@ -1,0 +1,101 @@
+"""The evaluation scenarios of both spot problems, as published, with stable run keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from problems._spot_sim import ON_DEMAND_PRICE, SINGLE_SPOT_PRICE
+from problems._spot_sim.state import Scenario
+from problems._spot_sim.traces import MultiRegionData, SingleRegionData
+
+TASK_HOURS = 48.0
+
+# --- one region: 4 environments x 30 evenly spaced traces x 3 deadlines x 3 overheads ----------
+SINGLE_DEADLINES_H = (52.0, 70.0, 92.0)
+SINGLE_OVERHEADS_H = (0.02, 0.2, 0.4)
+SINGLE_TRACES = tuple(range(0, 300, 10))
+SINGLE_QUICK = {"traces": (0, 150), "deadlines": SINGLE_DEADLINES_H, "overheads": (0.2,)}
+
+# --- many regions: the six published scenarios (trace k of every region = one instant) ------
+MULTI_DEADLINE_H = 52.0
+MULTI_OVERHEAD_H = 0.2
+MULTI_SCENARIOS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("2_zones_same_region", ("us-east-1a_v100_1", "us-east-1c_v100_1"), 8),
+    ("2_regions_east_west", ("us-east-2a_v100_1", "us-west-2a_v100_1"), 8),
+    ("3_regions_diverse", ("us-east-1a_v100_1", "us-east-2b_v100_1", "us-west-2c_v100_1"), 6),
+    ("3_zones_same_region", ("us-east-1a_v100_1", "us-east-1c_v100_1", "us-east-1d_v100_1"), 6),
+    ("5_regions_high_diversity", ("us-east-1a_v100_1", "us-east-1f_v100_1", "us-west-2a_v100_1",
+                                  "us-west-2b_v100_1", "us-east-2b_v100_1"), 4),
+    ("all_9_regions", ("us-east-2a_v100_1", "us-west-2c_v100_1", "us-east-1d_v100_1",
+                       "us-east-2b_v100_1", "us-west-2a_v100_1", "us-east-1f_v100_1",
+                       "us-east-1a_v100_1", "us-west-2b_v100_1", "us-east-1c_v100_1"), 2),
+)
+MULTI_QUICK = (("2_zones_same_region", 1),)  # the published quick check: first trace only
+
+
+def seconds(hours: float) -> int:
+    return round(hours * 3600)
+
+
+@dataclass(frozen=True)
+class SingleRun:
+    key: str
+    group: str            # the environment, for per-group metrics
+    scenario: Scenario
+    available: bytes
+
+
+@dataclass(frozen=True)
+class MultiRun:
+    key: str
+    group: str            # the scenario name
+    weight: float         # every published scenario counts equally, whatever its trace count
+    scenario: Scenario
+    available: tuple[bytes, ...]
+    prices: tuple[tuple[float, ...], ...]
+
+
+def single_runs(data: SingleRegionData, stage: str) -> list[SingleRun]:
+    if stage == "full":
+        traces, deadlines, overheads = SINGLE_TRACES, SINGLE_DEADLINES_H, SINGLE_OVERHEADS_H
+    elif stage == "quick":
+        traces, deadlines, overheads = (SINGLE_QUICK["traces"], SINGLE_QUICK["deadlines"],
+                                        SINGLE_QUICK["overheads"])
+    else:
+        raise KeyError(stage)
+    runs = []
+    for env in sorted(data.envs):
+        for trace in traces:
+            for deadline in deadlines:
+                for overhead in overheads:
+                    scenario = Scenario(gap_s=data.gap_s, deadline_s=seconds(deadline),
+                                        task_s=seconds(TASK_HOURS),
+                                        restart_overhead_s=seconds(overhead),
+                                        on_demand_price=ON_DEMAND_PRICE,
+                                        spot_price=SINGLE_SPOT_PRICE)
+                    runs.append(SingleRun(f"{env}/{trace}/{deadline:g}/{overhead:g}", env,
+                                          scenario, data.envs[env][trace]))
+    return runs
+
+
+def multi_runs(data: MultiRegionData, stage: str) -> list[MultiRun]:
+    if stage == "full":
+        chosen = [(name, regions, n) for name, regions, n in MULTI_SCENARIOS]
+    elif stage == "quick":
+        by_name = {name: regions for name, regions, _ in MULTI_SCENARIOS}
+        chosen = [(name, by_name[name], n) for name, n in MULTI_QUICK]
+    else:
+        raise KeyError(stage)
+    runs = []
+    for name, regions, n_traces in chosen:
+        for trace in range(n_traces):
+            rows = tuple(data.regions[r][trace] for r in regions)
+            scenario = Scenario(gap_s=data.gap_s, deadline_s=seconds(MULTI_DEADLINE_H),
+                                task_s=seconds(TASK_HOURS),
+                                restart_overhead_s=seconds(MULTI_OVERHEAD_H),
+                                on_demand_price=data.on_demand_price,
+                                spot_price=rows[0].prices[0], num_regions=len(regions))
+            runs.append(MultiRun(f"{name}/{trace}", name, 1.0 / (len(chosen) * n_traces),
+                                 scenario, tuple(t.available for t in rows),
+                                 tuple(t.prices for t in rows)))
+    return runs

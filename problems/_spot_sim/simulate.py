@@ -1,0 +1,232 @@
+"""Run one spot scenario tick by tick, as the published simulator does.
+
+Timeline of tick k (an interval of `gap` seconds): a spot cluster that ran during tick k-1 is
+preempted if spot is unavailable during tick k; the policy then chooses the cluster for tick k
+(SPOT only where available, else it counts as NONE); the environment's deadline guard may
+override that choice; a change of cluster (or of region while running) starts a launch that
+costs `overhead` seconds of billed time without progress; finally the tick is billed and its
+progress (gap minus the overhead still due) credited. The run ends when the work is done, or
+at the deadline (a miss).
+
+The guard (part of the environment, as in the published harness): when
+ceil((work_left + overhead) / gap) >= ticks_left, a working spot cluster (running, overhead
+paid) is kept, anything else is switched to ON_DEMAND. From the first tick it fires the job
+still fits, so no policy can miss a feasible deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from problems._spot_sim.state import MultiSpotState, Scenario, SpotState
+
+
+class ActionError(ValueError):
+    """The policy returned something that is not a valid action."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    cost: float
+    finish_tick: int        # ticks until the work was done; -1 when the deadline was missed
+    spot_ticks: int
+    on_demand_ticks: int
+    launches: int
+    preemptions: int
+    unavailable_spot_requests: int   # SPOT asked where spot was unavailable (ran as NONE)
+    guard_overrides: int             # ticks where the deadline guard replaced the decision
+    region_switches: int = 0
+
+    @property
+    def missed(self) -> bool:
+        return self.finish_tick < 0
+
+
+def _coerce_action(action: Any) -> int:
+    """Slow path: accept int subclasses (e.g. IntEnum) with a valid value; reject the rest."""
+    if isinstance(action, bool) or not isinstance(action, int):
+        raise ActionError(f"decide() returned {action!r} ({type(action).__name__}); "
+                          f"return NONE (0), SPOT (1) or ON_DEMAND (2)")
+    if not 0 <= action <= 2:
+        raise ActionError(f"decide() returned {action}; return NONE (0), SPOT (1) or ON_DEMAND (2)")
+    return int(action)
+
+
+def _coerce_multi(out: Any, num_regions: int) -> tuple[int, int]:
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ActionError(f"decide() returned {out!r}; return an action (NONE=0, SPOT=1, "
+                          f"ON_DEMAND=2) or a pair (action, region)")
+    action = _coerce_action(out[0])
+    region = out[1]
+    if isinstance(region, bool) or not isinstance(region, int) or not 0 <= region < num_regions:
+        raise ActionError(f"decide() returned region {region!r}; regions are 0..{num_regions - 1}")
+    return action, int(region)
+
+
+def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available: bytes,
+               *, guard: bool = True, _state_cls=SpotState, _result=RunResult,
+               _coerce=_coerce_action) -> RunResult:
+    """One region: `available[k]` is 1 when spot can run during tick k."""
+    NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
+    gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
+    ticks = scenario.deadline_ticks
+    if len(available) < ticks:
+        raise ValueError(f"trace has {len(available)} ticks, the deadline needs {ticks}")
+    state = _state_cls(scenario)
+    history = state._hist[0]
+    remember = history.append
+    n_spot = n_od = launches = preemptions = bad_spot = overrides = 0
+    done = oh = cluster = 0
+    finish = -1
+    for k in range(ticks):
+        a = available[k]
+        remember(a)
+        last = cluster
+        if cluster == SPOT_ and not a:
+            cluster = NONE_
+            oh = 0
+            preemptions += 1
+            state._preempted = True
+        else:
+            state._preempted = False
+        state._tick = k
+        state._done = done
+        state._oh = oh
+        state._cluster = cluster
+        state._last = last
+        state._avail = a
+        req = decide(state)
+        if req.__class__ is not int or req > 2 or req < 0:
+            req = _coerce(req)
+        if req == SPOT_ and not a:
+            req = NONE_
+            bad_spot += 1
+        if guard and (work - done + d + gap - 1) // gap >= ticks - k:
+            forced = SPOT_ if (cluster == SPOT_ and oh == 0) else OD_
+            if forced != req:
+                overrides += 1
+                req = forced
+        if req != cluster:
+            cluster = req
+            if req == NONE_:
+                oh = 0
+                continue
+            oh = d
+            launches += 1
+        elif cluster == NONE_:
+            continue
+        if cluster == SPOT_:
+            n_spot += 1
+        else:
+            n_od += 1
+        if oh >= gap:
+            oh -= gap
+            continue
+        done += gap - oh
+        oh = 0
+        if done >= work:
+            finish = k + 1
+            break
+    hours = gap / 3600.0
+    cost = n_spot * hours * scenario.spot_price + n_od * hours * scenario.on_demand_price
+    return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides)
+
+
+def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
+              available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
+              *, guard: bool = True, _state_cls=MultiSpotState, _result=RunResult,
+              _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
+    """Many regions on aligned traces; spot is billed at its region's price of each tick.
+
+    `decide` returns an action (stay in the current region) or a pair (action, region). Moving
+    while a cluster runs relaunches it in the new region (paying the overhead); moving with
+    NONE is free. Starts in region 0.
+    """
+    NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
+    gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
+    ticks = scenario.deadline_ticks
+    num_regions = len(available)
+    if num_regions != scenario.num_regions or len(prices) != num_regions:
+        raise ValueError("available, prices and scenario.num_regions disagree")
+    if min(len(row) for row in available) < ticks or min(len(p) for p in prices) < ticks:
+        raise ValueError(f"traces are shorter than the {ticks} ticks the deadline needs")
+    avail_cols = [bytes(col) for col in zip(*(row[:ticks] for row in available), strict=True)]
+    price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
+    hours = gap / 3600.0
+    od_tick = hours * scenario.on_demand_price
+    state = _state_cls(scenario, num_regions)
+    appends = [h.append for h in state._hist]
+    region_ids = range(num_regions)
+    cost = 0.0
+    n_spot = n_od = launches = preemptions = bad_spot = overrides = switches = 0
+    done = oh = cluster = region = 0
+    finish = -1
+    for k in range(ticks):
+        col = avail_cols[k]
+        for r in region_ids:
+            appends[r](col[r])
+        a = col[region]
+        last = cluster
+        if cluster == SPOT_ and not a:
+            cluster = NONE_
+            oh = 0
+            preemptions += 1
+            state._preempted = True
+        else:
+            state._preempted = False
+        state._tick = k
+        state._done = done
+        state._oh = oh
+        state._cluster = cluster
+        state._last = last
+        state._avail = a
+        state._region = region
+        state._avail_now = col
+        state._price_now = price_cols[k]
+        out = decide(state)
+        if out.__class__ is int and 0 <= out <= 2:
+            req, target = out, region
+        elif out.__class__ is tuple:
+            req, target = _coerce_pair(out, num_regions)
+        else:
+            req, target = _coerce(out), region
+        if req == SPOT_ and not col[target]:
+            req = NONE_
+            bad_spot += 1
+        if guard and (work - done + d + gap - 1) // gap >= ticks - k:
+            forced = SPOT_ if (cluster == SPOT_ and oh == 0) else OD_
+            if forced != req or target != region:
+                overrides += 1
+                req, target = forced, region
+        if target != region:
+            region = target
+            switches += 1
+            cluster = NONE_          # the old cluster is released; a new one launches below
+            oh = 0
+        if req != cluster:
+            cluster = req
+            if req == NONE_:
+                oh = 0
+                continue
+            oh = d
+            launches += 1
+        elif cluster == NONE_:
+            continue
+        if cluster == SPOT_:
+            n_spot += 1
+            cost += price_cols[k][region] * hours
+        else:
+            n_od += 1
+            cost += od_tick
+        if oh >= gap:
+            oh -= gap
+            continue
+        done += gap - oh
+        oh = 0
+        if done >= work:
+            finish = k + 1
+            break
+    return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides,
+                     switches)

@@ -1,0 +1,35 @@
+"""Evaluator of `spot_multi`: the six published multi-region scenarios (2, 2, 3, 3, 5 and 9
+regions on aligned traces; 48 h of work, 52 h deadline, 0.2 h restart overhead; spot billed at
+each region's price of each tick, on-demand $3.06/h). Each scenario counts equally:
+score = -(mean + 0.25 std) of cost with scenario weights; a missed deadline makes the program
+invalid. Traces and the cached omniscient optimum are loaded before the candidate is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from problems._spot_sim.evaluation import evaluate_policy, load_optimum
+from problems._spot_sim.file_guard import protect
+from problems._spot_sim.grids import multi_runs
+from problems._spot_sim.simulate import run_multi
+from problems._spot_sim.traces import load_multi
+
+HERE = Path(__file__).resolve().parent
+DATA = load_multi(HERE / "data" / "multi_region.json.gz")
+OPTIMUM = load_optimum(HERE / "optimum.json")
+# While a candidate is evaluated it may not open these (the traces hold the future).
+protect([HERE / "data" / "single_region.json.gz", HERE / "data" / "multi_region.json.gz",
+         HERE / "optimum.json"])
+RUNS = {stage: multi_runs(DATA, stage) for stage in ("quick", "full")}
+
+
+def _run_one(decide, run, _run=run_multi):
+    return _run(decide, run.scenario, run.available, run.prices)
+
+
+def evaluate(program_path: str, stage: str, *, _evaluate=evaluate_policy) -> dict:
+    if stage not in RUNS:
+        return {"score": -1e9, "valid": False, "metrics": {},
+                "feedback": f"unknown stage {stage!r}; stages are {sorted(RUNS)}"}
+    return _evaluate(program_path, RUNS[stage], _run_one, OPTIMUM)

@@ -1,0 +1,1 @@
+"""Transaction scheduling problem (ADRS case study); `model` holds the execution model."""

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Install ADRS Evolve into ./.venv (idempotent; a repeat run with nothing changed is instant).
+#   bash scripts/setup.sh          the package and its runtime dependencies
+#   bash scripts/setup.sh --dev    also the test tools and the torch extra
+# Environment: PYTHON=/path/to/python3.11+ picks the interpreter; EVOLVE_SETUP_FORCE=1 reinstalls.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.adrs-evolve-setup"
+APT_PACKAGES="bubblewrap"
+
+say() { echo "setup: $*"; }
+
+MODE="base"
+for arg in "$@"; do
+    case "$arg" in
+        --dev) MODE="dev" ;;
+        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+        *) say "unknown option '$arg' (use --dev or nothing)"; exit 2 ;;
+    esac
+done
+
+# 1. The sandbox's strongest isolation uses bubblewrap. Optional: never fail over it.
+install_system_packages() {
+    if command -v bwrap >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "bubblewrap not installed and cannot be installed here (needs root and apt-get); the sandbox will use weaker isolation"
+        return
+    fi
+    say "installing $APT_PACKAGES with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { timeout 300 apt-get install -y -qq $APT_PACKAGES >/dev/null 2>&1 \
+           || { timeout 300 apt-get update -qq >/dev/null 2>&1 \
+                && timeout 300 apt-get install -y -qq $APT_PACKAGES >/dev/null 2>&1; }; }; then
+        say "could not install $APT_PACKAGES; the sandbox will use weaker isolation"
+    fi
+}
+install_system_packages
+
+# 2. A Python of at least 3.11.
+python_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1; }
+PY=""
+for candidate in ${PYTHON:-} python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate"; then
+        PY="$(command -v "$candidate")"
+        break
+    fi
+done
+if [ -z "$PY" ]; then
+    say "error: ADRS Evolve needs Python 3.11 or newer; install it (e.g. apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"
+    exit 1
+fi
+
+# 3. The virtual environment.
+if [ -x "$VENV/bin/python" ] && ! python_ok "$VENV/bin/python"; then
+    say "error: $VENV uses Python older than 3.11; remove it (rm -rf .venv) and run this again"
+    exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating .venv with $PY ($("$PY" -c 'import platform; print(platform.python_version())'))"
+    "$PY" -m venv "$VENV"
+fi
+
+# 4. The package, editable, unless nothing changed since the last successful install.
+WANT="$(sha256sum pyproject.toml | cut -d' ' -f1) $ROOT"
+HAVE_MODE=""
+if [ -f "$STAMP" ] && [ "$(sed -n 1p "$STAMP")" = "$WANT" ]; then
+    HAVE_MODE="$(sed -n 2p "$STAMP")"
+fi
+up_to_date() {
+    [ -z "${EVOLVE_SETUP_FORCE:-}" ] && [ -x "$VENV/bin/evolve" ] || return 1
+    [ "$HAVE_MODE" = "dev" ] && [ -x "$VENV/bin/pytest" ] && return 0
+    [ "$MODE" = "base" ] && [ "$HAVE_MODE" = "base" ]
+}
+if up_to_date; then
+    say "up to date (.venv has the $HAVE_MODE install; pyproject.toml unchanged)"
+    exit 0
+fi
+
+TARGET="."
+[ "$MODE" = "dev" ] && TARGET=".[dev,torch]"
+say "installing adrs-evolve ($TARGET, editable) into .venv; the first time takes a few minutes"
+"$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e "$TARGET"
+printf '%s\n%s\n' "$WANT" "$MODE" > "$STAMP"
+say "done: run .venv/bin/evolve --help"

@@ -1,0 +1,2 @@
+def report():
+    return {"score": 0.5, "valid": True, "metrics": {"ratio": float("nan")}, "feedback": "ok"}

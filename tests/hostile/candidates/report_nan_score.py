@@ -1,0 +1,2 @@
+def report():
+    return {"score": float("nan"), "valid": True, "metrics": {}, "feedback": ""}
