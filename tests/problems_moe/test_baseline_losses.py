@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.problems_moe.conftest import baseline, make_ctx  # noqa: E402
+from tests.problems_moe.helpers import baseline, make_ctx  # noqa: E402
 
 # 3 tokens, 4 experts, top-2. Rows sum to 1 so softmax(log p) == p.
 PROBS = [[0.4, 0.3, 0.2, 0.1],

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from problems.moe_lbl.metrics import imbalance_l1  # noqa: E402
 from problems.moe_lbl.model import ModelConfig, MoEFeedForward  # noqa: E402
 from problems.moe_lbl.trainer import CONFIGS, train  # noqa: E402
-from tests.problems_moe.conftest import baseline  # noqa: E402
+from tests.problems_moe.helpers import baseline  # noqa: E402
 
 TINY = CONFIGS["tiny"]
 TOKENS = TINY.micro_batch * TINY.model.seq_len   # tokens per micro-batch
