@@ -25,7 +25,7 @@ def _program(tmp_path, body: str):
 
 def test_problem_folder_validates():
     spec = load_problem(PROBLEM)
-    assert [s.name for s in spec.stages] == ["quick", "full"]
+    assert [s.name for s in spec.stages] == ["quick", "full", "seeds"]
     assert set(spec.baselines()) == {"no_balancing", "micro_batch", "global_batch",
                                      "aux_free_bias"}
     assert "EVOLVE-BLOCK-START" in spec.initial_code()
@@ -88,3 +88,16 @@ def test_patching_the_evaluator_is_detected(tmp_path):
 def test_unknown_stage_is_an_error():
     with pytest.raises(ValueError, match="quick"):
         ev.evaluate(str(PROBLEM / "initial.py"), "medium", config_name="tiny")
+
+
+def test_seeds_stage_scores_the_mean_and_reports_the_spread():
+    out = ev.evaluate(str(PROBLEM / "baselines" / "micro_batch.py"), "seeds", config_name="tiny")
+    assert out["valid"], out["feedback"]
+    m = out["metrics"]
+    assert m["seeds"] == 3
+    assert m["score_min"] <= out["score"] <= m["score_max"]
+    assert m["score_std"] > 0 and m["score_min"] < m["score_max"]  # seeds really differ
+    single = [ev.evaluate(str(PROBLEM / "baselines" / "micro_batch.py"), "full", seed=s,
+                          config_name="tiny")["score"] for s in (0, 1, 2)]
+    assert out["score"] == pytest.approx(sum(single) / 3)
+    assert "± " in out["feedback"]
