@@ -62,6 +62,21 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def paired_differences(runs: list[dict[str, Any]], reference: str) -> dict[str, dict[str, float]]:
+    """Score minus the reference's score on the same seed, per program: seeds share data order
+    and initialisation, so this spread (not the raw one) says whether a difference is real."""
+    ref = {r["seed"]: r["score"] for r in runs if r["program"] == reference and r["valid"]}
+    out = {}
+    for name in dict.fromkeys(r["program"] for r in runs):
+        diffs = [r["score"] - ref[r["seed"]] for r in runs
+                 if r["program"] == name and r["valid"] and r["seed"] in ref]
+        if diffs and name != reference:
+            out[name] = {"mean": statistics.fmean(diffs),
+                         "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+                         "min": min(diffs), "max": max(diffs), "n": len(diffs)}
+    return out
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = f"{'program':<14}" + "".join(f"{c[:14]:>22}" for c in COLUMNS[:-1]) + \
         f"{'cpu_s':>8}{'wall_s':>8}"
@@ -84,6 +99,8 @@ def main() -> None:
                         help="default: gpu when CUDA is available, else cpu")
     parser.add_argument("--jobs", type=int, default=1, help="evaluations run at once")
     parser.add_argument("--only", nargs="*", help="program names to run (default: all)")
+    parser.add_argument("--reference", default="global_batch",
+                        help="program the paired score differences are taken against")
     parser.add_argument("--trace-dir", default=None)
     parser.add_argument("--json", default=None, help="write every run and the summary here")
     args = parser.parse_args()
@@ -103,8 +120,15 @@ def main() -> None:
             runs.append(run)
     rows = summarise(runs)
     print_table(rows)
+    paired = paired_differences(runs, args.reference)
+    if paired:
+        print(f"score minus {args.reference}'s score on the same seed:")
+        for name, d in paired.items():
+            print(f"  {name:<14} {d['mean']:+.4f} ± {d['std']:.4f} "
+                  f"(min {d['min']:+.4f}, max {d['max']:+.4f}, {d['n']} seeds)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"runs": runs, "summary": rows, "paired": paired},
+                                              indent=1))
 
 
 if __name__ == "__main__":
