@@ -9,10 +9,10 @@ free to specialise by domain.
 
 import torch
 
+# EVOLVE-BLOCK-START
 ALPHA = 0.01
 
 
-# EVOLVE-BLOCK-START
 def balancing_loss(ctx):
     f = ctx.global_counts / ctx.global_counts.sum()
     p = ctx.router_probs.mean(dim=0)

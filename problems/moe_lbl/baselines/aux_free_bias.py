@@ -7,10 +7,10 @@ experts are selected; gate weights still come from the unbiased router probabili
 
 import torch
 
+# EVOLVE-BLOCK-START
 GAMMA = 0.01
 
 
-# EVOLVE-BLOCK-START
 def balancing_loss(ctx):
     zero = torch.zeros((), device=ctx.router_probs.device)
     if ctx.micro_index != ctx.num_micro - 1:

@@ -7,10 +7,10 @@ micro-batch's tokens. With single-domain micro-batches it pushes every domain to
 
 import torch
 
+# EVOLVE-BLOCK-START
 ALPHA = 0.01
 
 
-# EVOLVE-BLOCK-START
 def balancing_loss(ctx):
     f = ctx.micro_counts / ctx.micro_counts.sum()
     p = ctx.router_probs.mean(dim=0)
