@@ -6,23 +6,22 @@ already committed. Reads return frozen records (`db/records.py`), never live ORM
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, func, inspect, literal, select, update
+from sqlalchemy import Select, func, insert, literal, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from db.convert import code_hash_of, record, stage_fields, text_or_none  # noqa: F401
 from db.engine import WRITE_OPTION, finite_or_none, is_url, json_dumps, make_engine, sqlite_url
+from db.errors import ArchiveError, ArchiveVersionError  # noqa: F401 (also importable from here)
 from db.models import (
-    SCHEMA_VERSION,
-    Base,
     EvaluationRow,
     EventRow,
     LLMCallRow,
@@ -33,49 +32,7 @@ from db.models import (
     utcnow,
 )
 from db.records import CostSummary, Evaluation, Event, LLMCall, Program, Run
-
-
-class ArchiveError(RuntimeError):
-    """The archive cannot do what was asked; the message says why and what to do."""
-
-
-class ArchiveVersionError(ArchiveError):
-    """The archive was written by a schema version this code does not read."""
-
-
-R = TypeVar("R")
-
-
-def _record(cls: type[R], row: Any) -> R:
-    return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
-
-
-def code_hash_of(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
-
-
-def _stage_fields(stage: Any) -> dict[str, Any]:
-    """A StageResult (or a mapping with its fields) as evaluation-row columns."""
-    data = stage.model_dump() if hasattr(stage, "model_dump") else dict(stage)
-    failure = data.get("failure")
-    return {
-        "stage": str(data["stage"]),
-        "score": finite_or_none(data.get("score")),
-        "valid": bool(data.get("valid", False)),
-        "metrics": dict(data.get("metrics") or {}),
-        "feedback": data.get("feedback") or "",
-        "failure": None if failure is None else str(getattr(failure, "value", failure)),
-        "reason": data.get("reason") or "",
-        "wall_s": float(data.get("wall_s") or 0.0),
-        "cpu_s": float(data.get("cpu_s") or 0.0),
-        "stdout": data.get("stdout") or "",
-        "stderr": data.get("stderr") or "",
-        "isolation": data.get("isolation") or "",
-    }
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(getattr(value, "value", value))
+from db.schema import prepare_schema
 
 
 class Archive:
@@ -88,10 +45,15 @@ class Archive:
         self._write_sessions = sessionmaker(
             self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
         try:
-            self._prepare_schema(create)
+            prepare_schema(self._engine, self._write_sessions, create=create, where=self.where)
         except Exception:
             self._engine.dispose()
             raise
+
+    @property
+    def where(self) -> str:
+        """The URL for messages, password hidden."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, create: bool = True) -> Archive:
@@ -133,30 +95,6 @@ class Archive:
         with self._read_sessions.begin() as session:
             yield session
 
-    def _prepare_schema(self, create: bool) -> None:
-        where = self.url
-        tables = set(inspect(self._engine).get_table_names())
-        ours = set(Base.metadata.tables)
-        if "schema_info" not in tables and tables & ours:
-            raise ArchiveVersionError(
-                f"{where} holds archive tables but no schema version; it was written by an "
-                f"older ADRS Evolve. Open it with that version, or start a new run in a fresh "
-                f"run directory.")
-        if "schema_info" not in tables and not create:
-            raise ArchiveError(f"{where} is not an ADRS Evolve archive (no schema_info table)")
-        with self._write_sessions.begin() as session:
-            # Inside BEGIN IMMEDIATE, so two processes opening a new file cannot both create it.
-            Base.metadata.create_all(session.connection())
-            version = session.scalar(select(SchemaInfoRow.version).where(SchemaInfoRow.id == 1))
-            if version is None:
-                session.add(SchemaInfoRow(id=1, version=SCHEMA_VERSION))
-                version = SCHEMA_VERSION
-        if version != SCHEMA_VERSION:
-            raise ArchiveVersionError(
-                f"{where} has archive schema version {version}, but this ADRS Evolve reads "
-                f"version {SCHEMA_VERSION}. Open it with the ADRS Evolve version that wrote it "
-                f"(the archive was left unchanged), or start a new run in a fresh run directory.")
-
     @property
     def schema_version(self) -> int:
         with self._read() as s:
@@ -176,17 +114,17 @@ class Archive:
     def get_run(self, run_id: int) -> Run | None:
         with self._read() as s:
             row = s.get(RunRow, run_id)
-            return None if row is None else _record(Run, row)
+            return None if row is None else record(Run, row)
 
     def runs(self) -> list[Run]:
         with self._read() as s:
-            return [_record(Run, r) for r in s.scalars(select(RunRow).order_by(RunRow.id))]
+            return [record(Run, r) for r in s.scalars(select(RunRow).order_by(RunRow.id))]
 
     def finish_run(self, run_id: int, status: str) -> None:
         with self._write() as s:
             row = s.get(RunRow, run_id)
             if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.url}")
+                raise ArchiveError(f"no run {run_id} in {self.where}")
             row.status = status
             row.finished_at = utcnow()
 
@@ -195,7 +133,7 @@ class Archive:
         with self._write() as s:
             row = s.get(RunRow, run_id)
             if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.url}")
+                raise ArchiveError(f"no run {run_id} in {self.where}")
             row.status = status
             row.finished_at = None
 
@@ -222,36 +160,38 @@ class Archive:
                     ProgramRow.run_id == run_id, ProgramRow.proposal_key == proposal_key))
                 if existing is not None:
                     return existing
-            row = ProgramRow(
+            # Core inserts: no unit-of-work bookkeeping for rows we never read back here.
+            program_id = s.connection().execute(insert(ProgramRow.__table__), dict(
                 run_id=run_id, code=code, code_hash=code_hash or code_hash_of(code),
                 diff=diff, parent_id=parent_id,
                 inspiration_ids=[int(i) for i in inspiration_ids],
                 island=island, generation=generation, operator=operator,
-                mutation_kind=_text(mutation_kind), status=_text(status) or "evaluated",
+                mutation_kind=text_or_none(mutation_kind), status=text_or_none(status) or "evaluated",
                 stage_reached=stage_reached, score=finite_or_none(score), valid=bool(valid),
                 metrics=dict(metrics or {}), feedback=feedback or "",
-                error_kind=_text(error_kind), error_text=error_text,
-                timings=dict(timings or {}), proposal_key=proposal_key)
-            s.add(row)
-            s.flush()
-            for position, stage in enumerate(evaluations):
-                s.add(EvaluationRow(program_id=row.id, position=position, **_stage_fields(stage)))
+                error_kind=text_or_none(error_kind), error_text=error_text,
+                timings=dict(timings or {}), proposal_key=proposal_key,
+            )).inserted_primary_key[0]
+            stage_rows = [{"program_id": program_id, "position": position, **stage_fields(stage)}
+                          for position, stage in enumerate(evaluations)]
+            if stage_rows:
+                s.connection().execute(insert(EvaluationRow.__table__), stage_rows)
             ids = sorted(set(int(i) for i in llm_call_ids))
             if ids:
                 linked = s.execute(
                     update(LLMCallRow)
                     .where(LLMCallRow.id.in_(ids), LLMCallRow.run_id == run_id)
-                    .values(program_id=row.id))
+                    .values(program_id=program_id))
                 if linked.rowcount != len(ids):
                     # Raising rolls back the whole transaction: no half-stored program.
                     raise ArchiveError(f"llm_call_ids {ids}: not all are LLM calls of run "
                                        f"{run_id}; nothing was stored")
-            return row.id
+            return program_id
 
     def program(self, program_id: int) -> Program | None:
         with self._read() as s:
             row = s.get(ProgramRow, program_id)
-            return None if row is None else _record(Program, row)
+            return None if row is None else record(Program, row)
 
     def programs(self, run_id: int, *, after_id: int | None = None, limit: int | None = None,
                  status: str | None = None) -> list[Program]:
@@ -265,7 +205,7 @@ class Archive:
 
     def _programs(self, stmt: Select[Any]) -> list[Program]:
         with self._read() as s:
-            return [_record(Program, r) for r in s.scalars(stmt)]
+            return [record(Program, r) for r in s.scalars(stmt)]
 
     def best(self, run_id: int, k: int = 1, island: int | None = None) -> list[Program]:
         """The k highest-scoring valid programs (ties: the older first)."""
@@ -339,7 +279,7 @@ class Archive:
         with self._read() as s:
             rows = s.scalars(select(EvaluationRow).where(EvaluationRow.program_id == program_id)
                              .order_by(EvaluationRow.position))
-            return [_record(Evaluation, r) for r in rows]
+            return [record(Evaluation, r) for r in rows]
 
     # -- LLM calls and cost ---------------------------------------------------------------
 
@@ -349,13 +289,11 @@ class Archive:
                         program_id: int | None = None, finish_reason: str | None = None) -> int:
         """Store one LLM call; `cost_usd=None` means the price is unknown (never assumed 0)."""
         with self._write() as s:
-            row = LLMCallRow(run_id=run_id, program_id=program_id, model=model, purpose=purpose,
-                             prompt=prompt, response=response, tokens_in=tokens_in,
-                             tokens_out=tokens_out, cost_usd=finite_or_none(cost_usd),
-                             latency_s=latency_s, error=error, finish_reason=finish_reason)
-            s.add(row)
-            s.flush()
-            return row.id
+            return s.connection().execute(insert(LLMCallRow.__table__), dict(
+                run_id=run_id, program_id=program_id, model=model, purpose=purpose,
+                prompt=prompt, response=response, tokens_in=tokens_in, tokens_out=tokens_out,
+                cost_usd=finite_or_none(cost_usd), latency_s=latency_s, error=error,
+                finish_reason=finish_reason)).inserted_primary_key[0]
 
     def llm_calls(self, run_id: int | None = None, *,
                   program_id: int | None = None) -> list[LLMCall]:
@@ -368,7 +306,7 @@ class Archive:
         else:
             stmt = stmt.where(LLMCallRow.program_id == program_id)
         with self._read() as s:
-            return [_record(LLMCall, r) for r in s.scalars(stmt.order_by(LLMCallRow.id))]
+            return [record(LLMCall, r) for r in s.scalars(stmt.order_by(LLMCallRow.id))]
 
     def cost_so_far(self, run_id: int) -> float:
         """USD spent on LLM calls whose price is known."""
@@ -424,11 +362,9 @@ class Archive:
     def add_event(self, run_id: int, kind: str, message: str,
                   data: Mapping[str, Any] | None = None) -> int:
         with self._write() as s:
-            row = EventRow(run_id=run_id, kind=kind, message=message,
-                           data=None if data is None else dict(data))
-            s.add(row)
-            s.flush()
-            return row.id
+            return s.connection().execute(insert(EventRow.__table__), dict(
+                run_id=run_id, kind=kind, message=message,
+                data=None if data is None else dict(data))).inserted_primary_key[0]
 
     def events(self, run_id: int, *, kind: str | None = None, after_id: int | None = None,
                limit: int | None = None) -> list[Event]:
@@ -438,7 +374,7 @@ class Archive:
         if after_id is not None:
             stmt = stmt.where(EventRow.id > after_id)
         with self._read() as s:
-            return [_record(Event, r) for r in
+            return [record(Event, r) for r in
                     s.scalars(stmt.order_by(EventRow.id).limit(limit))]
 
     def last_activity(self, run_id: int) -> datetime | None:

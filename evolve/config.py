@@ -90,6 +90,8 @@ class SamplingConfig(_Section):
     elite_archive_size: int = Field(default=20, ge=1)
     map_elites: bool = False
     map_elites_bins: int = Field(default=8, ge=1)
+    # "weighted" selection: sigmoid(sharpness * (score - island median) / spread) / (1 + children).
+    weighted_sharpness: float = Field(default=2.0, gt=0)
 
 
 class MutationConfig(_Section):
@@ -99,6 +101,8 @@ class MutationConfig(_Section):
     repair_invalid_parents: bool = True
     max_code_chars: int = Field(default=40_000, gt=0)
     max_resample: int = Field(default=3, ge=0, description="tries after a rejected proposal")
+    # Share of proposals that repair a recent invalid program (using its error) when one exists.
+    repair_rate: float = Field(default=0.1, ge=0, le=1)
 
 
 class NoveltyConfig(_Section):
@@ -106,6 +110,8 @@ class NoveltyConfig(_Section):
     similarity_threshold: float = Field(default=0.95, gt=0, le=1)
     shingle_size: int = Field(default=5, ge=1)
     embedding_model: str | None = None
+    # Base URL of an OpenAI-compatible server for the embedding model (None = the provider's).
+    embedding_api_base: str | None = None
     judge_model: str | None = None
 
 
@@ -119,6 +125,8 @@ class ScratchpadConfig(_Section):
 class PromptConfig(_Section):
     token_budget: int = Field(default=12_000, gt=0)
     output_excerpt_chars: int = Field(default=2_000, ge=0)
+    # A folder with replacement templates (same file names as prompts/); None = the built-in ones.
+    templates_dir: str | None = None
 
 
 class BudgetConfig(_Section):

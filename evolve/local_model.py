@@ -8,6 +8,7 @@ Tiny models write poor code; the point is an end-to-end run with a real model an
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from evolve.config import ModelConfig
+from evolve.llm import LOCAL_PREFIX
 
 LOCAL_MODEL_NAME = "local/smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -74,7 +76,9 @@ class LocalModelServer:
         self.model_path = Path(model_path) if model_path else None
         self.port = port
         self.n_ctx = n_ctx
-        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        # Half the cores at most: llama.cpp threads spin while waiting, and on a busy machine
+        # (evaluations running beside it) more threads than free cores is many times slower.
+        self.threads = threads or max(1, min(4, (os.cpu_count() or 2) // 2))
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self._log = None
@@ -151,3 +155,20 @@ class LocalModelServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
+                       on_start: object = None) -> list[ModelConfig]:
+    """Give every `local/...` model without an api_base a llama.cpp server of its own, kept
+    running until `stack` closes; other models pass through unchanged.
+
+    `on_start`, if callable, is told the model name before a server starts (for progress)."""
+    out = []
+    for model in models:
+        if model.name.startswith(LOCAL_PREFIX) and not model.api_base:
+            if callable(on_start):
+                on_start(model.name)
+            server = stack.enter_context(LocalModelServer())
+            model = model.model_copy(update={"api_base": server.base_url})
+        out.append(model)
+    return out

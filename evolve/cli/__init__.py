@@ -25,6 +25,8 @@ COMMAND_MODULES: list[str] = [
     "config_cmd",
     "evaluate",
     "check",
+    "models",
+    "run_cmd",
 ]
 
 for _name in COMMAND_MODULES:

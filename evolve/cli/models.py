@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
-from evolve.llm import LOCAL_PREFIX, LLMClient, LLMReply, key_env_for
+from evolve.llm import LLMClient, LLMReply, key_env_for
+from evolve.local_model import LocalModelError, start_local_models
 
 models_app = typer.Typer(help="Check the LLMs a run would use.", no_args_is_help=True)
 
@@ -99,7 +100,12 @@ def check(
         raise typer.Exit(2)
 
     with contextlib.ExitStack() as stack:
-        models = _start_local_models(models, stack, console)
+        try:
+            models = start_local_models(
+                models, stack, lambda name: console.print(f"starting a local server for {name}..."))
+        except LocalModelError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
         llm = cfg.llm.model_copy(update={"retries": 0, "proposal_deadline_s": timeout})
         models = [m.model_copy(update={"timeout_s": min(m.timeout_s, timeout)}) for m in models]
         console.print(f"checking {len(models)} model(s)...")
@@ -124,22 +130,3 @@ def check(
     console.print(table)
     if failed:
         raise typer.Exit(1)
-
-
-def _start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
-                        console: Console) -> list[ModelConfig]:
-    """`local/...` models without an api_base get a llama.cpp server for the check."""
-    out = []
-    for m in models:
-        if m.name.startswith(LOCAL_PREFIX) and not m.api_base:
-            from evolve.local_model import LocalModelError, LocalModelServer
-
-            try:
-                console.print(f"starting the local model server for {m.name}...")
-                server = stack.enter_context(LocalModelServer())
-            except LocalModelError as exc:
-                console.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(1) from exc
-            m = m.model_copy(update={"api_base": server.base_url})
-        out.append(m)
-    return out

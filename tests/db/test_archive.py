@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 
@@ -201,6 +202,20 @@ def test_open_refuses_a_missing_archive_when_asked_not_to_create(tmp_path):
     with pytest.raises(ArchiveError, match="no archive at"):
         Archive.open(tmp_path / "nowhere" / "archive.sqlite", create=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_worker_threads_may_share_one_archive(archive):
+    # The controller is asyncio; it may hand archive calls to threads (asyncio.to_thread).
+    run_id = _run(archive)
+
+    async def many() -> None:
+        writes = [asyncio.to_thread(archive.add_program, run_id, code=f"c{i}") for i in range(60)]
+        reads = [asyncio.to_thread(archive.count_programs, run_id) for _ in range(30)]
+        await asyncio.gather(*writes, *reads)
+
+    asyncio.run(many())
+    assert archive.count_programs(run_id) == 60
+    assert len({p.code for p in archive.programs(run_id)}) == 60
 
 
 def test_any_sqlalchemy_url_is_accepted(tmp_path):

@@ -1,0 +1,282 @@
+"""Turning an operator's reply into a new program: SEARCH/REPLACE diffs, full rewrites, crossover.
+
+Every way a reply can fail to give a usable program raises `MutationError` with a `kind` and a
+message written for the model (it is fed back and the proposal is resampled, a bounded number of
+times). A SEARCH block that matches nothing is an error, never silently skipped (OpenEvolve skips
+it); an edit outside the EVOLVE-BLOCK markers is rejected with the line that changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
+
+# Mutation kinds that ask an LLM for a reply; "repair" fixes an invalid parent using its error.
+LLM_KINDS = ("diff", "full", "crossover", "repair")
+
+
+class MutationError(Exception):
+    """A reply that gives no usable program. `kind` is a short tag stored with the program."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SearchReplace:
+    search: str
+    replace: str
+
+
+_DIFF_RE = re.compile(
+    r"^[ \t]*<{5,9}[ \t]*SEARCH[ \t]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9}[ \t]*REPLACE[ \t]*$",
+    re.MULTILINE | re.DOTALL)
+_FENCE_RE = re.compile(r"^```[ \t]*([\w+-]*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def parse_diff(text: str) -> list[SearchReplace]:
+    """All SEARCH/REPLACE blocks in a reply, in order."""
+    blocks = []
+    for match in _DIFF_RE.finditer(text):
+        search, replace = match.group(1), match.group(2)
+        blocks.append(SearchReplace(search.removesuffix("\n"), replace.removesuffix("\n")))
+    return blocks
+
+
+def extract_code(text: str) -> str | None:
+    """The program in a reply: the longest fenced code block, else the reply if it looks like code."""
+    fences = [m.group(2) for m in _FENCE_RE.finditer(text)]
+    if fences:
+        return max(fences, key=len)
+    stripped = text.strip()
+    if stripped and re.search(r"^\s*(def |class |import |from )", stripped, re.MULTILINE):
+        return stripped + "\n"
+    return None
+
+
+# ---------------------------------------------------------------- EVOLVE-BLOCK regions
+
+def editable_line_ranges(code: str) -> list[tuple[int, int]] | None:
+    """0-based [start, end) line ranges strictly between START and END markers; None = no markers."""
+    lines = code.split("\n")
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, line in enumerate(lines):
+        if EVOLVE_BLOCK_START in line:
+            start = i + 1
+        elif EVOLVE_BLOCK_END in line and start is not None:
+            ranges.append((start, i))
+            start = None
+    return ranges or None
+
+
+def _frame(code: str) -> list[list[str]]:
+    """The parts of a program outside its EVOLVE-BLOCKs (marker lines included), line by line."""
+    lines = [line.rstrip() for line in code.split("\n")]
+    ranges = editable_line_ranges(code) or []
+    parts: list[list[str]] = []
+    cursor = 0
+    for start, end in ranges:
+        parts.append(lines[cursor:start])
+        cursor = end
+    parts.append(lines[cursor:])
+    # Trailing blank lines are not part of the frame.
+    while parts and parts[-1] and parts[-1][-1] == "":
+        parts[-1].pop()
+    return parts
+
+
+def check_evolve_blocks(parent: str, child: str) -> None:
+    """Raise unless `child` differs from `parent` only inside the parent's EVOLVE-BLOCKs."""
+    parent_ranges = editable_line_ranges(parent)
+    if parent_ranges is None:
+        return  # no markers: the whole program is editable
+    child_ranges = editable_line_ranges(child)
+    if child_ranges is None or len(child_ranges) != len(parent_ranges):
+        found = 0 if child_ranges is None else len(child_ranges)
+        raise MutationError(
+            "outside-evolve-block",
+            f"the program must keep its {len(parent_ranges)} EVOLVE-BLOCK region(s) with the "
+            f"'# {EVOLVE_BLOCK_START}' and '# {EVOLVE_BLOCK_END}' marker lines; your version has "
+            f"{found}. Keep the markers and change only the code between them.")
+    before, after = _frame(parent), _frame(child)
+    for index, (old, new) in enumerate(zip(before, after, strict=True)):
+        if old != new:
+            matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+            for tag, i1, _i2, j1, _j2 in matcher.get_opcodes():
+                if tag == "equal":
+                    continue
+                where = "before the first EVOLVE-BLOCK" if index == 0 else (
+                    "after the last EVOLVE-BLOCK" if index == len(before) - 1
+                    else f"between EVOLVE-BLOCKs {index} and {index + 1}")
+                expected = old[i1] if i1 < len(old) else "(end of that part)"
+                got = new[j1] if j1 < len(new) else "(nothing)"
+                line_no = _absolute_line(parent, index, i1)
+                raise MutationError(
+                    "outside-evolve-block",
+                    f"line {line_no} ({where}) was changed: expected {expected!r}, got {got!r}. "
+                    f"Only code between '# {EVOLVE_BLOCK_START}' and '# {EVOLVE_BLOCK_END}' may "
+                    f"change; put new imports or helpers inside the block.")
+
+
+def _absolute_line(code: str, part_index: int, line_in_part: int) -> int:
+    """1-based line number in `code` of a line in frame part `part_index`."""
+    ranges = editable_line_ranges(code) or []
+    start_of_part = 0 if part_index == 0 else ranges[part_index - 1][1]
+    return start_of_part + line_in_part + 1
+
+
+def splice_block(parent: str, body: str) -> str:
+    """Put `body` between the markers of a parent that has exactly one EVOLVE-BLOCK."""
+    ranges = editable_line_ranges(parent)
+    if ranges is None or len(ranges) != 1:
+        raise ValueError("splice_block needs exactly one EVOLVE-BLOCK")
+    lines = parent.split("\n")
+    start, end = ranges[0]
+    return "\n".join(lines[:start] + body.rstrip("\n").split("\n") + lines[end:])
+
+
+# ---------------------------------------------------------------- SEARCH/REPLACE application
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _inside(line_index: int, ranges: list[tuple[int, int]] | None) -> bool:
+    return ranges is None or any(s <= line_index < e for s, e in ranges)
+
+
+def _exact_matches(code: str, search: str) -> list[int]:
+    found, start = [], code.find(search)
+    while start != -1:
+        found.append(start)
+        start = code.find(search, start + 1)
+    return found
+
+
+def _tolerant_matches(lines: list[str], search_lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last+1) line spans whose non-blank lines equal the search's, ignoring whitespace."""
+    wanted = [s.strip() for s in search_lines if s.strip()]
+    if not wanted:
+        return []
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    spans = []
+    for k in range(len(nonblank) - len(wanted) + 1):
+        if all(" ".join(lines[nonblank[k + j]].split()) == " ".join(w.split())
+               for j, w in enumerate(wanted)):
+            spans.append((nonblank[k], nonblank[k + len(wanted) - 1] + 1))
+    return spans
+
+
+def _reindent(replace: str, delta: int) -> list[str]:
+    out = []
+    for line in replace.split("\n"):
+        if not line.strip():
+            out.append("")
+        elif delta >= 0:
+            out.append(" " * delta + line)
+        else:
+            out.append(line[min(-delta, _indent(line)):])
+    return out
+
+
+def _closest_line_hint(code: str, search: str) -> str:
+    first = next((s.strip() for s in search.split("\n") if s.strip()), "")
+    candidates = [line.strip() for line in code.split("\n") if line.strip()]
+    close = difflib.get_close_matches(first, candidates, n=1, cutoff=0.5)
+    if not close:
+        return f"its first line {first!r} resembles no line of the program"
+    line_no = next(i + 1 for i, line in enumerate(code.split("\n")) if line.strip() == close[0])
+    return f"its first line {first!r} is closest to line {line_no}: {close[0]!r}"
+
+
+def _apply_one(code: str, block: SearchReplace, number: int) -> str:
+    if not block.search.strip():
+        raise MutationError("diff-format", f"SEARCH block {number} is empty; copy the exact lines "
+                                           f"to replace from the current program.")
+    ranges = editable_line_ranges(code)
+    exact = _exact_matches(code, block.search)
+    if len(exact) > 1:  # prefer the single occurrence inside the editable region
+        exact = [p for p in exact if _inside(code.count("\n", 0, p), ranges)] or exact
+    if len(exact) == 1:
+        at = exact[0]
+        return code[:at] + block.replace + code[at + len(block.search):]
+    if len(exact) > 1:
+        raise MutationError("diff-ambiguous", f"SEARCH block {number} matches {len(exact)} places; "
+                                              f"include more surrounding lines so it is unique.")
+    lines = code.split("\n")
+    spans = _tolerant_matches(lines, block.search.split("\n"))
+    if len(spans) > 1:
+        spans = [s for s in spans if _inside(s[0], ranges)] or spans
+    if len(spans) > 1:
+        raise MutationError("diff-ambiguous", f"SEARCH block {number} matches {len(spans)} places "
+                                              f"(ignoring whitespace); include more lines so it is unique.")
+    if not spans:
+        raise MutationError("diff-no-match",
+                            f"SEARCH block {number} matches nothing in the current program "
+                            f"({_closest_line_hint(code, block.search)}). Copy the SEARCH lines "
+                            f"exactly from the current program.")
+    first, stop = spans[0]
+    search_first = next(s for s in block.search.split("\n") if s.strip())
+    new_lines = _reindent(block.replace, _indent(lines[first]) - _indent(search_first)) \
+        if block.replace else []
+    return "\n".join(lines[:first] + new_lines + lines[stop:])
+
+
+def apply_diff(code: str, blocks: list[SearchReplace]) -> str:
+    """Apply blocks in order; all must apply (every failure is reported, nothing is skipped)."""
+    if not blocks:
+        raise MutationError("diff-format",
+                            "no SEARCH/REPLACE block found; use the exact format\n<<<<<<< SEARCH\n"
+                            "(lines copied from the program)\n=======\n(new lines)\n>>>>>>> REPLACE")
+    errors: list[MutationError] = []
+    for number, block in enumerate(blocks, start=1):
+        try:
+            code = _apply_one(code, block, number)
+        except MutationError as exc:
+            errors.append(exc)
+    if errors:
+        kind = errors[0].kind if len({e.kind for e in errors}) == 1 else "diff-failed"
+        applied = len(blocks) - len(errors)
+        raise MutationError(kind, " ".join(e.message for e in errors)
+                            + f" ({applied} of {len(blocks)} blocks applied; none were kept.)")
+    return code
+
+
+# ---------------------------------------------------------------- whole replies
+
+def child_from_reply(kind: str, parent: str, reply: str, max_chars: int) -> str:
+    """The child program for a reply to a mutation of `kind`, checked; raises MutationError."""
+    blocks = parse_diff(reply)
+    if kind == "diff" or (kind == "repair" and blocks):
+        child = apply_diff(parent, blocks)
+    else:
+        code = extract_code(reply)
+        if code is None:
+            raise MutationError("no-code", "the reply contains no program; answer with the whole "
+                                           "program in one ```python fenced block.")
+        ranges = editable_line_ranges(parent)
+        if ranges is not None and len(ranges) == 1 and editable_line_ranges(code) is None:
+            child = splice_block(parent, code)  # the reply is just the new block body
+        else:
+            child = code
+    check_evolve_blocks(parent, child)
+    if len(child) > max_chars:
+        raise MutationError("too-long", f"the program has {len(child)} characters; the limit is "
+                                        f"{max_chars}. Make it shorter.")
+    if child.strip() == parent.strip():
+        raise MutationError("no-change", "the reply leaves the program unchanged; propose a "
+                                         "real change.")
+    return child
+
+
+def unified_diff(parent: str, child: str) -> str:
+    """The change as a unified diff, stored with the program."""
+    return "".join(difflib.unified_diff(parent.splitlines(keepends=True),
+                                        child.splitlines(keepends=True),
+                                        fromfile="parent", tofile="child", n=2))

@@ -1,0 +1,257 @@
+"""Novelty filter: exact duplicates are never evaluated twice; near-duplicates are rejected early.
+
+- Exact: the hash of the program with comments, blank lines and layout removed (Python tokens).
+- Near (local, no network): Jaccard similarity of token shingles of the editable region, with
+  the program's own identifiers replaced by one placeholder (a renamed variable is not a new
+  idea).
+  Only a candidate with the same numeric literals and the same bag of tokens (same operators,
+  same builtins and attributes, only reordered, renamed or reformatted) can be a near-duplicate:
+  on small programs a one-token real change (`<` to `<=`, `min` to `max`, a tuned constant)
+  also scores a high Jaccard similarity, and must not be thrown away.
+- Near (embeddings, optional): cosine similarity of litellm embeddings of the editable region.
+- A flagged near-duplicate can be confirmed or overruled by an LLM judge when one is configured.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import io
+import keyword
+import math
+import time
+import tokenize
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evolve.config import NoveltyConfig
+from evolve.mutation import editable_line_ranges
+
+_BUILTINS = frozenset(dir(builtins))
+_SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+         tokenize.ENCODING, tokenize.ENDMARKER}
+
+
+def _tokens(code: str) -> list[tokenize.TokenInfo] | None:
+    try:
+        return list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+
+
+def normalize_code(code: str) -> str:
+    """Comments, blank lines and spacing removed; indentation kept as block structure."""
+    toks = _tokens(code)
+    if toks is None:  # not valid Python: fall back to whitespace normalization
+        return "\n".join(" ".join(line.split()) for line in code.splitlines() if line.strip())
+    out: list[str] = []
+    for tok in toks:
+        if tok.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE):
+            out.append({tokenize.INDENT: "{", tokenize.DEDENT: "}", tokenize.NEWLINE: ";"}[tok.type])
+        elif tok.type not in _SKIP:
+            out.append(tok.string)
+    return " ".join(out)
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(normalize_code(code).encode()).hexdigest()
+
+
+def editable_text(code: str) -> str:
+    """The text inside the EVOLVE-BLOCKs (the whole program when it has no markers)."""
+    ranges = editable_line_ranges(code)
+    if ranges is None:
+        return code
+    lines = code.split("\n")
+    return "\n".join("\n".join(lines[s:e]) for s, e in ranges)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What near-duplicate detection compares: canonical shingles, and the bucket (numeric
+    literals + bag of tokens) a near-duplicate must share."""
+
+    shingles: frozenset[int]
+    numbers: tuple[str, ...]
+    bag: int = 0
+
+
+def fingerprint(code: str, shingle_size: int) -> Fingerprint:
+    text = editable_text(code)
+    toks = _tokens(text + "\n")
+    words: list[str] = []
+    numbers: list[str] = []
+    if toks is None:
+        words = text.split()
+    else:
+        previous = ""
+        for tok in toks:
+            if tok.type in _SKIP:
+                continue
+            own_name = (tok.type == tokenize.NAME and not keyword.iskeyword(tok.string)
+                        and tok.string not in _BUILTINS and previous != ".")
+            if own_name:  # one placeholder for all: renaming or reordering changes nothing
+                words.append("\x00")
+            else:
+                if tok.type == tokenize.NUMBER:
+                    numbers.append(tok.string)
+                words.append(tok.string)
+            previous = tok.string
+    k = max(1, min(shingle_size, len(words)))
+    shingles = frozenset(hash(tuple(words[i:i + k])) for i in range(len(words) - k + 1))
+    bag = hash(tuple(sorted(Counter(words).items())))
+    return Fingerprint(shingles, tuple(sorted(numbers)), bag)
+
+
+def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+@dataclass
+class Verdict:
+    """The filter's decision for one candidate."""
+
+    novel: bool
+    kind: str = ""               # "duplicate" | "near-duplicate" when not novel
+    similar_to: str | None = None  # key of the existing program it resembles
+    similarity: float = 1.0
+    reason: str = ""
+    calls: list[Any] = field(default_factory=list)  # LLMCallRecord-like records to archive
+
+
+# An async LLM judge: (candidate code, existing code) -> (is novel, call records).
+Judge = Callable[[str, str], Awaitable[tuple[bool, list[Any]]]]
+# An async embedder: text -> (vector or None, call records).
+Embedder = Callable[[str], Awaitable[tuple[list[float] | None, list[Any]]]]
+
+
+class NoveltyFilter:
+    """Remembers every decided program (by key) and judges new candidates against them."""
+
+    def __init__(self, config: NoveltyConfig, judge: Judge | None = None,
+                 embedder: Embedder | None = None):
+        self.config = config
+        self.judge = judge
+        self.embedder = embedder
+        self._by_hash: dict[str, str] = {}
+        self._codes: dict[str, str] = {}
+        # Near-duplicates must share their numbers and bag of tokens: candidates are bucketed.
+        self._buckets: dict[tuple[tuple[str, ...], int], list[tuple[str, frozenset[int]]]] = {}
+        self._embeddings: list[tuple[str, list[float]]] = []
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def known(self, code_hash_value: str) -> str | None:
+        return self._by_hash.get(code_hash_value)
+
+    def remember(self, key: str, code: str, hash_value: str | None = None,
+                 embedding: list[float] | None = None) -> None:
+        """Register a decided program (evaluated, or about to be)."""
+        hash_value = hash_value or code_hash(code)
+        self._by_hash.setdefault(hash_value, key)
+        self._codes[key] = code
+        if self.config.enabled:
+            fp = fingerprint(code, self.config.shingle_size)
+            self._buckets.setdefault((fp.numbers, fp.bag), []).append((key, fp.shingles))
+        if embedding is not None:
+            self._embeddings.append((key, embedding))
+
+    def _nearest_local(self, code: str) -> tuple[str | None, float]:
+        fp = fingerprint(code, self.config.shingle_size)
+        best_key, best = None, 0.0
+        for key, shingles in self._buckets.get((fp.numbers, fp.bag), ()):
+            sim = jaccard(fp.shingles, shingles)
+            if sim > best:
+                best_key, best = key, sim
+        return best_key, best
+
+    async def check(self, code: str, hash_value: str | None = None) -> tuple[Verdict, list[float] | None]:
+        """Decide on a candidate; returns the verdict and its embedding (to remember it with)."""
+        hash_value = hash_value or code_hash(code)
+        existing = self._by_hash.get(hash_value)
+        if existing is not None:
+            return Verdict(False, "duplicate", existing, 1.0,
+                           f"identical (after removing comments and layout) to program {existing}"), None
+        if not self.config.enabled:
+            return Verdict(True), None
+        threshold = self.config.similarity_threshold
+        calls: list[Any] = []
+        similar_key, similarity = self._nearest_local(code)
+        method = "token-shingle"
+        embedding: list[float] | None = None
+        if self.embedder is not None:
+            embedding, emb_calls = await self.embedder(editable_text(code))
+            calls.extend(emb_calls)
+            if embedding is not None:
+                for key, other in self._embeddings:
+                    sim = cosine(embedding, other)
+                    if sim >= threshold and sim > similarity:
+                        similar_key, similarity, method = key, sim, "embedding"
+        if similar_key is None or similarity < threshold:
+            return Verdict(True, calls=calls), embedding
+        if self.judge is not None:
+            novel, judge_calls = await self.judge(code, self._codes[similar_key])
+            calls.extend(judge_calls)
+            if novel:
+                return Verdict(True, similarity=similarity, similar_to=similar_key, calls=calls,
+                               reason=f"{method} similarity {similarity:.3f} to program "
+                                      f"{similar_key}, but the judge found it novel"), embedding
+        return Verdict(False, "near-duplicate", similar_key, similarity,
+                       f"{method} similarity {similarity:.3f} >= {threshold} to program "
+                       f"{similar_key}", calls), embedding
+
+
+def litellm_embedder(model: str, api_base: str | None = None,
+                     api_key: str | None = None) -> Embedder:
+    """An embedder through litellm; failures return no vector (the local check still applies)."""
+
+    async def embed(text: str) -> tuple[list[float] | None, list[Any]]:
+        from evolve.llm import litellm_module
+
+        litellm = litellm_module()
+
+        start = time.perf_counter()
+        record: dict[str, Any] = {"model": model, "prompt": text[:2000], "purpose": "embedding"}
+        try:
+            response = await litellm.aembedding(model=model, input=[text], api_base=api_base,
+                                                api_key=api_key)
+            vector = list(response.data[0]["embedding"])
+            usage = getattr(response, "usage", None)
+            record.update(response="", tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
+                          tokens_out=0, cost_usd=getattr(response, "_hidden_params", {}).get(
+                              "response_cost"), error=None)
+        except Exception as exc:  # an embedding failure must not stop the run
+            vector = None
+            record.update(response="", tokens_in=0, tokens_out=0, cost_usd=None,
+                          error=f"{type(exc).__name__}: {exc}")
+        record["latency_s"] = time.perf_counter() - start
+        return vector, [record]
+
+    return embed
+
+
+def embedder_for(config: NoveltyConfig, models: list[Any]) -> Embedder | None:
+    """The litellm embedder for `novelty.embedding_model` (api_base from
+    `novelty.embedding_api_base`, else from a configured operator of the same name), or None."""
+    model = config.embedding_model
+    if not model:
+        return None
+    import os
+
+    cfg = next((m for m in models if m.name == model), None)
+    api_base = config.embedding_api_base or (cfg.api_base if cfg is not None else None)
+    api_key = os.environ.get(cfg.api_key_env) if cfg is not None and cfg.api_key_env else None
+    if api_key is None and api_base:  # an OpenAI-compatible server that needs no key
+        api_key = "sk-no-key-needed"
+    return litellm_embedder(model, api_base, api_key)

@@ -1,0 +1,146 @@
+"""Building prompts from the Jinja2 templates in `prompts/`, within a token budget.
+
+A mutation prompt carries the problem statement, the function's signature and contract, the
+parent's code, score, shown metrics and feedback (the evaluator's text plus stdout/stderr
+excerpts), inspirations with their scores, and the scratchpad's advice. When the estimate exceeds
+the budget, inspirations are dropped first (last first), then output excerpts and feedback are
+shortened; the parent's code is never cut.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from evolve.config import PromptConfig
+from problems.spec import ProblemSpec
+
+Message = dict[str, str]
+
+
+def builtin_templates_dir() -> Path:
+    spec = importlib.util.find_spec("prompts")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the prompts package (templates) is not installed with evolve")
+    return Path(spec.origin).parent
+
+
+def estimate_tokens(text: str) -> int:
+    """A fast estimate (about four characters per token for code and English)."""
+    return len(text) // 4 + 1
+
+
+def excerpt(text: str, limit: int) -> str:
+    """The head and tail of a long text, with a marker in between."""
+    if len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    head = limit * 2 // 3
+    tail = limit - head
+    return f"{text[:head]}\n... [{len(text) - limit} characters cut] ...\n{text[-tail:]}"
+
+
+@dataclass(frozen=True)
+class ProgramView:
+    """A program as a prompt shows it."""
+
+    code: str
+    score: float | None = None
+    valid: bool = True
+    label: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    feedback: str = ""
+    error: str = ""
+    stdout: str = ""
+    stderr: str = ""
+
+
+class PromptBuilder:
+    def __init__(self, problem: ProblemSpec, config: PromptConfig, max_code_chars: int):
+        self.problem = problem
+        self.config = config
+        self.max_code_chars = max_code_chars
+        folders = [builtin_templates_dir()]
+        if config.templates_dir:
+            folders.insert(0, Path(config.templates_dir))
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+                                      undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                      lstrip_blocks=True, keep_trailing_newline=True,
+                                      autoescape=False)
+        self.shown_metrics = list(problem.config.metrics.shown)
+        self._system = self.render("system.j2")
+
+    def render(self, name: str, **values: Any) -> str:
+        base = {"problem": self.problem.config.problem, "function": self.problem.config.function,
+                "language": self.problem.config.problem.language,
+                "max_chars": self.max_code_chars}
+        return self.env.get_template(name).render(**base, **values).strip() + "\n"
+
+    def view(self, code: str, *, score: float | None, valid: bool, label: str = "",
+             metrics: dict[str, Any] | None = None, feedback: str = "", error: str = "",
+             stdout: str = "", stderr: str = "") -> ProgramView:
+        """A ProgramView with only the metrics the problem shows and output excerpts."""
+        limit = self.config.output_excerpt_chars
+        shown = {k: _fmt(v) for k, v in (metrics or {}).items() if k in self.shown_metrics}
+        return ProgramView(code=code, score=score, valid=valid, label=label, metrics=shown,
+                           feedback=excerpt(feedback, limit), error=excerpt(error, limit),
+                           stdout=excerpt(stdout, limit), stderr=excerpt(stderr, limit))
+
+    @property
+    def system(self) -> str:
+        return self._system
+
+    def mutation_messages(self, kind: str, parent: ProgramView, *,
+                          inspirations: list[ProgramView] = (),  # type: ignore[assignment]
+                          scratchpad: list[str] = (),  # type: ignore[assignment]
+                          second: ProgramView | None = None) -> list[Message]:
+        """System + user messages for a diff, full, crossover or repair proposal, within budget."""
+        template = {"diff": "diff.j2", "full": "full.j2", "crossover": "crossover.j2",
+                    "repair": "repair.j2"}[kind]
+        if kind == "crossover" and second is None:
+            raise ValueError("a crossover prompt needs a second parent")
+        inspirations = list(inspirations)
+        budget = self.config.token_budget
+        limit = self.config.output_excerpt_chars
+        while True:
+            user = self.render(template, parent=parent, second=second,
+                               inspirations=inspirations, scratchpad=list(scratchpad))
+            if estimate_tokens(self._system) + estimate_tokens(user) <= budget:
+                break
+            if inspirations:
+                inspirations.pop()
+                continue
+            if limit > 200:  # then shorten the output excerpts and feedback
+                limit //= 2
+                parent = _shrink(parent, limit)
+                second = _shrink(second, limit) if second is not None else None
+                continue
+            break  # the parent's code alone exceeds the budget: send it anyway
+        return [{"role": "system", "content": self._system}, {"role": "user", "content": user}]
+
+    def retry_message(self, error: str) -> Message:
+        return {"role": "user", "content": self.render("retry.j2", error=error)}
+
+    def judge_messages(self, candidate: str, existing: str) -> list[Message]:
+        return [{"role": "user", "content": self.render("novelty_judge.j2", candidate=candidate,
+                                                        existing=existing)}]
+
+    def scratchpad_messages(self, rows: list[dict[str, Any]], previous: list[str],
+                            best_score: float | None, max_recommendations: int) -> list[Message]:
+        text = self.render("scratchpad.j2", rows=rows, previous=previous, best_score=best_score,
+                           max_recommendations=max_recommendations)
+        return [{"role": "user", "content": text}]
+
+
+def _shrink(view: ProgramView, limit: int) -> ProgramView:
+    return replace(view, feedback=excerpt(view.feedback, limit), error=excerpt(view.error, limit),
+                   stdout=excerpt(view.stdout, limit // 2), stderr=excerpt(view.stderr, limit // 2))
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value

@@ -1,0 +1,65 @@
+"""Files of a run directory besides the archive: the effective config and `best/`.
+
+`best/` always holds the best valid program so far (`program<suffix>`) and `result.json`; both
+are replaced atomically, so a reader (or a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ARCHIVE_NAME = "archive.sqlite"
+CONFIG_NAME = "config.toml"
+BEST_DIR = "best"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_best(run_dir: Path, suffix: str, code: str, result: dict[str, Any]) -> Path:
+    best = run_dir / BEST_DIR
+    program = best / f"program{suffix}"
+    atomic_write(program, code)
+    atomic_write(best / "result.json", json.dumps(result, indent=2, sort_keys=True, default=str))
+    return program
+
+
+@dataclass
+class ProgressSnapshot:
+    """What the controller publishes after each committed program (and at start and stop).
+
+    The dashboard and the CLI's log lines are built from it; it holds plain data only.
+    """
+
+    event: str                    # "start" | "program" | "stop"
+    run_id: int
+    run_dir: str
+    problem: str
+    programs_done: int            # candidate programs committed (the initial one excluded)
+    programs_budget: int | None
+    best_score: float | None
+    best_program_id: int | None
+    initial_score: float | None
+    cost_usd: float
+    elapsed_s: float
+    proposing: int                # proposals waiting for an operator
+    evaluating: int               # programs in the sandbox
+    islands: list[dict[str, Any]] = field(default_factory=list)
+    last: dict[str, Any] | None = None   # the program just committed (key, score, status...)
+    status: str = "running"
+    stop_reason: str | None = None
+    isolation: str = ""

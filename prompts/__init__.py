@@ -1,0 +1,1 @@
+"""Prompt templates (Jinja2 text files); `evolve/prompting.py` renders them."""

@@ -1,0 +1,216 @@
+"""End-to-end runs through the real archive, sandbox, LLM client and a scripted HTTP server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.engine.conftest import (
+    bump,
+    engine_config,
+    open_archive,
+    parent_value,
+    run,
+    set_value_diff,
+)
+from tests.support.llm_server import HTTPError, Reply
+
+
+def test_scripted_diffs_improve_and_the_best_program_lands_in_best(tmp_path, server_factory):
+    server = server_factory(bump(1.0))
+    snapshots: list = []
+    outcome = run(engine_config(tmp_path, server, budget={"max_programs": 8}), tmp_path,
+                  snapshots=snapshots)
+    assert outcome.status == "completed" and outcome.programs == 8
+    with open_archive(tmp_path) as archive:
+        run_row = archive.runs()[0]
+        assert run_row.status == "completed" and run_row.isolation  # sandbox level recorded
+        programs = archive.programs(outcome.run_id)
+        assert len(programs) == 9
+        initial = next(p for p in programs if p.proposal_key == "initial")
+        best = archive.best(outcome.run_id)[0]
+        assert best.score > initial.score
+        for p in programs:
+            if p.proposal_key != "initial":
+                assert (p.status == "evaluated" and p.valid) or p.status == "duplicate", p.status
+                assert archive.llm_calls(program_id=p.id), "LLM calls are linked to the program"
+                assert p.diff and "VALUE" in p.diff
+    assert (tmp_path / "best" / "program.py").read_text() == best.code
+    result = json.loads((tmp_path / "best" / "result.json").read_text())
+    assert result["score"] == best.score and result["program_id"] == best.id
+    assert (tmp_path / "config.toml").is_file()
+    events = [s.event for s in snapshots]
+    assert events[0] == "start" and events[-1] == "stop" and events.count("program") == 8
+    assert snapshots[-1].best_score == best.score
+
+
+def test_failed_diffs_invalid_programs_and_duplicates_are_recorded_with_reasons(
+        tmp_path, server_factory):
+    calls = {"n": 0}
+
+    def respond(request):
+        calls["n"] += 1
+        n = calls["n"]
+        old = parent_value(request)
+        if n == 1:
+            return Reply(set_value_diff(old, repr(old + 1)))                 # seq 0: improves
+        if n in (2, 3):
+            return Reply(set_value_diff(123.0, "124.0"))                     # seq 1: no match x2
+        if n == 4:
+            return Reply(set_value_diff(old, 'float("nan")'))                # seq 2: invalid
+        if n == 5:
+            return Reply(set_value_diff(old, "2.0" if old != 2.0 else "1.0"))  # seq 3: duplicate
+        if n in (6, 7):                                                      # seq 4: outside x2
+            return Reply('<<<<<<< SEARCH\n"""Fixture: a constant to move towards 10."""\n'
+                         '=======\n"""Changed."""\n>>>>>>> REPLACE\n')
+        if n == 8:                                                           # seq 5: renamed
+            return Reply(f"<<<<<<< SEARCH\nVALUE = {old!r}\n=======\nLEVEL = {old!r}\n"
+                         f">>>>>>> REPLACE\n<<<<<<< SEARCH\n    return VALUE\n=======\n"
+                         f"    return LEVEL\n>>>>>>> REPLACE\n")
+        return HTTPError(400, {"error": {"message": "bad request (scripted)",
+                                         "type": "invalid_request_error"}})  # seq 6
+
+    server = server_factory(respond)
+    config = engine_config(tmp_path, server, budget={"max_programs": 7},
+                           islands={"count": 1}, concurrency={"proposals": 1, "evaluations": 1},
+                           sampling={"parent_selection": "hill_climbing"})
+    outcome = run(config, tmp_path)
+    assert outcome.status == "completed"
+    with open_archive(tmp_path) as archive:
+        by_key = {p.proposal_key: p for p in archive.programs(outcome.run_id)}
+        got = {key: (p.status, p.error_kind) for key, p in by_key.items() if key != "initial"}
+        assert got == {
+            "7:0": ("evaluated", None),
+            "7:1": ("rejected", "diff-no-match"),
+            "7:2": ("evaluated", "invalid-output"),
+            "7:3": ("duplicate", "duplicate"),
+            "7:4": ("rejected", "outside-evolve-block"),
+            "7:5": ("duplicate", "near-duplicate"),
+            "7:6": ("rejected", "llm-error"),
+        }, got
+        assert "matches nothing" in by_key["7:1"].error_text
+        assert "after 2 tries" in by_key["7:1"].error_text
+        assert "not a finite number" in (by_key["7:2"].error_text or "") + by_key["7:2"].feedback
+        assert "identical" in by_key["7:3"].error_text
+        assert "line 1" in by_key["7:4"].error_text
+        assert "similarity" in by_key["7:5"].error_text
+        assert "400" in by_key["7:6"].error_text or "bad request" in by_key["7:6"].error_text
+        for key in ("7:1", "7:3", "7:4", "7:5", "7:6"):  # never evaluated
+            assert archive.evaluations(by_key[key].id) == []
+        assert len(archive.llm_calls(program_id=by_key["7:1"].id)) == 2
+    # The rejected diff was fed back to the model with the precise error.
+    retry = server.chat_requests[2].json["messages"]
+    assert retry[-2]["role"] == "assistant" and "matches nothing" in retry[-1]["content"]
+
+
+def test_program_budget_stops_exactly_with_many_in_flight(tmp_path, server_factory):
+    server = server_factory(bump(0.5))
+    config = engine_config(tmp_path, server, budget={"max_programs": 5},
+                           concurrency={"proposals": 4, "evaluations": 2})
+    outcome = run(config, tmp_path)
+    with open_archive(tmp_path) as archive:
+        keys = sorted(p.proposal_key for p in archive.programs(outcome.run_id))
+    assert keys == ["7:0", "7:1", "7:2", "7:3", "7:4", "initial"]
+    assert len(server.chat_requests) == 5  # no proposal beyond the budget was even asked for
+
+
+def test_dollar_budget_stops_proposing_once_reached(tmp_path, server_factory):
+    server = server_factory(lambda r: Reply(set_value_diff(parent_value(r), repr(parent_value(r) + 1)),
+                                            prompt_tokens=0, completion_tokens=7))
+    config = engine_config(
+        tmp_path, server, budget={"max_programs": 50, "max_usd": 20.0},
+        concurrency={"proposals": 1, "evaluations": 1},
+        llm={"prices": {"openai/scripted": {"input_per_mtok": 0.0,
+                                            "output_per_mtok": 1_000_000.0}}})  # $7 a call
+    outcome = run(config, tmp_path)
+    with open_archive(tmp_path) as archive:
+        spent = archive.cost_so_far(outcome.run_id)
+        n = archive.count_programs(outcome.run_id) - 1
+        stop = archive.events(outcome.run_id, kind="stop")[-1]
+    # $7 per program: the third brings the spend to $21 >= $20; at most the one proposal already
+    # in flight (window N + M = 2) may finish after that.
+    assert 3 <= n <= 4 and spent == 7.0 * n
+    assert "dollar budget" in stop.message
+
+
+def test_time_budget_stops_on_time_dropping_in_flight_work(tmp_path, server_factory):
+    def slow(request):
+        old = parent_value(request)
+        return Reply(set_value_diff(old, repr(old + 1)), delay_s=0.4)
+
+    server = server_factory(slow)
+    config = engine_config(tmp_path, server, budget={"max_programs": 1000, "max_minutes": 0.04})
+    started = time.monotonic()
+    outcome = run(config, tmp_path)
+    took = time.monotonic() - started
+    assert outcome.status == "completed" and 2.4 <= took < 2.4 + 4.0
+    with open_archive(tmp_path) as archive:
+        assert "time budget" in archive.events(outcome.run_id, kind="stop")[-1].message
+        assert 1 <= archive.count_programs(outcome.run_id) - 1 < 20
+
+
+def test_target_score_stops_the_run(tmp_path, server_factory):
+    server = server_factory(bump(1.0))
+    config = engine_config(tmp_path, server, budget={"max_programs": 100, "target_score": -6.0},
+                           concurrency={"proposals": 1, "evaluations": 1},
+                           islands={"count": 1}, sampling={"parent_selection": "hill_climbing"})
+    outcome = run(config, tmp_path)
+    assert outcome.best_score is not None and outcome.best_score >= -6.0
+    with open_archive(tmp_path) as archive:
+        seqs = {int(p.proposal_key.split(":")[1]): p.score
+                for p in archive.programs(outcome.run_id) if p.proposal_key != "initial"}
+        assert "target score" in archive.events(outcome.run_id, kind="stop")[-1].message
+    first_hit = min(seq for seq, score in seqs.items() if score is not None and score >= -6.0)
+    assert max(seqs) <= first_hit + 2  # only work already in flight (window N + M = 2)
+
+
+def test_resume_continues_without_re_adding_the_initial_program(tmp_path, server_factory):
+    server = server_factory(bump(1.0))
+    first = run(engine_config(tmp_path, server, budget={"max_programs": 4}), tmp_path)
+    with open_archive(tmp_path) as archive:
+        before = {p.id: p for p in archive.programs(first.run_id)}
+    config = engine_config(tmp_path, server, budget={"max_programs": 9})
+    second = run(config, tmp_path, resume=True)
+    assert second.run_id == first.run_id and second.programs == 9
+    with open_archive(tmp_path) as archive:
+        after = archive.programs(first.run_id)
+        keys = [p.proposal_key for p in after]
+        assert keys.count("initial") == 1 and len(keys) == len(set(keys)) == 10
+        for p in after:
+            if p.id in before:
+                assert before[p.id].code == p.code and before[p.id].score == p.score
+        assert archive.events(first.run_id, kind="resume")
+
+
+def test_embeddings_and_llm_judge_are_used_and_recorded(tmp_path, server_factory):
+    mutations = {"n": 0}
+
+    def respond(request):
+        text = request["messages"][-1]["content"]
+        if "NOVEL or DUPLICATE" in text:
+            return Reply("DUPLICATE\nOnly the variable name changed.")
+        mutations["n"] += 1
+        old = parent_value(request)
+        if mutations["n"] == 1:
+            return Reply(set_value_diff(old, repr(old + 1)))
+        return Reply(f"Rename.\n<<<<<<< SEARCH\nVALUE = {old!r}\n=======\nLEVEL = {old!r}\n"
+                     f">>>>>>> REPLACE\n<<<<<<< SEARCH\n    return VALUE\n=======\n"
+                     f"    return LEVEL\n>>>>>>> REPLACE\n")
+
+    server = server_factory(respond)
+    config = engine_config(
+        tmp_path, server, budget={"max_programs": 2}, islands={"count": 1},
+        concurrency={"proposals": 1, "evaluations": 1},
+        sampling={"parent_selection": "hill_climbing"},
+        novelty={"embedding_model": "openai/embedder", "embedding_api_base": server.base_url,
+                 "judge_model": "openai/scripted"})
+    outcome = run(config, tmp_path)
+    with open_archive(tmp_path) as archive:
+        renamed = archive.find_by_proposal_key(outcome.run_id, "7:1")
+        assert renamed.status == "duplicate" and renamed.error_kind == "near-duplicate"
+        purposes = sorted(c.purpose for c in archive.llm_calls(program_id=renamed.id))
+        assert purposes == ["embedding", "mutation", "novelty"]
+        judge = next(c for c in archive.llm_calls(program_id=renamed.id)
+                     if c.purpose == "novelty")
+        assert "DUPLICATE" in judge.response
+    assert any(r.path.endswith("/embeddings") for r in server.requests)
