@@ -64,6 +64,7 @@ def test_initial_program_scores_from_its_own_measurements(tmp_path):
     ("    return torch.zeros((), dtype=torch.long)\n", "floating"),
     ("    raise KeyError('boom')\n", "KeyError"),
     ("    return (ctx.router_logits.sum() * 1e38) ** 2\n", "not finite"),
+    ("    ctx.router_probs.mul_(0)\n    return ctx.router_probs.sum()\n", "backward"),
 ])
 def test_invalid_outputs_are_rejected_with_a_reason(tmp_path, body, reason):
     out = ev.evaluate(_program(tmp_path, body), "quick", config_name="tiny")
