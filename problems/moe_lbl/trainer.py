@@ -132,7 +132,7 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
                     layer=layer, num_layers=L, num_experts=E, top_k=mcfg.top_k,
                     router_logits=routing.logits, router_probs=routing.probs,
                     topk_indices=routing.topk_indices.clone(),
-                    micro_counts=counts.to(device),
+                    micro_counts=counts.clone().to(device),
                     global_counts=global_counts[layer].clone().to(device),
                     global_tokens=(micro + 1) * routing.logits.shape[0],
                     prev_global_counts=prev_counts[layer].clone().to(device),
