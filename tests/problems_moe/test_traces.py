@@ -21,3 +21,9 @@ def test_vendored_trace_has_the_cpu_run_shape(name):
     for loads in history:
         assert len(loads) == CPU.model.n_layers
         assert all(len(row) == CPU.model.num_experts and sum(row) == per_step for row in loads)
+
+
+def test_the_expert_placement_problem_reads_the_traces():
+    workloads = pytest.importorskip("problems.eplb.workloads")
+    steps = workloads.load_history_file(PROBLEM / "traces" / "global_batch_seed0.json")
+    assert steps.shape == (CPU.steps, CPU.model.n_layers, CPU.model.num_experts)
