@@ -27,6 +27,10 @@ COMMAND_MODULES: list[str] = [
     "check",
     "models",
     "run_cmd",
+    "inspect",
+    "plot_cmd",
+    "doctor",
+    "dashboard_cmd",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,151 @@
+"""`evolve doctor`: what this machine offers a run — Python, sandbox isolation, GPU, LLM keys,
+a local Ollama — and what to do about anything missing. Never prints a key's value."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from evolve.cli._common import EXIT_RUN_FAILED, examples, out, print_json
+
+Level = Literal["ok", "warn", "fail"]
+
+# Providers litellm reads keys for; any other *_API_KEY in the environment is listed as well.
+KNOWN_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+              "DEEPSEEK_API_KEY", "MISTRAL_API_KEY", "GROQ_API_KEY", "TOGETHERAI_API_KEY",
+              "OPENROUTER_API_KEY", "AZURE_API_KEY", "XAI_API_KEY", "FIREWORKS_AI_API_KEY",
+              "HOSTED_VLLM_API_KEY")
+DEFAULT_OLLAMA = "http://127.0.0.1:11434"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    result: str
+    hint: str = ""
+
+
+def check_python() -> Check:
+    # This module does not even import on Python < 3.11 (the package requires it), so reaching
+    # here means the version is fine; report which interpreter runs evolve.
+    return Check("python", "ok", f"{platform.python_version()} ({sys.executable})")
+
+
+def check_isolation() -> Check:
+    try:
+        from evaluators.isolation import detect_isolation
+    except ImportError:
+        return Check("sandbox", "warn", "isolation module not installed",
+                     "reinstall adrs-evolve; evaluations need evaluators.isolation")
+    try:
+        level, description = detect_isolation()
+    except Exception as exc:  # a probe failure is a finding, not a crash of doctor
+        return Check("sandbox", "fail", f"probe failed: {exc}",
+                     "set sandbox.isolation = \"rlimits\" to run with resource limits only")
+    if level == "rlimits":
+        return Check("sandbox", "warn", f"{level}: {description}",
+                     "install bubblewrap (apt-get install bubblewrap) or allow unprivileged "
+                     "user namespaces for network and file-system isolation")
+    return Check("sandbox", "ok", f"{level}: {description}")
+
+
+def _torch_gpu() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"torch {torch.__version__}: " + ", ".join(names)
+    return f"torch {torch.__version__}: no CUDA device"
+
+
+def _nvidia_smi() -> str | None:
+    binary = shutil.which("nvidia-smi")
+    if binary is None:
+        return None
+    try:
+        done = subprocess.run([binary, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"nvidia-smi failed: {exc}"
+    lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return "nvidia-smi: " + "; ".join(lines) if lines else "nvidia-smi: no GPU listed"
+
+
+def check_gpu() -> Check:
+    found = [text for text in (_torch_gpu(), _nvidia_smi()) if text]
+    if any("no CUDA" not in t and "no GPU" not in t and "failed" not in t for t in found):
+        return Check("gpu", "ok", "; ".join(found))
+    return Check("gpu", "warn", "; ".join(found) or "none (torch not installed, no nvidia-smi)",
+                 "GPU problems (problem.toml gpu = required) cannot run here; CPU problems can")
+
+
+def llm_key_names(environ: dict[str, str] | None = None) -> list[str]:
+    environ = dict(os.environ if environ is None else environ)
+    names = {n for n in KNOWN_KEYS if environ.get(n)}
+    names |= {n for n, v in environ.items() if n.endswith("_API_KEY") and v}
+    return sorted(names)
+
+
+def check_keys() -> Check:
+    names = llm_key_names()
+    if names:
+        return Check("llm keys", "ok", ", ".join(names))
+    return Check("llm keys", "warn", "none found",
+                 "export OPENAI_API_KEY (or another provider's key), run Ollama locally, or "
+                 "runs use the offline operators")
+
+
+def check_ollama(url: str, timeout_s: float = 1.5) -> Check:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/tags", timeout=timeout_s) as reply:
+            import json
+            models = [m.get("name", "?") for m in json.loads(reply.read() or b"{}").get("models", [])]
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check("ollama", "warn", f"not reachable at {url} ({reason})",
+                     "start it with `ollama serve` to use local models (ollama/NAME)")
+    listed = ", ".join(models) if models else "no models pulled (`ollama pull qwen3`)"
+    return Check("ollama", "ok", f"reachable at {url}: {listed}")
+
+
+def doctor(
+    ollama_url: Annotated[str, typer.Option(help="where to look for Ollama")] =
+    os.environ.get("OLLAMA_HOST", DEFAULT_OLLAMA),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+) -> None:
+    """Check this machine for runs: Python, sandbox isolation, GPU, LLM keys, Ollama.
+
+    Exits 1 when something a run needs is missing; warnings only say what is not available."""
+    if "://" not in ollama_url:
+        ollama_url = f"http://{ollama_url}"
+    checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
+              check_ollama(ollama_url)]
+    if as_json:
+        print_json([asdict(c) for c in checks])
+    else:
+        styles = {"ok": "green", "warn": "yellow", "fail": "red"}
+        table = Table("check", "", "found", "what to do", header_style="bold", box=None)
+        for c in checks:
+            table.add_row(c.name, Text(c.level, style=styles[c.level]), c.result, c.hint)
+        out().print(table)
+    if any(c.level == "fail" for c in checks):
+        raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=examples("evolve doctor", "evolve doctor --json",
+                                "evolve doctor --ollama-url http://10.0.0.5:11434"))(doctor)
