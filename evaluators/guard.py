@@ -47,6 +47,24 @@ def _same_function_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
         ka == kb and va is vb for (ka, va), (kb, vb) in zip(a[2], b[2], strict=True))
 
 
+# Installed code (stdlib, site-packages): its own wrappers of its functions are not tampering.
+_INSTALLED = tuple(sorted({str(Path(p).resolve()) + "/" for p in
+                           (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}))
+
+
+def _library_wrapper(new: Any, old: Any) -> bool:
+    """True when `new` is a library's own wrapper around `old` (torch._dynamo wraps
+    `torch.manual_seed` when it is first imported): its code lives in an installed file of the
+    same package, which a candidate cannot forge without compile() or code objects (both
+    refused)."""
+    if getattr(new, "__wrapped__", None) is not old or not isinstance(new, types.FunctionType):
+        return False
+    # ... and of the same library as the function it wraps.
+    package = str(getattr(old, "__module__", None) or "").split(".")[0]
+    filename = new.__code__.co_filename
+    return bool(package) and filename.startswith(_INSTALLED) and f"/{package}/" in filename
+
+
 class Snapshot:
     """Bindings of the guarded modules, taken before the candidate runs."""
 
@@ -107,8 +125,13 @@ class Snapshot:
                 found.append(f"sys.modules['{name}']")
                 sys.modules[name] = module
             current = vars(module)
-            for key, value in self.bindings[name].items():
-                if current.get(key) is not value:
+            bound = self.bindings[name]
+            for key, value in bound.items():
+                now = current.get(key)
+                if now is not value:
+                    if _library_wrapper(now, value):
+                        bound[key] = now
+                        continue
                     found.append(f"{name}.{key}")
                     current[key] = value
         for label, (cls, attrs) in self.classes.items():
@@ -201,6 +224,9 @@ def _record_write(module: types.ModuleType, name: str, value: Any) -> None:
         return
     bound = snapshot.bindings.get(module.__name__, {})
     if name in bound and value is not bound[name]:
+        if _library_wrapper(value, bound[name]):
+            bound[name] = value
+            return
         label = f"{module.__name__}.{name}"
         if label not in snapshot.tampered:
             snapshot.tampered.append(label)
