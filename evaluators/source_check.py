@@ -80,6 +80,37 @@ _NAME_TAKERS = {"getattr": 1, "setattr": 1, "delattr": 1, "hasattr": 1,
                 "attrgetter": 0, "methodcaller": 0}
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _local_names(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """Names local to a function (parameters and names bound directly in its body, without
+    `global`/`nonlocal`): loading one can never fall back to the builtin of that name."""
+    args = function.args
+    names = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+    names.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
+    declared: set[str] = set()
+    todo = list(function.body) if isinstance(function.body, list) else [function.body]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            declared.update(node.names)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        if isinstance(node, _SCOPES):
+            if not isinstance(node, ast.Lambda):
+                names.add(node.name)
+            continue  # a nested scope's own names are not this function's
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+            continue  # comprehension variables live in their own scope
+        todo.extend(ast.iter_child_nodes(node))
+    return names - declared
+
+
 class _Checker(ast.NodeVisitor):
     def __init__(self, extra_modules: dict[str, str]):
         self.modules = {**_FORBIDDEN_MODULES, **extra_modules}
@@ -87,6 +118,25 @@ class _Checker(ast.NodeVisitor):
         self.problem: str | None = None
         self.position = (1 << 30, 0)
         self.allowed_name_nodes: set[int] = set()
+        self.function_locals: list[set[str]] = []   # enclosing functions' local names
+
+    def _scope(self, node: ast.AST, local: set[str] | None) -> None:
+        self.function_locals.append(local if local is not None else set())
+        self.generic_visit(node)
+        self.function_locals.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._scope(node, _local_names(node))
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._scope(node, _local_names(node))
+
+    def _is_local(self, name: str) -> bool:
+        """A variable of an enclosing function (e.g. `vars = model.addVars(...)` in solve())
+        rather than the builtin of that name."""
+        return any(name in names for names in self.function_locals)
 
     def refuse(self, node: ast.AST, what: str, why: str) -> None:
         # Report the first in reading order (the inner `sys._getframe` of `..._getframe(1).f_back`).
@@ -135,6 +185,8 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
+        if not isinstance(node.ctx, ast.Load) or self._is_local(node.id):
+            return
         if node.id in _FORBIDDEN_NAMES:
             self.refuse(node, node.id, _FORBIDDEN_NAMES[node.id])
         elif node.id in _NAME_TAKERS and id(node) not in self.allowed_name_nodes:
@@ -144,8 +196,9 @@ class _Checker(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         # Names spelled as strings reach the same places through getattr/vars/dicts.
         if isinstance(node.value, str):
+            # Attribute-like words only: "compile" or "eval" in a docstring is prose.
             for part in _WORD.findall(node.value):
-                if part in _FORBIDDEN_ATTRS or (part in _FORBIDDEN_NAMES and part != "vars"):
+                if part in _FORBIDDEN_ATTRS or part in ("__import__", "__builtins__"):
                     self.refuse(node, f"the string {node.value[:40]!r}",
                                 _FORBIDDEN_ATTRS.get(part) or _FORBIDDEN_NAMES[part])
             if _FORMAT_FIELD.search(node.value):

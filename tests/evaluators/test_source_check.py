@@ -136,3 +136,23 @@ def test_plain_array_is_a_fresh_exact_ndarray():
         plain_array([1.0, 2.0], float, shape=(3,))
     with pytest.raises(TypeError):
         plain_array(["a", object()], float)
+
+
+@pytest.mark.parametrize("source", [
+    "def solve(model):\n    vars = model.add_vars(3)\n    return [v for v in vars]\n",
+    "def solve(eval):\n    return eval(1)\n",
+    '"""We compile the schedule and eval each order."""\n',
+    "def outer():\n    compile = len\n    def inner(xs):\n        return compile(xs)\n    return inner\n",
+])
+def test_a_function_variable_named_like_a_builtin_is_ordinary(source):
+    assert check_source(source) is None
+
+
+@pytest.mark.parametrize("source", [
+    "vars = vars\nx = vars(object)\n",               # module level falls back to the builtin
+    "def f():\n    global vars\n    vars = 1\n    return vars(object)\n",
+    "class A:\n    eval = 1\n    x = eval('1')\n",
+    "def f(xs):\n    return [eval(x) for x in xs]\n",
+])
+def test_the_builtin_itself_is_still_refused(source):
+    assert check_source(source) is not None
