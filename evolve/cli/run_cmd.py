@@ -75,11 +75,12 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
 
 def _drive(config: EvolveConfig, run_dir: Path, resume: bool) -> None:
     from evolve.session import run_session
+    from problems.spec import ProblemError
 
     try:
         outcome = asyncio.run(run_session(config, run_dir, resume=resume,
                                           on_progress=progress_printer(), log=_log))
-    except ConfigError as exc:
+    except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
     if outcome.status not in ("completed", "interrupted"):
@@ -110,13 +111,17 @@ def run_command(
     if seed is not None:
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
+    from problems.discovery import find_problem
+    from problems.spec import ProblemError
+
     try:
         config = load_config(config_file, sets)
+        find_problem(config.problem)  # fail before anything is written
         if models:
             config.operators.models = [ModelConfig(name=m, api_base=api_base) for m in models]
         elif api_base:
             raise ConfigError("--api-base needs --model (e.g. --model openai/NAME)")
-    except ConfigError as exc:
+    except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
     directory = run_dir or Path(config.run_dir or
