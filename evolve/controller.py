@@ -96,6 +96,8 @@ class Controller(FeedbackMixin):
         self._fatal: BaseException | None = None
         self._migrations_stored: set[int] = set()
         self._done = 0                                  # candidate programs committed
+        self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
+        self._in_feedback = False                       # the loop awaits ingest work
 
     def _eval_slots(self) -> int:
         import os
@@ -110,6 +112,8 @@ class Controller(FeedbackMixin):
         if self._stop_level >= 2:
             for task in self._tasks.values():
                 task.cancel()
+            if self._main is not None and self._in_feedback:
+                self._main.cancel()  # e.g. waiting on a scratchpad summary
         self._wake.set()
 
     @property
@@ -159,8 +163,13 @@ class Controller(FeedbackMixin):
         deadline_task = asyncio.create_task(self._deadline()) \
             if self.config.budget.max_minutes else None
         status = "failed"
+        self._main = asyncio.ensure_future(self._loop())
         try:
-            await self._loop()
+            try:
+                await self._main
+            except asyncio.CancelledError:
+                if not (self._main.cancelled() and self._stop_level >= 2):
+                    raise  # the caller cancelled us: not a stop request
             status = "interrupted" if self._stop_reason == "interrupted" else "completed"
         except BaseException as exc:
             if self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
@@ -228,10 +237,14 @@ class Controller(FeedbackMixin):
         return self._ingested in self._finished
 
     async def _after_ingest(self) -> None:
-        while self._ingested in self._finished:
-            item = self._finished.pop(self._ingested)
-            await self._ingest(item)
-            self._ingested += 1
+        self._in_feedback = True
+        try:
+            while self._ingested in self._finished:
+                item = self._finished.pop(self._ingested)
+                await self._ingest(item)
+                self._ingested += 1
+        finally:
+            self._in_feedback = False
 
     # ================================================================ planning
     def _launch(self, seq: int) -> None:

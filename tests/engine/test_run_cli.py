@@ -38,3 +38,14 @@ def test_offline_run_then_refuse_to_overwrite_and_resume_with_a_bigger_budget(tm
     more = runner.invoke(app, ["resume", str(run_dir), "--programs", "5", "--no-live"])
     assert more.exit_code == 0, more.output
     assert "resuming run 1: 3 programs committed" in more.output and "[5/5]" in more.output
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path):
+    from evolve.run_files import run_lock
+
+    run_dir = tmp_path / "r"
+    with run_lock(run_dir):  # as if another evolve process were running there
+        result = runner.invoke(app, ["run", str(FIXTURE), "--programs", "1", "--run-dir",
+                                     str(run_dir)])
+    assert result.exit_code == 2 and "in use by another evolve process" in result.output
+    assert not (run_dir / "archive.sqlite").exists()

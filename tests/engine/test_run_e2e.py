@@ -256,3 +256,38 @@ def test_full_rewrites_crossover_and_repair(tmp_path, server_factory):
     crosses = [p for p in programs.values() if p.mutation_kind == "crossover"]
     assert all(p.timings.get("second_parent_id") in programs for p in crosses)
     assert all(p.status in ("evaluated", "duplicate") for p in programs.values())
+
+
+def test_second_ctrl_c_stops_at_once_even_while_a_summary_hangs(tmp_path, server_factory):
+    import asyncio
+    import os
+    import signal
+
+    from evolve.session import run_session
+    from tests.support.llm_server import Hang
+
+    def respond(request):
+        if "recommendations" in request["messages"][-1]["content"]:
+            return Hang(60)  # the scratchpad summary never answers
+        old = parent_value(request)
+        return Reply(set_value_diff(old, repr(old + 1)))
+
+    server = server_factory(respond)
+    config = engine_config(tmp_path, server, budget={"max_programs": 50},
+                           scratchpad={"enabled": True, "interval": 2},
+                           concurrency={"proposals": 1, "evaluations": 1})
+    sent = []
+
+    def on_progress(snapshot):
+        if snapshot.event == "program" and snapshot.programs_done == 2 and not sent:
+            loop = asyncio.get_running_loop()
+            for delay in (0.5, 0.8):  # Ctrl-C twice while the summary hangs
+                loop.call_later(delay, os.kill, os.getpid(), signal.SIGINT)
+            sent.append(True)
+
+    started = time.monotonic()
+    outcome = asyncio.run(run_session(config, tmp_path, on_progress=on_progress,
+                                      log=lambda _m: None))
+    assert time.monotonic() - started < 20 and outcome.status == "interrupted"
+    with open_archive(tmp_path) as archive:
+        assert archive.runs()[0].status == "interrupted"
