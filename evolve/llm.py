@@ -208,18 +208,22 @@ class LLMClient:
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                return None, (f"MissingAPIKey: environment variable {cfg.api_key_env} is not set: export it "
-                              f"with the API key for {cfg.name}")
+                return None, (f"MissingAPIKey: environment variable {cfg.api_key_env} is not "
+                              f"set: export it with the API key for {cfg.name}")
             return key, None
         if cfg.name.startswith(LOCAL_PREFIX):
+            if not cfg.api_base:
+                return None, (f"NoServer: {cfg.name} has no api_base; start its server with "
+                              f"evolve.local_model.start_local_models (the run does this)")
             return "sk-local-no-key", None
         if cfg.api_base and cfg.name.startswith(_OPENAI_COMPATIBLE) and not os.environ.get(
                 "OPENAI_API_KEY"):
             return "sk-no-key-needed", None
         env_var = key_env_for(cfg.name)
         if not cfg.api_base and env_var and not os.environ.get(env_var):
-            return None, (f"MissingAPIKey: environment variable {env_var} is not set: export it with your "
-                          f"API key for {cfg.name}, or set api_key_env in the model's config")
+            return None, (f"MissingAPIKey: environment variable {env_var} is not set: export it "
+                          f"with your API key for {cfg.name}, or set api_key_env in the model's "
+                          f"config")
         return None, None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -235,7 +239,9 @@ class LLMClient:
                        max_tokens: int | None = None) -> LLMReply:
         cfg = self.model_config(model)
         prompt = json.dumps(messages, ensure_ascii=False)
-        litellm_module()  # the first import takes seconds; it must not eat the deadline
+        if _litellm is None:
+            # The first import takes seconds: off the event loop, and before the deadline starts.
+            await asyncio.to_thread(litellm_module)
         deadline = time.monotonic() + self.llm.proposal_deadline_s
         calls: list[LLMCallRecord] = []
 

@@ -76,7 +76,9 @@ class LocalModelServer:
         self.model_path = Path(model_path) if model_path else None
         self.port = port
         self.n_ctx = n_ctx
-        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        # Half the cores at most: llama.cpp threads spin while waiting, and on a busy machine
+        # (evaluations running beside it) more threads than free cores is many times slower.
+        self.threads = threads or max(1, min(4, (os.cpu_count() or 2) // 2))
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self._log = None

@@ -7,6 +7,7 @@ with the perf counter captured before the candidate was imported.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -20,7 +21,9 @@ import torch
 from evaluators.harness_api import clock, get_function, load_candidate
 from problems.eplb import moe_kernel
 from problems.eplb.guard import check_file
+from problems.eplb.moe_kernel import thread_cpu_clock
 from problems.eplb.placement import (
+    STANDARD,
     EplbConfig,
     InvalidPlacement,
     balancedness,
@@ -92,32 +95,36 @@ class CandidateFailed(Exception):
     """The candidate raised or returned something unusable; the message is the reason."""
 
 
-def _call(fn: Callable[..., Any], fit: np.ndarray, cfg: EplbConfig) -> tuple[torch.Tensor, float]:
-    """One timed call of the candidate, validated; returns (phy2log, seconds)."""
+def _call(fn: Callable[..., Any], fit: np.ndarray, cfg: EplbConfig
+          ) -> tuple[torch.Tensor, float, float]:
+    """One timed call of the candidate, validated; returns (phy2log, wall s, CPU s)."""
     weight = _as_input(fit)
-    start = clock()
+    start, cpu_start = clock(), thread_cpu_clock()
     try:
         result = fn(weight, cfg.num_replicas, cfg.num_groups, cfg.num_nodes, cfg.num_gpus)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()    # work the candidate queued on a GPU counts as its time
     except Exception as exc:  # the candidate's own failure becomes the recorded reason
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
         raise CandidateFailed(f"{FUNCTION} raised {type(exc).__name__}: {exc}\n{tail}") from exc
-    seconds = clock() - start
+    seconds, cpu_seconds = clock() - start, thread_cpu_clock() - cpu_start
     try:
         phy2log = validate_placement(result, fit.shape[0], fit.shape[1], cfg, fit)
     except InvalidPlacement as exc:
         raise CandidateFailed(str(exc)) from exc
-    return phy2log, seconds
+    return phy2log, seconds, cpu_seconds
 
 
 def _balance(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
     cfg = config_for(windows.shape[2])
     cfg.check(windows.shape[2])
     pairs = window_pairs(windows)
-    gpu_b, slot_b, fit_b, bounds, seconds = [], [], [], [], []
+    gpu_b, slot_b, fit_b, bounds, seconds, cpu_seconds = [], [], [], [], [], []
     try:
         for fit, score in pairs:
-            phy2log, took = _call(fn, fit, cfg)
+            phy2log, took, cpu_took = _call(fn, fit, cfg)
             seconds.append(took)
+            cpu_seconds.append(cpu_took)
             gpu_b.append(balancedness(gpu_loads(phy2log, score, cfg)))
             slot_b.append(balancedness(slot_loads(phy2log, score)))
             fit_b.append(balancedness(gpu_loads(phy2log, fit, cfg)))
@@ -126,7 +133,9 @@ def _balance(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result
             # Extra timing calls get inputs never seen before (a few tokens added to every
             # expert), so a result cached from an earlier call cannot pass for a fast one.
             extra = len(seconds)
-            seconds.append(_call(fn, pairs[extra % len(pairs)][0] + extra, cfg)[1])
+            _, took, cpu_took = _call(fn, pairs[extra % len(pairs)][0] + extra, cfg)
+            seconds.append(took)
+            cpu_seconds.append(cpu_took)
     except CandidateFailed as exc:
         return _invalid(str(exc))
     runtime = statistics.median(seconds)
@@ -137,6 +146,7 @@ def _balance(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result
         "balancedness_gpu_on_input": float(np.mean(fit_b)),
         "balancedness_bound": float(np.mean(bounds)),
         "runtime_ms": runtime * 1e3,
+        "runtime_cpu_ms": statistics.median(cpu_seconds) * 1e3,
         "speed_score": speed_score(runtime),
         "layers": int(windows.shape[1]),
         "window_pairs": len(pairs),
@@ -159,9 +169,14 @@ def _kernel(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
     cfg = config_for(windows.shape[2])
     cfg.check(windows.shape[2])
     dims = moe_kernel.default_dims()
+    if cfg.num_gpus < STANDARD.num_gpus:
+        # A smaller configuration (a recorded trace with fewer experts) keeps the rows per rank
+        # of the standard one rather than piling the standard token count on fewer ranks.
+        tokens = max(dims.top_k, dims.tokens * cfg.num_gpus // STANDARD.num_gpus)
+        dims = dataclasses.replace(dims, tokens=tokens)
     fit, score = window_pairs(windows)[0]
     try:
-        phy2log, took = _call(fn, fit, cfg)
+        phy2log, took, _ = _call(fn, fit, cfg)
     except CandidateFailed as exc:
         return _invalid(str(exc))
     threads = torch.get_num_threads()
@@ -180,6 +195,7 @@ def _kernel(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
     metrics = {
         "kernel_step_ms": step_s * 1e3 / len(steps),
         "kernel_even_ms": even_s * 1e3 / len(steps),
+        "kernel_step_uncalibrated_ms": sum(s["step_raw_s"] for s in steps) * 1e3 / len(steps),
         "kernel_step_ratio": ratio,
         "kernel_max_rank_rows": max(s["max_rank_rows"] for s in steps),
         "kernel_mean_rank_rows": float(np.mean([s["mean_rank_rows"] for s in steps])),

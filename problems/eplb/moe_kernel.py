@@ -3,10 +3,11 @@
 Tokens are routed top-k so that each expert receives the number of tokens the scoring window
 says it gets; each (token, expert) choice goes to one of the expert's replicas (taken in turn,
 so tokens split evenly over replicas, as vLLM does); the choices are grouped by the GPU rank that
-holds the slot; each rank then runs its experts' GEMMs as one grouped GEMM (`torch._grouped_mm`
-where the installed torch has it, else one matmul per expert) and is timed on its own: CUDA
-events on a GPU, the process's CPU time on the CPU (captured before any candidate import). The step time of an expert-parallel layer
-is that of its slowest rank; the reference is the same tokens split evenly over the ranks.
+holds the slot; each rank then runs its experts' GEMMs as one grouped GEMM
+(`torch.nn.functional.grouped_mm`, or `torch._grouped_mm` in older torch; one matmul per expert
+where neither runs) and is timed on its own: CUDA events on a GPU, the calling thread's CPU time
+on the CPU (torch runs on one thread there). The step time of an expert-parallel layer is that of
+its slowest rank; the reference is the same tokens split evenly over the ranks.
 
 All ranks run one after another on the one device here, each with the whole device: the timing
 measures each rank's own work, which is what decides the slowest rank in a real deployment.
@@ -14,6 +15,7 @@ measures each rank's own work, which is what decides the slowest rank in a real 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.harness_api import cpu_clock
+# The calling thread's CPU time, bound when the evaluator imports this module (before any
+# candidate). Not the process's: inside the sandbox RLIMIT_CPU arms a process-wide CPU timer, and
+# the kernel then reports process CPU time in scheduler ticks (4 ms), longer than a rank's work.
+thread_cpu_clock = time.thread_time
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class KernelDims:
 
 # CPU: small enough that the whole stage stays well under 30 s on one thread.
 CPU_DIMS = KernelDims(hidden=256, intermediate=128, tokens=4096, top_k=8, dtype=torch.float32,
-                      device="cpu", weight_pool=16, repeats=5, layers=4)
+                      device="cpu", weight_pool=16, repeats=3, layers=4)
 # GPU: DeepSeek-V3 expert dimensions (hidden 7168, expert intermediate 2048, top-8) in bf16.
 GPU_DIMS = KernelDims(hidden=7168, intermediate=2048, tokens=8192, top_k=8, dtype=torch.bfloat16,
                       device="cuda", weight_pool=32, repeats=5, layers=8)
@@ -114,31 +119,59 @@ class RankBatch:
 class MoELayer:
     """SwiGLU experts: y = (silu(x W_gate) * (x W_up)) W_down, weights in a shared pool."""
 
-    def __init__(self, dims: KernelDims, seed: int = 0):
+    def __init__(self, dims: KernelDims, seed: int = 0, column_major: bool | None = None):
         self.dims = dims
-        gen = torch.Generator().manual_seed(seed)
+        # On CUDA the grouped GEMM's fast kernels want the right operand column-major, the layout
+        # MoE code gets from [experts, out, in] weights; on the CPU row-major runs faster.
+        self.column_major = (dims.device.startswith("cuda") if column_major is None
+                             else column_major)
+        # Drawn on the device itself: at DeepSeek-V3 sizes a host copy would need gigabytes.
+        gen = torch.Generator(device=dims.device).manual_seed(seed)
         h, i, p = dims.hidden, dims.intermediate, dims.weight_pool
-        self.w_gate_up = (torch.randn(p, h, 2 * i, generator=gen) / h ** 0.5).to(
-            dims.device, dims.dtype)
-        self.w_down = (torch.randn(p, i, h, generator=gen) / i ** 0.5).to(dims.device, dims.dtype)
-        self.grouped = _grouped_mm_works(dims)
+        self._gate_up = self._draw(p, h, 2 * i, gen)
+        self._down = self._draw(p, i, h, gen)
+        self.grouped = _GROUPED_MM is not None and _grouped_mm_works(dims, self.column_major)
+
+    def _draw(self, groups: int, k: int, n: int, gen: torch.Generator) -> torch.Tensor:
+        shape = (groups, n, k) if self.column_major else (groups, k, n)
+        w = torch.randn(shape, generator=gen, device=self.dims.device) / k ** 0.5
+        return w.to(self.dims.dtype)
+
+    def _operand(self, stored: torch.Tensor) -> torch.Tensor:
+        """[groups, k, n] view of stored weights."""
+        return stored.transpose(-2, -1) if self.column_major else stored
+
+    @property
+    def w_gate_up(self) -> torch.Tensor:
+        return self._operand(self._gate_up)
+
+    @property
+    def w_down(self) -> torch.Tensor:
+        return self._operand(self._down)
 
     @property
     def backend(self) -> str:
-        return "torch._grouped_mm" if self.grouped else "one matmul per expert"
+        if not self.grouped:
+            return "one matmul per expert"
+        return f"{_GROUPED_MM_NAME}{' (column-major weights)' if self.column_major else ''}"
 
     def rank_weights(self, batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rank's own copy of its slots' weights, as resident on that GPU."""
         index = torch.tensor(batch.pool_index, device=self.dims.device)
-        return self.w_gate_up[index].contiguous(), self.w_down[index].contiguous()
+        return (self._operand(self._gate_up[index].contiguous()),
+                self._operand(self._down[index].contiguous()))
 
     def expert_compute(self, x: torch.Tensor, slot_rows: list[int], w_gate_up: torch.Tensor,
-                       w_down: torch.Tensor) -> torch.Tensor:
-        """The rank's expert work: grouped GEMM up, SwiGLU, grouped GEMM down."""
+                       w_down: torch.Tensor, offs: torch.Tensor | None = None) -> torch.Tensor:
+        """The rank's expert work: grouped GEMM up, SwiGLU, grouped GEMM down. `offs` (the
+        end row of each slot, int32 on the device) may be prepared outside the timed region."""
         inter = self.dims.intermediate
         if self.grouped:
-            offs = torch.tensor(np.cumsum(slot_rows), dtype=torch.int32, device=x.device)
-            h = torch._grouped_mm(x, w_gate_up, offs=offs)
-            return torch._grouped_mm(F.silu(h[:, :inter]) * h[:, inter:], w_down, offs=offs)
+            assert _GROUPED_MM is not None
+            if offs is None:
+                offs = group_offsets(slot_rows, x.device)
+            h = _GROUPED_MM(x, w_gate_up, offs=offs)
+            return _GROUPED_MM(F.silu(h[:, :inter]) * h[:, inter:], w_down, offs=offs)
         outputs, start = [], 0
         for slot, rows in enumerate(slot_rows):
             h = x[start:start + rows] @ w_gate_up[slot]
@@ -147,17 +180,33 @@ class MoELayer:
         return torch.cat(outputs) if outputs else x.new_zeros(0, x.shape[1])
 
 
-def _grouped_mm_works(dims: KernelDims) -> bool:
-    if not hasattr(torch, "_grouped_mm"):
+def group_offsets(slot_rows: list[int], device: torch.device | str) -> torch.Tensor:
+    return torch.tensor(np.cumsum(slot_rows), dtype=torch.int32, device=device)
+
+
+# The public grouped GEMM where this torch has it, else the private op it wraps.
+if hasattr(F, "grouped_mm"):
+    _GROUPED_MM, _GROUPED_MM_NAME = F.grouped_mm, "torch.nn.functional.grouped_mm"
+elif hasattr(torch, "_grouped_mm"):
+    _GROUPED_MM, _GROUPED_MM_NAME = torch._grouped_mm, "torch._grouped_mm"
+else:
+    _GROUPED_MM, _GROUPED_MM_NAME = None, ""
+
+
+def _grouped_mm_works(dims: KernelDims, column_major: bool) -> bool:
+    """Whether the grouped GEMM runs, and right, for this device, dtype and weight layout."""
+    if _GROUPED_MM is None:
         return False
     try:
         a = torch.randn(32, 64, device=dims.device).to(dims.dtype)
         b = torch.randn(2, 64, 32, device=dims.device).to(dims.dtype)
+        if column_major:
+            b = b.transpose(-2, -1).contiguous().transpose(-2, -1)
         offs = torch.tensor([16, 32], dtype=torch.int32, device=dims.device)
         expected = torch.cat([a[:16] @ b[0], a[16:] @ b[1]]).float()
-        got = torch._grouped_mm(a, b, offs=offs).float()
+        got = _GROUPED_MM(a, b, offs=offs).float()
         return bool(torch.allclose(got, expected, rtol=2e-2, atol=2e-1))
-    except (RuntimeError, NotImplementedError, TypeError):
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
         return False
 
 
@@ -206,13 +255,13 @@ def _timer(device: str) -> Callable[[Callable[[], object]], float]:
             return start.elapsed_time(end) / 1e3
         return cuda_time
 
-    # CPU seconds of this process, not wall time: with torch on one thread the kernels run in
+    # CPU seconds of this thread, not wall time: with torch on one thread the kernels run in
     # this thread, and on a shared machine a preempted rank's wall time would measure the
     # neighbours rather than its own work.
     def cpu_time(work: Callable[[], object]) -> float:
-        begin = cpu_clock()
+        begin = thread_cpu_clock()
         work()
-        return cpu_clock() - begin
+        return thread_cpu_clock() - begin
     return cpu_time
 
 
@@ -231,12 +280,22 @@ def time_ranks(layer: MoELayer, x: torch.Tensor, *plans: list[RankBatch]) -> lis
                 continue
             xr = x[batch.token_index.to(x.device)].contiguous()
             w1, w2 = layer.rank_weights(batch)
-            work.append(lambda xr=xr, w1=w1, w2=w2, rows=batch.slot_rows:
-                        layer.expert_compute(xr, rows, w1, w2))
+            offs = group_offsets(batch.slot_rows, x.device)
+            work.append(lambda xr=xr, w1=w1, w2=w2, rows=batch.slot_rows, offs=offs:
+                        layer.expert_compute(xr, rows, w1, w2, offs))
         samples: list[list[float]] = [[] for _ in plans]
         for item in work:
-            if item is not None:
+            if item is None:
+                continue
+            try:
                 item()                                   # warm-up
+            except RuntimeError:
+                # The grouped GEMM passed its probe but refuses these shapes (its constraints
+                # differ between torch builds and devices): fall back to one matmul per expert.
+                if not layer.grouped:
+                    raise
+                layer.grouped = False
+                item()
         for _ in range(layer.dims.repeats):
             for i, item in enumerate(work):
                 samples[i].append(timer(item) if item is not None else 0.0)
@@ -267,14 +326,18 @@ def kernel_step(layer: MoELayer, load: np.ndarray, phy2log_row: torch.Tensor, sl
     dims = layer.dims
     topk = route_tokens(load, dims.tokens, dims.top_k, seed)
     slot_of = slots_for_choices(topk, phy2log_row)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(dims.tokens, dims.hidden, generator=gen).to(dims.device, dims.dtype)
+    gen = torch.Generator(device=dims.device).manual_seed(seed)
+    x = torch.randn(dims.tokens, dims.hidden, generator=gen, device=dims.device).to(dims.dtype)
     placed = group_by_rank(slot_of, phy2log_row, slots_per_gpu, num_gpus, dims.weight_pool)
     even = even_batches(topk.numel(), dims.tokens, phy2log_row, slots_per_gpu, num_gpus,
                         dims.weight_pool)
     placed_s, even_s = time_ranks(layer, x, placed, even)
     rows = [int(b.token_index.numel()) for b in placed]
     # Every rank of the even split does the same work, so its step time is best estimated by the
-    # median rank; the placement's step time is its slowest rank.
-    return {"step_s": max(placed_s), "even_s": float(np.median(even_s)),
+    # median rank. The placement's step time is its slowest rank, each rank's time calibrated
+    # by the even-split run measured alongside it: on a shared machine the speed of the device
+    # drifts by tens of percent over a second, and the pair sees the same drift.
+    reference = float(np.median(even_s))
+    calibrated = [p * reference / e if e > 0 else p for p, e in zip(placed_s, even_s, strict=True)]
+    return {"step_s": max(calibrated), "even_s": reference, "step_raw_s": max(placed_s),
             "max_rank_rows": max(rows), "mean_rank_rows": float(np.mean(rows))}

@@ -67,7 +67,8 @@ _INT_DTYPES = (torch.int64, torch.int32, torch.int16)
 
 
 def _as_index_tensor(name: str, value: object, shape: tuple[int, ...] | None) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
+    # Exactly torch.Tensor: a subclass could defer its work into validation, outside the timing.
+    if type(value) is not torch.Tensor:
         raise InvalidPlacement(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.is_floating_point() or value.is_complex():
         if torch.isnan(value).any():
@@ -78,7 +79,7 @@ def _as_index_tensor(name: str, value: object, shape: tuple[int, ...] | None) ->
         raise InvalidPlacement(f"{name} has dtype {value.dtype}; return torch.int64")
     if shape is not None and tuple(value.shape) != shape:
         raise InvalidPlacement(f"{name} has shape {tuple(value.shape)}, expected {shape}")
-    return value.detach().to("cpu", torch.int64)
+    return value.detach().to("cpu", torch.int64).contiguous()
 
 
 def validate_placement(result: object, num_layers: int, num_experts: int,
@@ -121,6 +122,9 @@ def validate_placement(result: object, num_layers: int, num_experts: int,
                                f"pick any expert in the next window")
 
     width = log2phy.shape[2]
+    if width > R:
+        raise InvalidPlacement(f"log2phy has room for {width} replicas per expert, more than the "
+                               f"{R} slots there are; use max(logcnt) or {R - E + 1}")
     if int(logcnt.max()) > width:
         raise InvalidPlacement(f"log2phy has room for {width} replicas per expert but an expert "
                                f"has {int(logcnt.max())}")

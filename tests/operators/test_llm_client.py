@@ -184,3 +184,40 @@ async def test_reply_based_on_the_prompt(scripted_llm_server):
     server = scripted_llm_server(answer)
     reply = await make_client(server).complete(MODEL, MESSAGES)
     assert reply.text == "MAKE IT FASTER."
+
+
+async def test_embeddings_endpoint_is_deterministic(scripted_llm_server):
+    from evolve.llm import litellm_module
+
+    server = scripted_llm_server()
+    kwargs = server.litellm_kwargs("openai/scripted-embedder")
+    first = await litellm_module().aembedding(input=["a b", "c"], **kwargs)
+    again = await litellm_module().aembedding(input=["a b"], **kwargs)
+    assert len(first.data) == 2 and len(first.data[0]["embedding"]) == 16
+    assert first.data[0]["embedding"] == again.data[0]["embedding"]
+    assert first.data[0]["embedding"] != first.data[1]["embedding"]
+
+
+async def test_litellm_price_data_is_used_and_the_config_overrides_it(scripted_llm_server):
+    from evolve.llm import litellm_module
+
+    known = "openai/gpt-4.1-mini"  # in litellm's bundled price table
+    entry = litellm_module().model_cost["gpt-4.1-mini"]
+    server = scripted_llm_server(default=Reply("x", prompt_tokens=1000, completion_tokens=100))
+    model = ModelConfig(name=known, api_base=server.base_url)
+    from_litellm = await LLMClient([model], LLMConfig(retries=0)).complete(known, MESSAGES)
+    assert from_litellm.calls[0].cost_usd == pytest.approx(
+        1000 * entry["input_cost_per_token"] + 100 * entry["output_cost_per_token"])
+    assert from_litellm.calls[0].cost_usd > 0
+
+    override = LLMConfig(retries=0, prices={known: PriceConfig(input_per_mtok=100.0,
+                                                                output_per_mtok=0.0)})
+    overridden = await LLMClient([model], override).complete(known, MESSAGES)
+    assert overridden.calls[0].cost_usd == pytest.approx(1000 * 100.0 / 1e6)
+
+
+async def test_local_model_without_a_server_fails_fast_with_what_to_do():
+    client = LLMClient([ModelConfig(name="local/smollm2")], LLMConfig())
+    reply = await client.complete("local/smollm2", MESSAGES)
+    assert not reply.ok and len(reply.calls) == 1
+    assert "start_local_models" in reply.error

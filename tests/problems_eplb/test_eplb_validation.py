@@ -30,10 +30,13 @@ def test_the_reference_output_is_valid(good):
     assert torch.equal(check(good), good[0])
 
 
-def test_narrower_log2phy_and_int32_are_accepted(good):
+def test_narrower_log2phy_int32_and_strided_views_are_accepted(good):
     phy2log, log2phy, logcnt = good
     width = int(logcnt.max())
     check((phy2log.int(), log2phy[:, :, :width].int(), logcnt.int()))
+    strided = phy2log.t().contiguous().t()
+    assert not strided.is_contiguous() and not log2phy[:, :, :width].is_contiguous()
+    assert torch.equal(check((strided, log2phy[:, :, :width], logcnt)), phy2log)
 
 
 def broken_cases(good):
@@ -59,6 +62,8 @@ def broken_cases(good):
     return {
         "not a tuple": ([phy2log, log2phy, logcnt, None], "must return a tuple"),
         "not tensors": ((phy2log.tolist(), log2phy, logcnt), "must be a torch.Tensor"),
+        "tensor subclass": ((phy2log.as_subclass(torch.nn.Parameter), log2phy, logcnt),
+                            "must be a torch.Tensor, got Parameter"),
         "float dtype": ((phy2log.float(), log2phy, logcnt), "dtype torch.float32"),
         "NaN": ((phy2log.double().index_fill(1, torch.tensor([0]), float("nan")), log2phy, logcnt),
                 "contains NaN"),
@@ -71,6 +76,7 @@ def broken_cases(good):
         "counts disagree": (stolen, "logcnt[0] = 1 but phy2log puts expert 0 in 0 slot(s)"),
         "no replica": (tuple(no_replica), "expert 0 has no replica (it had load 90"),
         "log2phy too narrow": ((phy2log, log2phy[:, :, :1], logcnt), "room for 1 replicas"),
+        "log2phy too wide": ((phy2log, torch.full((2, 12, 17), -1), logcnt), "more than the 16 slots"),
         "padding": (edited(1, lambda t: t.__setitem__((0, 2, 3), 5)), "pad with -1"),
         "slot out of range": (edited(1, lambda t: t.__setitem__((0, 0, 0), 99)), "is not a slot"),
         "wrong slot": (edited(1, lambda t: t.__setitem__((0, 0, 0), (slot_of_0 + 1) % 16)),
@@ -80,9 +86,9 @@ def broken_cases(good):
     }
 
 
-CASES = ["not a tuple", "not tensors", "float dtype", "NaN", "bool dtype", "slots per GPU",
+CASES = ["not a tuple", "not tensors", "tensor subclass", "float dtype", "NaN", "bool dtype", "slots per GPU",
          "logcnt shape", "log2phy shape", "unknown expert", "negative expert", "counts disagree",
-         "no replica", "log2phy too narrow", "padding", "slot out of range", "wrong slot",
+         "no replica", "log2phy too narrow", "log2phy too wide", "padding", "slot out of range", "wrong slot",
          "missing log2phy entry"]
 
 
