@@ -98,6 +98,7 @@ class Controller(FeedbackMixin):
         self._done = 0                                  # candidate programs committed
         self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
         self._in_feedback = False                       # the loop awaits ingest work
+        self._unpriced: set[str] = set()                # models warned about (no price)
 
     def _eval_slots(self) -> int:
         import os
@@ -381,7 +382,18 @@ class Controller(FeedbackMixin):
             ids.append(self.archive.record_llm_call(self.run_id, **fields))
             if fields.get("cost_usd") is not None:
                 self.cost_usd += float(fields["cost_usd"])
+            elif self.config.budget.max_usd is not None and fields.get("error") is None:
+                self._warn_unknown_price(str(fields.get("model")))
         return ids
+
+    def _warn_unknown_price(self, model: str) -> None:
+        if model in self._unpriced:
+            return
+        self._unpriced.add(model)
+        message = (f"the price of {model} is unknown, so the dollar budget cannot count its "
+                   f"calls; set llm.prices.\"{model}\" (USD per million tokens)")
+        self.log(f"warning: {message}")
+        self.archive.add_event(self.run_id, "warning", message, {"model": model})
 
     def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
                 result: Any, call_ids: list[int], timings: dict[str, Any]) -> Committed:

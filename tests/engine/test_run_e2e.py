@@ -291,3 +291,18 @@ def test_second_ctrl_c_stops_at_once_even_while_a_summary_hangs(tmp_path, server
     assert time.monotonic() - started < 20 and outcome.status == "interrupted"
     with open_archive(tmp_path) as archive:
         assert archive.runs()[0].status == "interrupted"
+
+
+def test_dollar_budget_warns_once_about_a_model_without_a_price(tmp_path, server_factory):
+    server = server_factory(bump(1.0))
+    logs: list[str] = []
+    import asyncio
+
+    from evolve.session import run_session
+
+    config = engine_config(tmp_path, server, budget={"max_programs": 3, "max_usd": 1.0})
+    asyncio.run(run_session(config, tmp_path, handle_signals=False, log=logs.append))
+    warnings = [line for line in logs if "price of openai/scripted is unknown" in line]
+    assert len(warnings) == 1 and 'llm.prices."openai/scripted"' in warnings[0]
+    with open_archive(tmp_path) as archive:
+        assert len(archive.events(1, kind="warning")) == 1
