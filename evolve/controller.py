@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evaluators.result import EvalResult, FailureKind, StageResult
 from evolve.committed import (
     INITIAL_KEY,
     INITIAL_SEQ,
@@ -356,7 +357,7 @@ class Controller(FeedbackMixin):
                 try:
                     async with self._eval_sem:
                         t0 = time.perf_counter()
-                        result = await self.executor.evaluate(self.problem, outcome.code)
+                        result = await self._evaluate(outcome.code)
                         eval_s = time.perf_counter() - t0
                 finally:
                     self._evaluating -= 1
@@ -372,6 +373,17 @@ class Controller(FeedbackMixin):
         finally:
             if not released:
                 self._gate.release(plan.seq)
+
+    async def _evaluate(self, code: str) -> EvalResult:
+        """The executor's result; an exception from the executor itself (a bug, not the
+        candidate's failure) becomes an evaluator-error result instead of ending the run."""
+        try:
+            return await self.executor.evaluate(self.problem, code)
+        except Exception as exc:
+            stage = self.problem.stages[0].name
+            return EvalResult(stages=[StageResult(
+                stage=stage, failure=FailureKind.EVALUATOR_ERROR,
+                reason=f"the executor failed: {type(exc).__name__}: {exc}")])
 
     def _record_calls(self, calls: list[Any], purpose: str) -> list[int]:
         ids = []
@@ -456,7 +468,7 @@ class Controller(FeedbackMixin):
         if found is None:
             code = self.problem.initial_code()
             self.log(f"evaluating the initial program of {self.problem.name}")
-            result = await self.executor.evaluate(self.problem, code)
+            result = await self._evaluate(code)
             error_kind, error_text, valid = self._judge_result(result)
             score = result.last.score if result.last else None
             program_id = self.archive.add_program(
