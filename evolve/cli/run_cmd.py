@@ -1,7 +1,9 @@
 """`evolve run PROBLEM ...` and `evolve resume RUN_DIR`.
 
-Progress is printed as one plain line per program. A live dashboard can replace the printer:
-`evolve.session.run_session(on_progress=...)` receives a `ProgressSnapshot` after every program.
+Progress is printed as one plain line per program. A live dashboard replaces the printer when
+`--no-live` is not given: `evolve.session.run_session(on_progress=...)` receives a
+`ProgressSnapshot` after every program (and at start and stop); `--no-live` is accepted now so
+scripts can already ask for plain output.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +30,7 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def progress_printer() -> callable:  # type: ignore[valid-type]
+def progress_printer() -> Callable[[ProgressSnapshot], None]:
     """A plain-text progress reporter: one line per committed program."""
 
     def report(snap: ProgressSnapshot) -> None:
@@ -104,7 +107,7 @@ def run_command(
                                                  "(default runs/PROBLEM-TIMESTAMP).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
-                                          "dashboard.")] = False,
+                                          "dashboard (for now the only output).")] = False,
 ) -> None:
     """Evolve PROBLEM: propose, evaluate in the sandbox, archive; stop at the first budget."""
     sets = [f"problem={_toml_string(problem)}"] + list(overrides or [])
@@ -140,7 +143,8 @@ def resume_command(
     usd: Annotated[float | None, typer.Option("--usd", help="New dollar budget (total).")] = None,
     minutes: Annotated[float | None, typer.Option("--minutes", help="New time budget "
                                                   "(total minutes).")] = None,
-    no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines.")] = False,
+    no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
+                                          "dashboard (for now the only output).")] = False,
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
     from evolve.session import load_run_config
