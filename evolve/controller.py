@@ -47,6 +47,8 @@ from evolve.sampling import IslandSampler, Member
 from evolve.scratchpad import Scratchpad
 from problems.spec import ProblemSpec
 
+WINDOW_STATE = "window"
+
 
 class Controller(FeedbackMixin):
     def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: Any, executor: Any,
@@ -134,8 +136,12 @@ class Controller(FeedbackMixin):
     async def start_new(self) -> None:
         """A fresh run: store the initial program (evaluated) as proposal 'initial'."""
         atomic_write(self.run_dir / CONFIG_NAME, to_toml(self.config))
+        # The window decides what each proposal sees; a resume (maybe on a machine with another
+        # core count, when concurrency.evaluations is unset) must use the same one.
+        self.archive.set_state(self.run_id, WINDOW_STATE, self.window)
         self.archive.add_event(self.run_id, "start", f"run started on {self.problem.name}",
-                               {"seed": self.seed, "isolation": self.executor.isolation})
+                               {"seed": self.seed, "isolation": self.executor.isolation,
+                                "window": self.window})
         await self._ensure_initial()
 
     async def start_resume(self) -> None:
@@ -147,6 +153,7 @@ class Controller(FeedbackMixin):
             int((e.data or {}).get("at_ingest", -1))
             for e in self.archive.events(self.run_id, kind="migration")}
         self.cost_usd = self.archive.cost_so_far(self.run_id)
+        self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
         saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
         self.archive.set_run_status(self.run_id, "running")
