@@ -69,7 +69,7 @@ def check_command(
                           "warnings": warnings,
                           "programs": {n: result_dict(r) for n, r in results.items()}}, indent=2))
     else:
-        console.print(stage_table(f"problem {spec.name}", results))
+        console.print(stage_table(f"problem {spec.name}", results, spec.config.metrics.shown))
         for note in warnings:
             console.print(f"[yellow]warning:[/] {note}")
         if failed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,15 +56,18 @@ def result_dict(result: EvalResult) -> dict[str, Any]:
             "stages": [s.model_dump(mode="json") for s in result.stages]}
 
 
-def _metrics_text(metrics: dict[str, Any], width: int = 80) -> str:
+def _metrics_text(metrics: dict[str, Any], shown: Sequence[str] = (), width: int = 160) -> str:
+    """The problem's `[metrics] shown` first, in its order, then the rest alphabetically, so the
+    metrics that matter survive the cut to `width`."""
     def show(value: Any) -> str:
         return f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
 
-    text = ", ".join(f"{key}={show(value)}" for key, value in sorted(metrics.items()))
+    order = [k for k in shown if k in metrics] + sorted(k for k in metrics if k not in shown)
+    text = ", ".join(f"{key}={show(metrics[key])}" for key in order)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def stage_table(title: str, results: dict[str, EvalResult]) -> Table:
+def stage_table(title: str, results: dict[str, EvalResult], shown: Sequence[str] = ()) -> Table:
     table = Table(title=title)
     for column in ("program", "stage", "score", "valid"):
         table.add_column(column, no_wrap=True)
@@ -74,7 +78,7 @@ def stage_table(title: str, results: dict[str, EvalResult]) -> Table:
             score = "-" if stage.score is None else f"{stage.score:.6g}"
             failure = f"{stage.failure.value}: {stage.reason}" if stage.failure else ""
             table.add_row(program, stage.stage, score, "yes" if stage.valid else "no",
-                          _metrics_text(stage.metrics), f"{stage.wall_s:.2f}", failure)
+                          _metrics_text(stage.metrics, shown), f"{stage.wall_s:.2f}", failure)
     return table
 
 
@@ -107,7 +111,8 @@ def eval_command(
     if as_json:
         print(json.dumps(result_dict(result), indent=2))
         return
-    console.print(stage_table(f"{spec.name}: {program_file}", {program_file.name: result}))
+    console.print(stage_table(f"{spec.name}: {program_file}", {program_file.name: result},
+                              spec.config.metrics.shown))
     last = result.last
     if last is not None:
         if last.feedback:

@@ -1,0 +1,240 @@
+"""Train the MoE language model with a candidate's balancing objective and measure the result.
+
+`train(loss_fn, config, seed)` runs gradient accumulation over `num_micro` single-domain
+micro-batches per optimizer step, calls `loss_fn(RoutingContext)` once per MoE layer per
+micro-batch, and then measures validation cross-entropy, expert balance and specialisation on
+fixed held-out text with its own code. Deterministic on the CPU for a given seed and config.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from problems.moe_lbl.data import TrainBatches, load_corpus, validation_batches
+from problems.moe_lbl.interface import CandidateOutputError, RoutingContext, check_output
+from problems.moe_lbl.metrics import imbalance_l1, max_over_mean, mutual_information_bits
+from problems.moe_lbl.model import ModelConfig, MoETransformer
+
+LossFn = Callable[[RoutingContext], Any]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = ModelConfig()
+    steps: int = 150
+    num_micro: int = 4              # micro-batches per optimizer step (gradient accumulation)
+    micro_batch: int = 8            # sequences per micro-batch
+    lr: float = 3e-3
+    warmup: int = 10
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    val_windows: int = 32           # validation sequences per domain
+    threads: int = 1
+
+
+CONFIGS: dict[str, TrainConfig] = {
+    # One full evaluation in well under 90 s on 2 CPU cores.
+    "cpu": TrainConfig(),
+    # Used when a GPU is present: a larger model trained longer (not measured in this project yet).
+    "gpu": TrainConfig(model=ModelConfig(d_model=256, n_heads=8, n_layers=4, num_experts=16,
+                                         top_k=2, expert_hidden=512, seq_len=256),
+                       steps=1500, num_micro=4, micro_batch=32, lr=1.5e-3, warmup=100,
+                       val_windows=64),
+    # For unit tests: seconds, not minutes.
+    "tiny": TrainConfig(model=ModelConfig(d_model=32, n_heads=2, n_layers=2, num_experts=4,
+                                          top_k=2, expert_hidden=32, seq_len=32),
+                        steps=6, num_micro=4, micro_batch=4, val_windows=8),
+}
+
+
+class CandidateFailure(RuntimeError):
+    """The candidate raised, or returned something invalid; the message is feedback for it."""
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float]
+    load_history: list[list[list[int]]]   # step -> layer -> expert assignment counts
+    routing_bias: list[list[float]]       # final bias per layer
+    notes: list[str] = field(default_factory=list)
+
+
+def set_determinism(seed: int, threads: int, device: str) -> None:
+    if device == "cuda":
+        # cuBLAS needs a fixed workspace to be deterministic; must be set before CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=(device == "cuda"))
+    torch.set_num_threads(threads)
+
+
+def pick_config(name: str | None = None) -> tuple[TrainConfig, str]:
+    """The named config, else 'gpu' when CUDA is present, else 'cpu'; and the device."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if name is None:
+        name = "gpu" if device == "cuda" else "cpu"
+    return CONFIGS[name], device
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _bincount(indices: torch.Tensor, num_experts: int) -> torch.Tensor:
+    return torch.bincount(indices.flatten().cpu(), minlength=num_experts).float()
+
+
+def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu",
+          clock: Callable[[], float] = time.perf_counter,
+          progress: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train with `loss_fn` as the balancing objective; raise CandidateFailure on a bad candidate."""
+    set_determinism(seed, config.threads, device)
+    mcfg = config.model
+    corpus = load_corpus()
+    model = MoETransformer(mcfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay, betas=(0.9, 0.95))
+    batches = TrainBatches(corpus, mcfg.seq_len, config.micro_batch, config.num_micro, seed)
+    E, L = mcfg.num_experts, mcfg.n_layers
+    load_history: list[list[list[int]]] = []
+    prev_counts = torch.zeros(L, E)
+    lm_losses: list[float] = []
+    candidate_s = 0.0
+    no_grad_loss = True
+    start = clock()
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, config)
+        global_counts = torch.zeros(L, E)
+        bias_delta = torch.zeros(L, E)
+        step_lm = 0.0
+        for micro in range(config.num_micro):
+            tokens, _domain = batches.next(step, micro)
+            tokens = tokens.to(device)
+            logits, routings = model(tokens[:, :-1])
+            lm_loss = F.cross_entropy(logits.reshape(-1, mcfg.vocab), tokens[:, 1:].reshape(-1))
+            aux = torch.zeros((), device=device)
+            for layer, routing in enumerate(routings):
+                counts = _bincount(routing.topk_indices, E)
+                global_counts[layer] += counts
+                ctx = RoutingContext(
+                    layer=layer, num_layers=L, num_experts=E, top_k=mcfg.top_k,
+                    router_logits=routing.logits, router_probs=routing.probs,
+                    topk_indices=routing.topk_indices.clone(),
+                    micro_counts=counts.clone().to(device),
+                    global_counts=global_counts[layer].clone().to(device),
+                    global_tokens=(micro + 1) * routing.logits.shape[0],
+                    prev_global_counts=prev_counts[layer].clone().to(device),
+                    routing_bias=model.moe_layers[layer].routing_bias.detach().clone(),
+                    micro_index=micro, num_micro=config.num_micro,
+                    step=step, total_steps=config.steps)
+                t0 = clock()
+                try:
+                    out = loss_fn(ctx)
+                    loss, delta = check_output(out, E)
+                except CandidateOutputError as exc:
+                    raise CandidateFailure(f"step {step}, layer {layer}: {exc}") from exc
+                except Exception as exc:  # the candidate's own error is feedback, not a crash
+                    raise CandidateFailure(f"step {step}, layer {layer}: balancing_loss raised "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                finally:
+                    candidate_s += clock() - t0
+                no_grad_loss = no_grad_loss and not loss.requires_grad
+                aux = aux + loss.to(device)
+                if delta is not None:
+                    bias_delta[layer] += delta
+            total = (lm_loss + aux) / config.num_micro
+            try:
+                total.backward()
+            except RuntimeError as exc:
+                raise CandidateFailure(f"step {step}: backward through the balancing loss "
+                                       f"failed: {exc}") from exc
+            step_lm += float(lm_loss.detach()) / config.num_micro
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        if not math.isfinite(float(grad_norm)):
+            raise CandidateFailure(f"step {step}: the gradient is not finite "
+                                   f"(norm {float(grad_norm)}); keep the loss smooth and bounded")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for layer, moe in enumerate(model.moe_layers):
+                moe.routing_bias += bias_delta[layer].to(device)
+        prev_counts = global_counts
+        load_history.append(global_counts.long().tolist())
+        lm_losses.append(step_lm)
+        if progress is not None:
+            progress(step, step_lm)
+    train_s = clock() - start
+    metrics = evaluate_model(model, config, device)
+    tail = max(1, config.steps // 4)
+    history = torch.tensor(load_history, dtype=torch.float64)
+    metrics.update({
+        "train_ce_final": sum(lm_losses[-tail:]) / tail,
+        "train_imbalance_l1": float(imbalance_l1(history[-tail:]).mean()),
+        "candidate_seconds": candidate_s,
+        "train_seconds": train_s,
+        "steps": float(config.steps),
+    })
+    notes = []
+    if no_grad_loss:
+        notes.append("the loss never carried gradient: only routing-bias updates acted")
+    bias = [moe.routing_bias.detach().cpu().tolist() for moe in model.moe_layers]
+    return TrainResult(metrics, load_history, bias, notes)
+
+
+@torch.no_grad()
+def evaluate_model(model: MoETransformer, config: TrainConfig, device: str) -> dict[str, float]:
+    """Validation CE, global- and micro-batch imbalance, and domain/expert mutual information."""
+    model.eval()
+    mcfg = config.model
+    corpus = load_corpus()
+    val = validation_batches(corpus, mcfg.seq_len, config.micro_batch, config.val_windows)
+    E, L, D = mcfg.num_experts, mcfg.n_layers, len(corpus.domains)
+    ce_sum = torch.zeros(D, dtype=torch.float64)
+    ce_tokens = torch.zeros(D, dtype=torch.float64)
+    joint = torch.zeros(L, D, E, dtype=torch.float64)
+    global_loads, micro_loads = [], []
+    for global_batch in val:
+        batch_counts = torch.zeros(L, E)
+        for tokens, domain in global_batch:
+            tokens = tokens.to(device)
+            logits, routings = model(tokens[:, :-1])
+            ce = F.cross_entropy(logits.reshape(-1, mcfg.vocab).float(),
+                                 tokens[:, 1:].reshape(-1), reduction="sum")
+            ce_sum[domain] += float(ce)
+            ce_tokens[domain] += tokens[:, 1:].numel()
+            for layer, routing in enumerate(routings):
+                counts = _bincount(routing.topk_indices, E)
+                batch_counts[layer] += counts
+                micro_loads.append(counts)
+                joint[layer, domain] += counts.double()
+        global_loads.append(batch_counts)
+    model.train()
+    per_domain = ce_sum / ce_tokens
+    g = torch.stack(global_loads)
+    metrics = {
+        "val_ce": float(per_domain.mean()),
+        "imbalance_l1": float(imbalance_l1(g).mean()),
+        "max_over_mean": float(max_over_mean(g).mean()),
+        "micro_imbalance_l1": float(imbalance_l1(torch.stack(micro_loads)).mean()),
+        "specialisation_mi_bits": sum(mutual_information_bits(joint[i]) for i in range(L)) / L,
+    }
+    for d, name in enumerate(corpus.domains):
+        metrics[f"val_ce_{name}"] = float(per_domain[d])
+    return metrics
+
+
+def quick_config(config: TrainConfig, steps: int = 3) -> TrainConfig:
+    """A few optimizer steps of the same model: enough to check outputs, not to learn."""
+    return replace(config, steps=steps, warmup=1, val_windows=config.micro_batch)

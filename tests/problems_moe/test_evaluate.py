@@ -1,0 +1,104 @@
+"""The evaluator: scores, output validation, tampering, the load_history trace, problem.toml."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from problems.moe_lbl import evaluate as ev  # noqa: E402
+from problems.moe_lbl.load_trace import read_load_history  # noqa: E402
+from problems.moe_lbl.trainer import CONFIGS  # noqa: E402
+from problems.spec import load_problem  # noqa: E402
+from tests.problems_moe.helpers import PROBLEM  # noqa: E402
+
+TINY = CONFIGS["tiny"]
+
+
+def _program(tmp_path, body: str):
+    path = tmp_path / "candidate.py"
+    path.write_text("import torch\n\n\ndef balancing_loss(ctx):\n" + body)
+    return str(path)
+
+
+def test_problem_folder_validates():
+    spec = load_problem(PROBLEM)
+    assert [s.name for s in spec.stages] == ["quick", "full", "seeds"]
+    assert set(spec.baselines()) == {"no_balancing", "micro_batch", "global_batch",
+                                     "aux_free_bias"}
+    assert "EVOLVE-BLOCK-START" in spec.initial_code()
+
+
+def test_initial_program_scores_from_its_own_measurements(tmp_path):
+    trace = tmp_path / "trace.json"
+    out = ev.evaluate(str(PROBLEM / "initial.py"), "full", config_name="tiny", trace_path=trace)
+    assert out["valid"], out["feedback"]
+    m = out["metrics"]
+    assert out["score"] == pytest.approx(-(m["val_ce"] + ev.LAMBDA * m["imbalance_l1"]))
+    assert 0 <= m["imbalance_l1"] <= 2 and 1 <= m["max_over_mean"] <= TINY.model.num_experts
+    assert 0 <= m["specialisation_mi_bits"] <= 2  # at most log2(4 domains)
+    assert "cross-entropy" in out["feedback"]
+    # The trace is vLLM's load_history: one entry per step, layers x experts integer counts.
+    doc = json.loads(trace.read_text())
+    assert set(doc) == {"load_history", "meta"}
+    assert len(doc["load_history"]) == TINY.steps
+    per_step = TINY.micro_batch * TINY.model.seq_len * TINY.num_micro * TINY.model.top_k
+    for entry in doc["load_history"]:
+        assert set(entry) == {"logical_expert_load"}
+        loads = entry["logical_expert_load"]
+        assert len(loads) == TINY.model.n_layers
+        for row in loads:
+            assert len(row) == TINY.model.num_experts and all(isinstance(c, int) for c in row)
+            assert sum(row) == per_step
+    assert read_load_history(trace) == [e["logical_expert_load"] for e in doc["load_history"]]
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ("    return ctx.router_probs.mean(0)\n", "0-dim"),
+    ("    return torch.tensor(float('nan'))\n", "not finite"),
+    ("    return 1.0\n", "torch.Tensor"),
+    ("    return torch.zeros(()), torch.zeros(3)\n", "shape"),
+    ("    return torch.zeros(()), torch.full((ctx.num_experts,), float('inf'))\n", "non-finite"),
+    ("    return torch.zeros((), dtype=torch.long)\n", "floating"),
+    ("    raise KeyError('boom')\n", "KeyError"),
+    ("    return (ctx.router_logits.sum() * 1e38) ** 2\n", "not finite"),
+    ("    ctx.router_probs.mul_(0)\n    return ctx.router_probs.sum()\n", "backward"),
+])
+def test_invalid_outputs_are_rejected_with_a_reason(tmp_path, body, reason):
+    out = ev.evaluate(_program(tmp_path, body), "quick", config_name="tiny")
+    assert not out["valid"]
+    assert reason in out["feedback"]
+
+
+def test_patching_the_evaluator_is_detected(tmp_path):
+    body = ("    import problems.moe_lbl.trainer as t\n"
+            "    t.imbalance_l1 = lambda counts: torch.zeros(counts.shape[:-1])\n"
+            "    return torch.zeros(())\n")
+    try:
+        out = ev.evaluate(_program(tmp_path, body), "quick", config_name="tiny")
+    finally:
+        import problems.moe_lbl.metrics as metrics
+        import problems.moe_lbl.trainer as trainer
+        trainer.imbalance_l1 = metrics.imbalance_l1
+    assert not out["valid"]
+    assert "imbalance_l1" in out["feedback"]
+
+
+def test_unknown_stage_is_an_error():
+    with pytest.raises(ValueError, match="quick"):
+        ev.evaluate(str(PROBLEM / "initial.py"), "medium", config_name="tiny")
+
+
+def test_seeds_stage_scores_the_mean_and_reports_the_spread():
+    out = ev.evaluate(str(PROBLEM / "baselines" / "micro_batch.py"), "seeds", config_name="tiny")
+    assert out["valid"], out["feedback"]
+    m = out["metrics"]
+    assert m["seeds"] == 3
+    assert m["score_min"] <= out["score"] <= m["score_max"]
+    assert m["score_std"] > 0 and m["score_min"] < m["score_max"]  # seeds really differ
+    single = [ev.evaluate(str(PROBLEM / "baselines" / "micro_batch.py"), "full", seed=s,
+                          config_name="tiny")["score"] for s in (0, 1, 2)]
+    assert out["score"] == pytest.approx(sum(single) / 3)
+    assert "± " in out["feedback"]

@@ -1,0 +1,100 @@
+"""The trainer: accumulated statistics, routing-bias updates, determinism (tiny config)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from problems.moe_lbl.metrics import imbalance_l1  # noqa: E402
+from problems.moe_lbl.model import ModelConfig, MoEFeedForward  # noqa: E402
+from problems.moe_lbl.trainer import CONFIGS, train  # noqa: E402
+from tests.problems_moe.helpers import baseline  # noqa: E402
+
+TINY = CONFIGS["tiny"]
+TOKENS = TINY.micro_batch * TINY.model.seq_len   # tokens per micro-batch
+
+
+def test_micro_and_global_counts_differ_as_accumulation_says():
+    seen = []
+
+    def recorder(ctx):
+        seen.append(ctx)
+        return torch.zeros(())
+
+    train(recorder, replace(TINY, steps=2), seed=3)
+    k, e = TINY.model.top_k, TINY.model.num_experts
+    assert len(seen) == 2 * TINY.num_micro * TINY.model.n_layers
+    for layer in range(TINY.model.n_layers):
+        for step in range(2):
+            ctxs = [c for c in seen if c.layer == layer and c.step == step]
+            running = torch.zeros(e)
+            for c in ctxs:
+                assert float(c.micro_counts.sum()) == TOKENS * k
+                running += c.micro_counts
+                assert torch.equal(c.global_counts, running)
+                assert c.global_tokens == TOKENS * (c.micro_index + 1)
+            full = ctxs[-1].global_counts
+            assert float(full.sum()) == TOKENS * k * TINY.num_micro
+            # The global load is a mixture of the micro-batch loads, never less even than
+            # their average; single-domain micro-batches route differently from the mixture.
+            micro_imb = imbalance_l1(torch.stack([c.micro_counts for c in ctxs])).mean()
+            assert float(imbalance_l1(full)) <= float(micro_imb) + 1e-12
+            assert any(not torch.allclose(c.micro_counts / c.micro_counts.sum(),
+                                          full / full.sum()) for c in ctxs)
+        step0 = [c for c in seen if c.layer == layer and c.step == 0]
+        step1 = [c for c in seen if c.layer == layer and c.step == 1]
+        assert float(step0[0].prev_global_counts.sum()) == 0
+        assert torch.equal(step1[0].prev_global_counts, step0[-1].global_counts)
+
+
+def test_routing_bias_changes_selection_but_not_gates():
+    torch.manual_seed(0)
+    moe = MoEFeedForward(ModelConfig(d_model=16, num_experts=4, top_k=2, expert_hidden=8))
+    x = torch.randn(2, 10, 16)
+    _, plain = moe(x)
+    assert not bool((plain.topk_indices == 3).any(dim=-1).all())
+    moe.routing_bias[3] = 2.0
+    _, biased = moe(x)
+    assert bool((biased.topk_indices == 3).any(dim=-1).all())   # every token now picks expert 3
+    assert torch.equal(plain.probs, biased.probs)
+
+
+def test_a_bias_strategy_changes_routing_during_training():
+    def push_expert_zero(ctx):
+        zero = torch.zeros(())
+        if ctx.micro_index < ctx.num_micro - 1:
+            return zero
+        return zero, torch.tensor([1.0] + [0.0] * (ctx.num_experts - 1))
+
+    cfg = replace(TINY, steps=3)
+    pushed = train(push_expert_zero, cfg, seed=1)
+    plain = train(baseline("no_balancing"), cfg, seed=1)
+    per_step = TOKENS * TINY.num_micro
+    # The update lands after step 0's optimizer step: step 0 routes alike, later steps do not.
+    assert pushed.load_history[0] == plain.load_history[0]
+    for layer in range(TINY.model.n_layers):
+        assert pushed.load_history[1][layer][0] == per_step  # every token picks expert 0
+        assert plain.load_history[1][layer][0] < per_step
+    assert pushed.routing_bias[0][0] == pytest.approx(3.0)
+
+
+def test_aux_free_baseline_moves_bias_and_routing():
+    cfg = replace(TINY, steps=8)
+    free = train(baseline("aux_free_bias"), cfg, seed=2)
+    plain = train(baseline("no_balancing"), cfg, seed=2)
+    assert any(abs(b) > 0 for layer in free.routing_bias for b in layer)
+    assert free.load_history[1:] != plain.load_history[1:]
+
+
+def test_same_seed_same_result_other_seed_differs():
+    a = train(baseline("global_batch"), TINY, seed=5)
+    b = train(baseline("global_batch"), TINY, seed=5)
+    c = train(baseline("global_batch"), TINY, seed=6)
+    timing = {"candidate_seconds", "train_seconds"}
+    strip = lambda m: {k: v for k, v in m.items() if k not in timing}  # noqa: E731
+    assert strip(a.metrics) == strip(b.metrics)
+    assert a.load_history == b.load_history
+    assert strip(a.metrics) != strip(c.metrics)
