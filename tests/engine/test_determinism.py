@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.engine.conftest import bump, engine_config, open_archive, run
+from tests.engine.engine_support import bump, engine_config, open_archive, run
 
 
 def archive_contents(run_dir: Path) -> dict[str, Any]:

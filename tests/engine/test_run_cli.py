@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from evolve.cli import app
-from tests.engine.conftest import FIXTURE
+from tests.engine.engine_support import FIXTURE
 
 runner = CliRunner()
 

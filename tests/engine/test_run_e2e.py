@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from tests.engine.conftest import (
+from tests.engine.engine_support import (
     FIXTURE,
     bump,
     engine_config,
