@@ -129,7 +129,7 @@ def run_command(
         return
     directory = run_dir or Path(config.run_dir or
                                 f"runs/{Path(problem).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (directory / ARCHIVE_NAME).exists():
+    if _holds_a_run(directory / ARCHIVE_NAME):
         _fail(f"{directory} already holds a run; continue it with `evolve resume {directory}` "
               f"or choose another --run-dir")
     config.run_dir = str(directory)
@@ -155,6 +155,17 @@ def resume_command(
         _fail(str(exc))
         return
     _drive(config, run_dir, resume=True)
+
+
+def _holds_a_run(archive_file: Path) -> bool:
+    """True when the archive has a run (one killed before its first write holds none, and
+    `evolve run` may then start in the same directory)."""
+    if not archive_file.exists():
+        return False
+    from db import Archive
+
+    with Archive.open(archive_file, create=False) as archive:
+        return bool(archive.runs())
 
 
 def _toml_string(text: str) -> str:

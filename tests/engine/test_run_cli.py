@@ -49,3 +49,13 @@ def test_a_run_directory_in_use_is_refused(tmp_path):
                                      str(run_dir)])
     assert result.exit_code == 2 and "in use by another evolve process" in result.output
     assert not (run_dir / "archive.sqlite").exists()
+
+
+def test_an_archive_without_a_run_does_not_block_a_new_run(tmp_path):
+    from db import Archive
+
+    run_dir = tmp_path / "r"
+    Archive.open(run_dir / "archive.sqlite").close()  # a run killed right after creating it
+    result = runner.invoke(app, ["run", str(FIXTURE), "--programs", "1", "--run-dir",
+                                 str(run_dir), "--set", "islands.count=1"])
+    assert result.exit_code == 0, result.output
