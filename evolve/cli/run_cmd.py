@@ -76,13 +76,22 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
     return out
 
 
-def _drive(config: EvolveConfig, run_dir: Path, resume: bool) -> None:
+def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False) -> None:
+    from evolve.live import live_reporter
     from evolve.session import run_session
     from problems.spec import ProblemError
 
+    def go(on_progress: Callable[[ProgressSnapshot], None]):
+        return asyncio.run(run_session(config, run_dir, resume=resume,
+                                       on_progress=on_progress, log=_log))
+
     try:
-        outcome = asyncio.run(run_session(config, run_dir, resume=resume,
-                                          on_progress=progress_printer(), log=_log))
+        # The rich live view on a terminal; one plain line per program when piped or --no-live.
+        if not no_live and sys.stdout.isatty():
+            with live_reporter(live=True, archive_url=config.archive.url) as on_progress:
+                outcome = go(on_progress)
+        else:
+            outcome = go(progress_printer())
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
@@ -107,7 +116,7 @@ def run_command(
                                                  "(default runs/PROBLEM-TIMESTAMP).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
-                                          "dashboard (for now the only output).")] = False,
+                                          "view, also when on a terminal.")] = False,
 ) -> None:
     """Evolve PROBLEM: propose, evaluate in the sandbox, archive; stop at the first budget."""
     sets = [f"problem={_toml_string(problem)}"] + list(overrides or [])
@@ -133,7 +142,7 @@ def run_command(
         _fail(f"{directory} already holds a run; continue it with `evolve resume {directory}` "
               f"or choose another --run-dir")
     config.run_dir = str(directory)
-    _drive(config, directory, resume=False)
+    _drive(config, directory, resume=False, no_live=no_live)
 
 
 def resume_command(
@@ -144,7 +153,7 @@ def resume_command(
     minutes: Annotated[float | None, typer.Option("--minutes", help="New time budget "
                                                   "(total minutes).")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
-                                          "dashboard (for now the only output).")] = False,
+                                          "view, also when on a terminal.")] = False,
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
     from evolve.session import load_run_config
@@ -154,7 +163,7 @@ def resume_command(
     except ConfigError as exc:
         _fail(str(exc))
         return
-    _drive(config, run_dir, resume=True)
+    _drive(config, run_dir, resume=True, no_live=no_live)
 
 
 def _holds_a_run(archive_file: Path) -> bool:
