@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evaluators.result import EvalResult, FailureKind, StageResult
 from evolve.committed import (
     INITIAL_KEY,
     INITIAL_SEQ,
@@ -45,6 +46,8 @@ from evolve.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
 from evolve.sampling import IslandSampler, Member
 from evolve.scratchpad import Scratchpad
 from problems.spec import ProblemSpec
+
+WINDOW_STATE = "window"
 
 
 class Controller(FeedbackMixin):
@@ -96,6 +99,9 @@ class Controller(FeedbackMixin):
         self._fatal: BaseException | None = None
         self._migrations_stored: set[int] = set()
         self._done = 0                                  # candidate programs committed
+        self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
+        self._in_feedback = False                       # the loop awaits ingest work
+        self._unpriced: set[str] = set()                # models warned about (no price)
 
     def _eval_slots(self) -> int:
         import os
@@ -110,6 +116,8 @@ class Controller(FeedbackMixin):
         if self._stop_level >= 2:
             for task in self._tasks.values():
                 task.cancel()
+            if self._main is not None and self._in_feedback:
+                self._main.cancel()  # e.g. waiting on a scratchpad summary
         self._wake.set()
 
     @property
@@ -128,8 +136,12 @@ class Controller(FeedbackMixin):
     async def start_new(self) -> None:
         """A fresh run: store the initial program (evaluated) as proposal 'initial'."""
         atomic_write(self.run_dir / CONFIG_NAME, to_toml(self.config))
+        # The window decides what each proposal sees; a resume (maybe on a machine with another
+        # core count, when concurrency.evaluations is unset) must use the same one.
+        self.archive.set_state(self.run_id, WINDOW_STATE, self.window)
         self.archive.add_event(self.run_id, "start", f"run started on {self.problem.name}",
-                               {"seed": self.seed, "isolation": self.executor.isolation})
+                               {"seed": self.seed, "isolation": self.executor.isolation,
+                                "window": self.window})
         await self._ensure_initial()
 
     async def start_resume(self) -> None:
@@ -141,6 +153,7 @@ class Controller(FeedbackMixin):
             int((e.data or {}).get("at_ingest", -1))
             for e in self.archive.events(self.run_id, kind="migration")}
         self.cost_usd = self.archive.cost_so_far(self.run_id)
+        self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
         saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
         self.archive.set_run_status(self.run_id, "running")
@@ -159,8 +172,13 @@ class Controller(FeedbackMixin):
         deadline_task = asyncio.create_task(self._deadline()) \
             if self.config.budget.max_minutes else None
         status = "failed"
+        self._main = asyncio.ensure_future(self._loop())
         try:
-            await self._loop()
+            try:
+                await self._main
+            except asyncio.CancelledError:
+                if not (self._main.cancelled() and self._stop_level >= 2):
+                    raise  # the caller cancelled us: not a stop request
             status = "interrupted" if self._stop_reason == "interrupted" else "completed"
         except BaseException as exc:
             if self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
@@ -228,10 +246,14 @@ class Controller(FeedbackMixin):
         return self._ingested in self._finished
 
     async def _after_ingest(self) -> None:
-        while self._ingested in self._finished:
-            item = self._finished.pop(self._ingested)
-            await self._ingest(item)
-            self._ingested += 1
+        self._in_feedback = True
+        try:
+            while self._ingested in self._finished:
+                item = self._finished.pop(self._ingested)
+                await self._ingest(item)
+                self._ingested += 1
+        finally:
+            self._in_feedback = False
 
     # ================================================================ planning
     def _launch(self, seq: int) -> None:
@@ -342,7 +364,7 @@ class Controller(FeedbackMixin):
                 try:
                     async with self._eval_sem:
                         t0 = time.perf_counter()
-                        result = await self.executor.evaluate(self.problem, outcome.code)
+                        result = await self._evaluate(outcome.code)
                         eval_s = time.perf_counter() - t0
                 finally:
                     self._evaluating -= 1
@@ -359,6 +381,17 @@ class Controller(FeedbackMixin):
             if not released:
                 self._gate.release(plan.seq)
 
+    async def _evaluate(self, code: str) -> EvalResult:
+        """The executor's result; an exception from the executor itself (a bug, not the
+        candidate's failure) becomes an evaluator-error result instead of ending the run."""
+        try:
+            return await self.executor.evaluate(self.problem, code)
+        except Exception as exc:
+            stage = self.problem.stages[0].name
+            return EvalResult(stages=[StageResult(
+                stage=stage, failure=FailureKind.EVALUATOR_ERROR,
+                reason=f"the executor failed: {type(exc).__name__}: {exc}")])
+
     def _record_calls(self, calls: list[Any], purpose: str) -> list[int]:
         ids = []
         for call in calls:
@@ -368,7 +401,18 @@ class Controller(FeedbackMixin):
             ids.append(self.archive.record_llm_call(self.run_id, **fields))
             if fields.get("cost_usd") is not None:
                 self.cost_usd += float(fields["cost_usd"])
+            elif self.config.budget.max_usd is not None and fields.get("error") is None:
+                self._warn_unknown_price(str(fields.get("model")))
         return ids
+
+    def _warn_unknown_price(self, model: str) -> None:
+        if model in self._unpriced:
+            return
+        self._unpriced.add(model)
+        message = (f"the price of {model} is unknown, so the dollar budget cannot count its "
+                   f"calls; set llm.prices.\"{model}\" (USD per million tokens)")
+        self.log(f"warning: {message}")
+        self.archive.add_event(self.run_id, "warning", message, {"model": model})
 
     def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
                 result: Any, call_ids: list[int], timings: dict[str, Any]) -> Committed:
@@ -431,7 +475,7 @@ class Controller(FeedbackMixin):
         if found is None:
             code = self.problem.initial_code()
             self.log(f"evaluating the initial program of {self.problem.name}")
-            result = await self.executor.evaluate(self.problem, code)
+            result = await self._evaluate(code)
             error_kind, error_text, valid = self._judge_result(result)
             score = result.last.score if result.last else None
             program_id = self.archive.add_program(

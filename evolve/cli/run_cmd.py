@@ -1,7 +1,9 @@
 """`evolve run PROBLEM ...` and `evolve resume RUN_DIR`.
 
-Progress is printed as one plain line per program. A live dashboard can replace the printer:
-`evolve.session.run_session(on_progress=...)` receives a `ProgressSnapshot` after every program.
+Progress is printed as one plain line per program. A live dashboard replaces the printer when
+`--no-live` is not given: `evolve.session.run_session(on_progress=...)` receives a
+`ProgressSnapshot` after every program (and at start and stop); `--no-live` is accepted now so
+scripts can already ask for plain output.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +30,7 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def progress_printer() -> callable:  # type: ignore[valid-type]
+def progress_printer() -> Callable[[ProgressSnapshot], None]:
     """A plain-text progress reporter: one line per committed program."""
 
     def report(snap: ProgressSnapshot) -> None:
@@ -73,13 +76,23 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
     return out
 
 
-def _drive(config: EvolveConfig, run_dir: Path, resume: bool) -> None:
+def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False) -> None:
+    from evolve.live import live_reporter
     from evolve.session import run_session
+    from problems.spec import ProblemError
+
+    def go(on_progress: Callable[[ProgressSnapshot], None]):
+        return asyncio.run(run_session(config, run_dir, resume=resume,
+                                       on_progress=on_progress, log=_log))
 
     try:
-        outcome = asyncio.run(run_session(config, run_dir, resume=resume,
-                                          on_progress=progress_printer(), log=_log))
-    except ConfigError as exc:
+        # The rich live view on a terminal; one plain line per program when piped or --no-live.
+        if not no_live and sys.stdout.isatty():
+            with live_reporter(live=True, archive_url=config.archive.url) as on_progress:
+                outcome = go(on_progress)
+        else:
+            outcome = go(progress_printer())
+    except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
     if outcome.status not in ("completed", "interrupted"):
@@ -103,29 +116,33 @@ def run_command(
                                                  "(default runs/PROBLEM-TIMESTAMP).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
-                                          "dashboard.")] = False,
+                                          "view, also when on a terminal.")] = False,
 ) -> None:
     """Evolve PROBLEM: propose, evaluate in the sandbox, archive; stop at the first budget."""
     sets = [f"problem={_toml_string(problem)}"] + list(overrides or [])
     if seed is not None:
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
+    from problems.discovery import find_problem
+    from problems.spec import ProblemError
+
     try:
         config = load_config(config_file, sets)
+        find_problem(config.problem)  # fail before anything is written
         if models:
             config.operators.models = [ModelConfig(name=m, api_base=api_base) for m in models]
         elif api_base:
             raise ConfigError("--api-base needs --model (e.g. --model openai/NAME)")
-    except ConfigError as exc:
+    except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
     directory = run_dir or Path(config.run_dir or
                                 f"runs/{Path(problem).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (directory / ARCHIVE_NAME).exists():
+    if _holds_a_run(directory / ARCHIVE_NAME):
         _fail(f"{directory} already holds a run; continue it with `evolve resume {directory}` "
               f"or choose another --run-dir")
     config.run_dir = str(directory)
-    _drive(config, directory, resume=False)
+    _drive(config, directory, resume=False, no_live=no_live)
 
 
 def resume_command(
@@ -135,7 +152,8 @@ def resume_command(
     usd: Annotated[float | None, typer.Option("--usd", help="New dollar budget (total).")] = None,
     minutes: Annotated[float | None, typer.Option("--minutes", help="New time budget "
                                                   "(total minutes).")] = None,
-    no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines.")] = False,
+    no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
+                                          "view, also when on a terminal.")] = False,
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
     from evolve.session import load_run_config
@@ -145,7 +163,18 @@ def resume_command(
     except ConfigError as exc:
         _fail(str(exc))
         return
-    _drive(config, run_dir, resume=True)
+    _drive(config, run_dir, resume=True, no_live=no_live)
+
+
+def _holds_a_run(archive_file: Path) -> bool:
+    """True when the archive has a run (one killed before its first write holds none, and
+    `evolve run` may then start in the same directory)."""
+    if not archive_file.exists():
+        return False
+    from db import Archive
+
+    with Archive.open(archive_file, create=False) as archive:
+        return bool(archive.runs())
 
 
 def _toml_string(text: str) -> str:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.engine.conftest import FIXTURE, MODEL, parent_value, set_value_diff
+from tests.engine.engine_support import FIXTURE, MODEL, parent_value, set_value_diff
 from tests.support.llm_server import Reply
 
 ROOT = Path(__file__).resolve().parents[2]

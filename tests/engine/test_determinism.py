@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.engine.conftest import bump, engine_config, open_archive, run
+from tests.engine.engine_support import bump, engine_config, open_archive, run
 
 
 def archive_contents(run_dir: Path) -> dict[str, Any]:
@@ -59,3 +59,22 @@ def test_same_seed_same_replies_give_the_same_archive(tmp_path, server_factory):
     assert a == b
     statuses = {row["status"] for row in a["programs"].values()}
     assert "duplicate" in statuses  # the gate had something to decide
+
+
+def test_stopping_and_resuming_gives_the_same_archive_as_one_run(tmp_path, server_factory):
+    # A resume rebuilds islands, bandit, novelty and scratchpad by replaying the archive, so
+    # the proposals after the break see exactly what they would have seen without one.
+    server = server_factory(bump(1.0))
+
+    def config(run_dir: Path, programs: int):
+        return engine_config(run_dir, server, budget={"max_programs": programs},
+                             islands={"count": 2, "migration_interval": 2,
+                                      "migration_rate": 0.5},
+                             concurrency={"proposals": 2, "evaluations": 1},
+                             scratchpad={"enabled": True, "interval": 3})
+
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    run(config(whole, 10), whole)
+    run(config(split, 4), split)
+    run(config(split, 10), split, resume=True)
+    assert archive_contents(split) == archive_contents(whole)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import engine_config, open_archive, run
+from tests.engine.engine_support import engine_config, open_archive, run
 
 ROOT = Path(__file__).resolve().parents[2]
 

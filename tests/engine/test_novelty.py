@@ -84,3 +84,14 @@ async def test_disabled_filter_still_blocks_exact_duplicates():
     novelty.remember("0", BASE)
     assert not (await novelty.check(BASE))[0].novel
     assert (await novelty.check(BASE.replace("total", "acc")))[0].novel
+
+
+async def test_the_same_edit_on_another_line_is_not_a_near_duplicate():
+    code = BASE.replace("    total = 0\n", "    total = min(max(len(values), 1), 9)\n"
+                                          "    other = min(max(total, 1), 9)\n")
+    a = code.replace("min(max(len(values)", "min(min(len(values)")
+    b = code.replace("min(max(total", "min(min(total")
+    novelty = NoveltyFilter(NoveltyConfig(similarity_threshold=0.8))
+    novelty.remember("0", a)
+    verdict, _ = await novelty.check(b)
+    assert verdict.novel

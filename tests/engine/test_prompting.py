@@ -67,3 +67,17 @@ def test_scratchpad_parse_heuristic_and_prompt():
     assert pad.due(3) and not pad.due(4)
     text = builder().scratchpad_messages(pad.prompt_rows(), ["old tip"], 5.0, 2)[0]["content"]
     assert "old tip" in text and "FAILED (timeout: too slow)" in text
+
+
+def test_user_templates_override_and_a_broken_one_fails_at_start(tmp_path):
+    import pytest
+
+    from evolve.config import ConfigError
+
+    (tmp_path / "diff.j2").write_text("CUSTOM {{ parent.code }}")
+    b = builder(templates_dir=str(tmp_path))
+    parent = b.view("x = 1\n", score=1.0, valid=True)
+    assert b.mutation_messages("diff", parent)[1]["content"] == "CUSTOM x = 1\n"
+    (tmp_path / "diff.j2").write_text("{% if %}")
+    with pytest.raises(ConfigError, match="prompt template diff.j2"):
+        builder(templates_dir=str(tmp_path))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
-from tests.engine.conftest import (
+from tests.engine.engine_support import (
+    FIXTURE,
     bump,
     engine_config,
     open_archive,
@@ -14,6 +16,8 @@ from tests.engine.conftest import (
     set_value_diff,
 )
 from tests.support.llm_server import HTTPError, Reply
+
+VALUES = re.compile(r"^VALUE = (.+)$", re.MULTILINE)
 
 
 def test_scripted_diffs_improve_and_the_best_program_lands_in_best(tmp_path, server_factory):
@@ -214,3 +218,91 @@ def test_embeddings_and_llm_judge_are_used_and_recorded(tmp_path, server_factory
                      if c.purpose == "novelty")
         assert "DUPLICATE" in judge.response
     assert any(r.path.endswith("/embeddings") for r in server.requests)
+
+
+def test_full_rewrites_crossover_and_repair(tmp_path, server_factory):
+    initial = (FIXTURE / "initial.py").read_text()
+
+    def program(value: str) -> str:
+        return "Here it is.\n```python\n" + initial.replace("VALUE = 1.0", f"VALUE = {value}") + "```\n"
+
+    rewrites = {"n": 0}
+
+    def respond(request):
+        user = request["messages"][1]["content"]
+        values = [float(v) for v in VALUES.findall(user) if v[0].isdigit()]
+        if "is invalid" in user:                       # repair: fix the broken program
+            return Reply(program("5.0"))
+        if "Combine the strengths" in user:            # crossover of parents A and B
+            assert "Parent B" in user
+            return Reply(program(repr(max(values[:2]) + 1)))
+        rewrites["n"] += 1                             # full rewrite; the first one is broken
+        return Reply(program('float("nan")' if rewrites["n"] == 1 else repr(values[0] + 2)))
+
+    server = server_factory(respond)
+    config = engine_config(tmp_path, server, budget={"max_programs": 8}, islands={"count": 1},
+                           concurrency={"proposals": 1, "evaluations": 1},
+                           mutation={"mix": {"full": 1.0, "crossover": 1.0}, "repair_rate": 1.0},
+                           bandit={"algorithm": "fixed"})
+    outcome = run(config, tmp_path)
+    with open_archive(tmp_path) as archive:
+        programs = {p.id: p for p in archive.programs(outcome.run_id)}
+    kinds = {p.mutation_kind for p in programs.values()}
+    assert {"full", "crossover", "repair"} <= kinds, kinds
+    broken = [p for p in programs.values() if p.error_kind == "invalid-output"]
+    assert broken, "the first rewrite was invalid"
+    repairs = [p for p in programs.values() if p.mutation_kind == "repair"]
+    assert any(programs[p.parent_id].id == broken[0].id and p.valid for p in repairs)
+    crosses = [p for p in programs.values() if p.mutation_kind == "crossover"]
+    assert all(p.timings.get("second_parent_id") in programs for p in crosses)
+    assert all(p.status in ("evaluated", "duplicate") for p in programs.values())
+
+
+def test_second_ctrl_c_stops_at_once_even_while_a_summary_hangs(tmp_path, server_factory):
+    import asyncio
+    import os
+    import signal
+
+    from evolve.session import run_session
+    from tests.support.llm_server import Hang
+
+    def respond(request):
+        if "recommendations" in request["messages"][-1]["content"]:
+            return Hang(60)  # the scratchpad summary never answers
+        old = parent_value(request)
+        return Reply(set_value_diff(old, repr(old + 1)))
+
+    server = server_factory(respond)
+    config = engine_config(tmp_path, server, budget={"max_programs": 50},
+                           scratchpad={"enabled": True, "interval": 2},
+                           concurrency={"proposals": 1, "evaluations": 1})
+    sent = []
+
+    def on_progress(snapshot):
+        if snapshot.event == "program" and snapshot.programs_done == 2 and not sent:
+            loop = asyncio.get_running_loop()
+            for delay in (0.5, 0.8):  # Ctrl-C twice while the summary hangs
+                loop.call_later(delay, os.kill, os.getpid(), signal.SIGINT)
+            sent.append(True)
+
+    started = time.monotonic()
+    outcome = asyncio.run(run_session(config, tmp_path, on_progress=on_progress,
+                                      log=lambda _m: None))
+    assert time.monotonic() - started < 20 and outcome.status == "interrupted"
+    with open_archive(tmp_path) as archive:
+        assert archive.runs()[0].status == "interrupted"
+
+
+def test_dollar_budget_warns_once_about_a_model_without_a_price(tmp_path, server_factory):
+    server = server_factory(bump(1.0))
+    logs: list[str] = []
+    import asyncio
+
+    from evolve.session import run_session
+
+    config = engine_config(tmp_path, server, budget={"max_programs": 3, "max_usd": 1.0})
+    asyncio.run(run_session(config, tmp_path, handle_signals=False, log=logs.append))
+    warnings = [line for line in logs if "price of openai/scripted is unknown" in line]
+    assert len(warnings) == 1 and 'llm.prices."openai/scripted"' in warnings[0]
+    with open_archive(tmp_path) as archive:
+        assert len(archive.events(1, kind="warning")) == 1
