@@ -123,7 +123,9 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
         def on_progress(snapshot: object) -> None:
             # From the start of the loop (initial program done) to its stop: per-program cost,
             # without the one-off set-up (imports, schema, executor start).
-            marks[snapshot.event] = (cpu_self(), time.perf_counter())  # type: ignore[attr-defined]
+            event = snapshot.event  # type: ignore[attr-defined]
+            if event in ("start", "stop"):  # not on every program: getrusage costs CPU too
+                marks[event] = (cpu_self(), time.perf_counter())
 
         outcome = asyncio.run(run_session(config, run_dir, handle_signals=False,
                                           log=lambda _m: None, on_progress=on_progress))

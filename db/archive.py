@@ -48,6 +48,11 @@ _INSERT_PROGRAM = insert(ProgramRow.__table__)
 _INSERT_EVALUATION = insert(EvaluationRow.__table__)
 _INSERT_LLM_CALL = insert(LLMCallRow.__table__)
 _INSERT_EVENT = insert(EventRow.__table__)
+_INSERT_STATE = insert(StateRow.__table__)
+_UPDATE_STATE = (update(StateRow.__table__)
+                 .where(StateRow.run_id == bindparam("run"),
+                        StateRow.key == bindparam("state_key"))
+                 .values(value=bindparam("new_value"), updated_at=bindparam("now")))
 _LINK_CALLS = (update(LLMCallRow.__table__)
                .where(LLMCallRow.id.in_(bindparam("ids", expanding=True)),
                       LLMCallRow.run_id == bindparam("run"))
@@ -374,14 +379,13 @@ class Archive:
             value = json.loads(json_dumps(value))
         except (TypeError, ValueError) as exc:
             raise ArchiveError(f"state '{key}' is not JSON-able: {exc}") from exc
-        with self._write() as s:
-            row = s.scalar(select(StateRow).where(StateRow.run_id == run_id,
-                                                  StateRow.key == key))
-            if row is None:
-                s.add(StateRow(run_id=run_id, key=key, value=value))
-            else:
-                row.value = value
-                row.updated_at = utcnow()
+        now = utcnow()
+        with self._write_core() as c:
+            changed = c.execute(_UPDATE_STATE, {"run": run_id, "state_key": key,
+                                                "new_value": value, "now": now})
+            if changed.rowcount == 0:
+                c.execute(_INSERT_STATE, dict(run_id=run_id, key=key, value=value,
+                                              updated_at=now))
 
     def get_state(self, run_id: int, key: str, default: Any = None) -> Any:
         with self._read() as s:
