@@ -66,9 +66,14 @@ async def llm_costs(base_url: str, samples: int, repeats: int) -> tuple[float, f
     kwargs = {"model": litellm_model_name(MODEL), "messages": MESSAGES, "temperature": 0.7,
               "max_tokens": 4096, "timeout": 60.0, "num_retries": 0, "max_retries": 0,
               "drop_params": True, "api_base": base_url, "api_key": "sk-no-key-needed"}
-    bare = await median_cost_async(lambda: litellm.acompletion(**kwargs), samples, repeats)
-    ours = await median_cost_async(lambda: client.complete(MODEL, MESSAGES), samples, repeats)
-    return bare, ours
+    # Alternating batches: drift in the machine's load hits both alike.
+    bare_runs, ours_runs = [], []
+    for _ in range(repeats):
+        bare_runs.append(await median_cost_async(lambda: litellm.acompletion(**kwargs),
+                                                 samples, 1))
+        ours_runs.append(await median_cost_async(lambda: client.complete(MODEL, MESSAGES),
+                                                 samples, 1))
+    return statistics.median(bare_runs), statistics.median(ours_runs)
 
 
 async def sandbox_cost(samples: int, repeats: int) -> float:
