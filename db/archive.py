@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, func, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -34,6 +43,21 @@ from db.models import (
 from db.records import CostSummary, Evaluation, Event, LLMCall, Program, Run
 from db.schema import prepare_schema
 
+# Built once: the hot writes reuse these statements (and their compiled form).
+_INSERT_PROGRAM = insert(ProgramRow.__table__)
+_INSERT_EVALUATION = insert(EvaluationRow.__table__)
+_INSERT_LLM_CALL = insert(LLMCallRow.__table__)
+_INSERT_EVENT = insert(EventRow.__table__)
+_INSERT_STATE = insert(StateRow.__table__)
+_UPDATE_STATE = (update(StateRow.__table__)
+                 .where(StateRow.run_id == bindparam("run"),
+                        StateRow.key == bindparam("state_key"))
+                 .values(value=bindparam("new_value"), updated_at=bindparam("now")))
+_LINK_CALLS = (update(LLMCallRow.__table__)
+               .where(LLMCallRow.id.in_(bindparam("ids", expanding=True)),
+                      LLMCallRow.run_id == bindparam("run"))
+               .values(program_id=bindparam("program")))
+
 
 class Archive:
     """A run archive. Open with `Archive.open(path_or_url)`; close with `close()` or `with`."""
@@ -42,8 +66,8 @@ class Archive:
         self.url = url
         self._engine = make_engine(url)
         self._read_sessions = sessionmaker(self._engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         try:
             prepare_schema(self._engine, self._write_sessions, create=create, where=self.where)
         except Exception:
@@ -87,6 +111,17 @@ class Archive:
                 yield session
         except IntegrityError as exc:
             # A missing parent or run, or a duplicate key: nothing of this write was stored.
+            raise ArchiveError(f"write refused by the database, nothing stored: {exc.orig}") from exc
+
+    @contextmanager
+    def _write_core(self) -> Iterator[Connection]:
+        """One write transaction on a bare Connection: the hot writes (programs, LLM calls,
+        events) are Core inserts, and a Session's unit-of-work bookkeeping around them costs
+        more CPU than the inserts themselves."""
+        try:
+            with self._write_engine.begin() as connection:
+                yield connection
+        except IntegrityError as exc:
             raise ArchiveError(f"write refused by the database, nothing stored: {exc.orig}") from exc
 
     @contextmanager
@@ -154,34 +189,39 @@ class Archive:
         """Store a program, its per-stage evaluations and link the LLM calls that produced it,
         all in one transaction. A `proposal_key` already stored for this run returns that
         program's id and writes nothing (a resumed run must not store a proposal twice)."""
-        with self._write() as s:
-            if proposal_key is not None:
-                existing = s.scalar(select(ProgramRow.id).where(
-                    ProgramRow.run_id == run_id, ProgramRow.proposal_key == proposal_key))
+        row = dict(
+            run_id=run_id, code=code, code_hash=code_hash or code_hash_of(code),
+            diff=diff, parent_id=parent_id, inspiration_ids=[int(i) for i in inspiration_ids],
+            island=island, generation=generation, operator=operator,
+            mutation_kind=text_or_none(mutation_kind), status=text_or_none(status) or "evaluated",
+            stage_reached=stage_reached, score=finite_or_none(score), valid=bool(valid),
+            metrics=dict(metrics or {}), feedback=feedback or "",
+            error_kind=text_or_none(error_kind), error_text=error_text,
+            timings=dict(timings or {}), proposal_key=proposal_key, created_at=utcnow())
+        stages = list(evaluations)
+        ids = sorted(set(int(i) for i in llm_call_ids))
+        with self._write_core() as c:
+            try:
+                # No look-up before every insert: the unique key refuses a proposal stored
+                # before, and we look it up only then. SQLite undoes just the refused statement;
+                # other databases abort the transaction, so they get a savepoint around it.
+                with c.begin_nested() if proposal_key is not None and \
+                        c.dialect.name != "sqlite" else nullcontext():
+                    program_id = c.execute(_INSERT_PROGRAM, row).inserted_primary_key[0]
+            except IntegrityError:
+                existing = None if proposal_key is None else c.scalar(
+                    select(ProgramRow.id).where(ProgramRow.run_id == run_id,
+                                                ProgramRow.proposal_key == proposal_key))
                 if existing is not None:
-                    return existing
-            # Core inserts: no unit-of-work bookkeeping for rows we never read back here.
-            program_id = s.connection().execute(insert(ProgramRow.__table__), dict(
-                run_id=run_id, code=code, code_hash=code_hash or code_hash_of(code),
-                diff=diff, parent_id=parent_id,
-                inspiration_ids=[int(i) for i in inspiration_ids],
-                island=island, generation=generation, operator=operator,
-                mutation_kind=text_or_none(mutation_kind), status=text_or_none(status) or "evaluated",
-                stage_reached=stage_reached, score=finite_or_none(score), valid=bool(valid),
-                metrics=dict(metrics or {}), feedback=feedback or "",
-                error_kind=text_or_none(error_kind), error_text=error_text,
-                timings=dict(timings or {}), proposal_key=proposal_key,
-            )).inserted_primary_key[0]
-            stage_rows = [{"program_id": program_id, "position": position, **stage_fields(stage)}
-                          for position, stage in enumerate(evaluations)]
-            if stage_rows:
-                s.connection().execute(insert(EvaluationRow.__table__), stage_rows)
-            ids = sorted(set(int(i) for i in llm_call_ids))
+                    return int(existing)  # stored before (a resumed run): write nothing
+                raise
+            if stages:
+                c.execute(_INSERT_EVALUATION, [
+                    {"program_id": program_id, "position": position, **stage_fields(stage)}
+                    for position, stage in enumerate(stages)])
             if ids:
-                linked = s.execute(
-                    update(LLMCallRow)
-                    .where(LLMCallRow.id.in_(ids), LLMCallRow.run_id == run_id)
-                    .values(program_id=program_id))
+                linked = c.execute(_LINK_CALLS, {"ids": ids, "run": run_id,
+                                                 "program": program_id})
                 if linked.rowcount != len(ids):
                     # Raising rolls back the whole transaction: no half-stored program.
                     raise ArchiveError(f"llm_call_ids {ids}: not all are LLM calls of run "
@@ -288,12 +328,12 @@ class Archive:
                         latency_s: float | None, error: str | None, purpose: str,
                         program_id: int | None = None, finish_reason: str | None = None) -> int:
         """Store one LLM call; `cost_usd=None` means the price is unknown (never assumed 0)."""
-        with self._write() as s:
-            return s.connection().execute(insert(LLMCallRow.__table__), dict(
+        with self._write_core() as c:
+            return c.execute(_INSERT_LLM_CALL, dict(
                 run_id=run_id, program_id=program_id, model=model, purpose=purpose,
                 prompt=prompt, response=response, tokens_in=tokens_in, tokens_out=tokens_out,
                 cost_usd=finite_or_none(cost_usd), latency_s=latency_s, error=error,
-                finish_reason=finish_reason)).inserted_primary_key[0]
+                finish_reason=finish_reason, created_at=utcnow())).inserted_primary_key[0]
 
     def llm_calls(self, run_id: int | None = None, *,
                   program_id: int | None = None) -> list[LLMCall]:
@@ -339,14 +379,13 @@ class Archive:
             value = json.loads(json_dumps(value))
         except (TypeError, ValueError) as exc:
             raise ArchiveError(f"state '{key}' is not JSON-able: {exc}") from exc
-        with self._write() as s:
-            row = s.scalar(select(StateRow).where(StateRow.run_id == run_id,
-                                                  StateRow.key == key))
-            if row is None:
-                s.add(StateRow(run_id=run_id, key=key, value=value))
-            else:
-                row.value = value
-                row.updated_at = utcnow()
+        now = utcnow()
+        with self._write_core() as c:
+            changed = c.execute(_UPDATE_STATE, {"run": run_id, "state_key": key,
+                                                "new_value": value, "now": now})
+            if changed.rowcount == 0:
+                c.execute(_INSERT_STATE, dict(run_id=run_id, key=key, value=value,
+                                              updated_at=now))
 
     def get_state(self, run_id: int, key: str, default: Any = None) -> Any:
         with self._read() as s:
@@ -361,10 +400,11 @@ class Archive:
 
     def add_event(self, run_id: int, kind: str, message: str,
                   data: Mapping[str, Any] | None = None) -> int:
-        with self._write() as s:
-            return s.connection().execute(insert(EventRow.__table__), dict(
+        with self._write_core() as c:
+            return c.execute(_INSERT_EVENT, dict(
                 run_id=run_id, kind=kind, message=message,
-                data=None if data is None else dict(data))).inserted_primary_key[0]
+                data=None if data is None else dict(data),
+                created_at=utcnow())).inserted_primary_key[0]
 
     def events(self, run_id: int, *, kind: str | None = None, after_id: int | None = None,
                limit: int | None = None) -> list[Event]:

@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.config import LLMConfig, ModelConfig, PriceConfig
@@ -74,9 +74,11 @@ class LLMCallRecord:
 
     def archive_fields(self) -> dict[str, Any]:
         """Keyword arguments for `Archive.record_llm_call` (besides run_id and purpose)."""
-        fields = asdict(self)
-        fields.pop("temperature")  # part of the prompt settings, not an archive column
-        return fields
+        # Not dataclasses.asdict: it deep-copies every field, the prompt text included.
+        return {"model": self.model, "prompt": self.prompt, "response": self.response,
+                "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
+                "cost_usd": self.cost_usd, "latency_s": self.latency_s, "error": self.error,
+                "finish_reason": self.finish_reason}
 
 
 @dataclass
@@ -133,6 +135,19 @@ def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
     return prices.get(bare)
 
 
+# Models litellm's price table does not know: asking again would cost CPU on every call
+# (litellm searches its whole table) and answer the same.
+_UNPRICED_BY_LITELLM: set[str] = set()
+
+
+def _litellm_knows(model: str) -> bool:
+    try:
+        litellm_module().get_model_info(model)
+    except Exception:  # litellm raises for a model missing from its table
+        return False
+    return True
+
+
 def compute_cost(model: str, response: Any, tokens_in: int | None, tokens_out: int | None,
                  prices: dict[str, PriceConfig]) -> float | None:
     """USD for one completed call: the config's price table first, then litellm's; else None."""
@@ -141,10 +156,14 @@ def compute_cost(model: str, response: Any, tokens_in: int | None, tokens_out: i
         if tokens_in is None or tokens_out is None:
             return None
         return (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1e6
+    name = litellm_model_name(model)
+    if name in _UNPRICED_BY_LITELLM:
+        return None
     try:
-        cost = litellm_module().completion_cost(completion_response=response,
-                                                model=litellm_model_name(model))
+        cost = litellm_module().completion_cost(completion_response=response, model=name)
     except Exception:  # litellm raises for models missing from its price data
+        if not _litellm_knows(name):
+            _UNPRICED_BY_LITELLM.add(name)
         return None
     # litellm answers 0.0 for models it maps but has no price for; that is not a known cost.
     return float(cost) if cost else None

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import io
 import keyword
@@ -56,6 +57,9 @@ def normalize_code(code: str) -> str:
     return " ".join(out)
 
 
+# Cached: a candidate is hashed and fingerprinted when the gate checks it and again when it is
+# remembered and committed; tokenizing it once is enough (both results are immutable).
+@functools.lru_cache(maxsize=256)
 def code_hash(code: str) -> str:
     return hashlib.sha256(normalize_code(code).encode()).hexdigest()
 
@@ -79,6 +83,7 @@ class Fingerprint:
     bag: int = 0
 
 
+@functools.lru_cache(maxsize=256)
 def fingerprint(code: str, shingle_size: int) -> Fingerprint:
     text = editable_text(code)
     toks = _tokens(text + "\n")

@@ -73,11 +73,14 @@ class PromptBuilder:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(f) for f in folders]),
                                       undefined=jinja2.StrictUndefined, trim_blocks=True,
                                       lstrip_blocks=True, keep_trailing_newline=True,
-                                      autoescape=False)
+                                      autoescape=False, auto_reload=False)
         self.shown_metrics = list(problem.config.metrics.shown)
+        # Compiled once, at the start: a template edited during a run is not picked up, and
+        # each prompt costs no file-system checks.
+        self._templates: dict[str, jinja2.Template] = {}
         for name in TEMPLATES:  # a broken (user) template fails the run at its start
             try:
-                self.env.get_template(name)
+                self._templates[name] = self.env.get_template(name)
             except jinja2.TemplateError as exc:
                 raise ConfigError(f"prompt template {name}: {exc} (templates from "
                                   f"{', '.join(str(f) for f in folders)})") from exc
@@ -87,7 +90,8 @@ class PromptBuilder:
         base = {"problem": self.problem.config.problem, "function": self.problem.config.function,
                 "language": self.problem.config.problem.language,
                 "max_chars": self.max_code_chars}
-        return self.env.get_template(name).render(**base, **values).strip() + "\n"
+        template = self._templates.get(name) or self.env.get_template(name)
+        return template.render(**base, **values).strip() + "\n"
 
     def view(self, code: str, *, score: float | None, valid: bool, label: str = "",
              metrics: dict[str, Any] | None = None, feedback: str = "", error: str = "",

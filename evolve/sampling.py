@@ -69,6 +69,7 @@ class IslandSampler:
         self._elite: list[int] = []                        # seqs, best first
         self._grid: dict[tuple[int, ...], int] | None = None  # MAP-Elites cell -> seq
         self._valid_cache: dict[int, list[Member]] = {}   # island -> valid members, best first
+        self._score_stats: dict[int, tuple[list[Member], float, float]] = {}
 
     # ------------------------------------------------------------ adding programs
     def add_initial(self, member: Member) -> None:
@@ -164,9 +165,18 @@ class IslandSampler:
 
     def weighted_weights(self, valid: list[Member]) -> list[float]:
         """sigmoid(sharpness * (score - median) / spread) * 1 / (1 + children)."""
-        scores = [m.score for m in valid if m.score is not None]
-        median = statistics.median(scores)
-        spread = statistics.pstdev(scores) or 1.0
+        # pstdev is exact (fractions) and slow; `valid` is the cached list of an unchanged
+        # island, so its statistics are computed once per version of the island.
+        known = self._score_stats.get(id(valid))
+        if known is not None and known[0] is valid:
+            median, spread = known[1], known[2]
+        else:
+            scores = [m.score for m in valid if m.score is not None]
+            median = statistics.median(scores)
+            spread = statistics.pstdev(scores) or 1.0
+            if len(self._score_stats) > 256:
+                self._score_stats.clear()
+            self._score_stats[id(valid)] = (valid, median, spread)
         sharp = self.cfg.weighted_sharpness
         return [_sigmoid(sharp * ((m.score or 0.0) - median) / spread) / (1 + m.children)
                 for m in valid]
