@@ -11,9 +11,11 @@ from the loop's start (initial program evaluated) to its stop, so one-off set-up
 
 Two things the framework calls are measured alone in the same run and shown in their own,
 labelled columns: litellm itself (a bare `litellm.acompletion` with the arguments our client
-passes, times the calls the run made) and the sandbox's parent side (the sandbox threads that
-start each child and read its output, times the programs evaluated; the children themselves
-are never counted). Everything else is the framework's own cost ("framework ms/prog"): the
+passes, measured in alternating batches, times the calls the run made) and the sandbox's parent
+side (the sandbox threads that start each child and read its output, measured inside each run
+with per-thread CPU clocks; the children themselves are never counted). An "upper bound" column
+charges us everything on the event loop's thread except litellm's own coroutine steps (timed in
+the run), so litellm's background logging tasks count as ours there: a pessimistic bound. Everything else is the framework's own cost ("framework ms/prog"): the
 controller, the archive writes, prompt building, diff application, novelty, progress and our
 LLM-client wrapper around litellm. Target: < 5 ms per program at every N, in both modes.
 
