@@ -22,10 +22,6 @@ from evolve.cli._common import EXIT_RUN_FAILED, examples, out, print_json
 Level = Literal["ok", "warn", "fail"]
 
 # Providers litellm reads keys for; any other *_API_KEY in the environment is listed as well.
-KNOWN_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-              "DEEPSEEK_API_KEY", "MISTRAL_API_KEY", "GROQ_API_KEY", "TOGETHERAI_API_KEY",
-              "OPENROUTER_API_KEY", "AZURE_API_KEY", "XAI_API_KEY", "FIREWORKS_AI_API_KEY",
-              "HOSTED_VLLM_API_KEY")
 DEFAULT_OLLAMA = "http://127.0.0.1:11434"
 
 
@@ -94,10 +90,10 @@ def check_gpu() -> Check:
 
 
 def llm_key_names(environ: dict[str, str] | None = None) -> list[str]:
-    environ = dict(os.environ if environ is None else environ)
-    names = {n for n in KNOWN_KEYS if environ.get(n)}
-    names |= {n for n, v in environ.items() if n.endswith("_API_KEY") and v}
-    return sorted(names)
+    """Names (never values) of the provider keys set: every litellm provider key ends in
+    `_API_KEY`, so no list of providers is needed."""
+    environ = os.environ if environ is None else environ
+    return sorted(n for n, v in environ.items() if n.endswith("_API_KEY") and v)
 
 
 def check_keys() -> Check:
