@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from problems.spec import load_problem  # noqa: E402
+from evolve.problem.spec import load_problem  # noqa: E402
 
 TARGET_S = 3.0
 

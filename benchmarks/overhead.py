@@ -93,10 +93,10 @@ def own_steps_cost(samples: int) -> float:
     parent's view, rendering the prompt with four inspirations, applying the diff, hashing,
     fingerprinting and diffing the child."""
     from evolve.config import PromptConfig
-    from evolve.mutation import child_from_reply, unified_diff
-    from evolve.novelty import code_hash, fingerprint
+    from evolve.patch.mutation import child_from_reply, unified_diff
+    from evolve.patch.novelty import code_hash, fingerprint
+    from evolve.problem.spec import load_problem
     from evolve.prompting import PromptBuilder
-    from problems.spec import load_problem
 
     problem = load_problem(FIXTURE)
     builder = PromptBuilder(problem, PromptConfig(), 40_000)
@@ -117,8 +117,8 @@ def own_steps_cost(samples: int) -> float:
 
 def measure(in_flight: int, evaluations: int, programs: int, base_url: str | None) -> dict:
     """One run; CPU per program split by who spent it, measured inside the run."""
-    from evolve.llm import litellm_module
-    from evolve.session import run_session
+    from evolve.engine.session import run_session
+    from evolve.operators.llm import litellm_module
 
     timer = StepTimer()
     litellm = litellm_module()

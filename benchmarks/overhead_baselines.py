@@ -59,7 +59,7 @@ async def llm_costs(base_url: str, samples: int, repeats: int) -> tuple[float, f
     """(litellm's own CPU per call: a bare `litellm.acompletion` with the arguments our client
     passes, our `LLMClient.complete` around the same call)."""
     from evolve.config import LLMConfig, ModelConfig
-    from evolve.llm import LLMClient, litellm_model_name, litellm_module
+    from evolve.operators.llm import LLMClient, litellm_model_name, litellm_module
 
     client = LLMClient([ModelConfig(name=MODEL, api_base=base_url)], LLMConfig())
     litellm = litellm_module()
@@ -81,7 +81,7 @@ async def sandbox_cost(samples: int, repeats: int) -> float:
     reading its output; the child itself is not counted)."""
     from evaluators.executors import make_executor
     from evolve.config import load_config
-    from problems.spec import load_problem
+    from evolve.problem.spec import load_problem
 
     problem = load_problem(FIXTURE)
     code = problem.initial_code()

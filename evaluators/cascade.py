@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxOutcome
-from problems.spec import ProblemSpec, StageSpec
+from evolve.problem.spec import ProblemSpec, StageSpec
 
 
 def select_stages(problem: ProblemSpec, names: Sequence[str] | None) -> list[StageSpec]:

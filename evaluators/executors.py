@@ -20,7 +20,7 @@ from evaluators import isolation as isolation_mod
 from evaluators.cascade import run_cascade, select_stages, stage_result
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, run_sandboxed
-from problems.spec import GpuNeed, ProblemSpec, StageSpec
+from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
 
 if TYPE_CHECKING:
     from evolve.config import ConcurrencyConfig, SandboxConfig

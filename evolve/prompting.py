@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from evolve.config import ConfigError, PromptConfig
-from problems.spec import ProblemSpec
+from evolve.problem.spec import ProblemSpec
 
 Message = dict[str, str]
 TEMPLATES = ("system.j2", "diff.j2", "full.j2", "crossover.j2", "repair.j2", "retry.j2",

@@ -9,7 +9,7 @@ from pathlib import Path
 from evaluators.executors import LocalExecutor
 from evaluators.isolation import available_levels
 from evaluators.result import EvalResult
-from problems.spec import ProblemSpec, load_problem
+from evolve.problem.spec import ProblemSpec, load_problem
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE = Path(__file__).parent / "hostile" / "candidates"

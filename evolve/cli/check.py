@@ -21,7 +21,7 @@ from evolve.cli.evaluate import (
     stage_table,
 )
 from evolve.cli.problems import problems_app
-from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, ProblemSpec
+from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, ProblemSpec
 
 
 def _warnings(spec: ProblemSpec) -> list[str]:

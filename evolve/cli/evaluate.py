@@ -17,7 +17,7 @@ from rich.table import Table
 from evaluators.executors import LocalExecutor
 from evaluators.isolation import IsolationUnavailable
 from evaluators.result import EvalResult
-from problems.spec import ProblemError, ProblemSpec, load_problem
+from evolve.problem.spec import ProblemError, ProblemSpec, load_problem
 
 console = Console()
 
@@ -26,7 +26,7 @@ def resolve_problem(name_or_path: str) -> ProblemSpec:
     """A problem by path, or by name once discovery is available; exits 2 when not found."""
     try:
         try:
-            from problems.discovery import find_problem  # type: ignore[import-not-found]
+            from evolve.problem.discovery import find_problem  # type: ignore[import-not-found]
         except ImportError:
             if not Path(name_or_path).is_dir():
                 raise ProblemError(f"problem '{name_or_path}' not found: give the path of a "

@@ -73,7 +73,7 @@ def status(
     """One-screen summary of a run: budgets, best score, islands, arms, failures, spend.
 
     Exits 1 when the run failed."""
-    from evolve.live import render_snapshot, snapshot_from_run
+    from evolve.cli.live import render_snapshot, snapshot_from_run
 
     opened = open_run(run_dir, run_id=run_id)
     data = load_run(opened.archive, opened.run_id)

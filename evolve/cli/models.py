@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
-from evolve.llm import LLMClient, LLMReply, key_env_for
-from evolve.local_model import LocalModelError, start_local_models
+from evolve.operators.llm import LLMClient, LLMReply, key_env_for
+from evolve.operators.local_model import LocalModelError, start_local_models
 
 models_app = typer.Typer(help="Check the LLMs a run would use.", no_args_is_help=True)
 

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from problems.discovery import ProblemEntry, scan_problems
-from problems.skeleton import write_skeleton
-from problems.spec import ProblemError
+from evolve.problem.discovery import ProblemEntry, scan_problems
+from evolve.problem.scaffold import write_skeleton
+from evolve.problem.spec import ProblemError
 
 problems_app = typer.Typer(help="List, create and check problem plugins.", no_args_is_help=True)
 

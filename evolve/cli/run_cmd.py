@@ -1,7 +1,7 @@
 """`evolve run PROBLEM ...` and `evolve resume RUN_DIR`.
 
 Progress is printed as one plain line per program. A live dashboard replaces the printer when
-`--no-live` is not given: `evolve.session.run_session(on_progress=...)` receives a
+`--no-live` is not given: `evolve.engine.session.run_session(on_progress=...)` receives a
 `ProgressSnapshot` after every program (and at start and stop); `--no-live` is accepted now so
 scripts can already ask for plain output.
 """
@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
-from evolve.run_files import ARCHIVE_NAME, ProgressSnapshot
+from evolve.engine.run_files import ARCHIVE_NAME, ProgressSnapshot
 
 
 def register(app: typer.Typer) -> None:
@@ -77,9 +77,9 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
 
 
 def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False) -> None:
-    from evolve.live import live_reporter
-    from evolve.session import run_session
-    from problems.spec import ProblemError
+    from evolve.cli.live import live_reporter
+    from evolve.engine.session import run_session
+    from evolve.problem.spec import ProblemError
 
     def go(on_progress: Callable[[ProgressSnapshot], None]):
         return asyncio.run(run_session(config, run_dir, resume=resume,
@@ -123,8 +123,8 @@ def run_command(
     if seed is not None:
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
-    from problems.discovery import find_problem
-    from problems.spec import ProblemError
+    from evolve.problem.discovery import find_problem
+    from evolve.problem.spec import ProblemError
 
     try:
         config = load_config(config_file, sets)
@@ -156,7 +156,7 @@ def resume_command(
                                           "view, also when on a terminal.")] = False,
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
-    from evolve.session import load_run_config
+    from evolve.engine.session import load_run_config
 
     try:
         config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes))

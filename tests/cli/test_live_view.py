@@ -12,8 +12,7 @@ import pytest
 from rich.console import Console
 
 from db import Archive
-from evolve.bandit import reward
-from evolve.live import (
+from evolve.cli.live import (
     BudgetProgress,
     LiveProgress,
     LogProgress,
@@ -24,7 +23,8 @@ from evolve.live import (
     render_snapshot,
     snapshot_from_archive,
 )
-from evolve.run_files import ProgressSnapshot
+from evolve.engine.run_files import ProgressSnapshot
+from evolve.operators.bandit import reward
 from tests.support.archive_run import RunFacts
 
 
@@ -156,7 +156,7 @@ def test_controller_progress_reports_feed_the_view(toy_run: RunFacts) -> None:
 @pytest.mark.parametrize("terminal", [True, False], ids=["live-panel", "log-lines"])
 def test_live_reporter_during_a_real_run(tmp_path, terminal: bool) -> None:
     from evolve.config import load_config
-    from evolve.session import run_session
+    from evolve.engine.session import run_session
     from tests.support.archive_run import TOY_PROBLEM
 
     config = load_config(overrides=[f'problem="{TOY_PROBLEM}"', "budget.max_programs=5",

@@ -10,7 +10,7 @@ from typing import Any
 
 from db import Archive
 from evolve.config import EvolveConfig, load_config
-from evolve.session import RunOutcome, run_session
+from evolve.engine.session import RunOutcome, run_session
 from tests.support.llm_server import Reply, ScriptedLLMServer
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "target"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from evolve.local_model import LocalModelServer, missing_local_extra
+from evolve.operators.local_model import LocalModelServer, missing_local_extra
 from tests.engine.engine_support import engine_config, open_archive, run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evolve.mutation import (
+from evolve.patch.mutation import (
     MutationError,
     SearchReplace,
     apply_diff,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evolve.config import NoveltyConfig
-from evolve.novelty import NoveltyFilter, code_hash, fingerprint, jaccard
+from evolve.patch.novelty import NoveltyFilter, code_hash, fingerprint, jaccard
 
 BASE = """# EVOLVE-BLOCK-START
 def solve(values):

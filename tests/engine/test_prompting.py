@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from evolve.config import PromptConfig, ScratchpadConfig
+from evolve.engine.scratchpad import AttemptRow, Scratchpad
+from evolve.problem.spec import load_problem
 from evolve.prompting import PromptBuilder, estimate_tokens
-from evolve.scratchpad import AttemptRow, Scratchpad
-from problems.spec import load_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -41,7 +41,7 @@ def test_offline_run_then_refuse_to_overwrite_and_resume_with_a_bigger_budget(tm
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path):
-    from evolve.run_files import run_lock
+    from evolve.engine.run_files import run_lock
 
     run_dir = tmp_path / "r"
     with run_lock(run_dir):  # as if another evolve process were running there

@@ -263,7 +263,7 @@ def test_second_ctrl_c_stops_at_once_even_while_a_summary_hangs(tmp_path, server
     import os
     import signal
 
-    from evolve.session import run_session
+    from evolve.engine.session import run_session
     from tests.support.llm_server import Hang
 
     def respond(request):
@@ -298,7 +298,7 @@ def test_dollar_budget_warns_once_about_a_model_without_a_price(tmp_path, server
     logs: list[str] = []
     import asyncio
 
-    from evolve.session import run_session
+    from evolve.engine.session import run_session
 
     config = engine_config(tmp_path, server, budget={"max_programs": 3, "max_usd": 1.0})
     asyncio.run(run_session(config, tmp_path, handle_signals=False, log=logs.append))

@@ -8,7 +8,7 @@ import pytest
 
 from evaluators.cascade import select_stages
 from evaluators.result import FailureKind
-from problems.spec import load_problem
+from evolve.problem.spec import load_problem
 from tests.sandbox_helpers import FIXTURES, evaluate, sort_problem
 
 PROBE = FIXTURES / "probe_problem"

@@ -11,7 +11,7 @@ import pytest
 from evaluators.executors import LocalExecutor, make_executor
 from evaluators.result import FailureKind
 from evolve.config import load_config
-from problems.spec import load_problem
+from evolve.problem.spec import load_problem
 from tests.sandbox_helpers import FIXTURES, sort_problem
 
 SLEEPY = "import time\n\ndef solve():\n    time.sleep(0.8)\n    return 1\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.result import FailureKind
-from problems.spec import load_problem
+from evolve.problem.spec import load_problem
 from tests.sandbox_helpers import FIXTURES, candidate, evaluate
 
 from .test_hostile import assert_failed

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from db.archive import Archive
-from evolve.bandit import Arm, Bandit
 from evolve.config import BanditConfig, LLMConfig, ModelConfig, PriceConfig
-from evolve.llm import LLMClient
+from evolve.operators.bandit import Arm, Bandit
+from evolve.operators.llm import LLMClient
 from tests.support.llm_server import HTTPError, Malformed, RateLimited, Reply
 
 MODEL = "openai/scripted-model"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from evolve.config import LLMConfig, ModelConfig, PriceConfig
-from evolve.llm import LLMClient, LLMReply
+from evolve.operators.llm import LLMClient, LLMReply
 from tests.support.llm_server import (
     Drop,
     Hang,
@@ -187,7 +187,7 @@ async def test_reply_based_on_the_prompt(scripted_llm_server):
 
 
 async def test_embeddings_endpoint_is_deterministic(scripted_llm_server):
-    from evolve.llm import litellm_module
+    from evolve.operators.llm import litellm_module
 
     server = scripted_llm_server()
     kwargs = server.litellm_kwargs("openai/scripted-embedder")
@@ -199,7 +199,7 @@ async def test_embeddings_endpoint_is_deterministic(scripted_llm_server):
 
 
 async def test_litellm_price_data_is_used_and_the_config_overrides_it(scripted_llm_server):
-    from evolve.llm import litellm_module
+    from evolve.operators.llm import litellm_module
 
     known = "openai/gpt-4.1-mini"  # in litellm's bundled price table
     entry = litellm_module().model_cost["gpt-4.1-mini"]

@@ -8,8 +8,8 @@ import pytest
 
 from db.archive import Archive
 from evolve.config import LLMConfig
-from evolve.llm import LLMClient
-from evolve.local_model import LOCAL_MODEL_NAME, LocalModelServer, missing_local_extra
+from evolve.operators.llm import LLMClient
+from evolve.operators.local_model import LOCAL_MODEL_NAME, LocalModelServer, missing_local_extra
 
 MISSING = missing_local_extra()
 pytestmark = pytest.mark.skipif(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evolve.offline_operators import NoChange, Source, SwapOperator, TuneOperator
-from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, load_problem
+from evolve.operators.offline import NoChange, Source, SwapOperator, TuneOperator
+from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, load_problem
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures" / "sample_program.py"

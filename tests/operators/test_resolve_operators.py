@@ -8,7 +8,7 @@ import time
 import pytest
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig
-from evolve.operators import SwapOperator, TuneOperator, probe_ollama, resolve_operators
+from evolve.operators.registry import SwapOperator, TuneOperator, probe_ollama, resolve_operators
 from tests.support.llm_server import ScriptedLLMServer
 
 

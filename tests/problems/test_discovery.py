@@ -13,15 +13,15 @@ import pytest
 from typer.testing import CliRunner
 
 from evolve.cli import app
-from problems.discovery import (
+from evolve.problem.discovery import (
     BUILTIN_DIR,
     ENTRY_POINT_GROUP,
     find_problem,
     list_problems,
     scan_problems,
 )
-from problems.skeleton import write_skeleton
-from problems.spec import ProblemError, load_problem
+from evolve.problem.scaffold import write_skeleton
+from evolve.problem.spec import ProblemError, load_problem
 
 
 def _set_toml_line(root: Path, old: str, new: str) -> None:

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evolve.cli import app
-from problems.skeleton import write_skeleton
-from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, ProblemError, load_problem
+from evolve.problem.scaffold import write_skeleton
+from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, ProblemError, load_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from evaluators.harness_api import load_candidate  # noqa: E402
+from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, load_problem  # noqa: E402
 from problems.eplb.placement import EplbConfig, config_for, validate_placement  # noqa: E402
-from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, load_problem  # noqa: E402
 
 WEIGHT = torch.tensor([[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
                        [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]])

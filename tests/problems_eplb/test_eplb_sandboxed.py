@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from evaluators.executors import LocalExecutor  # noqa: E402
-from problems.spec import load_problem  # noqa: E402
+from evolve.problem.spec import load_problem  # noqa: E402
 
 
 async def _cascade(problem, code):

@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from evolve.problem.spec import load_problem  # noqa: E402
 from problems.moe_lbl import evaluate as ev  # noqa: E402
 from problems.moe_lbl.load_trace import read_load_history  # noqa: E402
 from problems.moe_lbl.trainer import CONFIGS  # noqa: E402
-from problems.spec import load_problem  # noqa: E402
 from tests.problems_moe.helpers import PROBLEM  # noqa: E402
 
 TINY = CONFIGS["tiny"]

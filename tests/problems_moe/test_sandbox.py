@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from evaluators.executors import LocalExecutor  # noqa: E402
-from problems.spec import load_problem  # noqa: E402
+from evolve.problem.spec import load_problem  # noqa: E402
 from tests.problems_moe.helpers import PROBLEM  # noqa: E402
 
 

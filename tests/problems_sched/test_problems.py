@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from problems.spec import load_problem
+from evolve.problem.spec import load_problem
 from tests.problems_sched.conftest import PROBLEMS, REPO
 
 SPOT = ("spot_single", "spot_multi")

@@ -24,7 +24,7 @@ from db import Archive, code_hash_of
 from evaluators.executors import LocalExecutor
 from evaluators.result import EvalResult
 from evolve.config import load_config, to_toml
-from problems.discovery import find_problem
+from evolve.problem.discovery import find_problem
 
 TOY_PROBLEM = Path(__file__).resolve().parent / "toy_problem"
 LLM_MODEL = "openai/gpt-4.1-mini"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, OperatorsConfig
-from evolve.offline_operators import (
+from evolve.operators.offline import (
     OFFLINE_OPERATORS,
     NoChange,
     SwapOperator,

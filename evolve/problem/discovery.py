@@ -15,10 +15,12 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 
-from problems.spec import ProblemError, ProblemSpec, Source, load_problem
+import problems
+from evolve.problem.spec import ProblemError, ProblemSpec, Source, load_problem
 
 ENTRY_POINT_GROUP = "evolve.problems"
-BUILTIN_DIR = Path(__file__).resolve().parent
+# The built-in problems are the folders of the `problems` package (problems only, no framework code).
+BUILTIN_DIR = Path(problems.__file__).resolve().parent
 
 
 @dataclass(frozen=True)

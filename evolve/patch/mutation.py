@@ -12,7 +12,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
+from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
 
 # Mutation kinds that ask an LLM for a reply; "repair" fixes an invalid parent using its error.
 LLM_KINDS = ("diff", "full", "crossover", "repair")

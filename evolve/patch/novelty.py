@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.config import NoveltyConfig
-from evolve.mutation import editable_line_ranges
+from evolve.patch.mutation import editable_line_ranges
 
 _BUILTINS = frozenset(dir(builtins))
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
@@ -238,7 +238,7 @@ def litellm_embedder(model: str, api_base: str | None = None,
     """An embedder through litellm; failures return no vector (the local check still applies)."""
 
     async def embed(text: str) -> tuple[list[float] | None, list[Any]]:
-        from evolve.llm import litellm_module
+        from evolve.operators.llm import litellm_module
 
         litellm = litellm_module()
 

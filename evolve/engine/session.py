@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
-from evolve.controller import Controller
-from evolve.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot, run_lock
+from evolve.engine.controller import Controller
+from evolve.engine.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot, run_lock
 
 OPERATORS_STATE = "operators"
 
@@ -37,7 +37,7 @@ def archive_location(config: EvolveConfig, run_dir: Path) -> str | Path:
 def make_arms(models: list[str], offline: list[str], mix: dict[str, float]) -> tuple[list[Any], dict[str, float]]:
     """Arms = (model, mutation kind) for each kind with a positive weight, plus one arm per
     offline operator; the mix weights become the bandit's default weights."""
-    from evolve.bandit import Arm
+    from evolve.operators.bandit import Arm
 
     arms, weights = [], {}
     kinds = [kind for kind, weight in mix.items() if weight > 0] or ["diff"]
@@ -56,7 +56,7 @@ def make_arms(models: list[str], offline: list[str], mix: dict[str, float]) -> t
 def _resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
                        log: Callable[[str], None]) -> tuple[list[ModelConfig], list[Any]]:
     """The operators of a run, frozen at its start: a resume uses exactly the same ones."""
-    from evolve.operators import make_offline_operator, resolve_operators
+    from evolve.operators.registry import make_offline_operator, resolve_operators
 
     stored = archive.get_state(run_id, OPERATORS_STATE)
     if stored is not None:
@@ -76,7 +76,7 @@ async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = Fal
                       log: Callable[[str], None] = print, handle_signals: bool = True,
                       executor: Any | None = None) -> RunOutcome:
     """Start (or resume) the run in `run_dir` and drive it to its end."""
-    from problems.discovery import find_problem
+    from evolve.problem.discovery import find_problem
 
     problem = find_problem(config.problem)
     with run_lock(run_dir):
@@ -90,7 +90,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
                       log: Callable[[str], None], handle_signals: bool,
                       executor: Any | None) -> RunOutcome:
     from db import Archive
-    from evolve.bandit import Bandit
+    from evolve.operators.bandit import Bandit
 
     archive = Archive.open(archive_location(config, run_dir))
     own_executor = executor is None
@@ -112,7 +112,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         models, offline = _resolve_operators(config, archive, run_id, log)
         llm = None
         if models:
-            from evolve.llm import LLMClient
+            from evolve.operators.llm import LLMClient
 
             llm = LLMClient(models, config.llm)
             config.operators.models = models  # the prompt builder reads max_tokens from them

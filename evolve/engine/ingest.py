@@ -2,7 +2,7 @@
 
 Ingesting a program in sequence order updates islands (and reports migrations), the bandit
 (reward), and the scratchpad; the best program is tracked and written to `best/`; progress
-snapshots are published. `Controller` (evolve/controller.py) inherits this; it is split out only
+snapshots are published. `Controller` (evolve/engine/controller.py) inherits this; it is split out only
 to keep each file about one thing. All archive writes still happen in the controller's process
 and event loop: it remains the single writer.
 """
@@ -13,10 +13,10 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from evolve.committed import Committed, proposal_key
-from evolve.run_files import ProgressSnapshot, write_best
-from evolve.sampling import Member
-from evolve.scratchpad import AttemptRow
+from evolve.engine.committed import Committed, proposal_key
+from evolve.engine.run_files import ProgressSnapshot, write_best
+from evolve.engine.sampling import Member
+from evolve.engine.scratchpad import AttemptRow
 
 ENGINE_STATE = "engine"
 
@@ -51,7 +51,7 @@ class FeedbackMixin:
             self._save_state()
 
     def _reward(self, item: Committed, parent: Committed | None) -> float:
-        from evolve.bandit import reward
+        from evolve.operators.bandit import reward
 
         initial = self.initial.score if self.initial is not None else None
         return reward(item.score if item.valid else None,

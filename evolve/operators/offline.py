@@ -16,7 +16,7 @@ import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
 
-from problems.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
+from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
 
 
 class NoChange(Exception):

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from evolve.config import MutationConfig
-from evolve.mutation import MutationError, check_evolve_blocks, child_from_reply
+from evolve.engine.sampling import Member
+from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.prompting import ProgramView, PromptBuilder
-from evolve.sampling import Member
 
 
 class OfflineOperator(Protocol):
@@ -32,7 +32,7 @@ class Plan:
     seq: int
     key: str
     island: int
-    arm: Any                       # evolve.bandit.Arm
+    arm: Any                       # evolve.operators.bandit.Arm
     kind: str                      # diff | full | crossover | repair | an offline mutation
     parent: Member
     parent_view: ProgramView
@@ -114,7 +114,7 @@ class Proposer:
         return child
 
     def _offline(self, plan: Plan) -> ProposalOutcome:
-        from evolve.operators import NoChange
+        from evolve.operators.registry import NoChange
 
         operator = self.offline[plan.operator]
         parent = plan.parent_view.code

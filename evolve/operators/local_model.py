@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from evolve.config import ModelConfig
-from evolve.llm import LOCAL_PREFIX
+from evolve.operators.llm import LOCAL_PREFIX
 
 LOCAL_MODEL_NAME = "local/smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

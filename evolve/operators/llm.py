@@ -233,7 +233,7 @@ class LLMClient:
         if cfg.name.startswith(LOCAL_PREFIX):
             if not cfg.api_base:
                 return None, (f"NoServer: {cfg.name} has no api_base; start its server with "
-                              f"evolve.local_model.start_local_models (the run does this)")
+                              f"evolve.operators.local_model.start_local_models (the run does this)")
             return "sk-local-no-key", None
         if cfg.api_base and cfg.name.startswith(_OPENAI_COMPATIBLE) and not os.environ.get(
                 "OPENAI_API_KEY"):

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from problems.spec import ProblemError, ProblemSpec, load_problem
+from evolve.problem.spec import ProblemError, ProblemSpec, load_problem
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

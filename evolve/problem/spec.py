@@ -2,7 +2,7 @@
 
 A problem is a folder with `problem.toml`, the initial program, `evaluate.py`, `baselines/` and a
 README (see DESIGN.md). This module only reads and validates that folder; discovery (built in,
-a path, or an installed entry point) lives in `problems/discovery.py`.
+a path, or an installed entry point) lives in `evolve/problem/discovery.py`.
 """
 
 from __future__ import annotations

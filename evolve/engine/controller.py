@@ -28,24 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.result import EvalResult, FailureKind, StageResult
-from evolve.committed import (
+from evolve.config import EvolveConfig, to_toml
+from evolve.engine.committed import (
     INITIAL_KEY,
     INITIAL_SEQ,
     Committed,
     committed_from_archive,
     proposal_key,
 )
-from evolve.config import EvolveConfig, to_toml
-from evolve.feedback import ENGINE_STATE, FeedbackMixin
-from evolve.gate import OrderedGate
-from evolve.mutation import unified_diff
-from evolve.novelty import NoveltyFilter, Verdict, code_hash, embedder_for
+from evolve.engine.gate import OrderedGate
+from evolve.engine.ingest import ENGINE_STATE, FeedbackMixin
+from evolve.engine.proposal import Plan, ProposalOutcome, Proposer, calls_cost
+from evolve.engine.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
+from evolve.engine.sampling import IslandSampler, Member
+from evolve.engine.scratchpad import Scratchpad
+from evolve.patch.mutation import unified_diff
+from evolve.patch.novelty import NoveltyFilter, Verdict, code_hash, embedder_for
+from evolve.problem.spec import ProblemSpec
 from evolve.prompting import ProgramView, PromptBuilder
-from evolve.proposal import Plan, ProposalOutcome, Proposer, calls_cost
-from evolve.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
-from evolve.sampling import IslandSampler, Member
-from evolve.scratchpad import Scratchpad
-from problems.spec import ProblemSpec
 
 WINDOW_STATE = "window"
 
