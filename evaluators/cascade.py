@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxOutcome
-from evolve.problem.spec import ProblemSpec, StageSpec
+from evolve.problem.spec import ProblemSpec, ScoreSection, StageSpec
 
 
 def select_stages(problem: ProblemSpec, names: Sequence[str] | None) -> list[StageSpec]:
@@ -30,14 +30,38 @@ def stops_cascade(stage: StageSpec, result: StageResult) -> bool:
 
 
 async def run_cascade(stages: Sequence[StageSpec],
-                      run_stage: Callable[[StageSpec], Awaitable[StageResult]]) -> EvalResult:
+                      run_stage: Callable[[StageSpec], Awaitable[StageResult]],
+                      declared: ScoreSection | None = None) -> EvalResult:
     result = EvalResult()
     for stage in stages:
         stage_result = await run_stage(stage)
         result.stages.append(stage_result)
         if stops_cascade(stage, stage_result):
             break
+    if declared is not None and stages:
+        finalize(result, declared, stages[-1].name)
     return result
+
+
+def finalize(result: EvalResult, declared: ScoreSection, final_stage: str) -> None:
+    """Set the declared final score, metrics and feedback once the cascade reached its last
+    stage with every stage valid. A declaration naming a stage that was not run (an evaluation
+    of some stages only) leaves the last stage's own score, metrics or feedback in place."""
+    if result.stage_reached != final_stage or not all(s.ok for s in result.stages):
+        return
+    by_name = {s.stage: s for s in result.stages}
+    if declared.stage is not None and declared.stage in by_name:
+        result.final_score = by_name[declared.stage].score
+    elif declared.weights and all(name in by_name for name in declared.weights):
+        result.final_score = sum(weight * (by_name[name].score or 0.0)
+                                 for name, weight in declared.weights.items())
+    sources = [by_name[name] for name in declared.metrics_from if name in by_name]
+    if sources:
+        metrics: dict = {}
+        for stage in sources:
+            metrics.update(stage.metrics)
+        result.final_metrics = metrics
+        result.final_feedback = "\n".join(s.feedback for s in sources if s.feedback)
 
 
 def _last_line(text: str) -> str:

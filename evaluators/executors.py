@@ -92,7 +92,8 @@ class LocalExecutor:
         """Run the cascade for `code`; candidate failures come back as results, never raise."""
         self._ensure_pools()
         selected = select_stages(problem, stages)
-        return await run_cascade(selected, lambda stage: self._run_stage(problem, code, stage))
+        return await run_cascade(selected, lambda stage: self._run_stage(problem, code, stage),
+                                 problem.config.score)
 
     async def _run_stage(self, problem: ProblemSpec, code: str, stage: StageSpec) -> StageResult:
         assert self._slots is not None and self._gpu_pool is not None

@@ -54,6 +54,11 @@ class EvalResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stages: list[StageResult] = Field(default_factory=list)
+    # Set by the cascade when it ran to its end and the problem declares its final score and
+    # metrics (problem.toml `[score]`); None: the last stage's own, as without a declaration.
+    final_score: float | None = None
+    final_metrics: dict[str, Any] | None = None
+    final_feedback: str | None = None
 
     @property
     def last(self) -> StageResult | None:
@@ -65,9 +70,20 @@ class EvalResult(BaseModel):
 
     @property
     def score(self) -> float | None:
-        """Score of the deepest stage reached (None if it failed)."""
+        """The program's score: the declared final score when the cascade ran to its end, else
+        the score of the deepest stage reached (None if it failed)."""
         last = self.last
-        return last.score if last is not None and last.ok else None
+        if last is None or not last.ok:
+            return None
+        return self.final_score if self.final_score is not None else last.score
+
+    @property
+    def program_score(self) -> float | None:
+        """The score to record, even for a program that failed or stopped at a gate (then the
+        deepest stage's own score, which may be None)."""
+        if self.final_score is not None:
+            return self.final_score
+        return self.last.score if self.last else None
 
     @property
     def valid(self) -> bool:
@@ -83,10 +99,14 @@ class EvalResult(BaseModel):
 
     @property
     def metrics(self) -> dict[str, Any]:
+        if self.final_metrics is not None:
+            return dict(self.final_metrics)
         return dict(self.last.metrics) if self.last else {}
 
     @property
     def feedback(self) -> str:
+        if self.final_feedback is not None:
+            return self.final_feedback
         return self.last.feedback if self.last else ""
 
     @property

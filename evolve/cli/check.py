@@ -1,8 +1,10 @@
-"""`evolve problems check PATH [--json]`: validate a problem folder, then score its initial
-program and every baseline through the real sandboxed executor and print every stage.
+"""`evolve problems check PATH [--json] [--repeat K]`: validate a problem folder, then score its
+initial program and every baseline through the real sandboxed executor and print every stage.
 
-Exit 0 when the initial program and all baselines are valid, 1 when one is not (the problem
-needs fixing), 2 when the folder itself is not a valid problem."""
+Exit 0 when the initial program and all baselines are valid, reach the last stage and carry the
+`[metrics]` names; 1 when one does not (the problem needs fixing), 2 when the folder itself is
+not a valid problem. `--repeat K` evaluates every program K times and reports its score's
+spread (the problem's noise)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Annotated
 import typer
 
 from evaluators.result import EvalResult
+from evolve.cli.check_findings import missing_metrics, spread, stopped_at_gate
 from evolve.cli.evaluate import (
     console,
     make_local_executor,
@@ -39,45 +42,68 @@ def _warnings(spec: ProblemSpec) -> list[str]:
 
 async def check_problem(spec: ProblemSpec, isolation: str = "auto") -> dict[str, EvalResult]:
     """Evaluate the initial program and every baseline (concurrently) through the executor."""
+    repeated = await check_problem_repeated(spec, isolation, repeat=1)
+    return {name: results[0] for name, results in repeated.items()}
+
+
+async def check_problem_repeated(spec: ProblemSpec, isolation: str = "auto",
+                                 repeat: int = 1) -> dict[str, list[EvalResult]]:
+    """Evaluate the initial program and every baseline `repeat` times each (concurrently)."""
     programs = {"initial": spec.initial_code()}
     programs.update({f"baseline:{name}": path.read_text()
                      for name, path in spec.baselines().items()})
     executor = make_local_executor(isolation)
     try:
         results = await asyncio.gather(*(executor.evaluate(spec, code)
-                                         for code in programs.values()))
+                                         for code in programs.values() for _ in range(repeat)))
     finally:
         await executor.aclose()
-    return dict(zip(programs, results, strict=True))
+    return {name: list(results[i * repeat:(i + 1) * repeat])
+            for i, name in enumerate(programs)}
 
 
 def check_command(
     path: Annotated[str, typer.Argument(help="problem folder (or name)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
     isolation: Annotated[str, typer.Option(help="auto, bwrap, unshare or rlimits")] = "auto",
+    repeat: Annotated[int, typer.Option(
+        "--repeat", min=1, help="evaluate every program K times and report its score's spread "
+                                "(the problem's noise)")] = 1,
 ) -> None:
     """Validate a problem and score its initial program and baselines in the sandbox."""
     spec = resolve_problem(path)
     warnings = _warnings(spec)
     if not as_json:
         console.print(f"checking problem '{spec.name}' at {spec.root} "
-                      f"({len(spec.baselines()) + 1} programs, {len(spec.stages)} stages)...")
-    results = asyncio.run(check_problem(spec, isolation))
+                      f"({len(spec.baselines()) + 1} programs x {repeat}, "
+                      f"{len(spec.stages)} stages)...")
+    repeated = asyncio.run(check_problem_repeated(spec, isolation, repeat))
+    results = {name: runs[0] for name, runs in repeated.items()}
     failed = [name for name, result in results.items() if not result.valid]
+    problems = missing_metrics(spec, results) + stopped_at_gate(spec, results)
+    spreads = {name: spread(runs) for name, runs in repeated.items()} if repeat > 1 else {}
     if as_json:
-        print(json.dumps({"problem": spec.name, "root": str(spec.root), "ok": not failed,
-                          "warnings": warnings,
+        print(json.dumps({"problem": spec.name, "root": str(spec.root),
+                          "ok": not failed and not problems, "warnings": warnings,
+                          "problems": problems,
+                          "spread": {n: s.as_dict() for n, s in spreads.items()},
                           "programs": {n: result_dict(r) for n, r in results.items()}}, indent=2))
     else:
         console.print(stage_table(f"problem {spec.name}", results, spec.config.metrics.shown))
+        if spreads:
+            console.print(f"score over {repeat} evaluations of each program:")
+            for name, found in spreads.items():
+                console.print(f"  {found.line(name)}", markup=False, soft_wrap=True)
         for note in warnings:
             console.print(f"[yellow]warning:[/] {note}")
+        for line in problems:
+            console.print(f"problem: {line}", markup=False, soft_wrap=True)
         if failed:
             console.print(f"[red]not valid:[/] {', '.join(failed)}; fix the evaluator or these "
                           f"programs (see the reasons above)")
-        else:
+        elif not problems:
             console.print("[green]ok:[/] every program is valid")
-    if failed:
+    if failed or problems:
         raise typer.Exit(1)
 
 

@@ -52,6 +52,7 @@ def result_dict(result: EvalResult) -> dict[str, Any]:
             "failure": result.failure.value if result.failure else None,
             "reason": result.reason if result.failure else "",
             "stage_reached": result.stage_reached, "wall_s": result.wall_s,
+            "metrics": result.metrics,
             "isolation": result.last.isolation if result.last else "",
             "stages": [s.model_dump(mode="json") for s in result.stages]}
 

@@ -429,7 +429,7 @@ class Controller(FeedbackMixin):
         else:
             status = "evaluated"
             error_kind, error_text, valid = self._judge_result(result)
-            fields.update(score=result.last.score if result.last else None, valid=valid,
+            fields.update(score=result.program_score, valid=valid,
                           metrics=result.metrics, feedback=result.feedback,
                           stage_reached=result.stage_reached, evaluations=result.stages)
         diff = unified_diff(parent_item.code, outcome.code) if outcome.code else None
@@ -477,7 +477,7 @@ class Controller(FeedbackMixin):
             self.log(f"evaluating the initial program of {self.problem.name}")
             result = await self._evaluate(code)
             error_kind, error_text, valid = self._judge_result(result)
-            score = result.last.score if result.last else None
+            score = result.program_score
             program_id = self.archive.add_program(
                 self.run_id, code=code, code_hash=code_hash(code), island=0, generation=0,
                 operator="initial", mutation_kind="initial", status="evaluated",

@@ -82,12 +82,33 @@ class MetricsSection(_Strict):
     features: list[str] = []
 
 
+class ScoreSection(_Strict):
+    """What a program's result is once its cascade ran to the end. Left out: the last stage's
+    score and metrics, as before this section existed. A cheap stage is then a gate only, and a
+    noisy late stage can report figures without being the thing the search optimises."""
+
+    # The stage whose score is the program's score ...
+    stage: str | None = None
+    # ... or a weighted sum of stage scores, {stage: weight}.
+    weights: dict[str, float] = {}
+    # The stages whose metrics (and feedback) the final result carries, merged in this order
+    # (a later stage's metric of the same name wins). Empty: the last stage's only.
+    metrics_from: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ScoreSection:
+        if self.stage is not None and self.weights:
+            raise ValueError("score: give either 'stage' or 'weights', not both")
+        return self
+
+
 class ProblemToml(_Strict):
     problem: ProblemSection
     function: FunctionSection
     stages: list[StageSpec] = Field(min_length=1)
     resources: ResourceSpec = ResourceSpec()
     metrics: MetricsSection = MetricsSection()
+    score: ScoreSection = ScoreSection()
 
     @field_validator("stages")
     @classmethod
@@ -96,6 +117,16 @@ class ProblemToml(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
         return stages
+
+    @model_validator(mode="after")
+    def _score_names_stages(self) -> ProblemToml:
+        known = [s.name for s in self.stages]
+        named = ([self.score.stage] if self.score.stage else []) + list(self.score.weights)
+        unknown = [n for n in named + self.score.metrics_from if n not in known]
+        if unknown:
+            raise ValueError(f"score names stage {', '.join(map(repr, unknown))}, which is not "
+                             f"among the stages {', '.join(known)}")
+        return self
 
 
 Source = Literal["builtin", "path", "entry-point"]
