@@ -16,6 +16,13 @@ SINGLE_OVERHEADS_H = (0.02, 0.2, 0.4)
 SINGLE_TRACES = tuple(range(0, 300, 10))
 SINGLE_QUICK = {"traces": (0, 150), "deadlines": SINGLE_DEADLINES_H, "overheads": (0.2,)}
 
+# --- one region, the ADRS Leaderboard's grid: 6 environments x their 30 traces x 2 x 3 ---------
+LEADERBOARD_DEADLINES_H = (52.0, 70.0)
+LEADERBOARD_OVERHEADS_H = (0.02, 0.05, 0.1)
+# Their 0-100 score: 0 at all on-demand, 100 at all spot (mean costs on their grid).
+LEADERBOARD_ALL_ON_DEMAND = 146.88
+LEADERBOARD_ALL_SPOT = 46.71
+
 # --- many regions: the six published scenarios (trace k of every region = one instant) ------
 MULTI_DEADLINE_H = 52.0
 MULTI_OVERHEAD_H = 0.2
@@ -76,6 +83,30 @@ def single_runs(data: SingleRegionData, stage: str) -> list[SingleRun]:
                     runs.append(SingleRun(f"{env}/{trace}/{deadline:g}/{overhead:g}", env,
                                           scenario, data.envs[env][trace]))
     return runs
+
+
+def leaderboard_single_runs(data: SingleRegionData) -> list[SingleRun]:
+    """Every trace of the leaderboard's set (already their 30 per environment) x 2 x 3."""
+    runs = []
+    for env in sorted(data.envs):
+        for index, available in enumerate(data.envs[env]):
+            for deadline in LEADERBOARD_DEADLINES_H:
+                for overhead in LEADERBOARD_OVERHEADS_H:
+                    scenario = Scenario(gap_s=data.gap_s, deadline_s=seconds(deadline),
+                                        task_s=seconds(TASK_HOURS),
+                                        restart_overhead_s=seconds(overhead),
+                                        on_demand_price=ON_DEMAND_PRICE,
+                                        spot_price=SINGLE_SPOT_PRICE)
+                    runs.append(SingleRun(f"{env}/#{index}/{deadline:g}/{overhead:g}", env,
+                                          scenario, available))
+    return runs
+
+
+def leaderboard_score(avg_cost: float) -> int:
+    """The leaderboard's 0-100 score of a mean cost on its grid."""
+    share = ((LEADERBOARD_ALL_ON_DEMAND - avg_cost)
+             / (LEADERBOARD_ALL_ON_DEMAND - LEADERBOARD_ALL_SPOT))
+    return round(100 * min(1.0, max(0.0, share)))
 
 
 def multi_runs(data: MultiRegionData, stage: str) -> list[MultiRun]:

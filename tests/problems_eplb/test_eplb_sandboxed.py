@@ -10,6 +10,7 @@ pytest.importorskip("torch")
 
 from evaluators.executors import LocalExecutor  # noqa: E402
 from evolve.problem.spec import load_problem  # noqa: E402
+from problems.eplb.evaluate import combined_score  # noqa: E402
 
 
 async def _cascade(problem, code):
@@ -36,3 +37,14 @@ def test_sandboxed_cascade_scores_the_baselines_sensibly(problem_dir):
     # The kernel ratio follows the imbalance: both above 1, the load-oblivious layout worse.
     assert 1.05 < deepseek["kernel"]["kernel_step_ratio"] < round_robin["kernel"]["kernel_step_ratio"]
     assert round_robin["kernel"]["kernel_step_ratio"] < 4.0
+    # The program's score is the balance objective (problem.toml [score]), not the kernel ratio,
+    # and the final metrics carry both stages' figures, so MAP-Elites' features are there.
+    for name, result in results.items():
+        balance = result.stages[1]
+        assert result.score == balance.score == pytest.approx(
+            combined_score(balance.metrics["balancedness_gpu"],
+                           balance.metrics["runtime_ms"] / 1e3)), name
+        assert result.score != result.stages[2].score
+        for key in (*problem.config.metrics.features, *problem.config.metrics.shown):
+            assert key in result.metrics, (name, key)
+        assert result.metrics["runtime_ms"] == balance.metrics["runtime_ms"]
