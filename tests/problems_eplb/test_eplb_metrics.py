@@ -64,3 +64,12 @@ def test_no_placement_beats_the_bound(deepseek):
     phy2log = deepseek(torch.from_numpy(load), 20, 4, 2, 4)[0]
     achieved = balancedness(gpu_loads(phy2log, load, cfg))
     assert 0 < achieved <= balancedness_bound(load, cfg) + 1e-12
+
+
+def test_leaderboard_score_is_their_formula():
+    from problems.eplb.evaluate import leaderboard_score
+    # 1 ms: full speed bonus (10), no penalty; 2 ms: 5; 20 ms: 0.5 - 0.4 penalty; 2 s: capped at 20.
+    assert leaderboard_score(0.66, 0.001) == pytest.approx(90 * 0.66 + 10)
+    assert leaderboard_score(0.66, 0.002) == pytest.approx(90 * 0.66 + 5)
+    assert leaderboard_score(0.66, 0.02) == pytest.approx(90 * 0.66 + 0.5 - 0.4)
+    assert leaderboard_score(0.66, 2.0) == pytest.approx(90 * 0.66 + 0.005 - 20)
