@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU paths in one command, on one CUDA GPU, within 8 minutes (an H100 needs far less):
+#   1. eplb's kernel stage at DeepSeek-V3 expert size in bf16 (hidden 7168, intermediate 2048,
+#      8192 tokens top-8, grouped GEMMs timed with CUDA events), for DeepSeek's EPLB and the
+#      round-robin layout;
+#   2. moe_lbl's GPU configuration (problems/moe_lbl/trainer.py CONFIGS["gpu"]): the initial
+#      program and the global-batch baseline, one seed each, full stage.
+# It prints their figures. Without a CUDA GPU it runs nothing and exits 3 with one line saying so.
+#
+#   scripts/gpu_check.sh            # PYTHON picks the interpreter (default: .venv/bin/python)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+    echo "gpu_check: FAILED: torch cannot be imported by $PYTHON (bash scripts/setup.sh --dev installs it)" >&2
+    exit 3
+fi
+if ! "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    echo "gpu_check: FAILED: no CUDA GPU is visible to torch (CUDA_VISIBLE_DEVICES='${CUDA_VISIBLE_DEVICES-unset}'); nothing was run" >&2
+    exit 3
+fi
+
+started=$SECONDS
+echo "== eplb kernel stage on $("$PYTHON" -c "import torch; print(torch.cuda.get_device_name())")"
+timeout 240 "$PYTHON" scripts/gpu_check_eplb.py
+echo "== moe_lbl, GPU configuration (full stage, seed 0)"
+timeout 300 "$PYTHON" -m problems.moe_lbl.run_baselines --config gpu --stage full --seeds 0 \
+    --only initial global_batch --reference global_batch
+echo "gpu_check: done in $((SECONDS - started)) s"
