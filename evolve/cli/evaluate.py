@@ -116,8 +116,8 @@ def eval_command(
                               spec.config.metrics.shown))
     last = result.last
     if last is not None:
-        if last.feedback:
-            console.print(f"feedback: {last.feedback}")
+        if result.feedback:
+            console.print(f"feedback: {result.feedback}")
         if last.stderr.strip():
             console.print(f"stderr (last lines):\n{_tail(last.stderr)}", markup=False)
     verdict = (f"[green]valid[/], score {result.score:.6g}" if result.valid

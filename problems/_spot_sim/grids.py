@@ -1,4 +1,4 @@
-"""The evaluation scenarios of both spot problems, as published, with stable run keys."""
+"""The evaluation scenarios of both spot problems (our grids, and the ADRS Leaderboard's single-region grid), with stable run keys."""
 
 from __future__ import annotations
 
