@@ -1,4 +1,5 @@
-"""The evaluation scenarios of both spot problems (our grids, and the ADRS Leaderboard's single-region grid), with stable run keys."""
+"""The evaluation scenarios of both spot problems, with stable run keys: our grids, and the ADRS
+Leaderboard's single-region grid (reported beside our score, for comparison)."""
 
 from __future__ import annotations
 
