@@ -27,9 +27,15 @@ if ! "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() el
 fi
 
 started=$SECONDS
+failed=0
+# Each part has its own time limit (together 8 minutes); a part that fails or runs out of time
+# is named, and the other still runs.
 echo "== eplb kernel stage on $("$PYTHON" -c "import torch; print(torch.cuda.get_device_name())")"
-timeout 240 "$PYTHON" scripts/gpu_check_eplb.py
+timeout 180 "$PYTHON" scripts/gpu_check_eplb.py || {
+    echo "gpu_check: FAILED: eplb kernel stage (exit $?; 124 = over its 180 s)"; failed=1; }
 echo "== moe_lbl, GPU configuration (full stage, seed 0)"
-timeout 300 "$PYTHON" -m problems.moe_lbl.run_baselines --config gpu --stage full --seeds 0 \
-    --only initial global_batch --reference global_batch
+timeout 280 "$PYTHON" -m problems.moe_lbl.run_baselines --config gpu --stage full --seeds 0 \
+    --only initial global_batch --reference global_batch || {
+    echo "gpu_check: FAILED: moe_lbl GPU configuration (exit $?; 124 = over its 280 s)"; failed=1; }
 echo "gpu_check: done in $((SECONDS - started)) s"
+exit "$failed"

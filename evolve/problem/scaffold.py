@@ -50,6 +50,11 @@ name = "full"
 timeout_s = 30.0
 description = "n = 2000: the score that counts"
 
+# Without [score] the last stage's score and metrics are the program's. To declare them:
+# [score]
+# stage = "full"                      # or weights = { quick = 0.2, full = 0.8 }
+# metrics_from = ["quick", "full"]    # stages whose metrics the result carries (later wins)
+
 [resources]
 memory_mb = 512
 cpu_seconds = 30
