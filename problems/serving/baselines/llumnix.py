@@ -1,20 +1,21 @@
 """Baseline: Llumnix's policy (Sun et al., OSDI '24), as we read the paper.
 
 Virtual usage of an instance = blocks in use + blocks its waiting queue will need (queued
-demand counts as if it were allocated). Freeness = free virtual blocks per running request
-(how long the batch can keep growing). Dispatch to the freest instance. Every call of
-`migrate`, pair the least free instances (below LOW) with the freest ones (above HIGH) and
-move one running request from each such source: the one with the fewest cached tokens (the
-cheapest to copy), if the target has room.
+demand counts as if it were allocated). Freeness = free virtual blocks per request of the
+batch (running + queued): how far the batch can still grow. Dispatch to the freest instance.
+Every call of `migrate`, pair the least free instances (below LOW) with the freest ones
+(above HIGH) and move one running request from each such source, the one with the fewest
+cached tokens (the cheapest to copy), if the target has room. LOW and HIGH are ours (the paper
+does not publish its thresholds); they were picked from a small sweep on the full stage.
 """
 
-LOW = 3.0      # blocks per running request
-HIGH = 30.0
+LOW = 10.0     # free blocks per request
+HIGH = 50.0
 
 
 def freeness(inst):
     virtual = inst.total_blocks - inst.free_blocks + inst.waiting_blocks
-    return (inst.total_blocks - virtual) / max(1, inst.num_running)
+    return (inst.total_blocks - virtual) / max(1, inst.num_running + inst.num_waiting)
 
 
 def dispatch(request, instances):
