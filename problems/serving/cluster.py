@@ -9,7 +9,8 @@ Live migration (Llumnix, OSDI '24): the request keeps decoding on the source whi
 cache is copied in stages; each stage copies the tokens added since the previous one, taking
 `tokens * kv_bytes_per_token / bandwidth + stage overhead`. When a stage had at most one
 block of new tokens to copy, the request is paused (out of the source's batch) for a last
-stage that copies the rest, then joins the target's running batch. The target reserves blocks
+stage that copies the rest, then joins the target's running batch (a copy that has not
+converged after MAX_STAGES stages pauses for its last one anyway). The target reserves blocks
 for everything copied as it goes, and the source keeps its blocks until the copy ends, so the
 memory is held on both sides. If the request finishes or is preempted on the source before the
 copy ends, or the target runs out of room for the next stage, the migration is aborted and the
@@ -38,6 +39,9 @@ from problems.serving.views import NewRequest, snapshot
 from problems.serving.workload import Workload
 
 MAX_MIGRATIONS_PER_CALL = 64
+# A copy that does not converge (the request decodes faster than the link copies) is
+# finished with a pause after this many stages.
+MAX_STAGES = 4
 
 
 class PolicyError(Exception):
@@ -63,6 +67,7 @@ class _Migration:
     epoch: int
     copied: int          # tokens already copied
     reserved: int        # blocks reserved on the target
+    stages: int = 1
     final: bool = False
 
 
@@ -232,7 +237,8 @@ class Cluster:
         target.reserved += extra
         mig.reserved = blocks
         delta = kv - mig.copied
-        if delta <= source.spec.block_tokens:
+        mig.stages += 1
+        if delta <= source.spec.block_tokens or mig.stages >= MAX_STAGES:
             source.pause(mig.rid)
             mig.final = True
             duration = self._copy_time(delta)
