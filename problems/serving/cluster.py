@@ -1,6 +1,11 @@
 """The cluster: N instances, a dispatcher called at every arrival, and Llumnix-style live
 migration requested by the policy every `migrate_interval_s`.
 
+Answers are copied with `plain_int` before they are checked. Tampering with the evaluator is
+checked once per evaluation, after the policy ran (evaluate.py): a check after each of the
+~60,000 calls of the full stage would cost more than the simulation itself, and any patch
+found then rejects the whole result anyway.
+
 Events are handled in time order: migration stage ends, then arrivals, then migration calls
 (ties in that order). Before the policy is called, every instance is advanced to the call's
 time, so its snapshot shows the state at the end of the iteration in flight.
@@ -24,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evaluators.harness_api import check_tampering, plain_int
+from evaluators.harness_api import plain_int
 from problems.serving.costmodel import (
     COST,
     INSTANCE,
@@ -116,7 +121,6 @@ class Cluster:
         views = self.snapshots()
         request = NewRequest(rid, req.arrival[rid], req.prompt[rid])
         answer = dispatch(request, views)
-        check_tampering()
         try:
             index = plain_int(answer)
         except TypeError as exc:
@@ -149,7 +153,6 @@ class Cluster:
 
     def _migrate(self, migrate: Callable) -> None:
         answer = migrate(self.snapshots())
-        check_tampering()
         moves = self._parse_moves(answer)
         req = self.req
         n = len(self.instances)
