@@ -182,6 +182,9 @@ class Cluster:
             if target.free_blocks < blocks + 1:
                 raise PolicyError(f"{when}: instance {tgt} has {target.free_blocks} free blocks, "
                                   f"request {rid} needs {blocks + 1}")
+            if len(target.running) + target.migrating_in >= target.spec.max_num_seqs:
+                raise PolicyError(f"{when}: instance {tgt} has no free sequence slot "
+                                  f"(max_num_seqs = {target.spec.max_num_seqs})")
             self._start(rid, source, target, kv, blocks)
 
     # ---- migration mechanics -------------------------------------------------------------
