@@ -1,7 +1,8 @@
 """Read-only snapshots the policy sees: immutable tuples, built fresh for every call.
 
 The per-request lists are built only when the policy asks for them (`running_requests()`,
-`waiting_requests()`), because most policies read only the aggregates.
+`waiting_requests()`), because most policies read only the aggregates; they show the instance
+as it is when asked (within one call, the same as the aggregates).
 """
 
 from __future__ import annotations
