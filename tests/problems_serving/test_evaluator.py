@@ -131,3 +131,9 @@ def test_bound_beats_every_baseline_in_every_stored_scenario():
             for name in references.BASELINES:
                 assert entry["bound"]["ttft_p99"] <= entry[name]["ttft_p99"], (stage, key, name)
                 assert entry["bound"]["e2e_mean"] <= entry[name]["e2e_mean"], (stage, key, name)
+
+
+@pytest.mark.slow
+def test_stored_full_references_are_current():
+    stored = json.loads(references.PATH.read_text())
+    assert references.compute("full") == stored["full"]
