@@ -1,0 +1,1 @@
+"""Built-in problem `serving`: dispatch (and migrate) requests across LLM serving instances."""

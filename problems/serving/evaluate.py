@@ -1,0 +1,114 @@
+"""Evaluator of `serving`: dispatch (and optionally migrate) requests of the Azure LLM inference
+trace 2023 over 16 simulated vLLM instances (Llama-2-7B on A100-40GB).
+
+Score = -(mean over scenarios of  P99 TTFT / round robin's + mean E2E / round robin's
++ 1.0 * preemptions per request); round robin scores about -2, higher is better. Every answer
+of the policy is validated; an invalid one makes the program invalid, with the reason. The
+traces, scenarios and reference figures are loaded before the candidate is imported, and the
+trace files may not be opened while it runs (they hold the future arrivals).
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from evaluators.harness_api import check_tampering, clock, load_candidate
+from problems._spot_sim.file_guard import guarding, protect
+from problems.serving.cluster import PolicyError
+from problems.serving.references import load as load_references
+from problems.serving.run import simulate
+from problems.serving.scenarios import STAGES, TRACES, make_scenarios
+from problems.serving.scoring import cost_of, scenario_cost
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = {stage: make_scenarios(plan) for stage, plan in STAGES.items()}
+REFERENCES = load_references()
+protect([*TRACES.values(), HERE / "references.json"])
+
+
+def _fail(message: str, metrics: dict | None = None) -> dict:
+    return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
+
+
+def _load(program_path):
+    module = load_candidate(program_path)
+    dispatch = getattr(module, "dispatch", None)
+    if not callable(dispatch):
+        raise PolicyError("the program defines no function 'dispatch(request, instances)'")
+    migrate = getattr(module, "migrate", None)
+    if migrate is not None and not callable(migrate):
+        raise PolicyError("'migrate' is defined but is not a function")
+    return dispatch, migrate
+
+
+def _run(program_path, scenarios):
+    try:
+        dispatch, migrate = _load(program_path)
+    except Exception as exc:
+        return f"could not load the program: {exc}"
+    results = []
+    for scenario in scenarios:
+        try:
+            results.append(simulate(scenario, dispatch, migrate))
+        except PolicyError as exc:
+            return f"{scenario.key}: {exc}"
+        except Exception:
+            return f"{scenario.key}: the policy raised\n{traceback.format_exc(limit=-3)}"
+    return results
+
+
+def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tampering,
+             _run=_run, _cost=scenario_cost, _cost_of=cost_of, _guarding=guarding) -> dict:
+    # Helpers are default arguments, bound at import (before any candidate): a candidate that
+    # rebinds names in this package changes nothing here.
+    if stage not in SCENARIOS:
+        return _fail(f"unknown stage {stage!r}; stages are {sorted(SCENARIOS)}")
+    refs = REFERENCES.get(stage, {})
+    scenarios = SCENARIOS[stage]
+    missing = [s.key for s in scenarios if s.key not in refs]
+    if missing:
+        return _fail(f"references.json lacks {missing}; run `python -m problems.serving.references`")
+    started = _clock()
+    with _guarding():
+        outcome = _run(program_path, scenarios)
+    _check()
+    if isinstance(outcome, str):
+        return _fail(outcome)
+    metrics: dict = {}
+    costs, bound_costs = [], []
+    for scenario, fig in zip(scenarios, outcome, strict=True):
+        ref = refs[scenario.key]["round_robin"]
+        cost = _cost(fig, ref)
+        costs.append(cost)
+        bound_costs.append(_cost_of(refs[scenario.key]["bound"], ref))
+        for name, value in fig.as_dict().items():
+            metrics[f"{name}[{scenario.key}]"] = value
+        metrics[f"cost[{scenario.key}]"] = round(cost, 4)
+    n = len(outcome)
+    score = -sum(costs) / n
+    bound_score = -sum(bound_costs) / n
+    total_requests = sum(f.requests for f in outcome)
+    metrics.update({
+        "scenarios": n,
+        "ttft_mean_s": round(sum(f.ttft_mean * f.requests for f in outcome) / total_requests, 4),
+        "ttft_p99_s": round(sum(f.ttft_p99 for f in outcome) / n, 4),
+        "tpot_p99_s": round(sum(f.tpot_p99 for f in outcome) / n, 5),
+        "e2e_mean_s": round(sum(f.e2e_mean * f.requests for f in outcome) / total_requests, 4),
+        "e2e_p99_s": round(sum(f.e2e_p99 for f in outcome) / n, 4),
+        "preemptions": sum(f.preemptions for f in outcome),
+        "migrations": sum(f.migrations for f in outcome),
+        "migrations_aborted": sum(f.migrations_aborted for f in outcome),
+        "bound_score": round(bound_score, 4),
+        "gap_to_bound": round(bound_score - score, 4),
+        "clipped_requests": sum(s.workload.clipped for s in scenarios),
+        "evaluation_seconds": round(_clock() - started, 3),
+    })
+    worst = max(range(n), key=lambda i: costs[i])
+    w = outcome[worst]
+    feedback = (f"score {score:.4f} (round robin is about -2; the pooled bound {bound_score:.4f}). "
+                f"Worst scenario {scenarios[worst].key}: P99 TTFT {w.ttft_p99:.3f}s, mean E2E "
+                f"{w.e2e_mean:.3f}s, P99 TPOT {w.tpot_p99 * 1000:.1f}ms, {w.preemptions} "
+                f"preemptions, {w.migrations} migrations. Averages over {n} scenarios: P99 TTFT "
+                f"{metrics['ttft_p99_s']:.3f}s, mean E2E {metrics['e2e_mean_s']:.3f}s.")
+    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback}
