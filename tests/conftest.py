@@ -16,3 +16,25 @@ def _no_provider_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.endswith(_KEY_SUFFIXES) or name in ("OLLAMA_HOST",):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster for the whole session (a start costs ~15 s), this process
+    connected to it as the driver. Node 2 carries the custom resource `node_b`."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("ray is not installed; `bash scripts/setup.sh --dev` installs it")
+    from tests.support.ray_cluster import LocalRayCluster, wait_for_nodes
+
+    cluster = LocalRayCluster(head_cpus=2)
+    try:
+        cluster.add_node(2, {"node_b": 4})
+        ray.init(address=cluster.address, log_to_driver=False)
+        wait_for_nodes(2)
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.stop()
