@@ -75,7 +75,7 @@ def unpack(bundle_data: bytes, digest: str) -> Path:
     try:
         with tarfile.open(fileobj=io.BytesIO(bundle_data), mode="r") as tar:
             tar.extractall(staging, filter="data")
-        for folder, dirs, files in os.walk(staging):
+        for folder, _dirs, files in os.walk(staging):
             os.chmod(folder, 0o755)
             for name in files:
                 path = Path(folder) / name

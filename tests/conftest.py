@@ -38,3 +38,33 @@ def ray_cluster():
         if ray.is_initialized():
             ray.shutdown()
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session, in a temp folder, stopped at the end."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed; `bash scripts/setup.sh --dev` installs it")
+    from tests.support.postgres_server import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed and "
+                    "could not be: `bash scripts/setup.sh --dev` installs Debian's postgresql "
+                    "as root")
+    server = PostgresServer(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request, tmp_path):
+    """Where an archive test keeps its archive: a SQLite file, or a fresh database on the
+    session's PostgreSQL server (the archive suite runs on both)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "run" / "archive.sqlite")
+    return request.getfixturevalue("postgres_server").database()
