@@ -191,3 +191,23 @@ def test_make_executor_builds_a_ray_executor_from_the_config(kind, ray_cluster, 
     executor = make_executor(config.sandbox, config.concurrency, config.executor)
     assert isinstance(executor, RayExecutor)
     assert executor.max_parallel == 4  # the cluster's CPUs: 2 per node
+
+
+def test_doctor_reports_every_node_of_the_cluster(ray_cluster):
+    import json
+
+    import ray
+
+    from evolve.cli import app
+
+    result = CliRunner().invoke(app, ["doctor", "--json", "--executor", "ray",
+                                      "--ray-address", ray_cluster.address,
+                                      "--ollama-url", "127.0.0.1:9"])
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert checks["ray"]["level"] == "ok"
+    assert "2 node(s), 4 CPU, 0 GPU" in checks["ray"]["result"]
+    nodes = [c for name, c in checks.items() if name.startswith("node ")]
+    assert len(nodes) == 2
+    assert any("node_b=4" in c["result"] for c in nodes)
+    assert all("sandbox " in c["result"] for c in nodes)
+    assert ray.is_initialized()  # doctor left the session's connection alone
