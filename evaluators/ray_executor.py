@@ -14,15 +14,24 @@ Faults: the task is a generator that first reports where it runs (node, pid), th
 When the worker process or its node dies, the stage is tried again (`retries`, default once);
 after that it is recorded as an `evaluator-error` naming the node and Ray's reason. Back-pressure:
 at most `max_parallel` tasks in flight (default: the cluster's CPU count).
+
+Losing the head: Ray ends a driver whose GCS stays unreachable for
+`gcs_rpc_server_reconnect_timeout_s` (60 s). Before that, a watchdog thread that finds the GCS
+port closed several times in a row asks the run to stop at once, the way two Ctrl-C do (SIGTERM
+twice to this process, whose handlers `evolve run` installs): in-flight evaluations are dropped,
+the archive records the stop, and `evolve resume` continues once the cluster is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +132,52 @@ def cluster_nodes(isolation: str = "auto", timeout_s: float = 60.0) -> list[Node
     return reports
 
 
+def _port_open(address: str, timeout_s: float = 1.0) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def stop_this_run(reason: str) -> None:
+    """Ask the run in this process to stop at once, as two Ctrl-C would; only when something
+    handles SIGTERM (`evolve run` does), so a bare script is never killed by it."""
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return
+    for _ in range(2):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+
+
+class HeadWatchdog(threading.Thread):
+    """Checks the GCS port every `interval_s`; after `misses` closed checks in a row, calls
+    `on_lost` once. Runs in a daemon thread: a blocked event loop cannot hide the loss."""
+
+    def __init__(self, gcs_address: str, on_lost: Callable[[str], None],
+                 interval_s: float = 2.0, misses: int = 3):
+        super().__init__(daemon=True, name="ray-head-watchdog")
+        self.gcs_address, self.on_lost = gcs_address, on_lost
+        self.interval_s, self.misses = interval_s, misses
+        self.lost: str | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        missed = 0
+        while not self._stop.wait(self.interval_s):
+            missed = 0 if _port_open(self.gcs_address) else missed + 1
+            if missed >= self.misses:
+                self.lost = (f"the Ray head (GCS at {self.gcs_address}) is unreachable; the run "
+                             f"stopped and `evolve resume RUN_DIR` continues it once the cluster "
+                             f"is back")
+                self.on_lost(self.lost)
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class RayExecutor:
     """The `Executor` protocol on a Ray cluster."""
 
@@ -149,6 +204,14 @@ class RayExecutor:
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
         self._slots: asyncio.Semaphore | None = None
+        self.watchdog = HeadWatchdog(ray.get_runtime_context().gcs_address, self._head_lost)
+        self.watchdog.start()
+
+    def _head_lost(self, reason: str) -> None:
+        import sys
+
+        print(f"error: {reason}", file=sys.stderr, flush=True)
+        stop_this_run(reason)
 
     # -- what a stage asks Ray for ------------------------------------------------------
 
@@ -253,8 +316,10 @@ class RayExecutor:
                    + " | ".join(failures))
 
     async def aclose(self) -> None:
+        self.watchdog.stop()
         self._bundles.clear()
-        if self._owns_connection and ray.is_initialized():
+        # Without a head, a clean disconnect cannot happen: leave it to the process exit.
+        if self._owns_connection and ray.is_initialized() and self.watchdog.lost is None:
             ray.shutdown()
 
 

@@ -129,11 +129,7 @@ def run_command(
     if seed is not None:
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
-    if ray_address is not None:
-        sets += [f"executor.ray_address={_toml_string(ray_address)}",
-                 f"executor.kind={_toml_string(executor or 'ray')}"]
-    elif executor is not None:
-        sets.append(f"executor.kind={_toml_string(executor)}")
+    sets += _executor_overrides(executor, ray_address)
     from evolve.problem.discovery import find_problem
     from evolve.problem.spec import ProblemError
 
@@ -168,17 +164,28 @@ def resume_command(
     run_id: Annotated[int | None, typer.Option(
         "--run-id", help="Which run of a shared database to continue (default: the one "
                          "RUN_DIR/run.json records).")] = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where evaluations run now: local, ray or auto.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster head, host:port (e.g. a restarted cluster).")] = None,
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
     from evolve.engine.session import load_run_config
 
     try:
-        config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes),
-                                 run_id=run_id)
+        config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes)
+                                 + _executor_overrides(executor, ray_address), run_id=run_id)
     except ConfigError as exc:
         _fail(str(exc))
         return
     _drive(config, run_dir, resume=True, no_live=no_live, run_id=run_id)
+
+
+def _executor_overrides(executor: str | None, ray_address: str | None) -> list[str]:
+    if ray_address is not None:
+        return [f"executor.ray_address={_toml_string(ray_address)}",
+                f"executor.kind={_toml_string(executor or 'ray')}"]
+    return [] if executor is None else [f"executor.kind={_toml_string(executor)}"]
 
 
 def _holds_a_run(archive_file: Path) -> bool:
