@@ -102,6 +102,11 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and ":" in address and "://" not in address and not _port_open(address, 5.0):
+        # ray.init would retry for minutes before saying so.
+        raise ConnectionError(f"cannot reach the Ray cluster at {address} (nothing listens "
+                              f"there); start it with `ray start --head` or fix "
+                              f"executor.ray_address / --ray-address")
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False,
                  include_dashboard=False if address is None else None)
