@@ -98,13 +98,14 @@ class LocalRayCluster:
         return busy
 
     def stop(self) -> None:
+        # A throw-away cluster: a short grace period, then SIGKILL (its state is deleted anyway).
         procs = self.processes()
         for proc in procs:
             try:
                 proc.send_signal(signal.SIGTERM)
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        _, alive = psutil.wait_procs(procs, timeout=3)
         for proc in alive:
             try:
                 proc.kill()
