@@ -171,6 +171,8 @@ class HeadWatchdog(threading.Thread):
     def run(self) -> None:
         missed = 0
         while not self._stop.wait(self.interval_s):
+            if not ray.is_initialized():
+                return  # this process disconnected on purpose: nothing to watch
             missed = 0 if _port_open(self.gcs_address) else missed + 1
             if missed >= self.misses:
                 self.lost = (f"the Ray head (GCS at {self.gcs_address}) is unreachable; the run "
@@ -305,6 +307,10 @@ class RayExecutor:
                         if self.in_flight[where["node_id"]] <= 0:
                             del self.in_flight[where["node_id"]]
                     return stage_result(stage, outcome, limits.timeout_s)
+                except asyncio.CancelledError:
+                    # The run stops at once: do not leave the task running on the cluster.
+                    _cancel(generator)
+                    raise
                 except RETRYABLE as exc:
                     failures.append(_failure_text(where, exc))
                     self.retried += 1
@@ -326,6 +332,13 @@ class RayExecutor:
         # Without a head, a clean disconnect cannot happen: leave it to the process exit.
         if self._owns_connection and ray.is_initialized() and self.watchdog.lost is None:
             ray.shutdown()
+
+
+def _cancel(generator: Any) -> None:
+    try:
+        ray.cancel(generator, force=True)
+    except Exception:  # noqa: BLE001 - already finished, or the head is gone: nothing to stop
+        pass
 
 
 def _describe(request: dict[str, Any]) -> str:

@@ -211,3 +211,24 @@ def test_doctor_reports_every_node_of_the_cluster(ray_cluster):
     assert any("node_b=4" in c["result"] for c in nodes)
     assert all("sandbox " in c["result"] for c in nodes)
     assert ray.is_initialized()  # doctor left the session's connection alone
+
+
+def test_a_cancelled_evaluation_stops_its_task_on_the_cluster(ray_cluster):
+    executor = ray_executor(ray_cluster, max_parallel=1, resources={"node_b": 1})
+    problem = find_problem(str(SLEEP_PROBLEM))
+
+    async def cancel_midway():
+        task = asyncio.ensure_future(executor.evaluate(problem, sleep_code(20.0)))
+        deadline = time.monotonic() + 30
+        while not executor.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert executor.in_flight, "the task never started"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(cancel_midway())
+    deadline = time.monotonic() + 15
+    while ray_cluster.workers_running(TASK_NAME) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ray_cluster.workers_running(TASK_NAME)
+    assert not executor.in_flight
