@@ -273,7 +273,13 @@ class RayExecutor:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_parallel)
         selected = select_stages(problem, stages)
-        return await run_cascade(selected, lambda stage: self._run_stage(problem, code, stage))
+        run_stage = lambda stage: self._run_stage(problem, code, stage)  # noqa: E731
+        # The problem's declared final score (problem.toml [score]) where this version has one:
+        # the cascade must end exactly as the local executor's does.
+        declared = getattr(problem.config, "score", None)
+        if declared is not None:
+            return await run_cascade(selected, run_stage, declared)
+        return await run_cascade(selected, run_stage)
 
     async def _run_stage(self, problem: ProblemSpec, code: str, stage: StageSpec) -> StageResult:
         assert self._slots is not None
