@@ -220,6 +220,12 @@ class RayExecutor:
         print(f"error: {reason}", file=sys.stderr, flush=True)
         stop_this_run(reason)
 
+    def placement(self) -> dict[str, int]:
+        """Tasks in flight per node, labelled `host/node-id-prefix`, for the live view."""
+        hosts = {n.node_id: n.host for n in self.nodes}
+        return {f"{hosts.get(node, '?')}/{node[:6]}": count
+                for node, count in sorted(self.in_flight.items()) if count > 0}
+
     # -- what a stage asks Ray for ------------------------------------------------------
 
     def _gpus_wanted(self, problem: ProblemSpec) -> int:

@@ -112,3 +112,5 @@ class ProgressSnapshot:
     status: str = "running"
     stop_reason: str | None = None
     isolation: str = ""
+    # Evaluations in flight per node (the Ray executor's `placement()`; empty when local).
+    placement: dict[str, int] = field(default_factory=dict)

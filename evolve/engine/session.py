@@ -136,6 +136,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         arms, weights = make_arms([m.name for m in models], [op.name for op in offline],
                                   dict(config.mutation.mix))
         bandit = Bandit(arms, config.bandit, default_weights=weights)
+        on_progress = with_placement(on_progress, executor)
         controller = Controller(
             config, problem, archive, executor, run_dir, run_id=run_id, llm=llm, bandit=bandit,
             arms={a.label: a for a in arms}, offline={op.name: op for op in offline},
@@ -171,6 +172,21 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         if own_executor:
             await executor.aclose()
         archive.close()
+
+
+def with_placement(on_progress: Callable[[ProgressSnapshot], None] | None,
+                   executor: Any) -> Callable[[ProgressSnapshot], None] | None:
+    """Add where evaluations run now (per node) to each report, for executors that know it."""
+    placement = getattr(executor, "placement", None)
+    if on_progress is None or placement is None:
+        return on_progress
+    report = on_progress
+
+    def with_nodes(snap: ProgressSnapshot) -> None:
+        snap.placement = placement()
+        report(snap)
+
+    return with_nodes
 
 
 def load_run_config(run_dir: Path, overrides: list[str] = (),  # type: ignore[assignment]

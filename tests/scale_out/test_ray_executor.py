@@ -59,14 +59,15 @@ class Killer(threading.Thread):
 def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_factory,
                                                              ray_cluster):
     server = server_factory(bump(1.0))
-    contents = {}
+    contents, snapshots = {}, {}
     for name, executor in (("local", {"kind": "local"}),
                            ("ray", {"kind": "ray", "ray_address": ray_cluster.address})):
         run_dir = tmp_path / name
         config = engine_config(run_dir, server, budget={"max_programs": 30},
                                concurrency={"proposals": 3, "evaluations": 3},
                                executor=executor)
-        outcome = run(config, run_dir)
+        snapshots[name] = []
+        outcome = run(config, run_dir, snapshots=snapshots[name])
         assert outcome.status == "completed" and outcome.programs == 30
         contents[name] = archive_contents(run_dir)
     local, on_ray = contents["local"], contents["ray"]
@@ -74,6 +75,14 @@ def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_fa
     for key in local["programs"]:
         assert on_ray["programs"][key] == local["programs"][key], key
     assert on_ray == local
+    # The live view's per-node counts: none locally; on Ray, real nodes, never above the limit.
+    assert all(not snap.placement for snap in snapshots["local"])
+    placements = [snap.placement for snap in snapshots["ray"] if snap.placement]
+    assert placements, "no report ever saw an evaluation in flight"
+    labels = {label for placement in placements for label in placement}
+    assert all(label.split("/")[1] in {n["NodeID"][:6] for n in __import__("ray").nodes()}
+               for label in labels)
+    assert max(sum(p.values()) for p in placements) <= 3
 
 
 def test_the_problem_folder_travels_once_and_each_node_records_its_isolation(ray_cluster):
