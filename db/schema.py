@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import sessionmaker
 
 from db.errors import ArchiveError, ArchiveVersionError
 from db.models import SCHEMA_VERSION, Base, SchemaInfoRow
+
+# Any fixed number: PostgreSQL's advisory lock that serialises creating the tables of one database.
+_CREATE_LOCK_KEY = 0x65766F6C7665  # "evolve"
 
 
 def prepare_schema(engine: Engine, write_sessions: sessionmaker, *, create: bool,
@@ -31,6 +34,11 @@ def prepare_schema(engine: Engine, write_sessions: sessionmaker, *, create: bool
     else:
         with write_sessions.begin() as session:
             # BEGIN IMMEDIATE: two processes creating one new file cannot both create it.
+            # PostgreSQL has no such lock on BEGIN; runs sharing a new database take an advisory
+            # lock, and its transactional DDL then shows the second one the finished tables.
+            if session.connection().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                {"key": _CREATE_LOCK_KEY})
             Base.metadata.create_all(session.connection())
             version = session.scalar(
                 select(SchemaInfoRow.version).where(SchemaInfoRow.id == 1))

@@ -1,6 +1,7 @@
 """Executors run the cascade for one program; the local one runs sandboxes on this machine.
 
-`Executor` is the protocol the controller codes against (a Ray executor implements it later).
+`Executor` is the protocol the controller codes against (`evaluators/ray_executor.py` is the
+Ray implementation).
 `LocalExecutor` runs up to M sandboxes at once (threads under asyncio, each waiting on its own
 sandboxed child) and hands out GPU slots through `CUDA_VISIBLE_DEVICES`.
 """
@@ -23,7 +24,7 @@ from evaluators.sandbox import SandboxLimits, run_sandboxed
 from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
 
 if TYPE_CHECKING:
-    from evolve.config import ConcurrencyConfig, SandboxConfig
+    from evolve.config import ConcurrencyConfig, ExecutorConfig, SandboxConfig
 
 
 class Executor(Protocol):
@@ -52,6 +53,19 @@ def visible_gpus() -> tuple[str, ...]:
     return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
 
 
+def stage_limits(problem: ProblemSpec, stage: StageSpec, *, gpu: bool, memory_mb: int | None,
+                 cpu_seconds: int | None, timeout_factor: float) -> SandboxLimits:
+    """The sandbox limits of one stage: the problem's own, overridden by the run's config."""
+    res = problem.resources
+    return SandboxLimits(
+        timeout_s=stage.timeout_s * timeout_factor,
+        # CUDA reserves huge virtual address ranges: an address-space limit breaks it.
+        memory_mb=None if gpu else (memory_mb or res.memory_mb),
+        cpu_seconds=cpu_seconds or res.cpu_seconds,
+        max_processes=res.max_processes, max_file_mb=res.max_file_mb,
+        max_open_files=res.max_open_files, max_output_kb=res.max_output_kb)
+
+
 class LocalExecutor:
     """Sandboxed evaluations on this machine, at most `max_parallel` at once."""
 
@@ -78,14 +92,8 @@ class LocalExecutor:
                 self._gpu_pool.put_nowait(gpu)
 
     def limits_for(self, problem: ProblemSpec, stage: StageSpec, *, gpu: bool) -> SandboxLimits:
-        res = problem.resources
-        return SandboxLimits(
-            timeout_s=stage.timeout_s * self.timeout_factor,
-            # CUDA reserves huge virtual address ranges: an address-space limit breaks it.
-            memory_mb=None if gpu else (self.memory_mb or res.memory_mb),
-            cpu_seconds=self.cpu_seconds or res.cpu_seconds,
-            max_processes=res.max_processes, max_file_mb=res.max_file_mb,
-            max_open_files=res.max_open_files, max_output_kb=res.max_output_kb)
+        return stage_limits(problem, stage, gpu=gpu, memory_mb=self.memory_mb,
+                            cpu_seconds=self.cpu_seconds, timeout_factor=self.timeout_factor)
 
     async def evaluate(self, problem: ProblemSpec, code: str, *,
                        stages: Sequence[str] | None = None) -> EvalResult:
@@ -134,7 +142,23 @@ class LocalExecutor:
         self._threads.shutdown(wait=True)
 
 
-def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig) -> LocalExecutor:
+def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig,
+                  executor: ExecutorConfig | None = None) -> Executor:
+    """The executor the config asks for: `local`, `ray`, or `auto` (Ray when RAY_ADDRESS is
+    set). Ray is imported only when used: it is an optional extra."""
+    kind = executor.kind if executor is not None else "local"
+    if kind == "auto":
+        kind = "ray" if (executor and executor.ray_address) or os.environ.get("RAY_ADDRESS") \
+            else "local"
+    if kind == "ray":
+        assert executor is not None
+        from evaluators.ray_executor import RayExecutor
+
+        return RayExecutor(address=executor.ray_address, max_parallel=concurrency.evaluations,
+                           isolation=sandbox.isolation, memory_mb=sandbox.memory_mb,
+                           cpu_seconds=sandbox.cpu_seconds,
+                           timeout_factor=sandbox.timeout_factor,
+                           resources=dict(executor.resources), retries=executor.retries)
     return LocalExecutor(max_parallel=concurrency.evaluations, isolation=sandbox.isolation,
                          memory_mb=sandbox.memory_mb, cpu_seconds=sandbox.cpu_seconds,
                          timeout_factor=sandbox.timeout_factor)

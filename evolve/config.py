@@ -144,6 +144,19 @@ class SandboxConfig(_Section):
     timeout_factor: float = Field(default=1.0, gt=0, description="multiplies stage timeouts")
 
 
+class ExecutorConfig(_Section):
+    """Where evaluations run: this machine's sandboxes, or Ray tasks on a cluster (the same
+    sandbox on each node; needs the `ray` extra)."""
+
+    # auto: Ray when `ray_address` or the RAY_ADDRESS environment variable is set, else local.
+    kind: Literal["local", "ray", "auto"] = "local"
+    # host:port of the cluster's head (None = RAY_ADDRESS, else a Ray started on this machine).
+    ray_address: str | None = None
+    # Custom Ray resources every evaluation also asks for, e.g. {"evaluator_node" = 1}.
+    resources: dict[str, float] = Field(default_factory=dict)
+    retries: int = Field(default=1, ge=0, description="re-runs after a worker or node dies")
+
+
 class ArchiveConfig(_Section):
     # None = sqlite file RUN_DIR/archive.sqlite; any SQLAlchemy URL otherwise.
     url: str | None = None
@@ -165,6 +178,7 @@ class EvolveConfig(_Section):
     prompts: PromptConfig = Field(default_factory=PromptConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
 
 

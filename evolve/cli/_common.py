@@ -57,7 +57,8 @@ def open_run(run_dir: str | None, *, run_id: int | None = None) -> OpenRun:
     try:
         location = default_location(run_dir)
         archive = open_archive(location)
-        return OpenRun(location, archive, pick_run(archive, run_id))
+        chosen = run_id if run_id is not None else location.run_id
+        return OpenRun(location, archive, pick_run(archive, chosen))
     except RunDirError as exc:
         fail(str(exc))
 

@@ -122,6 +122,10 @@ def doctor(
     ollama_url: Annotated[str, typer.Option(help="where to look for Ollama")] =
     os.environ.get("OLLAMA_HOST", DEFAULT_OLLAMA),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+    executor: Annotated[str, typer.Option(
+        "--executor", help="also check this executor: ray reports the cluster's nodes")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="the Ray cluster's head, host:port (default RAY_ADDRESS)")] = None,
 ) -> None:
     """Check this machine for runs: Python, sandbox isolation, GPU, LLM keys, Ollama.
 
@@ -130,6 +134,10 @@ def doctor(
         ollama_url = f"http://{ollama_url}"
     checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
               check_ollama(ollama_url)]
+    if executor == "ray" or ray_address:
+        from evolve.cli.doctor_ray import check_ray_cluster
+
+        checks += check_ray_cluster(ray_address)
     if as_json:
         print_json([asdict(c) for c in checks])
     else:
@@ -144,4 +152,5 @@ def doctor(
 
 def register(app: typer.Typer) -> None:
     app.command(epilog=examples("evolve doctor", "evolve doctor --json",
-                                "evolve doctor --ollama-url http://10.0.0.5:11434"))(doctor)
+                                "evolve doctor --ollama-url http://10.0.0.5:11434",
+                                "evolve doctor --executor ray --ray-address 10.0.0.2:6379"))(doctor)

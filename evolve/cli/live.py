@@ -73,6 +73,7 @@ class RunSnapshot:
     arms: list[ArmRow] = field(default_factory=list)
     queued: int | None = None                       # None: only the running process knows
     running: int | None = None
+    placement: dict[str, int] = field(default_factory=dict)  # running per node (Ray)
     failures: dict[str, int] = field(default_factory=dict)
     latest_failure: str = ""
     spent_usd: float = 0.0
@@ -193,6 +194,7 @@ def archive_progress(view: ProgressView, archive: Any, *,
                                  running=getattr(progress, "evaluating", None),
                                  elapsed_s=getattr(progress, "elapsed_s", None))
         snap.status = status
+        snap.placement = dict(getattr(progress, "placement", None) or {})
         if final:
             snap.eta_s = None
         view.update(snap)
@@ -286,6 +288,9 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
                     if snap.status == "running" else "", style="dim")
     else:
         work = Text(f"evaluations: {snap.running or 0} running, {snap.queued or 0} queued")
+        if snap.placement:
+            work.append(" · on " + ", ".join(f"{node} {count}"
+                                             for node, count in snap.placement.items()))
     if snap.failures:
         kinds = ", ".join(f"{kind} {count}" for kind, count in snap.failures.items())
         fails = Text.assemble(("failures ", "bold"), (f"{snap.failure_total}", "red"),

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
-from evolve.engine.run_files import ARCHIVE_NAME, ProgressSnapshot
+from evolve.engine.run_files import ARCHIVE_NAME, RUN_ID_NAME, ProgressSnapshot
 
 
 def register(app: typer.Typer) -> None:
@@ -76,13 +76,14 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
     return out
 
 
-def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False) -> None:
+def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False,
+           run_id: int | None = None) -> None:
     from evolve.cli.live import live_reporter
     from evolve.engine.session import run_session
     from evolve.problem.spec import ProblemError
 
     def go(on_progress: Callable[[ProgressSnapshot], None]):
-        return asyncio.run(run_session(config, run_dir, resume=resume,
+        return asyncio.run(run_session(config, run_dir, resume=resume, run_id=run_id,
                                        on_progress=on_progress, log=_log))
 
     try:
@@ -117,12 +118,18 @@ def run_command(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
                                           "view, also when on a terminal.")] = False,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where evaluations run: local, ray or auto (Ray when RAY_ADDRESS "
+                           "is set).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster head, host:port (implies --executor ray).")] = None,
 ) -> None:
     """Evolve PROBLEM: propose, evaluate in the sandbox, archive; stop at the first budget."""
     sets = [f"problem={_toml_string(problem)}"] + list(overrides or [])
     if seed is not None:
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
+    sets += _executor_overrides(executor, ray_address)
     from evolve.problem.discovery import find_problem
     from evolve.problem.spec import ProblemError
 
@@ -138,7 +145,7 @@ def run_command(
         return
     directory = run_dir or Path(config.run_dir or
                                 f"runs/{Path(problem).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if _holds_a_run(directory / ARCHIVE_NAME):
+    if (directory / RUN_ID_NAME).is_file() or _holds_a_run(directory / ARCHIVE_NAME):
         _fail(f"{directory} already holds a run; continue it with `evolve resume {directory}` "
               f"or choose another --run-dir")
     config.run_dir = str(directory)
@@ -154,16 +161,31 @@ def resume_command(
                                                   "(total minutes).")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
                                           "view, also when on a terminal.")] = False,
+    run_id: Annotated[int | None, typer.Option(
+        "--run-id", help="Which run of a shared database to continue (default: the one "
+                         "RUN_DIR/run.json records).")] = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where evaluations run now: local, ray or auto.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster head, host:port (e.g. a restarted cluster).")] = None,
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
     from evolve.engine.session import load_run_config
 
     try:
-        config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes))
+        config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes)
+                                 + _executor_overrides(executor, ray_address), run_id=run_id)
     except ConfigError as exc:
         _fail(str(exc))
         return
-    _drive(config, run_dir, resume=True, no_live=no_live)
+    _drive(config, run_dir, resume=True, no_live=no_live, run_id=run_id)
+
+
+def _executor_overrides(executor: str | None, ray_address: str | None) -> list[str]:
+    if ray_address is not None:
+        return [f"executor.ray_address={_toml_string(ray_address)}",
+                f"executor.kind={_toml_string(executor or 'ray')}"]
+    return [] if executor is None else [f"executor.kind={_toml_string(executor)}"]
 
 
 def _holds_a_run(archive_file: Path) -> bool:

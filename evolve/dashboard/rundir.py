@@ -14,6 +14,7 @@ from typing import Any
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_FILE = "config.toml"
+RUN_ID_FILE = "run.json"
 DEFAULT_RUNS_FOLDER = "runs"
 
 
@@ -27,6 +28,7 @@ class RunLocation:
 
     archive: str
     folder: Path | None
+    run_id: int | None = None   # the run the folder records (RUN_DIR/run.json), if any
 
 
 def _url_from_config(folder: Path) -> str | None:
@@ -55,13 +57,24 @@ def locate(target: str | Path) -> RunLocation:
         return RunLocation(archive=str(path), folder=path.parent)
     if path.is_dir():
         if (path / ARCHIVE_FILE).is_file():
-            return RunLocation(archive=str(path / ARCHIVE_FILE), folder=path)
+            return RunLocation(archive=str(path / ARCHIVE_FILE), folder=path,
+                               run_id=_recorded_run_id(path))
         url = _url_from_config(path)
         if url is not None:
-            return RunLocation(archive=url, folder=path)
+            return RunLocation(archive=url, folder=path, run_id=_recorded_run_id(path))
         raise RunDirError(f"{path} holds no run (no {ARCHIVE_FILE} and no [archive] url in "
                           f"{CONFIG_FILE}); pass a run folder, e.g. `evolve runs` lists them")
     raise RunDirError(f"{path} does not exist; pass a run folder (`evolve runs` lists them)")
+
+
+def _recorded_run_id(folder: Path) -> int | None:
+    """Which run of a (maybe shared) database the folder holds: RUN_DIR/run.json."""
+    import json
+
+    try:
+        return int(json.loads((folder / RUN_ID_FILE).read_text())["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def find_runs(folder: Path) -> list[Path]:

@@ -22,6 +22,7 @@ ARCHIVE_NAME = "archive.sqlite"
 CONFIG_NAME = "config.toml"
 BEST_DIR = "best"
 LOCK_NAME = ".lock"
+RUN_ID_NAME = "run.json"
 
 
 @contextmanager
@@ -46,6 +47,24 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def write_run_id(run_dir: Path, run_id: int, archive_where: str) -> None:
+    """Record which run of the archive this directory holds: a database shared by several
+    runs has many, and `evolve resume RUN_DIR` must continue exactly this one."""
+    atomic_write(run_dir / RUN_ID_NAME, json.dumps({"run_id": run_id, "archive": archive_where},
+                                                   indent=2) + "\n")
+
+
+def read_run_id(run_dir: Path) -> int | None:
+    """The run id RUN_DIR/run.json records; None for a directory written before it existed."""
+    path = run_dir / RUN_ID_NAME
+    if not path.is_file():
+        return None
+    try:
+        return int(json.loads(path.read_text())["run_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is damaged ({exc}); pass the run with --run-id N") from exc
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -93,3 +112,5 @@ class ProgressSnapshot:
     status: str = "running"
     stop_reason: str | None = None
     isolation: str = ""
+    # Evaluations in flight per node (the Ray executor's `placement()`; empty when local).
+    placement: dict[str, int] = field(default_factory=dict)

@@ -16,7 +16,14 @@ from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.engine.controller import Controller
-from evolve.engine.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot, run_lock
+from evolve.engine.run_files import (
+    ARCHIVE_NAME,
+    CONFIG_NAME,
+    ProgressSnapshot,
+    read_run_id,
+    run_lock,
+    write_run_id,
+)
 
 OPERATORS_STATE = "operators"
 
@@ -74,21 +81,23 @@ def _resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
 async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = False,
                       on_progress: Callable[[ProgressSnapshot], None] | None = None,
                       log: Callable[[str], None] = print, handle_signals: bool = True,
-                      executor: Any | None = None) -> RunOutcome:
-    """Start (or resume) the run in `run_dir` and drive it to its end."""
+                      executor: Any | None = None, run_id: int | None = None) -> RunOutcome:
+    """Start (or resume) the run in `run_dir` and drive it to its end. A resume continues the
+    run recorded in RUN_DIR/run.json (or `run_id`), never just the newest in a shared database."""
     from evolve.problem.discovery import find_problem
 
     problem = find_problem(config.problem)
     with run_lock(run_dir):
         return await _run_locked(config, run_dir, problem, resume=resume,
                                  on_progress=on_progress, log=log,
-                                 handle_signals=handle_signals, executor=executor)
+                                 handle_signals=handle_signals, executor=executor,
+                                 run_id=run_id)
 
 
 async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resume: bool,
                       on_progress: Callable[[ProgressSnapshot], None] | None,
                       log: Callable[[str], None], handle_signals: bool,
-                      executor: Any | None) -> RunOutcome:
+                      executor: Any | None, run_id: int | None = None) -> RunOutcome:
     from db import Archive
     from evolve.operators.bandit import Bandit
 
@@ -97,18 +106,26 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
     if executor is None:
         from evaluators.executors import make_executor
 
-        executor = make_executor(config.sandbox, config.concurrency)
+        try:
+            executor = make_executor(config.sandbox, config.concurrency, config.executor)
+        except (ConnectionError, ImportError) as exc:
+            archive.close()
+            raise ConfigError(f"executor '{config.executor.kind}': {exc}") from exc
     try:
+        preflight = getattr(executor, "preflight", None)
+        if preflight is not None:  # e.g. a GPU problem on a cluster without GPUs: fail now
+            try:
+                preflight(problem)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
         if resume:
-            runs = archive.runs()
-            if not runs:
-                raise ConfigError(f"{run_dir} holds no run to resume; start one with `evolve run`")
-            run_id = runs[-1].id
+            run_id = resume_run_id(archive, run_dir, run_id)
         else:
             from evolve.config import to_toml
 
             run_id = archive.create_run(problem=problem.name, config_toml=to_toml(config),
                                         seed=config.seed, isolation=executor.isolation)
+            write_run_id(run_dir, run_id, archive.where)
         models, offline = _resolve_operators(config, archive, run_id, log)
         llm = None
         if models:
@@ -119,6 +136,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         arms, weights = make_arms([m.name for m in models], [op.name for op in offline],
                                   dict(config.mutation.mix))
         bandit = Bandit(arms, config.bandit, default_weights=weights)
+        on_progress = with_placement(on_progress, executor)
         controller = Controller(
             config, problem, archive, executor, run_dir, run_id=run_id, llm=llm, bandit=bandit,
             arms={a.label: a for a in arms}, offline={op.name: op for op in offline},
@@ -156,7 +174,23 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         archive.close()
 
 
-def load_run_config(run_dir: Path, overrides: list[str] = ()) -> EvolveConfig:  # type: ignore[assignment]
+def with_placement(on_progress: Callable[[ProgressSnapshot], None] | None,
+                   executor: Any) -> Callable[[ProgressSnapshot], None] | None:
+    """Add where evaluations run now (per node) to each report, for executors that know it."""
+    placement = getattr(executor, "placement", None)
+    if on_progress is None or placement is None:
+        return on_progress
+    report = on_progress
+
+    def with_nodes(snap: ProgressSnapshot) -> None:
+        snap.placement = placement()
+        report(snap)
+
+    return with_nodes
+
+
+def load_run_config(run_dir: Path, overrides: list[str] = (),  # type: ignore[assignment]
+                    run_id: int | None = None) -> EvolveConfig:
     """A run's stored effective config (from the archive, else RUN_DIR/config.toml) + overrides."""
     import tomllib
 
@@ -171,7 +205,27 @@ def load_run_config(run_dir: Path, overrides: list[str] = ()) -> EvolveConfig:  
         raise ConfigError(f"{run_dir} has no {ARCHIVE_NAME}; is it a run directory? "
                           f"(start a run with `evolve run PROBLEM --run-dir {run_dir}`)")
     with Archive.open(url, create=False) as archive:
-        runs = archive.runs()
-        if runs:
-            base = tomllib.loads(runs[-1].config_toml)
+        if archive.runs():
+            run = archive.get_run(resume_run_id(archive, run_dir, run_id))
+            base = tomllib.loads(run.config_toml)
     return load_config(None, overrides, base=base)
+
+
+def resume_run_id(archive: Any, run_dir: Path, run_id: int | None = None) -> int:
+    """The run to continue: `run_id` if given, else the one RUN_DIR/run.json records, else the
+    only run in the archive. A database shared by several runs needs one of the first two."""
+    runs = archive.runs()
+    if not runs:
+        raise ConfigError(f"{run_dir} holds no run to resume; start one with `evolve run`")
+    ids = [r.id for r in runs]
+    wanted = run_id if run_id is not None else read_run_id(run_dir)
+    if wanted is None:
+        if len(ids) > 1:
+            raise ConfigError(f"{archive.where} holds runs {', '.join(map(str, ids))} and "
+                              f"{run_dir} does not record which is its own; pick one with "
+                              f"--run-id N")
+        return ids[0]
+    if wanted not in ids:
+        raise ConfigError(f"run {wanted} is not in {archive.where} (it holds runs "
+                          f"{', '.join(map(str, ids))}); check --run-id or the archive url")
+    return wanted

@@ -91,6 +91,15 @@ def test_rendered_panel_shows_every_part(snapshot, facts: RunFacts) -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
+def test_the_panel_shows_evaluations_per_node_on_a_cluster(snapshot) -> None:
+    snap = dataclasses.replace(snapshot[0], running=3, queued=0,
+                               placement={"gpu-a/1f2e3d": 2, "gpu-b/9c8b7a": 1})
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render_snapshot(snap, 80))
+    text = console.export_text()
+    assert "evaluations: 3 running, 0 queued · on gpu-a/1f2e3d 2, gpu-b/9c8b7a 1" in text
+
+
 def test_log_lines_only_when_something_changed(snapshot, facts: RunFacts) -> None:
     snap = snapshot[0]
     stream = io.StringIO()

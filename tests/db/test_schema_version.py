@@ -9,16 +9,26 @@ import pytest
 from db import SCHEMA_VERSION, Archive, ArchiveVersionError, archive_path
 
 
-def test_other_schema_version_is_refused_and_left_unchanged(tmp_path):
-    path = archive_path(tmp_path)
+def _sql(archive_url: str, statement: str) -> list[tuple]:
+    from sqlalchemy import create_engine, text
+
+    url = archive_url if "://" in archive_url else f"sqlite:///{archive_url}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def test_other_schema_version_is_refused_and_left_unchanged(archive_url):
+    path = archive_url
     with Archive.open(path) as arch:
         run_id = arch.create_run(problem="p", config_toml="", seed=0, isolation="rlimits")
         arch.add_program(run_id, code="x")
         assert arch.schema_version == SCHEMA_VERSION
-    raw = sqlite3.connect(path)
-    raw.execute("update schema_info set version = ?", (SCHEMA_VERSION + 41,))
-    raw.commit()
-    raw.close()
+    _sql(path, f"update schema_info set version = {SCHEMA_VERSION + 41}")
 
     with pytest.raises(ArchiveVersionError) as err:
         Archive.open(path)
@@ -27,10 +37,8 @@ def test_other_schema_version_is_refused_and_left_unchanged(tmp_path):
     assert f"reads version {SCHEMA_VERSION}" in message
     assert "fresh run directory" in message and "left unchanged" in message
 
-    raw = sqlite3.connect(path)
-    assert raw.execute("select version from schema_info").fetchall() == [(SCHEMA_VERSION + 41,)]
-    assert raw.execute("select count(*) from programs").fetchone() == (1,)
-    raw.close()
+    assert _sql(path, "select version from schema_info") == [(SCHEMA_VERSION + 41,)]
+    assert _sql(path, "select count(*) from programs") == [(1,)]
 
 
 def test_archive_tables_without_a_version_are_refused(tmp_path):

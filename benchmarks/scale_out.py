@@ -1,0 +1,126 @@
+"""Scale-out: evaluation throughput of the local executor vs the Ray executor, in one run.
+
+1. Throughput with an evaluator whose candidate sleeps 1 s (the sandbox, the harness and the
+   problem are the real ones, `tests/support/sleep_problem`): the local executor with 2 slots,
+   then Ray with 2, 4 and 8 slots on a local cluster of several nodes (a head and worker nodes
+   on this machine, 2 logical CPUs each). Each configuration evaluates `waves x slots` programs
+   after a warm-up wave; reported: programs per minute, the ratio to ideal (slots x 60 per
+   minute: every slot busy sleeping all the time), and Ray's 2 -> 8 scaling against ideal 4x.
+2. Per-evaluation overhead on a trivial evaluator (sleep 0 s): the median wall time of one
+   evaluation, run one after the other, local vs Ray; the difference is what Ray adds.
+
+    python benchmarks/scale_out.py [--waves 4] [--trivial 15] [--slots 2 4 8]
+
+Sleeping candidates use no CPU, so the slots may exceed the cores; what remains is the sandbox
+start (bubblewrap, a Python interpreter) on each evaluation, which a machine with few cores
+pays for in the ratio to ideal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluators.executors import LocalExecutor  # noqa: E402
+from evolve.problem.discovery import find_problem  # noqa: E402
+from tests.support.ray_cluster import LocalRayCluster, wait_for_nodes  # noqa: E402
+
+PROBLEM = ROOT / "tests" / "support" / "sleep_problem"
+
+
+def code(seconds: float, tag: int) -> str:
+    text = (PROBLEM / "initial.py").read_text()
+    # A distinct program each time (a comment), as a run would send.
+    return text.replace("SECONDS = 1.0", f"SECONDS = {seconds!r}  # {tag}")
+
+
+async def throughput(executor, problem, slots: int, waves: int) -> float:
+    """Programs per minute with `slots` evaluations in flight, after one warm-up wave."""
+    await asyncio.gather(*[executor.evaluate(problem, code(1.0, -i)) for i in range(slots)])
+    count = waves * slots
+    start = time.perf_counter()
+    results = await asyncio.gather(*[executor.evaluate(problem, code(1.0, i))
+                                     for i in range(count)])
+    elapsed = time.perf_counter() - start
+    bad = [r.reason for r in results if not r.valid]
+    if bad:
+        raise SystemExit(f"{len(bad)} evaluations failed, e.g. {bad[0]}")
+    return count / elapsed * 60
+
+
+async def per_evaluation(executor, problem, repeats: int) -> float:
+    """Median wall seconds of one trivial evaluation, one at a time."""
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        result = await executor.evaluate(problem, code(0.0, i))
+        if not result.valid:
+            raise SystemExit(f"trivial evaluation failed: {result.reason}")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])  # the first one warms caches and workers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waves", type=int, default=4)
+    parser.add_argument("--trivial", type=int, default=15)
+    parser.add_argument("--slots", type=int, nargs="+", default=[2, 4, 8])
+    args = parser.parse_args()
+    problem = find_problem(str(PROBLEM))
+
+    local = LocalExecutor(max_parallel=2)
+    local_rate = asyncio.run(throughput(local, problem, 2, args.waves))
+    local_trivial = asyncio.run(per_evaluation(local, problem, args.trivial))
+    asyncio.run(local.aclose())
+    print(f"isolation: {local.isolation}; sleep evaluator 1 s; {args.waves} waves per setting",
+          flush=True)
+
+    import ray
+
+    from evaluators.ray_executor import RayExecutor
+
+    nodes = max(1, (max(args.slots) + 1) // 2)
+    print(f"starting a local Ray cluster: {nodes} node(s) x 2 CPUs ...", flush=True)
+    with LocalRayCluster(head_cpus=2) as cluster:
+        for _ in range(nodes - 1):
+            cluster.add_node(2, {"worker": 1})
+        ray.init(address=cluster.address, log_to_driver=False)
+        try:
+            wait_for_nodes(nodes)
+            rates = {}
+            for slots in args.slots:
+                executor = RayExecutor(address=cluster.address, max_parallel=slots)
+                rates[slots] = asyncio.run(throughput(executor, problem, slots, args.waves))
+            executor = RayExecutor(address=cluster.address, max_parallel=1)
+            ray_trivial = asyncio.run(per_evaluation(executor, problem, args.trivial))
+        finally:
+            ray.shutdown()
+
+    print()
+    print(f"{'executor':<10}{'slots':>6}{'programs/min':>15}{'ideal':>8}{'of ideal':>10}")
+    print(f"{'local':<10}{2:>6}{local_rate:>15.1f}{120:>8}{local_rate / 120:>10.0%}")
+    for slots, rate in rates.items():
+        ideal = slots * 60
+        print(f"{'ray':<10}{slots:>6}{rate:>15.1f}{ideal:>8}{rate / ideal:>10.0%}")
+    low, high = min(rates), max(rates)
+    if high > low:
+        scaling = rates[high] / rates[low]
+        print(f"\nray {low} -> {high} slots: {scaling:.2f}x of an ideal {high / low:.0f}x "
+              f"({scaling / (high / low):.0%} of ideal)")
+    print(f"ray {low} slots vs local 2 slots: {rates[low] / local_rate:.2f}x"
+          if low == 2 else "")
+    print(f"\nper evaluation (trivial evaluator, one at a time, median of {args.trivial}):")
+    print(f"  local {local_trivial * 1000:.0f} ms, ray {ray_trivial * 1000:.0f} ms: "
+          f"Ray adds {(ray_trivial - local_trivial) * 1000:.0f} ms "
+          f"({ray_trivial / local_trivial:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

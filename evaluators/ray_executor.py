@@ -1,0 +1,368 @@
+"""Evaluations as Ray tasks on a cluster: the same sandboxed harness, run on a worker node.
+
+Each stage of the cascade is one Ray task. The task runs `run_sandboxed` on whichever node Ray
+picks, with the isolation that node offers (detected there, recorded on every stage result). The
+problem folder travels once per run: its content-addressed bundle is put into the object store
+when the executor first sees the problem, and a node unpacks it once (`problem_bundle.py`).
+
+A stage's needs become Ray resource requests (1 CPU, the problem's `memory_mb` as `memory`,
+`gpus_per_job` as `num_gpus`, plus `executor.resources`), so a GPU stage lands on a GPU node and
+CUDA_VISIBLE_DEVICES is the one Ray assigned. A request no node can ever satisfy is refused before
+the run starts (`preflight`), where Ray itself would wait forever.
+
+Faults: the task is a generator that first reports where it runs (node, pid), then the outcome.
+When the worker process or its node dies, the stage is tried again (`retries`, default once);
+after that it is recorded as an `evaluator-error` naming the node and Ray's reason. Back-pressure:
+at most `max_parallel` tasks in flight (default: the cluster's CPU count).
+
+Losing the head: Ray ends a driver whose GCS stays unreachable for
+`gcs_rpc_server_reconnect_timeout_s` (60 s). Before that, a watchdog thread that finds the GCS
+port closed several times in a row asks the run to stop at once, the way two Ctrl-C do (SIGTERM
+twice to this process, whose handlers `evolve run` installs): in-flight evaluations are dropped,
+the archive records the stop, and `evolve resume` continues once the cluster is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import ray.exceptions as ray_errors
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from evaluators import isolation as isolation_mod
+from evaluators.cascade import run_cascade, select_stages, stage_result
+from evaluators.executors import stage_limits
+from evaluators.problem_bundle import ProblemBundle, bundle_problem, unpack, unpacked_dir
+from evaluators.result import EvalResult, FailureKind, StageResult
+from evaluators.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
+from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
+
+# The worker or its node went away: worth another try on another worker.
+RETRYABLE = (ray_errors.WorkerCrashedError, ray_errors.NodeDiedError,
+             ray_errors.LocalRayletDiedError, ray_errors.ObjectLostError,
+             ray_errors.OwnerDiedError, ray_errors.OutOfMemoryError)
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """What one node offers, for `evolve doctor --executor ray` and the run's record."""
+
+    node_id: str
+    host: str
+    cpus: float
+    gpus: float
+    isolation: str
+    description: str
+    custom: dict[str, float]
+
+
+def _where() -> dict[str, Any]:
+    return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+            "host": socket.gethostname()}
+
+
+# max_retries=0: we retry ourselves, so we know which node failed and why.
+@ray.remote(max_retries=0)
+def _stage_task(bundle: list[Any], digest: str, evaluator_file: str, code: str, stage: str,
+                limits: SandboxLimits, isolation: str, extra_env: dict[str, str], gpu: bool):
+    yield _where()
+    problem_dir = unpacked_dir(digest)
+    if not problem_dir.is_dir():
+        # The bundle is passed inside a list so that only a node without the folder fetches it.
+        problem_dir = unpack(ray.get(bundle[0]).data, digest)
+    level, _ = isolation_mod.detect_isolation(isolation)
+    env = dict(extra_env)
+    if gpu:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ray.get_gpu_ids())
+    yield run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file, code=code,
+                        stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu)
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _probe_node(isolation: str) -> tuple[str, str, str, str]:
+    level, description = isolation_mod.detect_isolation(isolation)
+    where = _where()
+    return where["node_id"], where["host"], level, description
+
+
+def connect(address: str | None) -> bool:
+    """Connect this process to the cluster (None: RAY_ADDRESS, else a Ray on this machine).
+    True when this call connected (so the caller disconnects at the end)."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and ":" in address and "://" not in address and not _port_open(address, 5.0):
+        # ray.init would retry for minutes before saying so.
+        raise ConnectionError(f"cannot reach the Ray cluster at {address} (nothing listens "
+                              f"there); start it with `ray start --head` or fix "
+                              f"executor.ray_address / --ray-address")
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False,
+                 include_dashboard=False if address is None else None)
+    except (ConnectionError, RuntimeError) as exc:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
+                              f"{exc}; start it with `ray start --head` or fix "
+                              f"executor.ray_address / --ray-address") from exc
+    return True
+
+
+def cluster_nodes(isolation: str = "auto", timeout_s: float = 60.0) -> list[NodeReport]:
+    """Every alive node with its resources and the sandbox isolation it offers."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    probes = [_probe_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote(isolation) for n in alive]
+    found = {node_id: (host, level, text)
+             for node_id, host, level, text in ray.get(probes, timeout=timeout_s)}
+    reports = []
+    for node in alive:
+        resources = dict(node.get("Resources") or {})
+        host, level, text = found.get(node["NodeID"], (node.get("NodeManagerHostname", "?"),
+                                                       "?", "?"))
+        custom = {k: v for k, v in resources.items()
+                  if k not in ("CPU", "GPU", "memory", "object_store_memory")
+                  and not k.startswith("node:")}
+        reports.append(NodeReport(node["NodeID"], host, float(resources.get("CPU", 0)),
+                                  float(resources.get("GPU", 0)), level, text, custom))
+    return reports
+
+
+def _port_open(address: str, timeout_s: float = 1.0) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def stop_this_run(reason: str) -> None:
+    """Ask the run in this process to stop at once, as two Ctrl-C would; only when something
+    handles SIGTERM (`evolve run` does), so a bare script is never killed by it."""
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return
+    for _ in range(2):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+
+
+class HeadWatchdog(threading.Thread):
+    """Checks the GCS port every `interval_s`; after `misses` closed checks in a row, calls
+    `on_lost` once. Runs in a daemon thread: a blocked event loop cannot hide the loss."""
+
+    def __init__(self, gcs_address: str, on_lost: Callable[[str], None],
+                 interval_s: float = 2.0, misses: int = 3):
+        super().__init__(daemon=True, name="ray-head-watchdog")
+        self.gcs_address, self.on_lost = gcs_address, on_lost
+        self.interval_s, self.misses = interval_s, misses
+        self.lost: str | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        missed = 0
+        while not self._stop.wait(self.interval_s):
+            if not ray.is_initialized():
+                return  # this process disconnected on purpose: nothing to watch
+            missed = 0 if _port_open(self.gcs_address) else missed + 1
+            if missed >= self.misses:
+                self.lost = (f"the Ray head (GCS at {self.gcs_address}) is unreachable; the run "
+                             f"stopped and `evolve resume RUN_DIR` continues it once the cluster "
+                             f"is back")
+                self.on_lost(self.lost)
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class RayExecutor:
+    """The `Executor` protocol on a Ray cluster."""
+
+    def __init__(self, address: str | None = None, max_parallel: int | None = None,
+                 isolation: str = "auto", memory_mb: int | None = None,
+                 cpu_seconds: int | None = None, timeout_factor: float = 1.0,
+                 resources: dict[str, float] | None = None, retries: int = 1):
+        self._owns_connection = connect(address)
+        self.requested_isolation = isolation
+        self.nodes = cluster_nodes(isolation)
+        levels = sorted({n.isolation for n in self.nodes})
+        # The run's record: one level when every node agrees, else each one (per-evaluation
+        # levels are on every stage result anyway).
+        self.isolation = levels[0] if len(levels) == 1 else "ray:" + "+".join(levels)
+        self.isolation_description = "; ".join(f"{n.host}: {n.description}" for n in self.nodes)
+        cpus = int(sum(n.cpus for n in self.nodes)) or 1
+        self.max_parallel = max_parallel or cpus
+        self.memory_mb = memory_mb
+        self.cpu_seconds = cpu_seconds
+        self.timeout_factor = timeout_factor
+        self.resources = dict(resources or {})
+        self.retries = retries
+        self.retried = 0                        # stage attempts repeated after a worker died
+        self.in_flight: Counter[str] = Counter()  # running tasks per node id
+        self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self.watchdog = HeadWatchdog(ray.get_runtime_context().gcs_address, self._head_lost)
+        self.watchdog.start()
+
+    def _head_lost(self, reason: str) -> None:
+        import sys
+
+        print(f"error: {reason}", file=sys.stderr, flush=True)
+        stop_this_run(reason)
+
+    def placement(self) -> dict[str, int]:
+        """Tasks in flight per node, labelled `host/node-id-prefix`, for the live view."""
+        hosts = {n.node_id: n.host for n in self.nodes}
+        return {f"{hosts.get(node, '?')}/{node[:6]}": count
+                for node, count in sorted(self.in_flight.items()) if count > 0}
+
+    # -- what a stage asks Ray for ------------------------------------------------------
+
+    def _gpus_wanted(self, problem: ProblemSpec) -> int:
+        if problem.gpu == GpuNeed.NONE:
+            return 0
+        wanted = max(problem.resources.gpus_per_job, 1)
+        if problem.gpu == GpuNeed.OPTIONAL and not any(n.gpus >= wanted for n in self.nodes):
+            return 0
+        return wanted
+
+    def request(self, problem: ProblemSpec) -> dict[str, Any]:
+        """The Ray resource request of one evaluation of `problem`."""
+        memory_mb = self.memory_mb or problem.resources.memory_mb
+        return {"num_cpus": 1, "num_gpus": self._gpus_wanted(problem),
+                "memory": memory_mb * MIB, "resources": dict(self.resources)}
+
+    def preflight(self, problem: ProblemSpec) -> None:
+        """Refuse a problem no node can ever run, before the run starts (Ray would otherwise
+        keep the task pending forever)."""
+        request = self.request(problem)
+        if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
+            request["num_gpus"] = max(problem.resources.gpus_per_job, 1)
+        if any(self._fits(node, request) for node in self.nodes):
+            return
+        raise ValueError(
+            f"no node of the Ray cluster can run an evaluation of '{problem.name}': it asks for "
+            f"{_describe(request)}; the cluster has "
+            + "; ".join(f"{n.host} ({n.node_id[:8]}): {n.cpus:g} CPU, {n.gpus:g} GPU"
+                        + "".join(f", {k}={v:g}" for k, v in n.custom.items())
+                        for n in self.nodes)
+            + " (add a node with these resources, or lower the problem's needs)")
+
+    @staticmethod
+    def _fits(node: NodeReport, request: dict[str, Any]) -> bool:
+        if node.cpus < request["num_cpus"] or node.gpus < request["num_gpus"]:
+            return False
+        return all(node.custom.get(name, 0) >= amount
+                   for name, amount in request["resources"].items())
+
+    def _bundle(self, problem: ProblemSpec) -> tuple[ProblemBundle, Any]:
+        key = str(problem.root)
+        if key not in self._bundles:
+            bundle = bundle_problem(problem.root)
+            self._bundles[key] = (bundle, ray.put(bundle))
+        return self._bundles[key]
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    async def evaluate(self, problem: ProblemSpec, code: str, *,
+                       stages: Sequence[str] | None = None) -> EvalResult:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_parallel)
+        selected = select_stages(problem, stages)
+        run_stage = lambda stage: self._run_stage(problem, code, stage)  # noqa: E731
+        # The problem's declared final score (problem.toml [score]) where this version has one:
+        # the cascade must end exactly as the local executor's does.
+        declared = getattr(problem.config, "score", None)
+        if declared is not None:
+            return await run_cascade(selected, run_stage, declared)
+        return await run_cascade(selected, run_stage)
+
+    async def _run_stage(self, problem: ProblemSpec, code: str, stage: StageSpec) -> StageResult:
+        assert self._slots is not None
+        request = self.request(problem)
+        if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
+            return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
+                               isolation=self.isolation,
+                               reason=f"problem '{problem.name}' needs a GPU; no node of the "
+                                      f"Ray cluster has {max(problem.resources.gpus_per_job, 1)}")
+        gpu = bool(request["num_gpus"])
+        limits = stage_limits(problem, stage, gpu=gpu, memory_mb=self.memory_mb,
+                              cpu_seconds=self.cpu_seconds, timeout_factor=self.timeout_factor)
+        extra_env = {"EVOLVE_ALLOW_INTROSPECTION": "1"} \
+            if problem.resources.allow_introspection else {}
+        bundle, ref = self._bundle(problem)
+        task = _stage_task.options(**request)
+        failures: list[str] = []
+        async with self._slots:
+            for _attempt in range(self.retries + 1):
+                generator = task.remote([ref], bundle.digest, problem.config.problem.evaluator,
+                                        code, stage.name, limits, self.requested_isolation,
+                                        extra_env, gpu)
+                where: dict[str, Any] = {}
+                try:
+                    where = await (await generator.__anext__())
+                    self.in_flight[where["node_id"]] += 1
+                    try:
+                        outcome: SandboxOutcome = await (await generator.__anext__())
+                    finally:
+                        self.in_flight[where["node_id"]] -= 1
+                        if self.in_flight[where["node_id"]] <= 0:
+                            del self.in_flight[where["node_id"]]
+                    return stage_result(stage, outcome, limits.timeout_s)
+                except asyncio.CancelledError:
+                    # The run stops at once: do not leave the task running on the cluster.
+                    _cancel(generator)
+                    raise
+                except RETRYABLE as exc:
+                    failures.append(_failure_text(where, exc))
+                    self.retried += 1
+                except ray_errors.RayError as exc:
+                    # Our own task code failed on the worker (a missing package there, a
+                    # corrupted bundle): not the candidate's fault, and not worth retrying.
+                    return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
+                                       isolation=self.isolation,
+                                       reason=f"the Ray task failed: {_failure_text(where, exc)}")
+        self.retried -= 1  # the last failure was not followed by a retry
+        return StageResult(
+            stage=stage.name, failure=FailureKind.EVALUATOR_ERROR, isolation=self.isolation,
+            reason=f"the Ray worker died {len(failures)} times in stage '{stage.name}': "
+                   + " | ".join(failures))
+
+    async def aclose(self) -> None:
+        self.watchdog.stop()
+        self._bundles.clear()
+        # Without a head, a clean disconnect cannot happen: leave it to the process exit.
+        if self._owns_connection and ray.is_initialized() and self.watchdog.lost is None:
+            ray.shutdown()
+
+
+def _cancel(generator: Any) -> None:
+    try:
+        ray.cancel(generator, force=True)
+    except Exception:  # noqa: BLE001 - already finished, or the head is gone: nothing to stop
+        pass
+
+
+def _describe(request: dict[str, Any]) -> str:
+    parts = [f"{request['num_cpus']} CPU", f"{request['num_gpus']} GPU",
+             f"{request['memory'] // MIB} MiB memory"]
+    parts += [f"{k}={v:g}" for k, v in request["resources"].items()]
+    return ", ".join(parts)
+
+
+def _failure_text(where: dict[str, Any], exc: BaseException) -> str:
+    node = where.get("node_id")
+    place = f"node {node} ({where.get('host')}, pid {where.get('pid')})" if node \
+        else "before it started on a node"
+    reason = str(exc).strip().splitlines()
+    return f"{type(exc).__name__} on {place}: {reason[0][:300] if reason else ''}"

@@ -1,0 +1,243 @@
+"""The Ray executor on a real two-node Ray cluster started by the tests (tests/conftest.py).
+
+What must hold: a run on the cluster stores what a local run stores; a worker killed with
+SIGKILL mid-evaluation is retried and nothing is lost; a worker that keeps dying becomes an
+evaluator-error naming the node; a problem no node can run fails before the run starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evaluators.result import FailureKind
+from evolve.problem.discovery import find_problem
+from tests.engine.engine_support import bump, engine_config, run
+from tests.engine.test_determinism import archive_contents
+
+SLEEP_PROBLEM = Path(__file__).resolve().parents[1] / "support" / "sleep_problem"
+TASK_NAME = "_stage_task"
+
+
+def sleep_code(seconds: float) -> str:
+    text = (SLEEP_PROBLEM / "initial.py").read_text()
+    return text.replace("SECONDS = 1.0", f"SECONDS = {seconds!r}")
+
+
+def ray_executor(cluster, **kwargs):
+    from evaluators.ray_executor import RayExecutor
+
+    return RayExecutor(address=cluster.address, **kwargs)
+
+
+class Killer(threading.Thread):
+    """SIGKILLs the Ray worker running our stage task, `times` times (a new worker each time)."""
+
+    def __init__(self, cluster, times: int):
+        super().__init__(daemon=True)
+        self.cluster, self.times, self.killed = cluster, times, []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while len(self.killed) < self.times and not self.stop.is_set():
+            for proc in self.cluster.workers_running(TASK_NAME):
+                if proc.pid not in self.killed:
+                    time.sleep(0.3)  # let it get into the sandbox: die *mid*-evaluation
+                    proc.send_signal(signal.SIGKILL)
+                    self.killed.append(proc.pid)
+                    break
+            time.sleep(0.05)
+
+
+def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_factory,
+                                                             ray_cluster):
+    server = server_factory(bump(1.0))
+    contents, snapshots = {}, {}
+    for name, executor in (("local", {"kind": "local"}),
+                           ("ray", {"kind": "ray", "ray_address": ray_cluster.address})):
+        run_dir = tmp_path / name
+        config = engine_config(run_dir, server, budget={"max_programs": 30},
+                               concurrency={"proposals": 3, "evaluations": 3},
+                               executor=executor)
+        snapshots[name] = []
+        outcome = run(config, run_dir, snapshots=snapshots[name])
+        assert outcome.status == "completed" and outcome.programs == 30
+        contents[name] = archive_contents(run_dir)
+    local, on_ray = contents["local"], contents["ray"]
+    assert len(local["programs"]) == 31  # the initial program and 30 candidates
+    for key in local["programs"]:
+        assert on_ray["programs"][key] == local["programs"][key], key
+    assert on_ray == local
+    # The live view's per-node counts: none locally; on Ray, real nodes, never above the limit.
+    assert all(not snap.placement for snap in snapshots["local"])
+    placements = [snap.placement for snap in snapshots["ray"] if snap.placement]
+    assert placements, "no report ever saw an evaluation in flight"
+    labels = {label for placement in placements for label in placement}
+    assert all(label.split("/")[1] in {n["NodeID"][:6] for n in __import__("ray").nodes()}
+               for label in labels)
+    assert max(sum(p.values()) for p in placements) <= 3
+
+
+def test_the_problem_folder_travels_once_and_each_node_records_its_isolation(ray_cluster):
+    from evaluators.problem_bundle import unpacked_dir
+
+    executor = ray_executor(ray_cluster, max_parallel=4)
+    problem = find_problem(str(SLEEP_PROBLEM))
+
+    async def evaluate_all():
+        return await asyncio.gather(*[executor.evaluate(problem, sleep_code(0.01 * i))
+                                      for i in range(6)])
+
+    results = asyncio.run(evaluate_all())
+    assert [r.score for r in results] == [0.01 * i for i in range(6)]
+    assert len(executor._bundles) == 1  # one object per problem, not one per evaluation
+    bundle, _ = executor._bundles[str(problem.root)]
+    assert (unpacked_dir(bundle.digest) / "evaluate.py").is_file()
+    levels = {n.isolation for n in executor.nodes}
+    assert {s.isolation for r in results for s in r.stages} <= levels
+    assert len(executor.nodes) == 2 and all(n.isolation for n in executor.nodes)
+
+
+def test_a_worker_killed_mid_evaluation_is_retried_and_nothing_is_lost(ray_cluster):
+    executor = ray_executor(ray_cluster, max_parallel=2, resources={"node_b": 1})
+    problem = find_problem(str(SLEEP_PROBLEM))
+    killer = Killer(ray_cluster, times=1)
+
+    async def evaluate_all():
+        killer.start()
+        return await asyncio.gather(*[executor.evaluate(problem, sleep_code(1.0 + 0.1 * i))
+                                      for i in range(3)])
+
+    try:
+        results = asyncio.run(evaluate_all())
+    finally:
+        killer.stop.set()
+    assert len(killer.killed) == 1
+    assert [r.score for r in results] == [1.0, 1.1, 1.2]
+    assert all(r.valid for r in results)
+    assert executor.retried == 1
+
+
+def test_a_worker_that_keeps_dying_is_an_evaluator_error_naming_the_node(ray_cluster):
+    import ray
+
+    node_b = next(n["NodeID"] for n in ray.nodes()
+                  if n.get("Alive") and "node_b" in (n.get("Resources") or {}))
+    executor = ray_executor(ray_cluster, max_parallel=1, resources={"node_b": 1}, retries=1)
+    problem = find_problem(str(SLEEP_PROBLEM))
+    killer = Killer(ray_cluster, times=2)
+    killer.start()
+    try:
+        result = asyncio.run(executor.evaluate(problem, sleep_code(3.0)))
+    finally:
+        killer.stop.set()
+    assert len(killer.killed) == 2
+    assert result.failure == FailureKind.EVALUATOR_ERROR
+    assert "died 2 times" in result.reason and node_b in result.reason
+    assert "WorkerCrashedError" in result.reason
+
+
+def test_a_gpu_problem_on_a_cluster_without_gpus_fails_at_start(tmp_path, ray_cluster):
+    from evolve.cli import app
+
+    problem_dir = tmp_path / "gpu_sleep"
+    shutil.copytree(SLEEP_PROBLEM, problem_dir)
+    toml = problem_dir / "problem.toml"
+    toml.write_text(toml.read_text().replace("cpu_seconds = 10", 'cpu_seconds = 10\ngpu = "required"'))
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["run", str(problem_dir), "--executor", "ray",
+                                      "--ray-address", ray_cluster.address,
+                                      "--run-dir", str(tmp_path / "run"), "--no-live",
+                                      "--programs", "3"])
+    assert result.exit_code == 2, result.output
+    assert "no node of the Ray cluster can run" in result.output
+    assert "1 GPU" in result.output and "0 GPU" in result.output
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "run" / "run.json").exists()  # nothing was started
+
+
+def test_back_pressure_keeps_at_most_max_parallel_tasks_in_flight(ray_cluster):
+    executor = ray_executor(ray_cluster, max_parallel=2)
+    problem = find_problem(str(SLEEP_PROBLEM))
+    peak = 0
+
+    async def watch(done: asyncio.Event) -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, sum(executor.in_flight.values()))
+            await asyncio.sleep(0.02)
+
+    async def evaluate_all():
+        done = asyncio.Event()
+        watcher = asyncio.create_task(watch(done))
+        results = await asyncio.gather(*[executor.evaluate(problem, sleep_code(0.4))
+                                         for _ in range(6)])
+        done.set()
+        await watcher
+        return results
+
+    results = asyncio.run(evaluate_all())
+    assert all(r.valid for r in results)
+    assert peak == 2
+    assert executor.max_parallel == 2
+
+
+@pytest.mark.parametrize("kind", ["ray", "auto"])
+def test_make_executor_builds_a_ray_executor_from_the_config(kind, ray_cluster, monkeypatch):
+    from evaluators.executors import make_executor
+    from evaluators.ray_executor import RayExecutor
+    from evolve.config import load_config
+
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+    config = load_config(None, [f'executor.kind="{kind}"'])
+    executor = make_executor(config.sandbox, config.concurrency, config.executor)
+    assert isinstance(executor, RayExecutor)
+    assert executor.max_parallel == 4  # the cluster's CPUs: 2 per node
+
+
+def test_doctor_reports_every_node_of_the_cluster(ray_cluster):
+    import json
+
+    import ray
+
+    from evolve.cli import app
+
+    result = CliRunner().invoke(app, ["doctor", "--json", "--executor", "ray",
+                                      "--ray-address", ray_cluster.address,
+                                      "--ollama-url", "127.0.0.1:9"])
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert checks["ray"]["level"] == "ok"
+    assert "2 node(s), 4 CPU, 0 GPU" in checks["ray"]["result"]
+    nodes = [c for name, c in checks.items() if name.startswith("node ")]
+    assert len(nodes) == 2
+    assert any("node_b=4" in c["result"] for c in nodes)
+    assert all("sandbox " in c["result"] for c in nodes)
+    assert ray.is_initialized()  # doctor left the session's connection alone
+
+
+def test_a_cancelled_evaluation_stops_its_task_on_the_cluster(ray_cluster):
+    executor = ray_executor(ray_cluster, max_parallel=1, resources={"node_b": 1})
+    problem = find_problem(str(SLEEP_PROBLEM))
+
+    async def cancel_midway():
+        task = asyncio.ensure_future(executor.evaluate(problem, sleep_code(20.0)))
+        deadline = time.monotonic() + 30
+        while not executor.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert executor.in_flight, "the task never started"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(cancel_midway())
+    deadline = time.monotonic() + 15
+    while ray_cluster.workers_running(TASK_NAME) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ray_cluster.workers_running(TASK_NAME)
+    assert not executor.in_flight
