@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from evaluators import guard, hidden
 from evaluators.plain import plain_array, plain_float, plain_int, plain_list
 from evaluators.source_check import check_source
+from evaluators.validate import CandidateLoadError, classify_exception
 
 __all__ = ["CandidateLoadError", "call_timed", "candidate_errors", "clock",
            "configure_source_check", "cpu_clock", "check_tampering", "get_function", "hidden_file",
@@ -65,15 +66,6 @@ def cpu_clock() -> float:
     return _PROCESS_TIME()
 
 
-class CandidateLoadError(Exception):
-    """The candidate could not be imported; `kind` is 'syntax', 'import', 'crash' or
-    'sandbox-denied' (it uses an escape hatch the source check refuses)."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
 def hidden_file(problem_dir: str | Path, relative: str) -> BinaryIO:
     """Open one of the problem's hidden files (declared in problem.toml's `hidden` list) for
     binary reading. Call it while the evaluator module is imported: in the sandbox the path is
@@ -91,8 +83,6 @@ def record_candidate_error(exc: BaseException, program_path: str | Path | None =
     """Note an exception of the candidate's that the evaluator catches and turns into an invalid
     result, so that its failure kind (memory, sandbox-denied, ...) is the one it would get had it
     escaped. `load_candidate` and `call_timed` do this themselves."""
-    from evaluators.validate import classify_exception
-
     program = Path(program_path) if program_path is not None else Path("program.py")
     kind, reason = classify_exception(exc, program)
     if len(_candidate_errors) < 20:
@@ -133,7 +123,9 @@ def load_candidate(program_path: str | Path) -> ModuleType:
         source = importlib.util.decode_source(path.read_bytes())
         compile(source, str(path), "exec")
     except SyntaxError as exc:
-        raise CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}") from exc
+        error = CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}")
+        record_candidate_error(error)
+        raise error from exc
     if _source_policy["enabled"]:
         problem = check_source(source, _source_policy["modules"])
         if problem is not None:

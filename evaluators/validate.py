@@ -41,6 +41,17 @@ def _in_candidate(exc: BaseException, program: Path) -> bool:
     return bool(_where(exc, program))
 
 
+class CandidateLoadError(Exception):
+    """The candidate could not be imported; `kind` is 'syntax', 'import', 'crash' or
+    'sandbox-denied' (it uses an escape hatch the source check refuses). Defined here, next to
+    the mapping, so that classifying never imports anything while a candidate runs (the
+    harness hides its own modules then); evaluators import it from `harness_api`."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 # Kinds that say what the candidate ran into whatever the evaluator makes of it: an evaluator
 # that catches the candidate's MemoryError or PermissionError and returns "invalid" still gets
 # this kind for the stage (a plain exception it catches stays the evaluator's verdict).
@@ -50,8 +61,6 @@ CAUGHT_KINDS_KEPT = frozenset({"memory", "sandbox-denied", "import", "syntax", "
 def classify_exception(exc: BaseException, program: Path) -> tuple[str, str]:
     """(failure kind, reason) for an exception of the candidate's: the one mapping, used when
     it escapes evaluate() and when the evaluator catches it (`harness_api` records those)."""
-    from evaluators.harness_api import CandidateLoadError
-
     where = _where(exc, program)
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, CandidateLoadError):

@@ -57,6 +57,18 @@ def check_isolation() -> Check:
     return Check("sandbox", "ok", f"{level}: {description}")
 
 
+def check_exposure() -> list[Check]:
+    """One line per isolation level available here: exactly what a candidate can reach."""
+    try:
+        from evaluators.isolation import available_levels, exposure
+    except ImportError:
+        return []
+    return [Check(f"exposed ({level})", "ok" if level == "bwrap" else "warn",
+                  "; ".join(exposure(level)),
+                  "" if level == "bwrap" else "use bubblewrap (sandbox.isolation = \"bwrap\")")
+            for level in available_levels()]
+
+
 def _torch_gpu() -> str | None:
     try:
         import torch
@@ -128,7 +140,7 @@ def doctor(
     Exits 1 when something a run needs is missing; warnings only say what is not available."""
     if "://" not in ollama_url:
         ollama_url = f"http://{ollama_url}"
-    checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
+    checks = [check_python(), check_isolation(), *check_exposure(), check_gpu(), check_keys(),
               check_ollama(ollama_url)]
     if as_json:
         print_json([asdict(c) for c in checks])

@@ -98,6 +98,8 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         from evaluators.executors import make_executor
 
         executor = make_executor(config.sandbox, config.concurrency)
+    # The run's first lines say what candidates can reach at this isolation level.
+    log(f"sandbox: {getattr(executor, 'isolation_description', executor.isolation)}")
     try:
         if resume:
             runs = archive.runs()
