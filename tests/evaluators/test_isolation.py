@@ -100,3 +100,59 @@ def test_uid_drop_only_as_root():
         assert not isolation.uid_drop_possible("bwrap")
     else:
         assert isolation.uid_drop_possible("bwrap")
+
+
+def test_a_non_dumpable_process_hides_its_environment_from_its_own_uid():
+    """What `protect_this_process` buys at the weaker levels: another process of the same uid
+    (a candidate) cannot read /proc/<pid>/environ. Checked with two forked children of one
+    unprivileged uid (as root we can make one), so the real kernel check is exercised."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to fork two processes under a spare uid")
+    uid = 65534
+
+    def reader(target: int) -> str:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                with open(f"/proc/{target}/environ", "rb") as f:
+                    answer = b"READ %d" % len(f.read())
+            except OSError as exc:
+                answer = type(exc).__name__.encode()
+            os.write(write_end, answer)
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_end, "rb") as f:
+            return f.read().decode()
+
+    for protect in (False, True):
+        ready_r, ready_w = os.pipe()
+        stop_r, stop_w = os.pipe()
+        target = os.fork()
+        if target == 0:
+            os.setgid(uid)
+            os.setuid(uid)
+            if protect:
+                isolation.protect_this_process()
+            else:  # a change of uid (and our parent's own flag) leaves it off: turn it on
+                import ctypes
+                ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
+            os.write(ready_w, b"x")
+            os.read(stop_r, 1)
+            os._exit(0)
+        try:
+            os.read(ready_r, 1)
+            seen = reader(target)
+        finally:
+            os.write(stop_w, b"x")
+            os.waitpid(target, 0)
+            for fd in (ready_r, ready_w, stop_r, stop_w):
+                os.close(fd)
+        if protect:
+            assert seen == "PermissionError"
+        else:
+            assert seen.startswith("READ"), seen
