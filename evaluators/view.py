@@ -51,21 +51,32 @@ def harness_paths() -> list[Path]:
     return [package_root() / "evaluators"]
 
 
+def package_helpers(package: Path, exclude: Path | None = None) -> list[Path]:
+    """A problems package's `__init__.py` and shared helper modules (Python files, and folders
+    without a problem.toml), not its problems."""
+    paths = []
+    if not (package / "__init__.py").is_file():
+        return paths
+    for entry in sorted(package.iterdir()):
+        if entry == exclude or entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        if entry.is_file() and entry.suffix == ".py":
+            paths.append(entry)
+        elif entry.is_dir() and not (entry / "problem.toml").exists() \
+                and (entry / "__init__.py").is_file():
+            paths.append(entry)
+    return paths
+
+
 def problem_paths(problem_dir: Path) -> list[Path]:
-    """The problem folder and, when it sits in a package (`problems/`), that package's
-    `__init__.py` and shared helper modules (folders without a problem.toml)."""
+    """The problem folder, the helpers of the package it sits in, and the helpers of the
+    built-in `problems` package (importable through the harness's PYTHONPATH: an outside
+    problem may use `problems._spot_sim`), but no other problem."""
     problem_dir = problem_dir.resolve()
-    paths = [problem_dir]
-    parent = problem_dir.parent
-    if (parent / "__init__.py").is_file():
-        for entry in sorted(parent.iterdir()):
-            if entry == problem_dir or entry.name.startswith(".") or entry.name == "__pycache__":
-                continue
-            if entry.is_file() and entry.suffix == ".py":
-                paths.append(entry)
-            elif entry.is_dir() and not (entry / "problem.toml").exists() \
-                    and (entry / "__init__.py").is_file():
-                paths.append(entry)
+    builtin = package_root() / "problems"
+    paths = [problem_dir, *package_helpers(problem_dir.parent, exclude=problem_dir)]
+    if builtin != problem_dir.parent:
+        paths += package_helpers(builtin)
     return paths
 
 

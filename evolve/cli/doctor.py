@@ -51,10 +51,11 @@ def check_isolation() -> Check:
         return Check("sandbox", "fail", f"probe failed: {exc}",
                      "set sandbox.isolation = \"rlimits\" to run with resource limits only")
     if level == "rlimits":
-        return Check("sandbox", "warn", f"{level}: {description}",
+        return Check("sandbox", "warn", f"{level}: {description.split('; exposed:')[0]}",
                      "install bubblewrap (apt-get install bubblewrap) or allow unprivileged "
                      "user namespaces for network and file-system isolation")
-    return Check("sandbox", "ok", f"{level}: {description}")
+    # What each level exposes is listed below the table (`check_exposure`).
+    return Check("sandbox", "ok", f"{level}: {description.split('; exposed:')[0]}")
 
 
 def check_exposure() -> list[Check]:
@@ -140,16 +141,22 @@ def doctor(
     Exits 1 when something a run needs is missing; warnings only say what is not available."""
     if "://" not in ollama_url:
         ollama_url = f"http://{ollama_url}"
-    checks = [check_python(), check_isolation(), *check_exposure(), check_gpu(), check_keys(),
+    checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
               check_ollama(ollama_url)]
+    exposures = check_exposure()
     if as_json:
-        print_json([asdict(c) for c in checks])
+        print_json([asdict(c) for c in [*checks, *exposures]])
     else:
         styles = {"ok": "green", "warn": "yellow", "fail": "red"}
         table = Table("check", "", "found", "what to do", header_style="bold", box=None)
         for c in checks:
             table.add_row(c.name, Text(c.level, style=styles[c.level]), c.result, c.hint)
         out().print(table)
+        if exposures:
+            out().print("\nWhat a candidate can reach at each sandbox level here:")
+        for c in exposures:
+            out().print(Text(f"- {c.name.removeprefix('exposed (').rstrip(')')}: {c.result}",
+                             style=styles[c.level]))
     if any(c.level == "fail" for c in checks):
         raise typer.Exit(EXIT_RUN_FAILED)
 

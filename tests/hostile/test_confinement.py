@@ -162,11 +162,12 @@ def test_one_exception_one_failure_kind_at_import_and_in_the_call(problem, exc):
     """sort_fixture lets the exception escape evaluate(); spot_single catches it and returns
     "invalid": the kind is the same either way, at import and in the call."""
     spec = load_problem(SPOT) if problem == "spot_single" else None
-    prefix = "spot_" if problem == "spot_single" else ""
+    names = (["spot_raise_at_import", "spot_raise_in_call"] if problem == "spot_single"
+             else ["raise_at_import", "raise_in_call"])
     kinds = {}
-    for where in ("raise_at_import", "raise_in_call"):
-        result = evaluate(candidate(prefix + where, exc=exc), spec, stages=["quick"])
-        kinds[where] = (result.failure, result.reason)
+    for name in names:
+        result = evaluate(candidate(name, exc=exc), spec, stages=["quick"])
+        kinds[name] = (result.failure, result.reason)
     assert {k for k, _ in kinds.values()} == {EXPECTED_KIND[exc]}, kinds
 
 
