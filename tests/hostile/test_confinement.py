@@ -217,3 +217,19 @@ def test_an_echoed_secret_never_reaches_the_archive_or_a_prompt(tmp_path, monkey
     prompts = json.dumps([r.json for r in server.chat_requests])
     assert len(server.chat_requests) >= 3 and "SECRET" in prompts  # repair prompts went out
     assert secret not in prompts
+
+
+def test_a_run_starts_by_saying_what_the_sandbox_exposes(tmp_path):
+    import asyncio
+
+    from evolve.engine.session import run_session
+    from tests.engine.engine_support import engine_config
+
+    config = engine_config(tmp_path, budget={"max_programs": 1},
+                           operators={"models": [], "use_offline": "always"})
+    lines: list[str] = []
+    asyncio.run(run_session(config, tmp_path, resume=False, handle_signals=False,
+                            log=lines.append, on_progress=None))
+    level = isolation.available_levels()[0]
+    assert lines and lines[0].startswith(f"sandbox: {isolation.DESCRIPTIONS[level]}")
+    assert "; exposed: " + "; ".join(isolation.exposure(level)) in lines[0]
