@@ -6,9 +6,10 @@ Levels, best first:
   (`evaluators.view`): the interpreter, the harness package and the problem folder read-only
   (hidden files left out), a fresh size-capped work dir and /tmp, a minimal /dev, its own /proc;
   nothing else of the host. New network, PID, IPC and UTS namespaces; dies with its parent.
-- ``unshare``: new network, PID and mount namespaces. As root, the harness covers every
-  non-system top-level folder and binds back only what is needed (`evaluators.mountns`), and the
-  candidate runs under a throw-away uid.
+- ``unshare``: new network, PID and mount namespaces. The harness covers every non-system
+  top-level folder and binds back only what is needed (`evaluators.mountns`). As root the
+  candidate runs under a throw-away uid and cannot undo that; without root it is root of its
+  own user namespace and could unmount the covers (`exposure` says so).
 - ``rlimits``: resource limits only.
 
 `exposure(level)` says exactly what a candidate can still reach at a level on this machine;
@@ -105,8 +106,8 @@ def available_levels() -> tuple[str, ...]:
 
 
 def unshare_flags() -> list[str]:
-    flags = ["--mount"] if is_root() else ["--user", "--map-root-user"]
-    return [*flags, "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    flags = [] if is_root() else ["--user", "--map-root-user"]
+    return [*flags, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
 
 
 def resolve_level(requested: str = "auto") -> str:
@@ -180,10 +181,13 @@ def exposure(level: str) -> list[str]:
                          "covered)")
             lines.append("the candidate runs as an unprivileged throw-away uid")
         else:
-            lines.append("the whole host file system is visible with your permissions: the "
-                         "candidate can read your files (home, other repositories, copies of "
-                         "hidden evaluation data) and write the checkout")
-            lines.append("the candidate runs as your uid (mapped to root in a user namespace)")
+            lines.append("other top-level folders than /etc, /var, /run and /tmp are covered "
+                         "and hidden files too, but the candidate is root in its own user "
+                         "namespace and can unmount the covers: count the whole host file "
+                         "system as readable and writable with your permissions (your home, "
+                         "other repositories, copies of hidden evaluation data, the checkout)")
+            lines.append("the candidate runs as your uid (mapped to root in a user namespace); "
+                         "this process is non-dumpable, and its PID namespace hides it anyway")
         return lines
     lines.append("the network is reachable")
     if drop:
@@ -275,8 +279,6 @@ def mount_plan(view: View, work_dir: Path) -> dict:
 def unshare_prefix(*, view: View, work_dir: Path) -> tuple[list[str], dict[str, str]]:
     """unshare arguments and the environment the harness needs to build its view."""
     args = [shutil.which("unshare") or "unshare", *unshare_flags()]
-    if not is_root():
-        return args, {}
     return args, {mountns.PLAN_VAR: json.dumps(mount_plan(view, work_dir))}
 
 

@@ -1,10 +1,10 @@
 """The `unshare` level's file-system view, applied by the harness inside its own mount namespace.
 
-`unshare --mount` gives the harness a private copy of the host's mounts; as root it then covers
-every top-level folder that is not part of the base system (/root, /home, /srv, /opt, /work,
-...) with an empty read-only tmpfs, binds back read-only exactly what the evaluation needs (the
-interpreter, the `evaluators` package, the problem), and covers the problem's hidden files
-with /dev/null. The plan comes from the executor in EVOLVE_MOUNT_PLAN (JSON); this runs before
+`unshare --mount` gives the harness a private copy of the host's mounts (as root, or as root of
+its own user namespace); it then covers every top-level folder that is not part of the base
+system (/root, /home, /srv, /opt, /work, ...) with an empty read-only tmpfs, binds back
+read-only exactly what the evaluation needs (the interpreter, the `evaluators` package, the
+problem), and covers the problem's hidden files with /dev/null. The plan comes from the executor in EVOLVE_MOUNT_PLAN (JSON); this runs before
 the worker is forked, so the candidate only ever sees the result. Plain libc calls, no helper
 processes: this is on every evaluation's critical path.
 """
