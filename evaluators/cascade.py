@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxOutcome
+from evaluators.scrub import scrub, secrets_in
 from evolve.problem.spec import ProblemSpec, ScoreSection, StageSpec
 
 
@@ -70,7 +71,20 @@ def _last_line(text: str) -> str:
 
 
 def stage_result(stage: StageSpec, outcome: SandboxOutcome, timeout_s: float) -> StageResult:
-    """A StageResult from what the sandbox produced (the harness's JSON, or its absence)."""
+    """A StageResult from what the sandbox produced, with the secrets of this process's
+    environment scrubbed from every text the candidate could have influenced (it goes to the
+    archive and to the LLM)."""
+    result = _stage_result(stage, outcome, timeout_s)
+    secrets = secrets_in()
+    if not secrets:
+        return result
+    return result.model_copy(update={
+        "stdout": scrub(result.stdout, secrets), "stderr": scrub(result.stderr, secrets),
+        "reason": scrub(result.reason, secrets), "feedback": scrub(result.feedback, secrets),
+        "metrics": scrub(result.metrics, secrets)})
+
+
+def _stage_result(stage: StageSpec, outcome: SandboxOutcome, timeout_s: float) -> StageResult:
     common = dict(stage=stage.name, wall_s=outcome.wall_s, stdout=outcome.stdout,
                   stderr=outcome.stderr, isolation=outcome.isolation)
     if outcome.timed_out:

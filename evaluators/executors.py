@@ -74,6 +74,8 @@ class LocalExecutor:
                  timeout_factor: float = 1.0, gpus: Sequence[str] | None = None):
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self.isolation, self.isolation_description = isolation_mod.detect_isolation(isolation)
+        # Same-uid candidates (weaker levels) may not read our environment or memory via /proc.
+        isolation_mod.protect_this_process()
         self.memory_mb = memory_mb
         self.cpu_seconds = cpu_seconds
         self.timeout_factor = timeout_factor
@@ -128,7 +130,8 @@ class LocalExecutor:
                         run_sandboxed, problem_dir=problem.root,
                         evaluator_file=problem.config.problem.evaluator, code=code,
                         stage=stage.name, limits=limits, level=self.isolation,
-                        extra_env=extra_env, gpu=bool(taken)))
+                        extra_env=extra_env, gpu=bool(taken),
+                        hidden=tuple(problem.config.problem.hidden)))
                 except Exception as exc:  # noqa: BLE001 - a sandbox fault is a result, not a crash
                     return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
                                        isolation=self.isolation,

@@ -26,6 +26,8 @@ from typing import Any
 
 from evaluators import (
     harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
+    hidden,
+    mountns,
     proctree,
 )
 from evaluators.limits import apply_limits, drop_privileges
@@ -109,6 +111,8 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                 _send(channel, {"status": "evaluator-failed",
                                 "reason": f"{type(exc).__name__}: {exc}"}, nonce)
                 os._exit(0)
+            # The evaluator has loaded its hidden data; the candidate finds no descriptor.
+            hidden.close_all()
             evaluate = evaluator.evaluate
             snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             guard.activate(snapshot)
@@ -135,7 +139,8 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             snapshot.check_and_restore()
             try:
                 _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,
-                                "tampered": snapshot.tampered, "denied": denials()}, nonce)
+                                "tampered": snapshot.tampered, "denied": denials(),
+                                "candidate_errors": harness_api.candidate_errors()}, nonce)
             except (TypeError, ValueError) as exc:
                 _send(channel, {"status": "unserializable", "reason": str(exc)[:300]}, nonce)
         finally:
@@ -203,6 +208,7 @@ def supervise(problem_dir: Path, program: Path, stage: str) -> dict[str, Any]:
             os.close(int(result_fd))
         _worker(problem_dir, program, stage, write_fd, nonce)
     os.close(write_fd)
+    hidden.close_all()  # only the worker's evaluator reads them
     message, status, rusage, error = _read_message(read_fd, pid)
     result: dict[str, Any] = {
         "cpu_s": rusage.ru_utime + rusage.ru_stime,
@@ -240,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     # Orphaned descendants of the candidate come back to us, and die with us.
     proctree.set_subreaper()
     signal.signal(signal.SIGTERM, _on_sigterm)
-    result = supervise(problem_dir, program, stage)
+    try:
+        mountns.apply_from_environment()  # the unshare level's file-system view, as root
+    except OSError as exc:
+        result = {"failure": "evaluator-error", "reason": f"sandbox setup failed: {exc}"}
+    else:
+        result = supervise(problem_dir, program, stage)
     proctree.kill_descendants(os.getpid())
     data = json.dumps(result, allow_nan=False).encode()
     if result_fd is None:

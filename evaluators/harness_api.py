@@ -14,15 +14,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 
-from evaluators import guard
+from evaluators import guard, hidden
 from evaluators.plain import plain_array, plain_float, plain_int, plain_list
 from evaluators.source_check import check_source
+from evaluators.validate import CandidateLoadError, classify_exception
 
-__all__ = ["CandidateLoadError", "call_timed", "clock", "configure_source_check", "cpu_clock",
-           "check_tampering", "get_function", "load_candidate", "plain_array", "plain_float", "plain_int",
-           "plain_list", "refusals"]
+__all__ = ["CandidateLoadError", "call_timed", "candidate_errors", "clock",
+           "configure_source_check", "cpu_clock", "check_tampering", "get_function", "hidden_file",
+           "load_candidate", "plain_array", "plain_float", "plain_int", "plain_list",
+           "record_candidate_error", "refusals"]
 
 # Captured at import, before any candidate code runs.
 _PERF_COUNTER = time.perf_counter
@@ -64,13 +66,31 @@ def cpu_clock() -> float:
     return _PROCESS_TIME()
 
 
-class CandidateLoadError(Exception):
-    """The candidate could not be imported; `kind` is 'syntax', 'import', 'crash' or
-    'sandbox-denied' (it uses an escape hatch the source check refuses)."""
+def hidden_file(problem_dir: str | Path, relative: str) -> BinaryIO:
+    """Open one of the problem's hidden files (declared in problem.toml's `hidden` list) for
+    binary reading. Call it while the evaluator module is imported: in the sandbox the path is
+    not mounted, the file comes as a descriptor the harness closes before the candidate is
+    imported. Outside the sandbox it is opened at `problem_dir / relative`."""
+    return hidden.open_hidden(relative, Path(problem_dir))
 
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
+
+# Exceptions the candidate raised that the evaluator caught (kind, reason): the harness gives
+# the stage the same failure kind as if the exception had escaped (`validate.failure_kind`).
+_candidate_errors: list[tuple[str, str]] = []
+
+
+def record_candidate_error(exc: BaseException, program_path: str | Path | None = None) -> None:
+    """Note an exception of the candidate's that the evaluator catches and turns into an invalid
+    result, so that its failure kind (memory, sandbox-denied, ...) is the one it would get had it
+    escaped. `load_candidate` and `call_timed` do this themselves."""
+    program = Path(program_path) if program_path is not None else Path("program.py")
+    kind, reason = classify_exception(exc, program)
+    if len(_candidate_errors) < 20:
+        _candidate_errors.append((kind, reason))
+
+
+def candidate_errors() -> list[tuple[str, str]]:
+    return list(_candidate_errors)
 
 
 _counter = 0
@@ -103,7 +123,9 @@ def load_candidate(program_path: str | Path) -> ModuleType:
         source = importlib.util.decode_source(path.read_bytes())
         compile(source, str(path), "exec")
     except SyntaxError as exc:
-        raise CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}") from exc
+        error = CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}")
+        record_candidate_error(error)
+        raise error from exc
     if _source_policy["enabled"]:
         problem = check_source(source, _source_policy["modules"])
         if problem is not None:
@@ -117,9 +139,17 @@ def load_candidate(program_path: str | Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except ImportError as exc:
-        raise CandidateLoadError("import", f"{type(exc).__name__}: {exc}") from exc
+        error = CandidateLoadError("import", f"{type(exc).__name__}: {exc}")
+        record_candidate_error(error)
+        raise error from exc
     except SyntaxError as exc:
-        raise CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}") from exc
+        error = CandidateLoadError("syntax", f"line {exc.lineno}: {exc.msg}")
+        record_candidate_error(error)
+        raise error from exc
+    except Exception as exc:
+        # Noted with the kind it gets when it escapes, should the evaluator catch it.
+        record_candidate_error(exc, path)
+        raise
     finally:
         # Undo anything the candidate's import-time code swapped in the evaluator (its
         # validators, clocks, sys.modules entries) before the evaluator goes on; the harness
@@ -146,7 +176,11 @@ def check_tampering() -> list[str]:
 def call_timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
     """Call fn and return (result, seconds spent in the call alone)."""
     start = _PERF_COUNTER()
-    result = fn(*args, **kwargs)
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        record_candidate_error(exc)
+        raise
     elapsed = _PERF_COUNTER() - start
     # A patch the candidate made during the call (even one that would undo itself once the
     # validator used it) is restored before the evaluator validates; the harness rejects it.

@@ -1,17 +1,27 @@
-"""Which sandbox isolation this machine offers, and the command prefix that applies it.
+"""Which sandbox isolation this machine offers, what each level exposes, and the command prefix
+that applies it.
 
 Levels, best first:
-- ``bwrap``: bubblewrap with a read-only root, only the work dir writable (a size-capped tmpfs),
-  home and temp folders hidden, new network, PID and IPC namespaces, dies with its parent.
-- ``unshare``: ``unshare`` with new network and PID namespaces, plus rlimits.
-- ``rlimits``: resource limits only; the candidate can reach the network and the user's files.
+- ``bwrap``: bubblewrap building the candidate's file system from an allow-list
+  (`evaluators.view`): the interpreter, the harness package and the problem folder read-only
+  (hidden files left out), a fresh size-capped work dir and /tmp, a minimal /dev, its own /proc;
+  nothing else of the host. New network, PID, IPC and UTS namespaces; dies with its parent.
+- ``unshare``: new network, PID and mount namespaces. The harness covers every non-system
+  top-level folder and binds back only what is needed (`evaluators.mountns`). As root the
+  candidate runs under a throw-away uid and cannot undo that; without root it is root of its
+  own user namespace and could unmount the covers (`exposure` says so).
+- ``rlimits``: resource limits only.
 
-The level is probed once per process (a tiny real run of each tool) and cached.
+`exposure(level)` says exactly what a candidate can still reach at a level on this machine;
+`evolve doctor` and the first lines of a run print it. The level is probed once per process (a
+tiny real run of each tool) and cached.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import json
 import logging
 import os
 import shutil
@@ -20,18 +30,23 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from evaluators import mountns
+from evaluators.view import View, outermost, split_around
+
 log = logging.getLogger(__name__)
 
 LEVELS = ("bwrap", "unshare", "rlimits")
 
-# Folders that may hold secrets or other users' work; bubblewrap hides them behind an empty
-# tmpfs, then binds back (read-only) exactly what an evaluation needs.
-_HIDDEN_DIRS = ("/tmp", "/var/tmp", "/root", "/home", "/run/user")
+# Top-level folders of the base system that the `unshare` level leaves visible (read-only by
+# their permissions, /tmp excepted); every other top-level folder is covered.
+_SYSTEM_TOP = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "var", "tmp",
+               "run", "proc", "sys", "dev"}
+_TMP_MB = 16  # /tmp inside bubblewrap (candidates get TMPDIR = their work dir)
 
 DESCRIPTIONS = {
-    "bwrap": "bubblewrap: read-only root, private work dir, no network, own PID/IPC namespaces",
-    "unshare": "unshare: no network, own PID namespace, rlimits (files outside the work dir are "
-               "visible)",
+    "bwrap": "bubblewrap: allow-listed read-only view (interpreter, harness, problem without its "
+             "hidden files), private work dir and /tmp, no network, own PID/IPC namespaces",
+    "unshare": "unshare: no network, own PID and mount namespaces, rlimits",
     "rlimits": "WARNING rlimits only: candidates can use the network and read or write your files; "
                "install bubblewrap (apt-get install bubblewrap)",
 }
@@ -43,6 +58,17 @@ class IsolationUnavailable(RuntimeError):
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def protect_this_process() -> bool:
+    """Mark this process non-dumpable: a process of the same uid (a candidate at a weak level)
+    can then not read its environment (API keys) or memory through /proc/<pid>/. Children get
+    their own flag back at exec. Returns whether it worked."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        return False
 
 
 def _probe(cmd: list[str]) -> bool:
@@ -81,7 +107,7 @@ def available_levels() -> tuple[str, ...]:
 
 def unshare_flags() -> list[str]:
     flags = [] if is_root() else ["--user", "--map-root-user"]
-    return [*flags, "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    return [*flags, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
 
 
 def resolve_level(requested: str = "auto") -> str:
@@ -103,15 +129,6 @@ def resolve_level(requested: str = "auto") -> str:
     return requested
 
 
-def detect_isolation(requested: str = "auto") -> tuple[str, str]:
-    """(level, one-line description) of the isolation evaluations get; recorded with each run."""
-    level = resolve_level(requested)
-    description = DESCRIPTIONS[level]
-    if level != "bwrap" and is_root() and not uid_drop_possible(level):
-        description += "; process-count limit not enforced (running as root)"
-    return level, description
-
-
 def world_accessible(path: Path) -> bool:
     """Whether an unprivileged user could reach `path` (every ancestor traversable)."""
     path = path.resolve()
@@ -126,68 +143,151 @@ def world_accessible(path: Path) -> bool:
 
 
 def runtime_paths() -> list[Path]:
-    """Paths the harness needs to read: the interpreter, its prefixes and our own package."""
-    import evaluators
+    """Paths the harness needs to read: the interpreter's prefixes and the harness package."""
+    from evaluators.view import harness_paths
+    from evaluators.view import runtime_paths as interpreter
 
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
-             Path(os.path.realpath(sys.executable)).parent,
-             Path(evaluators.__file__).resolve().parent.parent}
-    return sorted(p.resolve() for p in paths)
+    return [*interpreter(), *harness_paths()]
 
 
 def uid_drop_possible(level: str) -> bool:
-    """As root, evaluations run under a throw-away uid so process limits apply. That needs the
-    interpreter to be readable by that uid: bubblewrap arranges it; otherwise check the paths."""
+    """As root, evaluations run under a throw-away uid (process limits apply, the candidate
+    cannot signal the harness or read root's files). That needs the interpreter to be
+    readable by that uid: bubblewrap and the unshare level's mount namespace arrange it; at the
+    rlimits level every path must be reachable already."""
     if not is_root():
         return False
-    if level == "bwrap":
+    if level in ("bwrap", "unshare"):
         return True
     return all(world_accessible(p) for p in runtime_paths())
 
 
-def _outermost(paths: Iterable[Path]) -> list[Path]:
-    """Drop paths nested in another path of the list (binding the parent covers them)."""
-    result: list[Path] = []
-    for p in sorted(set(paths), key=lambda q: len(q.parts)):
-        if not any(p == q or q in p.parents for q in result):
-            result.append(p)
-    return result
+def exposure(level: str) -> list[str]:
+    """What a candidate can still reach at `level` on this machine, one fact a line."""
+    root, drop = is_root(), uid_drop_possible(level)
+    lines = []
+    if level == "bwrap":
+        lines.append("nothing of the host outside the interpreter, the harness package and the "
+                     "problem folder (read-only, hidden files left out)")
+        if not root:
+            lines.append("the candidate runs as your uid inside a user namespace; files it can "
+                         "see are only the allow-listed read-only ones")
+        return lines
+    if level == "unshare":
+        if root:
+            lines.append("/etc, /var, /run and /tmp of the host are visible (readable where "
+                         "their permissions allow; /tmp is writable); other top-level folders "
+                         "show only the interpreter, the harness and the problem (hidden files "
+                         "covered)")
+            lines.append("the candidate runs as an unprivileged throw-away uid")
+        else:
+            lines.append("other top-level folders than /etc, /var, /run and /tmp are covered "
+                         "and hidden files too, but the candidate is root in its own user "
+                         "namespace and can unmount the covers: count the whole host file "
+                         "system as readable and writable with your permissions (your home, "
+                         "other repositories, copies of hidden evaluation data, the checkout)")
+            lines.append("the candidate runs as your uid (mapped to root in a user namespace); "
+                         "this process is non-dumpable, and its PID namespace hides it anyway")
+        return lines
+    lines.append("the network is reachable")
+    if drop:
+        lines.append("the whole host file system is visible to an unprivileged throw-away uid: "
+                     "world-readable files (including copies of hidden evaluation data) can be "
+                     "read, /tmp can be written")
+    elif root:
+        blocked = [str(p) for p in runtime_paths() if not world_accessible(p)]
+        lines.append("the candidate runs as ROOT (the interpreter under "
+                     f"{', '.join(blocked) or '?'} is not reachable for another uid): it can "
+                     "read and write every file and read the environment of every process; "
+                     "install bubblewrap or make the interpreter world-readable")
+    else:
+        lines.append("the candidate runs as your uid: it can read and write all your files; "
+                     "this process is non-dumpable, so its environment (API keys) is not "
+                     "readable through /proc")
+    lines.append("the hidden evaluation data files stay readable at their paths")
+    return lines
 
 
-def bwrap_prefix(*, work_dir: Path, program: Path, read_paths: Iterable[Path],
-                 work_dir_mb: int, devices: Iterable[str] = ()) -> list[str]:
-    """bubblewrap arguments: read-only root, hidden home/temp dirs with the needed paths bound
-    back read-only, the work dir a size-capped tmpfs holding the (read-only) program."""
+def detect_isolation(requested: str = "auto") -> tuple[str, str]:
+    """(level, one-line description) of the isolation evaluations get; recorded with each run."""
+    level = resolve_level(requested)
+    description = f"{DESCRIPTIONS[level]}; exposed: {'; '.join(exposure(level))}"
+    return level, description
+
+
+def _system_args(paths: Iterable[Path]) -> list[str]:
+    args: list[str] = []
+    for path in paths:
+        if path.is_symlink() and path.parent == Path("/"):
+            args += ["--symlink", os.readlink(path), str(path)]  # /bin -> usr/bin
+        else:
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def bwrap_prefix(*, view: View, work_dir: Path, program: Path, work_dir_mb: int,
+                 devices: Iterable[str] = ()) -> list[str]:
+    """bubblewrap arguments: an empty root with only `view` bound in read-only, a size-capped
+    /tmp and work dir (holding the read-only program), a minimal /dev and a fresh /proc."""
     bwrap = shutil.which("bwrap") or "bwrap"
     # Every writable tmpfs gets a size cap, or it could fill the machine's memory.
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+    args = [bwrap, "--perms", "1777", "--size", str(_TMP_MB << 20), "--tmpfs", "/tmp",
+            "--dev", "/dev", "--proc", "/proc",
             "--perms", "1777", "--size", str(work_dir_mb << 20), "--tmpfs", "/dev/shm"]
-    for hidden in _HIDDEN_DIRS:
-        if Path(hidden).is_dir():
-            args += ["--size", str(1 << 20), "--tmpfs", hidden]
-    hidden_roots = [Path(h) for h in _HIDDEN_DIRS]
-    binds = [p for p in _outermost(Path(p).resolve() for p in read_paths)
-             if p.exists() and any(h == p or h in p.parents for h in hidden_roots)]
-    # bubblewrap would create the folders leading to a bind as 0700 (unreadable for the
-    # sandbox uid); create them traversable first, parents before children.
-    leading = {a for p in binds for a in p.parents
-               if any(h in a.parents for h in hidden_roots)}
-    for folder in sorted(leading, key=lambda q: len(q.parts)):
-        args += ["--perms", "0755", "--dir", str(folder)]
+    folders: list[Path] = []
+    binds: list[Path] = []
+    for path in outermost(view.read_paths):
+        if path.exists():
+            sub_folders, sub_binds = split_around(path, view.hidden)
+            folders += sub_folders
+            binds += sub_binds
+    # Folders leading to a bind are created traversable (bubblewrap would make them 0700,
+    # unreadable for the sandbox uid), parents before children.
+    made = {Path("/"), Path("/tmp")}
+    system = [p for p in view.system if not p.is_symlink()]
+    leading = {a for p in [*binds, *folders, *system] for a in p.parents} | set(folders)
+    for folder in sorted(leading - made, key=lambda q: len(q.parts)):
+        if not any(b == folder or b in folder.parents for b in [*binds, *system]):
+            args += ["--perms", "0755", "--dir", str(folder)]
+    args += _system_args(view.system)
     for path in binds:
         args += ["--ro-bind", str(path), str(path)]
     for dev in devices:
         args += ["--dev-bind", dev, dev]
     args += ["--perms", "1777", "--size", str(work_dir_mb << 20), "--tmpfs", str(work_dir),
              "--ro-bind", str(program), str(program),
+             "--remount-ro", "/",  # the root tmpfs: not a place to write (only /tmp, work dir)
              *_user_ns_flags(), "--unshare-net", "--unshare-pid", "--unshare-ipc",
+             "--unshare-uts", "--hostname", "sandbox",
              "--die-with-parent", "--new-session", "--chdir", str(work_dir)]
     return args
 
 
-def command_prefix(level: str, **bwrap_kwargs: object) -> list[str]:
+def mount_plan(view: View, work_dir: Path) -> dict:
+    """The unshare level's view (as root): which top-level folders to cover, what to bind back
+    read-only, which hidden files to cover; applied by the harness (`evaluators.mountns`)."""
+    keep = {work_dir.resolve().parts[1]} | _SYSTEM_TOP
+    cover = sorted(str(p) for p in Path("/").iterdir()
+                   if p.is_dir() and not p.is_symlink() and p.name not in keep)
+    covered = [Path(c) for c in cover]
+    binds = [str(p) for p in outermost(view.read_paths)
+             if p.exists() and any(c in p.parents for c in covered)]
+    return {"stage": str(work_dir / ".mounts"), "cover": cover, "binds": binds,
+            "hidden": [str(h) for h in view.hidden]}
+
+
+def unshare_prefix(*, view: View, work_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """unshare arguments and the environment the harness needs to build its view."""
+    args = [shutil.which("unshare") or "unshare", *unshare_flags()]
+    return args, {mountns.PLAN_VAR: json.dumps(mount_plan(view, work_dir))}
+
+
+def command_prefix(level: str, *, view: View, work_dir: Path, program: Path, work_dir_mb: int,
+                   devices: Iterable[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """(arguments before the harness command, extra environment) for `level`."""
     if level == "bwrap":
-        return bwrap_prefix(**bwrap_kwargs)  # type: ignore[arg-type]
+        return bwrap_prefix(view=view, work_dir=work_dir, program=program,
+                            work_dir_mb=work_dir_mb, devices=devices), {}
     if level == "unshare":
-        return [shutil.which("unshare") or "unshare", *unshare_flags()]
-    return []
+        return unshare_prefix(view=view, work_dir=work_dir)
+    return [], {}

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from evaluators import isolation, proctree
+from evaluators.hidden import FDS_VAR as HIDDEN_FDS_VAR
+from evaluators.hidden import open_for_child
+from evaluators.view import View, sandbox_view
 
 # Environment variables a candidate may see; everything else (API keys, tokens) is dropped.
 ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
@@ -198,10 +201,24 @@ def _unreadable_problem(problem_dir: Path, evaluator_file: str, level: str) -> s
     return ""
 
 
+def _drops_uid(level: str, problem_dir: Path, view: View, work_dir: Path) -> bool:
+    """Whether the candidate runs under a throw-away uid: as root, where that uid can read the
+    problem (bubblewrap and the unshare level's mount view make the interpreter readable)."""
+    if not isolation.uid_drop_possible(level):
+        return False
+    if level == "bwrap":
+        return True
+    if isolation.world_accessible(problem_dir):
+        return True
+    covered = isolation.mount_plan(view, work_dir)["cover"] if level == "unshare" else []
+    return any(Path(c) in problem_dir.parents for c in covered)
+
+
 def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: str,
                   limits: SandboxLimits, level: str, extra_env: dict[str, str] | None = None,
-                  gpu: bool = False) -> SandboxOutcome:
-    """Evaluate `code` for one stage of the problem; never raises for candidate behaviour."""
+                  gpu: bool = False, hidden: tuple[str, ...] | list[str] = ()) -> SandboxOutcome:
+    """Evaluate `code` for one stage of the problem; never raises for candidate behaviour.
+    `hidden`: the problem's hidden files (relative paths), handed in as open descriptors."""
     problem_dir = problem_dir.resolve()
     work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
     program = work_dir / "program.py"
@@ -212,36 +229,42 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         shutil.rmtree(work_dir, ignore_errors=True)
         return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
                               f"{problem_error}", 0, 0, 0.0, level)
-    drop = isolation.uid_drop_possible(level) and (
-        level == "bwrap" or isolation.world_accessible(problem_dir))
-    lease = _UidLease() if drop else None
+    view = sandbox_view(problem_dir, hidden, gpu=gpu)
+    lease = _UidLease() if _drops_uid(level, problem_dir, view, work_dir) else None
     uid = lease.uid if lease else None
     if uid is not None and level != "bwrap":
         os.chown(work_dir, uid, uid)
     work_dir.chmod(0o700 if uid is None or level != "bwrap" else 0o755)
     token = secrets.token_hex(12)
     read_fd, write_fd = os.pipe()
+    hidden_fds = open_for_child(problem_dir, hidden)
     env = _environment(token, work_dir, limits, write_fd, uid, evaluator_file, extra_env)
-    prefix = isolation.command_prefix(
-        level, work_dir=work_dir, program=program,
-        read_paths=[problem_dir, *isolation.runtime_paths()],
+    prefix, prefix_env = isolation.command_prefix(
+        level, view=view, work_dir=work_dir, program=program,
         work_dir_mb=max(64, 2 * limits.max_file_mb), devices=_gpu_devices() if gpu else ())
+    env.update(prefix_env)
+    if hidden_fds:
+        env[HIDDEN_FDS_VAR] = json.dumps(hidden_fds)
     cmd = [*prefix, sys.executable, "-s", "-m", "evaluators.harness",
            str(problem_dir), str(program), stage]
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, pass_fds=[write_fd], env=env,
-                                cwd=work_dir, start_new_session=True)
+                                stderr=subprocess.PIPE, pass_fds=[write_fd, *hidden_fds.values()],
+                                env=env, cwd=work_dir, start_new_session=True)
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)
+        for fd in hidden_fds.values():
+            os.close(fd)
         shutil.rmtree(work_dir, ignore_errors=True)
         if lease:
             lease.release()
         return SandboxOutcome(None, False, None, "", f"could not start the sandbox: {exc}", 0, 0,
                               0.0, level)
     os.close(write_fd)
+    for fd in hidden_fds.values():
+        os.close(fd)
     try:
         outcome = _supervise(proc, read_fd, limits, start, level)
         outcome.leftovers_killed = kill_leftovers(token, proc.pid, uid)

@@ -41,15 +41,31 @@ def _in_candidate(exc: BaseException, program: Path) -> bool:
     return bool(_where(exc, program))
 
 
-def classify_exception(exc: BaseException, program: Path) -> tuple[str, str]:
-    """(failure kind, reason) for an exception that escaped evaluate()."""
-    from evaluators.harness_api import CandidateLoadError
+class CandidateLoadError(Exception):
+    """The candidate could not be imported; `kind` is 'syntax', 'import', 'crash' or
+    'sandbox-denied' (it uses an escape hatch the source check refuses). Defined here, next to
+    the mapping, so that classifying never imports anything while a candidate runs (the
+    harness hides its own modules then); evaluators import it from `harness_api`."""
 
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+# Kinds that say what the candidate ran into whatever the evaluator makes of it: an evaluator
+# that catches the candidate's MemoryError or PermissionError and returns "invalid" still gets
+# this kind for the stage (a plain exception it catches stays the evaluator's verdict).
+CAUGHT_KINDS_KEPT = frozenset({"memory", "sandbox-denied", "import", "syntax", "timeout"})
+
+
+def classify_exception(exc: BaseException, program: Path) -> tuple[str, str]:
+    """(failure kind, reason) for an exception of the candidate's: the one mapping, used when
+    it escapes evaluate() and when the evaluator catches it (`harness_api` records those)."""
     where = _where(exc, program)
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, CandidateLoadError):
-        if exc.kind == "sandbox-denied":
-            return "sandbox-denied", _short(str(exc))
+        if exc.kind in ("sandbox-denied", "memory", "timeout"):
+            return exc.kind, _short(str(exc))
         kind = exc.kind if exc.kind in ("syntax", "import") else "crash"
         return kind, _short(f"{'syntax error' if kind == 'syntax' else 'import failed'}: {exc}")
     if isinstance(exc, SystemExit):
@@ -169,7 +185,11 @@ def validate_returned(message: dict[str, Any]) -> dict[str, Any]:
         return out
     out.update(score=float(score), valid=valid, metrics=_finite_json(metrics),
                feedback=feedback[:MAX_FEEDBACK_CHARS])
-    if not valid:
+    caught = [(k, r) for k, r in message.get("candidate_errors") or [] if k in CAUGHT_KINDS_KEPT]
+    if not valid and caught:
+        kind, reason = caught[0]
+        out.update(failure=kind, reason=_short(str(reason)))
+    elif not valid:
         first = feedback.strip().splitlines()[0] if feedback.strip() else "no feedback given"
         out.update(failure="invalid-output", reason=_short(f"the evaluator rejected the "
                                                            f"output: {first}"))

@@ -38,4 +38,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from evaluators.isolation import protect_this_process
+
+    # Non-dumpable: a candidate running as our uid cannot read our environment (API keys) or
+    # memory through /proc/<pid>/ (evaluators.isolation.exposure says where this matters).
+    protect_this_process()
     app()

@@ -51,10 +51,23 @@ def check_isolation() -> Check:
         return Check("sandbox", "fail", f"probe failed: {exc}",
                      "set sandbox.isolation = \"rlimits\" to run with resource limits only")
     if level == "rlimits":
-        return Check("sandbox", "warn", f"{level}: {description}",
+        return Check("sandbox", "warn", f"{level}: {description.split('; exposed:')[0]}",
                      "install bubblewrap (apt-get install bubblewrap) or allow unprivileged "
                      "user namespaces for network and file-system isolation")
-    return Check("sandbox", "ok", f"{level}: {description}")
+    # What each level exposes is listed below the table (`check_exposure`).
+    return Check("sandbox", "ok", f"{level}: {description.split('; exposed:')[0]}")
+
+
+def check_exposure() -> list[Check]:
+    """One line per isolation level available here: exactly what a candidate can reach."""
+    try:
+        from evaluators.isolation import available_levels, exposure
+    except ImportError:
+        return []
+    return [Check(f"exposed ({level})", "ok" if level == "bwrap" else "warn",
+                  "; ".join(exposure(level)),
+                  "" if level == "bwrap" else "use bubblewrap (sandbox.isolation = \"bwrap\")")
+            for level in available_levels()]
 
 
 def _torch_gpu() -> str | None:
@@ -138,14 +151,20 @@ def doctor(
         from evolve.cli.doctor_ray import check_ray_cluster
 
         checks += check_ray_cluster(ray_address)
+    exposures = check_exposure()
     if as_json:
-        print_json([asdict(c) for c in checks])
+        print_json([asdict(c) for c in [*checks, *exposures]])
     else:
         styles = {"ok": "green", "warn": "yellow", "fail": "red"}
         table = Table("check", "", "found", "what to do", header_style="bold", box=None)
         for c in checks:
             table.add_row(c.name, Text(c.level, style=styles[c.level]), c.result, c.hint)
         out().print(table)
+        if exposures:
+            out().print("\nWhat a candidate can reach at each sandbox level here:")
+        for c in exposures:
+            out().print(Text(f"- {c.name.removeprefix('exposed (').rstrip(')')}: {c.result}",
+                             style=styles[c.level]))
     if any(c.level == "fail" for c in checks):
         raise typer.Exit(EXIT_RUN_FAILED)
 

@@ -111,6 +111,8 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         except (ConnectionError, ImportError) as exc:
             archive.close()
             raise ConfigError(f"executor '{config.executor.kind}': {exc}") from exc
+    # The run's first lines say what candidates can reach at this isolation level.
+    log(f"sandbox: {getattr(executor, 'isolation_description', executor.isolation)}")
     try:
         preflight = getattr(executor, "preflight", None)
         if preflight is not None:  # e.g. a GPU problem on a cluster without GPUs: fail now

@@ -31,6 +31,9 @@ initial = "initial.py"
 evaluator = "evaluate.py"
 # Modules the evaluator needs beyond ADRS Evolve's own, by import name (e.g. ["torch"]).
 requires = []
+# Hidden evaluation data (held-out inputs, test traces, optimum tables): never in the
+# candidate's view. evaluate.py reads them at import with harness_api.hidden_file.
+hidden = ["data/sizes.json"]
 
 [function]
 name = "solve"
@@ -93,11 +96,23 @@ candidate's numbers are never trusted). If the candidate raises, the harness rec
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from evaluators.harness_api import CandidateLoadError, clock, get_function, load_candidate
+from evaluators.harness_api import (
+    CandidateLoadError,
+    clock,
+    get_function,
+    hidden_file,
+    load_candidate,
+)
 
-SIZES = {"quick": 100, "full": 2000}
+HERE = Path(__file__).resolve().parent
+# Held-out inputs, declared `hidden` in problem.toml: read here, while the evaluator is
+# imported (before any candidate); in the sandbox the path does not exist for the candidate.
+with hidden_file(HERE, "data/sizes.json") as source:
+    SIZES = {stage: int(n) for stage, n in json.load(source).items()}
 
 
 def _invalid(feedback: str, **metrics: Any) -> dict[str, Any]:
@@ -190,6 +205,8 @@ replace it with your own (keep the layout).
 - `evaluate.py`: `evaluate(program_path, stage) -> {"score", "valid", "metrics", "feedback"}`.
   It loads the candidate itself, times only the candidate's call, and checks every output.
 - `baselines/`: human reference programs with the same interface as `initial.py`.
+- `data/sizes.json`: the n of each stage, declared `hidden` in `problem.toml`: the candidate
+  never sees the file (test traces, held-out inputs and optimum tables belong there too).
 
 ## Scores (n = 2000, the `full` stage)
 | program | integers chosen |
@@ -216,6 +233,7 @@ def write_skeleton(name: str, parent: str | Path = ".") -> ProblemSpec:
         "evaluate.py": EVALUATE_PY,
         "baselines/greedy.py": BASELINE_PY,
         "README.md": README_MD,
+        "data/sizes.json": Template('{"quick": 100, "full": 2000}\n'),
     }
     for rel, template in files.items():
         path = root / rel

@@ -44,6 +44,19 @@ class ProblemSection(_Strict):
     # Modules the evaluator needs beyond the core install, by import name ("torch"); the problem
     # is still listed, but reported unusable while one is missing.
     requires: list[str] = []
+    # Hidden evaluation data (test traces, held-out inputs, optimum tables), relative to the
+    # problem folder: never mounted in the sandbox; the evaluator reads them at import through
+    # `evaluators.harness_api.hidden_file`.
+    hidden: list[str] = []
+
+    @field_validator("hidden")
+    @classmethod
+    def _relative_inside(cls, hidden: list[str]) -> list[str]:
+        for rel in hidden:
+            path = Path(rel)
+            if path.is_absolute() or ".." in path.parts or not path.parts:
+                raise ValueError(f"hidden file '{rel}' must be a path inside the problem folder")
+        return hidden
 
 
 class FunctionSection(_Strict):
@@ -142,7 +155,8 @@ class ProblemSpec(_Strict):
     @model_validator(mode="after")
     def _files_exist(self) -> ProblemSpec:
         for label, rel in (("problem.initial", self.config.problem.initial),
-                           ("problem.evaluator", self.config.problem.evaluator)):
+                           ("problem.evaluator", self.config.problem.evaluator),
+                           *(("problem.hidden", h) for h in self.config.problem.hidden)):
             if not (self.root / rel).is_file():
                 raise ValueError(f"{label} names '{rel}', which does not exist in {self.root}")
         return self

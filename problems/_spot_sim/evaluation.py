@@ -10,20 +10,24 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from evaluators.harness_api import check_tampering, clock, get_function, load_candidate
-from problems._spot_sim.file_guard import guarding
+from evaluators.harness_api import (
+    check_tampering,
+    clock,
+    get_function,
+    load_candidate,
+    record_candidate_error,
+)
 from problems._spot_sim.simulate import ActionError, RunResult
 
 SCORE_STD_WEIGHT = 0.25
 
 
-def load_optimum(path: Path) -> dict[str, float]:
-    if not path.is_file():
-        return {}
-    return {k: float(v) for k, v in json.loads(path.read_text())["optimum"].items()}
+def load_optimum(source: BinaryIO) -> dict[str, float]:
+    """The cached omniscient optimum per run, from an open (hidden) file."""
+    with source:
+        return {k: float(v) for k, v in json.load(source)["optimum"].items()}
 
 
 def weighted_mean_std(values: Sequence[float], weights: Sequence[float]) -> tuple[float, float]:
@@ -37,7 +41,8 @@ def _fail(message: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]
     return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def _run_candidate(program_path, runs, run_one, load, get, action_error, fail):
+def _run_candidate(program_path, runs, run_one, load, get, action_error, fail,
+                   record=record_candidate_error):
     """Load the candidate and run every scenario; a failure dict or the list of results."""
     try:
         module = load(program_path)
@@ -52,7 +57,8 @@ def _run_candidate(program_path, runs, run_one, load, get, action_error, fail):
             results.append(run_one(decide, run))
         except action_error as exc:
             return fail(f"run {run.key}: {exc}", {"runs_completed": len(results)})
-        except Exception:
+        except Exception as exc:
+            record(exc, program_path)  # a MemoryError stays "memory", as at import
             tail = traceback.format_exc(limit=-3)
             return fail(f"run {run.key}: the policy raised\n{tail}", {"runs_completed": len(results)})
     return results
@@ -61,7 +67,7 @@ def _run_candidate(program_path, runs, run_one, load, get, action_error, fail):
 def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[Any, Any], RunResult],
                     optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
                     _get=get_function, _stats=weighted_mean_std,
-                    _action_error=ActionError, _guarding=guarding, _run=_run_candidate,
+                    _action_error=ActionError, _run=_run_candidate,
                     _fail_result=_fail, _check=check_tampering) -> dict[str, Any]:
     """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
 
@@ -69,8 +75,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
     candidate), so a candidate that rebinds names in this package changes nothing here.
     """
     started = _clock()
-    with _guarding():
-        outcome = _run(program_path, runs, run_one, _load, _get, _action_error, _fail_result)
+    outcome = _run(program_path, runs, run_one, _load, _get, _action_error, _fail_result)
     # Before any statistic is computed: a patch the policy made (even one that would undo
     # itself once used) is undone here, and the harness rejects the result.
     _check()

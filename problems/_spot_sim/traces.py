@@ -11,6 +11,12 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+
+def _opened(path: str | Path | BinaryIO) -> BinaryIO:
+    """An open binary file: the one given (a hidden file's descriptor) or the path opened."""
+    return path if hasattr(path, "read") else open(path, "rb")  # type: ignore[return-value]
 
 
 def _availability(raw: list[int]) -> bytes:
@@ -36,15 +42,15 @@ class MultiRegionData:
     regions: dict[str, tuple[RegionTrace, ...]]  # region name -> aligned traces
 
 
-def load_single(path: str | Path) -> SingleRegionData:
-    with gzip.open(path, "rt") as fh:
+def load_single(path: str | Path | BinaryIO) -> SingleRegionData:
+    with _opened(path) as source, gzip.open(source, "rt") as fh:
         raw = json.load(fh)
     envs = {env: tuple(_availability(t) for t in traces) for env, traces in raw["traces"].items()}
     return SingleRegionData(gap_s=int(raw["gap_seconds"]), envs=envs)
 
 
-def load_multi(path: str | Path) -> MultiRegionData:
-    with gzip.open(path, "rt") as fh:
+def load_multi(path: str | Path | BinaryIO) -> MultiRegionData:
+    with _opened(path) as source, gzip.open(source, "rt") as fh:
         raw = json.load(fh)
     regions = {
         region: tuple(RegionTrace(_availability(t["data"]), tuple(float(p) for p in t["prices"]))

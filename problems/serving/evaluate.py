@@ -4,8 +4,8 @@ trace 2023 over 16 simulated vLLM instances (Llama-2-7B on A100-40GB).
 Score = -(mean over scenarios of  P99 TTFT / round robin's + mean E2E / round robin's
 + 1.0 * preemptions per request); round robin scores about -2, higher is better. Every answer
 of the policy is validated; an invalid one makes the program invalid, with the reason. The
-traces, scenarios and reference figures are loaded before the candidate is imported, and the
-trace files may not be opened while it runs (they hold the future arrivals).
+traces (hidden files: they hold the future arrivals), scenarios and reference figures are
+loaded before the candidate is imported; in the sandbox the traces' paths are not mounted.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from evaluators.harness_api import check_tampering, clock, load_candidate
-from problems._spot_sim.file_guard import guarding, protect
+from evaluators.harness_api import check_tampering, clock, hidden_file, load_candidate
 from problems.serving.cluster import PolicyError
 from problems.serving.references import load as load_references
 from problems.serving.run import simulate
-from problems.serving.scenarios import STAGES, TRACES, make_scenarios
+from problems.serving.scenarios import STAGES, TRACES, make_scenarios, preload_traces
 from problems.serving.scoring import cost_of, scenario_cost
 
 HERE = Path(__file__).resolve().parent
+preload_traces({name: hidden_file(HERE, path.relative_to(HERE).as_posix()).read()
+                for name, path in TRACES.items()})
 SCENARIOS = {stage: make_scenarios(plan) for stage, plan in STAGES.items()}
 REFERENCES = load_references()
-protect([*TRACES.values(), HERE / "references.json"])
 
 
 def _fail(message: str, metrics: dict | None = None) -> dict:
@@ -59,7 +59,7 @@ def _run(program_path, scenarios):
 
 
 def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tampering,
-             _run=_run, _cost=scenario_cost, _cost_of=cost_of, _guarding=guarding) -> dict:
+             _run=_run, _cost=scenario_cost, _cost_of=cost_of) -> dict:
     # Helpers are default arguments, bound at import (before any candidate): a candidate that
     # rebinds names in this package changes nothing here.
     if stage not in SCENARIOS:
@@ -70,8 +70,7 @@ def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tamper
     if missing:
         return _fail(f"references.json lacks {missing}; run `python -m problems.serving.references`")
     started = _clock()
-    with _guarding():
-        outcome = _run(program_path, scenarios)
+    outcome = _run(program_path, scenarios)
     _check()
     if isinstance(outcome, str):
         return _fail(outcome)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,16 +52,19 @@ def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(head).timestamp() + float("0." + (frac or "0"))
 
 
-def load_trace(path: Path, name: str, context_tokens: int, minutes: float | None = None) -> Workload:
-    """The first `minutes` of the trace (all of it when None), clipped to the context."""
-    with gzip.open(path, "rt", newline="") as handle:
+def load_trace(path: Path | bytes, name: str, context_tokens: int,
+               minutes: float | None = None) -> Workload:
+    """The first `minutes` of the trace (all of it when None), clipped to the context. `path`
+    may be the gzipped file's bytes (in the sandbox the trace comes as a hidden descriptor)."""
+    source = io.BytesIO(path) if isinstance(path, bytes) else path
+    with gzip.open(source, "rt", newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
-        raise ValueError(f"{path}: no requests")
+        raise ValueError(f"{name}: no requests")
     stamps = np.array([_seconds(r["TIMESTAMP"]) for r in rows])
     arrival = stamps - stamps[0]
     if np.any(np.diff(arrival) < 0):
-        raise ValueError(f"{path}: timestamps are not sorted")
+        raise ValueError(f"{name}: timestamps are not sorted")
     prompt = np.array([int(r["ContextTokens"]) for r in rows], dtype=np.int64)
     output = np.array([int(r["GeneratedTokens"]) for r in rows], dtype=np.int64)
     if minutes is not None:

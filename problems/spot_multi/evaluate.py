@@ -13,19 +13,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evaluators.harness_api import hidden_file
 from problems._spot_sim.evaluation import evaluate_policy, load_optimum
-from problems._spot_sim.file_guard import protect
 from problems._spot_sim.grids import multi_runs
 from problems._spot_sim.leaderboard_rules import run_multi_leaderboard
 from problems._spot_sim.simulate import run_multi
 from problems._spot_sim.traces import load_multi
 
 HERE = Path(__file__).resolve().parent
-DATA = load_multi(HERE / "data" / "multi_region.json.gz")
-OPTIMUM = load_optimum(HERE / "optimum.json")
-# While a candidate is evaluated it may not open these (the traces hold the future).
-protect([HERE / "data" / "single_region.json.gz", HERE / "data" / "multi_region.json.gz",
-         HERE / "optimum.json"])
+# Hidden data (problem.toml): in the sandbox these come as descriptors, read here before the
+# candidate is imported; their paths are not mounted, so a policy cannot look ahead.
+DATA = load_multi(hidden_file(HERE, "data/multi_region.json.gz"))
+OPTIMUM = load_optimum(hidden_file(HERE, "optimum.json"))
 RUNS = {stage: multi_runs(DATA, stage) for stage in ("quick", "full")}
 
 

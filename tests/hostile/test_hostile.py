@@ -143,13 +143,17 @@ def test_kill_of_the_parent_does_not_score():
 
 @needs_fs_isolation
 def test_writing_outside_the_work_dir_is_denied():
-    target = HERE / f"_escape_{uuid.uuid4().hex}.txt"
-    try:
-        result = evaluate(candidate("write_outside", target=target))
-        assert_failed(result, FailureKind.SANDBOX_DENIED)
-        assert not target.exists()
-    finally:
-        target.unlink(missing_ok=True)
+    # The checkout's root folder exists in the sandbox (it leads to the harness package) but is
+    # read-only; tests/hostile itself is not there at all.
+    for target, kind in ((HERE.parents[1] / f"_escape_{uuid.uuid4().hex}.txt",
+                          FailureKind.SANDBOX_DENIED),
+                         (HERE / f"_escape_{uuid.uuid4().hex}.txt", FailureKind.CRASH)):
+        try:
+            result = evaluate(candidate("write_outside", target=target), stages=["quick"])
+            assert_failed(result, kind)
+            assert not target.exists()
+        finally:
+            target.unlink(missing_ok=True)
 
 
 @needs_fs_isolation
@@ -158,7 +162,9 @@ def test_deleting_files_outside_is_denied():
     victim.write_text("keep me")
     try:
         result = evaluate(candidate("delete_outside", target=victim))
-        assert_failed(result, FailureKind.SANDBOX_DENIED)
+        # Outside the allow-list: the file is not even there to delete.
+        assert_failed(result, FailureKind.CRASH)
+        assert "No such file" in result.reason
         assert victim.read_text() == "keep me"
     finally:
         victim.unlink(missing_ok=True)

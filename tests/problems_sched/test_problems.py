@@ -230,31 +230,39 @@ class Policy:
 @pytest.mark.parametrize("name, data_file", [("spot_single", "single_region.json.gz"),
                                              ("spot_multi", "multi_region.json.gz")])
 @pytest.mark.parametrize("how", ["direct", "symlink", "hardlink", "optimum", "subprocess"])
-def test_a_policy_cannot_read_the_traces_while_evaluated(evaluators, write_program, tmp_path,
-                                                         name, data_file, how):
+def test_a_policy_cannot_read_the_traces_while_evaluated(write_program, tmp_path, name, data_file,
+                                                         how):
+    """The hidden files (problem.toml) are not mounted in the sandbox: no path, link or
+    process reaches them; the evaluator got them as descriptors before the policy loaded."""
+    from evaluators.isolation import available_levels
+    from tests.sandbox_helpers import evaluate
+
+    if available_levels()[0] != "bwrap":
+        pytest.skip("needs bubblewrap's allow-listed view (apt-get install bubblewrap)")
     target = PROBLEMS / name / "data" / data_file
     if how == "direct":
-        action = "gzip.open(TARGET).read(10)"
+        action = "print(gzip.open(TARGET).read(10))"
     elif how == "symlink":
         link = tmp_path / "innocent.bin"
         link.symlink_to(target)
-        target, action = link, "open(TARGET, 'rb').read(10)"
+        target, action = link, "print(open(TARGET, 'rb').read(10))"
     elif how == "hardlink":
         link = tmp_path / "innocent.bin"
         try:
             os.link(target, link)
         except OSError:
             pytest.skip("hard links across these folders are not possible here")
-        target, action = link, "open(TARGET, 'rb').read(10)"
+        target, action = link, "print(open(TARGET, 'rb').read(10))"
     elif how == "optimum":
-        target, action = PROBLEMS / name / "optimum.json", "json.load(open(TARGET))"
+        target, action = PROBLEMS / name / "optimum.json", "print(json.load(open(TARGET)))"
     else:
-        action = "subprocess.run(['cat', TARGET], capture_output=True)"
-    result = evaluators[name].evaluate(write_program(PEEKING.format(target=str(target), action=action)),
-                                       "quick")
-    assert not result["valid"]
-    assert "may not" in result["feedback"]
-    # Outside an evaluation the files stay readable (the evaluator and the tests need them).
+        action = "print(subprocess.run(['cat', TARGET], capture_output=True))"
+    code = PEEKING.format(target=str(target), action=action)
+    result = evaluate(code, load_problem(PROBLEMS / name), stages=["quick"])
+    stage = result.stages[0]
+    assert result.valid == (how == "subprocess"), stage.reason  # open() raised, `cat` failed
+    assert "\\x1f\\x8b" not in stage.stdout and "omniscient" not in stage.stdout
+    # Outside the sandbox the files stay readable (the evaluator and the tests need them).
     assert (PROBLEMS / name / "data" / data_file).read_bytes()[:2] == b"\x1f\x8b"
 
 
