@@ -75,7 +75,8 @@ def _where() -> dict[str, Any]:
 # max_retries=0: we retry ourselves, so we know which node failed and why.
 @ray.remote(max_retries=0)
 def _stage_task(bundle: list[Any], digest: str, evaluator_file: str, code: str, stage: str,
-                limits: SandboxLimits, isolation: str, extra_env: dict[str, str], gpu: bool):
+                limits: SandboxLimits, isolation: str, extra_env: dict[str, str], gpu: bool,
+                hidden: tuple[str, ...] = ()):
     yield _where()
     problem_dir = unpacked_dir(digest)
     if not problem_dir.is_dir():
@@ -85,8 +86,11 @@ def _stage_task(bundle: list[Any], digest: str, evaluator_file: str, code: str, 
     env = dict(extra_env)
     if gpu:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ray.get_gpu_ids())
+    # Hidden files travel in the bundle; as on a local run they reach the evaluator as
+    # descriptors and their paths are left out of the sandbox's view.
     yield run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file, code=code,
-                        stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu)
+                        stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu,
+                        hidden=hidden)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -307,7 +311,7 @@ class RayExecutor:
             for _attempt in range(self.retries + 1):
                 generator = task.remote([ref], bundle.digest, problem.config.problem.evaluator,
                                         code, stage.name, limits, self.requested_isolation,
-                                        extra_env, gpu)
+                                        extra_env, gpu, tuple(problem.config.problem.hidden))
                 where: dict[str, Any] = {}
                 try:
                     where = await (await generator.__anext__())

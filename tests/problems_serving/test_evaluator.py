@@ -108,15 +108,24 @@ def test_bad_migration_is_rejected_with_the_reason(evaluator, write_program, sou
     assert reason in result["feedback"], result["feedback"]
 
 
-def test_policy_may_not_read_the_trace(evaluator, write_program):
+def test_policy_may_not_read_the_trace_in_the_sandbox():
+    """The traces are hidden files: in the sandbox their paths are not mounted, and the
+    evaluator got their bytes before the policy was imported."""
+    from evaluators.isolation import available_levels
+    from tests.sandbox_helpers import evaluate
+
+    if available_levels()[0] != "bwrap":
+        pytest.skip("needs bubblewrap's allow-listed view (apt-get install bubblewrap)")
     source = f"""
+# EVOLVE-BLOCK-START
 def dispatch(request, instances):
     open({str(PROBLEM / 'data' / 'azure_llm_2023_conv.csv.gz')!r}, 'rb').read(10)
     return 0
+# EVOLVE-BLOCK-END
 """
-    result = evaluator.evaluate(write_program(source), "quick")
-    assert not result["valid"]
-    assert "may not read" in result["feedback"]
+    result = evaluate(source, load_problem(PROBLEM), stages=["quick"])
+    assert not result.valid
+    assert "No such file" in result.stages[0].feedback, result.stages[0].feedback
 
 
 def test_stored_quick_references_are_current():
