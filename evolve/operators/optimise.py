@@ -57,7 +57,7 @@ def skeleton_trials(skeleton: Skeleton, history: Mapping[int, Any], last_seq: in
     """Evaluated programs of `history` with this skeleton, seq <= last_seq, in seq order."""
     trials = []
     for seq in sorted(history):
-        if last_seq is not None and seq > last_seq:
+        if last_seq is not None and seq > max(last_seq, -1):  # the initial is always seen
             break
         item = history[seq]
         if getattr(item, "status", "evaluated") != "evaluated":
