@@ -192,8 +192,9 @@ class OptimiseOperator:
         scores = objective_values(trials)
         by_values = {t.values: s for t, s in zip(trials, scores, strict=True)}
         asks_per_subset = max(1, self.max_asks // 3)
+        weights = literal_weights(trials)
         for _ in range(3):  # a subset of small ints can be exhausted: then try another
-            active = self.subset(len(dims), rng)
+            active = self.subset(len(dims), rng, weights)
             distributions: dict[str, BaseDistribution] = {
                 f"p{i}": dims[i].distribution() for i in active}
             study = optuna.create_study(direction="maximize",
@@ -220,15 +221,37 @@ class OptimiseOperator:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.startup_trials,
                                           multivariate=True)
 
-    def subset(self, count: int, rng: random.Random) -> list[int]:
+    def subset(self, count: int, rng: random.Random,
+               weights: list[float] | None = None) -> list[int]:
         """Which literals this proposal moves: all of up to `max_active`, else 1 to
-        `max_active` of them (fewer more often), in source order."""
+        `max_active` of them (fewer more often), drawn by `weights`, in source order."""
         if count <= self.max_active:
             return list(range(count))
         size = 1
         while size < self.max_active and rng.random() < 0.5:
             size += 1
-        return sorted(rng.sample(range(count), size))
+        pool, chosen = list(range(count)), []
+        weight = list(weights) if weights is not None else [1.0] * count
+        for _ in range(size):
+            pick = rng.choices(range(len(pool)), weights=weight)[0]
+            chosen.append(pool.pop(pick))
+            weight.pop(pick)
+        return sorted(chosen)
+
+
+def literal_weights(trials: list[Trial]) -> list[float]:
+    """How often moving each literal away from its first value gave a valid program
+    (Laplace-smoothed): `1 - x` or `range(n)` break when moved, a named constant rarely does,
+    so a skeleton with many literals spends its proposals on those that can be tuned."""
+    anchor = trials[0].values
+    moved = [0] * len(anchor)
+    valid = [0] * len(anchor)
+    for trial in trials[1:]:
+        for i, (value, first) in enumerate(zip(trial.values, anchor, strict=True)):
+            if value != first:
+                moved[i] += 1
+                valid[i] += trial.score is not None
+    return [(v + 1) / (m + 2) for v, m in zip(valid, moved, strict=True)]
 
 
 def _round(dim: Dimension, value: Value) -> Value:
