@@ -240,18 +240,27 @@ class OptimiseOperator:
 
 
 def literal_weights(trials: list[Trial]) -> list[float]:
-    """How often moving each literal away from its first value gave a valid program
-    (Laplace-smoothed): `1 - x` or `range(n)` break when moved, a named constant rarely does,
-    so a skeleton with many literals spends its proposals on those that can be tuned."""
-    anchor = trials[0].values
-    moved = [0] * len(anchor)
-    valid = [0] * len(anchor)
+    """How often moving each literal away from the best trial of its time changed the score
+    without breaking the program (Laplace-smoothed; an improvement counts three times).
+
+    `1 - x` or `range(n)` break when moved, a loop bound of 50 or a flag nobody reads change
+    nothing, a named constant moves the score: a skeleton with many literals spends its
+    proposals on the literals that matter (each proposal starts from the best trial)."""
+    count = len(trials[0].values)
+    moved, useful = [0] * count, [0] * count
+    best = trials[0]
     for trial in trials[1:]:
-        for i, (value, first) in enumerate(zip(trial.values, anchor, strict=True)):
-            if value != first:
+        best_score = best.score if best.score is not None else -math.inf
+        gain = 0
+        if trial.score is not None and trial.score != best_score:
+            gain = 3 if trial.score > best_score else 1
+        for i in range(count):
+            if trial.values[i] != best.values[i]:
                 moved[i] += 1
-                valid[i] += trial.score is not None
-    return [(v + 1) / (m + 2) for v, m in zip(valid, moved, strict=True)]
+                useful[i] += gain
+        if trial.score is not None and trial.score > best_score:
+            best = trial
+    return [(u + 1) / (m + 2) for u, m in zip(useful, moved, strict=True)]
 
 
 def _round(dim: Dimension, value: Value) -> Value:
