@@ -152,7 +152,10 @@ class OptimiseOperator:
             self._proposed[seq] = (skeleton.key, values)
             for old in [k for k in self._proposed if k <= seq - 2 * max(1, self._window())]:
                 del self._proposed[old]
-        return skeleton.render(values)
+        try:
+            return skeleton.render(values)
+        except SyntaxError as exc:  # e.g. a sign where the grammar takes none: ask again
+            raise NoChange(f"the new values do not parse ({exc.msg})") from exc
 
     def in_flight(self, skeleton: Skeleton, seq: int | None) -> set[tuple[Value, ...]]:
         """Values this operator proposed for the proposals planned after the trials it sees
