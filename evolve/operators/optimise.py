@@ -12,11 +12,13 @@ planned that proposal: seq <= seq - window (see evolve/engine/controller.py), pl
 initial program, never the ones still in flight. The sampler's seed comes from the proposal's
 own RNG. So the same archive and seed give the same proposals, after a kill -9 and resume too.
 
-Why TPE: it is a function of the completed trials alone, handles int, float (log scale),
-and categorical parameters natively, and with a single start-up trial it samples around the
-best trials from the first proposal on. Optuna's CMA-ES keeps its state in attributes of the
-trials it generated itself and ignores trials added from outside, so it cannot resume from an
-archive; measured on circle_packing it also did worse (benchmarks/discovery.py, README).
+Why TPE: it is a function of the completed trials alone, and handles int, float (log scale)
+and categorical parameters natively. Optuna's CMA-ES keeps its state in attributes of the trials
+it generated itself and ignores trials added from outside, so it cannot be rebuilt from an
+archive (nor tune a skeleton an LLM wrote); nevergrad's optimisers likewise carry state beyond
+the trials. Measured (benchmarks/optimise_samplers.py: circle_packing, 50 proposals from the best
+program, window 6, 6 seeds): TPE 1.761, Optuna's random sampler over the same ranges 1.715,
+the old `tune` 1.694: TPE's gain over the initial 1.4529 is 1.17x random's and 1.28x tune's.
 
 A skeleton has converged when its best trial is `patience` trials old, or when the sampler
 only proposes points already tried: the operator then declines (NoChange) at once, so the
