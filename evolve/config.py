@@ -55,8 +55,10 @@ class LLMConfig(_Section):
 class OperatorsConfig(_Section):
     # Empty list = default resolution (configured model, key in env, local Ollama, offline).
     models: list[ModelConfig] = Field(default_factory=list)
-    # Built-in non-LLM operators: "tune" (numeric constants) and "swap" (structural swaps).
-    offline: list[Literal["tune", "swap"]] = Field(default_factory=lambda: ["tune", "swap"])
+    # Built-in non-LLM operators: "optimise" (constants tuned by a model-based optimiser over
+    # the archive's trials), "tune" (random constant perturbations), "swap" (structural swaps).
+    offline: list[Literal["optimise", "tune", "swap"]] = Field(
+        default_factory=lambda: ["optimise", "swap"])
     # auto: offline operators only when no LLM is available; always: mix them with LLMs.
     use_offline: Literal["auto", "always", "never"] = "auto"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from evolve.config import MutationConfig
 from evolve.engine.sampling import Member
@@ -23,6 +24,20 @@ class OfflineOperator(Protocol):
     name: str
 
     def propose(self, code: str, rng: random.Random) -> str: ...
+
+
+@runtime_checkable
+class HistoryOperator(Protocol):
+    """An offline operator that learns from the run's programs (`optimise`): it is given the
+    controller's committed programs once, and the proposal's seq with each call, so it can
+    restrict itself to what was ingested when the proposal was planned (determinism)."""
+
+    name: str
+
+    def attach_history(self, history: Callable[[], Mapping[int, Any]],
+                       window: Callable[[], int]) -> None: ...
+
+    def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str: ...
 
 
 @dataclass
@@ -121,8 +136,9 @@ class Proposer:
         last = MutationError("no-change", "no attempt made")
         for attempt in range(1, self.mutation.max_resample + 2):
             try:
-                return ProposalOutcome(self._check(parent, operator.propose(parent, plan.rng)),
-                                       attempts=attempt)
+                child = operator.propose(parent, plan.rng, seq=plan.seq) if isinstance(
+                    operator, HistoryOperator) else operator.propose(parent, plan.rng)
+                return ProposalOutcome(self._check(parent, child), attempts=attempt)
             except NoChange as exc:
                 last = MutationError("no-change", f"{operator.name}: {exc}")
             except MutationError as exc:

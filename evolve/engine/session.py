@@ -60,6 +60,16 @@ def make_arms(models: list[str], offline: list[str], mix: dict[str, float]) -> t
     return arms, weights
 
 
+def attach_history(offline: list[Any], controller: Controller) -> None:
+    """Operators that learn from the run's programs (`optimise`) read the controller's
+    committed programs (through getters: a resume replaces the dict and the window)."""
+    from evolve.engine.proposal import HistoryOperator
+
+    for op in offline:
+        if isinstance(op, HistoryOperator):
+            op.attach_history(lambda: controller.committed, lambda: controller.window)
+
+
 def _resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
                        log: Callable[[str], None]) -> tuple[list[ModelConfig], list[Any]]:
     """The operators of a run, frozen at its start: a resume uses exactly the same ones."""
@@ -143,6 +153,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             config, problem, archive, executor, run_dir, run_id=run_id, llm=llm, bandit=bandit,
             arms={a.label: a for a in arms}, offline={op.name: op for op in offline},
             on_progress=on_progress, log=log)
+        attach_history(offline, controller)
         if resume:
             await controller.start_resume()
         else:

@@ -13,15 +13,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, OperatorsConfig
-from evolve.operators.offline import (
-    OFFLINE_OPERATORS,
-    NoChange,
-    SwapOperator,
-    TuneOperator,
-    make_offline_operator,
-)
+from evolve.operators.offline import NoChange, SwapOperator, TuneOperator
+from evolve.operators.offline import make_offline_operator as _make_local_operator
 
 __all__ = ["NoChange", "OFFLINE_OPERATORS", "OperatorChoice", "PROVIDER_DEFAULTS",
            "SwapOperator", "TuneOperator", "make_offline_operator", "probe_ollama",
@@ -36,15 +32,29 @@ PROVIDER_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("DEEPSEEK_API_KEY", "deepseek/deepseek-chat"),
     ("MISTRAL_API_KEY", "mistral/codestral-latest"),
 )
+# Offline operator names; `optimise` is imported on first use (Optuna takes a while to import).
+OFFLINE_OPERATORS: tuple[str, ...] = ("optimise", "tune", "swap")
 HOW_TO_USE_AN_LLM = ("to use an LLM, pass --model openai/gpt-4.1-mini with OPENAI_API_KEY set "
                      "(or anthropic/..., gemini/...), or --model openai/<name> --api-base "
                      "http://HOST:PORT/v1 for any OpenAI-compatible server")
 
 
+def make_offline_operator(name: str) -> Any:
+    """A fresh offline operator by name: optimise (model-based constants), tune, swap."""
+    if name == "optimise":
+        from evolve.operators.optimise import OptimiseOperator
+
+        return OptimiseOperator()
+    if name not in OFFLINE_OPERATORS:
+        raise ValueError(f"unknown offline operator {name!r}; choose from "
+                         f"{', '.join(OFFLINE_OPERATORS)}")
+    return _make_local_operator(name)
+
+
 @dataclass
 class OperatorChoice:
     models: list[ModelConfig]
-    offline: list[TuneOperator | SwapOperator] = field(default_factory=list)
+    offline: list[Any] = field(default_factory=list)
     message: str = ""
     source: str = "config"  # config | environment | ollama | offline
 

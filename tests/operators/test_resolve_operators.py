@@ -8,7 +8,8 @@ import time
 import pytest
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig
-from evolve.operators.registry import SwapOperator, TuneOperator, probe_ollama, resolve_operators
+from evolve.operators.optimise import OptimiseOperator
+from evolve.operators.registry import SwapOperator, probe_ollama, resolve_operators
 from tests.support.llm_server import ScriptedLLMServer
 
 
@@ -57,8 +58,8 @@ def test_offline_when_nothing_else_and_the_message_says_how_to_use_an_llm():
     choice = resolve_operators(config(), environ={}, ollama_url=closed_port_url())
     assert time.monotonic() - started < 2.0
     assert choice.models == [] and choice.source == "offline"
-    assert [type(op) for op in choice.offline] == [TuneOperator, SwapOperator]
-    assert choice.operator_names == ["tune", "swap"]
+    assert [type(op) for op in choice.offline] == [OptimiseOperator, SwapOperator]
+    assert choice.operator_names == ["optimise", "swap"]
     assert "--model openai/gpt-4.1-mini" in choice.message and "OPENAI_API_KEY" in choice.message
     assert "--api-base" in choice.message and "\n" not in choice.message
 

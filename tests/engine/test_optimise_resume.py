@@ -1,0 +1,52 @@
+"""The `optimise` operator keeps no state of its own: after `kill -9` and `evolve resume`, a run
+proposes exactly what an uninterrupted run with the same seed proposes (same archive contents),
+because its optimiser is rebuilt from the archive's trials."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+from tests.engine.engine_support import FIXTURE
+from tests.engine.test_crash_resume import committed, evolve, wait_for
+
+PROGRAMS = 18
+# One proposal and one evaluation at a time: the engine then ingests each program before the
+# next completes, so the planning it does is the same under any load (with more in flight, a
+# loaded machine can ingest two at once, and that is the engine's determinism, tested elsewhere).
+ARGS = ["--programs", str(PROGRAMS), "--seed", "11", "--no-live",
+        "--set", "concurrency.proposals=1", "--set", "concurrency.evaluations=1",
+        "--set", "islands.count=2", "--set", 'operators.offline=["optimise"]']
+
+
+def contents(run_dir) -> dict[str, tuple[str, float | None]]:
+    return {key: (code, score) for key, (_id, code, score) in committed(run_dir).items()}
+
+
+def test_kill_9_and_resume_gives_the_uninterrupted_runs_proposals(tmp_path):
+    straight = tmp_path / "straight"
+    proc = evolve("run", str(FIXTURE), "--run-dir", str(straight), *ARGS)
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 0, output
+    expected = contents(straight)
+    assert len(expected) == PROGRAMS + 1
+    optimised = [code for key, (code, _s) in expected.items() if key != "initial"]
+    assert len(set(optimised)) > PROGRAMS // 2, "optimise proposed new values"
+
+    killed = tmp_path / "killed"
+    rng = random.Random(3)
+    proc = evolve("run", str(FIXTURE), "--run-dir", str(killed), *ARGS)
+    kills = 0
+    while kills < 3:
+        wait_for(killed, 4 + 6 * kills + rng.randint(0, 3), proc)
+        if proc.poll() is not None:
+            break
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = evolve("resume", str(killed), "--no-live")
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 0, output
+    assert kills >= 2, f"the run finished after {kills} kills; make it longer"
+    assert contents(killed) == expected
