@@ -11,14 +11,15 @@ import json
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from evaluators.result import EvalResult
 from evolve.cli.evaluate import (
     console,
     make_local_executor,
+    print_stages,
     resolve_problem,
     result_dict,
-    stage_table,
 )
 from evolve.cli.problems import problems_app
 from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, ProblemSpec
@@ -61,7 +62,8 @@ def check_command(
     warnings = _warnings(spec)
     if not as_json:
         console.print(f"checking problem '{spec.name}' at {spec.root} "
-                      f"({len(spec.baselines()) + 1} programs, {len(spec.stages)} stages)...")
+                      f"({len(spec.baselines()) + 1} programs, {len(spec.stages)} stages)...",
+                      markup=False, highlight=False)
     results = asyncio.run(check_problem(spec, isolation))
     failed = [name for name, result in results.items() if not result.valid]
     if as_json:
@@ -69,9 +71,9 @@ def check_command(
                           "warnings": warnings,
                           "programs": {n: result_dict(r) for n, r in results.items()}}, indent=2))
     else:
-        console.print(stage_table(f"problem {spec.name}", results, spec.config.metrics.shown))
+        print_stages(f"problem {spec.name}", results, spec.config.metrics.shown)
         for note in warnings:
-            console.print(f"[yellow]warning:[/] {note}")
+            console.print(Text.assemble(("warning:", "yellow"), f" {note}"))
         if failed:
             console.print(f"[red]not valid:[/] {', '.join(failed)}; fix the evaluator or these "
                           f"programs (see the reasons above)")

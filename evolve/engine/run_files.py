@@ -93,3 +93,4 @@ class ProgressSnapshot:
     status: str = "running"
     stop_reason: str | None = None
     isolation: str = ""
+    unknown_cost_calls: int = 0   # LLM calls whose price is unknown (never counted as $0)

@@ -170,6 +170,12 @@ def start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
             if callable(on_start):
                 on_start(model.name)
             server = stack.enter_context(LocalModelServer())
-            model = model.model_copy(update={"api_base": server.base_url})
+            # Settings left at their defaults get the tiny model's (a 4096-token default reply
+            # would not even fit its context window).
+            defaults = ModelConfig(name=model.name).model_dump()
+            suited = server.model_config().model_dump(exclude={"name"})
+            model = model.model_copy(update={
+                key: value for key, value in suited.items()
+                if key == "api_base" or getattr(model, key) == defaults[key]})
         out.append(model)
     return out
