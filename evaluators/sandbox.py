@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators import isolation, proctree
+from evaluators.sandbox_dirs import work_dir_prefix
 
 # Environment variables a candidate may see; everything else (API keys, tokens) is dropped.
 ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
@@ -203,7 +204,7 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
                   gpu: bool = False) -> SandboxOutcome:
     """Evaluate `code` for one stage of the problem; never raises for candidate behaviour."""
     problem_dir = problem_dir.resolve()
-    work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
+    work_dir = Path(tempfile.mkdtemp(prefix=work_dir_prefix()))  # named by owner pid: see sandbox_dirs
     program = work_dir / "program.py"
     program.write_text(code)
     program.chmod(0o644)

@@ -16,3 +16,13 @@ def _no_provider_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.endswith(_KEY_SUFFIXES) or name in ("OLLAMA_HOST",):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_sandboxes_of_killed_processes():
+    """Crash tests kill runs with SIGKILL, which leaves their sandbox folders behind; remove
+    those (only folders whose owner process is gone) when the session ends."""
+    yield
+    from evaluators.sandbox_dirs import sweep_stale_sandboxes
+
+    sweep_stale_sandboxes()

@@ -39,7 +39,7 @@ def resolve_problem(name_or_path: str) -> ProblemSpec:
             return load_problem(name_or_path)
         return find_problem(name_or_path)
     except (ProblemError, LookupError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
 
 
@@ -47,7 +47,7 @@ def make_local_executor(isolation: str, max_parallel: int | None = None) -> Loca
     try:
         return LocalExecutor(max_parallel=max_parallel, isolation=isolation)
     except IsolationUnavailable as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
 
 
@@ -132,7 +132,7 @@ def eval_command(
     """Evaluate one program exactly as a run would and print the result."""
     spec = resolve_problem(problem)
     if not program_file.is_file():
-        console.print(f"[red]error:[/] program file {program_file} not found")
+        console.print(Text.assemble(("error:", "red"), f" program file {program_file} not found"))
         raise typer.Exit(2)
     executor = make_local_executor(isolation, max_parallel=1)
 
@@ -145,7 +145,7 @@ def eval_command(
     try:
         result = asyncio.run(run())
     except ValueError as exc:  # an unknown --stage
-        console.print(f"[red]error:[/] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps(result_dict(result), indent=2))

@@ -91,7 +91,7 @@ def check(
     try:
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
     models = _models_to_check(model or [], api_base, cfg.operators.models)
     if not models:
@@ -106,9 +106,10 @@ def check(
     with contextlib.ExitStack() as stack:
         try:
             models = start_local_models(
-                models, stack, lambda name: console.print(f"starting a local server for {name}..."))
+                models, stack, lambda name: console.print(f"starting a local server for {name}...",
+                                          markup=False))
         except LocalModelError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(Text.assemble(("error:", "red"), f" {exc}"))
             raise typer.Exit(1) from exc
         llm = cfg.llm.model_copy(update={"retries": 0, "proposal_deadline_s": timeout})
         models = [m.model_copy(update={"timeout_s": min(m.timeout_s, timeout)}) for m in models]

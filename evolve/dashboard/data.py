@@ -201,6 +201,8 @@ class ProgramView:
         attempts or the operator's summary)."""
         times, details = [], []
         for key, value in self.timings.items():
+            if key == "cost_usd":   # the cost row says it, with unknown prices as unknown
+                continue
             if key.endswith("_s") and isinstance(value, (int, float)):
                 times.append(f"{key[:-2]} {value:.3g}s")
             elif value not in ("", None):

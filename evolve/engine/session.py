@@ -80,6 +80,7 @@ async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = Fal
     from evolve.problem.discovery import find_problem
 
     problem = find_problem(config.problem)
+    _sweep_stale_sandboxes(log)
     # `servers` holds the llama.cpp servers of `local/...` models: they live as long as the run.
     with run_lock(run_dir), contextlib.ExitStack() as servers:
         return await _run_locked(config, run_dir, problem, resume=resume,
@@ -159,6 +160,15 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         if own_executor:
             await executor.aclose()
         archive.close()
+
+
+def _sweep_stale_sandboxes(log: Callable[[str], None]) -> None:
+    """Sandbox folders left by runs that were killed (kill -9 cannot clean up)."""
+    from evaluators.sandbox_dirs import sweep_stale_sandboxes
+
+    removed = sweep_stale_sandboxes()
+    if removed:
+        log(f"removed {removed} sandbox folder(s) left by processes that no longer run")
 
 
 def _start_local_servers(models: list[ModelConfig], servers: contextlib.ExitStack,
