@@ -168,6 +168,7 @@ def run_command(
             config.operators.models = [ModelConfig(name=m, api_base=api_base) for m in models]
         elif api_base:
             raise ConfigError("--api-base needs --model (e.g. --model openai/NAME)")
+        _check_local_models(config)
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
@@ -218,6 +219,19 @@ def _choose_problem(argument: str | None, config_file: Path | None) -> str:
         _fail(f"the problem argument '{argument}' differs from problem = \"{from_file}\" in "
               f"{config_file}; drop one of them")
     return str(argument if argument is not None else from_file)
+
+
+def _check_local_models(config: EvolveConfig) -> None:
+    """A `local/...` model is served by a llama.cpp server the run starts; without the local
+    extra say so now, before a run directory is written."""
+    from evolve.operators.llm import LOCAL_PREFIX
+    from evolve.operators.local_model import missing_local_extra
+
+    local = [m.name for m in config.operators.models
+             if m.name.startswith(LOCAL_PREFIX) and not m.api_base]
+    missing = missing_local_extra() if local else None
+    if missing:
+        raise ConfigError(f"{local[0]} runs on this machine, but {missing}")
 
 
 def _holds_a_run(archive_file: Path) -> bool:
