@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from evaluators.sandbox_dirs import PREFIX, stale_sandbox_dirs, sweep_stale_sandboxes
 from evolve.cli import app
 from tests.first_run.support import TOY, evolve
+from tests.support.engine_run import shared_toy_run
 
 
 def _dead_pid() -> int:
@@ -56,10 +58,15 @@ def _doctor(target: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_doctor_checks_a_run_directory(tmp_path, monkeypatch):
-    run_dir = tmp_path / "r"
-    assert evolve("run", str(TOY), "--programs", "2", "--run-dir", str(run_dir),
-                  cwd=tmp_path).returncode == 0
+@pytest.fixture
+def run_dir(tmp_path, tmp_path_factory):
+    """A copy of the session's toy run (14 programs and the initial one)."""
+    copy = tmp_path / "r"
+    shutil.copytree(shared_toy_run(tmp_path_factory.getbasetemp()).run_dir, copy)
+    return copy
+
+
+def test_doctor_checks_a_run_directory(tmp_path, run_dir, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     import tempfile
@@ -70,7 +77,7 @@ def test_doctor_checks_a_run_directory(tmp_path, monkeypatch):
     lines = text.splitlines()
     assert lines[0].startswith("archive: ok:") and "integrity ok" in lines[0]
     assert any(line.startswith("runs: ok: 1 run(s); the last, run 1 on toy_objective, is "
-                               "completed with 3 programs") for line in lines)
+                               "completed with 15 programs") for line in lines)
     assert any(line.startswith("lock: ok: free") for line in lines)
     assert any(line.startswith("isolation used: ") for line in lines)
     assert "stale sandboxes: ok: none" in text
@@ -87,18 +94,13 @@ def test_doctor_checks_a_run_directory(tmp_path, monkeypatch):
     assert "stale sandboxes: warn: 1 folder(s)" in text
 
 
-def test_doctor_finds_a_damaged_archive_and_refuses_a_folder_without_a_run(tmp_path):
-    run_dir = tmp_path / "r"
-    assert evolve("run", str(TOY), "--programs", "1", "--run-dir", str(run_dir),
-                  cwd=tmp_path).returncode == 0
-    damaged = tmp_path / "damaged"
-    shutil.copytree(run_dir, damaged)
-    archive = damaged / "archive.sqlite"
+def test_doctor_finds_a_damaged_archive_and_refuses_a_folder_without_a_run(tmp_path, run_dir):
+    archive = run_dir / "archive.sqlite"
     data = bytearray(archive.read_bytes())
     for offset in range(4096, len(data), 4096):       # scribble over every page after the first
         data[offset + 8:offset + 64] = b"\xff" * 56
     archive.write_bytes(bytes(data))
-    code, text = _doctor(str(damaged))
+    code, text = _doctor(str(run_dir))
     assert code == 1 and text.startswith("archive: fail:")
 
     code, _ = _doctor(str(tmp_path / "empty-folder"))

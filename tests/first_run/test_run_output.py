@@ -12,18 +12,6 @@ import tomllib
 from tests.first_run.support import TOY, evolve, evolve_env, evolve_on_terminal
 
 
-def test_piped_run_prints_its_directory_first_and_the_summary_last(tmp_path):
-    run_dir = tmp_path / "r"
-    done = evolve("run", str(TOY), "--programs", "3", "--run-dir", str(run_dir), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("run 1 on "))
-    assert f"in {run_dir}" in lines[start]
-    assert lines[-1].startswith("run completed: program budget 3 reached; 3 programs")
-    assert lines[-1].endswith(f"best program in {run_dir / 'best'}")
-    assert "$0.0000" in lines[-1]    # offline operators: a true zero, not an unknown price
-
-
 def test_live_view_on_a_terminal_keeps_directory_and_summary_in_the_scrollback(tmp_path):
     run_dir = tmp_path / "live"
     code, text = evolve_on_terminal("run", str(TOY), "--programs", "3", "--run-dir",
@@ -35,15 +23,20 @@ def test_live_view_on_a_terminal_keeps_directory_and_summary_in_the_scrollback(t
     assert "best program in" in text[summary:] and "best" in text[summary:]
 
 
-def test_config_file_names_the_problem_when_the_argument_is_absent(tmp_path):
+def test_piped_run_from_a_config_file_prints_its_directory_first_and_the_summary_last(tmp_path):
+    """The --config file's `problem` is used when the argument is absent."""
     config = tmp_path / "toy.toml"
-    config.write_text(f'problem = "{TOY}"\n[budget]\nmax_programs = 2\n')
+    config.write_text(f'problem = "{TOY}"\n[budget]\nmax_programs = 3\n')
     run_dir = tmp_path / "from-config"
     done = evolve("run", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    stored = tomllib.loads((run_dir / "config.toml").read_text())
-    assert stored["problem"] == str(TOY)
-    assert "on toy_objective" in done.stdout
+    assert tomllib.loads((run_dir / "config.toml").read_text())["problem"] == str(TOY)
+    lines = done.stdout.strip().splitlines()
+    start = next(line for line in lines if line.startswith("run 1 on toy_objective"))
+    assert f"in {run_dir}" in start
+    assert lines[-1].startswith("run completed: program budget 3 reached; 3 programs")
+    assert lines[-1].endswith(f"best program in {run_dir / 'best'}")
+    assert "$0.0000" in lines[-1]    # offline operators: a true zero, not an unknown price
 
 
 def test_a_problem_argument_that_differs_from_the_config_file_is_an_error(tmp_path):
