@@ -147,7 +147,7 @@ def show(
     for call in calls:
         console.print(Text(f"LLM call: {call.model} ({call.purpose}) {call.tokens_in}+"
                            f"{call.tokens_out} tokens, {call.latency_s:.2f}s, "
-                           f"{cost_text(call.cost_usd, call.cost_usd is None)}"
+                           f"{cost_text(call.cost_usd, int(call.cost_usd is None))}"
                            + (f", error {call.error}" if call.error
                                                           else ""), style="dim"))
         if prompt:

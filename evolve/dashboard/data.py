@@ -6,8 +6,10 @@ records once, so widgets never touch the database and a refresh is a single relo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,6 +161,7 @@ class ProgramView:
     created: datetime | None
     cost_usd: float = 0.0           # the LLM calls that produced it (0 for offline operators)
     unknown_cost_calls: int = 0     # of those calls, the ones whose price is unknown
+    proposal_key: str = ""          # "initial" or "SEED:SEQ"
 
     @classmethod
     def from_record(cls, record: Any, cost_usd: float = 0.0,
@@ -186,6 +189,7 @@ class ProgramView:
             created=as_time(attr(record, "created_at")),
             cost_usd=cost_usd,
             unknown_cost_calls=unknown_cost_calls,
+            proposal_key=str(attr(record, "proposal_key", "") or ""),
         )
 
     @property
@@ -322,6 +326,29 @@ def _scratchpad_text(value: Any) -> str | None:
     return None
 
 
+_PROPOSAL_REF = re.compile(r"\bproposal (initial|-?\d+:\d+)\b")
+
+
+def cite_program_ids(programs: list[ProgramView]) -> list[ProgramView]:
+    """Stored duplicate reasons name the program they repeat by proposal key (so the stored
+    text does not depend on commit order); shown, they name its program id, the id
+    `evolve show` takes. A reference to a program not stored yet stays as it is."""
+    id_by_key = {p.proposal_key: p.id for p in programs if p.proposal_key}
+
+    def cite(found: re.Match[str]) -> str:
+        program_id = id_by_key.get(found.group(1))
+        return found.group(0) if program_id is None else f"program {program_id}"
+
+    out = []
+    for p in programs:
+        if "proposal " in p.error_text:
+            text = _PROPOSAL_REF.sub(cite, p.error_text)
+            if text != p.error_text:
+                p = dataclasses.replace(p, error_text=text)
+        out.append(p)
+    return out
+
+
 STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine")
 
 
@@ -353,6 +380,7 @@ def load_run(archive: Any, run_id: int, previous: RunData | None = None) -> RunD
     programs = kept + sorted((ProgramView.from_record(r, cost.get(int(attr(r, "id")), 0.0),
                                                       unpriced.get(int(attr(r, "id")), 0))
                               for r in records), key=lambda p: p.id)
+    programs = cite_program_ids(programs)
     events = [EventView.from_record(e) for e in archive.events(run_id)]
     state = {key: archive.get_state(run_id, key) for key in STATE_KEYS}
     summary = archive.cost_summary(run_id)

@@ -101,7 +101,7 @@ def prompt_renderable(p: ProgramView, data: RunData) -> RenderableType:
     parts: list[RenderableType] = []
     for call in calls:
         head = (f"{call.model} · {call.purpose or 'proposal'} · {call.tokens_in}+"
-                f"{call.tokens_out} tokens · {cost_text(call.cost_usd, call.cost_usd is None)} · "
+                f"{call.tokens_out} tokens · {cost_text(call.cost_usd, int(call.cost_usd is None))} · "
                 f"{call.latency_s:.2f}s")
         parts.append(Rule(Text(head), style="bold"))
         if call.error:

@@ -377,7 +377,7 @@ class Controller(FeedbackMixin):
             if plan.second is not None:
                 timings["second_parent_id"] = plan.second.program_id
             if verdict is not None and not verdict.novel:
-                await self._cite_program_id(verdict)
+                self._cite_twin(verdict)
             item = self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
@@ -385,19 +385,17 @@ class Controller(FeedbackMixin):
             if not released:
                 self._gate.release(plan.seq)
 
-    async def _cite_program_id(self, verdict: Verdict) -> None:
-        """A duplicate's reason names the stored program (the id `evolve show` takes), not the
-        proposal's sequence number the novelty filter keys on. That program was decided first
-        but may still be in the sandbox: wait for its commit (ingestion is in proposal order,
-        so this costs the run nothing)."""
+    def _cite_twin(self, verdict: Verdict) -> None:
+        """A duplicate's reason names the program it repeats by proposal key ("initial",
+        "7:3"), not by the sequence number the novelty filter keys on. Not by program id: ids
+        follow commit order, so a stored text holding one would differ between two runs of one
+        seed. Whatever shows it (`evolve show`, the dashboard) prints the program id the key
+        resolves to (evolve.dashboard.data)."""
         if verdict.similar_to is None:
             return
-        seq = int(verdict.similar_to)
-        while seq not in self.committed and seq in self._tasks:
-            await asyncio.sleep(0.02)
-        twin = self.committed.get(seq)
-        cited = f"program {twin.program_id}" if twin is not None else f"proposal {seq}"
-        verdict.reason = verdict.reason.replace(f"program {verdict.similar_to}", cited)
+        key = proposal_key(self.seed, int(verdict.similar_to))
+        verdict.reason = verdict.reason.replace(f"program {verdict.similar_to}",
+                                                f"proposal {key}")
 
     async def _evaluate(self, code: str) -> EvalResult:
         """The executor's result; an exception from the executor itself (a bug, not the

@@ -36,12 +36,21 @@ def test_progress_lines_and_summary_say_unknown_not_zero(hostile_run):
 def test_duplicates_cite_a_program_id_that_show_accepts(hostile_run):
     programs = _programs(hostile_run)
     duplicate = next(p for p in programs if p.status == "duplicate")
-    cited = int(re.search(r"to program (\d+)$", duplicate.error_text).group(1))
-    twin = next(p for p in programs if p.id == cited)
+    # Stored: the twin's proposal key (independent of commit order, like the rest of the
+    # archive); shown: the program id it resolves to.
+    key = re.search(r"to proposal (\S+)$", duplicate.error_text).group(1)
+    twin = next(p for p in programs if p.proposal_key == key)
     assert twin.status == "evaluated" and twin.code.strip() == duplicate.code.strip()
+    shown = _invoke("show", str(duplicate.id), "--run-dir", str(hostile_run.run_dir),
+                    "--no-code", width=200)
+    assert re.search(rf"error\s+duplicate: identical .*?to\s+program {twin.id}\s", shown,
+                     re.S), shown
+    as_json = json.loads(_invoke("show", str(duplicate.id), "--run-dir",
+                                 str(hostile_run.run_dir), "--json"))
+    assert as_json["error_text"].endswith(f"to program {twin.id}")
     assert "-> duplicate |" in hostile_run.output
     assert "duplicate: duplicate" not in hostile_run.output
-    _invoke("show", str(cited), "--run-dir", str(hostile_run.run_dir), "--no-code")
+    _invoke("show", str(twin.id), "--run-dir", str(hostile_run.run_dir), "--no-code")
 
 
 def test_show_prints_brackets_as_written_and_unknown_cost(hostile_run):
@@ -52,6 +61,7 @@ def test_show_prints_brackets_as_written_and_unknown_cost(hostile_run):
     assert METRIC in text and STYLED in text and HIDDEN in text and LLM_MARKUP in text
     assert re.search(r"cost\s+unknown \(1 call of unknown price\)", text)
     assert "cost_usd 0" not in text and "$0.0000" not in text
+    assert re.search(r"LLM call: .* unknown \(1\s+call of unknown price\)", text)
     as_json = json.loads(_invoke("show", str(llm_program.id), "--run-dir",
                                  str(hostile_run.run_dir), "--json"))
     assert as_json["cost_usd"] is None and as_json["unknown_cost_calls"] == 1
