@@ -172,6 +172,14 @@ class Archive:
             row.status = status
             row.finished_at = None
 
+    def set_run_config(self, run_id: int, config_toml: str) -> None:
+        """Replace the stored effective config (a resume with new budgets)."""
+        with self._write() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise ArchiveError(f"no run {run_id} in {self.where}")
+            row.config_toml = config_toml
+
     # -- programs -------------------------------------------------------------------------
 
     def add_program(

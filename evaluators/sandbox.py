@@ -28,6 +28,7 @@ from typing import Any
 from evaluators import isolation, proctree
 from evaluators.hidden import FDS_VAR as HIDDEN_FDS_VAR
 from evaluators.hidden import open_for_child
+from evaluators.sandbox_dirs import work_dir_prefix
 from evaluators.view import View, sandbox_view
 
 # Environment variables a candidate may see; everything else (API keys, tokens) is dropped.
@@ -220,7 +221,7 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     """Evaluate `code` for one stage of the problem; never raises for candidate behaviour.
     `hidden`: the problem's hidden files (relative paths), handed in as open descriptors."""
     problem_dir = problem_dir.resolve()
-    work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
+    work_dir = Path(tempfile.mkdtemp(prefix=work_dir_prefix()))  # named by owner pid: see sandbox_dirs
     program = work_dir / "program.py"
     program.write_text(code)
     program.chmod(0o644)

@@ -43,9 +43,8 @@ install_system_packages() {
     fi
     say "installing $APT_PACKAGES with apt-get"
     export DEBIAN_FRONTEND=noninteractive
-    if ! { timeout 300 apt-get install -y -qq $APT_PACKAGES >/dev/null 2>&1 \
-           || { timeout 300 apt-get update -qq >/dev/null 2>&1 \
-                && timeout 300 apt-get install -y -qq $APT_PACKAGES >/dev/null 2>&1; }; }; then
+    # shellcheck disable=SC2086  # a list of package names
+    if ! bash "$ROOT/scripts/apt_install.sh" $APT_PACKAGES; then
         say "could not install $APT_PACKAGES; the sandbox may use weaker isolation and the PostgreSQL tests are skipped"
     fi
 }

@@ -68,3 +68,13 @@ def archive_url(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "run" / "archive.sqlite")
     return request.getfixturevalue("postgres_server").database()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_sandboxes_of_killed_processes():
+    """Crash tests kill runs with SIGKILL, which leaves their sandbox folders behind; remove
+    those (only folders whose owner process is gone) when the session ends."""
+    yield
+    from evaluators.sandbox_dirs import sweep_stale_sandboxes
+
+    sweep_stale_sandboxes()

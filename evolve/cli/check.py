@@ -13,15 +13,16 @@ import json
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from evaluators.result import EvalResult
 from evolve.cli.check_findings import missing_metrics, spread, stopped_at_gate
 from evolve.cli.evaluate import (
     console,
     make_local_executor,
+    print_stages,
     resolve_problem,
     result_dict,
-    stage_table,
 )
 from evolve.cli.problems import problems_app
 from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START, ProblemSpec
@@ -76,7 +77,7 @@ def check_command(
     if not as_json:
         console.print(f"checking problem '{spec.name}' at {spec.root} "
                       f"({len(spec.baselines()) + 1} programs x {repeat}, "
-                      f"{len(spec.stages)} stages)...")
+                      f"{len(spec.stages)} stages)...", markup=False, highlight=False)
     repeated = asyncio.run(check_problem_repeated(spec, isolation, repeat))
     results = {name: runs[0] for name, runs in repeated.items()}
     failed = [name for name, result in results.items() if not result.valid]
@@ -89,13 +90,13 @@ def check_command(
                           "spread": {n: s.as_dict() for n, s in spreads.items()},
                           "programs": {n: result_dict(r) for n, r in results.items()}}, indent=2))
     else:
-        console.print(stage_table(f"problem {spec.name}", results, spec.config.metrics.shown))
+        print_stages(f"problem {spec.name}", results, spec.config.metrics.shown)
         if spreads:
             console.print(f"score over {repeat} evaluations of each program:")
             for name, found in spreads.items():
                 console.print(f"  {found.line(name)}", markup=False, soft_wrap=True)
         for note in warnings:
-            console.print(f"[yellow]warning:[/] {note}")
+            console.print(Text.assemble(("warning:", "yellow"), f" {note}"))
         for line in problems:
             console.print(f"problem: {line}", markup=False, soft_wrap=True)
         if failed:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from evolve.config import ConfigError, load_config, to_toml
+from evolve.cli.config_doc import documented_toml
+from evolve.config import ConfigError, load_config
 
 config_app = typer.Typer(help="Inspect the run configuration.", no_args_is_help=True)
 
@@ -26,10 +27,11 @@ def register(app: typer.Typer) -> None:
 
 @config_app.command("show")
 def show_command(config: ConfigOption = None, overrides: SetOption = None) -> None:
-    """Print the effective configuration as TOML; an invalid one exits with code 2."""
+    """Print the effective configuration as TOML, every key (unset ones as comments saying
+    what unset means); an invalid one exits with code 2."""
     try:
         cfg = load_config(config, overrides or [])
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(to_toml(cfg), nl=False)
+    typer.echo(documented_toml(cfg), nl=False)

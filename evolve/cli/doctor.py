@@ -132,6 +132,9 @@ def check_ollama(url: str, timeout_s: float = 1.5) -> Check:
 
 
 def doctor(
+    run_dir: Annotated[str | None, typer.Argument(
+        help="a run directory to check instead of the machine: archive integrity, lock, "
+             "isolation used, stale sandboxes", show_default=False)] = None,
     ollama_url: Annotated[str, typer.Option(help="where to look for Ollama")] =
     os.environ.get("OLLAMA_HOST", DEFAULT_OLLAMA),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
@@ -140,36 +143,65 @@ def doctor(
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="the Ray cluster's head, host:port (default RAY_ADDRESS)")] = None,
 ) -> None:
-    """Check this machine for runs: Python, sandbox isolation, GPU, LLM keys, Ollama.
+    """Check this machine for runs: Python, sandbox isolation, GPU, LLM keys, Ollama; or,
+    given RUN_DIR, that run: archive integrity, lock, isolation used, stale sandboxes.
 
     Exits 1 when something a run needs is missing; warnings only say what is not available."""
-    if "://" not in ollama_url:
-        ollama_url = f"http://{ollama_url}"
-    checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
-              check_ollama(ollama_url)]
-    if executor == "ray" or ray_address:
-        from evolve.cli.doctor_ray import check_ray_cluster
+    exposures: list[Check] = []
+    if run_dir is not None:
+        checks = _run_dir_checks(run_dir)
+    else:
+        if "://" not in ollama_url:
+            ollama_url = f"http://{ollama_url}"
+        checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
+                  check_ollama(ollama_url)]
+        if executor == "ray" or ray_address:
+            from evolve.cli.doctor_ray import check_ray_cluster
 
-        checks += check_ray_cluster(ray_address)
-    exposures = check_exposure()
+            checks += check_ray_cluster(ray_address)
+        exposures = check_exposure()
     if as_json:
         print_json([asdict(c) for c in [*checks, *exposures]])
     else:
+        print_checks(checks)
         styles = {"ok": "green", "warn": "yellow", "fail": "red"}
-        table = Table("check", "", "found", "what to do", header_style="bold", box=None)
-        for c in checks:
-            table.add_row(c.name, Text(c.level, style=styles[c.level]), c.result, c.hint)
-        out().print(table)
         if exposures:
             out().print("\nWhat a candidate can reach at each sandbox level here:")
         for c in exposures:
             out().print(Text(f"- {c.name.removeprefix('exposed (').rstrip(')')}: {c.result}",
-                             style=styles[c.level]))
+                             style=styles[c.level]), soft_wrap=True)
     if any(c.level == "fail" for c in checks):
         raise typer.Exit(EXIT_RUN_FAILED)
 
 
+def print_checks(checks: list[Check]) -> None:
+    """A table on a terminal wide enough for one; plain lines (one per check) otherwise."""
+    console = out()
+    if not console.is_terminal or console.width < 100:
+        for c in checks:
+            console.print(f"{c.name}: {c.level}: {c.result}"
+                          + (f" (what to do: {c.hint})" if c.hint else ""),
+                          markup=False, highlight=False, soft_wrap=True)
+        return
+    styles = {"ok": "green", "warn": "yellow", "fail": "red"}
+    table = Table("check", "", "found", "what to do", header_style="bold", box=None)
+    for c in checks:
+        table.add_row(c.name, Text(c.level, style=styles[c.level]), Text(c.result), Text(c.hint))
+    console.print(table)
+
+
+def _run_dir_checks(run_dir: str) -> list[Check]:
+    from evolve.cli._common import fail
+    from evolve.cli.doctor_run import RunDirError, run_dir_checks
+
+    try:
+        return run_dir_checks(run_dir)
+    except RunDirError as exc:
+        fail(str(exc))
+
+
 def register(app: typer.Typer) -> None:
     app.command(epilog=examples("evolve doctor", "evolve doctor --json",
+                                "evolve doctor runs/circle_packing-1",
                                 "evolve doctor --ollama-url http://10.0.0.5:11434",
                                 "evolve doctor --executor ray --ray-address 10.0.0.2:6379"))(doctor)

@@ -1,6 +1,10 @@
 """`evolve eval PROBLEM PROGRAM_FILE [--stage S] [--json]`: evaluate one program exactly as a run
-would (same sandbox, same cascade) and print the result. Exit 0 whenever it ran, whatever the
-score; 2 for usage errors (unknown problem, missing file, unknown stage)."""
+would (same sandbox, same cascade) and print the result. Exit 0 when the program is valid, 1
+when it is not (the checked thing failed), 2 for usage errors (unknown problem, missing file,
+unknown stage).
+
+On a terminal the stages are a table; piped (or narrower than a table needs) they are plain
+lines, one metric per line, so nothing is squeezed into a column a few characters wide."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from evaluators.executors import LocalExecutor
 from evaluators.isolation import IsolationUnavailable
@@ -34,7 +39,7 @@ def resolve_problem(name_or_path: str) -> ProblemSpec:
             return load_problem(name_or_path)
         return find_problem(name_or_path)
     except (ProblemError, LookupError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
 
 
@@ -42,7 +47,7 @@ def make_local_executor(isolation: str, max_parallel: int | None = None) -> Loca
     try:
         return LocalExecutor(max_parallel=max_parallel, isolation=isolation)
     except IsolationUnavailable as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
 
 
@@ -68,8 +73,39 @@ def _metrics_text(metrics: dict[str, Any], shown: Sequence[str] = (), width: int
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _show(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else json.dumps(value, default=str)
+
+
+def stage_lines(title: str, results: dict[str, EvalResult],
+                shown: Sequence[str] = ()) -> list[str]:
+    """The stages as plain lines (for pipes and narrow terminals): one line per stage, then
+    one line per metric, the problem's `[metrics] shown` first."""
+    lines = [title]
+    for program, result in results.items():
+        for stage in result.stages:
+            score = "-" if stage.score is None else f"{stage.score:.6g}"
+            lines.append(f"{program} stage {stage.stage}: score {score}, "
+                         f"{'valid' if stage.valid else 'not valid'}, {stage.wall_s:.2f}s")
+            if stage.failure:
+                lines.append(f"  failure: {stage.failure.value}: {stage.reason}")
+            order = [k for k in shown if k in stage.metrics] + sorted(
+                k for k in stage.metrics if k not in shown)
+            lines += [f"  {key} = {_show(stage.metrics[key])}" for key in order]
+    return lines
+
+
+def print_stages(title: str, results: dict[str, EvalResult], shown: Sequence[str] = ()) -> None:
+    """A table on a terminal wide enough for one; plain lines otherwise."""
+    if console.is_terminal and console.width >= 100:
+        console.print(stage_table(title, results, shown))
+        return
+    for line in stage_lines(title, results, shown):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def stage_table(title: str, results: dict[str, EvalResult], shown: Sequence[str] = ()) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ("program", "stage", "score", "valid"):
         table.add_column(column, no_wrap=True)
     for column in ("metrics", "time (s)", "failure / reason"):
@@ -78,8 +114,11 @@ def stage_table(title: str, results: dict[str, EvalResult], shown: Sequence[str]
         for stage in result.stages:
             score = "-" if stage.score is None else f"{stage.score:.6g}"
             failure = f"{stage.failure.value}: {stage.reason}" if stage.failure else ""
-            table.add_row(program, stage.stage, score, "yes" if stage.valid else "no",
-                          _metrics_text(stage.metrics, shown), f"{stage.wall_s:.2f}", failure)
+            # Text, not str: metric names and reasons come from the problem and the candidate,
+            # and rich would read "[us-west-2a_k80_1]" in them as markup and drop it.
+            table.add_row(Text(program), Text(stage.stage), score, "yes" if stage.valid else "no",
+                          Text(_metrics_text(stage.metrics, shown)), f"{stage.wall_s:.2f}",
+                          Text(failure))
     return table
 
 
@@ -94,7 +133,7 @@ def eval_command(
     """Evaluate one program exactly as a run would and print the result."""
     spec = resolve_problem(problem)
     if not program_file.is_file():
-        console.print(f"[red]error:[/] program file {program_file} not found")
+        console.print(Text.assemble(("error:", "red"), f" program file {program_file} not found"))
         raise typer.Exit(2)
     executor = make_local_executor(isolation, max_parallel=1)
 
@@ -107,22 +146,26 @@ def eval_command(
     try:
         result = asyncio.run(run())
     except ValueError as exc:  # an unknown --stage
-        console.print(f"[red]error:[/] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps(result_dict(result), indent=2))
+        if not result.valid:
+            raise typer.Exit(1)
         return
-    console.print(stage_table(f"{spec.name}: {program_file}", {program_file.name: result},
-                              spec.config.metrics.shown))
+    print_stages(f"{spec.name}: {program_file}", {program_file.name: result},
+                 spec.config.metrics.shown)
     last = result.last
     if last is not None:
         if result.feedback:
-            console.print(f"feedback: {result.feedback}")
+            console.print(f"feedback: {result.feedback}", markup=False, highlight=False)
         if last.stderr.strip():
             console.print(f"stderr (last lines):\n{_tail(last.stderr)}", markup=False)
     verdict = (f"[green]valid[/], score {result.score:.6g}" if result.valid
                else f"[red]not valid[/] ({result.failure.value if result.failure else 'no result'})")
     console.print(f"{verdict}; isolation: {executor.isolation_description}")
+    if not result.valid:
+        raise typer.Exit(1)
 
 
 def _tail(text: str, lines: int = 8) -> str:

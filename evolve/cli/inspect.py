@@ -25,6 +25,7 @@ from evolve.cli._common import (
     out,
     print_json,
 )
+from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import ProgramView, RunData, attr, load_run
 from evolve.dashboard.rundir import (
     DEFAULT_RUNS_FOLDER,
@@ -117,7 +118,7 @@ def show(
             ("parent", f"#{program.parent_id}" if program.parent_id is not None else "-"),
             ("inspirations", ", ".join(f"#{i}" for i in program.inspiration_ids) or "-"),
             ("island / generation", f"{program.island} / {program.generation}"),
-            ("operator", program.arm), ("cost", f"${program.cost_usd:.4f}"),
+            ("operator", program.arm), ("cost", program.cost_text()),
             ("timings", program.timing_text()[0])]
     if program.timing_text()[1]:
         rows.append(("details", program.timing_text()[1]))
@@ -129,7 +130,7 @@ def show(
     if program.metrics:
         metrics = Table("metric", "value", box=None, header_style="bold")
         for key, value in program.metrics.items():
-            metrics.add_row(str(key), str(value))
+            metrics.add_row(Text(str(key)), Text(str(value)))  # names like "cost[us-west-2a]"
         console.print(metrics)
     if program.feedback:
         console.print(Text("feedback:", style="bold"))
@@ -138,14 +139,16 @@ def show(
         table = Table("stage", "score", "valid", "failure", "wall s", "reason", box=None,
                       header_style="bold")
         for stage in stages:
-            table.add_row(stage["stage"], "-" if stage["score"] is None else f"{stage['score']:.6g}",
-                          str(stage["valid"]), stage["failure"] or "-", f"{stage['wall_s']:.2f}",
-                          Text(stage["reason"]))
+            table.add_row(Text(str(stage["stage"])),
+                          "-" if stage["score"] is None else f"{stage['score']:.6g}",
+                          str(stage["valid"]), Text(str(stage["failure"] or "-")),
+                          f"{stage['wall_s']:.2f}", Text(str(stage["reason"])))
         console.print(table)
     for call in calls:
         console.print(Text(f"LLM call: {call.model} ({call.purpose}) {call.tokens_in}+"
                            f"{call.tokens_out} tokens, {call.latency_s:.2f}s, "
-                           f"${call.cost_usd or 0:.4f}" + (f", error {call.error}" if call.error
+                           f"{cost_text(call.cost_usd, int(call.cost_usd is None))}"
+                           + (f", error {call.error}" if call.error
                                                           else ""), style="dim"))
         if prompt:
             for role, content in call.messages():
@@ -249,8 +252,8 @@ def best(
     table = Table("id", "score", "operator", "island", "gen", "cost", header_style="bold",
                   box=None)
     for p in ranked:
-        table.add_row(str(p.id), p.score_text(), p.arm or "initial", str(p.island),
-                      str(p.generation), f"${p.cost_usd:.4f}")
+        table.add_row(str(p.id), p.score_text(), Text(p.arm or "initial"), str(p.island),
+                      str(p.generation), p.cost_text())
     console.print(table)
     if export is not None:
         typer.echo(f"wrote program {ranked[0].id} to {export}")
@@ -276,6 +279,7 @@ def runs(
         rows.append({"folder": str(path), "run_id": data.run.id, "problem": data.run.problem,
                      "status": data.run.status, "programs": len(data.programs),
                      "best": top.score if top else None, "spent_usd": round(data.spent_usd, 6),
+                     "unknown_cost_calls": data.unknown_cost_calls, "spent": data.spent_text(),
                      "started": data.run.started.isoformat(timespec="seconds")
                      if data.run.started else None})
     if as_json:
@@ -290,9 +294,9 @@ def runs(
         if "error" in row:
             table.add_row(row["folder"], "-", "-", f"unreadable: {row['error']}", "", "", "", "")
             continue
-        table.add_row(row["folder"], str(row["run_id"]), row["problem"], row["status"],
+        table.add_row(Text(row["folder"]), str(row["run_id"]), Text(row["problem"]), row["status"],
                       str(row["programs"]), "-" if row["best"] is None else f"{row['best']:.6g}",
-                      f"${row['spent_usd']:.4f}",
+                      row["spent"],
                       (row["started"] or "-").replace("T", " ")[:16])
     out(wide=True).print(table)
 

@@ -28,6 +28,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import ArmRow, arm_rows, best_history, failure_summary, island_rows
 from evolve.dashboard.stats import sparkline as spark_text
@@ -253,9 +254,7 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
         (f"run {snap.run_id}", "bold"), f" · {snap.problem} · ",
         (snap.status, "red" if snap.status in ("failed", "interrupted") else "green"),
         f" · {format_duration(snap.elapsed_s)} · {snap.programs} programs · "
-        f"${snap.spent_usd:.4f} spent")
-    if snap.unknown_cost_calls:
-        head.append(f" (+{snap.unknown_cost_calls} calls of unknown price)", "yellow")
+        f"{cost_text(snap.spent_usd, snap.unknown_cost_calls)} spent")
 
     budgets = Table.grid(padding=(0, 1))
     for budget in snap.budgets:
@@ -280,8 +279,8 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
                             ("mean reward", "right"), ("spend", "right")):
         arms.add_column(column, justify=justify)  # type: ignore[arg-type]
     for arm in snap.arms:
-        arms.add_row(arm.operator, arm.mutation, str(arm.pulls), f"{arm.mean_reward:.4g}",
-                     f"${arm.spend_usd:.4f}")
+        arms.add_row(Text(arm.operator), Text(arm.mutation), str(arm.pulls),
+                     f"{arm.mean_reward:.4g}", cost_text(arm.spend_usd, arm.unknown_cost_calls))
 
     if snap.running is None and snap.queued is None:
         work = Text("evaluations in flight: shown by the live view of `evolve run`"
@@ -316,7 +315,7 @@ def snapshot_line(snap: RunSnapshot) -> str:
             parts[0] = f"programs {budget.text()}"
     parts.append(f"best {_score(snap.best_score)}"
                  + (f" (#{snap.best_program_id})" if snap.best_program_id is not None else ""))
-    parts.append(f"spent ${snap.spent_usd:.4f}")
+    parts.append(f"spent {cost_text(snap.spent_usd, snap.unknown_cost_calls)}")
     if snap.running is not None or snap.queued is not None:
         parts.append(f"running {snap.running or 0} queued {snap.queued or 0}")
     if snap.failures:

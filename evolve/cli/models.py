@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
 from evolve.operators.llm import LLMClient, LLMReply, key_env_for
@@ -90,43 +91,62 @@ def check(
     try:
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
     models = _models_to_check(model or [], api_base, cfg.operators.models)
     if not models:
+        # markup=False: rich would read [[operators.models]] as a style tag and print "[]";
+        # soft_wrap: the hint is one long line that a pipe at 80 columns must not cut.
         console.print("no model configured: name one with --model (e.g. --model "
                       "openai/gpt-4.1-mini with OPENAI_API_KEY set, or --model openai/<name> "
-                      "--api-base http://HOST:PORT/v1), or add [[operators.models]] to the config")
+                      "--api-base http://HOST:PORT/v1), or add [[operators.models]] to the config",
+                      markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
     with contextlib.ExitStack() as stack:
         try:
             models = start_local_models(
-                models, stack, lambda name: console.print(f"starting a local server for {name}..."))
+                models, stack, lambda name: console.print(f"starting a local server for {name}...",
+                                          markup=False))
         except LocalModelError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(Text.assemble(("error:", "red"), f" {exc}"))
             raise typer.Exit(1) from exc
         llm = cfg.llm.model_copy(update={"retries": 0, "proposal_deadline_s": timeout})
         models = [m.model_copy(update={"timeout_s": min(m.timeout_s, timeout)}) for m in models]
         console.print(f"checking {len(models)} model(s)...")
         replies = asyncio.run(_check_all(models, llm))
 
-    table = Table("model", "result", "latency", "tokens in/out", "cost", "reply / error")
-    failed = 0
-    for cfg_model, reply in zip(models, replies, strict=True):
-        call = reply.calls[-1]
-        if reply.ok:
-            detail = reply.text.strip().replace("\n", " ")[:40]
-            result = "[green]ok[/green]"
-        else:
-            failed += 1
-            hint = hint_for(call.error or "", cfg_model)
-            detail = (call.error or "")[:160] + (f"\n[yellow]hint:[/yellow] {hint}" if hint else "")
-            result = "[red]failed[/red]"
-        tokens = (f"{call.tokens_in}/{call.tokens_out}" if call.tokens_in is not None
-                  else "-")
-        table.add_row(cfg_model.name, result, f"{call.latency_s:.2f}s", tokens,
-                      _format_cost(reply) if reply.ok else "-", detail)
-    console.print(table)
-    if failed:
+    rows = [_result_row(cfg_model, reply) for cfg_model, reply in zip(models, replies, strict=True)]
+    if console.is_terminal and console.width >= 100:
+        table = Table("model", "result", "latency", "tokens in/out", "cost", "reply / error")
+        for row in rows:
+            detail = Text(row["detail"])     # the model's reply and errors are not markup
+            if row["hint"]:
+                detail.append("\nhint: ", "yellow").append(row["hint"])
+            table.add_row(Text(row["model"]), Text(row["result"], style="green" if
+                                                   row["result"] == "ok" else "red"),
+                          row["latency"], row["tokens"], row["cost"], detail)
+        console.print(table)
+    else:   # piped or narrow: plain lines, never a table squeezed to 80 columns
+        for row in rows:
+            console.print(f"{row['model']}: {row['result']}, {row['latency']}, tokens "
+                          f"{row['tokens']}, cost {row['cost']}: {row['detail']}",
+                          markup=False, highlight=False, soft_wrap=True)
+            if row["hint"]:
+                console.print(f"  hint: {row['hint']}", markup=False, highlight=False,
+                              soft_wrap=True)
+    if any(row["result"] != "ok" for row in rows):
         raise typer.Exit(1)
+
+
+def _result_row(cfg_model: ModelConfig, reply: LLMReply) -> dict[str, str]:
+    call = reply.calls[-1]
+    ok = reply.ok
+    return {"model": cfg_model.name, "result": "ok" if ok else "failed",
+            "latency": f"{call.latency_s:.2f}s",
+            "tokens": f"{call.tokens_in}/{call.tokens_out}" if call.tokens_in is not None
+            else "-",
+            "cost": _format_cost(reply) if ok else "-",
+            "detail": reply.text.strip().replace("\n", " ")[:40] if ok
+            else (call.error or "")[:160],
+            "hint": "" if ok else hint_for(call.error or "", cfg_model)}

@@ -70,10 +70,13 @@ def list_command(
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*header, show_lines=False)
         for row in rows:
-            table.add_row(*row, style=None if row[4] == "ok" else "yellow")
+            # Text cells: descriptions come from problems and are not markup.
+            table.add_row(*(Text(cell) for cell in row),
+                          style=None if row[4] == "ok" else "yellow")
         Console().print(table)
         return
     # Piped: plain aligned text, no colours or box drawing (easy to grep and cut).

@@ -1,9 +1,14 @@
 """`evolve run PROBLEM ...` and `evolve resume RUN_DIR`.
 
-Progress is printed as one plain line per program. A live dashboard replaces the printer when
-`--no-live` is not given: `evolve.engine.session.run_session(on_progress=...)` receives a
-`ProgressSnapshot` after every program (and at start and stop); `--no-live` is accepted now so
-scripts can already ask for plain output.
+On a terminal the live view shows the run; piped or with `--no-live`, one plain line per
+program. Either way the run directory is printed first and the final summary ("run completed
+... best program in ...") last, after the live view has closed, so it stays in the scrollback.
+`evolve.engine.session.run_session(on_progress=...)` receives a `ProgressSnapshot` after every
+program (and at start and stop).
+
+Exit codes (the README's rule, one for every command): 0 the run completed (a budget or the
+target score was reached); 1 it did not complete (interrupted with Ctrl-C, or failed) — resume
+it with `evolve resume RUN_DIR`; 2 a usage or configuration error, before anything ran.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
+from evolve.dashboard.cost_text import cost_text
 from evolve.engine.run_files import ARCHIVE_NAME, RUN_ID_NAME, ProgressSnapshot
 
 
@@ -40,27 +46,39 @@ def progress_printer() -> Callable[[ProgressSnapshot], None]:
                  f"{_score(snap.initial_score)}")
             return
         if snap.event == "stop":
-            _log(f"run {snap.status}: {snap.stop_reason or 'budget reached'}; "
-                 f"{snap.programs_done} programs, best {_score(snap.best_score)}, "
-                 f"${snap.cost_usd:.4f}, {snap.elapsed_s:.1f}s; best program in "
-                 f"{Path(snap.run_dir) / 'best'}")
+            _log(final_summary(snap))
             return
         last = snap.last or {}
         budget = f"/{snap.programs_budget}" if snap.programs_budget else ""
+        # The kind says it all ("duplicate", "timeout"); the stored status only when there is none.
         outcome = _score(last.get("score")) if last.get("valid") else \
-            f"{last.get('status')}: {last.get('error_kind')}"
+            str(last.get("error_kind") or last.get("status"))
         _log(f"[{snap.programs_done}{budget}] island {last.get('island')} "
              f"{last.get('mutation')} by {last.get('operator')} -> {outcome} | best "
-             f"{_score(snap.best_score)} | ${snap.cost_usd:.4f} | {snap.elapsed_s:.0f}s")
+             f"{_score(snap.best_score)} | {cost_text(snap.cost_usd, snap.unknown_cost_calls)} | "
+             f"{snap.elapsed_s:.0f}s")
 
     return report
+
+
+def final_summary(snap: ProgressSnapshot) -> str:
+    """The last line of a run: how it ended, what it found and where."""
+    if snap.status == "interrupted":
+        how = (f"run interrupted (not complete; continue it with `evolve resume "
+               f"{snap.run_dir}`)")
+    else:
+        how = f"run {snap.status}: {snap.stop_reason or 'budget reached'}"
+    return (f"{how}; {snap.programs_done} programs, best {_score(snap.best_score)}"
+            + (f" (program {snap.best_program_id})" if snap.best_program_id is not None else "")
+            + f", {cost_text(snap.cost_usd, snap.unknown_cost_calls)}, {snap.elapsed_s:.1f}s; "
+            f"best program in {Path(snap.run_dir) / 'best'}")
 
 
 def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
 
@@ -86,22 +104,35 @@ def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = Fa
         return asyncio.run(run_session(config, run_dir, resume=resume, run_id=run_id,
                                        on_progress=on_progress, log=_log))
 
+    printer = progress_printer()
     try:
         # The rich live view on a terminal; one plain line per program when piped or --no-live.
         if not no_live and sys.stdout.isatty():
-            with live_reporter(live=True, archive_url=config.archive.url) as on_progress:
+            final: list[ProgressSnapshot] = []
+            with live_reporter(live=True, archive_url=config.archive.url) as show:
+                def on_progress(snap: ProgressSnapshot) -> None:
+                    if snap.event == "start":
+                        printer(snap)          # the run directory, above the live panel
+                    elif snap.event == "stop":
+                        final.append(snap)     # printed once the panel has closed
+                    show(snap)
                 outcome = go(on_progress)
+            for snap in final:
+                printer(snap)
         else:
-            outcome = go(progress_printer())
+            outcome = go(printer)
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
-    if outcome.status not in ("completed", "interrupted"):
-        raise typer.Exit(1)
+    if outcome.status != "completed":
+        raise typer.Exit(1)   # interrupted or failed: the run did not complete
+
 
 
 def run_command(
-    problem: Annotated[str, typer.Argument(help="Problem name (built in or installed) or folder.")],
+    problem: Annotated[str | None, typer.Argument(
+        help="Problem name (built in or installed) or folder; default: `problem` in --config.",
+        show_default=False)] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a config key: --set budget.max_programs=50 (repeatable).")] = None,
@@ -124,7 +155,11 @@ def run_command(
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Ray cluster head, host:port (implies --executor ray).")] = None,
 ) -> None:
-    """Evolve PROBLEM: propose, evaluate in the sandbox, archive; stop at the first budget."""
+    """Evolve PROBLEM: propose, evaluate in the sandbox, archive; stop at the first budget.
+
+    Exit 0: completed. 1: not completed (Ctrl-C or a failure; `evolve resume` continues it).
+    2: usage or configuration error."""
+    problem = _choose_problem(problem, config_file)
     sets = [f"problem={_toml_string(problem)}"] + list(overrides or [])
     if seed is not None:
         sets.append(f"seed={seed}")
@@ -140,6 +175,7 @@ def run_command(
             config.operators.models = [ModelConfig(name=m, api_base=api_base) for m in models]
         elif api_base:
             raise ConfigError("--api-base needs --model (e.g. --model openai/NAME)")
+        _check_local_models(config)
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
@@ -186,6 +222,38 @@ def _executor_overrides(executor: str | None, ray_address: str | None) -> list[s
         return [f"executor.ray_address={_toml_string(ray_address)}",
                 f"executor.kind={_toml_string(executor or 'ray')}"]
     return [] if executor is None else [f"executor.kind={_toml_string(executor)}"]
+
+
+def _choose_problem(argument: str | None, config_file: Path | None) -> str:
+    """The PROBLEM argument, else the config file's `problem`; both, and different: an error."""
+    from_file = None
+    if config_file is not None:
+        import tomllib
+
+        try:
+            from_file = tomllib.loads(config_file.read_text()).get("problem")
+        except (OSError, tomllib.TOMLDecodeError):
+            from_file = None   # load_config reports the unreadable file with its reason
+    if argument is None and from_file is None:
+        _fail("name a problem: `evolve run PROBLEM` (e.g. circle_packing; `evolve problems "
+              "list` shows them), or give a --config file that sets problem = \"...\"")
+    if argument is not None and from_file is not None and argument != from_file:
+        _fail(f"the problem argument '{argument}' differs from problem = \"{from_file}\" in "
+              f"{config_file}; drop one of them")
+    return str(argument if argument is not None else from_file)
+
+
+def _check_local_models(config: EvolveConfig) -> None:
+    """A `local/...` model is served by a llama.cpp server the run starts; without the local
+    extra say so now, before a run directory is written."""
+    from evolve.operators.llm import LOCAL_PREFIX
+    from evolve.operators.local_model import missing_local_extra
+
+    local = [m.name for m in config.operators.models
+             if m.name.startswith(LOCAL_PREFIX) and not m.api_base]
+    missing = missing_local_extra() if local else None
+    if missing:
+        raise ConfigError(f"{local[0]} runs on this machine, but {missing}")
 
 
 def _holds_a_run(archive_file: Path) -> bool:

@@ -6,13 +6,17 @@ records once, so widgets never touch the database and a refresh is a single relo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from evolve.dashboard.cost_text import cost_text
 
 
 def attr(record: Any, name: str, default: Any = None) -> Any:
@@ -156,9 +160,12 @@ class ProgramView:
     code: str
     created: datetime | None
     cost_usd: float = 0.0           # the LLM calls that produced it (0 for offline operators)
+    unknown_cost_calls: int = 0     # of those calls, the ones whose price is unknown
+    proposal_key: str = ""          # "initial" or "SEED:SEQ"
 
     @classmethod
-    def from_record(cls, record: Any, cost_usd: float = 0.0) -> ProgramView:
+    def from_record(cls, record: Any, cost_usd: float = 0.0,
+                    unknown_cost_calls: int = 0) -> ProgramView:
         return cls(
             id=int(attr(record, "id")),
             run_id=int(attr(record, "run_id", 0)),
@@ -181,6 +188,8 @@ class ProgramView:
             code=str(attr(record, "code", "")),
             created=as_time(attr(record, "created_at")),
             cost_usd=cost_usd,
+            unknown_cost_calls=unknown_cost_calls,
+            proposal_key=str(attr(record, "proposal_key", "") or ""),
         )
 
     @property
@@ -196,12 +205,17 @@ class ProgramView:
         attempts or the operator's summary)."""
         times, details = [], []
         for key, value in self.timings.items():
+            if key == "cost_usd":   # the cost row says it, with unknown prices as unknown
+                continue
             if key.endswith("_s") and isinstance(value, (int, float)):
                 times.append(f"{key[:-2]} {value:.3g}s")
             elif value not in ("", None):
                 details.append(f"{key} {value:.6g}" if isinstance(value, float)
                                else f"{key} {value}")
         return ", ".join(times) or "-", ", ".join(details)
+
+    def cost_text(self) -> str:
+        return cost_text(self.cost_usd, self.unknown_cost_calls)
 
     def score_text(self) -> str:
         return "-" if self.score is None else f"{self.score:.6g}"
@@ -215,7 +229,10 @@ class ProgramView:
             "mutation_kind": self.mutation_kind, "status": self.status,
             "stage_reached": self.stage_reached, "score": self.score, "valid": self.valid,
             "metrics": self.metrics, "feedback": self.feedback, "error_kind": self.error_kind,
-            "error_text": self.error_text, "timings": self.timings, "cost_usd": self.cost_usd,
+            "error_text": self.error_text, "timings": self.timings,
+            # null when every call's price was unknown: a script must not read it as $0
+            "cost_usd": None if self.unknown_cost_calls and not self.cost_usd else self.cost_usd,
+            "unknown_cost_calls": self.unknown_cost_calls,
             "created": self.created.isoformat() if self.created else None,
         }
 
@@ -245,6 +262,9 @@ class RunData:
     state: dict[str, Any] = field(default_factory=dict)
     spent_usd: float = 0.0                    # all LLM calls of the run with a known price
     unknown_cost_calls: int = 0               # calls whose price is unknown
+
+    def spent_text(self) -> str:
+        return cost_text(self.spent_usd, self.unknown_cost_calls)
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.programs}
@@ -306,6 +326,29 @@ def _scratchpad_text(value: Any) -> str | None:
     return None
 
 
+_PROPOSAL_REF = re.compile(r"\bproposal (initial|-?\d+:\d+)\b")
+
+
+def cite_program_ids(programs: list[ProgramView]) -> list[ProgramView]:
+    """Stored duplicate reasons name the program they repeat by proposal key (so the stored
+    text does not depend on commit order); shown, they name its program id, the id
+    `evolve show` takes. A reference to a program not stored yet stays as it is."""
+    id_by_key = {p.proposal_key: p.id for p in programs if p.proposal_key}
+
+    def cite(found: re.Match[str]) -> str:
+        program_id = id_by_key.get(found.group(1))
+        return found.group(0) if program_id is None else f"program {program_id}"
+
+    out = []
+    for p in programs:
+        if "proposal " in p.error_text:
+            text = _PROPOSAL_REF.sub(cite, p.error_text)
+            if text != p.error_text:
+                p = dataclasses.replace(p, error_text=text)
+        out.append(p)
+    return out
+
+
 STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine")
 
 
@@ -329,11 +372,15 @@ def load_run(archive: Any, run_id: int, previous: RunData | None = None) -> RunD
                       for c in archive.llm_calls(program_id=int(attr(record, "id")))]
         kept = previous.programs
     cost: dict[int, float] = defaultdict(float)
+    unpriced: dict[int, int] = defaultdict(int)
     for call in calls:
         if call.program_id is not None:
             cost[call.program_id] += call.cost_usd or 0.0
-    programs = kept + sorted((ProgramView.from_record(r, cost.get(int(attr(r, "id")), 0.0))
+            unpriced[call.program_id] += call.cost_usd is None
+    programs = kept + sorted((ProgramView.from_record(r, cost.get(int(attr(r, "id")), 0.0),
+                                                      unpriced.get(int(attr(r, "id")), 0))
                               for r in records), key=lambda p: p.id)
+    programs = cite_program_ids(programs)
     events = [EventView.from_record(e) for e in archive.events(run_id)]
     state = {key: archive.get_state(run_id, key) for key in STATE_KEYS}
     summary = archive.cost_summary(run_id)

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
 
+from evolve.dashboard.cost_text import cost_cell
 from evolve.dashboard.data import RunData
 from evolve.dashboard.stats import (
     arm_rows,
@@ -56,9 +57,7 @@ class OverviewPane(VerticalScroll):
             f" · {len(programs)} programs · best ",
             (_score(best.score if best else None), "bold cyan"),
             f" (#{best.id})" if best else "",
-            f" · ${data.spent_usd:.4f} spent")
-        if data.unknown_cost_calls:
-            headline.append(f" (+{data.unknown_cost_calls} calls of unknown price)", "yellow")
+            f" · {data.spent_text()} spent")
         self.query_one("#ov-headline", Label).update(headline)
 
         self.query_one("#ov-spark-programs", Sparkline).data = history
@@ -80,8 +79,9 @@ class OverviewPane(VerticalScroll):
         arms = self.query_one("#ov-arms", DataTable)
         arms.clear()
         for arm in arm_rows(programs):
-            arms.add_row(arm.operator, arm.mutation or "-", str(arm.pulls),
-                         f"{arm.mean_reward:.4g}", f"{arm.spend_usd:.4f}",
+            arms.add_row(Text(arm.operator), Text(arm.mutation or "-"), str(arm.pulls),
+                         f"{arm.mean_reward:.4g}",
+                         cost_cell(arm.spend_usd, arm.unknown_cost_calls),
                          _score(arm.best_score))
         islands = self.query_one("#ov-islands", DataTable)
         islands.clear()

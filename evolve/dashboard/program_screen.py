@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane, Tree
 
+from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import ProgramView, RunData, attr
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def summary_renderable(p: ProgramView, data: RunData, stages: list[Any]) -> Rend
         ("inspirations", ", ".join(f"#{i}" for i in p.inspiration_ids) or "-"),
         ("island / gen", f"{p.island} / {p.generation}"),
         ("operator", p.operator or "initial"), ("mutation", p.mutation_kind or "-"),
-        ("cost", f"${p.cost_usd:.4f} in {len(calls)} LLM call(s), "
+        ("cost", f"{p.cost_text()} in {len(calls)} LLM call(s), "
                  f"{sum(c.tokens_in for c in calls)}+{sum(c.tokens_out for c in calls)} tokens"),
         ("timings", p.timing_text()[0]),
     ]
@@ -63,15 +64,16 @@ def summary_renderable(p: ProgramView, data: RunData, stages: list[Any]) -> Rend
     if p.metrics:
         metrics = Table("metric", "value", box=None, header_style="bold", pad_edge=False)
         for key, value in p.metrics.items():
-            metrics.add_row(str(key), Text(str(value)))
+            metrics.add_row(Text(str(key)), Text(str(value)))
         parts += [Rule("metrics"), metrics]
     if stages:
         table = Table("stage", "score", "valid", "failure", "wall s", "reason", box=None,
                       header_style="bold", pad_edge=False)
         for s in stages:
             score = attr(s, "score")
-            table.add_row(str(attr(s, "stage", "")), "-" if score is None else f"{score:.6g}",
-                          str(attr(s, "valid", False)), str(attr(s, "failure", "") or "-"),
+            table.add_row(Text(str(attr(s, "stage", ""))),
+                          "-" if score is None else f"{score:.6g}",
+                          str(attr(s, "valid", False)), Text(str(attr(s, "failure", "") or "-")),
                           f"{float(attr(s, 'wall_s', 0.0)):.2f}",
                           Text(str(attr(s, "reason", ""))))
         parts += [Rule("stages"), table]
@@ -99,8 +101,9 @@ def prompt_renderable(p: ProgramView, data: RunData) -> RenderableType:
     parts: list[RenderableType] = []
     for call in calls:
         head = (f"{call.model} · {call.purpose or 'proposal'} · {call.tokens_in}+"
-                f"{call.tokens_out} tokens · ${call.cost_usd or 0:.4f} · {call.latency_s:.2f}s")
-        parts.append(Rule(head, style="bold"))
+                f"{call.tokens_out} tokens · {cost_text(call.cost_usd, int(call.cost_usd is None))} · "
+                f"{call.latency_s:.2f}s")
+        parts.append(Rule(Text(head), style="bold"))
         if call.error:
             parts.append(Text(f"error: {call.error}", style="red"))
         for role, content in call.messages():
@@ -134,7 +137,7 @@ class ProgramScreen(Screen):
     def compose(self) -> ComposeResult:
         data = self.dash.data
         p = data.by_id[self.program_id]
-        yield Label(_label(p) + Text(f"  · island {p.island} · ${p.cost_usd:.4f}"),
+        yield Label(_label(p) + Text(f"  · island {p.island} · {p.cost_text()}"),
                     id="program-title")
         with TabbedContent(initial="summary", id="program-tabs"):
             with TabPane("Summary", id="summary"), VerticalScroll():

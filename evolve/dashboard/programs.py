@@ -11,8 +11,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label
 
+from evolve.dashboard.cost_text import cost_cell
 from evolve.dashboard.data import ProgramView
-from evolve.dashboard.query import SORT_KEYS, QueryError, filter_programs, sort_key
+from evolve.dashboard.query import SEARCH_EXAMPLES, SORT_KEYS, QueryError, filter_programs, sort_key
 
 # (column key, header, width)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -26,11 +27,13 @@ SORT_ORDER = [key for key, _, _ in COLUMNS]
 def _cells(p: ProgramView) -> list[Text | str]:
     score_style = "cyan" if p.valid else "red"
     status = p.error_kind or p.status or ("ok" if p.valid else "invalid")
+    # Every string from the archive goes in as Text: a plain str cell is read as markup, and a
+    # candidate's or an LLM's text must not style or hide anything on the user's screen.
     return [str(p.id), Text(p.score_text(), style=score_style, justify="right"),
             "-" if p.island is None else str(p.island), str(p.generation),
-            p.operator or "initial", p.mutation_kind or "-",
+            Text(p.operator or "initial"), Text(p.mutation_kind or "-"),
             Text(status, style="" if p.valid else "red"),
-            Text(f"{p.cost_usd:.4f}", justify="right")]
+            Text(cost_cell(p.cost_usd, p.unknown_cost_calls), justify="right")]
 
 
 class ProgramsPane(Vertical):
@@ -52,7 +55,7 @@ class ProgramsPane(Vertical):
         self._filter_problem = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: score>0.5 island:1 operator:gpt status:failed ...",
+        yield Input(placeholder=f"filter: {' '.join(SEARCH_EXAMPLES)} ...",
                     id="search")
         yield Label("", id="table-info")
         table: DataTable = DataTable(id="programs", cursor_type="row", zebra_stripes=True)
@@ -119,15 +122,21 @@ class ProgramsPane(Vertical):
 
     def _add_rows(self, programs: Sequence[ProgramView], keep: int | None = None) -> None:
         table = self.table
-        keep = self.selected_id() if keep is None else keep
+        # The row under the cursor, read before adding: with no rows yet, the cursor must end on
+        # the first row of the sorted table, not on whichever program was added first.
+        if keep is None and table.row_count:
+            keep = self.selected_id()
         for program in self._matching(programs):
             table.add_row(*_cells(program), key=str(program.id))
             self.shown_count += 1
-        self._apply_sort(keep)
+        self._apply_sort(keep, to_top=keep is None)
 
-    def _apply_sort(self, keep: int | None = None) -> None:
+    def _apply_sort(self, keep: int | None = None, *, to_top: bool = False) -> None:
+        """Sort the rows; the cursor stays on `keep` (default: the current row), or goes to the
+        first row when that program is not shown (or `to_top`)."""
         table = self.table
-        keep = self.selected_id() if keep is None else keep
+        if keep is None and not to_top:
+            keep = self.selected_id()
         key = sort_key(self.sort_column, self.sort_descending)
         table.sort("id", key=lambda cell: key(self.by_id[int(cell)]),
                    reverse=self.sort_descending)
@@ -136,6 +145,8 @@ class ProgramsPane(Vertical):
             table.columns[column].label = Text(header + arrow)  # type: ignore[index]
         if keep is not None and str(keep) in table.rows:
             table.move_cursor(row=table.get_row_index(str(keep)))
+        elif table.row_count:
+            table.move_cursor(row=0)
         order = "high→low" if self.sort_descending else "low→high"
         text = (f"{self.shown_count} of {len(self.programs)} programs · sorted by "
                 f"{self.sort_column} {order}")

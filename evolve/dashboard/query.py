@@ -2,7 +2,9 @@
 
 The search box takes space-separated terms, all of which must match:
 - `island:2`, `gen:3`, `operator:gpt`, `mutation:diff`, `status:failed`, `kind:timeout`
-  (a field and a value; text fields match by substring, numbers exactly);
+  (a field and a value; text fields match by substring, numbers exactly). `status` matches
+  what the table's status column shows (`timeout`, `duplicate`, `evaluated`...) and the
+  verdicts `failed`/`invalid`, `valid`/`ok`;
 - `score>0.9`, `score<=1`, `cost>0.01`, `gen>=5` (comparisons on numbers);
 - `valid` or `failed`;
 - any other word matches the id, operator, mutation kind, status, error kind or stage.
@@ -29,16 +31,24 @@ SORT_KEYS: dict[str, Callable[[ProgramView], Any]] = {
     "cost": lambda p: p.cost_usd,
 }
 
+# The examples the search box shows; tests run each against a real run.
+SEARCH_EXAMPLES = ("score>0.5", "island:1", "operator:gpt", "status:failed")
+
 _TEXT_FIELDS: dict[str, Callable[[ProgramView], str]] = {
     "operator": lambda p: p.operator, "op": lambda p: p.operator,
     "mutation": lambda p: p.mutation_kind, "mut": lambda p: p.mutation_kind,
-    "status": lambda p: p.status, "kind": lambda p: p.error_kind,
+    # The table's status column shows the error kind when there is one, else the stored status.
+    "status": lambda p: f"{p.status} {p.error_kind}", "kind": lambda p: p.error_kind,
     "stage": lambda p: p.stage_reached,
 }
 _NUMBER_FIELDS: dict[str, Callable[[ProgramView], float | None]] = {
     "id": lambda p: p.id, "score": lambda p: p.score, "cost": lambda p: p.cost_usd,
     "island": lambda p: p.island, "gen": lambda p: p.generation,
     "generation": lambda p: p.generation, "parent": lambda p: p.parent_id,
+}
+_VERDICTS: dict[str, Callable[[ProgramView], bool]] = {
+    "failed": lambda p: p.failed, "invalid": lambda p: p.failed,
+    "valid": lambda p: p.valid, "ok": lambda p: p.valid,
 }
 _COMPARE = {">=": op.ge, "<=": op.le, ">": op.gt, "<": op.lt, "=": op.eq, ":": op.eq}
 _TERM = re.compile(r"^([a-z_]+)(>=|<=|>|<|=|:)(.+)$")
@@ -64,6 +74,8 @@ def _term_matcher(term: str) -> Callable[[ProgramView], bool]:
     found = _TERM.match(lowered)
     if found:
         name, sign, value = found.groups()
+        if name == "status" and sign in (":", "=") and value in _VERDICTS:
+            return _VERDICTS[value]
         if name in _TEXT_FIELDS and sign in (":", "="):
             get_text = _TEXT_FIELDS[name]
             return lambda p: value in get_text(p).lower()

@@ -22,6 +22,7 @@ class ArmRow:
     mean_reward: float
     spend_usd: float
     best_score: float | None
+    unknown_cost_calls: int = 0
 
     @property
     def label(self) -> str:
@@ -122,6 +123,7 @@ def arm_rows(programs: Sequence[ProgramView]) -> list[ArmRow]:
         rows.append(ArmRow(operator=operator, mutation=mutation, pulls=len(members),
                            mean_reward=sum(rewards) / len(rewards),
                            spend_usd=sum(p.cost_usd for p in members),
+                           unknown_cost_calls=sum(p.unknown_cost_calls for p in members),
                            best_score=max(scores) if scores else None))
     return sorted(rows, key=lambda r: (-r.pulls, r.label))
 

@@ -82,6 +82,7 @@ class Controller(FeedbackMixin):
         self.initial: Committed | None = None
         self.best: Committed | None = None
         self.cost_usd = 0.0
+        self.unknown_cost_calls = 0                      # LLM calls whose price is unknown
         self._llm_sem = asyncio.Semaphore(config.concurrency.proposals)
         self._eval_sem = asyncio.Semaphore(self._eval_slots())
         self._gate = OrderedGate(0)
@@ -153,6 +154,7 @@ class Controller(FeedbackMixin):
             int((e.data or {}).get("at_ingest", -1))
             for e in self.archive.events(self.run_id, kind="migration")}
         self.cost_usd = self.archive.cost_so_far(self.run_id)
+        self.unknown_cost_calls = self.archive.cost_summary(self.run_id).unknown_calls
         self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
         saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
@@ -374,12 +376,26 @@ class Controller(FeedbackMixin):
                        "arm": str(getattr(plan.arm, "label", ""))}
             if plan.second is not None:
                 timings["second_parent_id"] = plan.second.program_id
+            if verdict is not None and not verdict.novel:
+                self._cite_twin(verdict)
             item = self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
         finally:
             if not released:
                 self._gate.release(plan.seq)
+
+    def _cite_twin(self, verdict: Verdict) -> None:
+        """A duplicate's reason names the program it repeats by proposal key ("initial",
+        "7:3"), not by the sequence number the novelty filter keys on. Not by program id: ids
+        follow commit order, so a stored text holding one would differ between two runs of one
+        seed. Whatever shows it (`evolve show`, the dashboard) prints the program id the key
+        resolves to (evolve.dashboard.data)."""
+        if verdict.similar_to is None:
+            return
+        key = proposal_key(self.seed, int(verdict.similar_to))
+        verdict.reason = verdict.reason.replace(f"program {verdict.similar_to}",
+                                                f"proposal {key}")
 
     async def _evaluate(self, code: str) -> EvalResult:
         """The executor's result; an exception from the executor itself (a bug, not the
@@ -401,7 +417,9 @@ class Controller(FeedbackMixin):
             ids.append(self.archive.record_llm_call(self.run_id, **fields))
             if fields.get("cost_usd") is not None:
                 self.cost_usd += float(fields["cost_usd"])
-            elif self.config.budget.max_usd is not None and fields.get("error") is None:
+                continue
+            self.unknown_cost_calls += 1
+            if self.config.budget.max_usd is not None and fields.get("error") is None:
                 self._warn_unknown_price(str(fields.get("model")))
         return ids
 

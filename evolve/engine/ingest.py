@@ -149,7 +149,8 @@ class FeedbackMixin:
             best_score=self.best.score if self.best else None,
             best_program_id=self.best.program_id if self.best else None,
             initial_score=self.initial.score if self.initial else None,
-            cost_usd=self.cost_usd, elapsed_s=self.elapsed_s, proposing=self._proposing,
+            cost_usd=self.cost_usd, unknown_cost_calls=self.unknown_cost_calls,
+            elapsed_s=self.elapsed_s, proposing=self._proposing,
             evaluating=self._evaluating, islands=self.sampler.island_stats(),
             last=None if last is None else {
                 "seq": last.seq, "program_id": last.program_id, "island": last.island,

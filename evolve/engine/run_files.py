@@ -114,3 +114,4 @@ class ProgressSnapshot:
     isolation: str = ""
     # Evaluations in flight per node (the Ray executor's `placement()`; empty when local).
     placement: dict[str, int] = field(default_factory=dict)
+    unknown_cost_calls: int = 0   # LLM calls whose price is unknown (never counted as $0)

@@ -8,6 +8,7 @@ A second Ctrl-C: cancel in-flight work and exit at once (the run can be resumed)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,17 +98,20 @@ async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = Fal
     from evolve.problem.discovery import find_problem
 
     problem = find_problem(config.problem)
-    with run_lock(run_dir):
+    _sweep_stale_sandboxes(log)
+    # `servers` holds the llama.cpp servers of `local/...` models: they live as long as the run.
+    with run_lock(run_dir), contextlib.ExitStack() as servers:
         return await _run_locked(config, run_dir, problem, resume=resume,
                                  on_progress=on_progress, log=log,
                                  handle_signals=handle_signals, executor=executor,
-                                 run_id=run_id)
+                                 servers=servers, run_id=run_id)
 
 
 async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resume: bool,
                       on_progress: Callable[[ProgressSnapshot], None] | None,
                       log: Callable[[str], None], handle_signals: bool,
-                      executor: Any | None, run_id: int | None = None) -> RunOutcome:
+                      executor: Any | None, servers: contextlib.ExitStack,
+                      run_id: int | None = None) -> RunOutcome:
     from db import Archive
     from evolve.operators.bandit import Bandit
 
@@ -132,6 +136,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
                 raise ConfigError(str(exc)) from exc
         if resume:
             run_id = resume_run_id(archive, run_dir, run_id)
+            _store_resumed_config(archive, run_id, config, run_dir)
         else:
             from evolve.config import to_toml
 
@@ -139,6 +144,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
                                         seed=config.seed, isolation=executor.isolation)
             write_run_id(run_dir, run_id, archive.where)
         models, offline = _resolve_operators(config, archive, run_id, log)
+        models = _start_local_servers(models, servers, log)
         llm = None
         if models:
             from evolve.operators.llm import LLMClient
@@ -200,6 +206,43 @@ def with_placement(on_progress: Callable[[ProgressSnapshot], None] | None,
         report(snap)
 
     return with_nodes
+
+
+def _sweep_stale_sandboxes(log: Callable[[str], None]) -> None:
+    """Sandbox folders left by runs that were killed (kill -9 cannot clean up)."""
+    from evaluators.sandbox_dirs import sweep_stale_sandboxes
+
+    removed = sweep_stale_sandboxes()
+    if removed:
+        log(f"removed {removed} sandbox folder(s) left by processes that no longer run")
+
+
+def _start_local_servers(models: list[ModelConfig], servers: contextlib.ExitStack,
+                         log: Callable[[str], None]) -> list[ModelConfig]:
+    """A `local/...` model without an api_base gets its llama.cpp server here, started after
+    the operators were stored (so the archive keeps no port that dies with this process)."""
+    from evolve.operators.llm import LOCAL_PREFIX
+
+    if not any(m.name.startswith(LOCAL_PREFIX) and not m.api_base for m in models):
+        return models
+    from evolve.operators.local_model import LocalModelError, start_local_models
+
+    try:
+        return start_local_models(models, servers, lambda name: log(
+            f"starting a llama.cpp server for {name} (stopped when the run ends)"))
+    except LocalModelError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _store_resumed_config(archive: Any, run_id: int, config: EvolveConfig, run_dir: Path) -> None:
+    """A resume may change budgets (`--programs 210`): store the config it runs with, so
+    `evolve status` and RUN_DIR/config.toml show the new limits, not the old ones."""
+    from evolve.config import to_toml
+    from evolve.engine.run_files import atomic_write
+
+    text = to_toml(config)
+    archive.set_run_config(run_id, text)
+    atomic_write(run_dir / CONFIG_NAME, text)
 
 
 def load_run_config(run_dir: Path, overrides: list[str] = (),  # type: ignore[assignment]

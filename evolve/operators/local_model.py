@@ -72,10 +72,12 @@ class LocalModelServer:
     """Starts `python -m llama_cpp.server` as a subprocess and waits until it answers."""
 
     def __init__(self, model_path: str | Path | None = None, *, port: int | None = None,
-                 n_ctx: int = 4096, threads: int | None = None,
+                 n_ctx: int = 8192, threads: int | None = None,
                  startup_timeout_s: float = 120.0) -> None:
         self.model_path = Path(model_path) if model_path else None
         self.port = port
+        # SmolLM2's full trained context: a run's prompt (parent, inspirations, feedback) plus
+        # the reply must fit, or the server refuses every call.
         self.n_ctx = n_ctx
         # Half the cores at most: llama.cpp threads spin while waiting, and on a busy machine
         # (evaluations running beside it) more threads than free cores is many times slower.
@@ -170,6 +172,12 @@ def start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
             if callable(on_start):
                 on_start(model.name)
             server = stack.enter_context(LocalModelServer())
-            model = model.model_copy(update={"api_base": server.base_url})
+            # Settings left at their defaults get the tiny model's (a 4096-token default reply
+            # would not even fit its context window).
+            defaults = ModelConfig(name=model.name).model_dump()
+            suited = server.model_config().model_dump(exclude={"name"})
+            model = model.model_copy(update={
+                key: value for key, value in suited.items()
+                if key == "api_base" or getattr(model, key) == defaults[key]})
         out.append(model)
     return out

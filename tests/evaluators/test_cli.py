@@ -24,9 +24,9 @@ def test_eval_json_of_a_good_program():
     assert data["isolation"]
 
 
-def test_eval_of_a_failing_program_still_exits_zero():
+def test_eval_of_a_failing_program_exits_one():
     res = runner.invoke(app, ["eval", str(SORT), str(HOSTILE / "syntax_error.py")])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output   # the README's rule: the checked thing failed
     assert "syntax" in res.output and "not valid" in res.output
 
 
