@@ -21,6 +21,7 @@ state and key, and `Archive.add_program` refuses a key twice.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from typing import Any
 
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evolve.config import EvolveConfig, to_toml
+from evolve.engine.best import BestKeeper
+from evolve.engine.collaborators import ArchiveStore, ArmChooser, Executor, LLMCompleter
 from evolve.engine.committed import (
     INITIAL_KEY,
     INITIAL_SEQ,
@@ -37,11 +40,12 @@ from evolve.engine.committed import (
     proposal_key,
 )
 from evolve.engine.gate import OrderedGate
-from evolve.engine.ingest import ENGINE_STATE, FeedbackMixin
-from evolve.engine.proposal import Plan, ProposalOutcome, Proposer, calls_cost
+from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
+from evolve.engine.proposal import OfflineOperator, Plan, ProposalOutcome, Proposer, calls_cost
 from evolve.engine.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
 from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import Scratchpad
+from evolve.operators.bandit import Arm
 from evolve.patch.mutation import unified_diff
 from evolve.patch.novelty import NoveltyFilter, Verdict, code_hash, embedder_for
 from evolve.problem.spec import ProblemSpec
@@ -50,10 +54,10 @@ from evolve.prompting import ProgramView, PromptBuilder
 WINDOW_STATE = "window"
 
 
-class Controller(FeedbackMixin):
-    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: Any, executor: Any,
-                 run_dir: Path, *, run_id: int, llm: Any | None, bandit: Any,
-                 arms: dict[str, Any], offline: dict[str, Any],
+class Controller:
+    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: ArchiveStore,
+                 executor: Executor, run_dir: Path, *, run_id: int, llm: LLMCompleter | None,
+                 bandit: ArmChooser, arms: dict[str, Arm], offline: dict[str, OfflineOperator],
                  on_progress: Callable[[ProgressSnapshot], None] | None = None,
                  log: Callable[[str], None] | None = None):
         self.config = config
@@ -80,7 +84,16 @@ class Controller(FeedbackMixin):
         self.committed: dict[int, Committed] = {}       # by seq (initial = -1)
         self.by_id: dict[int, Committed] = {}
         self.initial: Committed | None = None
-        self.best: Committed | None = None
+        self.best_keeper = BestKeeper(archive, run_id, run_dir, problem.initial_path.suffix,
+                                      self.seed)
+        llm_models = [str(a.operator) for a in arms.values() if str(a.operator) not in offline]
+        self.ingestor = Ingestor(
+            archive=archive, run_id=run_id, sampler=self.sampler, bandit=bandit, arms=arms,
+            scratchpad=self.scratchpad, committed=self.committed,
+            writer=ScratchpadWriter(
+                config, self.scratchpad, archive, run_id, llm=llm, prompts=self.prompts,
+                model=llm_models[0] if llm_models else None, record_calls=self._record_calls,
+                best_score=lambda: self.best.score if self.best else None))
         self.cost_usd = 0.0
         self._llm_sem = asyncio.Semaphore(config.concurrency.proposals)
         self._eval_sem = asyncio.Semaphore(self._eval_slots())
@@ -91,21 +104,17 @@ class Controller(FeedbackMixin):
         self._stop_reason: str | None = None
         self._stop_level = 0                            # 1 = finish in-flight, 2 = stop now
         self._next_seq = 0
-        self._ingested = 0
         self._proposing = 0
         self._evaluating = 0
         self._elapsed_before = 0.0
         self._started = time.monotonic()
         self._fatal: BaseException | None = None
-        self._migrations_stored: set[int] = set()
         self._done = 0                                  # candidate programs committed
         self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
         self._in_feedback = False                       # the loop awaits ingest work
         self._unpriced: set[str] = set()                # models warned about (no price)
 
     def _eval_slots(self) -> int:
-        import os
-
         return self.config.concurrency.evaluations or os.cpu_count() or 1
 
     # ================================================================ public
@@ -133,6 +142,10 @@ class Controller(FeedbackMixin):
     def programs_done(self) -> int:
         return self._done
 
+    @property
+    def best(self) -> Committed | None:
+        return self.best_keeper.best
+
     async def start_new(self) -> None:
         """A fresh run: store the initial program (evaluated) as proposal 'initial'."""
         atomic_write(self.run_dir / CONFIG_NAME, to_toml(self.config))
@@ -149,9 +162,7 @@ class Controller(FeedbackMixin):
         self.committed = committed_from_archive(self.archive.programs(self.run_id))
         self.by_id = {item.program_id: item for item in self.committed.values()}
         self._done = sum(1 for seq in self.committed if seq >= 0)
-        self._migrations_stored = {
-            int((e.data or {}).get("at_ingest", -1))
-            for e in self.archive.events(self.run_id, kind="migration")}
+        self.ingestor.restore(self.archive)
         self.cost_usd = self.archive.cost_so_far(self.run_id)
         self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
         saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
@@ -210,10 +221,10 @@ class Controller(FeedbackMixin):
                 raise self._fatal
             if self._stop_level == 0:
                 while ((max_programs is None or self._next_seq < max_programs)
-                       and self._next_seq < self._ingested + self.window):
+                       and self._next_seq < self.ingestor.ingested + self.window):
                     self._launch(self._next_seq)
                     self._next_seq += 1
-            if not self._tasks and (self._stop_level > 0 or self._ingested >= self._next_seq):
+            if not self._tasks and (self._stop_level > 0 or self.ingestor.ingested >= self._next_seq):
                 break
             self._wake.clear()
             if self._ingest_ready():
@@ -232,7 +243,7 @@ class Controller(FeedbackMixin):
                 self.best.score is not None and self.best.score >= budget.target_score:
             self.request_stop(f"target score {budget.target_score:g} reached")
             self.request_stop(f"target score {budget.target_score:g} reached")
-        elif budget.max_programs is not None and self._ingested >= budget.max_programs:
+        elif budget.max_programs is not None and self.ingestor.ingested >= budget.max_programs:
             self._stop_reason = f"program budget {budget.max_programs} reached"
 
     async def _deadline(self) -> None:
@@ -243,15 +254,16 @@ class Controller(FeedbackMixin):
         self.request_stop(self._stop_reason)  # level 2: in-flight work is cancelled
 
     def _ingest_ready(self) -> bool:
-        return self._ingested in self._finished
+        return self.ingestor.ingested in self._finished
 
     async def _after_ingest(self) -> None:
         self._in_feedback = True
         try:
-            while self._ingested in self._finished:
-                item = self._finished.pop(self._ingested)
-                await self._ingest(item)
-                self._ingested += 1
+            while self.ingestor.ingested in self._finished:
+                item = self._finished.pop(self.ingestor.ingested)
+                await self.ingestor.ingest(item)
+                if self.ingestor.ingested % 10 == 0:
+                    self._save_state()
         finally:
             self._in_feedback = False
 
@@ -451,7 +463,7 @@ class Controller(FeedbackMixin):
         self.committed[plan.seq] = item
         self._done += 1
         self.by_id[program_id] = item
-        self._maybe_best(item)
+        self.best_keeper.offer(item)
         self._publish("program", last=item)
         return item
 
@@ -497,11 +509,50 @@ class Controller(FeedbackMixin):
             self.log(f"initial program: score {found.score}"
                      + ("" if found.valid else f" (invalid: {found.error_text})"))
         self.initial = found
+        self.ingestor.initial_score = found.score
         self.novelty.remember("-1", found.code)
         self.sampler.add_initial(Member(seq=INITIAL_SEQ, program_id=found.program_id, island=0,
                                         score=found.score, valid=found.valid, generation=0,
                                         metrics=found.metrics))
         for item in self.committed.values():
-            self._maybe_best(item, write=False)
+            self.best_keeper.offer(item, write=False)
         if self.best is not None:
-            self._write_best(self.best)
+            self.best_keeper.write(self.best)
+
+    # ================================================================ bookkeeping
+    async def _judge(self, candidate: str, existing: str) -> tuple[bool, list[Any]]:
+        model = self.config.novelty.judge_model
+        assert model is not None and self.llm is not None
+        reply = await self.llm.complete(model, self.prompts.judge_messages(candidate, existing),
+                                        temperature=0.0)
+        first = reply.text.strip().split()[0].upper() if reply.ok and reply.text.strip() else ""
+        return first.startswith("NOVEL"), reply.calls
+
+    def _save_state(self) -> None:
+        """A snapshot for inspection and the dashboard, in one write (every 10 programs and at
+        the end). Resume does not need it beyond the elapsed time: it replays the archive."""
+        self.archive.set_state(self.run_id, ENGINE_STATE, {
+            "elapsed_s": self.elapsed_s, "committed": self.programs_done,
+            "ingested": self.ingestor.ingested, "next_seq": self._next_seq,
+            "sampler": self.sampler.state_dict(), "bandit": self.bandit.state_dict(),
+            "scratchpad_version": self.scratchpad.version})
+
+    def _publish(self, event: str, *, last: Committed | None = None,
+                 status: str = "running") -> None:
+        if self.on_progress is None:
+            return
+        self.on_progress(ProgressSnapshot(
+            event=event, run_id=self.run_id, run_dir=str(self.run_dir), problem=self.problem.name,
+            programs_done=self.programs_done, programs_budget=self.config.budget.max_programs,
+            best_score=self.best.score if self.best else None,
+            best_program_id=self.best.program_id if self.best else None,
+            initial_score=self.initial.score if self.initial else None,
+            cost_usd=self.cost_usd, elapsed_s=self.elapsed_s, proposing=self._proposing,
+            evaluating=self._evaluating, islands=self.sampler.island_stats(),
+            last=None if last is None else {
+                "seq": last.seq, "program_id": last.program_id, "island": last.island,
+                "status": last.status, "score": last.score, "valid": last.valid,
+                "operator": last.operator, "mutation": last.mutation,
+                "error_kind": last.error_kind, "error_text": last.error_text},
+            status=status, stop_reason=self._stop_reason,
+            isolation=self.executor.isolation))
