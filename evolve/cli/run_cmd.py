@@ -42,8 +42,9 @@ def progress_printer() -> Callable[[ProgressSnapshot], None]:
         if snap.event == "stop":
             _log(f"run {snap.status}: {snap.stop_reason or 'budget reached'}; "
                  f"{snap.programs_done} programs, best {_score(snap.best_score)}, "
-                 f"${snap.cost_usd:.4f}, {snap.elapsed_s:.1f}s; best program in "
-                 f"{Path(snap.run_dir) / 'best'}")
+                 f"${snap.cost_usd:.4f}, {snap.elapsed_s:.1f}s"
+                 + (f"; best program in {Path(snap.run_dir) / 'best'}"
+                    if snap.best_score is not None else "; no valid program"))
             return
         last = snap.last or {}
         budget = f"/{snap.programs_budget}" if snap.programs_budget else ""
@@ -78,6 +79,7 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
 
 def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False) -> None:
     from evolve.cli.live import live_reporter
+    from evolve.engine.errors import RunCannotWork
     from evolve.engine.session import run_session
     from evolve.problem.spec import ProblemError
 
@@ -94,6 +96,9 @@ def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = Fa
             outcome = go(progress_printer())
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
+        return
+    except RunCannotWork as exc:
+        _fail(str(exc), 1)
         return
     if outcome.status not in ("completed", "interrupted"):
         raise typer.Exit(1)

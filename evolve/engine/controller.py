@@ -39,8 +39,10 @@ from evolve.engine.committed import (
     committed_from_archive,
     proposal_key,
 )
+from evolve.engine.errors import RunCannotWork
 from evolve.engine.gate import OrderedGate
 from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
+from evolve.engine.model_health import StartupWatch
 from evolve.engine.proposal import OfflineOperator, Plan, ProposalOutcome, Proposer, calls_cost
 from evolve.engine.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
 from evolve.engine.sampling import IslandSampler, Member
@@ -81,6 +83,8 @@ class Controller:
             llm is not None and config.novelty.judge_model) else None,
             embedder=embedder_for(config.novelty, config.operators.models))
         self.scratchpad = Scratchpad(config.scratchpad)
+        self.startup = StartupWatch(config.llm.fail_fast_after,
+                                    {m.name: m.api_base for m in config.operators.models})
         self.committed: dict[int, Committed] = {}       # by seq (initial = -1)
         self.by_id: dict[int, Committed] = {}
         self.initial: Committed | None = None
@@ -90,6 +94,7 @@ class Controller:
         self.ingestor = Ingestor(
             archive=archive, run_id=run_id, sampler=self.sampler, bandit=bandit, arms=arms,
             scratchpad=self.scratchpad, committed=self.committed,
+            bench_after=config.llm.bench_after, log=self.log,
             writer=ScratchpadWriter(
                 config, self.scratchpad, archive, run_id, llm=llm, prompts=self.prompts,
                 model=llm_models[0] if llm_models else None, record_calls=self._record_calls,
@@ -192,7 +197,9 @@ class Controller:
                     raise  # the caller cancelled us: not a stop request
             status = "interrupted" if self._stop_reason == "interrupted" else "completed"
         except BaseException as exc:
-            if self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, RunCannotWork):
+                self._stop_reason = str(exc)
+            elif self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
                 self._stop_reason = f"failed: {type(exc).__name__}: {exc}"
             raise
         finally:
@@ -211,6 +218,14 @@ class Controller:
         if self._fatal is not None:
             raise self._fatal
         return status
+
+    def abandon(self, reason: str) -> None:
+        """Record that the run stopped before its loop started (e.g. a broken evaluator)."""
+        self._stop_reason = reason
+        self._save_state()
+        self.archive.add_event(self.run_id, "stop", f"run failed: {reason}",
+                               {"reason": reason, "programs": self.programs_done})
+        self.archive.finish_run(self.run_id, "failed")
 
     # ================================================================ the loop
     async def _loop(self) -> None:
@@ -235,6 +250,14 @@ class Controller:
     def _check_budgets(self) -> None:
         budget = self.config.budget
         if self._stop_level:
+            return
+        if not self.bandit.active:
+            benched = sorted({str(a.operator) for a in self.arms.values()})
+            self._fatal = self._fatal or RunCannotWork(
+                f"every operator is benched after failing {self.config.llm.bench_after} times "
+                f"in a row ({', '.join(benched)}); check the models with `evolve models check`, "
+                f"or set operators.use_offline = \"always\" to go on with the offline operators "
+                f"when the models fail")
             return
         if budget.max_usd is not None and self.cost_usd >= budget.max_usd:
             self._stop_reason = f"dollar budget ${budget.max_usd:g} reached"
@@ -389,6 +412,8 @@ class Controller:
             item = self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
+            if plan.operator not in self.proposer.offline:
+                self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text)
         finally:
             if not released:
                 self._gate.release(plan.seq)
@@ -508,6 +533,13 @@ class Controller:
             self.by_id[program_id] = found
             self.log(f"initial program: score {found.score}"
                      + ("" if found.valid else f" (invalid: {found.error_text})"))
+            fault = evaluator_fault(result)
+            if fault is not None:
+                raise RunCannotWork(
+                    f"the evaluator of {self.problem.name} failed on the initial program, so no "
+                    f"candidate could be scored: {fault}. Fix {self.problem.evaluator_path}, check "
+                    f"it with `evolve eval {self.config.problem} {self.problem.initial_path}`, and "
+                    f"start the run again")
         self.initial = found
         self.ingestor.initial_score = found.score
         self.novelty.remember("-1", found.code)
@@ -556,3 +588,17 @@ class Controller:
                 "error_kind": last.error_kind, "error_text": last.error_text},
             status=status, stop_reason=self._stop_reason,
             isolation=self.executor.isolation))
+
+
+def evaluator_fault(result: EvalResult) -> str | None:
+    """Why a result says the evaluator (not the program) is broken, or None: it did not load,
+    raised in its own code, the sandbox could not start, or its result is malformed."""
+    last = result.last
+    if last is None:
+        return "the evaluator produced no result"
+    if last.failure == FailureKind.EVALUATOR_ERROR:
+        return last.reason or "evaluator error"
+    if last.failure == FailureKind.INVALID_OUTPUT and last.score is None and \
+            not last.reason.startswith(("the evaluator rejected", "the program modified")):
+        return f"its result is malformed ({last.reason})"
+    return None

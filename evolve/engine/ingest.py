@@ -17,6 +17,7 @@ from typing import Any
 from evolve.config import EvolveConfig
 from evolve.engine.collaborators import ArchiveStore, ArmChooser, LLMCompleter
 from evolve.engine.committed import Committed
+from evolve.engine.model_health import BenchWatch
 from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import AttemptRow, Scratchpad
 from evolve.operators.bandit import Arm, reward
@@ -72,7 +73,8 @@ class Ingestor:
 
     def __init__(self, *, archive: ArchiveStore, run_id: int, sampler: IslandSampler,
                  bandit: ArmChooser, arms: dict[str, Arm], scratchpad: Scratchpad,
-                 writer: ScratchpadWriter, committed: dict[int, Committed]):
+                 writer: ScratchpadWriter, committed: dict[int, Committed],
+                 bench_after: int, log: Callable[[str], None]):
         self.archive = archive
         self.run_id = run_id
         self.sampler = sampler
@@ -84,6 +86,8 @@ class Ingestor:
         self.ingested = 0                   # programs ingested (= the next seq to ingest)
         self.initial_score: float | None = None
         self.migrations_stored: set[int] = set()  # at_ingest of migrations already recorded
+        self.bench_watch = BenchWatch(bench_after)
+        self.log = log
 
     def restore(self, archive: ArchiveStore) -> None:
         """On resume: migrations an earlier session recorded are not recorded again."""
@@ -104,6 +108,9 @@ class Ingestor:
         parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
         if arm is not None:
             self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd)
+            if arm.mutation != "offline" and self.bench_watch.observe(arm.operator,
+                                                                      item.error_kind):
+                self._bench(arm.operator, item)
         parent_score = parent.score if parent is not None else None
         self.scratchpad.record(AttemptRow(
             seq=item.seq, operator=item.operator or "", mutation=item.mutation or "",
@@ -114,6 +121,17 @@ class Ingestor:
         if self.scratchpad.due(self.ingested + 1):
             await self.writer.refresh()
         self.ingested += 1
+
+    def _bench(self, model: str, item: Committed) -> None:
+        """Stop choosing `model`: its last `bench_after` proposals all failed to get a reply."""
+        for arm in self.arms.values():
+            if arm.operator == model:
+                self.bandit.bench(arm)
+        message = (f"model {model} is benched: its last {self.bench_watch.limit} calls failed "
+                   f"(last error: {(item.error_text or '').splitlines()[0][:200] if item.error_text else '?'})")
+        self.log(f"warning: {message}")
+        self.archive.add_event(self.run_id, "bench", message,
+                               {"model": model, "at_ingest": self.ingested})
 
     def _reward(self, item: Committed, parent: Committed | None) -> float:
         return reward(item.score if item.valid else None,

@@ -16,6 +16,7 @@ from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.engine.controller import Controller
+from evolve.engine.errors import RunCannotWork
 from evolve.engine.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot, run_lock
 
 OPERATORS_STATE = "operators"
@@ -123,10 +124,14 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             config, problem, archive, executor, run_dir, run_id=run_id, llm=llm, bandit=bandit,
             arms={a.label: a for a in arms}, offline={op.name: op for op in offline},
             on_progress=on_progress, log=log)
-        if resume:
-            await controller.start_resume()
-        else:
-            await controller.start_new()
+        try:
+            if resume:
+                await controller.start_resume()
+            else:
+                await controller.start_new()
+        except RunCannotWork as exc:
+            controller.abandon(str(exc))
+            raise
         loop = asyncio.get_running_loop()
         installed = []
         if handle_signals:

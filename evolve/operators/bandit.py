@@ -82,15 +82,29 @@ class Bandit:
         self.stats: dict[Arm, ArmStats] = {arm: ArmStats() for arm in self.arms}
         self.default_weights = dict(default_weights or {})
         self.scale = 0.0  # largest reward seen, for normalisation
+        self.benched: set[Arm] = set()  # never chosen again (e.g. a model that keeps failing)
 
     # -- choosing -------------------------------------------------------------------------
 
+    @property
+    def active(self) -> list[Arm]:
+        """The arms that may be chosen (not benched), in their order."""
+        return [arm for arm in self.arms if arm not in self.benched] if self.benched \
+            else self.arms
+
+    def bench(self, arm: Arm) -> None:
+        """Never choose `arm` again; its statistics stay for display."""
+        if arm in self.stats:
+            self.benched.add(arm)
+
     def select(self, rng: random.Random) -> Arm:
+        if not self.active:
+            raise ValueError("every arm of the bandit is benched")
         algorithm = self.config.algorithm
         if algorithm == "fixed":
             return self._select_fixed(rng)
         if self.config.epsilon and rng.random() < self.config.epsilon:
-            return rng.choice(self.arms)
+            return rng.choice(self.active)
         if algorithm == "thompson":
             return self._select_thompson(rng)
         return self._select_ucb(rng)
@@ -104,10 +118,11 @@ class Bandit:
         return self.default_weights.get(arm.label, self.default_weights.get(arm.operator, 1.0))
 
     def _select_fixed(self, rng: random.Random) -> Arm:
-        weights = [self.weight(arm) for arm in self.arms]
+        arms = self.active
+        weights = [self.weight(arm) for arm in arms]
         if sum(weights) <= 0:
             raise ValueError("every bandit weight is 0: give at least one arm a positive weight")
-        return rng.choices(self.arms, weights=weights, k=1)[0]
+        return rng.choices(arms, weights=weights, k=1)[0]
 
     def _cost_floor(self) -> float:
         """Added to every arm's cost so free arms do not divide by zero."""
@@ -126,22 +141,23 @@ class Bandit:
         return {arm: (v / top if top > 0 else 0.0) for arm, v in per_dollar.items()}
 
     def _select_ucb(self, rng: random.Random) -> Arm:
-        fresh = [arm for arm in self.arms if self.stats[arm].pulls <= 0]
+        arms = self.active
+        fresh = [arm for arm in arms if self.stats[arm].pulls <= 0]
         if fresh:
             return rng.choice(fresh)
-        values = self._values({arm: self.stats[arm].mean_reward for arm in self.arms})
-        total = sum(self.stats[arm].pulls for arm in self.arms)
+        values = self._values({arm: self.stats[arm].mean_reward for arm in arms})
+        total = sum(self.stats[arm].pulls for arm in arms)
         log_total = math.log(max(total, 1.0) + 1.0)
         scores = {arm: values[arm] + self.config.exploration * math.sqrt(
-            log_total / self.stats[arm].pulls) for arm in self.arms}
+            log_total / self.stats[arm].pulls) for arm in arms}
         best = max(scores.values())
         # Ties broken by the rng, not by list order, so no arm is favoured by position.
-        return rng.choice([arm for arm in self.arms if scores[arm] >= best - 1e-12])
+        return rng.choice([arm for arm in arms if scores[arm] >= best - 1e-12])
 
     def _select_thompson(self, rng: random.Random) -> Arm:
         scale = self.scale or 1.0
         samples: dict[Arm, float] = {}
-        for arm in self.arms:
+        for arm in self.active:
             stats = self.stats[arm]
             successes = min(stats.reward_sum / scale, stats.pulls)
             # In-flight pulls count as failures until their reward arrives.
@@ -150,7 +166,7 @@ class Bandit:
             floor = self._cost_floor()
             samples = {arm: v / (self.stats[arm].mean_cost + floor) for arm, v in samples.items()}
         best = max(samples.values())
-        return next(arm for arm in self.arms if samples[arm] == best)
+        return next(arm for arm in self.active if samples[arm] == best)
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -195,7 +211,7 @@ class Bandit:
     def summary(self) -> list[dict[str, Any]]:
         """Per arm: label, pulls, mean reward, total cost (for the dashboard and logs)."""
         return [{"arm": arm.label, "pulls": self.stats[arm].total_pulls,
-                 "pending": self.stats[arm].pending,
+                 "pending": self.stats[arm].pending, "benched": arm in self.benched,
                  "mean_reward": self.stats[arm].mean_reward,
                  "total_reward": self.stats[arm].total_reward,
                  "total_cost_usd": self.stats[arm].total_cost} for arm in self.arms]
@@ -205,6 +221,7 @@ class Bandit:
             "version": STATE_VERSION,
             "algorithm": self.config.algorithm,
             "scale": self.scale,
+            "benched": sorted(arm.label for arm in self.benched),
             "arms": {arm.label: {
                 "operator": arm.operator, "mutation": arm.mutation,
                 "pulls": s.pulls, "completed": s.completed, "reward_sum": s.reward_sum,
