@@ -309,7 +309,6 @@ class Controller:
         rng = random.Random(f"{self.seed}:{seq}")
         island = self.sampler.island_for(seq)
         arm = self.bandit.select(rng)
-        self.bandit.on_submit(arm)
         operator = str(arm.operator)
         is_llm = operator not in self.proposer.offline
         kind = str(arm.mutation)
@@ -329,6 +328,11 @@ class Controller:
             second = self.sampler.second_parent(island, parent, rng)
             if second is None:
                 kind = "full"
+        # The bandit learns about the mutation actually made: a crossover without a second
+        # parent is a full rewrite; a repair has no arm of its own and teaches no arm.
+        credit = arm if kind == arm.mutation else self.arms.get(Arm(operator, kind).label)
+        if credit is not None:
+            self.bandit.on_submit(credit)
         inspirations = self.sampler.inspirations(island, parent, rng) if is_llm else []
         temps = self.config.operators.models
         temperature = None
@@ -338,6 +342,7 @@ class Controller:
         parent_view = self._view(parent, "parent") if is_llm else \
             ProgramView(code=self.committed[parent.seq].code)
         return Plan(seq=seq, key=proposal_key(self.seed, seq), island=island, arm=arm, kind=kind,
+                    credit=credit,
                     parent=parent, parent_view=parent_view, rng=rng,
                     second=second, second_view=self._view(second) if second else None,
                     inspirations=inspirations,
@@ -406,14 +411,16 @@ class Controller:
             timings = {"propose_s": outcome.seconds, "novelty_s": novelty_s, "eval_s": eval_s,
                        "total_s": time.perf_counter() - started, "attempts": outcome.attempts,
                        "cost_usd": cost, "summary": outcome.summary(),
-                       "arm": str(getattr(plan.arm, "label", ""))}
+                       "arm": plan.credit.label if plan.credit is not None else ""}
             if plan.second is not None:
                 timings["second_parent_id"] = plan.second.program_id
             item = self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
             if plan.operator not in self.proposer.offline:
-                self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text)
+                self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text,
+                                     any(getattr(c, "error", None) is None
+                                         for c in outcome.calls))
         finally:
             if not released:
                 self._gate.release(plan.seq)

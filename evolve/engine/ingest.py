@@ -87,6 +87,7 @@ class Ingestor:
         self.initial_score: float | None = None
         self.migrations_stored: set[int] = set()  # at_ingest of migrations already recorded
         self.bench_watch = BenchWatch(bench_after)
+        self.models = {a.operator for a in arms.values() if a.mutation != "offline"}
         self.log = log
 
     def restore(self, archive: ArchiveStore) -> None:
@@ -107,10 +108,12 @@ class Ingestor:
         arm = self.arms.get(item.arm_label or "")
         parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
         if arm is not None:
-            self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd)
-            if arm.mutation != "offline" and self.bench_watch.observe(arm.operator,
-                                                                      item.error_kind):
-                self._bench(arm.operator, item)
+            yielded = 1.0 if item.valid else 0.5 if item.evaluated else 0.0
+            self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd,
+                               yielded=yielded)
+        if item.operator in self.models and self.bench_watch.observe(item.operator,
+                                                                     item.error_kind):
+            self._bench(item.operator, item)
         parent_score = parent.score if parent is not None else None
         self.scratchpad.record(AttemptRow(
             seq=item.seq, operator=item.operator or "", mutation=item.mutation or "",

@@ -53,12 +53,14 @@ class StartupWatch:
         self.api_bases = api_bases
         self._streaks: dict[str, _Streak] = {}
 
-    def observe(self, model: str, error_kind: str | None, error_text: str | None) -> None:
-        """Raise `RunCannotWork` when `model` never answered and failed `limit` times running."""
+    def observe(self, model: str, error_kind: str | None, error_text: str | None,
+                answered: bool) -> None:
+        """Raise `RunCannotWork` when `model` never answered and failed `limit` times running.
+        `answered`: some call of the proposal got a reply (even one that was not usable)."""
         streak = self._streaks.setdefault(model, _Streak())
         if streak.answered:
             return
-        if error_kind != LLM_ERROR:
+        if answered or error_kind != LLM_ERROR:
             streak.answered = True
             return
         streak.failures += 1

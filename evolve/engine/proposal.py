@@ -43,6 +43,7 @@ class Plan:
     inspiration_views: list[ProgramView] = field(default_factory=list)
     scratchpad: list[str] = field(default_factory=list)
     temperature: float | None = None
+    credit: Any = None             # the arm the result is credited to (None: no arm, a repair)
 
     @property
     def operator(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from db import Archive
-from tests.engine.engine_support import FIXTURE, bump
+from tests.engine.engine_support import FIXTURE, MODEL, bump, engine_config, open_archive, run
 from tests.support.llm_server import HTTPError, Reply, ScriptedLLMServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,37 +132,49 @@ def _answers_then_fails(answers: int):
     return respond
 
 
-@pytest.mark.parametrize("use_offline", ["auto", "always"])
-def test_a_model_that_fails_during_the_run_is_benched(tmp_path, use_offline):
+def test_a_model_that_fails_during_the_run_is_benched_and_the_run_stops(tmp_path):
     run_dir = tmp_path / "run"
-    with ScriptedLLMServer(_answers_then_fails(4)) as server:
+    with ScriptedLLMServer(_answers_then_fails(3)) as server:
         result = evolve("run", str(FIXTURE), "--model", "openai/flaky", "--api-base",
                         server.base_url, "--programs", "20", "--no-live", "--run-dir",
                         str(run_dir), "--set", "llm.retries=0", "--set", "llm.bench_after=3",
                         "--set", "concurrency.proposals=1", "--set", "concurrency.evaluations=1",
-                        "--set", f"operators.use_offline=\"{use_offline}\"",
                         "--set", "islands.count=1")
     assert "warning: model openai/flaky is benched: its last 3 calls failed" in result.stdout
+    assert result.returncode == 1  # no other operator: the run stops
+    assert "every operator is benched" in error_line(result)
     with Archive.open(run_dir / "archive.sqlite", create=False) as archive:
         run = archive.runs()[-1]
         benches = archive.events(run.id, kind="bench")
         stored = archive.programs(run.id)
     assert len(benches) == 1 and benches[0].data["model"] == "openai/flaky"
-    if use_offline == "auto":  # no other operator: the run stops
-        assert result.returncode == 1
-        assert "every operator is benched" in error_line(result)
-        assert run.status == "failed" and len(stored) < 21
-    else:  # offline operators go on alone
-        assert result.returncode == 0, result.stderr
-        assert run.status == "completed" and len(stored) == 21
-        after = [p for p in stored[-5:]]
-        assert all(p.operator in ("tune", "swap") for p in after)
+    assert run.status == "failed" and len(stored) < 21
+
+
+def test_with_offline_operators_a_run_goes_on_without_its_benched_model(tmp_path):
+    with ScriptedLLMServer(_answers_then_fails(2)) as server:
+        config = engine_config(tmp_path, server, islands={"count": 1},
+                               llm={"retries": 0, "bench_after": 2},
+                               operators={"models": [{"name": MODEL, "api_base": server.base_url}],
+                                          "use_offline": "always"},
+                               concurrency={"proposals": 1, "evaluations": 1},
+                               budget={"max_programs": 14})
+        outcome = run(config, tmp_path)
+    assert outcome.status == "completed" and outcome.programs == 14
+    with open_archive(tmp_path) as archive:
+        benches = archive.events(1, kind="bench")
+        stored = archive.programs(1)
+    assert [e.data["model"] for e in benches] == [MODEL]
+    benched_at = benches[0].data["at_ingest"]
+    later = [p for p in stored if p.proposal_key != "initial"
+             and int(p.proposal_key.split(":")[1]) > benched_at + 2]
+    assert later and all(p.operator in ("tune", "swap") for p in later)
 
 
 def test_replies_are_not_model_failures(tmp_path):
     """A model that answers, but never usefully, is not stopped by the fail-fast check."""
     with ScriptedLLMServer(default=Reply("I cannot help with that.")) as server:
-        result = evolve("run", str(FIXTURE), "--model", "openai/unhelpful", "--api-base",
-                        server.base_url, "--programs", "4", "--no-live", "--run-dir",
-                        str(tmp_path / "run"), "--set", "mutation.max_resample=0")
-    assert result.returncode == 0, result.stderr
+        config = engine_config(tmp_path, server, mutation={"max_resample": 0},
+                               budget={"max_programs": 5})
+        outcome = run(config, tmp_path)
+    assert outcome.status == "completed" and outcome.programs == 5
