@@ -43,7 +43,14 @@ from evolve.engine.errors import RunCannotWork
 from evolve.engine.gate import OrderedGate
 from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
 from evolve.engine.model_health import StartupWatch
-from evolve.engine.proposal import OfflineOperator, Plan, ProposalOutcome, Proposer, calls_cost
+from evolve.engine.proposal import (
+    BUDGET,
+    OfflineOperator,
+    Plan,
+    ProposalOutcome,
+    Proposer,
+    calls_cost,
+)
 from evolve.engine.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
 from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import Scratchpad
@@ -117,7 +124,6 @@ class Controller:
         self._done = 0                                  # candidate programs committed
         self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
         self._in_feedback = False                       # the loop awaits ingest work
-        self._unpriced: set[str] = set()                # models warned about (no price)
 
     def _eval_slots(self) -> int:
         return self.config.concurrency.evaluations or os.cpu_count() or 1
@@ -383,6 +389,13 @@ class Controller:
                 self._proposing -= 1
             call_ids = self._record_calls(outcome.calls, "mutation")
             cost = calls_cost(outcome.calls)
+            if outcome.error_kind == BUDGET:
+                if self._stop_level == 0:
+                    text = (outcome.error_text or "").removeprefix("BudgetReached: ")
+                    self._stop_reason = f"budget reached: {text}"
+                    self._stop_level = 1
+                    self._wake.set()
+                return
             await self._gate.wait(plan.seq)
             verdict: Verdict | None = None
             novelty_s = 0.0
@@ -443,20 +456,11 @@ class Controller:
             fields.setdefault("purpose", purpose)
             fields.setdefault("finish_reason", getattr(call, "finish_reason", None))
             ids.append(self.archive.record_llm_call(self.run_id, **fields))
+            # The budget itself is held by the LLM client's SpendLedger (before each call);
+            # this is the spend as the archive records it, for progress and the stop check.
             if fields.get("cost_usd") is not None:
                 self.cost_usd += float(fields["cost_usd"])
-            elif self.config.budget.max_usd is not None and fields.get("error") is None:
-                self._warn_unknown_price(str(fields.get("model")))
         return ids
-
-    def _warn_unknown_price(self, model: str) -> None:
-        if model in self._unpriced:
-            return
-        self._unpriced.add(model)
-        message = (f"the price of {model} is unknown, so the dollar budget cannot count its "
-                   f"calls; set llm.prices.\"{model}\" (USD per million tokens)")
-        self.log(f"warning: {message}")
-        self.archive.add_event(self.run_id, "warning", message, {"model": model})
 
     def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
                 result: Any, call_ids: list[int], timings: dict[str, Any]) -> Committed:

@@ -72,6 +72,21 @@ def _resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
     return list(choice.models), list(choice.offline)
 
 
+def _ledger(config: EvolveConfig, archive: Any, run_id: int,
+            log: Callable[[str], None]) -> Any:
+    """The run's spend ledger, starting from what the archive says was spent and called."""
+    from evolve.operators.llm import model_info
+    from evolve.operators.spend import SpendLedger, unit_prices_from
+
+    def warn(message: str, data: dict[str, Any]) -> None:
+        log(f"warning: {message}")
+        archive.add_event(run_id, "warning", message, data)
+
+    return SpendLedger(config.budget, unit_prices_from(config.llm.prices, model_info),
+                       spent_usd=archive.cost_so_far(run_id),
+                       calls=archive.cost_summary(run_id).calls, warn=warn)
+
+
 async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = False,
                       on_progress: Callable[[ProgressSnapshot], None] | None = None,
                       log: Callable[[str], None] = print, handle_signals: bool = True,
@@ -115,7 +130,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         if models:
             from evolve.operators.llm import LLMClient
 
-            llm = LLMClient(models, config.llm)
+            llm = LLMClient(models, config.llm, ledger=_ledger(config, archive, run_id, log))
             config.operators.models = models  # the prompt builder reads max_tokens from them
         arms, weights = make_arms([m.name for m in models], [op.name for op in offline],
                                   dict(config.mutation.mix))

@@ -124,6 +124,8 @@ def test_dollar_budget_stops_proposing_once_reached(tmp_path, server_factory):
     config = engine_config(
         tmp_path, server, budget={"max_programs": 50, "max_usd": 20.0},
         concurrency={"proposals": 1, "evaluations": 1},
+        operators={"models": [{"name": "openai/scripted", "api_base": server.base_url,
+                               "max_tokens": 7}]},
         llm={"prices": {"openai/scripted": {"input_per_mtok": 0.0,
                                             "output_per_mtok": 1_000_000.0}}})  # $7 a call
     outcome = run(config, tmp_path)
@@ -131,10 +133,10 @@ def test_dollar_budget_stops_proposing_once_reached(tmp_path, server_factory):
         spent = archive.cost_so_far(outcome.run_id)
         n = archive.count_programs(outcome.run_id) - 1
         stop = archive.events(outcome.run_id, kind="stop")[-1]
-    # $7 per program: the third brings the spend to $21 >= $20; at most the one proposal already
-    # in flight (window N + M = 2) may finish after that.
-    assert 3 <= n <= 4 and spent == 7.0 * n
-    assert "dollar budget" in stop.message
+    # A call's worst case is $7 (7 max_tokens): two calls fit in $20, a third could reach $21
+    # and is never started.
+    assert n == 2 and spent == 14.0 and len(server.chat_requests) == 2
+    assert "budget reached: a call to openai/scripted could cost up to $7" in stop.message
 
 
 def test_time_budget_stops_on_time_dropping_in_flight_work(tmp_path, server_factory):
