@@ -61,6 +61,7 @@ from evolve.problem.spec import ProblemSpec
 from evolve.prompting import ProgramView, PromptBuilder
 
 WINDOW_STATE = "window"
+NOVELTY_STATE = "novelty"   # novelty/{seq}: a remembered candidate's embedding
 
 
 class Controller:
@@ -89,6 +90,9 @@ class Controller:
         self.novelty = NoveltyFilter(config.novelty, judge=self._judge if (
             llm is not None and config.novelty.judge_model) else None,
             embedder=embedder_for(config.novelty, config.operators.models))
+        # With embeddings or a judge, which candidates the filter remembered (and their
+        # vectors) is not derivable from statuses alone: it is stored for resume.
+        self._novelty_stored = self.novelty.embedder is not None or self.novelty.judge is not None
         self.scratchpad = Scratchpad(config.scratchpad)
         self.startup = StartupWatch(config.llm.fail_fast_after,
                                     {m.name: m.api_base for m in config.operators.models})
@@ -105,7 +109,7 @@ class Controller:
             writer=ScratchpadWriter(
                 config, self.scratchpad, archive, run_id, llm=llm, prompts=self.prompts,
                 model=llm_models[0] if llm_models else None, record_calls=self._record_calls,
-                best_score=lambda: self.best.score if self.best else None))
+                best_score=lambda: self.best.score if self.best else None, lag=self.window))
         self.cost_usd = 0.0
         self._llm_sem = asyncio.Semaphore(config.concurrency.proposals)
         self._eval_sem = asyncio.Semaphore(self._eval_slots())
@@ -176,6 +180,7 @@ class Controller:
         self.ingestor.restore(self.archive)
         self.cost_usd = self.archive.cost_so_far(self.run_id)
         self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
+        self.ingestor.writer.lag = self.window
         saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
         self.archive.set_run_status(self.run_id, "running")
@@ -215,6 +220,7 @@ class Controller:
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self.ingestor.writer.aclose()
             self._save_state()
             reason = self._stop_reason or ("failed" if status == "failed" else "budget")
             self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
@@ -249,7 +255,9 @@ class Controller:
                 break
             self._wake.clear()
             if self._ingest_ready():
-                await self._after_ingest()
+                # One program at a time, planning in between: proposal s is planned exactly
+                # when programs < s - W are in, however many completed at once.
+                await self._ingest_next()
                 continue
             await self._wake.wait()
 
@@ -285,14 +293,13 @@ class Controller:
     def _ingest_ready(self) -> bool:
         return self.ingestor.ingested in self._finished
 
-    async def _after_ingest(self) -> None:
+    async def _ingest_next(self) -> None:
         self._in_feedback = True
         try:
-            while self.ingestor.ingested in self._finished:
-                item = self._finished.pop(self.ingestor.ingested)
-                await self.ingestor.ingest(item)
-                if self.ingestor.ingested % 10 == 0:
-                    self._save_state()
+            item = self._finished.pop(self.ingestor.ingested)
+            await self.ingestor.ingest(item)
+            if self.ingestor.ingested % 10 == 0:
+                self._save_state()
         finally:
             self._in_feedback = False
 
@@ -372,8 +379,11 @@ class Controller:
     # ================================================================ one proposal
     async def _replay(self, item: Committed) -> None:
         await self._gate.wait(item.seq)
-        if item.evaluated:
-            self.novelty.remember(str(item.seq), item.code)
+        stored = self.archive.get_state(self.run_id, f"{NOVELTY_STATE}/{item.seq}") \
+            if self._novelty_stored else None
+        if item.evaluated or stored is not None:
+            self.novelty.remember(str(item.seq), item.code,
+                                  embedding=(stored or {}).get("embedding"))
         self._gate.release(item.seq)
         self._finished[item.seq] = item
 
@@ -396,20 +406,27 @@ class Controller:
                     self._stop_level = 1
                     self._wake.set()
                 return
+            t0 = time.perf_counter()
+            embedding, embed_calls = (None, []) if outcome.code is None else \
+                await self.novelty.embed(outcome.code)      # network: before the gate
             await self._gate.wait(plan.seq)
             verdict: Verdict | None = None
-            novelty_s = 0.0
             if outcome.code is not None:
-                t0 = time.perf_counter()
                 hash_value = code_hash(outcome.code)
-                verdict, embedding = await self.novelty.check(outcome.code, hash_value)
-                call_ids += self._record_calls(verdict.calls, "novelty")
-                cost += calls_cost(verdict.calls)
-                if verdict.novel:
+                verdict = self.novelty.decide(outcome.code, hash_value, embedding)
+                if verdict.novel or verdict.judge_pending:
                     self.novelty.remember(str(plan.seq), outcome.code, hash_value, embedding)
-                novelty_s = time.perf_counter() - t0
+                    if self._novelty_stored:  # so a resume rebuilds this state exactly
+                        self.archive.set_state(self.run_id, f"{NOVELTY_STATE}/{plan.seq}",
+                                               {"embedding": embedding})
             self._gate.release(plan.seq)
             released = True
+            if verdict is not None:
+                verdict = await self.novelty.confirm(verdict, outcome.code or "")  # the judge
+                novelty_calls = embed_calls + verdict.calls
+                call_ids += self._record_calls(novelty_calls, "novelty")
+                cost += calls_cost(novelty_calls)
+            novelty_s = time.perf_counter() - t0
             result = None
             eval_s = 0.0
             if outcome.code is not None and verdict is not None and verdict.novel:

@@ -10,6 +10,7 @@ loop: it remains the single writer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -27,13 +28,17 @@ ENGINE_STATE = "engine"
 
 
 class ScratchpadWriter:
-    """Writes scratchpad version after version: from the archive when an earlier session did
-    (a replay), else from the model, else from the statistical summary."""
+    """Writes scratchpad version after version, off the critical path: a summary requested
+    after ingest n is computed in the background (from the archive when an earlier session
+    stored it, else by the model, else by the statistical summary) and takes effect exactly when
+    ingest n + `lag` is done. Proposals planned before that use the previous version, the same
+    ones in every repetition of the run; the loop waits only if the summary is still not ready
+    by then."""
 
     def __init__(self, config: EvolveConfig, scratchpad: Scratchpad, archive: ArchiveStore,
                  run_id: int, *, llm: LLMCompleter | None, prompts: PromptBuilder,
                  model: str | None, record_calls: Callable[[list[Any], str], list[int]],
-                 best_score: Callable[[], float | None]):
+                 best_score: Callable[[], float | None], lag: int):
         self.config = config
         self.scratchpad = scratchpad
         self.archive = archive
@@ -43,29 +48,56 @@ class ScratchpadWriter:
         self.model = config.scratchpad.model or model
         self.record_calls = record_calls
         self.best_score = best_score
+        self.lag = lag
+        self._requested = 0
+        self._pending: list[tuple[int, int, asyncio.Task[tuple[list[str], list[Any], bool]]]] = []
 
-    async def refresh(self) -> None:
-        version = self.scratchpad.version + 1
+    def request(self, at_ingest: int) -> None:
+        """Start the summary of what is ingested so far (`at_ingest` programs)."""
+        self._requested += 1
+        version = self._requested
+        rows = self.scratchpad.prompt_rows()
+        previous = list(self.scratchpad.recommendations)
+        fallback = self.scratchpad.heuristic()
+        task = asyncio.ensure_future(self._compute(version, rows, previous, fallback,
+                                                   self.best_score()))
+        self._pending.append((at_ingest + self.lag, version, task))
+
+    async def _compute(self, version: int, rows: list[dict[str, Any]], previous: list[str],
+                       fallback: list[str],
+                       best: float | None) -> tuple[list[str], list[Any], bool]:
         stored = self.archive.get_state(self.run_id, f"scratchpad/{version}")
-        calls: list[Any] = []
         if stored is not None:  # replay: reuse what the earlier session produced
-            tips = list(stored)
-        elif self.llm is not None and self.model:
-            messages = self.prompts.scratchpad_messages(
-                self.scratchpad.prompt_rows(), self.scratchpad.recommendations, self.best_score(),
-                self.config.scratchpad.max_recommendations)
-            reply = await self.llm.complete(self.model, messages)
-            calls = reply.calls
-            tips = self.scratchpad.parse(reply.text) if reply.ok else self.scratchpad.heuristic()
-        else:
-            tips = self.scratchpad.heuristic()
-        self.scratchpad.update(tips)
-        if stored is None:
-            self.record_calls(calls, "scratchpad")
-            self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
-            self.archive.set_state(self.run_id, "scratchpad", {"version": version, "tips": tips})
-            self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
-                                   f"{len(tips)} recommendations", {"tips": tips})
+            return list(stored), [], True
+        if self.llm is None or not self.model:
+            return fallback, [], False
+        messages = self.prompts.scratchpad_messages(
+            rows, previous, best, self.config.scratchpad.max_recommendations)
+        reply = await self.llm.complete(self.model, messages)
+        tips = self.scratchpad.parse(reply.text) if reply.ok else fallback
+        return tips, list(reply.calls), False
+
+    async def apply_due(self, ingested: int) -> None:
+        """Put into effect every summary due once `ingested` programs are in."""
+        while self._pending and self._pending[0][0] <= ingested:
+            _due, version, task = self._pending[0]
+            tips, calls, stored = await task
+            self._pending.pop(0)
+            self.scratchpad.update(tips)
+            if not stored:
+                self.record_calls(calls, "scratchpad")
+                self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
+                self.archive.set_state(self.run_id, "scratchpad",
+                                       {"version": version, "tips": tips})
+                self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
+                                       f"{len(tips)} recommendations", {"tips": tips})
+
+    async def aclose(self) -> None:
+        """Drop summaries not yet in effect (a resume asks for them again)."""
+        for _due, _version, task in self._pending:
+            task.cancel()
+        await asyncio.gather(*(task for _d, _v, task in self._pending), return_exceptions=True)
+        self._pending.clear()
 
 
 class Ingestor:
@@ -122,8 +154,9 @@ class Ingestor:
             else None, error=f"{item.error_kind}: {item.error_text}" if item.error_kind else "",
             summary=item.summary))
         if self.scratchpad.due(self.ingested + 1):
-            await self.writer.refresh()
+            self.writer.request(self.ingested + 1)
         self.ingested += 1
+        await self.writer.apply_due(self.ingested)
 
     def _bench(self, model: str, item: Committed) -> None:
         """Stop choosing `model`: its last `bench_after` proposals all failed to get a reply."""
