@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from db import Archive
+from db.errors import ArchiveError
 from evolve.dashboard.data import load_run
 from tests.engine.test_fail_fast import ROOT, evolve, problem_with_evaluator
 
@@ -26,6 +27,15 @@ def evaluate(program_path, stage):
 """
 
 
+def stored_count(run_dir: Path) -> int:
+    """Programs stored so far; 0 while the archive is still being created."""
+    try:
+        with Archive.open(run_dir / "archive.sqlite", create=False) as archive:
+            return len(archive.programs(1)) if archive.runs() else 0
+    except ArchiveError:
+        return 0
+
+
 def test_a_killed_run_is_crashed_everywhere_and_resumes(tmp_path):
     folder = problem_with_evaluator(tmp_path, SLOW)
     runs_folder = tmp_path / "runs"
@@ -38,10 +48,8 @@ def test_a_killed_run_is_crashed_everywhere_and_resumes(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if (run_dir / "archive.sqlite").exists():
-                with Archive.open(run_dir / "archive.sqlite", create=False) as archive:
-                    if archive.runs() and len(archive.programs(1)) >= 3:
-                        break
+            if stored_count(run_dir) >= 3:
+                break
             time.sleep(0.2)
         live = evolve("status", str(run_dir), "--json")
         assert json.loads(live.stdout)["status"] == "running"  # alive: not crashed
