@@ -140,6 +140,9 @@ class BudgetConfig(_Section):
     target_score: float | None = None
     # LLM calls at most (all purposes). The only budget that bounds models of unknown price.
     max_calls: int | None = Field(default=None, ge=1)
+    # max_programs counts evaluated programs; this many proposals in a row without one
+    # (duplicates, rejected replies) stop the run: nothing new can be proposed.
+    stall_after: int = Field(default=50, ge=1)
 
 
 class SandboxConfig(_Section):

@@ -117,6 +117,8 @@ class Controller:
         self._finished: dict[int, Committed] = {}        # committed, waiting to be ingested
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._ingest_event = asyncio.Event()             # set (and cleared) after each ingest
+        self._unstarted: set[int] = set()                # planned, waiting for the budget
         self._stop_reason: str | None = None
         self._stop_level = 0                            # 1 = finish in-flight, 2 = stop now
         self._next_seq = 0
@@ -125,7 +127,7 @@ class Controller:
         self._elapsed_before = 0.0
         self._started = time.monotonic()
         self._fatal: BaseException | None = None
-        self._done = 0                                  # candidate programs committed
+        self._done = 0                                  # candidates committed and evaluated
         self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
         self._in_feedback = False                       # the loop awaits ingest work
 
@@ -176,7 +178,7 @@ class Controller:
         """Rebuild everything from the archive; evaluate the initial program only if missing."""
         self.committed = committed_from_archive(self.archive.programs(self.run_id))
         self.by_id = {item.program_id: item for item in self.committed.values()}
-        self._done = sum(1 for seq in self.committed if seq >= 0)
+        self._done = sum(1 for seq, item in self.committed.items() if seq >= 0 and item.evaluated)
         self.ingestor.restore(self.archive)
         self.cost_usd = self.archive.cost_so_far(self.run_id)
         self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
@@ -246,9 +248,15 @@ class Controller:
             self._check_budgets()
             if self._fatal is not None:
                 raise self._fatal
+            if self._stop_level > 0:
+                self._drop_unstarted()
             if self._stop_level == 0:
-                while ((max_programs is None or self._next_seq < max_programs)
-                       and self._next_seq < self.ingestor.ingested + self.window):
+                # Planning follows the window alone, so when a proposal is planned does not
+                # depend on the budget (a resume with a larger one replays the same plans). The
+                # program budget (evaluated programs) decides when a proposal may *start*
+                # (`_may_start`); one never started when the budget is reached is dropped.
+                while (self._next_seq < self.ingestor.ingested + self.window
+                       and (max_programs is None or self.ingestor.evaluated < max_programs)):
                     self._launch(self._next_seq)
                     self._next_seq += 1
             if not self._tasks and (self._stop_level > 0 or self.ingestor.ingested >= self._next_seq):
@@ -280,8 +288,14 @@ class Controller:
                 self.best.score is not None and self.best.score >= budget.target_score:
             self.request_stop(f"target score {budget.target_score:g} reached")
             self.request_stop(f"target score {budget.target_score:g} reached")
-        elif budget.max_programs is not None and self.ingestor.ingested >= budget.max_programs:
+        elif budget.max_programs is not None and self.ingestor.evaluated >= budget.max_programs:
             self._stop_reason = f"program budget {budget.max_programs} reached"
+            self._drop_unstarted()
+        elif self.ingestor.stalled >= budget.stall_after:
+            self._stop_reason = (f"nothing new can be proposed: the last {self.ingestor.stalled} "
+                                 f"proposals gave no new program to evaluate (duplicates or "
+                                 f"rejected replies); budget.stall_after = {budget.stall_after}")
+            self._stop_level = 1
 
     async def _deadline(self) -> None:
         minutes = self.config.budget.max_minutes or 0.0
@@ -298,6 +312,8 @@ class Controller:
         try:
             item = self._finished.pop(self.ingestor.ingested)
             await self.ingestor.ingest(item)
+            self._ingest_event.set()  # wakes proposals waiting for the budget to start
+            self._ingest_event.clear()
             if self.ingestor.ingested % 10 == 0:
                 self._save_state()
         finally:
@@ -387,10 +403,39 @@ class Controller:
         self._gate.release(item.seq)
         self._finished[item.seq] = item
 
+    def _may_start(self, seq: int) -> bool:
+        """Whether proposal `seq` may call its operator: the programs evaluated so far plus
+        every proposal before it still in flight stay below the program budget (a duplicate or
+        a rejected reply, once ingested, makes room for one more). Monotone in seq, so
+        proposals start in sequence order."""
+        budget = self.config.budget.max_programs
+        return budget is None or \
+            self.ingestor.evaluated + seq - self.ingestor.ingested < budget
+
+    def _drop_unstarted(self) -> None:
+        """The program budget is reached: proposals planned but never started are dropped
+        (nothing of them was sent or stored; a resume plans them again, identically)."""
+        if not self._unstarted:
+            return
+        first = min(self._unstarted)
+        for seq in list(self._unstarted):
+            task = self._tasks.get(seq)
+            if task is not None:
+                task.cancel()
+        self._next_seq = min(self._next_seq, first)
+
     async def _work(self, plan: Plan) -> None:
         started = time.perf_counter()
         released = False
         try:
+            if not self._may_start(plan.seq):
+                self._unstarted.add(plan.seq)
+                try:
+                    while not self._may_start(plan.seq):
+                        await self._ingest_event.wait()
+                finally:
+                    self._unstarted.discard(plan.seq)
+            started = time.perf_counter()
             self._proposing += 1
             try:
                 async with self._llm_sem:
@@ -514,7 +559,8 @@ class Controller:
             stdout=result.stages[-1].stdout if result is not None and result.stages else "",
             stderr=result.stages[-1].stderr if result is not None and result.stages else "")
         self.committed[plan.seq] = item
-        self._done += 1
+        if status == "evaluated":
+            self._done += 1
         self.by_id[program_id] = item
         self.best_keeper.offer(item)
         self._publish("program", last=item)

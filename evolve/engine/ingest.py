@@ -116,6 +116,8 @@ class Ingestor:
         self.writer = writer
         self.committed = committed          # the controller's record, by seq (read only here)
         self.ingested = 0                   # programs ingested (= the next seq to ingest)
+        self.evaluated = 0                  # of which evaluated (what the program budget counts)
+        self.stalled = 0                    # proposals in a row with nothing evaluated
         self.initial_score: float | None = None
         self.migrations_stored: set[int] = set()  # at_ingest of migrations already recorded
         self.bench_watch = BenchWatch(bench_after)
@@ -153,6 +155,8 @@ class Ingestor:
             delta=(item.score - parent_score) if item.score is not None and parent_score is not None
             else None, error=f"{item.error_kind}: {item.error_text}" if item.error_kind else "",
             summary=item.summary))
+        self.evaluated += item.evaluated
+        self.stalled = 0 if item.evaluated else self.stalled + 1
         if self.scratchpad.due(self.ingested + 1):
             self.writer.request(self.ingested + 1)
         self.ingested += 1
