@@ -97,6 +97,8 @@ def test_failed_diffs_invalid_programs_and_duplicates_are_recorded_with_reasons(
             "7:6": ("rejected", "llm-error"),
             "7:7": ("rejected", "llm-error"),  # started before 7:6 was in; it finishes
         }, got
+        stop = archive.events(outcome.run_id, kind="stop")[-1]
+        assert "nothing new can be proposed: the last 4 proposals" in stop.message
         assert "matches nothing" in by_key["7:1"].error_text
         assert "after 2 tries" in by_key["7:1"].error_text
         assert "not a finite number" in (by_key["7:2"].error_text or "") + by_key["7:2"].feedback
