@@ -50,6 +50,10 @@ class LLMConfig(_Section):
     # Hard wall-clock limit for one proposal, retries included: one stuck call never hangs a run.
     proposal_deadline_s: float = Field(default=300.0, gt=0)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    # A model whose first calls all fail (bad key, unknown model, no server) stops the run after
+    # this many failed proposals in a row; later in a run, this many failures in a row bench it.
+    fail_fast_after: int = Field(default=3, ge=1)
+    bench_after: int = Field(default=8, ge=1)
 
 
 class OperatorsConfig(_Section):
@@ -136,6 +140,11 @@ class BudgetConfig(_Section):
     max_usd: float | None = Field(default=None, ge=0)
     max_minutes: float | None = Field(default=None, gt=0)
     target_score: float | None = None
+    # LLM calls at most (all purposes). The only budget that bounds models of unknown price.
+    max_calls: int | None = Field(default=None, ge=1)
+    # max_programs counts evaluated programs; this many proposals in a row without one
+    # (duplicates, rejected replies) stop the run: nothing new can be proposed.
+    stall_after: int = Field(default=50, ge=1)
 
 
 class SandboxConfig(_Section):

@@ -71,7 +71,8 @@ def final_summary(snap: ProgressSnapshot) -> str:
     return (f"{how}; {snap.programs_done} programs, best {_score(snap.best_score)}"
             + (f" (program {snap.best_program_id})" if snap.best_program_id is not None else "")
             + f", {cost_text(snap.cost_usd, snap.unknown_cost_calls)}, {snap.elapsed_s:.1f}s; "
-            f"best program in {Path(snap.run_dir) / 'best'}")
+            + (f"best program in {Path(snap.run_dir) / 'best'}" if snap.best_score is not None
+               else "no valid program"))
 
 
 def _score(value: float | None) -> str:
@@ -97,6 +98,7 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
 def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False,
            run_id: int | None = None) -> None:
     from evolve.cli.live import live_reporter
+    from evolve.engine.errors import RunCannotWork
     from evolve.engine.session import run_session
     from evolve.problem.spec import ProblemError
 
@@ -123,6 +125,9 @@ def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = Fa
             outcome = go(printer)
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
+        return
+    except RunCannotWork as exc:
+        _fail(str(exc), 1)
         return
     if outcome.status != "completed":
         raise typer.Exit(1)   # interrupted or failed: the run did not complete

@@ -12,11 +12,13 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from evolve.dashboard.cost_text import cost_text
+from evolve.engine.run_files import shown_status
 
 
 def attr(record: Any, name: str, default: Any = None) -> Any:
@@ -352,11 +354,20 @@ def cite_program_ids(programs: list[ProgramView]) -> list[ProgramView]:
 STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine")
 
 
+def archive_folder(archive: Any) -> Path | None:
+    """The run folder of a SQLite archive file (its lock tells a crashed run from a live
+    one); None for a database server, where no folder is known."""
+    url = str(getattr(archive, "url", ""))
+    prefix = "sqlite:///"
+    return Path(url[len(prefix):]).parent if url.startswith(prefix) else None
+
+
 def load_run(archive: Any, run_id: int, previous: RunData | None = None) -> RunData:
     """Read one run out of an open archive. With `previous` (an earlier read of the same run)
     only programs stored since are fetched: programs never change once written, so a refresh
     of a long run costs what is new, not the whole archive."""
     run = RunInfo.from_record(archive.get_run(run_id))
+    run = replace(run, status=shown_status(run.status, archive_folder(archive)))
     if previous is None or previous.run.id != run_id:
         records = archive.programs(run_id)
         calls = [LLMCallView.from_record(c) for c in archive.llm_calls(run_id)

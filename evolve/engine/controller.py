@@ -21,6 +21,7 @@ state and key, and `Archive.add_program` refuses a key twice.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from typing import Any
 
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evolve.config import EvolveConfig, to_toml
+from evolve.engine.best import BestKeeper
+from evolve.engine.collaborators import ArchiveStore, ArmChooser, Executor, LLMCompleter
 from evolve.engine.committed import (
     INITIAL_KEY,
     INITIAL_SEQ,
@@ -36,24 +39,35 @@ from evolve.engine.committed import (
     committed_from_archive,
     proposal_key,
 )
+from evolve.engine.errors import RunCannotWork
 from evolve.engine.gate import OrderedGate
-from evolve.engine.ingest import ENGINE_STATE, FeedbackMixin
-from evolve.engine.proposal import Plan, ProposalOutcome, Proposer, calls_cost
+from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
+from evolve.engine.model_health import StartupWatch
+from evolve.engine.proposal import (
+    BUDGET,
+    OfflineOperator,
+    Plan,
+    ProposalOutcome,
+    Proposer,
+    calls_cost,
+)
 from evolve.engine.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
 from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import Scratchpad
+from evolve.operators.bandit import Arm
 from evolve.patch.mutation import unified_diff
 from evolve.patch.novelty import NoveltyFilter, Verdict, code_hash, embedder_for
 from evolve.problem.spec import ProblemSpec
 from evolve.prompting import ProgramView, PromptBuilder
 
 WINDOW_STATE = "window"
+NOVELTY_STATE = "novelty"   # novelty/{seq}: a remembered candidate's embedding
 
 
-class Controller(FeedbackMixin):
-    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: Any, executor: Any,
-                 run_dir: Path, *, run_id: int, llm: Any | None, bandit: Any,
-                 arms: dict[str, Any], offline: dict[str, Any],
+class Controller:
+    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: ArchiveStore,
+                 executor: Executor, run_dir: Path, *, run_id: int, llm: LLMCompleter | None,
+                 bandit: ArmChooser, arms: dict[str, Arm], offline: dict[str, OfflineOperator],
                  on_progress: Callable[[ProgressSnapshot], None] | None = None,
                  log: Callable[[str], None] | None = None):
         self.config = config
@@ -76,11 +90,26 @@ class Controller(FeedbackMixin):
         self.novelty = NoveltyFilter(config.novelty, judge=self._judge if (
             llm is not None and config.novelty.judge_model) else None,
             embedder=embedder_for(config.novelty, config.operators.models))
+        # With embeddings or a judge, which candidates the filter remembered (and their
+        # vectors) is not derivable from statuses alone: it is stored for resume.
+        self._novelty_stored = self.novelty.embedder is not None or self.novelty.judge is not None
         self.scratchpad = Scratchpad(config.scratchpad)
+        self.startup = StartupWatch(config.llm.fail_fast_after,
+                                    {m.name: m.api_base for m in config.operators.models})
         self.committed: dict[int, Committed] = {}       # by seq (initial = -1)
         self.by_id: dict[int, Committed] = {}
         self.initial: Committed | None = None
-        self.best: Committed | None = None
+        self.best_keeper = BestKeeper(archive, run_id, run_dir, problem.initial_path.suffix,
+                                      self.seed)
+        llm_models = [str(a.operator) for a in arms.values() if str(a.operator) not in offline]
+        self.ingestor = Ingestor(
+            archive=archive, run_id=run_id, sampler=self.sampler, bandit=bandit, arms=arms,
+            scratchpad=self.scratchpad, committed=self.committed,
+            bench_after=config.llm.bench_after, log=self.log,
+            writer=ScratchpadWriter(
+                config, self.scratchpad, archive, run_id, llm=llm, prompts=self.prompts,
+                model=llm_models[0] if llm_models else None, record_calls=self._record_calls,
+                best_score=lambda: self.best.score if self.best else None, lag=self.window))
         self.cost_usd = 0.0
         self.unknown_cost_calls = 0                      # LLM calls whose price is unknown
         self._llm_sem = asyncio.Semaphore(config.concurrency.proposals)
@@ -89,24 +118,21 @@ class Controller(FeedbackMixin):
         self._finished: dict[int, Committed] = {}        # committed, waiting to be ingested
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._ingest_event = asyncio.Event()             # set (and cleared) after each ingest
+        self._unstarted: set[int] = set()                # planned, waiting for the budget
         self._stop_reason: str | None = None
         self._stop_level = 0                            # 1 = finish in-flight, 2 = stop now
         self._next_seq = 0
-        self._ingested = 0
         self._proposing = 0
         self._evaluating = 0
         self._elapsed_before = 0.0
         self._started = time.monotonic()
         self._fatal: BaseException | None = None
-        self._migrations_stored: set[int] = set()
-        self._done = 0                                  # candidate programs committed
+        self._done = 0                                  # candidates committed and evaluated
         self._main: asyncio.Future[None] | None = None  # the loop, while run() runs
         self._in_feedback = False                       # the loop awaits ingest work
-        self._unpriced: set[str] = set()                # models warned about (no price)
 
     def _eval_slots(self) -> int:
-        import os
-
         return self.config.concurrency.evaluations or os.cpu_count() or 1
 
     # ================================================================ public
@@ -134,6 +160,10 @@ class Controller(FeedbackMixin):
     def programs_done(self) -> int:
         return self._done
 
+    @property
+    def best(self) -> Committed | None:
+        return self.best_keeper.best
+
     async def start_new(self) -> None:
         """A fresh run: store the initial program (evaluated) as proposal 'initial'."""
         atomic_write(self.run_dir / CONFIG_NAME, to_toml(self.config))
@@ -147,15 +177,16 @@ class Controller(FeedbackMixin):
 
     async def start_resume(self) -> None:
         """Rebuild everything from the archive; evaluate the initial program only if missing."""
-        self.committed = committed_from_archive(self.archive.programs(self.run_id))
+        # In place: the ingestor holds this same dict (a new one would leave it reading none).
+        self.committed.clear()
+        self.committed.update(committed_from_archive(self.archive.programs(self.run_id)))
         self.by_id = {item.program_id: item for item in self.committed.values()}
-        self._done = sum(1 for seq in self.committed if seq >= 0)
-        self._migrations_stored = {
-            int((e.data or {}).get("at_ingest", -1))
-            for e in self.archive.events(self.run_id, kind="migration")}
+        self._done = sum(1 for seq, item in self.committed.items() if seq >= 0 and item.evaluated)
+        self.ingestor.restore(self.archive)
         self.cost_usd = self.archive.cost_so_far(self.run_id)
         self.unknown_cost_calls = self.archive.cost_summary(self.run_id).unknown_calls
         self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
+        self.ingestor.writer.lag = self.window
         saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
         self.archive.set_run_status(self.run_id, "running")
@@ -183,7 +214,9 @@ class Controller(FeedbackMixin):
                     raise  # the caller cancelled us: not a stop request
             status = "interrupted" if self._stop_reason == "interrupted" else "completed"
         except BaseException as exc:
-            if self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, RunCannotWork):
+                self._stop_reason = str(exc)
+            elif self._stop_reason is None or not isinstance(exc, asyncio.CancelledError):
                 self._stop_reason = f"failed: {type(exc).__name__}: {exc}"
             raise
         finally:
@@ -193,6 +226,7 @@ class Controller(FeedbackMixin):
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self.ingestor.writer.aclose()
             self._save_state()
             reason = self._stop_reason or ("failed" if status == "failed" else "budget")
             self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
@@ -203,6 +237,14 @@ class Controller(FeedbackMixin):
             raise self._fatal
         return status
 
+    def abandon(self, reason: str) -> None:
+        """Record that the run stopped before its loop started (e.g. a broken evaluator)."""
+        self._stop_reason = reason
+        self._save_state()
+        self.archive.add_event(self.run_id, "stop", f"run failed: {reason}",
+                               {"reason": reason, "programs": self.programs_done})
+        self.archive.finish_run(self.run_id, "failed")
+
     # ================================================================ the loop
     async def _loop(self) -> None:
         max_programs = self.config.budget.max_programs
@@ -210,22 +252,38 @@ class Controller(FeedbackMixin):
             self._check_budgets()
             if self._fatal is not None:
                 raise self._fatal
+            if self._stop_level > 0:
+                self._drop_unstarted()
             if self._stop_level == 0:
-                while ((max_programs is None or self._next_seq < max_programs)
-                       and self._next_seq < self._ingested + self.window):
+                # Planning follows the window alone, so when a proposal is planned does not
+                # depend on the budget (a resume with a larger one replays the same plans). The
+                # program budget (evaluated programs) decides when a proposal may *start*
+                # (`_may_start`); one never started when the budget is reached is dropped.
+                while (self._next_seq < self.ingestor.ingested + self.window
+                       and (max_programs is None or self.ingestor.evaluated < max_programs)):
                     self._launch(self._next_seq)
                     self._next_seq += 1
-            if not self._tasks and (self._stop_level > 0 or self._ingested >= self._next_seq):
+            if not self._tasks and (self._stop_level > 0 or self.ingestor.ingested >= self._next_seq):
                 break
             self._wake.clear()
             if self._ingest_ready():
-                await self._after_ingest()
+                # One program at a time, planning in between: proposal s is planned exactly
+                # when programs < s - W are in, however many completed at once.
+                await self._ingest_next()
                 continue
             await self._wake.wait()
 
     def _check_budgets(self) -> None:
         budget = self.config.budget
         if self._stop_level:
+            return
+        if not self.bandit.active:
+            benched = sorted({str(a.operator) for a in self.arms.values()})
+            self._fatal = self._fatal or RunCannotWork(
+                f"every operator is benched after failing {self.config.llm.bench_after} times "
+                f"in a row ({', '.join(benched)}); check the models with `evolve models check`, "
+                f"or set operators.use_offline = \"always\" to go on with the offline operators "
+                f"when the models fail")
             return
         if budget.max_usd is not None and self.cost_usd >= budget.max_usd:
             self._stop_reason = f"dollar budget ${budget.max_usd:g} reached"
@@ -234,8 +292,14 @@ class Controller(FeedbackMixin):
                 self.best.score is not None and self.best.score >= budget.target_score:
             self.request_stop(f"target score {budget.target_score:g} reached")
             self.request_stop(f"target score {budget.target_score:g} reached")
-        elif budget.max_programs is not None and self._ingested >= budget.max_programs:
+        elif budget.max_programs is not None and self.ingestor.evaluated >= budget.max_programs:
             self._stop_reason = f"program budget {budget.max_programs} reached"
+            self._drop_unstarted()
+        elif self.ingestor.stalled >= budget.stall_after:
+            self._stop_reason = (f"nothing new can be proposed: the last {self.ingestor.stalled} "
+                                 f"proposals gave no new program to evaluate (duplicates or "
+                                 f"rejected replies); budget.stall_after = {budget.stall_after}")
+            self._stop_level = 1
 
     async def _deadline(self) -> None:
         minutes = self.config.budget.max_minutes or 0.0
@@ -245,15 +309,17 @@ class Controller(FeedbackMixin):
         self.request_stop(self._stop_reason)  # level 2: in-flight work is cancelled
 
     def _ingest_ready(self) -> bool:
-        return self._ingested in self._finished
+        return self.ingestor.ingested in self._finished
 
-    async def _after_ingest(self) -> None:
+    async def _ingest_next(self) -> None:
         self._in_feedback = True
         try:
-            while self._ingested in self._finished:
-                item = self._finished.pop(self._ingested)
-                await self._ingest(item)
-                self._ingested += 1
+            item = self._finished.pop(self.ingestor.ingested)
+            await self.ingestor.ingest(item)
+            self._ingest_event.set()  # wakes proposals waiting for the budget to start
+            self._ingest_event.clear()
+            if self.ingestor.ingested % 10 == 0:
+                self._save_state()
         finally:
             self._in_feedback = False
 
@@ -276,7 +342,6 @@ class Controller(FeedbackMixin):
         rng = random.Random(f"{self.seed}:{seq}")
         island = self.sampler.island_for(seq)
         arm = self.bandit.select(rng)
-        self.bandit.on_submit(arm)
         operator = str(arm.operator)
         is_llm = operator not in self.proposer.offline
         kind = str(arm.mutation)
@@ -296,6 +361,11 @@ class Controller(FeedbackMixin):
             second = self.sampler.second_parent(island, parent, rng)
             if second is None:
                 kind = "full"
+        # The bandit learns about the mutation actually made: a crossover without a second
+        # parent is a full rewrite; a repair has no arm of its own and teaches no arm.
+        credit = arm if kind == arm.mutation else self.arms.get(Arm(operator, kind).label)
+        if credit is not None:
+            self.bandit.on_submit(credit)
         inspirations = self.sampler.inspirations(island, parent, rng) if is_llm else []
         temps = self.config.operators.models
         temperature = None
@@ -305,6 +375,7 @@ class Controller(FeedbackMixin):
         parent_view = self._view(parent, "parent") if is_llm else \
             ProgramView(code=self.committed[parent.seq].code)
         return Plan(seq=seq, key=proposal_key(self.seed, seq), island=island, arm=arm, kind=kind,
+                    credit=credit,
                     parent=parent, parent_view=parent_view, rng=rng,
                     second=second, second_view=self._view(second) if second else None,
                     inspirations=inspirations,
@@ -328,15 +399,47 @@ class Controller(FeedbackMixin):
     # ================================================================ one proposal
     async def _replay(self, item: Committed) -> None:
         await self._gate.wait(item.seq)
-        if item.evaluated:
-            self.novelty.remember(str(item.seq), item.code)
+        stored = self.archive.get_state(self.run_id, f"{NOVELTY_STATE}/{item.seq}") \
+            if self._novelty_stored else None
+        if item.evaluated or stored is not None:
+            self.novelty.remember(str(item.seq), item.code,
+                                  embedding=(stored or {}).get("embedding"))
         self._gate.release(item.seq)
         self._finished[item.seq] = item
+
+    def _may_start(self, seq: int) -> bool:
+        """Whether proposal `seq` may call its operator: the programs evaluated so far plus
+        every proposal before it still in flight stay below the program budget (a duplicate or
+        a rejected reply, once ingested, makes room for one more). Monotone in seq, so
+        proposals start in sequence order."""
+        budget = self.config.budget.max_programs
+        return budget is None or \
+            self.ingestor.evaluated + seq - self.ingestor.ingested < budget
+
+    def _drop_unstarted(self) -> None:
+        """The program budget is reached: proposals planned but never started are dropped
+        (nothing of them was sent or stored; a resume plans them again, identically)."""
+        if not self._unstarted:
+            return
+        first = min(self._unstarted)
+        for seq in list(self._unstarted):
+            task = self._tasks.get(seq)
+            if task is not None:
+                task.cancel()
+        self._next_seq = min(self._next_seq, first)
 
     async def _work(self, plan: Plan) -> None:
         started = time.perf_counter()
         released = False
         try:
+            if not self._may_start(plan.seq):
+                self._unstarted.add(plan.seq)
+                try:
+                    while not self._may_start(plan.seq):
+                        await self._ingest_event.wait()
+                finally:
+                    self._unstarted.discard(plan.seq)
+            started = time.perf_counter()
             self._proposing += 1
             try:
                 async with self._llm_sem:
@@ -345,20 +448,34 @@ class Controller(FeedbackMixin):
                 self._proposing -= 1
             call_ids = self._record_calls(outcome.calls, "mutation")
             cost = calls_cost(outcome.calls)
+            if outcome.error_kind == BUDGET:
+                if self._stop_level == 0:
+                    text = (outcome.error_text or "").removeprefix("BudgetReached: ")
+                    self._stop_reason = f"budget reached: {text}"
+                    self._stop_level = 1
+                    self._wake.set()
+                return
+            t0 = time.perf_counter()
+            embedding, embed_calls = (None, []) if outcome.code is None else \
+                await self.novelty.embed(outcome.code)      # network: before the gate
             await self._gate.wait(plan.seq)
             verdict: Verdict | None = None
-            novelty_s = 0.0
             if outcome.code is not None:
-                t0 = time.perf_counter()
                 hash_value = code_hash(outcome.code)
-                verdict, embedding = await self.novelty.check(outcome.code, hash_value)
-                call_ids += self._record_calls(verdict.calls, "novelty")
-                cost += calls_cost(verdict.calls)
-                if verdict.novel:
+                verdict = self.novelty.decide(outcome.code, hash_value, embedding)
+                if verdict.novel or verdict.judge_pending:
                     self.novelty.remember(str(plan.seq), outcome.code, hash_value, embedding)
-                novelty_s = time.perf_counter() - t0
+                    if self._novelty_stored:  # so a resume rebuilds this state exactly
+                        self.archive.set_state(self.run_id, f"{NOVELTY_STATE}/{plan.seq}",
+                                               {"embedding": embedding})
             self._gate.release(plan.seq)
             released = True
+            if verdict is not None:
+                verdict = await self.novelty.confirm(verdict, outcome.code or "")  # the judge
+                novelty_calls = embed_calls + verdict.calls
+                call_ids += self._record_calls(novelty_calls, "novelty")
+                cost += calls_cost(novelty_calls)
+            novelty_s = time.perf_counter() - t0
             result = None
             eval_s = 0.0
             if outcome.code is not None and verdict is not None and verdict.novel:
@@ -373,7 +490,7 @@ class Controller(FeedbackMixin):
             timings = {"propose_s": outcome.seconds, "novelty_s": novelty_s, "eval_s": eval_s,
                        "total_s": time.perf_counter() - started, "attempts": outcome.attempts,
                        "cost_usd": cost, "summary": outcome.summary(),
-                       "arm": str(getattr(plan.arm, "label", ""))}
+                       "arm": plan.credit.label if plan.credit is not None else ""}
             if plan.second is not None:
                 timings["second_parent_id"] = plan.second.program_id
             if verdict is not None and not verdict.novel:
@@ -381,6 +498,10 @@ class Controller(FeedbackMixin):
             item = self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
+            if plan.operator not in self.proposer.offline:
+                self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text,
+                                     any(getattr(c, "error", None) is None
+                                         for c in outcome.calls))
         finally:
             if not released:
                 self._gate.release(plan.seq)
@@ -415,22 +536,13 @@ class Controller(FeedbackMixin):
             fields.setdefault("purpose", purpose)
             fields.setdefault("finish_reason", getattr(call, "finish_reason", None))
             ids.append(self.archive.record_llm_call(self.run_id, **fields))
+            # The budget itself is held by the LLM client's SpendLedger (before each call);
+            # this is the spend as the archive records it, for progress and the stop check.
             if fields.get("cost_usd") is not None:
                 self.cost_usd += float(fields["cost_usd"])
-                continue
-            self.unknown_cost_calls += 1
-            if self.config.budget.max_usd is not None and fields.get("error") is None:
-                self._warn_unknown_price(str(fields.get("model")))
+            else:
+                self.unknown_cost_calls += 1   # shown as unknown, never as $0
         return ids
-
-    def _warn_unknown_price(self, model: str) -> None:
-        if model in self._unpriced:
-            return
-        self._unpriced.add(model)
-        message = (f"the price of {model} is unknown, so the dollar budget cannot count its "
-                   f"calls; set llm.prices.\"{model}\" (USD per million tokens)")
-        self.log(f"warning: {message}")
-        self.archive.add_event(self.run_id, "warning", message, {"model": model})
 
     def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
                 result: Any, call_ids: list[int], timings: dict[str, Any]) -> Committed:
@@ -467,9 +579,10 @@ class Controller(FeedbackMixin):
             stdout=result.stages[-1].stdout if result is not None and result.stages else "",
             stderr=result.stages[-1].stderr if result is not None and result.stages else "")
         self.committed[plan.seq] = item
-        self._done += 1
+        if status == "evaluated":
+            self._done += 1
         self.by_id[program_id] = item
-        self._maybe_best(item)
+        self.best_keeper.offer(item)
         self._publish("program", last=item)
         return item
 
@@ -514,12 +627,73 @@ class Controller(FeedbackMixin):
             self.by_id[program_id] = found
             self.log(f"initial program: score {found.score}"
                      + ("" if found.valid else f" (invalid: {found.error_text})"))
+            fault = evaluator_fault(result)
+            if fault is not None:
+                raise RunCannotWork(
+                    f"the evaluator of {self.problem.name} failed on the initial program, so no "
+                    f"candidate could be scored: {fault}. Fix {self.problem.evaluator_path}, check "
+                    f"it with `evolve eval {self.config.problem} {self.problem.initial_path}`, and "
+                    f"start the run again")
         self.initial = found
+        self.ingestor.initial_score = found.score
         self.novelty.remember("-1", found.code)
         self.sampler.add_initial(Member(seq=INITIAL_SEQ, program_id=found.program_id, island=0,
                                         score=found.score, valid=found.valid, generation=0,
                                         metrics=found.metrics))
         for item in self.committed.values():
-            self._maybe_best(item, write=False)
+            self.best_keeper.offer(item, write=False)
         if self.best is not None:
-            self._write_best(self.best)
+            self.best_keeper.write(self.best)
+
+    # ================================================================ bookkeeping
+    async def _judge(self, candidate: str, existing: str) -> tuple[bool, list[Any]]:
+        model = self.config.novelty.judge_model
+        assert model is not None and self.llm is not None
+        reply = await self.llm.complete(model, self.prompts.judge_messages(candidate, existing),
+                                        temperature=0.0)
+        first = reply.text.strip().split()[0].upper() if reply.ok and reply.text.strip() else ""
+        return first.startswith("NOVEL"), reply.calls
+
+    def _save_state(self) -> None:
+        """A snapshot for inspection and the dashboard, in one write (every 10 programs and at
+        the end). Resume does not need it beyond the elapsed time: it replays the archive."""
+        self.archive.set_state(self.run_id, ENGINE_STATE, {
+            "elapsed_s": self.elapsed_s, "committed": self.programs_done,
+            "ingested": self.ingestor.ingested, "next_seq": self._next_seq,
+            "sampler": self.sampler.state_dict(), "bandit": self.bandit.state_dict(),
+            "scratchpad_version": self.scratchpad.version})
+
+    def _publish(self, event: str, *, last: Committed | None = None,
+                 status: str = "running") -> None:
+        if self.on_progress is None:
+            return
+        self.on_progress(ProgressSnapshot(
+            event=event, run_id=self.run_id, run_dir=str(self.run_dir), problem=self.problem.name,
+            programs_done=self.programs_done, programs_budget=self.config.budget.max_programs,
+            best_score=self.best.score if self.best else None,
+            best_program_id=self.best.program_id if self.best else None,
+            initial_score=self.initial.score if self.initial else None,
+            cost_usd=self.cost_usd, unknown_cost_calls=self.unknown_cost_calls,
+            elapsed_s=self.elapsed_s, proposing=self._proposing,
+            evaluating=self._evaluating, islands=self.sampler.island_stats(),
+            last=None if last is None else {
+                "seq": last.seq, "program_id": last.program_id, "island": last.island,
+                "status": last.status, "score": last.score, "valid": last.valid,
+                "operator": last.operator, "mutation": last.mutation,
+                "error_kind": last.error_kind, "error_text": last.error_text},
+            status=status, stop_reason=self._stop_reason,
+            isolation=self.executor.isolation))
+
+
+def evaluator_fault(result: EvalResult) -> str | None:
+    """Why a result says the evaluator (not the program) is broken, or None: it did not load,
+    raised in its own code, the sandbox could not start, or its result is malformed."""
+    last = result.last
+    if last is None:
+        return "the evaluator produced no result"
+    if last.failure == FailureKind.EVALUATOR_ERROR:
+        return last.reason or "evaluator error"
+    if last.failure == FailureKind.INVALID_OUTPUT and last.score is None and \
+            not last.reason.startswith(("the evaluator rejected", "the program modified")):
+        return f"its result is malformed ({last.reason})"
+    return None

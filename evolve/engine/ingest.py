@@ -1,30 +1,136 @@
-"""The controller's feedback half: what happens after a program is committed.
+"""Ingestion: what happens to a committed program, in sequence order, before later proposals
+are planned.
 
-Ingesting a program in sequence order updates islands (and reports migrations), the bandit
-(reward), and the scratchpad; the best program is tracked and written to `best/`; progress
-snapshots are published. `Controller` (evolve/engine/controller.py) inherits this; it is split out only
-to keep each file about one thing. All archive writes still happen in the controller's process
-and event loop: it remains the single writer.
+`Ingestor` feeds each program to the sampler (islands, reporting migrations), the bandit
+(reward) and the scratchpad, and asks `ScratchpadWriter` for a new summary when one is due. The
+controller owns one of each and hands them everything they use at construction: no state is
+shared through attributes. All archive writes still happen in the controller's process and event
+loop: it remains the single writer.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from evolve.engine.committed import Committed, proposal_key
-from evolve.engine.run_files import ProgressSnapshot, write_best
-from evolve.engine.sampling import Member
-from evolve.engine.scratchpad import AttemptRow
+from evolve.config import EvolveConfig
+from evolve.engine.collaborators import ArchiveStore, ArmChooser, LLMCompleter
+from evolve.engine.committed import Committed
+from evolve.engine.model_health import BenchWatch
+from evolve.engine.sampling import IslandSampler, Member
+from evolve.engine.scratchpad import AttemptRow, Scratchpad
+from evolve.operators.bandit import Arm, reward
+from evolve.prompting import PromptBuilder
 
 ENGINE_STATE = "engine"
 
 
-class FeedbackMixin:
-    """Expects the attributes that `Controller.__init__` sets."""
+class ScratchpadWriter:
+    """Writes scratchpad version after version, off the critical path: a summary requested
+    after ingest n is computed in the background (from the archive when an earlier session
+    stored it, else by the model, else by the statistical summary) and takes effect exactly when
+    ingest n + `lag` is done. Proposals planned before that use the previous version, the same
+    ones in every repetition of the run; the loop waits only if the summary is still not ready
+    by then."""
 
-    async def _ingest(self, item: Committed) -> None:
+    def __init__(self, config: EvolveConfig, scratchpad: Scratchpad, archive: ArchiveStore,
+                 run_id: int, *, llm: LLMCompleter | None, prompts: PromptBuilder,
+                 model: str | None, record_calls: Callable[[list[Any], str], list[int]],
+                 best_score: Callable[[], float | None], lag: int):
+        self.config = config
+        self.scratchpad = scratchpad
+        self.archive = archive
+        self.run_id = run_id
+        self.llm = llm
+        self.prompts = prompts
+        self.model = config.scratchpad.model or model
+        self.record_calls = record_calls
+        self.best_score = best_score
+        self.lag = lag
+        self._requested = 0
+        self._pending: list[tuple[int, int, asyncio.Task[tuple[list[str], list[Any], bool]]]] = []
+
+    def request(self, at_ingest: int) -> None:
+        """Start the summary of what is ingested so far (`at_ingest` programs)."""
+        self._requested += 1
+        version = self._requested
+        rows = self.scratchpad.prompt_rows()
+        previous = list(self.scratchpad.recommendations)
+        fallback = self.scratchpad.heuristic()
+        task = asyncio.ensure_future(self._compute(version, rows, previous, fallback,
+                                                   self.best_score()))
+        self._pending.append((at_ingest + self.lag, version, task))
+
+    async def _compute(self, version: int, rows: list[dict[str, Any]], previous: list[str],
+                       fallback: list[str],
+                       best: float | None) -> tuple[list[str], list[Any], bool]:
+        stored = self.archive.get_state(self.run_id, f"scratchpad/{version}")
+        if stored is not None:  # replay: reuse what the earlier session produced
+            return list(stored), [], True
+        if self.llm is None or not self.model:
+            return fallback, [], False
+        messages = self.prompts.scratchpad_messages(
+            rows, previous, best, self.config.scratchpad.max_recommendations)
+        reply = await self.llm.complete(self.model, messages)
+        tips = self.scratchpad.parse(reply.text) if reply.ok else fallback
+        return tips, list(reply.calls), False
+
+    async def apply_due(self, ingested: int) -> None:
+        """Put into effect every summary due once `ingested` programs are in."""
+        while self._pending and self._pending[0][0] <= ingested:
+            _due, version, task = self._pending[0]
+            tips, calls, stored = await task
+            self._pending.pop(0)
+            self.scratchpad.update(tips)
+            if not stored:
+                self.record_calls(calls, "scratchpad")
+                self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
+                self.archive.set_state(self.run_id, "scratchpad",
+                                       {"version": version, "tips": tips})
+                self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
+                                       f"{len(tips)} recommendations", {"tips": tips})
+
+    async def aclose(self) -> None:
+        """Drop summaries not yet in effect (a resume asks for them again)."""
+        for _due, _version, task in self._pending:
+            task.cancel()
+        await asyncio.gather(*(task for _d, _v, task in self._pending), return_exceptions=True)
+        self._pending.clear()
+
+
+class Ingestor:
+    """Feeds committed programs to sampler, bandit and scratchpad, one at a time, in order."""
+
+    def __init__(self, *, archive: ArchiveStore, run_id: int, sampler: IslandSampler,
+                 bandit: ArmChooser, arms: dict[str, Arm], scratchpad: Scratchpad,
+                 writer: ScratchpadWriter, committed: dict[int, Committed],
+                 bench_after: int, log: Callable[[str], None]):
+        self.archive = archive
+        self.run_id = run_id
+        self.sampler = sampler
+        self.bandit = bandit
+        self.arms = arms
+        self.scratchpad = scratchpad
+        self.writer = writer
+        self.committed = committed          # the controller's record, by seq (read only here)
+        self.ingested = 0                   # programs ingested (= the next seq to ingest)
+        self.evaluated = 0                  # of which evaluated (what the program budget counts)
+        self.stalled = 0                    # proposals in a row with nothing evaluated
+        self.initial_score: float | None = None
+        self.migrations_stored: set[int] = set()  # at_ingest of migrations already recorded
+        self.bench_watch = BenchWatch(bench_after)
+        self.models = {a.operator for a in arms.values() if a.mutation != "offline"}
+        self.log = log
+
+    def restore(self, archive: ArchiveStore) -> None:
+        """On resume: migrations an earlier session recorded are not recorded again."""
+        self.migrations_stored = {
+            int((e.data or {}).get("at_ingest", -1))
+            for e in archive.events(self.run_id, kind="migration")}
+
+    async def ingest(self, item: Committed) -> None:
         member = Member(seq=item.seq, program_id=item.program_id, island=item.island,
                         score=item.score, valid=item.valid, generation=item.generation,
                         metrics=item.metrics)
@@ -34,129 +140,50 @@ class FeedbackMixin:
         for migration in self.sampler.add(member, item.parent_seq, extra):
             self._migration_event(migration)
         arm = self.arms.get(item.arm_label or "")
+        parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
         if arm is not None:
-            parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
-            self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd)
-        parent_score = self.committed[item.parent_seq].score \
-            if item.parent_seq is not None and item.parent_seq in self.committed else None
+            yielded = 1.0 if item.valid else 0.5 if item.evaluated else 0.0
+            self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd,
+                               yielded=yielded)
+        if item.operator in self.models and self.bench_watch.observe(item.operator,
+                                                                     item.error_kind):
+            self._bench(item.operator, item)
+        parent_score = parent.score if parent is not None else None
         self.scratchpad.record(AttemptRow(
             seq=item.seq, operator=item.operator or "", mutation=item.mutation or "",
             valid=item.valid, score=item.score,
             delta=(item.score - parent_score) if item.score is not None and parent_score is not None
             else None, error=f"{item.error_kind}: {item.error_text}" if item.error_kind else "",
             summary=item.summary))
-        if self.scratchpad.due(self._ingested + 1):
-            await self._refresh_scratchpad()
-        if (self._ingested + 1) % 10 == 0:
-            self._save_state()
+        self.evaluated += item.evaluated
+        self.stalled = 0 if item.evaluated else self.stalled + 1
+        if self.scratchpad.due(self.ingested + 1):
+            self.writer.request(self.ingested + 1)
+        self.ingested += 1
+        await self.writer.apply_due(self.ingested)
+
+    def _bench(self, model: str, item: Committed) -> None:
+        """Stop choosing `model`: its last `bench_after` proposals all failed to get a reply."""
+        for arm in self.arms.values():
+            if arm.operator == model:
+                self.bandit.bench(arm)
+        message = (f"model {model} is benched: its last {self.bench_watch.limit} calls failed "
+                   f"(last error: {(item.error_text or '').splitlines()[0][:200] if item.error_text else '?'})")
+        self.log(f"warning: {message}")
+        self.archive.add_event(self.run_id, "bench", message,
+                               {"model": model, "at_ingest": self.ingested})
 
     def _reward(self, item: Committed, parent: Committed | None) -> float:
-        from evolve.operators.bandit import reward
-
-        initial = self.initial.score if self.initial is not None else None
         return reward(item.score if item.valid else None,
-                      parent.score if parent is not None and parent.valid else None, initial)
+                      parent.score if parent is not None and parent.valid else None,
+                      self.initial_score)
 
     def _migration_event(self, migration: Any) -> None:
         """Record a migration once: a replay re-derives migrations an earlier session stored."""
         at = self.sampler.ingested
-        if at in self._migrations_stored:
+        if at in self.migrations_stored:
             return
         data = asdict(migration) | {"at_ingest": at}
         self.archive.add_event(self.run_id, "migration",
                                f"program {migration.program_id} migrated from island "
                                f"{migration.source} to {migration.target}", data)
-
-    async def _refresh_scratchpad(self) -> None:
-        version = self.scratchpad.version + 1
-        stored = self.archive.get_state(self.run_id, f"scratchpad/{version}")
-        calls: list[Any] = []
-        if stored is not None:  # replay: reuse what the earlier session produced
-            tips = list(stored)
-        elif self.llm is not None and (model := self._scratchpad_model()):
-            best = self.best.score if self.best else None
-            messages = self.prompts.scratchpad_messages(
-                self.scratchpad.prompt_rows(), self.scratchpad.recommendations, best,
-                self.config.scratchpad.max_recommendations)
-            reply = await self.llm.complete(model, messages)
-            calls = reply.calls
-            tips = self.scratchpad.parse(reply.text) if reply.ok else self.scratchpad.heuristic()
-        else:
-            tips = self.scratchpad.heuristic()
-        self.scratchpad.update(tips)
-        if stored is None:
-            self._record_calls(calls, "scratchpad")
-            self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
-            self.archive.set_state(self.run_id, "scratchpad", {"version": version, "tips": tips})
-            self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
-                                   f"{len(tips)} recommendations", {"tips": tips})
-
-    def _scratchpad_model(self) -> str | None:
-        if self.config.scratchpad.model:
-            return self.config.scratchpad.model
-        models = [str(a.operator) for a in self.arms.values()
-                  if str(a.operator) not in self.proposer.offline]
-        return models[0] if models else None
-
-    async def _judge(self, candidate: str, existing: str) -> tuple[bool, list[Any]]:
-        model = self.config.novelty.judge_model
-        assert model is not None and self.llm is not None
-        reply = await self.llm.complete(model, self.prompts.judge_messages(candidate, existing),
-                                        temperature=0.0)
-        first = reply.text.strip().split()[0].upper() if reply.ok and reply.text.strip() else ""
-        return first.startswith("NOVEL"), reply.calls
-
-    # ================================================================ bookkeeping
-    def _maybe_best(self, item: Committed, write: bool = True) -> None:
-        if not item.valid or item.score is None or not math.isfinite(item.score):
-            return
-        if self.best is not None and (item.score < self.best.score or  # type: ignore[operator]
-                                      (item.score == self.best.score and item.seq >= self.best.seq)):
-            return
-        self.best = item
-        if write:
-            self._write_best(item)
-            if item.seq >= 0:
-                self.archive.add_event(self.run_id, "best", f"new best {item.score:.6g} "
-                                       f"(program {item.program_id})",
-                                       {"program_id": item.program_id, "score": item.score})
-
-    def _write_best(self, item: Committed) -> None:
-        suffix = self.problem.initial_path.suffix
-        write_best(self.run_dir, suffix, item.code, {
-            "program_id": item.program_id, "proposal_key": proposal_key(self.seed, item.seq),
-            "score": item.score,
-            "metrics": item.metrics, "feedback": item.feedback, "island": item.island,
-            "generation": item.generation, "operator": item.operator,
-            "mutation": item.mutation, "run_id": self.run_id})
-
-    def _save_state(self) -> None:
-        """A snapshot for inspection and the dashboard, in one write (every 10 programs and at
-        the end). Resume does not need it beyond the elapsed time: it replays the archive."""
-        self.archive.set_state(self.run_id, ENGINE_STATE, {
-            "elapsed_s": self.elapsed_s, "committed": self.programs_done,
-            "ingested": self._ingested, "next_seq": self._next_seq,
-            "sampler": self.sampler.state_dict(), "bandit": self.bandit.state_dict(),
-            "scratchpad_version": self.scratchpad.version})
-
-    def _publish(self, event: str, *, last: Committed | None = None,
-                 status: str = "running") -> None:
-        if self.on_progress is None:
-            return
-        self.on_progress(ProgressSnapshot(
-            event=event, run_id=self.run_id, run_dir=str(self.run_dir), problem=self.problem.name,
-            programs_done=self.programs_done, programs_budget=self.config.budget.max_programs,
-            best_score=self.best.score if self.best else None,
-            best_program_id=self.best.program_id if self.best else None,
-            initial_score=self.initial.score if self.initial else None,
-            cost_usd=self.cost_usd, unknown_cost_calls=self.unknown_cost_calls,
-            elapsed_s=self.elapsed_s, proposing=self._proposing,
-            evaluating=self._evaluating, islands=self.sampler.island_stats(),
-            last=None if last is None else {
-                "seq": last.seq, "program_id": last.program_id, "island": last.island,
-                "status": last.status, "score": last.score, "valid": last.valid,
-                "operator": last.operator, "mutation": last.mutation,
-                "error_kind": last.error_kind, "error_text": last.error_text},
-            status=status, stop_reason=self._stop_reason,
-            isolation=getattr(self.executor, "isolation", "")))
-

@@ -19,6 +19,10 @@ from evolve.engine.sampling import Member
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.prompting import ProgramView, PromptBuilder
 
+# A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
+# resume with a larger budget makes it again.
+BUDGET = "budget"
+
 
 class OfflineOperator(Protocol):
     name: str
@@ -58,6 +62,7 @@ class Plan:
     inspiration_views: list[ProgramView] = field(default_factory=list)
     scratchpad: list[str] = field(default_factory=list)
     temperature: float | None = None
+    credit: Any = None             # the arm the result is credited to (None: no arm, a repair)
 
     @property
     def operator(self) -> str:
@@ -161,7 +166,8 @@ class Proposer:
                                             max_tokens=self.max_tokens.get(plan.operator))
             calls.extend(reply.calls)
             if not reply.ok:  # the client already retried transient errors
-                return ProposalOutcome(None, "llm-error", reply.error or "the LLM call failed",
+                kind = BUDGET if getattr(reply, "refused", None) else "llm-error"
+                return ProposalOutcome(None, kind, reply.error or "the LLM call failed",
                                        calls, attempts)
             try:
                 child = child_from_reply(plan.kind, plan.parent_view.code, reply.text,

@@ -67,6 +67,48 @@ def read_run_id(run_dir: Path) -> int | None:
         raise ConfigError(f"{path} is damaged ({exc}); pass the run with --run-id N") from exc
 
 
+def run_is_live(run_dir: Path) -> bool:
+    """Whether an evolve process holds RUN_DIR's lock now. The lock file names the last
+    holder's pid: a dead pid means no holder, with no need to touch the lock (so a run starting
+    at this moment is never disturbed); a live one is confirmed by a shared-lock probe (the pid
+    may have been reused)."""
+    path = run_dir / LOCK_NAME
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return False
+    if text.isdigit() and not _pid_alive(int(text)):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def shown_status(status: str, run_dir: Path | None) -> str:
+    """A run's status as users see it: `running` whose lock nobody holds is `crashed` (killed
+    without a chance to record its end; `evolve resume` continues it)."""
+    if status == "running" and run_dir is not None and not run_is_live(run_dir):
+        return "crashed"
+    return status
+
+
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

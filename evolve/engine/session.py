@@ -17,6 +17,7 @@ from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.engine.controller import Controller
+from evolve.engine.errors import RunCannotWork
 from evolve.engine.run_files import (
     ARCHIVE_NAME,
     CONFIG_NAME,
@@ -89,6 +90,21 @@ def _resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
     return list(choice.models), list(choice.offline)
 
 
+def _ledger(config: EvolveConfig, archive: Any, run_id: int,
+            log: Callable[[str], None]) -> Any:
+    """The run's spend ledger, starting from what the archive says was spent and called."""
+    from evolve.operators.llm import model_info
+    from evolve.operators.spend import SpendLedger, unit_prices_from
+
+    def warn(message: str, data: dict[str, Any]) -> None:
+        log(f"warning: {message}")
+        archive.add_event(run_id, "warning", message, data)
+
+    return SpendLedger(config.budget, unit_prices_from(config.llm.prices, model_info),
+                       spent_usd=archive.cost_so_far(run_id),
+                       calls=archive.cost_summary(run_id).calls, warn=warn)
+
+
 async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = False,
                       on_progress: Callable[[ProgressSnapshot], None] | None = None,
                       log: Callable[[str], None] = print, handle_signals: bool = True,
@@ -149,7 +165,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         if models:
             from evolve.operators.llm import LLMClient
 
-            llm = LLMClient(models, config.llm)
+            llm = LLMClient(models, config.llm, ledger=_ledger(config, archive, run_id, log))
             config.operators.models = models  # the prompt builder reads max_tokens from them
         arms, weights = make_arms([m.name for m in models], [op.name for op in offline],
                                   dict(config.mutation.mix))
@@ -160,10 +176,14 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             arms={a.label: a for a in arms}, offline={op.name: op for op in offline},
             on_progress=on_progress, log=log)
         attach_history(offline, controller)
-        if resume:
-            await controller.start_resume()
-        else:
-            await controller.start_new()
+        try:
+            if resume:
+                await controller.start_resume()
+            else:
+                await controller.start_new()
+        except RunCannotWork as exc:
+            controller.abandon(str(exc))
+            raise
         loop = asyncio.get_running_loop()
         installed = []
         if handle_signals:

@@ -4,6 +4,12 @@ Reward is asymmetric: only improvement over max(parent, initial program) counts,
 regressions give 0 (as in ShinkaEvolve's asymmetric UCB). Rewards are normalised by the largest
 reward seen, so one exploration constant suits problems of any score scale.
 
+Besides the reward, each result says how much the proposal yielded (`yielded`: 1 = a valid
+program, 0.5 = a program that ran but was invalid, 0 = nothing to evaluate: the reply was
+rejected or a duplicate). An arm's value adds `YIELD_WEIGHT` x its yield rate, so an arm whose
+proposals are rejected ranks below one that gives valid programs that do not improve, and an
+arm that never yields is learned as such instead of looking like an unlucky one.
+
 A pull is counted when a proposal is *submitted* (`on_submit`) and its reward arrives later
 (`update`); with several proposals in flight, an arm already busy looks less attractive instead
 of being chosen again blindly. `decay` < 1 discounts old evidence (operators' usefulness drifts
@@ -20,6 +26,7 @@ from typing import Any
 from evolve.config import BanditConfig
 
 STATE_VERSION = 1
+YIELD_WEIGHT = 0.5
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +65,7 @@ class ArmStats:
     completed: float = 0.0  # discounted, counted when the reward arrives
     reward_sum: float = 0.0  # discounted
     cost_sum: float = 0.0  # discounted, USD
+    yield_sum: float = 0.0  # discounted
     pending: int = 0  # submitted, reward not yet in
     total_pulls: int = 0  # undiscounted, for display
     total_reward: float = 0.0
@@ -66,6 +74,10 @@ class ArmStats:
     @property
     def mean_reward(self) -> float:
         return self.reward_sum / self.completed if self.completed > 0 else 0.0
+
+    @property
+    def yield_rate(self) -> float:
+        return self.yield_sum / self.completed if self.completed > 0 else 0.0
 
     @property
     def mean_cost(self) -> float:
@@ -82,15 +94,29 @@ class Bandit:
         self.stats: dict[Arm, ArmStats] = {arm: ArmStats() for arm in self.arms}
         self.default_weights = dict(default_weights or {})
         self.scale = 0.0  # largest reward seen, for normalisation
+        self.benched: set[Arm] = set()  # never chosen again (e.g. a model that keeps failing)
 
     # -- choosing -------------------------------------------------------------------------
 
+    @property
+    def active(self) -> list[Arm]:
+        """The arms that may be chosen (not benched), in their order."""
+        return [arm for arm in self.arms if arm not in self.benched] if self.benched \
+            else self.arms
+
+    def bench(self, arm: Arm) -> None:
+        """Never choose `arm` again; its statistics stay for display."""
+        if arm in self.stats:
+            self.benched.add(arm)
+
     def select(self, rng: random.Random) -> Arm:
+        if not self.active:
+            raise ValueError("every arm of the bandit is benched")
         algorithm = self.config.algorithm
         if algorithm == "fixed":
             return self._select_fixed(rng)
         if self.config.epsilon and rng.random() < self.config.epsilon:
-            return rng.choice(self.arms)
+            return rng.choice(self.active)
         if algorithm == "thompson":
             return self._select_thompson(rng)
         return self._select_ucb(rng)
@@ -104,53 +130,60 @@ class Bandit:
         return self.default_weights.get(arm.label, self.default_weights.get(arm.operator, 1.0))
 
     def _select_fixed(self, rng: random.Random) -> Arm:
-        weights = [self.weight(arm) for arm in self.arms]
+        arms = self.active
+        weights = [self.weight(arm) for arm in arms]
         if sum(weights) <= 0:
             raise ValueError("every bandit weight is 0: give at least one arm a positive weight")
-        return rng.choices(self.arms, weights=weights, k=1)[0]
+        return rng.choices(arms, weights=weights, k=1)[0]
 
     def _cost_floor(self) -> float:
         """Added to every arm's cost so free arms do not divide by zero."""
         costs = [s.mean_cost for s in self.stats.values() if s.mean_cost > 0]
         return max(1e-6, 0.1 * (sum(costs) / len(costs))) if costs else 1.0
 
-    def _values(self, means: dict[Arm, float]) -> dict[Arm, float]:
-        """Exploitation values in [0, 1]: normalised reward, or reward per dollar."""
+    def _usefulness(self, arm: Arm) -> float:
+        """Normalised mean reward plus the yield term, in [0, 1 + YIELD_WEIGHT]."""
+        stats = self.stats[arm]
+        return stats.mean_reward / (self.scale or 1.0) + YIELD_WEIGHT * stats.yield_rate
+
+    def _values(self, arms: list[Arm]) -> dict[Arm, float]:
+        """Exploitation values: usefulness, or usefulness per dollar scaled to [0, 1]."""
         if not self.config.cost_aware:
-            scale = self.scale or 1.0
-            return {arm: mean / scale for arm, mean in means.items()}
+            return {arm: self._usefulness(arm) for arm in arms}
         floor = self._cost_floor()
-        per_dollar = {arm: mean / (self.stats[arm].mean_cost + floor)
-                      for arm, mean in means.items()}
+        per_dollar = {arm: self._usefulness(arm) / (self.stats[arm].mean_cost + floor)
+                      for arm in arms}
         top = max(per_dollar.values())
         return {arm: (v / top if top > 0 else 0.0) for arm, v in per_dollar.items()}
 
     def _select_ucb(self, rng: random.Random) -> Arm:
-        fresh = [arm for arm in self.arms if self.stats[arm].pulls <= 0]
+        arms = self.active
+        fresh = [arm for arm in arms if self.stats[arm].pulls <= 0]
         if fresh:
             return rng.choice(fresh)
-        values = self._values({arm: self.stats[arm].mean_reward for arm in self.arms})
-        total = sum(self.stats[arm].pulls for arm in self.arms)
+        values = self._values(arms)
+        total = sum(self.stats[arm].pulls for arm in arms)
         log_total = math.log(max(total, 1.0) + 1.0)
         scores = {arm: values[arm] + self.config.exploration * math.sqrt(
-            log_total / self.stats[arm].pulls) for arm in self.arms}
+            log_total / self.stats[arm].pulls) for arm in arms}
         best = max(scores.values())
         # Ties broken by the rng, not by list order, so no arm is favoured by position.
-        return rng.choice([arm for arm in self.arms if scores[arm] >= best - 1e-12])
+        return rng.choice([arm for arm in arms if scores[arm] >= best - 1e-12])
 
     def _select_thompson(self, rng: random.Random) -> Arm:
         scale = self.scale or 1.0
         samples: dict[Arm, float] = {}
-        for arm in self.arms:
+        for arm in self.active:
             stats = self.stats[arm]
-            successes = min(stats.reward_sum / scale, stats.pulls)
+            successes = min((stats.reward_sum / scale + YIELD_WEIGHT * stats.yield_sum)
+                            / (1.0 + YIELD_WEIGHT), stats.pulls)
             # In-flight pulls count as failures until their reward arrives.
             samples[arm] = rng.betavariate(1.0 + successes, 1.0 + stats.pulls - successes)
         if self.config.cost_aware:
             floor = self._cost_floor()
             samples = {arm: v / (self.stats[arm].mean_cost + floor) for arm, v in samples.items()}
         best = max(samples.values())
-        return next(arm for arm in self.arms if samples[arm] == best)
+        return next(arm for arm in self.active if samples[arm] == best)
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -162,8 +195,10 @@ class Bandit:
         stats.pending += 1
         stats.total_pulls += 1
 
-    def update(self, arm: Arm, reward: float, cost_usd: float | None = 0.0) -> None:
-        """The reward of a finished proposal. An arm removed since its submit is ignored."""
+    def update(self, arm: Arm, reward: float, cost_usd: float | None = 0.0,
+               yielded: float = 1.0) -> None:
+        """The reward of a finished proposal and what it yielded (see the module text). An
+        arm removed since its submit is ignored."""
         if arm not in self.stats:
             return
         if self.config.decay < 1.0:
@@ -172,6 +207,7 @@ class Bandit:
                 stats.completed *= self.config.decay
                 stats.reward_sum *= self.config.decay
                 stats.cost_sum *= self.config.decay
+                stats.yield_sum *= self.config.decay
         reward = max(0.0, float(reward)) if math.isfinite(reward) else 0.0
         stats = self.stats[arm]
         if stats.pending == 0:  # an update without a submit still counts as a pull
@@ -180,6 +216,7 @@ class Bandit:
         stats.pending = max(0, stats.pending - 1)
         stats.completed += 1.0
         stats.reward_sum += reward
+        stats.yield_sum += min(1.0, max(0.0, float(yielded)))
         stats.total_reward += reward
         cost = cost_usd or 0.0
         stats.cost_sum += cost
@@ -195,8 +232,9 @@ class Bandit:
     def summary(self) -> list[dict[str, Any]]:
         """Per arm: label, pulls, mean reward, total cost (for the dashboard and logs)."""
         return [{"arm": arm.label, "pulls": self.stats[arm].total_pulls,
-                 "pending": self.stats[arm].pending,
+                 "pending": self.stats[arm].pending, "benched": arm in self.benched,
                  "mean_reward": self.stats[arm].mean_reward,
+                 "yield_rate": self.stats[arm].yield_rate,
                  "total_reward": self.stats[arm].total_reward,
                  "total_cost_usd": self.stats[arm].total_cost} for arm in self.arms]
 
@@ -205,10 +243,11 @@ class Bandit:
             "version": STATE_VERSION,
             "algorithm": self.config.algorithm,
             "scale": self.scale,
+            "benched": sorted(arm.label for arm in self.benched),
             "arms": {arm.label: {
                 "operator": arm.operator, "mutation": arm.mutation,
                 "pulls": s.pulls, "completed": s.completed, "reward_sum": s.reward_sum,
-                "cost_sum": s.cost_sum, "pending": s.pending, "total_pulls": s.total_pulls,
+                "cost_sum": s.cost_sum, "yield_sum": s.yield_sum, "pending": s.pending, "total_pulls": s.total_pulls,
                 "total_reward": s.total_reward, "total_cost": s.total_cost,
             } for arm, s in self.stats.items()},
         }
@@ -238,6 +277,7 @@ class Bandit:
                 pulls=max(0.0, float(entry["pulls"]) - pending),
                 completed=float(entry["completed"]), reward_sum=float(entry["reward_sum"]),
                 cost_sum=float(entry["cost_sum"]), pending=0,
+                yield_sum=float(entry.get("yield_sum", entry["completed"])),
                 total_pulls=max(0, int(entry["total_pulls"]) - pending),
                 total_reward=float(entry["total_reward"]),
                 total_cost=float(entry["total_cost"]))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.config import LLMConfig, ModelConfig, PriceConfig
+from evolve.operators.spend import BudgetRefused, SpendLedger
 
 # litellm fetches its price table from the network at import unless told otherwise; runs are
 # often offline and must not stall on that, and the bundled table is pinned with the package.
@@ -87,9 +88,12 @@ class LLMReply:
     finish_reason: str | None
     calls: list[LLMCallRecord] = field(default_factory=list)
     ok: bool = True
+    refused: str | None = None  # a budget refused the next call (nothing was sent for it)
 
     @property
     def error(self) -> str | None:
+        if self.refused is not None:
+            return f"BudgetReached: {self.refused}"
         return self.calls[-1].error if self.calls else "no call was made"
 
     @property
@@ -169,6 +173,28 @@ def compute_cost(model: str, response: Any, tokens_in: int | None, tokens_out: i
     return float(cost) if cost else None
 
 
+def count_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
+    """Prompt tokens of a call, as litellm counts them for `model` (its tokenizer, else
+    tiktoken's); a character count when that fails (never fewer tokens than that gives)."""
+    try:
+        return int(litellm_module().token_counter(model=litellm_model_name(model),
+                                                  messages=messages))
+    except Exception:  # an exotic message shape: fall back to an over-estimate
+        return sum(len(str(m.get("content", ""))) for m in messages)
+
+
+def model_info(model: str) -> dict[str, Any] | None:
+    """litellm's table entry for `model` (prices per token), or None when it has none."""
+    name = litellm_model_name(model)
+    if name in _UNPRICED_BY_LITELLM:
+        return None
+    try:
+        return dict(litellm_module().get_model_info(name))
+    except Exception:  # litellm raises for a model missing from its table
+        _UNPRICED_BY_LITELLM.add(name)
+        return None
+
+
 def _status_code(exc: BaseException) -> int | None:
     code = getattr(exc, "status_code", None)
     return code if isinstance(code, int) else None
@@ -214,10 +240,11 @@ class LLMClient:
     """Calls LLMs through litellm. `complete` never raises for provider errors."""
 
     def __init__(self, models: list[ModelConfig], llm: LLMConfig, *,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, ledger: SpendLedger | None = None) -> None:
         self.models = {m.name: m for m in models}
         self.llm = llm
         self.rng = rng or random.Random(0)
+        self.ledger = ledger  # None = no budget to enforce (e.g. `evolve models check`)
 
     def model_config(self, model: str) -> ModelConfig:
         return self.models.get(model) or ModelConfig(name=model)
@@ -269,14 +296,31 @@ class LLMClient:
             calls.append(LLMCallRecord(model, prompt, None, None, None, 0.0, 0.0, key_error, None))
             return LLMReply("", None, calls, ok=False)
 
+        prompt_tokens = None
         for attempt_no in range(self.llm.retries + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            reservation = None
+            if self.ledger is not None:
+                if prompt_tokens is None:
+                    prompt_tokens = await asyncio.to_thread(count_prompt_tokens, model, messages)
+                try:
+                    reservation = self.ledger.reserve(model, prompt_tokens,
+                                                      max_tokens or cfg.max_tokens)
+                except BudgetRefused as exc:
+                    return LLMReply("", None, calls, ok=False, refused=str(exc))
             temp = temperature if temperature is not None else self.rng.choice(cfg.temperatures)
             started = time.monotonic()
-            result = await self._attempt(cfg, messages, temp, max_tokens or cfg.max_tokens,
-                                         key, min(cfg.timeout_s, remaining), remaining)
+            try:
+                result = await self._attempt(cfg, messages, temp, max_tokens or cfg.max_tokens,
+                                             key, min(cfg.timeout_s, remaining), remaining)
+            except BaseException:
+                if reservation is not None and self.ledger is not None:
+                    self.ledger.settle(reservation, None)  # cancelled: it may still be billed
+                raise
+            if reservation is not None and self.ledger is not None:
+                self.ledger.settle(reservation, result.cost_usd)
             calls.append(LLMCallRecord(
                 model=model, prompt=prompt, response=result.text, tokens_in=result.tokens_in,
                 tokens_out=result.tokens_out, cost_usd=result.cost_usd,

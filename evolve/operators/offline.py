@@ -16,7 +16,7 @@ import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
 
-from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
+from evolve.patch.blocks import evolve_block_ranges
 
 
 class NoChange(Exception):
@@ -52,17 +52,11 @@ class Source:
             raise NoChange(f"the program does not parse ({exc.msg}, line {exc.lineno})") from exc
 
     def _find_blocks(self) -> list[tuple[int, int]]:
-        """Editable line ranges (1-based, inclusive): the lines between each marker pair."""
-        blocks, start = [], None
-        for number, line in enumerate(self.lines, start=1):
-            if EVOLVE_BLOCK_START in line and start is None:
-                start = number
-            elif EVOLVE_BLOCK_END in line and start is not None:
-                if number - start > 1:
-                    blocks.append((start + 1, number - 1))
-                start = None
-        has_markers = any(EVOLVE_BLOCK_START in line for line in self.lines)
-        return blocks if has_markers else [(1, len(self.lines))]
+        """Editable line ranges (1-based, inclusive), from the shared EVOLVE-BLOCK parser."""
+        ranges = evolve_block_ranges(self.code)
+        if ranges is None:
+            return [(1, len(self.lines))]
+        return [(start + 1, end) for start, end in ranges if end > start]
 
     def inside(self, line: int, end_line: int) -> bool:
         return any(first <= line and end_line <= last for first, last in self.blocks)

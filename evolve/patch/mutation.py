@@ -12,6 +12,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from evolve.patch.blocks import evolve_block_ranges, marker_count
 from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
 
 # Mutation kinds that ask an LLM for a reply; "repair" fixes an invalid parent using its error.
@@ -63,16 +64,7 @@ def extract_code(text: str) -> str | None:
 
 def editable_line_ranges(code: str) -> list[tuple[int, int]] | None:
     """0-based [start, end) line ranges strictly between START and END markers; None = no markers."""
-    lines = code.split("\n")
-    ranges: list[tuple[int, int]] = []
-    start: int | None = None
-    for i, line in enumerate(lines):
-        if EVOLVE_BLOCK_START in line:
-            start = i + 1
-        elif EVOLVE_BLOCK_END in line and start is not None:
-            ranges.append((start, i))
-            start = None
-    return ranges or None
+    return evolve_block_ranges(code)
 
 
 def _frame(code: str) -> list[list[str]]:
@@ -97,7 +89,8 @@ def check_evolve_blocks(parent: str, child: str) -> None:
     if parent_ranges is None:
         return  # no markers: the whole program is editable
     child_ranges = editable_line_ranges(child)
-    if child_ranges is None or len(child_ranges) != len(parent_ranges):
+    if child_ranges is None or len(child_ranges) != len(parent_ranges) or \
+            marker_count(child) != marker_count(parent):
         found = 0 if child_ranges is None else len(child_ranges)
         raise MutationError(
             "outside-evolve-block",
@@ -251,16 +244,25 @@ def apply_diff(code: str, blocks: list[SearchReplace]) -> str:
 # ---------------------------------------------------------------- whole replies
 
 def child_from_reply(kind: str, parent: str, reply: str, max_chars: int) -> str:
-    """The child program for a reply to a mutation of `kind`, checked; raises MutationError."""
+    """The child program for a reply to a mutation of `kind`, checked; raises MutationError.
+
+    The reply is read in the format it holds, whatever was asked: models often answer a
+    full-rewrite request with SEARCH/REPLACE blocks, or a diff request with the whole program.
+    SEARCH/REPLACE blocks are applied as a diff; otherwise a fenced program is taken whole
+    (for a diff request only when it is plainly the whole program: it keeps the parent's
+    EVOLVE-BLOCK markers, so a snippet quoted in an explanation never replaces the block)."""
     blocks = parse_diff(reply)
-    if kind == "diff" or (kind == "repair" and blocks):
+    if blocks:
         child = apply_diff(parent, blocks)
     else:
         code = extract_code(reply)
+        ranges = editable_line_ranges(parent)
+        if kind == "diff" and (
+                code is None or (ranges is not None and editable_line_ranges(code) is None)):
+            apply_diff(parent, blocks)  # raises the diff-format error, written for the model
         if code is None:
             raise MutationError("no-code", "the reply contains no program; answer with the whole "
                                            "program in one ```python fenced block.")
-        ranges = editable_line_ranges(parent)
         if ranges is not None and len(ranges) == 1 and editable_line_ranges(code) is None:
             child = splice_block(parent, code)  # the reply is just the new block body
         else:

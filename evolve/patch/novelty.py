@@ -148,6 +148,7 @@ class Verdict:
     similarity: float = 1.0
     reason: str = ""
     calls: list[Any] = field(default_factory=list)  # LLMCallRecord-like records to archive
+    judge_pending: bool = False  # a near-duplicate the judge must still confirm (`confirm`)
 
 
 # An async LLM judge: (candidate code, existing code) -> (is novel, call records).
@@ -196,6 +197,50 @@ class NoveltyFilter:
             if sim > best:
                 best_key, best = key, sim
         return best_key, best
+
+    # The controller's path, in three steps so no network call happens under its ordered gate:
+    # `embed` before the gate (depends on the code only), `decide` under it (no I/O; the
+    # candidate is remembered there, also when the judge must still confirm it, so later
+    # candidates see the same state whatever the judge answers and however long it takes), and
+    # `confirm` after it.
+    async def embed(self, code: str) -> tuple[list[float] | None, list[Any]]:
+        if self.embedder is None or not self.config.enabled:
+            return None, []
+        return await self.embedder(editable_text(code))
+
+    def decide(self, code: str, hash_value: str, embedding: list[float] | None) -> Verdict:
+        existing = self._by_hash.get(hash_value)
+        if existing is not None:
+            return Verdict(False, "duplicate", existing, 1.0,
+                           f"identical (after removing comments and layout) to program {existing}")
+        if not self.config.enabled:
+            return Verdict(True)
+        threshold = self.config.similarity_threshold
+        similar_key, similarity = self._nearest_local(code)
+        method = "token-shingle"
+        if embedding is not None:
+            for key, other in self._embeddings:
+                sim = cosine(embedding, other)
+                if sim >= threshold and sim > similarity:
+                    similar_key, similarity, method = key, sim, "embedding"
+        if similar_key is None or similarity < threshold:
+            return Verdict(True)
+        return Verdict(False, "near-duplicate", similar_key, similarity,
+                       f"{method} similarity {similarity:.3f} >= {threshold} to program "
+                       f"{similar_key}", judge_pending=self.judge is not None)
+
+    async def confirm(self, verdict: Verdict, code: str) -> Verdict:
+        """The judge's word on a pending near-duplicate (the verdict itself otherwise)."""
+        if not verdict.judge_pending or self.judge is None or verdict.similar_to is None:
+            return verdict
+        novel, calls = await self.judge(code, self._codes[verdict.similar_to])
+        if novel:
+            method = verdict.reason.split(" similarity")[0]
+            return Verdict(True, similarity=verdict.similarity, similar_to=verdict.similar_to,
+                           calls=calls, reason=f"{method} similarity {verdict.similarity:.3f} to "
+                           f"program {verdict.similar_to}, but the judge found it novel")
+        return Verdict(False, verdict.kind, verdict.similar_to, verdict.similarity,
+                       verdict.reason, calls)
 
     async def check(self, code: str, hash_value: str | None = None) -> tuple[Verdict, list[float] | None]:
         """Decide on a candidate; returns the verdict and its embedding (to remember it with)."""

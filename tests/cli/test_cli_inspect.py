@@ -203,9 +203,12 @@ def test_program_commands_find_the_run_from_the_current_folder(
 
 def test_a_run_that_has_just_started(tmp_path: Path) -> None:
     run_dir = tmp_path / "fresh"
+    from evolve.engine.run_files import run_lock
+
     with Archive.open(run_dir / "archive.sqlite") as archive:
         archive.create_run(problem="toy_objective", config_toml="", seed=0, isolation="rlimits")
-    status = invoke("status", run_dir, "--json")
+    with run_lock(run_dir):  # as the live run holds it (without it the run shows as crashed)
+        status = invoke("status", run_dir, "--json")
     assert status.exit_code == 0, status.output
     data = json.loads(status.stdout)
     assert data["programs"] == 0 and data["best_score"] is None and data["status"] == "running"

@@ -278,35 +278,39 @@ async def test_an_empty_run_opens(tmp_path: Path) -> None:
 
 
 async def test_refreshes_while_the_run_goes_on(tmp_path: Path) -> None:
+    from evolve.engine.run_files import run_lock
+
     facts = await build_run_async(tmp_path / "live-run", programs=2, status="running")
     writer = Archive.open(facts.run_dir / "archive.sqlite")
     reader = Archive.open(facts.run_dir / "archive.sqlite", create=False)
-    app = make_app(reader, facts.run_id, refresh_s=0.1)
     try:
-        async with app.run_test(size=SMALL) as pilot:
-            await pilot.pause()
-            assert len(table_ids(app)) == 2 and "running" in app.sub_title
-            # Written the way the controller writes: the LLM call first, then the program that
-            # links it, from another connection (the controller's).
-            code = "def solve():\n    return 11.0\n"
-            call_id = writer.record_llm_call(
-                facts.run_id, model="openai/gpt-4.1-mini", prompt="[]", response="ok",
-                tokens_in=10, tokens_out=5, cost_usd=0.25, latency_s=0.1, error=None,
-                purpose="proposal")
-            new_id = writer.add_program(
-                facts.run_id, code=code, code_hash=code_hash_of(code),
-                parent_id=facts.initial_id, island=0, generation=1, operator="tune",
-                mutation_kind="diff", status="evaluated", stage_reached="full", score=11.0,
-                valid=True, llm_call_ids=[call_id])
-            writer.finish_run(facts.run_id, "finished")
-            for _ in range(100):                   # the timer reloads within a few ticks
-                await pilot.pause(0.1)
-                if "finished" in app.sub_title:
-                    break
-            assert table_ids(app)[0] == new_id and len(table_ids(app)) == 3
-            assert "finished" in app.sub_title
-            assert app.data.by_id[new_id].cost_usd == pytest.approx(0.25)
-            assert app.data.spent_usd == pytest.approx(0.25 + facts.spent_usd)
+        # The writer holds the run's lock, as a live run does (else it shows as crashed).
+        with run_lock(facts.run_dir):
+            app = make_app(reader, facts.run_id, refresh_s=0.1)
+            async with app.run_test(size=SMALL) as pilot:
+                await pilot.pause()
+                assert len(table_ids(app)) == 2 and "running" in app.sub_title
+                # Written the way the controller writes: the LLM call first, then the program
+                # that links it, from another connection (the controller's).
+                code = "def solve():\n    return 11.0\n"
+                call_id = writer.record_llm_call(
+                    facts.run_id, model="openai/gpt-4.1-mini", prompt="[]", response="ok",
+                    tokens_in=10, tokens_out=5, cost_usd=0.25, latency_s=0.1, error=None,
+                    purpose="proposal")
+                new_id = writer.add_program(
+                    facts.run_id, code=code, code_hash=code_hash_of(code),
+                    parent_id=facts.initial_id, island=0, generation=1, operator="tune",
+                    mutation_kind="diff", status="evaluated", stage_reached="full",
+                    score=11.0, valid=True, llm_call_ids=[call_id])
+                writer.finish_run(facts.run_id, "finished")
+                for _ in range(100):                   # the timer reloads within a few ticks
+                    await pilot.pause(0.1)
+                    if "finished" in app.sub_title:
+                        break
+                assert table_ids(app)[0] == new_id and len(table_ids(app)) == 3
+                assert "finished" in app.sub_title
+                assert app.data.by_id[new_id].cost_usd == pytest.approx(0.25)
+                assert app.data.spent_usd == pytest.approx(0.25 + facts.spent_usd)
     finally:
         writer.close()
         reader.close()

@@ -82,8 +82,14 @@ def test_kill_9_five_times_then_resume_loses_and_duplicates_nothing(tmp_path):
     final = committed(run_dir)
     for key, row in seen.items():
         assert final.get(key) == row, f"committed program {key} was lost or changed"
-    assert sorted(final) == sorted(["initial"] + [f"5:{i}" for i in range(PROGRAMS)])
+    # The budget counts evaluated programs (duplicates make room for more proposals); the
+    # proposals stored are exactly 5:0 .. 5:n-1, none missing.
+    proposals = len(final) - 1
+    assert sorted(final) == sorted(["initial"] + [f"5:{i}" for i in range(proposals)])
     with sqlite3.connect(run_dir / "archive.sqlite") as conn:
+        evaluated = conn.execute("SELECT COUNT(*) FROM programs WHERE status = 'evaluated' "
+                                 "AND proposal_key != 'initial'").fetchone()[0]
+        assert evaluated == PROGRAMS
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "completed"
         resumes = conn.execute("SELECT COUNT(*) FROM events WHERE kind='resume'").fetchone()[0]
     assert resumes == 5

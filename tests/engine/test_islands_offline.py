@@ -22,7 +22,11 @@ def test_islands_separate_children_stay_home_except_migrations(tmp_path):
         programs = archive.programs(outcome.run_id)
         by_id = {p.id: p for p in programs}
         children = [p for p in programs if p.proposal_key != "initial"]
-        assert Counter(p.island for p in children) == {0: 10, 1: 10, 2: 10}
+        # Proposal seq goes to island seq mod 3; the budget counts evaluated programs, so
+        # duplicates add proposals: the islands get the same count, give or take one.
+        assert sum(p.status == "evaluated" for p in children) == 30
+        counts = Counter(p.island for p in children)
+        assert set(counts) == {0, 1, 2} and max(counts.values()) - min(counts.values()) <= 1
         migrated = {(e.data["program_id"], e.data["target"])
                     for e in archive.events(outcome.run_id, kind="migration")}
         assert migrated, "migrations happened"
