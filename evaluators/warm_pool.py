@@ -1,0 +1,273 @@
+"""The run process's side of the warm path: start a zygote (`evaluators.warm`) per problem and
+isolation level, send it one request per evaluation, supervise the evaluation's output and
+exit exactly like the cold path does, and start a fresh zygote when one died.
+
+See `evaluators.warm` for why a forked evaluation is as isolated as a cold one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators import isolation, sandbox, warm
+from evaluators.sandbox import SandboxLimits, SandboxOutcome
+
+log = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 120.0
+
+
+class WarmUnavailable(RuntimeError):
+    """This problem cannot use a warm interpreter (the cold path is used instead)."""
+
+
+class ZygoteGone(RuntimeError):
+    """The zygote was gone before it got the request: nothing ran, so retrying is safe."""
+
+
+class _RemoteChild:
+    """What `sandbox._supervise` needs of a child process, for an evaluation the zygote forked:
+    its output pipes, and its exit code read from the status socket."""
+
+    def __init__(self, out_fd: int, err_fd: int, status: socket.socket):
+        self.stdout = os.fdopen(out_fd, "rb", buffering=0)
+        self.stderr = os.fdopen(err_fd, "rb", buffering=0)
+        self.status = status
+        self.returncode: int | None = None
+        self.lost = False  # the zygote died before it reported an exit code
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                data = self.status.recv(4096, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except OSError:
+                data = b""
+            if data:
+                self.returncode = int(json.loads(data)["returncode"])
+            else:
+                self.lost, self.returncode = True, -9
+        return self.returncode
+
+    def kill(self, _proc: Any = None) -> None:
+        """The wall-clock limit: the zygote SIGKILLs the evaluation (its PID namespace with it)."""
+        try:
+            self.status.send(b"kill")
+        except OSError:
+            pass
+        deadline = time.monotonic() + 10
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.stdout.close()
+        self.stderr.close()
+        self.status.close()
+
+
+class WarmInterpreter:
+    """One zygote: a pre-imported interpreter inside `level`'s sandbox for one problem."""
+
+    def __init__(self, problem_dir: Path, evaluator_file: str, level: str):
+        self.problem_dir = problem_dir.resolve()
+        self.evaluator_file = evaluator_file
+        self.level = level
+        self._lock = threading.Lock()
+        # The zygote's work dir path: at bwrap level every evaluation mounts a fresh tmpfs here.
+        self.base = Path(tempfile.mkdtemp(prefix="evolve-warm-"))
+        self.base.chmod(0o755)
+        stub = self.base / "program.py"
+        stub.write_text("")
+        stub.chmod(0o644)
+        self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = sandbox._environment("warm", self.base, SandboxLimits(timeout_s=1), -1, None,
+                                   evaluator_file, None)
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR):
+            env.pop(key, None)
+        env["EVOLVE_WARM_FD"] = str(theirs.fileno())
+        prefix = isolation.command_prefix(
+            level, work_dir=self.base, program=stub,
+            read_paths=[self.problem_dir, *isolation.runtime_paths()], work_dir_mb=64, devices=())
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-s", "-m", "evaluators.warm", str(self.problem_dir),
+             evaluator_file, level],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
+            pass_fds=[theirs.fileno()], env=env, cwd=self.base, start_new_session=True)
+        theirs.close()
+        self._control.settimeout(_START_TIMEOUT_S)
+        try:
+            ready = json.loads(self._control.recv(4096) or b"null")
+        except (OSError, ValueError):
+            ready = None
+        self._control.settimeout(None)
+        if not (isinstance(ready, dict) and ready.get("ready")):
+            reason = ready.get("reason") if isinstance(ready, dict) else self._log_tail()
+            self.close()
+            raise WarmUnavailable(f"warm interpreter for {self.problem_dir.name} did not start: "
+                                  f"{reason}")
+        self.preloaded = bool(ready.get("preloaded"))
+
+    def _log_tail(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:].decode(errors="replace").strip() or "no output"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, *, code: str, stage: str, limits: SandboxLimits,
+            extra_env: dict[str, str] | None) -> SandboxOutcome:
+        """One evaluation, forked by the zygote; never raises for candidate behaviour. Raises
+        ZygoteGone when the zygote is gone before it got the request (safe to retry)."""
+        level, problem_dir = self.level, self.problem_dir
+        problem_error = sandbox._unreadable_problem(problem_dir, self.evaluator_file, level)
+        if problem_error:
+            return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
+                                  f"{problem_error}", 0, 0, 0.0, level)
+        drop = isolation.uid_drop_possible(level) and (
+            level == "bwrap" or isolation.world_accessible(problem_dir))
+        lease = sandbox._UidLease() if drop else None
+        uid = lease.uid if lease else None
+        host_dir: Path | None = None
+        token = secrets.token_hex(12)
+        if level == "bwrap":
+            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork.
+            work_dir = self.base / f"evaluation-{token[:16]}"
+        else:
+            host_dir = work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
+            (work_dir / "program.py").write_text(code)
+            (work_dir / "program.py").chmod(0o644)
+            if uid is not None:
+                os.chown(work_dir, uid, uid)
+            work_dir.chmod(0o700)
+        pipes = [os.pipe() for _ in range(3)]
+        status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
+                                   extra_env)
+        request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
+                   "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
+                   "mount_point": str(self.base),
+                   "code": code if level == "bwrap" else "",
+                   "work_dir_mb": max(64, 2 * limits.max_file_mb)}
+        start = time.perf_counter()
+        child = None
+        try:
+            try:
+                with self._lock:
+                    socket.send_fds(self._control, [json.dumps(request).encode()],
+                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno()])
+            except OSError as exc:
+                raise ZygoteGone(str(exc)) from exc
+            for _, write_end in pipes:
+                os.close(write_end)
+            theirs.close()
+            child = _RemoteChild(pipes[0][0], pipes[1][0], status)
+            outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
+                                         wake_fd=status.fileno(), terminate=child.kill)
+            if child.lost:
+                outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
+                                   "evaluation; the next one starts a fresh interpreter")
+                outcome.result = None
+            elif child.returncode == warm.SETUP_FAILED:
+                outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
+            outcome.uid = uid
+            if uid is not None:
+                # The evaluation's PID namespace is gone with it; this catches anything that
+                # got out of it all the same (by its throw-away uid).
+                outcome.leftovers_killed = sandbox.kill_leftovers(token, -1, uid)
+            return outcome
+        finally:
+            if child is None:  # the request never left: close everything here
+                for read_end, write_end in pipes:
+                    for fd in (read_end, write_end):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                theirs.close()
+                status.close()
+            else:
+                child.close()
+                os.close(pipes[2][0])
+            if host_dir is not None:
+                shutil.rmtree(host_dir, ignore_errors=True)
+            if lease:
+                lease.release()
+
+    def close(self) -> None:
+        self._control.close()  # the zygote exits on EOF; its evaluations die with it
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class WarmPool:
+    """Zygotes by (problem, evaluator, level), started on first use and replaced when dead."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interpreters: dict[tuple[str, str, str], WarmInterpreter] = {}
+        self._unavailable: dict[tuple[str, str, str], str] = {}
+
+    def interpreter(self, problem_dir: Path, evaluator_file: str,
+                    level: str) -> WarmInterpreter | None:
+        key = (str(problem_dir.resolve()), evaluator_file, level)
+        with self._lock:
+            if key in self._unavailable:
+                return None
+            current = self._interpreters.get(key)
+            if current is not None and current.alive():
+                return current
+            if current is not None:
+                log.warning("warm interpreter for %s ended; starting a fresh one",
+                            problem_dir.name)
+                current.close()
+            try:
+                current = WarmInterpreter(problem_dir, evaluator_file, level)
+            except (WarmUnavailable, OSError) as exc:
+                log.warning("%s; evaluating with a fresh interpreter per stage instead", exc)
+                self._unavailable[key] = str(exc)
+                self._interpreters.pop(key, None)
+                return None
+            self._interpreters[key] = current
+            return current
+
+    def run(self, *, problem_dir: Path, evaluator_file: str, code: str, stage: str,
+            limits: SandboxLimits, level: str, extra_env: dict[str, str] | None = None
+            ) -> SandboxOutcome:
+        """Evaluate on a warm interpreter, or cold when this problem cannot have one."""
+        for _ in range(2):
+            interp = self.interpreter(problem_dir, evaluator_file, level)
+            if interp is None:
+                break
+            try:
+                return interp.run(code=code, stage=stage, limits=limits, extra_env=extra_env)
+            except ZygoteGone:
+                continue  # nothing ran: retry once on a fresh zygote
+        return sandbox.run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file,
+                                     code=code, stage=stage, limits=limits, level=level,
+                                     extra_env=extra_env)
+
+    def close(self) -> None:
+        with self._lock:
+            for interp in self._interpreters.values():
+                interp.close()
+            self._interpreters.clear()
