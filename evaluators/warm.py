@@ -29,8 +29,9 @@ Why isolation between candidates is not weakened
 - The cascade's stages of one candidate are separate requests, so each stage is its own fork of
   the pristine zygote: nothing the candidate did in one stage is visible to the next stage's
   evaluator.
-- The zygote's forks share its hash-randomisation seed (Python fixes it at interpreter start);
-  the `random` and `numpy.random` global generators are reseeded from the OS in every fork.
+- The zygote's forks share its hash-randomisation seed (Python fixes it at interpreter start).
+  Random streams do not repeat: `random` reseeds itself after a fork, and numpy's global
+  generator (which does not) is reseeded from the OS in every fork.
 - A candidate cannot reach the zygote (another PID namespace, another uid), but if the zygote
   dies anyway (killed from outside, out of memory), the evaluations it was running fail with a
   crash, it is marked dead, and the next evaluation starts a fresh one.
