@@ -1,8 +1,14 @@
-"""Sandbox overhead per evaluation, at each isolation level available here.
+"""Sandbox overhead per evaluation, at each isolation level available here, cold and warm.
 
-The candidate does nothing (an empty `report()`); the baseline is a plain `subprocess.run` of the
-very same harness command (`python -m evaluators.harness PROBLEM PROGRAM STAGE`) without any
-sandbox. Both are measured in this run, repeated, and the medians compared.
+The candidate does nothing (an empty `report()`). Per level two paths are timed, wall clock of
+one whole evaluation as the executor runs it:
+- cold: `run_sandboxed`, a fresh `python -m evaluators.harness` per evaluation (today's path
+  before the warm interpreter, still used where the warm path is not available);
+- warm: `WarmPool.run`, a fork of a pre-imported interpreter inside the same sandbox
+  (`evaluators.warm`; needs root, else it is skipped).
+The baseline is a plain `subprocess.run` of the very same harness command without any sandbox.
+All variants are measured in this run, interleaved (load changes hit every variant alike),
+repeated, and the medians compared; the warm interpreter's one-off start is not counted.
 
     python benchmarks/sandbox_overhead.py [--repeats 15]
 """
@@ -23,6 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from evaluators.isolation import available_levels, detect_isolation  # noqa: E402
 from evaluators.sandbox import SandboxLimits, run_sandboxed  # noqa: E402
+from evaluators.warm import supported as warm_supported  # noqa: E402
+from evaluators.warm_pool import WarmPool  # noqa: E402
+
+TARGET_MS = 25.0
 
 PROBLEM = ROOT / "tests" / "fixtures" / "trusting_problem"
 EMPTY = 'def report():\n    return {"score": 0.0, "valid": True, "metrics": {}, "feedback": ""}\n'
@@ -39,11 +49,12 @@ def plain_run(program: Path) -> float:
     return elapsed
 
 
-def sandboxed_run(level: str) -> float:
+def sandboxed_run(level: str, pool: WarmPool | None = None) -> float:
     limits = SandboxLimits(timeout_s=30, memory_mb=512, cpu_seconds=30)
+    run = pool.run if pool is not None else run_sandboxed
     start = time.perf_counter()
-    outcome = run_sandboxed(problem_dir=PROBLEM, evaluator_file="evaluate.py", code=EMPTY,
-                            stage="only", limits=limits, level=level)
+    outcome = run(problem_dir=PROBLEM, evaluator_file="evaluate.py", code=EMPTY,
+                  stage="only", limits=limits, level=level)
     elapsed = time.perf_counter() - start
     if not (outcome.result and outcome.result.get("valid")):
         raise SystemExit(f"sandboxed run at {level} failed: {outcome}")
@@ -59,19 +70,43 @@ def main() -> None:
         program.write_text(EMPTY)
         plain_run(program)  # warm caches
         levels = available_levels()
-        samples: dict[str, list[float]] = {"plain": [], **{lv: [] for lv in levels}}
-        # Interleave so load changes on the machine hit every variant alike.
-        for _ in range(args.repeats):
-            samples["plain"].append(plain_run(program))
-            for level in levels:
-                samples[level].append(sandboxed_run(level))
-    base = statistics.median(samples["plain"])
+        pool = WarmPool()
+        warm_levels = [lv for lv in levels if warm_supported(lv)]
+        samples: dict[str, list[float]] = {"plain": []}
+        for level in levels:
+            samples[f"{level} cold"] = []
+            if level in warm_levels:
+                samples[f"{level} warm"] = []
+                sandboxed_run(level, pool)  # starts the warm interpreter (not counted)
+        try:
+            # Interleave so load changes on the machine hit every variant alike.
+            for _ in range(args.repeats):
+                samples["plain"].append(plain_run(program))
+                for level in levels:
+                    samples[f"{level} cold"].append(sandboxed_run(level))
+                    if level in warm_levels:
+                        samples[f"{level} warm"].append(sandboxed_run(level, pool))
+        finally:
+            pool.close()
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    base = medians["plain"]
     print(f"sandbox overhead per evaluation, empty candidate, median of {args.repeats} "
           f"(best level here: {detect_isolation()[0]})")
-    print(f"{'variant':<10} {'median ms':>10} {'ratio':>7}")
-    for name, values in samples.items():
-        median = statistics.median(values)
-        print(f"{name:<10} {median * 1000:>10.1f} {median / base:>7.2f}")
+    print(f"{'variant':<14} {'median ms':>10} {'/plain':>7} {'cold/warm':>10}")
+    for name, median in medians.items():
+        speedup = ""
+        if name.endswith(" warm"):
+            speedup = f"{medians[name.replace(' warm', ' cold')] / median:>9.2f}x"
+        print(f"{name:<14} {median * 1000:>10.1f} {median / base:>7.2f} {speedup:>10}")
+    best = levels[0]
+    if f"{best} warm" in medians:
+        warm_ms = 1000 * medians[f"{best} warm"]
+        print(f"\nfull isolation ({best}): warm {warm_ms:.1f} ms per evaluation "
+              f"(target < {TARGET_MS:g} ms: {'met' if warm_ms < TARGET_MS else 'NOT met'}), "
+              f"cold {1000 * medians[f'{best} cold']:.1f} ms, "
+              f"{medians[f'{best} cold'] / medians[f'{best} warm']:.1f}x")
+    else:
+        print(f"\nno warm path here (it needs root): {best} runs cold")
 
 
 if __name__ == "__main__":

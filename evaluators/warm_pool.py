@@ -78,6 +78,17 @@ class _RemoteChild:
         self.status.close()
 
 
+def _uid_has_processes(uid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 class WarmInterpreter:
     """One zygote: a pre-imported interpreter inside `level`'s sandbox for one problem."""
 
@@ -184,9 +195,10 @@ class WarmInterpreter:
             elif child.returncode == warm.SETUP_FAILED:
                 outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
             outcome.uid = uid
-            if uid is not None:
-                # The evaluation's PID namespace is gone with it; this catches anything that
-                # got out of it all the same (by its throw-away uid).
+            if uid is not None and _uid_has_processes(uid):
+                # Cannot happen: the evaluation's PID namespace ended with its first process
+                # (the kernel reaps every member before that one is reaped). Belt and braces,
+                # checked by the throw-away uid alone (a stat per process, not three reads).
                 outcome.leftovers_killed = sandbox.kill_leftovers(token, -1, uid)
             return outcome
         finally:
