@@ -58,7 +58,8 @@ def _quiesce() -> None:
                                                                     signal.SIGSTOP})
 
 
-def _install_introspection_guards(problem_dir: Path, program: Path) -> Any:
+def _install_introspection_guards(problem_dir: Path, program: Path,
+                                  problem_modules: set[str] | None = None) -> Any:
     """The source check and the audit hook, unless the problem allows introspection; returns
     a function listing what was denied (source refusals and run-time denials), or None when
     the problem allows introspection (then the evaluator's modules stay in sys.modules too)."""
@@ -66,7 +67,9 @@ def _install_introspection_guards(problem_dir: Path, program: Path) -> Any:
 
     if os.environ.pop("EVOLVE_ALLOW_INTROSPECTION", "") == "1":
         return None
-    harness_api.configure_source_check(True, guard.problem_module_names(problem_dir))
+    if problem_modules is None:
+        problem_modules = guard.problem_module_names(problem_dir)
+    harness_api.configure_source_check(True, problem_modules)
     runtime_denials = audit_guard.install(program)
     return lambda: harness_api.refusals() + runtime_denials()
 
@@ -95,11 +98,15 @@ class Preloaded:
     from that pristine state, so each gets its own copy-on-write copy of both."""
 
     def __init__(self, problem_dir: Path, evaluator_file: str):
-        from evaluators import guard
+        from evaluators import audit_guard, guard  # noqa: F401 - imported once, not per fork
 
         os.environ["EVOLVE_EVALUATOR_FILE"] = evaluator_file
         self.evaluator = _import_evaluator(problem_dir)
         self.snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
+        # Watching records writes only once a snapshot is active (in the fork): done here, the
+        # modules' pages are not copied again for it in every fork.
+        guard.watch(self.snapshot)
+        self.problem_modules = guard.problem_module_names(problem_dir)
 
 
 def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str,
@@ -130,8 +137,10 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                 snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             evaluate = evaluator.evaluate
             guard.activate(snapshot)
-            guard.watch(snapshot)
-            denials = _install_introspection_guards(problem_dir, program)
+            if preloaded is None:
+                guard.watch(snapshot)
+            denials = _install_introspection_guards(
+                problem_dir, program, preloaded.problem_modules if preloaded else None)
             if denials is None:
                 denials = lambda: []  # noqa: E731 - nothing is denied
             else:
