@@ -26,6 +26,7 @@ from typing import Any
 
 from evaluators import (
     harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
+    plain,
     proctree,
 )
 from evaluators.limits import apply_limits, drop_privileges
@@ -145,6 +146,7 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                 denials = lambda: []  # noqa: E731 - nothing is denied
             else:
                 snapshot.hide()
+            plain.bind_numpy(final=True)  # the genuine numpy, if the evaluator imported it
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
