@@ -9,6 +9,13 @@ one whole evaluation as the executor runs it:
 The baseline is a plain `subprocess.run` of the very same harness command without any sandbox.
 All variants are measured in this run, interleaved (load changes hit every variant alike),
 repeated, and the medians compared; the warm interpreter's one-off start is not counted.
+On a shared machine wall time mostly measures waiting for a core, so the CPU the evaluation
+costs is shown too: of this process and every process of the evaluation (the reaped children's
+rusage; for the warm path the zygote's whole process tree read from /proc), summed over the
+repeats and divided by them. On an idle machine an evaluation's wall time is close to it.
+(Not shown for cold bubblewrap runs: bubblewrap's own children are reaped without rusage
+reaching this process.) Run it under `nice -n -15` (as root) on a busy machine to let the
+wall times approach an idle machine's.
 
     python benchmarks/sandbox_overhead.py [--repeats 15]
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +44,33 @@ TARGET_MS = 25.0
 
 PROBLEM = ROOT / "tests" / "fixtures" / "trusting_problem"
 EMPTY = 'def report():\n    return {"score": 0.0, "valid": True, "metrics": {}, "feedback": ""}\n'
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds of `root` and its live descendants, each with its reaped children."""
+    total, frontier = 0.0, [root]
+    tick = os.sysconf("SC_CLK_TCK")
+    while frontier:
+        pid = frontier.pop()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                frontier += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / tick
+    return total
+
+
+def cpu_now(pool: WarmPool | None = None) -> float:
+    """This process, its reaped children and (when given) every warm interpreter's tree."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    if pool is not None:
+        total += sum(_tree_cpu(interp.proc.pid) for interp in pool._interpreters.values())
+    return total
 
 
 def plain_run(program: Path) -> float:
@@ -73,38 +108,56 @@ def main() -> None:
         pool = WarmPool()
         warm_levels = [lv for lv in levels if warm_supported(lv)]
         samples: dict[str, list[float]] = {"plain": []}
+        cpu: dict[str, float] = {"plain": 0.0}
         for level in levels:
             samples[f"{level} cold"] = []
+            cpu[f"{level} cold"] = 0.0
             if level in warm_levels:
                 samples[f"{level} warm"] = []
+                cpu[f"{level} warm"] = 0.0
                 sandboxed_run(level, pool)  # starts the warm interpreter (not counted)
         try:
             # Interleave so load changes on the machine hit every variant alike.
+            def timed(name: str, run: object, *run_args: object) -> None:
+                before = cpu_now(pool)
+                samples[name].append(run(*run_args))  # type: ignore[operator]
+                cpu[name] += (cpu_now(pool) - before) / args.repeats
+
             for _ in range(args.repeats):
-                samples["plain"].append(plain_run(program))
+                timed("plain", plain_run, program)
                 for level in levels:
-                    samples[f"{level} cold"].append(sandboxed_run(level))
+                    timed(f"{level} cold", sandboxed_run, level)
                     if level in warm_levels:
-                        samples[f"{level} warm"].append(sandboxed_run(level, pool))
+                        timed(f"{level} warm", sandboxed_run, level, pool)
         finally:
             pool.close()
     medians = {name: statistics.median(values) for name, values in samples.items()}
     base = medians["plain"]
     print(f"sandbox overhead per evaluation, empty candidate, median of {args.repeats} "
           f"(best level here: {detect_isolation()[0]})")
-    print(f"{'variant':<14} {'median ms':>10} {'/plain':>7} {'cold/warm':>10}")
+    print(f"{'variant':<14} {'wall ms':>8} {'/plain':>7} {'cold/warm':>10} {'CPU ms':>7} "
+          f"{'cold/warm':>10}")
+    unseen = {f"{levels[0]} cold"} if levels[0] == "bwrap" else set()
     for name, median in medians.items():
-        speedup = ""
+        speedup = cpu_speedup = ""
+        cpu_ms = "n/a" if name in unseen else f"{cpu[name] * 1000:.1f}"
         if name.endswith(" warm"):
-            speedup = f"{medians[name.replace(' warm', ' cold')] / median:>9.2f}x"
-        print(f"{name:<14} {median * 1000:>10.1f} {median / base:>7.2f} {speedup:>10}")
+            cold = name.replace(" warm", " cold")
+            speedup = f"{medians[cold] / median:>9.2f}x"
+            if cold not in unseen:
+                cpu_speedup = f"{cpu[cold] / cpu[name]:>9.2f}x"
+        print(f"{name:<14} {median * 1000:>8.1f} {median / base:>7.2f} {speedup:>10} "
+              f"{cpu_ms:>7} {cpu_speedup:>10}")
     best = levels[0]
     if f"{best} warm" in medians:
         warm_ms = 1000 * medians[f"{best} warm"]
-        print(f"\nfull isolation ({best}): warm {warm_ms:.1f} ms per evaluation "
+        warm_cpu = 1000 * cpu[f"{best} warm"]
+        print(f"\nfull isolation ({best}): warm {warm_ms:.1f} ms wall per evaluation "
               f"(target < {TARGET_MS:g} ms: {'met' if warm_ms < TARGET_MS else 'NOT met'}), "
               f"cold {1000 * medians[f'{best} cold']:.1f} ms, "
-              f"{medians[f'{best} cold'] / medians[f'{best} warm']:.1f}x")
+              f"{medians[f'{best} cold'] / medians[f'{best} warm']:.1f}x; warm CPU {warm_cpu:.1f} "
+              f"ms (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
+              f"nice {os.nice(0)})")
     else:
         print(f"\nno warm path here (it needs root): {best} runs cold")
 

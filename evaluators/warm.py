@@ -60,7 +60,6 @@ _CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 _MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
 _PR_SET_PDEATHSIG = 1
-_SHM_MB = 64
 # Exit code of an evaluation whose set-up (namespaces, mounts) failed in the zygote's fork.
 SETUP_FAILED = 71
 
@@ -120,6 +119,9 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
                 zygote_start_dir: str) -> None:
     """PID 1 of the evaluation's own PID namespace: mount its /proc, take its pipes, run the
     harness exactly as `python -m evaluators.harness` would. Never returns."""
+    from evaluators import harness
+
+    harness_file = harness.__file__
     code = 70
     try:
         _die_with_parent()
@@ -141,9 +143,8 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         os.chdir(work_dir)
         # `python -m` put the start directory first on sys.path; a cold harness gets its work dir.
         sys.path[:] = [work_dir if p in (zygote_start_dir, "") else p for p in sys.path]
+        sys.argv[:] = [harness_file, request["problem_dir"], request["program"], request["stage"]]
         _reseed()
-        from evaluators import harness
-
         code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
                            request["stage"], preloaded)
         sys.stdout.flush()
@@ -176,7 +177,7 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             os.mkdir(request["work_dir"])
             os.chmod(request["work_dir"], 0o1777)
             _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
-                   f"size={_SHM_MB}m,mode=1777")
+                   f"size={int(request['work_dir_mb'])}m,mode=1777")
             program = Path(request["program"])
             program.write_text(request["code"])
             program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it
@@ -253,8 +254,13 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
                     continue
                 pid = os.fork()
                 if pid == 0:
+                    # Other evaluations' status sockets and pidfds are none of this one's.
+                    for other in list(sel.get_map().values()):
+                        if isinstance(other.fileobj, socket.socket):
+                            other.fileobj.close()
+                        else:
+                            os.close(other.fd)
                     sel.close()
-                    control.close()
                     _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir)
                 for fd in fds[:3]:
                     os.close(fd)
