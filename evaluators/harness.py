@@ -198,6 +198,10 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
     # is reaped, only what is already in the pipe is read.
     pidfd = _pidfd(pid)
     while True:
+        # Stop only after a look at the pipe that began once the exit was known: a worker that
+        # writes its message and exits between a select() that saw nothing and wait4() would
+        # otherwise lose the message.
+        exit_known = status is not None
         watch = ([] if eof else [fd]) + ([pidfd] if pidfd is not None and status is None else [])
         ready, _, _ = select.select(watch, [], [], 0 if status is not None else 0.05)
         readable = fd in ready
@@ -212,7 +216,7 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
             done, wstatus, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 status, rusage = wstatus, usage
-        if status is not None and (eof or not readable):
+        if exit_known and (eof or not readable):
             break
     if pidfd is not None:
         os.close(pidfd)
