@@ -14,8 +14,9 @@ costs is shown too: of this process and every process of the evaluation (the rea
 rusage; for the warm path the zygote's whole process tree read from /proc), summed over the
 repeats and divided by them. On an idle machine an evaluation's wall time is close to it.
 (Not shown for cold bubblewrap runs: bubblewrap's own children are reaped without rusage
-reaching this process.) Run it under `nice -n -15` (as root) on a busy machine to let the
-wall times approach an idle machine's.
+reaching this process.) On a busy machine, `chrt -f 10 python benchmarks/sandbox_overhead.py`
+(as root; a few seconds of real-time priority, children included) lets wall times approach an
+idle machine's; `nice` does not, as each evaluation starts a session of its own (autogroups).
 
     python benchmarks/sandbox_overhead.py [--repeats 15]
 """
@@ -156,8 +157,7 @@ def main() -> None:
               f"(target < {TARGET_MS:g} ms: {'met' if warm_ms < TARGET_MS else 'NOT met'}), "
               f"cold {1000 * medians[f'{best} cold']:.1f} ms, "
               f"{medians[f'{best} cold'] / medians[f'{best} warm']:.1f}x; warm CPU {warm_cpu:.1f} "
-              f"ms (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
-              f"nice {os.nice(0)})")
+              f"ms (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     else:
         print(f"\nno warm path here (it needs root): {best} runs cold")
 
