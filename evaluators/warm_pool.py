@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,22 @@ class _RemoteChild:
         self.status.close()
 
 
+def _mount_point() -> Path:
+    """The zygote's work dir path. At bubblewrap level only a mount point (the zygote gets a
+    tmpfs there, each evaluation a fresh one over it, in namespaces of their own), so every
+    zygote on the machine shares this one empty, root-owned folder and a killed run leaves
+    nothing behind; a folder someone else made or can write is refused."""
+    path = Path(tempfile.gettempdir()) / "evolve-warm"
+    try:
+        path.mkdir(mode=0o755)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise WarmUnavailable(f"{path} is not a folder only this user can write; not used")
+    return path
+
+
 def _uid_has_processes(uid: int) -> bool:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -97,20 +114,17 @@ class WarmInterpreter:
         self.evaluator_file = evaluator_file
         self.level = level
         self._lock = threading.Lock()
-        # The zygote's work dir path: at bwrap level every evaluation mounts a fresh tmpfs here.
-        self.base = Path(tempfile.mkdtemp(prefix="evolve-warm-"))
-        self.base.chmod(0o755)
-        stub = self.base / "program.py"
-        stub.write_text("")
-        stub.chmod(0o644)
+        self.base = _mount_point()
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = sandbox._environment("warm", self.base, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
         for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR):
             env.pop(key, None)
         env["EVOLVE_WARM_FD"] = str(theirs.fileno())
+        # The sandbox command binds a program into the work dir; the zygote runs none (each
+        # evaluation writes its own into a fresh tmpfs over it), so any readable file will do.
         prefix = isolation.command_prefix(
-            level, work_dir=self.base, program=stub,
+            level, work_dir=self.base, program=Path(warm.__file__),
             read_paths=[self.problem_dir, *isolation.runtime_paths()], work_dir_mb=64, devices=())
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
@@ -228,7 +242,6 @@ class WarmInterpreter:
                 self.proc.kill()
                 self.proc.wait()
         self._stderr.close()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 class WarmPool:

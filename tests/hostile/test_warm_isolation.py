@@ -149,4 +149,4 @@ def test_closing_the_pool_leaves_no_warm_interpreter_running():
     assert interp is not None and interp.alive()
     pool.close()
     assert not interp.alive()
-    assert not Path(interp.base).exists()
+    assert list(Path(interp.base).iterdir()) == []  # a mount point only: nothing written there
