@@ -114,9 +114,9 @@ class WarmInterpreter:
     It is started exactly like a cold evaluation: the same allow-list view (`sandbox_view`, the
     problem's hidden files left out) through `isolation.command_prefix` and its environment (at
     the unshare level the mount plan, which the zygote applies before it imports the
-    evaluator, so every fork inherits the view), and the hidden files as inherited descriptors:
-    the evaluator reads them while the zygote imports it, then the zygote closes them before
-    its first fork."""
+    evaluator, so every fork inherits the view), and the hidden files as descriptors (sent over
+    its control socket): the evaluator reads them while the zygote imports it, then the zygote
+    closes them before its first fork."""
 
     def __init__(self, problem_dir: Path, evaluator_file: str, level: str,
                  hidden: tuple[str, ...] = ()):
