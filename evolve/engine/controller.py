@@ -246,9 +246,12 @@ class Controller(FeedbackMixin):
         return self._ingested in self._finished
 
     async def _after_ingest(self) -> None:
+        # One program at a time: the loop plans what became eligible before the next one is
+        # ingested, so proposal `s` sees exactly the programs `< s - W` even when several
+        # evaluations finished at once (fast ones do: a warm sandbox takes ~20 ms).
         self._in_feedback = True
         try:
-            while self._ingested in self._finished:
+            if self._ingested in self._finished:
                 item = self._finished.pop(self._ingested)
                 await self._ingest(item)
                 self._ingested += 1
