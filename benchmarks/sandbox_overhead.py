@@ -1,8 +1,22 @@
-"""Sandbox overhead per evaluation, at each isolation level available here.
+"""Sandbox overhead per evaluation, at each isolation level available here, cold and warm.
 
-The candidate does nothing (an empty `report()`); the baseline is a plain `subprocess.run` of the
-very same harness command (`python -m evaluators.harness PROBLEM PROGRAM STAGE`) without any
-sandbox. Both are measured in this run, repeated, and the medians compared.
+The candidate does nothing (an empty `report()`). Per level two paths are timed, wall clock of
+one whole evaluation as the executor runs it:
+- cold: `run_sandboxed`, a fresh `python -m evaluators.harness` per evaluation (today's path
+  before the warm interpreter, still used where the warm path is not available);
+- warm: `WarmPool.run`, a fork of a pre-imported interpreter inside the same sandbox
+  (`evaluators.warm`; needs root, else it is skipped).
+The baseline is a plain `subprocess.run` of the very same harness command without any sandbox.
+All variants are measured in this run, interleaved (load changes hit every variant alike),
+repeated, and the medians compared; the warm interpreter's one-off start is not counted.
+On a shared machine wall time mostly measures waiting for a core, so the CPU the evaluation
+costs is shown too: of this process and every process of the evaluation (the reaped children's
+rusage; for the warm path the zygote's whole process tree read from /proc), summed over the
+repeats and divided by them. On an idle machine an evaluation's wall time is close to it.
+(Not shown for cold bubblewrap runs: bubblewrap's own children are reaped without rusage
+reaching this process.) On a busy machine, `chrt -f 10 python benchmarks/sandbox_overhead.py`
+(as root; a few seconds of real-time priority, children included) lets wall times approach an
+idle machine's; `nice` does not, as each evaluation starts a session of its own (autogroups).
 
     python benchmarks/sandbox_overhead.py [--repeats 15]
 """
@@ -11,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,9 +38,40 @@ sys.path.insert(0, str(ROOT))
 
 from evaluators.isolation import available_levels, detect_isolation  # noqa: E402
 from evaluators.sandbox import SandboxLimits, run_sandboxed  # noqa: E402
+from evaluators.warm import supported as warm_supported  # noqa: E402
+from evaluators.warm_pool import WarmPool  # noqa: E402
+
+TARGET_MS = 25.0
 
 PROBLEM = ROOT / "tests" / "fixtures" / "trusting_problem"
 EMPTY = 'def report():\n    return {"score": 0.0, "valid": True, "metrics": {}, "feedback": ""}\n'
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds of `root` and its live descendants, each with its reaped children."""
+    total, frontier = 0.0, [root]
+    tick = os.sysconf("SC_CLK_TCK")
+    while frontier:
+        pid = frontier.pop()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                frontier += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / tick
+    return total
+
+
+def cpu_now(pool: WarmPool | None = None) -> float:
+    """This process, its reaped children and (when given) every warm interpreter's tree."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    if pool is not None:
+        total += sum(_tree_cpu(interp.proc.pid) for interp in pool._interpreters.values())
+    return total
 
 
 def plain_run(program: Path) -> float:
@@ -39,11 +85,12 @@ def plain_run(program: Path) -> float:
     return elapsed
 
 
-def sandboxed_run(level: str) -> float:
+def sandboxed_run(level: str, pool: WarmPool | None = None) -> float:
     limits = SandboxLimits(timeout_s=30, memory_mb=512, cpu_seconds=30)
+    run = pool.run if pool is not None else run_sandboxed
     start = time.perf_counter()
-    outcome = run_sandboxed(problem_dir=PROBLEM, evaluator_file="evaluate.py", code=EMPTY,
-                            stage="only", limits=limits, level=level)
+    outcome = run(problem_dir=PROBLEM, evaluator_file="evaluate.py", code=EMPTY,
+                  stage="only", limits=limits, level=level)
     elapsed = time.perf_counter() - start
     if not (outcome.result and outcome.result.get("valid")):
         raise SystemExit(f"sandboxed run at {level} failed: {outcome}")
@@ -59,19 +106,60 @@ def main() -> None:
         program.write_text(EMPTY)
         plain_run(program)  # warm caches
         levels = available_levels()
-        samples: dict[str, list[float]] = {"plain": [], **{lv: [] for lv in levels}}
-        # Interleave so load changes on the machine hit every variant alike.
-        for _ in range(args.repeats):
-            samples["plain"].append(plain_run(program))
-            for level in levels:
-                samples[level].append(sandboxed_run(level))
-    base = statistics.median(samples["plain"])
+        pool = WarmPool()
+        warm_levels = [lv for lv in levels if warm_supported(lv)]
+        samples: dict[str, list[float]] = {"plain": []}
+        cpu: dict[str, float] = {"plain": 0.0}
+        for level in levels:
+            samples[f"{level} cold"] = []
+            cpu[f"{level} cold"] = 0.0
+            if level in warm_levels:
+                samples[f"{level} warm"] = []
+                cpu[f"{level} warm"] = 0.0
+                sandboxed_run(level, pool)  # starts the warm interpreter (not counted)
+        try:
+            # Interleave so load changes on the machine hit every variant alike.
+            def timed(name: str, run: object, *run_args: object) -> None:
+                before = cpu_now(pool)
+                samples[name].append(run(*run_args))  # type: ignore[operator]
+                cpu[name] += (cpu_now(pool) - before) / args.repeats
+
+            for _ in range(args.repeats):
+                timed("plain", plain_run, program)
+                for level in levels:
+                    timed(f"{level} cold", sandboxed_run, level)
+                    if level in warm_levels:
+                        timed(f"{level} warm", sandboxed_run, level, pool)
+        finally:
+            pool.close()
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    base = medians["plain"]
     print(f"sandbox overhead per evaluation, empty candidate, median of {args.repeats} "
           f"(best level here: {detect_isolation()[0]})")
-    print(f"{'variant':<10} {'median ms':>10} {'ratio':>7}")
-    for name, values in samples.items():
-        median = statistics.median(values)
-        print(f"{name:<10} {median * 1000:>10.1f} {median / base:>7.2f}")
+    print(f"{'variant':<14} {'wall ms':>8} {'/plain':>7} {'cold/warm':>10} {'CPU ms':>7} "
+          f"{'cold/warm':>10}")
+    unseen = {f"{levels[0]} cold"} if levels[0] == "bwrap" else set()
+    for name, median in medians.items():
+        speedup = cpu_speedup = ""
+        cpu_ms = "n/a" if name in unseen else f"{cpu[name] * 1000:.1f}"
+        if name.endswith(" warm"):
+            cold = name.replace(" warm", " cold")
+            speedup = f"{medians[cold] / median:>9.2f}x"
+            if cold not in unseen:
+                cpu_speedup = f"{cpu[cold] / cpu[name]:>9.2f}x"
+        print(f"{name:<14} {median * 1000:>8.1f} {median / base:>7.2f} {speedup:>10} "
+              f"{cpu_ms:>7} {cpu_speedup:>10}")
+    best = levels[0]
+    if f"{best} warm" in medians:
+        warm_ms = 1000 * medians[f"{best} warm"]
+        warm_cpu = 1000 * cpu[f"{best} warm"]
+        print(f"\nfull isolation ({best}): warm {warm_ms:.1f} ms wall per evaluation "
+              f"(target < {TARGET_MS:g} ms: {'met' if warm_ms < TARGET_MS else 'NOT met'}), "
+              f"cold {1000 * medians[f'{best} cold']:.1f} ms, "
+              f"{medians[f'{best} cold'] / medians[f'{best} warm']:.1f}x; warm CPU {warm_cpu:.1f} "
+              f"ms (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    else:
+        print(f"\nno warm path here (it needs root): {best} runs cold")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 from evaluators import isolation as isolation_mod
+from evaluators import warm
 from evaluators.cascade import run_cascade, select_stages, stage_result
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, run_sandboxed
+from evaluators.warm_pool import WarmPool
 from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
 
 if TYPE_CHECKING:
@@ -71,7 +73,8 @@ class LocalExecutor:
 
     def __init__(self, max_parallel: int | None = None, isolation: str = "auto",
                  memory_mb: int | None = None, cpu_seconds: int | None = None,
-                 timeout_factor: float = 1.0, gpus: Sequence[str] | None = None):
+                 timeout_factor: float = 1.0, gpus: Sequence[str] | None = None,
+                 warm_start: bool = True):
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self.isolation, self.isolation_description = isolation_mod.detect_isolation(isolation)
         # Same-uid candidates (weaker levels) may not read our environment or memory via /proc.
@@ -80,6 +83,9 @@ class LocalExecutor:
         self.cpu_seconds = cpu_seconds
         self.timeout_factor = timeout_factor
         self.gpus = tuple(visible_gpus() if gpus is None else gpus)
+        # A pre-imported interpreter per problem that forks each evaluation (evaluators.warm),
+        # where it gives the same isolation; otherwise a fresh interpreter per stage.
+        self._warm = WarmPool() if warm_start and warm.supported(self.isolation) else None
         self._threads = ThreadPoolExecutor(max_workers=self.max_parallel,
                                            thread_name_prefix="sandbox")
         self._slots: asyncio.Semaphore | None = None
@@ -126,8 +132,11 @@ class LocalExecutor:
                     extra_env["EVOLVE_ALLOW_INTROSPECTION"] = "1"
                 loop = asyncio.get_running_loop()
                 try:
+                    # The warm pool runs GPU stages cold itself (CUDA does not survive a
+                    # fork); both runners take the same arguments, `gpu` and `hidden` included.
+                    runner = self._warm.run if self._warm is not None else run_sandboxed
                     outcome = await loop.run_in_executor(self._threads, functools.partial(
-                        run_sandboxed, problem_dir=problem.root,
+                        runner, problem_dir=problem.root,
                         evaluator_file=problem.config.problem.evaluator, code=code,
                         stage=stage.name, limits=limits, level=self.isolation,
                         extra_env=extra_env, gpu=bool(taken),
@@ -143,6 +152,8 @@ class LocalExecutor:
 
     async def aclose(self) -> None:
         self._threads.shutdown(wait=True)
+        if self._warm is not None:
+            self._warm.close()
 
 
 def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig,
@@ -164,4 +175,4 @@ def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig,
                            resources=dict(executor.resources), retries=executor.retries)
     return LocalExecutor(max_parallel=concurrency.evaluations, isolation=sandbox.isolation,
                          memory_mb=sandbox.memory_mb, cpu_seconds=sandbox.cpu_seconds,
-                         timeout_factor=sandbox.timeout_factor)
+                         timeout_factor=sandbox.timeout_factor, warm_start=sandbox.warm_start)

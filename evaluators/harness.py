@@ -28,6 +28,7 @@ from evaluators import (
     harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
     hidden,
     mountns,
+    plain,
     proctree,
 )
 from evaluators.limits import apply_limits, drop_privileges
@@ -60,7 +61,8 @@ def _quiesce() -> None:
                                                                     signal.SIGSTOP})
 
 
-def _install_introspection_guards(problem_dir: Path, program: Path) -> Any:
+def _install_introspection_guards(problem_dir: Path, program: Path,
+                                  problem_modules: set[str] | None = None) -> Any:
     """The source check and the audit hook, unless the problem allows introspection; returns
     a function listing what was denied (source refusals and run-time denials), or None when
     the problem allows introspection (then the evaluator's modules stay in sys.modules too)."""
@@ -68,7 +70,9 @@ def _install_introspection_guards(problem_dir: Path, program: Path) -> Any:
 
     if os.environ.pop("EVOLVE_ALLOW_INTROSPECTION", "") == "1":
         return None
-    harness_api.configure_source_check(True, guard.problem_module_names(problem_dir))
+    if problem_modules is None:
+        problem_modules = guard.problem_module_names(problem_dir)
+    harness_api.configure_source_check(True, problem_modules)
     runtime_denials = audit_guard.install(program)
     return lambda: harness_api.refusals() + runtime_denials()
 
@@ -91,7 +95,25 @@ def _import_evaluator(problem_dir: Path) -> Any:
     return module
 
 
-def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str) -> None:
+class Preloaded:
+    """The problem's evaluator imported, and its guard snapshot taken, ahead of time by a warm
+    interpreter (`evaluators.warm`) that never runs candidate code: every evaluation forks
+    from that pristine state, so each gets its own copy-on-write copy of both."""
+
+    def __init__(self, problem_dir: Path, evaluator_file: str):
+        from evaluators import audit_guard, guard  # noqa: F401 - imported once, not per fork
+
+        os.environ["EVOLVE_EVALUATOR_FILE"] = evaluator_file
+        self.evaluator = _import_evaluator(problem_dir)
+        self.snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
+        # Watching records writes only once a snapshot is active (in the fork): done here, the
+        # modules' pages are not copied again for it in every fork.
+        guard.watch(self.snapshot)
+        self.problem_modules = guard.problem_module_names(problem_dir)
+
+
+def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str,
+            preloaded: Preloaded | None = None) -> None:
     """Runs in the forked child; never returns."""
     from evaluators import guard
 
@@ -105,23 +127,32 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             apply_limits(limits, dedicated_uid=bool(uid))
             if uid:
                 drop_privileges(int(uid))
-            try:
-                evaluator = _import_evaluator(problem_dir)
-            except BaseException as exc:  # noqa: BLE001 - the problem's code, not the candidate's
-                _send(channel, {"status": "evaluator-failed",
-                                "reason": f"{type(exc).__name__}: {exc}"}, nonce)
-                os._exit(0)
+            if preloaded is not None:
+                # A warm interpreter imported the evaluator (and let it read its hidden files,
+                # then closed them) before it forked this evaluation.
+                os.environ.pop("EVOLVE_EVALUATOR_FILE", None)
+                evaluator, snapshot = preloaded.evaluator, preloaded.snapshot
+            else:
+                try:
+                    evaluator = _import_evaluator(problem_dir)
+                except BaseException as exc:  # noqa: BLE001 - the problem's code
+                    _send(channel, {"status": "evaluator-failed",
+                                    "reason": f"{type(exc).__name__}: {exc}"}, nonce)
+                    os._exit(0)
+                snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             # The evaluator has loaded its hidden data; the candidate finds no descriptor.
             hidden.close_all()
             evaluate = evaluator.evaluate
-            snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             guard.activate(snapshot)
-            guard.watch(snapshot)
-            denials = _install_introspection_guards(problem_dir, program)
+            if preloaded is None:
+                guard.watch(snapshot)
+            denials = _install_introspection_guards(
+                problem_dir, program, preloaded.problem_modules if preloaded else None)
             if denials is None:
                 denials = lambda: []  # noqa: E731 - nothing is denied
             else:
                 snapshot.hide()
+            plain.bind_numpy(final=True)  # the genuine numpy, if the evaluator imported it
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
@@ -155,6 +186,13 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
     os._exit(0)
 
 
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # Linux before 5.3
+        return None
+
+
 def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, str]:
     """Read the worker's length-prefixed message; return (message, wait status, rusage, error).
     Stops at the worker's exit, not at EOF: an escaped grandchild may hold the pipe open."""
@@ -163,8 +201,17 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
     rusage = None
     error = ""
     eof = False
+    # The worker's exit wakes us through a pidfd (no polling delay on every evaluation); once it
+    # is reaped, only what is already in the pipe is read.
+    pidfd = _pidfd(pid)
     while True:
-        readable, _, _ = select.select([] if eof else [fd], [], [], 0.05)
+        # Stop only after a look at the pipe that began once the exit was known: a worker that
+        # writes its message and exits between a select() that saw nothing and wait4() would
+        # otherwise lose the message.
+        exit_known = status is not None
+        watch = ([] if eof else [fd]) + ([pidfd] if pidfd is not None and status is None else [])
+        ready, _, _ = select.select(watch, [], [], 0 if status is not None else 0.05)
+        readable = fd in ready
         if readable:
             chunk = os.read(fd, 1 << 16)
             eof = not chunk
@@ -176,11 +223,11 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
             done, wstatus, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 status, rusage = wstatus, usage
-        if status is not None and (eof or not readable):
+        if exit_known and (eof or not readable):
             break
+    if pidfd is not None:
+        os.close(pidfd)
     if status is None:
-        import signal
-
         os.kill(pid, signal.SIGKILL)
         _, status, rusage = os.wait4(pid, 0)
     message = None
@@ -195,7 +242,8 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
     return message, status, rusage, error
 
 
-def supervise(problem_dir: Path, program: Path, stage: str) -> dict[str, Any]:
+def supervise(problem_dir: Path, program: Path, stage: str,
+              preloaded: Preloaded | None = None) -> dict[str, Any]:
     read_fd, write_fd = os.pipe()
     result_fd = os.environ.pop("EVOLVE_RESULT_FD", None)
     # Only our worker knows this; a message without it was forged by the candidate.
@@ -206,7 +254,7 @@ def supervise(problem_dir: Path, program: Path, stage: str) -> dict[str, Any]:
         os.close(read_fd)
         if result_fd is not None:
             os.close(int(result_fd))
-        _worker(problem_dir, program, stage, write_fd, nonce)
+        _worker(problem_dir, program, stage, write_fd, nonce, preloaded)
     os.close(write_fd)
     hidden.close_all()  # only the worker's evaluator reads them
     message, status, rusage, error = _read_message(read_fd, pid)
@@ -241,17 +289,24 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 3:
         print("usage: python -m evaluators.harness PROBLEM_DIR PROGRAM_FILE STAGE", file=sys.stderr)
         return 2
-    problem_dir, program, stage = Path(args[0]).resolve(), Path(args[1]).resolve(), args[2]
+    return run(Path(args[0]).resolve(), Path(args[1]).resolve(), args[2])
+
+
+def run(problem_dir: Path, program: Path, stage: str, preloaded: Preloaded | None = None) -> int:
+    """Supervise one evaluation and write its result (the body of `main`; a warm interpreter's
+    forked child calls it directly)."""
     result_fd = os.environ.get("EVOLVE_RESULT_FD")
     # Orphaned descendants of the candidate come back to us, and die with us.
     proctree.set_subreaper()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        mountns.apply_from_environment()  # the unshare level's file-system view, as root
+        # The unshare level's file-system view, as root (a warm interpreter applied it before
+        # it forked this evaluation, and the fork's environment carries no plan).
+        mountns.apply_from_environment()
     except OSError as exc:
         result = {"failure": "evaluator-error", "reason": f"sandbox setup failed: {exc}"}
     else:
-        result = supervise(problem_dir, program, stage)
+        result = supervise(problem_dir, program, stage, preloaded)
     proctree.kill_descendants(os.getpid())
     data = json.dumps(result, allow_nan=False).encode()
     if result_fd is None:

@@ -33,6 +33,12 @@ def _load() -> None:
 _load()
 
 
+def adopt(fds: dict[str, int]) -> None:
+    """Take descriptors received another way than by inheritance (a warm interpreter gets them
+    over its control socket), to be read and closed like inherited ones."""
+    _fds.update({Path(k).as_posix(): int(v) for k, v in fds.items()})
+
+
 def sandboxed() -> bool:
     """Whether this process was handed hidden descriptors (it runs in the sandbox)."""
     return bool(_fds) or _closed[0]

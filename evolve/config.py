@@ -153,6 +153,8 @@ class SandboxConfig(_Section):
     memory_mb: int | None = Field(default=None, gt=0)
     cpu_seconds: int | None = Field(default=None, gt=0)
     timeout_factor: float = Field(default=1.0, gt=0, description="multiplies stage timeouts")
+    warm_start: bool = Field(default=True, description="fork each evaluation from a pre-imported "
+                             "interpreter inside the same sandbox (needs root; else cold)")
 
 
 class ExecutorConfig(_Section):

@@ -1,0 +1,354 @@
+"""The run process's side of the warm path: start a zygote (`evaluators.warm`) per problem and
+isolation level, send it one request per evaluation, supervise the evaluation's output and
+exit exactly like the cold path does, and start a fresh zygote when one died.
+
+See `evaluators.warm` for why a forked evaluation is as isolated as a cold one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators import isolation, sandbox, warm
+from evaluators.hidden import open_for_child
+from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.view import outermost, sandbox_view
+
+log = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 120.0
+
+
+class WarmUnavailable(RuntimeError):
+    """This problem cannot use a warm interpreter (the cold path is used instead)."""
+
+
+class ZygoteGone(RuntimeError):
+    """The zygote was gone before it got the request: nothing ran, so retrying is safe."""
+
+
+class _RemoteChild:
+    """What `sandbox._supervise` needs of a child process, for an evaluation the zygote forked:
+    its output pipes, and its exit code read from the status socket."""
+
+    def __init__(self, out_fd: int, err_fd: int, status: socket.socket):
+        self.stdout = os.fdopen(out_fd, "rb", buffering=0)
+        self.stderr = os.fdopen(err_fd, "rb", buffering=0)
+        self.status = status
+        self.returncode: int | None = None
+        self.lost = False  # the zygote died before it reported an exit code
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                data = self.status.recv(4096, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except OSError:
+                data = b""
+            if data:
+                self.returncode = int(json.loads(data)["returncode"])
+            else:
+                self.lost, self.returncode = True, -9
+        return self.returncode
+
+    def kill(self, _proc: Any = None) -> None:
+        """The wall-clock limit: the zygote SIGKILLs the evaluation (its PID namespace with it)."""
+        try:
+            self.status.send(b"kill")
+        except OSError:
+            pass
+        deadline = time.monotonic() + 10
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.stdout.close()
+        self.stderr.close()
+        self.status.close()
+
+
+def _mount_point() -> Path:
+    """The zygote's work dir path. At bubblewrap level only a mount point (the zygote gets a
+    tmpfs there, each evaluation a fresh one over it, in namespaces of their own), so every
+    zygote on the machine shares this one empty, root-owned folder and a killed run leaves
+    nothing behind; a folder someone else made or can write is refused."""
+    path = Path(tempfile.gettempdir()) / "evolve-warm"
+    try:
+        path.mkdir(mode=0o755)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise WarmUnavailable(f"{path} is not a folder only this user can write; not used")
+    return path
+
+
+def _uid_has_processes(uid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+class WarmInterpreter:
+    """One zygote: a pre-imported interpreter inside `level`'s sandbox for one problem.
+
+    It is started exactly like a cold evaluation: the same allow-list view (`sandbox_view`, the
+    problem's hidden files left out) through `isolation.command_prefix` and its environment (at
+    the unshare level the mount plan, which the zygote applies before it imports the
+    evaluator, so every fork inherits the view), and the hidden files as descriptors (sent over
+    its control socket): the evaluator reads them while the zygote imports it, then the zygote
+    closes them before its first fork."""
+
+    def __init__(self, problem_dir: Path, evaluator_file: str, level: str,
+                 hidden: tuple[str, ...] = ()):
+        self.problem_dir = problem_dir.resolve()
+        self.evaluator_file = evaluator_file
+        self.level = level
+        self._lock = threading.Lock()
+        self.base = _mount_point()
+        self.view = sandbox_view(self.problem_dir, hidden, gpu=False)
+        # The unshare level stages its bind mounts under the work dir: one of this zygote's
+        # own, so zygotes starting together never share (or remove) each other's mount points.
+        self._stage_dir = (Path(tempfile.mkdtemp(prefix="evolve-warm-"))
+                           if level == "unshare" else None)
+        plan_dir = self._stage_dir or self.base
+        # What of the view lies under /tmp: each bubblewrap fork mounts a fresh /tmp and binds
+        # these back (a problem folder in a temp dir; none for an installed problem).
+        self._tmp_keep = [str(p) for p in outermost(self.view.read_paths)
+                          if Path("/tmp") in p.parents]
+        self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
+                                   evaluator_file, None)
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR):
+            env.pop(key, None)
+        env["EVOLVE_WARM_FD"] = str(theirs.fileno())
+        # The sandbox command binds a program into the work dir; the zygote runs none (each
+        # evaluation writes its own into a fresh tmpfs over it), so any readable file will do.
+        prefix, prefix_env = isolation.command_prefix(
+            level, view=self.view, work_dir=plan_dir, program=Path(warm.__file__),
+            work_dir_mb=64, devices=())
+        env.update(prefix_env)
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            hidden_fds = open_for_child(self.problem_dir, hidden)
+        except OSError:
+            self._control.close()
+            theirs.close()
+            self._remove_stage_dir()
+            raise
+        try:
+            self.proc = subprocess.Popen(
+                [*prefix, sys.executable, "-s", "-m", "evaluators.warm", str(self.problem_dir),
+                 evaluator_file, level],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                pass_fds=[theirs.fileno()], env=env, cwd=plan_dir, start_new_session=True)
+            # The hidden files go over the control socket, not by inheritance: the sandbox
+            # command (unshare) would otherwise hold them open for the zygote's whole life.
+            # The zygote's first message read; it hands them to its evaluator as the cold
+            # harness gets them (EVOLVE_HIDDEN_FDS) and closes them before its first fork.
+            try:
+                socket.send_fds(self._control, [json.dumps(list(hidden_fds)).encode()],
+                                list(hidden_fds.values()))
+            except OSError:
+                pass  # the zygote is gone already: the ready check below says so
+        except OSError:
+            self._control.close()
+            self._remove_stage_dir()
+            raise
+        finally:
+            theirs.close()
+            for fd in hidden_fds.values():  # the zygote has its own copies now
+                os.close(fd)
+        self._control.settimeout(_START_TIMEOUT_S)
+        try:
+            ready = json.loads(self._control.recv(4096) or b"null")
+        except (OSError, ValueError):
+            ready = None
+        self._control.settimeout(None)
+        if not (isinstance(ready, dict) and ready.get("ready")):
+            reason = ready.get("reason") if isinstance(ready, dict) else self._log_tail()
+            self.close()
+            raise WarmUnavailable(f"warm interpreter for {self.problem_dir.name} did not start: "
+                                  f"{reason}")
+        self.preloaded = bool(ready.get("preloaded"))
+
+    def _log_tail(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:].decode(errors="replace").strip() or "no output"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, *, code: str, stage: str, limits: SandboxLimits,
+            extra_env: dict[str, str] | None) -> SandboxOutcome:
+        """One evaluation, forked by the zygote; never raises for candidate behaviour. Raises
+        ZygoteGone when the zygote is gone before it got the request (safe to retry)."""
+        level, problem_dir = self.level, self.problem_dir
+        problem_error = sandbox._unreadable_problem(problem_dir, self.evaluator_file, level)
+        if problem_error:
+            return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
+                                  f"{problem_error}", 0, 0, 0.0, level)
+        # The same rule as a cold run: the problem must be readable by the throw-away uid in
+        # this view (the zygote's: the unshare level's mount plan is the zygote's own).
+        drop = sandbox._drops_uid(level, problem_dir, self.view, self._stage_dir or self.base)
+        lease = sandbox._UidLease() if drop else None
+        uid = lease.uid if lease else None
+        host_dir: Path | None = None
+        token = secrets.token_hex(12)
+        if level == "bwrap":
+            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork.
+            work_dir = self.base / f"evaluation-{token[:16]}"
+        else:
+            host_dir = work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
+            (work_dir / "program.py").write_text(code)
+            (work_dir / "program.py").chmod(0o644)
+            if uid is not None:
+                os.chown(work_dir, uid, uid)
+            work_dir.chmod(0o700)
+        pipes = [os.pipe() for _ in range(3)]
+        status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
+                                   extra_env)
+        request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
+                   "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
+                   "mount_point": str(self.base),
+                   "code": code if level == "bwrap" else "",
+                   "work_dir_mb": max(64, 2 * limits.max_file_mb),
+                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep}
+        start = time.perf_counter()
+        child = None
+        try:
+            try:
+                with self._lock:
+                    socket.send_fds(self._control, [json.dumps(request).encode()],
+                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno()])
+            except OSError as exc:
+                raise ZygoteGone(str(exc)) from exc
+            for _, write_end in pipes:
+                os.close(write_end)
+            theirs.close()
+            child = _RemoteChild(pipes[0][0], pipes[1][0], status)
+            outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
+                                         wake_fd=status.fileno(), terminate=child.kill)
+            if child.lost:
+                outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
+                                   "evaluation; the next one starts a fresh interpreter")
+                outcome.result = None
+            elif child.returncode == warm.SETUP_FAILED:
+                outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
+            outcome.uid = uid
+            if uid is not None and _uid_has_processes(uid):
+                # Cannot happen: the evaluation's PID namespace ended with its first process
+                # (the kernel reaps every member before that one is reaped). Belt and braces,
+                # checked by the throw-away uid alone (a stat per process, not three reads).
+                outcome.leftovers_killed = sandbox.kill_leftovers(token, -1, uid)
+            return outcome
+        finally:
+            if child is None:  # the request never left: close everything here
+                for read_end, write_end in pipes:
+                    for fd in (read_end, write_end):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                theirs.close()
+                status.close()
+            else:
+                child.close()
+                os.close(pipes[2][0])
+            if host_dir is not None:
+                shutil.rmtree(host_dir, ignore_errors=True)
+            if lease:
+                lease.release()
+
+    def close(self) -> None:
+        self._control.close()  # the zygote exits on EOF; its evaluations die with it
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+        self._remove_stage_dir()
+
+    def _remove_stage_dir(self) -> None:
+        if self._stage_dir is not None:
+            shutil.rmtree(self._stage_dir, ignore_errors=True)
+
+
+class WarmPool:
+    """Zygotes by (problem, evaluator, level), started on first use and replaced when dead."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interpreters: dict[tuple[str, str, str, tuple[str, ...]], WarmInterpreter] = {}
+        self._unavailable: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
+
+    def interpreter(self, problem_dir: Path, evaluator_file: str, level: str,
+                    hidden: tuple[str, ...] = ()) -> WarmInterpreter | None:
+        key = (str(problem_dir.resolve()), evaluator_file, level, hidden)
+        with self._lock:
+            if key in self._unavailable:
+                return None
+            current = self._interpreters.get(key)
+            if current is not None and current.alive():
+                return current
+            if current is not None:
+                log.warning("warm interpreter for %s ended; starting a fresh one",
+                            problem_dir.name)
+                current.close()
+            try:
+                current = WarmInterpreter(problem_dir, evaluator_file, level, hidden)
+            except (WarmUnavailable, OSError) as exc:
+                log.warning("%s; evaluating with a fresh interpreter per stage instead", exc)
+                self._unavailable[key] = str(exc)
+                self._interpreters.pop(key, None)
+                return None
+            self._interpreters[key] = current
+            return current
+
+    def run(self, *, problem_dir: Path, evaluator_file: str, code: str, stage: str,
+            limits: SandboxLimits, level: str, extra_env: dict[str, str] | None = None,
+            gpu: bool = False, hidden: tuple[str, ...] | list[str] = ()) -> SandboxOutcome:
+        """Evaluate on a warm interpreter, or cold when this problem cannot have one. Takes
+        the arguments of `sandbox.run_sandboxed`."""
+        hidden = tuple(hidden)
+        # GPU stages always start cold: CUDA does not survive a fork, and their view binds the
+        # GPU devices and /sys, which the zygote's view does not have.
+        for _ in range(0 if gpu else 2):
+            interp = self.interpreter(problem_dir, evaluator_file, level, hidden)
+            if interp is None:
+                break
+            try:
+                return interp.run(code=code, stage=stage, limits=limits, extra_env=extra_env)
+            except ZygoteGone:
+                continue  # nothing ran: retry once on a fresh zygote
+        return sandbox.run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file,
+                                     code=code, stage=stage, limits=limits, level=level,
+                                     extra_env=extra_env, gpu=gpu, hidden=hidden)
+
+    def close(self) -> None:
+        with self._lock:
+            for interp in self._interpreters.values():
+                interp.close()
+            self._interpreters.clear()
