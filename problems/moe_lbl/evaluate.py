@@ -31,6 +31,7 @@ import torch.nn.functional as F
 import problems.moe_lbl.metrics as _metrics_module
 import problems.moe_lbl.trainer as _trainer_module
 from evaluators.harness_api import clock, get_function, load_candidate
+from problems.moe_lbl.data import DOMAINS
 from problems.moe_lbl.load_trace import write_load_history
 from problems.moe_lbl.trainer import (
     CandidateFailure,
@@ -132,8 +133,7 @@ def per_seed(metrics: dict[str, float], seed: int) -> dict[str, float]:
 
 
 def _feedback(label: str, m: dict[str, float], notes: list[str]) -> str:
-    domains = ", ".join(f"{k.removeprefix('val_ce_')} {v:.3f}" for k, v in m.items()
-                        if k.startswith("val_ce_") and not k.endswith("_std"))
+    domains = ", ".join(f"{d} {m[f'val_ce_{d}']:.3f}" for d in DOMAINS if f"val_ce_{d}" in m)
     text = (
         f"{label}: {int(m['steps'])} steps. Validation cross-entropy {m['val_ce']:.4f} nats/byte "
         f"({domains}). Global-batch load imbalance (sum |f_i - 1/E|) {m['imbalance_l1']:.4f}, "

@@ -72,6 +72,7 @@ def test_paired_difference_is_taken_against_the_stored_reference():
     assert diff == pytest.approx(other["score"] - ref["score"], abs=1e-12) and diff != 0.0
     assert other["metrics"]["paired_diff_vs_global_batch_seed1"] == diff
     assert "against the global-batch loss" in other["feedback"]
+    assert "(code " in other["feedback"] and "seed1 " not in other["feedback"]
     # A table made for another configuration is not used.
     assert ev.reference_score("tiny", replace(TINY, steps=TINY.steps + 1), 1) is None
     assert ev.reference_score("tiny", TINY, 99) is None
