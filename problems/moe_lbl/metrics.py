@@ -23,6 +23,11 @@ def max_over_mean(counts: torch.Tensor) -> torch.Tensor:
     return counts.max(dim=-1).values / counts.mean(dim=-1).clamp_min(1e-12)
 
 
+def max_vio(counts: torch.Tensor) -> torch.Tensor:
+    """MaxVio of Wang et al. (2024): max_i load_i / mean load - 1; 0 when even, E - 1 at worst."""
+    return max_over_mean(counts) - 1.0
+
+
 def mutual_information_bits(joint_counts: torch.Tensor) -> float:
     """I(domain; expert) in bits from a (domains, experts) table of assignment counts."""
     joint = joint_counts.double()

@@ -1,17 +1,22 @@
 """Score the initial program and every baseline over several seeds and print the spread.
 
     python -m problems.moe_lbl.run_baselines [--seeds 0 1 2] [--stage full] [--jobs 2]
-        [--config cpu|gpu|tiny] [--trace-dir DIR] [--json OUT.json]
+        [--config cpu|gpu|tiny] [--trace-dir DIR] [--json OUT.json] [--write-reference]
 
 Each (program, seed) is one call of `evaluate.evaluate` in its own process, exactly as the
 sandboxed harness would call it. `--trace-dir` also writes every run's per-step expert loads in
-vLLM's `load_history` format (`DIR/<program>_seed<N>.json`).
+vLLM's `load_history` format (`DIR/<program>_seed<N>.json`). `--write-reference` stores the
+global-batch program's score per seed in `reference.json` for this configuration (the table the
+evaluator's `paired_diff_vs_global_batch` is taken against). The summary prints every program's
+paired difference to the reference and to `no_balancing` (same seed), with the signal-to-noise
+ratio the README states.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import statistics
 import time
@@ -20,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-COLUMNS = ("val_ce", "imbalance_l1", "max_over_mean", "micro_imbalance_l1",
-           "specialisation_mi_bits", "score", "evaluation_seconds")
+COLUMNS = ("val_ce", "imbalance_l1", "max_vio_global", "max_vio_batch", "max_vio_batch_train",
+           "micro_imbalance_l1", "specialisation_mi_bits", "score", "evaluation_seconds")
 
 
 def _run_one(job: tuple[str, str, int, str, str | None, str | None]) -> dict[str, Any]:
@@ -64,17 +69,47 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def paired_differences(runs: list[dict[str, Any]], reference: str) -> dict[str, dict[str, float]]:
     """Score minus the reference's score on the same seed, per program: seeds share data order
-    and initialisation, so this spread (not the raw one) says whether a difference is real."""
+    and initialisation, so this spread (not the raw one) says whether a difference is real.
+    `std` is the sample standard deviation over seeds of the per-seed difference (the paired
+    noise of one seed); `std_mean` = std / sqrt(n), that of the n-seed mean; `ratio` = mean / std
+    and `ratio_mean` = mean / std_mean."""
     ref = {r["seed"]: r["score"] for r in runs if r["program"] == reference and r["valid"]}
     out = {}
     for name in dict.fromkeys(r["program"] for r in runs):
         diffs = [r["score"] - ref[r["seed"]] for r in runs
                  if r["program"] == name and r["valid"] and r["seed"] in ref]
         if diffs and name != reference:
-            out[name] = {"mean": statistics.fmean(diffs),
-                         "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-                         "min": min(diffs), "max": max(diffs), "n": len(diffs)}
+            mean = statistics.fmean(diffs)
+            std = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+            std_mean = std / len(diffs) ** 0.5
+            out[name] = {"mean": mean, "std": std, "std_mean": std_mean,
+                         "ratio": mean / std if std else math.inf,
+                         "ratio_mean": mean / std_mean if std_mean else math.inf,
+                         "min": min(diffs), "max": max(diffs), "n": len(diffs),
+                         "per_seed": diffs}
     return out
+
+
+def write_reference(runs: list[dict[str, Any]], config_name: str, path: Path) -> dict[str, float]:
+    """Store the reference program's score per seed for `config_name` (merged with the seeds
+    already there when the configuration is unchanged, replaced otherwise)."""
+    from problems.moe_lbl.evaluate import REFERENCE_PROGRAM, config_fingerprint
+    from problems.moe_lbl.trainer import CONFIGS
+
+    fingerprint = config_fingerprint(CONFIGS[config_name])
+    scores = {str(r["seed"]): r["score"] for r in runs
+              if r["program"] == REFERENCE_PROGRAM and r["valid"]}
+    if not scores:
+        raise SystemExit(f"--write-reference needs valid runs of {REFERENCE_PROGRAM}")
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    table.setdefault("program", REFERENCE_PROGRAM)
+    configs = table.setdefault("configs", {})
+    old = configs.get(config_name, {})
+    kept = old.get("scores", {}) if old.get("fingerprint") == fingerprint else {}
+    merged = dict(sorted({**kept, **scores}.items(), key=lambda kv: int(kv[0])))
+    configs[config_name] = {"fingerprint": fingerprint, "scores": merged}
+    path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+    return merged
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -103,6 +138,8 @@ def main() -> None:
                         help="program the paired score differences are taken against")
     parser.add_argument("--trace-dir", default=None)
     parser.add_argument("--json", default=None, help="write every run and the summary here")
+    parser.add_argument("--write-reference", action="store_true",
+                        help="store the reference program's per-seed scores in reference.json")
     args = parser.parse_args()
     progs = {k: v for k, v in programs().items() if not args.only or k in args.only}
     jobs = [(name, str(path), seed, args.stage, args.config, args.trace_dir)
@@ -120,12 +157,24 @@ def main() -> None:
             runs.append(run)
     rows = summarise(runs)
     print_table(rows)
-    paired = paired_differences(runs, args.reference)
-    if paired:
-        print(f"score minus {args.reference}'s score on the same seed:")
-        for name, d in paired.items():
-            print(f"  {name:<14} {d['mean']:+.4f} ± {d['std']:.4f} "
-                  f"(min {d['min']:+.4f}, max {d['max']:+.4f}, {d['n']} seeds)")
+    paired = {}
+    for reference in dict.fromkeys([args.reference, "no_balancing"]):
+        paired[reference] = paired_differences(runs, reference)
+        if paired[reference]:
+            print(f"score minus {reference}'s score on the same seed (mean ± std over seeds; "
+                  "mean / std per seed; mean / (std / sqrt(seeds)) for the mean):")
+        for name, d in paired[reference].items():
+            print(f"  {name:<14} {d['mean']:+.4f} ± {d['std']:.4f}  ratio {d['ratio']:.2f}  "
+                  f"ratio of the mean {d['ratio_mean']:.2f}  per seed "
+                  + " ".join(f"{x:+.4f}" for x in d["per_seed"]))
+    if args.write_reference:
+        from problems.moe_lbl.trainer import pick_config
+
+        name = args.config or ("gpu" if pick_config()[1] == "cuda" else "cpu")
+        from problems.moe_lbl.evaluate import REFERENCE_PATH
+
+        scores = write_reference(runs, name, REFERENCE_PATH)
+        print(f"wrote {REFERENCE_PATH.name}: {name} seeds {', '.join(scores)}")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": runs, "summary": rows, "paired": paired},
                                               indent=1))

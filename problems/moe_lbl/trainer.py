@@ -20,7 +20,12 @@ import torch.nn.functional as F
 
 from problems.moe_lbl.data import TrainBatches, load_corpus, validation_batches
 from problems.moe_lbl.interface import CandidateOutputError, RoutingContext, check_output
-from problems.moe_lbl.metrics import imbalance_l1, max_over_mean, mutual_information_bits
+from problems.moe_lbl.metrics import (
+    imbalance_l1,
+    max_over_mean,
+    max_vio,
+    mutual_information_bits,
+)
 from problems.moe_lbl.model import ModelConfig, MoETransformer
 
 LossFn = Callable[[RoutingContext], Any]
@@ -41,7 +46,7 @@ class TrainConfig:
 
 
 CONFIGS: dict[str, TrainConfig] = {
-    # One full evaluation in well under 90 s on 2 CPU cores.
+    # One full evaluation in under 90 s of CPU (one thread); see README "Time of one evaluation".
     "cpu": TrainConfig(),
     # Used when a GPU is present: a larger model trained longer (not measured in this project yet).
     "gpu": TrainConfig(model=ModelConfig(d_model=256, n_heads=8, n_layers=4, num_experts=16,
@@ -182,6 +187,8 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
     metrics.update({
         "train_ce_final": sum(lm_losses[-tail:]) / tail,
         "train_imbalance_l1": float(imbalance_l1(history[-tail:]).mean()),
+        # Wang et al. (2024): MaxVio_batch over every training global batch, mean over layers.
+        "max_vio_batch_train": float(max_vio(history).mean()),
         "candidate_seconds": candidate_s,
         "train_seconds": train_s,
         "steps": float(config.steps),
@@ -227,6 +234,10 @@ def evaluate_model(model: MoETransformer, config: TrainConfig, device: str) -> d
         "val_ce": float(per_domain.mean()),
         "imbalance_l1": float(imbalance_l1(g).mean()),
         "max_over_mean": float(max_over_mean(g).mean()),
+        # Wang et al. (2024): MaxVio = max load / mean load - 1, on the whole validation set
+        # (global) and per validation global batch (batch); means over layers.
+        "max_vio_global": float(max_vio(g.sum(dim=0)).mean()),
+        "max_vio_batch": float(max_vio(g).mean()),
         "micro_imbalance_l1": float(imbalance_l1(torch.stack(micro_loads)).mean()),
         "specialisation_mi_bits": sum(mutual_information_bits(joint[i]) for i in range(L)) / L,
     }

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from problems.moe_lbl.metrics import (  # noqa: E402
     imbalance_l1,
     max_over_mean,
+    max_vio,
     mutual_information_bits,
 )
 
@@ -20,6 +21,9 @@ def test_imbalance_bounds():
     assert float(imbalance_l1(torch.tensor([8.0, 0.0, 0.0, 0.0]))) == pytest.approx(1.5)
     assert float(imbalance_l1(torch.tensor([3.0, 1.0, 0.0, 0.0]))) == pytest.approx(1.0)
     assert float(max_over_mean(torch.tensor([3.0, 1.0, 0.0, 0.0]))) == pytest.approx(3.0)
+    # MaxVio (Wang et al., 2024) = max load / mean load - 1: 0 when even.
+    assert float(max_vio(torch.tensor([3.0, 1.0, 0.0, 0.0]))) == pytest.approx(2.0)
+    assert float(max_vio(torch.tensor([2.0, 2.0, 2.0, 2.0]))) == 0.0
 
 
 def test_mutual_information_of_known_tables():
