@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from evolve.config import load_config  # noqa: E402
 from evolve.engine.session import run_session  # noqa: E402
 
-VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "swap"]}
+VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "swap", "reshape"]}
 
 
 @dataclass(frozen=True)
