@@ -1,5 +1,5 @@
 """Does offline search find something? Old offline operators (tune + swap) against the new
-default (optimise + swap), on the built-in problems, at an equal number of evaluated programs.
+default (optimise + swap + reshape), on the built-in problems, at an equal number of evaluated programs.
 
 Usage: python benchmarks/discovery.py [--programs 300] [--seeds 3]
                                       [--problems circle_packing spot_single spot_multi txn eplb]
@@ -165,7 +165,7 @@ def main() -> None:
                       f"{result.proposals} proposals, {result.duplicates} duplicates, "
                       f"{result.declined} declined, {result.wall_s:.0f} s", flush=True)
     print(f"\n{args.programs} evaluated programs per run, {args.seeds} seeds; "
-          "old = tune + swap, new = optimise + swap")
+          "old = tune + swap, new = optimise + swap + reshape")
     header = ("| problem | initial | best human | optimum / bound | operators | best found: "
               "mean ± sd (min .. max) | gap closed | duplicates | CPU s / program |")
     print(header)
