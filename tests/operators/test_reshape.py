@@ -15,6 +15,7 @@ from evolve.operators.registry import NoChange, make_offline_operator
 from evolve.operators.reshape import ReshapeOperator
 from evolve.operators.skeleton import skeleton_of
 from evolve.patch.novelty import code_hash
+from tests.engine.engine_support import engine_config, open_archive, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -190,3 +191,43 @@ def test_without_history_swap_and_reshape_behave_as_before():
         rng = random.Random(seed)
         assert swap.propose(POLICY, random.Random(seed)) == source.apply(
             [rng.sample(list(edits), len(edits))[0]])
+
+
+RULES = '''# EVOLVE-BLOCK-START
+def solve():
+    low, high = 3.0, 4.0
+    if low < high:
+        return low
+    if high > 1:
+        return high
+    return max(low, high)
+# EVOLVE-BLOCK-END
+'''
+
+
+def test_a_run_with_swap_and_reshape_proposes_few_duplicates(tmp_path):
+    # A real run (archive, sandbox, controller): every program the operators propose is new to
+    # the run, except when two different operators reach the same program while both are in
+    # flight; once nothing new is left they decline (recorded, never evaluated).
+    problem = tmp_path / "problem"
+    fixture = REPO / "tests" / "engine" / "fixtures" / "target"
+    problem.mkdir()
+    for name in ("evaluate.py", "problem.toml"):
+        (problem / name).write_text((fixture / name).read_text())
+    (problem / "initial.py").write_text(RULES)
+    config = engine_config(tmp_path / "run", None, problem=str(problem),
+                           budget={"max_programs": 30},
+                           operators={"models": [], "use_offline": "auto",
+                                      "offline": ["swap", "reshape"]})
+    outcome = run(config, tmp_path / "run")
+    with open_archive(tmp_path / "run") as archive:
+        children = [p for p in archive.programs(outcome.run_id) if p.proposal_key != "initial"]
+    assert len(children) == 30
+    evaluated = [p for p in children if p.status == "evaluated"]
+    duplicates = [p for p in children if p.status == "duplicate"]
+    assert len(evaluated) >= 20
+    assert len(duplicates) <= 3, [(p.operator, p.code) for p in duplicates]
+    assert len({code_hash(p.code) for p in evaluated}) == len(evaluated)
+    # reshape gave optimise-ready skeletons: some evaluated program carries a neutral literal.
+    assert any(p.operator == "reshape" and (" * 1.0" in p.code or " + 0" in p.code)
+               for p in evaluated)
