@@ -7,13 +7,13 @@ comparison (`<`, `<=`, `>`, `>=`) inside an EVOLVE-BLOCK:
 - scale one side: `a >= b` -> `a >= b * 1.0` (or `a * 1.0 >= b`);
 - offset one side: `a >= b` -> `a + 0 >= b` (or `a >= b + 0`): an offset on either side covers
   both signs, while `optimise` searches an int literal on its magnitude;
-- move a guard clause: `if <test with an ordering comparison>: ... return X` (no else) swaps places with
-  other statements of the same block, so another rule is checked first (`if spot: return SPOT`
-  before the on-demand fallback), alone or with a neutral offset on its comparison (a moved
-  rule usually wants its threshold moved too: one step fewer to a tunable skeleton). The statements it crosses must not assign a name its test
-  reads, at least one of them
-  must be a compound statement (moving past assignments alone changes nothing), and a final
-  `return` stays last.
+- move a guard clause: `if <test with an ordering comparison>: ... return X` (no else) swaps
+  places with other statements of the same block, so another rule is checked first (`if spot:
+  return SPOT` before the on-demand fallback), alone or with a neutral scale or offset on its
+  comparison (a moved rule usually wants its threshold moved too: one step fewer to a tunable
+  skeleton). The statements it crosses must not assign a name its test reads, at least one of
+  them must be a compound statement (moving past assignments alone changes nothing), and a
+  final `return` stays last.
 
 Scales and offsets are written at their neutral values (1.0, 0), so the child behaves exactly
 as its parent and makes a new skeleton whose new literals `optimise` then tunes; a side that
@@ -135,12 +135,13 @@ def _guard_moves(source: Source) -> Iterator[list[Edit]]:
 
 
 def _guard_offsets(source: Source, guard: ast.If) -> list[Edit]:
-    """Neutral offsets on either side of the guard's first ordering comparison: a guard
-    that moved usually wants its threshold moved too, so the move comes with one to tune."""
+    """Neutral scales and offsets on either side of the guard's first ordering comparison: a
+    guard that moved usually wants its threshold moved too, so the move comes with one to
+    tune (a scale reaches a margin proportional to the operand in one step)."""
     for node in ast.walk(guard.test):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
                 node.ops[0], _ORDERING):
-            return [e for e in _side_rewrites(source, node) if e.text.endswith(" + 0")]
+            return list(_side_rewrites(source, node))
     return []
 
 
