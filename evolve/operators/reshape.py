@@ -18,7 +18,8 @@ comparison (`<`, `<=`, `>`, `>=`) inside an EVOLVE-BLOCK:
 Scales and offsets are written at their neutral values (1.0, 0), so the child behaves exactly
 as its parent and makes a new skeleton whose new literals `optimise` then tunes; a side that
 already ends in a scale (or an offset) does not get a second one. A program without an
-ordering comparison is never changed. Rewrites are by exact source positions (every other
+ordering comparison is never changed, nor one that already has `max_literals` literals (it
+has constants enough: circle_packing's 26; spot's greedy policy has 2). Rewrites are by exact source positions (every other
 byte is kept), the choice is a function of the proposal's RNG, and with the run's history
 attached a rewrite the run already proposed is skipped (evolve/operators/seen.py).
 """
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterator
 
 from evolve.operators.offline import Edit, NoChange, Source, _in_fstring, _parents, first_unseen
 from evolve.operators.seen import SeenPrograms
+from evolve.operators.skeleton import try_skeleton
 
 _ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 # Operands that need no parentheses before `* 1.0` or `+ 0`.
@@ -172,7 +174,11 @@ class ReshapeOperator:
 
     name = "reshape"
 
-    def __init__(self) -> None:
+    def __init__(self, max_literals: int = 12) -> None:
+        # A program with this many literals already gives `optimise` plenty to tune: reshape
+        # declines it at once (the bandit then stops spending turns on it there), and a
+        # lineage of reshapes cannot pile up scales without end.
+        self.max_literals = max_literals
         self.seen = SeenPrograms(self.name)
 
     def attach_history(self, history, window) -> None:  # noqa: ANN001 (HistoryOperator)
@@ -190,6 +196,10 @@ class ReshapeOperator:
         return found
 
     def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str:
+        skeleton = try_skeleton(code)
+        if skeleton is not None and len(skeleton.literals) >= self.max_literals:
+            raise NoChange(f"the program has {len(skeleton.literals)} literals to tune already "
+                           f"(reshape adds them to programs with fewer than {self.max_literals})")
         rewrites = self.rewrites(code)
         if not rewrites:
             raise NoChange("no ordering comparison inside the EVOLVE-BLOCK")

@@ -231,3 +231,11 @@ def test_a_run_with_swap_and_reshape_proposes_few_duplicates(tmp_path):
     # reshape gave optimise-ready skeletons: some evaluated program carries a neutral literal.
     assert any(p.operator == "reshape" and (" * 1.0" in p.code or " + 0" in p.code)
                for p in evaluated)
+
+
+def test_a_program_with_many_literals_is_left_to_optimise():
+    many = POLICY.replace("margin > 2", "margin > 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11")
+    assert len(skeleton_of(many).literals) == 13
+    with pytest.raises(NoChange, match="literals to tune already"):
+        ReshapeOperator(max_literals=12).propose(many, random.Random(0))
+    assert ReshapeOperator(max_literals=14).propose(many, random.Random(0)) != many
