@@ -1,5 +1,5 @@
 """Does offline search find something? Old offline operators (tune + swap) against the new
-default (optimise + swap + reshape), on the built-in problems, at an equal number of evaluated programs.
+default (optimise + structure (swap + reshape)), on the built-in problems, at an equal number of evaluated programs.
 
 Usage: python benchmarks/discovery.py [--programs 300] [--seeds 3]
                                       [--problems circle_packing spot_single spot_multi txn eplb]
@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from evolve.config import load_config  # noqa: E402
 from evolve.engine.session import run_session  # noqa: E402
 
-VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "swap", "reshape"]}
+VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "structure"]}
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def main() -> None:
                       f"{result.proposals} proposals, {result.duplicates} duplicates, "
                       f"{result.declined} declined, {result.wall_s:.0f} s", flush=True)
     print(f"\n{args.programs} evaluated programs per run, {args.seeds} seeds; "
-          "old = tune + swap, new = optimise + swap + reshape")
+          "old = tune + swap, new = optimise + structure (swap + reshape)")
     header = ("| problem | initial | best human | optimum / bound | operators | best found: "
               "mean ± sd (min .. max) | gap closed | duplicates | declined | CPU s / program |")
     print(header)

@@ -18,10 +18,12 @@ comparison (`<`, `<=`, `>`, `>=`) inside an EVOLVE-BLOCK:
 Scales and offsets are written at their neutral values (1.0, 0), so the child behaves exactly
 as its parent and makes a new skeleton whose new literals `optimise` then tunes; a side that
 already ends in a scale (or an offset) does not get a second one. A program without an
-ordering comparison is never changed, nor one that already has `max_literals` literals (it
-has constants enough: circle_packing's 26; spot's greedy policy has 2). Rewrites are by exact source positions (every other
+ordering comparison is never changed. Rewrites are by exact source positions (every other
 byte is kept), the choice is a function of the proposal's RNG, and with the run's history
 attached a rewrite the run already proposed is skipped (evolve/operators/seen.py).
+
+`structure` (the default offline set's structural arm) pools `swap`'s swaps with these
+rewrites, the latter only for programs with fewer than `max_literals` literals.
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ import ast
 import random
 from collections.abc import Callable, Iterator
 
-from evolve.operators.offline import Edit, NoChange, Source, _in_fstring, _parents, first_unseen
+from evolve.operators.offline import (
+    Edit,
+    NoChange,
+    Source,
+    SwapOperator,
+    _in_fstring,
+    _parents,
+    first_unseen,
+)
 from evolve.operators.seen import SeenPrograms
 from evolve.operators.skeleton import try_skeleton
 
@@ -170,15 +180,11 @@ def _move(source: Source, guard: ast.stmt, body: list[ast.stmt], target: int,
 
 
 class ReshapeOperator:
-    """Adds a neutral scale or offset to a comparison, or moves a guard clause (see above)."""
+    """A neutral scale or offset on a comparison, or a guard clause moved (see above)."""
 
     name = "reshape"
 
-    def __init__(self, max_literals: int = 12) -> None:
-        # A program with this many literals already gives `optimise` plenty to tune: reshape
-        # declines it at once (the bandit then stops spending turns on it there), and a
-        # lineage of reshapes cannot pile up scales without end.
-        self.max_literals = max_literals
+    def __init__(self) -> None:
         self.seen = SeenPrograms(self.name)
 
     def attach_history(self, history, window) -> None:  # noqa: ANN001 (HistoryOperator)
@@ -196,14 +202,39 @@ class ReshapeOperator:
         return found
 
     def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str:
-        skeleton = try_skeleton(code)
-        if skeleton is not None and len(skeleton.literals) >= self.max_literals:
-            raise NoChange(f"the program has {len(skeleton.literals)} literals to tune already "
-                           f"(reshape adds them to programs with fewer than {self.max_literals})")
         rewrites = self.rewrites(code)
         if not rewrites:
-            raise NoChange("no ordering comparison inside the EVOLVE-BLOCK")
+            raise NoChange(self.nothing)
         source = Source(code)
         order = rng.sample(rewrites, len(rewrites))
         return first_unseen((lambda e=edits: source.apply(e) for edits in order), self.seen,
-                            seq, "reshape")
+                            seq, self.name)
+
+    nothing = "no ordering comparison inside the EVOLVE-BLOCK"
+
+
+class StructureOperator(ReshapeOperator):
+    """The structural arm of the default offline set: `swap`'s swaps and `reshape`'s rewrites
+    in one pool (one arm, so `optimise` keeps half the turns), each tried once per program.
+
+    Below `max_literals` only: a program with that many already gives `optimise` plenty to
+    tune (circle_packing's has 26), and a lineage of reshapes cannot pile up scales without
+    end; there it proposes swaps alone, like `swap`."""
+
+    name = "structure"
+    nothing = "no comparison, min/max or sort call inside the EVOLVE-BLOCK"
+
+    def __init__(self, max_literals: int = 12) -> None:
+        super().__init__()
+        self.max_literals = max_literals
+
+    def rewrites(self, code: str) -> list[list[Edit]]:
+        try:
+            source = Source(code)
+        except NoChange:
+            return []
+        found = [[edit] for edit in SwapOperator().candidates(source)]
+        skeleton = try_skeleton(code)
+        if skeleton is None or len(skeleton.literals) < self.max_literals:
+            found.extend(super().rewrites(code))
+        return found

@@ -153,7 +153,7 @@ def test_registry_and_default_offline_set():
     assert make_offline_operator("optimise").name == "optimise"
     from evolve.config import OperatorsConfig
 
-    assert OperatorsConfig().offline == ["optimise", "swap", "reshape"]
+    assert OperatorsConfig().offline == ["optimise", "structure"]
     assert make_offline_operator("reshape").name == "reshape"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from evolve.operators.offline import Source, SwapOperator
 from evolve.operators.registry import NoChange, make_offline_operator
-from evolve.operators.reshape import ReshapeOperator
+from evolve.operators.reshape import ReshapeOperator, StructureOperator
 from evolve.operators.skeleton import skeleton_of
 from evolve.patch.novelty import code_hash
 from tests.engine.engine_support import engine_config, open_archive, run
@@ -145,12 +145,12 @@ def test_every_rewrite_of_a_builtin_initial_parses_and_stays_in_the_block(proble
         assert child.startswith(before) and child.endswith(after)
 
 
-@pytest.mark.parametrize("name", ["swap", "reshape"])
+@pytest.mark.parametrize("name", ["swap", "reshape", "structure"])
 def test_an_operator_never_repeats_a_program_the_run_proposed(name):
     operator = make_offline_operator(name)
     history = {-1: record(POLICY, "initial")}
     operator.attach_history(lambda: history, lambda: 3)
-    rewrites = operator.rewrites(POLICY) if name == "reshape" else [
+    rewrites = operator.rewrites(POLICY) if name != "swap" else [
         [edit] for edit in SwapOperator().candidates(Source(POLICY))]
     # Distinct programs (moving A below B and B above A are the same program).
     total = len({code_hash(Source(POLICY).apply(edits)) for edits in rewrites})
@@ -205,7 +205,7 @@ def solve():
 '''
 
 
-def test_a_run_with_swap_and_reshape_proposes_few_duplicates(tmp_path):
+def test_a_run_with_the_default_offline_set_proposes_few_duplicates(tmp_path):
     # A real run (archive, sandbox, controller): every program the operators propose is new to
     # the run, except when two different operators reach the same program while both are in
     # flight; once nothing new is left they decline (recorded, never evaluated).
@@ -218,7 +218,7 @@ def test_a_run_with_swap_and_reshape_proposes_few_duplicates(tmp_path):
     config = engine_config(tmp_path / "run", None, problem=str(problem),
                            budget={"max_programs": 30},
                            operators={"models": [], "use_offline": "auto",
-                                      "offline": ["swap", "reshape"]})
+                                      "offline": ["optimise", "structure"]})
     outcome = run(config, tmp_path / "run")
     with open_archive(tmp_path / "run") as archive:
         children = [p for p in archive.programs(outcome.run_id) if p.proposal_key != "initial"]
@@ -229,13 +229,18 @@ def test_a_run_with_swap_and_reshape_proposes_few_duplicates(tmp_path):
     assert len(duplicates) <= 3, [(p.operator, p.code) for p in duplicates]
     assert len({code_hash(p.code) for p in evaluated}) == len(evaluated)
     # reshape gave optimise-ready skeletons: some evaluated program carries a neutral literal.
-    assert any(p.operator == "reshape" and (" * 1.0" in p.code or " + 0" in p.code)
+    assert any(p.operator == "structure" and (" * 1.0" in p.code or " + 0" in p.code)
                for p in evaluated)
 
 
-def test_a_program_with_many_literals_is_left_to_optimise():
+def test_structure_pools_swaps_with_reshapes_below_max_literals():
+    swaps = [[edit] for edit in SwapOperator().candidates(Source(POLICY))]
+    assert StructureOperator().rewrites(POLICY) == swaps + ReshapeOperator().rewrites(POLICY)
     many = POLICY.replace("margin > 2", "margin > 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11")
     assert len(skeleton_of(many).literals) == 13
-    with pytest.raises(NoChange, match="literals to tune already"):
-        ReshapeOperator(max_literals=12).propose(many, random.Random(0))
-    assert ReshapeOperator(max_literals=14).propose(many, random.Random(0)) != many
+    # Constants enough for optimise: only the swaps (as `swap` proposes them).
+    only_swaps = [[edit] for edit in SwapOperator().candidates(Source(many))]
+    assert StructureOperator(max_literals=12).rewrites(many) == only_swaps
+    assert len(StructureOperator(max_literals=14).rewrites(many)) > len(only_swaps)
+    # min/max and sort swaps without any ordering comparison: structure, never reshape.
+    assert StructureOperator().propose(NO_ORDERING, random.Random(0)) != NO_ORDERING
