@@ -1,5 +1,5 @@
 """Does offline search find something? Old offline operators (tune + swap) against the new
-default (optimise + swap), on the built-in problems, at an equal number of evaluated programs.
+default (optimise + structure (swap + reshape)), on the built-in problems, at an equal number of evaluated programs.
 
 Usage: python benchmarks/discovery.py [--programs 300] [--seeds 3]
                                       [--problems circle_packing spot_single spot_multi txn eplb]
@@ -16,7 +16,8 @@ One table: the initial program's score, the best human baseline and the optimum 
 each problem's README: DP optimum for the spot problems, best known packing for circle_packing,
 the longest-transaction bound for txn, perfect balance for eplb), the best found (mean, spread
 and range over seeds), the fraction of the initial-to-optimum gap closed, the share of
-proposals that were exact duplicates, and the CPU seconds per evaluated program (this process,
+proposals that were exact duplicates, the share the operator declined (nothing new to
+propose: recorded, never evaluated), and the CPU seconds per evaluated program (this process,
 plus each evaluation's sandbox CPU as the archive records it).
 """
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from evolve.config import load_config  # noqa: E402
 from evolve.engine.session import run_session  # noqa: E402
 
-VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "swap"]}
+VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "structure"]}
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,11 @@ def main() -> None:
                       f"{result.proposals} proposals, {result.duplicates} duplicates, "
                       f"{result.declined} declined, {result.wall_s:.0f} s", flush=True)
     print(f"\n{args.programs} evaluated programs per run, {args.seeds} seeds; "
-          "old = tune + swap, new = optimise + swap")
+          "old = tune + swap, new = optimise + structure (swap + reshape)")
     header = ("| problem | initial | best human | optimum / bound | operators | best found: "
-              "mean ± sd (min .. max) | gap closed | duplicates | CPU s / program |")
+              "mean ± sd (min .. max) | gap closed | duplicates | declined | CPU s / program |")
     print(header)
-    print("|---" * 9 + "|")
+    print("|---" * 10 + "|")
     for (problem, variant), runs in results.items():
         ref = REFERENCES[problem]
         bests = [r.best for r in runs]
@@ -177,11 +178,12 @@ def main() -> None:
         spread = statistics.stdev(bests) if len(bests) > 1 else 0.0
         gap = statistics.mean(gap_closed(b, initial, ref.optimum) for b in bests)
         dup = sum(r.duplicates for r in runs) / max(1, sum(r.proposals for r in runs))
+        declined = sum(r.declined for r in runs) / max(1, sum(r.proposals for r in runs))
         cpu = statistics.mean(r.cpu_s for r in runs)
         print(f"| {problem} | {initial:.5g} | {ref.human:.5g} ({ref.human_name}) | "
               f"{ref.optimum:.5g} ({ref.optimum_name}) | {variant} | {statistics.mean(bests):.5g}"
               f" ± {spread:.2g} ({min(bests):.5g} .. {max(bests):.5g}) | {100 * gap:.1f} % | "
-              f"{100 * dup:.1f} % | {cpu:.2f} |")
+              f"{100 * dup:.1f} % | {100 * declined:.1f} % | {cpu:.2f} |")
     print()
     for problem in args.problems:
         old, new = results.get((problem, "old")), results.get((problem, "new"))

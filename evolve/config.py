@@ -60,9 +60,11 @@ class OperatorsConfig(_Section):
     # Empty list = default resolution (configured model, key in env, local Ollama, offline).
     models: list[ModelConfig] = Field(default_factory=list)
     # Built-in non-LLM operators: "optimise" (constants tuned by a model-based optimiser over
-    # the archive's trials), "tune" (random constant perturbations), "swap" (structural swaps).
-    offline: list[Literal["optimise", "tune", "swap"]] = Field(
-        default_factory=lambda: ["optimise", "swap"])
+    # the archive's trials), "tune" (random constant perturbations), "swap" (structural swaps),
+    # "reshape" (neutral scales/offsets on comparisons for `optimise` to tune, guards moved),
+    # "structure" (swap + reshape as one arm).
+    offline: list[Literal["optimise", "tune", "swap", "reshape", "structure"]] = Field(
+        default_factory=lambda: ["optimise", "structure"])
     # auto: offline operators only when no LLM is available; always: mix them with LLMs.
     use_offline: Literal["auto", "always", "never"] = "auto"
 

@@ -190,9 +190,20 @@ _ATTRIBUTE_SWAPS = {"min": "max", "max": "min", "argmin": "argmax", "argmax": "a
 
 
 class SwapOperator:
-    """Structural swaps: `<`↔`<=`, `>`↔`>=`, min↔max, sort direction."""
+    """Structural swaps: `<`↔`<=`, `>`↔`>=`, min↔max, sort direction.
+
+    Given the run's history (`attach_history`), it skips swaps whose result the run has
+    already proposed (evolve/operators/seen.py) and declines when every swap was tried."""
 
     name = "swap"
+
+    def __init__(self) -> None:
+        from evolve.operators.seen import SeenPrograms
+
+        self.seen = SeenPrograms(self.name)
+
+    def attach_history(self, history, window) -> None:  # noqa: ANN001 (HistoryOperator)
+        self.seen.attach(history, window)
 
     def candidates(self, source: Source) -> list[Edit]:
         edits = self._comparison_edits(source)
@@ -248,16 +259,33 @@ class SwapOperator:
             text = " reverse=True" if "," in between else ", reverse=True"
         return Edit(line, col, line, col, text)  # type: ignore[arg-type]
 
-    def propose(self, code: str, rng: random.Random) -> str:
+    def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str:
         source, edits = _analysed(code, self.name)
         if not edits:
             raise NoChange("no comparison, min/max or sort call inside the EVOLVE-BLOCK")
-        for edit in rng.sample(list(edits), len(edits)):
-            try:
-                return source.apply([edit])
-            except SyntaxError:
-                continue
-        raise NoChange("no swap keeps the program valid")
+        return first_unseen((lambda e=edit: source.apply([e]) for edit in
+                             rng.sample(list(edits), len(edits))), self.seen, seq, "swap")
+
+
+def first_unseen(children, seen, seq: int | None, what: str) -> str:  # noqa: ANN001
+    """The first child (from callables that build one, SyntaxError = inapplicable) whose code
+    the run has not proposed yet; NoChange when there is none."""
+    from evolve.patch.novelty import code_hash
+
+    avoid = seen.hashes(seq)
+    valid = 0
+    for build in children:
+        try:
+            child = build()
+        except SyntaxError:
+            continue
+        valid += 1
+        if code_hash(child) not in avoid:
+            seen.remember(seq, child)
+            return child
+    if valid:
+        raise NoChange(f"every {what} of this program was already proposed in this run")
+    raise NoChange(f"no {what} keeps the program valid")
 
 
 OFFLINE_OPERATORS: dict[str, type[TuneOperator] | type[SwapOperator]] = {

@@ -33,18 +33,24 @@ PROVIDER_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("MISTRAL_API_KEY", "mistral/codestral-latest"),
 )
 # Offline operator names; `optimise` is imported on first use (Optuna takes a while to import).
-OFFLINE_OPERATORS: tuple[str, ...] = ("optimise", "tune", "swap")
+OFFLINE_OPERATORS: tuple[str, ...] = ("optimise", "tune", "swap", "reshape", "structure")
 HOW_TO_USE_AN_LLM = ("to use an LLM, pass --model openai/gpt-4.1-mini with OPENAI_API_KEY set "
                      "(or anthropic/..., gemini/...), or --model openai/<name> --api-base "
                      "http://HOST:PORT/v1 for any OpenAI-compatible server")
 
 
 def make_offline_operator(name: str) -> Any:
-    """A fresh offline operator by name: optimise (model-based constants), tune, swap."""
+    """A fresh offline operator by name: optimise (model-based constants), tune, swap,
+    reshape (neutral scales/offsets on comparisons, guard clauses moved), structure (swap and
+    reshape in one arm)."""
     if name == "optimise":
         from evolve.operators.optimise import OptimiseOperator
 
         return OptimiseOperator()
+    if name in ("reshape", "structure"):
+        from evolve.operators.reshape import ReshapeOperator, StructureOperator
+
+        return ReshapeOperator() if name == "reshape" else StructureOperator()
     if name not in OFFLINE_OPERATORS:
         raise ValueError(f"unknown offline operator {name!r}; choose from "
                          f"{', '.join(OFFLINE_OPERATORS)}")

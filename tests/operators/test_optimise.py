@@ -153,7 +153,8 @@ def test_registry_and_default_offline_set():
     assert make_offline_operator("optimise").name == "optimise"
     from evolve.config import OperatorsConfig
 
-    assert OperatorsConfig().offline == ["optimise", "swap"]
+    assert OperatorsConfig().offline == ["optimise", "structure"]
+    assert make_offline_operator("reshape").name == "reshape"
 
 
 def test_the_bandit_picks_optimise_less_once_it_stops_paying():

@@ -9,7 +9,8 @@ import pytest
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig
 from evolve.operators.optimise import OptimiseOperator
-from evolve.operators.registry import SwapOperator, probe_ollama, resolve_operators
+from evolve.operators.registry import probe_ollama, resolve_operators
+from evolve.operators.reshape import StructureOperator
 from tests.support.llm_server import ScriptedLLMServer
 
 
@@ -58,8 +59,8 @@ def test_offline_when_nothing_else_and_the_message_says_how_to_use_an_llm():
     choice = resolve_operators(config(), environ={}, ollama_url=closed_port_url())
     assert time.monotonic() - started < 2.0
     assert choice.models == [] and choice.source == "offline"
-    assert [type(op) for op in choice.offline] == [OptimiseOperator, SwapOperator]
-    assert choice.operator_names == ["optimise", "swap"]
+    assert [type(op) for op in choice.offline] == [OptimiseOperator, StructureOperator]
+    assert choice.operator_names == ["optimise", "structure"]
     assert "--model openai/gpt-4.1-mini" in choice.message and "OPENAI_API_KEY" in choice.message
     assert "--api-base" in choice.message and "\n" not in choice.message
 
