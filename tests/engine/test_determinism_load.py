@@ -59,11 +59,6 @@ def stored_count(run_dir: Path) -> int:
 
 
 @pytest.mark.slow  # about 4 minutes on 2 busy cores; the in-process test below is the fast one
-# Known: the three concurrent runs agree, but the killed-and-resumed run diverged from them late
-# (at 3:44 of 96 proposals, an evaluated program where the others have a duplicate) in the last
-# measured try. Not yet explained; kept visible here instead of weakening the comparison.
-@pytest.mark.xfail(reason="kill -9 + resume under load diverges late; see the comment above",
-                   strict=False)
 def test_concurrent_runs_and_a_killed_and_resumed_run_store_the_same_programs(tmp_path):
     folder = problem_with_evaluator(tmp_path, JITTER)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
