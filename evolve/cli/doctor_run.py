@@ -41,8 +41,11 @@ def check_runs(archive: Any) -> tuple[list[Check], str | None]:
                       "a run killed before its first write; `evolve run` may reuse the folder")], None
     run = runs[-1]
     programs = archive.programs(run.id)
+    # The budget counts evaluated programs; duplicates and rejected proposals are kept too.
+    evaluated = sum(1 for p in programs if p.status == "evaluated")
     return [Check("runs", "ok", f"{len(runs)} run(s); the last, run {run.id} on {run.problem}, "
-                  f"is {run.status} with {len(programs)} programs")], run.isolation
+                  f"is {run.status} with {evaluated} evaluated programs "
+                  f"({len(programs)} proposals recorded)")], run.isolation
 
 
 def check_lock(folder: Path) -> Check:

@@ -77,7 +77,7 @@ def test_doctor_checks_a_run_directory(tmp_path, run_dir, monkeypatch):
     lines = text.splitlines()
     assert lines[0].startswith("archive: ok:") and "integrity ok" in lines[0]
     assert any(line.startswith("runs: ok: 1 run(s); the last, run 1 on toy_objective, is "
-                               "completed with 15 programs") for line in lines)
+                               "completed with 15 evaluated programs") for line in lines)
     assert any(line.startswith("lock: ok: free") for line in lines)
     assert any(line.startswith("isolation used: ") for line in lines)
     assert "stale sandboxes: ok: none" in text
