@@ -94,9 +94,13 @@ class LocalModelServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def model_config(self, **overrides: object) -> ModelConfig:
-        """`local/smollm2` pointed at this server, with settings that suit a tiny model."""
+        """`local/smollm2` pointed at this server, with settings that suit a tiny model.
+
+        The server answers one request at a time, so a call's time includes waiting behind the
+        run's other proposals: the timeout matches the default proposal deadline (300s), or
+        calls given up on would still hold the server while later ones time out behind them."""
         settings = {"name": LOCAL_MODEL_NAME, "api_base": self.base_url, "max_tokens": 512,
-                    "temperatures": [0.2, 0.6], "timeout_s": 120.0, **overrides}
+                    "temperatures": [0.2, 0.6], "timeout_s": 300.0, **overrides}
         return ModelConfig.model_validate(settings)
 
     def start(self) -> LocalModelServer:
