@@ -147,13 +147,17 @@ class LocalModelServer:
         raise LocalModelError(f"the llama.cpp server did not answer within "
                               f"{self.startup_timeout_s:g}s: {self._log_tail()}")
 
-    def _log_tail(self, chars: int = 800) -> str:
+    def log_text(self) -> str:
+        """What the server has written so far (llama.cpp's load report included)."""
         if self._log is None:
             return ""
         try:
-            return Path(self._log.name).read_text(errors="replace")[-chars:].strip()
+            return Path(self._log.name).read_text(errors="replace")
         except OSError:
             return ""
+
+    def _log_tail(self, chars: int = 800) -> str:
+        return self.log_text()[-chars:].strip()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
