@@ -33,7 +33,7 @@ def test_readme_local_model_command_runs_with_its_own_server(tmp_path):
     before = _llama_servers()
     run_dir = tmp_path / "local"
     done = evolve("run", "circle_packing", "--model", "local/smollm2", "--programs", "6",
-                  "--no-live", "--run-dir", str(run_dir), cwd=tmp_path, timeout=1800)
+                  "--minutes", "10", "--no-live", "--run-dir", str(run_dir), cwd=tmp_path, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "starting a llama.cpp server for local/smollm2" in done.stdout
     assert _llama_servers() <= before, "the run left its llama.cpp server running"
