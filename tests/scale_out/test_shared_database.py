@@ -40,19 +40,38 @@ def recorded_run_id(run_dir: Path) -> int | None:
     return json.loads(path.read_text())["run_id"] if path.is_file() else None
 
 
-def committed(url: str, run_id: int | None) -> dict[str, tuple[int, str, float | None]]:
+def committed(url: str, run_id: int | None) -> dict[str, tuple[int, str, float | None, str]]:
+    """proposal key -> (id, code, score, status) of every row the run stored."""
     if run_id is None:
         return {}
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT proposal_key, id, code, score FROM programs "
+            rows = conn.execute(text("SELECT proposal_key, id, code, score, status FROM programs "
                                      "WHERE run_id = :r"), {"r": run_id}).all()
     finally:
         engine.dispose()
     keys = [r[0] for r in rows]
     assert len(keys) == len(set(keys)), f"a proposal key was stored twice: {sorted(keys)}"
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def evaluated(rows: dict[str, tuple]) -> int:
+    """Candidates that count against budget.max_programs: evaluated ones, the initial program
+    aside (duplicates and rejected proposals are stored too but make room for more)."""
+    return sum(1 for key, row in rows.items() if key != "initial" and row[3] == "evaluated")
+
+
+def assert_complete_sequence(rows: dict[str, tuple], seed: int, programs: int) -> None:
+    """The run's proposals are seed:0..seed:K-1 with no gap (proposals start in order, a
+    resume re-plans lost ones under the same key), exactly `programs` of them evaluated, and
+    the last one evaluated (no proposal starts once the budget is reached)."""
+    seqs = sorted(int(key.split(":")[1]) for key in rows if key != "initial")
+    assert "initial" in rows and all(key == "initial" or key.startswith(f"{seed}:")
+                                     for key in rows)
+    assert seqs == list(range(len(seqs))), f"proposal keys with a gap: {seqs}"
+    assert evaluated(rows) == programs
+    assert rows[f"{seed}:{seqs[-1]}"][3] == "evaluated"
 
 
 def run_status(url: str, run_id: int) -> str:
@@ -85,7 +104,7 @@ def test_two_runs_share_one_database_and_each_resumes_its_own_after_kill_9(tmp_p
     ids = {seed: recorded_run_id(d) for seed, d in dirs.items()}
     assert None not in ids.values() and ids[5] != ids[6]
     before = {seed: committed(url, ids[seed]) for seed in dirs}
-    assert all(len(rows) < programs + 1 for rows in before.values()), "killed too late"
+    assert all(evaluated(rows) < programs for rows in before.values()), "killed too late"
 
     resumed = {seed: evolve("resume", str(d), "--no-live") for seed, d in dirs.items()}
     for seed, proc in resumed.items():
@@ -96,7 +115,7 @@ def test_two_runs_share_one_database_and_each_resumes_its_own_after_kill_9(tmp_p
         final = committed(url, ids[seed])
         for key, row in before[seed].items():
             assert final.get(key) == row, f"run {ids[seed]}: program {key} lost or changed"
-        assert sorted(final) == sorted(["initial"] + [f"{seed}:{i}" for i in range(programs)])
+        assert_complete_sequence(final, seed, programs)
         assert run_status(url, ids[seed]) == "completed"
 
 
@@ -117,8 +136,8 @@ def test_resume_on_a_shared_database_continues_the_run_of_that_directory(tmp_pat
     result = runner.invoke(app, ["resume", str(first), "--programs", "6", "--no-live"])
     assert result.exit_code == 0, result.output
     assert f"resuming run {first_id}:" in result.output
-    assert len(committed(url, first_id)) == 7 and len(committed(url, second_id)) == 4
-    assert all(key == "initial" or key.startswith("5:") for key in committed(url, first_id))
+    assert_complete_sequence(committed(url, first_id), 5, 6)
+    assert_complete_sequence(committed(url, second_id), 6, 3)
 
     # The inspection commands read the directory's own run too.
     shown = runner.invoke(app, ["status", str(first), "--json"])
@@ -134,4 +153,5 @@ def test_resume_on_a_shared_database_continues_the_run_of_that_directory(tmp_pat
     result = runner.invoke(app, ["resume", str(second), "--run-id", str(second_id),
                                  "--programs", "5", "--no-live"])
     assert result.exit_code == 0, result.output
-    assert len(committed(url, second_id)) == 6 and len(committed(url, first_id)) == 7
+    assert_complete_sequence(committed(url, second_id), 6, 5)
+    assert_complete_sequence(committed(url, first_id), 5, 6)
