@@ -136,11 +136,12 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     elapsed = elapsed_s if elapsed_s is not None else _elapsed(data, now)
     budget = _budget_config(run.config_toml)
     spent = data.spent_usd
-    # The program budget counts candidates; the starting program (no parent) is not one.
-    candidates = sum(1 for p in programs if p.parent_id is not None)
+    # The program budget counts evaluated candidates, as the engine does: the starting program
+    # (no parent) is not one, nor are duplicates and rejected replies (they make room for more).
+    evaluated = sum(1 for p in programs if p.parent_id is not None and p.status == "evaluated")
     budgets = []
     if budget.max_programs:
-        budgets.append(BudgetProgress("programs", candidates, budget.max_programs))
+        budgets.append(BudgetProgress("programs", evaluated, budget.max_programs))
     if budget.max_usd is not None:
         budgets.append(BudgetProgress("dollars", spent, budget.max_usd, "$"))
     if budget.max_minutes:

@@ -68,7 +68,10 @@ def test_snapshot_from_archive_matches_the_archive(snapshot, facts: RunFacts) ->
         valid = [p.score for p in programs if p.island == island and p.valid]
         assert score == (max(valid) if valid else None)
     budget = {b.name: b for b in snap.budgets}
-    assert budget["programs"].used == len(programs) - 1
+    # Like the engine, the program budget counts evaluated children only (not the initial
+    # program, duplicates or rejected replies).
+    assert budget["programs"].used == sum(1 for p in programs if p.parent_id is not None
+                                          and p.status == "evaluated")
     assert budget["programs"].limit == facts.max_programs
     assert budget["dollars"].limit == 0.5
     assert snap.status == facts.status and snap.eta_s is None
@@ -81,7 +84,8 @@ def test_rendered_panel_shows_every_part(snapshot, facts: RunFacts) -> None:
     console.print(render_snapshot(snap, 80))
     text = console.export_text()
     assert f"best {snap.best_score:.6g} (#{snap.best_program_id})" in text
-    assert "programs" in text and f"{snap.programs - 1} / {facts.max_programs}" in text
+    used = next(b.used for b in snap.budgets if b.name == "programs")   # evaluated children
+    assert "programs" in text and f"{used} / {facts.max_programs}" in text
     assert "$0.50" in text                                       # the dollar budget
     for arm in snap.arms:
         assert arm.operator in text
@@ -109,7 +113,8 @@ def test_log_lines_only_when_something_changed(snapshot, facts: RunFacts) -> Non
         view.update(snap)                      # nothing new: no second line
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
-    assert f"programs {snap.programs - 1} / {facts.max_programs}" in lines[0]
+    used = next(b.used for b in snap.budgets if b.name == "programs")   # evaluated children
+    assert f"programs {used} / {facts.max_programs}" in lines[0]
     assert facts.status in lines[0]
     assert f"best {snap.best_score:.6g}" in lines[0]
 

@@ -76,15 +76,19 @@ def test_a_program_without_literals_is_never_offered_in_a_run(tmp_path):
         (problem / name).write_text((fixture / name).read_text())
     (problem / "initial.py").write_text(NO_LITERAL)
     config = engine_config(tmp_path / "run", None, problem=str(problem),
-                           budget={"max_programs": 8},
+                           budget={"max_programs": 8, "stall_after": 6},
                            operators={"models": [], "use_offline": "auto",
                                       "offline": ["optimise"]})
     outcome = run(config, tmp_path / "run")
     with open_archive(tmp_path / "run") as archive:
         children = [p for p in archive.programs(outcome.run_id) if p.proposal_key != "initial"]
-    assert len(children) == 8
-    assert all(p.status == "rejected" and "no numeric or boolean literal" in p.error_text
-               for p in children)
+        stop = archive.events(outcome.run_id, kind="stop")[-1]
+    # Every proposal is declined and recorded; a declined one does not use the program budget,
+    # so the run ends because nothing new can be proposed, with no child ever evaluated.
+    assert len(children) >= 6 and outcome.programs == 0
+    assert all(p.operator == "optimise" and p.status == "rejected"
+               and "no numeric or boolean literal" in p.error_text for p in children)
+    assert "nothing new can be proposed" in stop.message
 
 
 def test_ranges_widen_when_the_best_is_on_a_bound():
