@@ -434,6 +434,10 @@ class Controller:
         try:
             if not self._may_start(plan.seq):
                 self._unstarted.add(plan.seq)
+                # The loop may have checked the budget before this task first ran (then it
+                # saw nothing to drop): wake it, so a reached budget drops this proposal
+                # instead of leaving it waiting for an ingest that never comes.
+                self._wake.set()
                 try:
                     while not self._may_start(plan.seq):
                         await self._ingest_event.wait()
