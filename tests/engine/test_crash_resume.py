@@ -16,7 +16,7 @@ from tests.engine.engine_support import FIXTURE, MODEL, parent_value, set_value_
 from tests.support.llm_server import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = 40
+PROGRAMS = 60   # warm evaluations take ~20 ms: enough programs that five kills land mid-run
 
 
 def evolve(*args: str) -> subprocess.Popen:
@@ -65,7 +65,7 @@ def test_kill_9_five_times_then_resume_loses_and_duplicates_nothing(tmp_path):
     while kills < 5:
         # Kill at a random point: after a random number of further commits plus a random delay.
         wait_for(run_dir, len(seen) + rng.randint(1, 4), proc)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.1))
         if proc.poll() is not None:
             break  # finished before the kill: nothing to kill
         os.killpg(proc.pid, signal.SIGKILL)
