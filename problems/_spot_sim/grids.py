@@ -87,14 +87,18 @@ def single_runs(data: SingleRegionData, stage: str) -> list[SingleRun]:
         for trace in traces:
             for deadline in deadlines:
                 for overhead in overheads:
-                    scenario = Scenario(gap_s=data.gap_s, deadline_s=seconds(deadline),
-                                        task_s=seconds(TASK_HOURS),
-                                        restart_overhead_s=seconds(overhead),
-                                        on_demand_price=ON_DEMAND_PRICE,
-                                        spot_price=SINGLE_SPOT_PRICE)
+                    scenario = _single_scenario(data, deadline, overhead)
                     runs.append(SingleRun(f"{env}/{trace}/{deadline:g}/{overhead:g}", env,
                                           scenario, data.envs[env][trace]))
     return runs
+
+
+def _single_scenario(data: SingleRegionData, deadline_h: float, overhead_h: float) -> Scenario:
+    """One single-region run's rules: our grid and the leaderboard's differ only in which
+    deadlines, overheads and traces they take."""
+    return Scenario(gap_s=data.gap_s, deadline_s=seconds(deadline_h), task_s=seconds(TASK_HOURS),
+                    restart_overhead_s=seconds(overhead_h), on_demand_price=ON_DEMAND_PRICE,
+                    spot_price=SINGLE_SPOT_PRICE)
 
 
 def leaderboard_single_runs(data: SingleRegionData) -> list[SingleRun]:
@@ -104,11 +108,7 @@ def leaderboard_single_runs(data: SingleRegionData) -> list[SingleRun]:
         for index, available in enumerate(data.envs[env]):
             for deadline in LEADERBOARD_DEADLINES_H:
                 for overhead in LEADERBOARD_OVERHEADS_H:
-                    scenario = Scenario(gap_s=data.gap_s, deadline_s=seconds(deadline),
-                                        task_s=seconds(TASK_HOURS),
-                                        restart_overhead_s=seconds(overhead),
-                                        on_demand_price=ON_DEMAND_PRICE,
-                                        spot_price=SINGLE_SPOT_PRICE)
+                    scenario = _single_scenario(data, deadline, overhead)
                     runs.append(SingleRun(f"{env}/#{index}/{deadline:g}/{overhead:g}", env,
                                           scenario, available))
     return runs
