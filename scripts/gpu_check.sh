@@ -4,7 +4,8 @@
 #      8192 tokens top-8, grouped GEMMs timed with CUDA events), for DeepSeek's EPLB and the
 #      round-robin layout;
 #   2. moe_lbl's GPU configuration (problems/moe_lbl/trainer.py CONFIGS["gpu"]): the initial
-#      program and the global-batch baseline, one seed each, full stage.
+#      program, the global-batch baseline and no balancing, one seed each, full stage, trained
+#      side by side on the one GPU (the model is small; three processes keep it busier).
 # It prints their figures. Without a CUDA GPU it runs nothing and exits 3 with one line saying so.
 #
 #   scripts/gpu_check.sh            # PYTHON picks the interpreter (default: .venv/bin/python)
@@ -33,9 +34,12 @@ failed=0
 echo "== eplb kernel stage on $("$PYTHON" -c "import torch; print(torch.cuda.get_device_name())")"
 timeout 180 "$PYTHON" scripts/gpu_check_eplb.py || {
     echo "gpu_check: FAILED: eplb kernel stage (exit $?; 124 = over its 180 s)"; failed=1; }
+echo "== moe_lbl, GPU configuration: step time"
+timeout 60 "$PYTHON" scripts/gpu_check_moe_speed.py || {
+    echo "gpu_check: FAILED: moe_lbl step timing (exit $?; 124 = over its 60 s)"; failed=1; }
 echo "== moe_lbl, GPU configuration (full stage, seed 0)"
-timeout 280 "$PYTHON" -m problems.moe_lbl.run_baselines --config gpu --stage full --seeds 0 \
-    --only initial global_batch --reference global_batch || {
-    echo "gpu_check: FAILED: moe_lbl GPU configuration (exit $?; 124 = over its 280 s)"; failed=1; }
+timeout 240 "$PYTHON" -m problems.moe_lbl.run_baselines --config gpu --stage full --seeds 0 \
+    --only initial global_batch no_balancing --reference global_batch --jobs 3 || {
+    echo "gpu_check: FAILED: moe_lbl GPU configuration (exit $?; 124 = over its 240 s)"; failed=1; }
 echo "gpu_check: done in $((SECONDS - started)) s"
 exit "$failed"

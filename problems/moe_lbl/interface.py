@@ -78,7 +78,7 @@ def check_output(out: object, num_experts: int) -> tuple[torch.Tensor, torch.Ten
     if tuple(bias.shape) != (num_experts,):
         raise CandidateOutputError(
             f"bias_update must have shape ({num_experts},), got {tuple(bias.shape)}")
-    bias = bias.detach().to("cpu", torch.float32)  # the trainer keeps bias updates on the CPU
+    bias = bias.detach().to("cpu", torch.float32)  # checked on the host; the trainer moves it back
     if not bool(torch.isfinite(bias).all()):
         raise CandidateOutputError("bias_update has non-finite entries")
     return out, bias.clone()

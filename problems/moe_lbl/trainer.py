@@ -26,7 +26,7 @@ from problems.moe_lbl.metrics import (
     max_vio,
     mutual_information_bits,
 )
-from problems.moe_lbl.model import ModelConfig, MoETransformer
+from problems.moe_lbl.model import ModelConfig, MoETransformer, expert_counts
 
 LossFn = Callable[[RoutingContext], Any]
 
@@ -97,7 +97,8 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _bincount(indices: torch.Tensor, num_experts: int) -> torch.Tensor:
-    return torch.bincount(indices.flatten().cpu(), minlength=num_experts).float()
+    """Float assignment counts on the indices' own device: no host sync per layer on a GPU."""
+    return expert_counts(indices, num_experts).float()
 
 
 def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu",
@@ -113,7 +114,7 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
     batches = TrainBatches(corpus, mcfg.seq_len, config.micro_batch, config.num_micro, seed)
     E, L = mcfg.num_experts, mcfg.n_layers
     load_history: list[list[list[int]]] = []
-    prev_counts = torch.zeros(L, E)
+    prev_counts = torch.zeros(L, E, device=device)
     lm_losses: list[float] = []
     candidate_s = 0.0
     no_grad_loss = True
@@ -121,9 +122,9 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)
-        global_counts = torch.zeros(L, E)
-        bias_delta = torch.zeros(L, E)
-        step_lm = 0.0
+        global_counts = torch.zeros(L, E, device=device)
+        bias_delta = torch.zeros(L, E, device=device)
+        micro_lm = []
         for micro in range(config.num_micro):
             tokens, _domain = batches.next(step, micro)
             tokens = tokens.to(device)
@@ -137,10 +138,10 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
                     layer=layer, num_layers=L, num_experts=E, top_k=mcfg.top_k,
                     router_logits=routing.logits, router_probs=routing.probs,
                     topk_indices=routing.topk_indices.clone(),
-                    micro_counts=counts.clone().to(device),
-                    global_counts=global_counts[layer].clone().to(device),
+                    micro_counts=counts.clone(),
+                    global_counts=global_counts[layer].clone(),
                     global_tokens=(micro + 1) * routing.logits.shape[0],
-                    prev_global_counts=prev_counts[layer].clone().to(device),
+                    prev_global_counts=prev_counts[layer].clone(),
                     routing_bias=model.moe_layers[layer].routing_bias.detach().clone(),
                     micro_index=micro, num_micro=config.num_micro,
                     step=step, total_steps=config.steps)
@@ -158,14 +159,18 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
                 no_grad_loss = no_grad_loss and not loss.requires_grad
                 aux = aux + loss.to(device)
                 if delta is not None:
-                    bias_delta[layer] += delta
+                    bias_delta[layer] += delta.to(device)
             total = (lm_loss + aux) / config.num_micro
             try:
                 total.backward()
             except RuntimeError as exc:
                 raise CandidateFailure(f"step {step}: backward through the balancing loss "
                                        f"failed: {exc}") from exc
-            step_lm += float(lm_loss.detach()) / config.num_micro
+            micro_lm.append(lm_loss.detach())
+        # One host sync per step for the losses, summed in the same order as before.
+        step_lm = 0.0
+        for value in torch.stack(micro_lm).tolist():
+            step_lm += value / config.num_micro
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         if not math.isfinite(float(grad_norm)):
             raise CandidateFailure(f"step {step}: the gradient is not finite "
@@ -174,7 +179,7 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
         optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             for layer, moe in enumerate(model.moe_layers):
-                moe.routing_bias += bias_delta[layer].to(device)
+                moe.routing_bias += bias_delta[layer]
         prev_counts = global_counts
         load_history.append(global_counts.long().tolist())
         lm_losses.append(step_lm)
@@ -222,7 +227,7 @@ def evaluate_model(model: MoETransformer, config: TrainConfig, device: str) -> d
             ce_sum[domain] += float(ce)
             ce_tokens[domain] += tokens[:, 1:].numel()
             for layer, routing in enumerate(routings):
-                counts = _bincount(routing.topk_indices, E)
+                counts = _bincount(routing.topk_indices, E).cpu()  # statistics stay on the host
                 batch_counts[layer] += counts
                 micro_loads.append(counts)
                 joint[layer, domain] += counts.double()
