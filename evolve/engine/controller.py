@@ -46,6 +46,7 @@ from evolve.engine.committed import (
 )
 from evolve.engine.errors import RunCannotWork
 from evolve.engine.gate import OrderedGate
+from evolve.engine.in_flight import InFlightPublisher, nodes_in_flight
 from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
 from evolve.engine.model_health import StartupWatch
 from evolve.engine.proposal import (
@@ -129,7 +130,10 @@ class Controller:
         self._stop_level = 0                            # 1 = finish in-flight, 2 = stop now
         self._next_seq = 0
         self._proposing = 0
-        self._evaluating = 0
+        self._evaluating = 0                            # waiting for a slot or running
+        self._in_sandbox = 0                            # running
+        self._in_flight = InFlightPublisher(
+            archive, run_id, lambda: nodes_in_flight(self.executor, self._in_sandbox))
         self._elapsed_before = 0.0
         self._started = time.monotonic()
         self._fatal: BaseException | None = None
@@ -207,6 +211,7 @@ class Controller:
         """Run until a budget is reached or a stop is requested; returns the final status."""
         self._started = time.monotonic()
         self._publish("start")
+        self._in_flight.start()   # for the dashboard, which reads only the archive
         deadline_task = asyncio.create_task(self._deadline()) \
             if self.config.budget.max_minutes else None
         status = "failed"
@@ -232,6 +237,7 @@ class Controller:
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.ingestor.writer.aclose()
+            await self._in_flight.aclose()
             await self._save_state()
             reason = self._stop_reason or ("failed" if status == "failed" else "budget")
             await self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
@@ -501,7 +507,11 @@ class Controller:
                 try:
                     async with self._eval_sem:
                         t0 = time.perf_counter()
-                        result = await self._evaluate(outcome.code)
+                        self._in_sandbox += 1
+                        try:
+                            result = await self._evaluate(outcome.code)
+                        finally:
+                            self._in_sandbox -= 1
                         eval_s = time.perf_counter() - t0
                 finally:
                     self._evaluating -= 1
