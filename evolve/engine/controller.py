@@ -467,17 +467,22 @@ class Controller:
             self._proposing += 1
             try:
                 async with self._llm_sem:
+                    if self._fatal is not None:
+                        return  # the run cannot work (a model failing from the start): no call
                     outcome = await self.proposer.propose(plan)
+                    # Judged before the first await below, so no proposal waiting for the
+                    # semaphore makes one more call to a model that cannot work.
+                    self._observe_startup(plan, outcome)
             finally:
                 self._proposing -= 1
+            if outcome.error_kind == BUDGET and self._stop_level == 0:
+                text = (outcome.error_text or "").removeprefix("BudgetReached: ")
+                self._stop_reason = f"budget reached: {text}"
+                self._stop_level = 1
+                self._wake.set()
             call_ids = await self._record_calls(outcome.calls, "mutation")
             cost = calls_cost(outcome.calls)
             if outcome.error_kind == BUDGET:
-                if self._stop_level == 0:
-                    text = (outcome.error_text or "").removeprefix("BudgetReached: ")
-                    self._stop_reason = f"budget reached: {text}"
-                    self._stop_level = 1
-                    self._wake.set()
                 return
             t0 = time.perf_counter()
             embedding, embed_calls = (None, []) if outcome.code is None else \
@@ -526,13 +531,20 @@ class Controller:
             item = await self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
-            if plan.operator not in self.proposer.offline:
-                self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text,
-                                     any(getattr(c, "error", None) is None
-                                         for c in outcome.calls))
         finally:
             if not released:
                 self._gate.release(plan.seq)
+
+    def _observe_startup(self, plan: Plan, outcome: ProposalOutcome) -> None:
+        """A model that failed from its first call on stops the run: the proposal that
+        shows it is still committed, then the loop raises (`_fatal`)."""
+        if plan.operator in self.proposer.offline or outcome.error_kind == BUDGET:
+            return
+        try:
+            self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text,
+                                 any(getattr(c, "error", None) is None for c in outcome.calls))
+        except RunCannotWork as exc:
+            self._fatal = self._fatal or exc
 
     def _cite_twin(self, verdict: Verdict) -> None:
         """A duplicate's reason names the program it repeats by proposal key ("initial",
