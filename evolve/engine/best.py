@@ -32,8 +32,8 @@ class BestKeeper:
             self.write(item)
             if item.seq >= 0:
                 await self.archive.add_event(self.run_id, "best", f"new best {item.score:.6g} "
-                                       f"(program {item.program_id})",
-                                       {"program_id": item.program_id, "score": item.score})
+                                             f"(program {item.program_id})",
+                                             {"program_id": item.program_id, "score": item.score})
 
     def write(self, item: Committed) -> None:
         write_best(self.run_dir, self.suffix, item.code, {

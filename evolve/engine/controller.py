@@ -180,8 +180,8 @@ class Controller:
         # core count, when concurrency.evaluations is unset) must use the same one.
         await self.archive.set_state(self.run_id, WINDOW_STATE, self.window)
         await self.archive.add_event(self.run_id, "start", f"run started on {self.problem.name}",
-                               {"seed": self.seed, "isolation": self.executor.isolation,
-                                "window": self.window})
+                                     {"seed": self.seed, "isolation": self.executor.isolation,
+                                      "window": self.window})
         await self._ensure_initial()
 
     async def start_resume(self) -> None:
@@ -200,9 +200,9 @@ class Controller:
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
         await self.archive.set_run_status(self.run_id, "running")
         await self.archive.add_event(self.run_id, "resume",
-                               f"resumed with {self.programs_done} programs committed",
-                               {"programs": self.programs_done, "cost_usd": self.cost_usd,
-                                "isolation": self.executor.isolation})
+                                     f"resumed with {self.programs_done} programs committed",
+                                     {"programs": self.programs_done, "cost_usd": self.cost_usd,
+                                      "isolation": self.executor.isolation})
         self.log(f"resuming run {self.run_id}: {self.programs_done} programs committed, "
                  f"${self.cost_usd:.4f} spent")
         await self._ensure_initial()
@@ -241,7 +241,7 @@ class Controller:
             await self._save_state()
             reason = self._stop_reason or ("failed" if status == "failed" else "budget")
             await self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
-                                   {"reason": reason, "programs": self.programs_done})
+                                         {"reason": reason, "programs": self.programs_done})
             await self.archive.finish_run(self.run_id, status)
             self._publish("stop", status=status)
         if self._fatal is not None:
@@ -253,7 +253,7 @@ class Controller:
         self._stop_reason = reason
         await self._save_state()
         await self.archive.add_event(self.run_id, "stop", f"run failed: {reason}",
-                               {"reason": reason, "programs": self.programs_done})
+                                     {"reason": reason, "programs": self.programs_done})
         await self.archive.finish_run(self.run_id, "failed")
 
     # ================================================================ the loop
@@ -496,7 +496,7 @@ class Controller:
                     self.novelty.remember(str(plan.seq), outcome.code, hash_value, embedding)
                     if self._novelty_stored:  # so a resume rebuilds this state exactly
                         await self.archive.set_state(self.run_id, f"{NOVELTY_STATE}/{plan.seq}",
-                                               {"embedding": embedding})
+                                                     {"embedding": embedding})
             self._gate.release(plan.seq)
             released = True
             if verdict is not None:

@@ -92,7 +92,7 @@ class ScratchpadWriter:
                 await self.archive.set_state(self.run_id, "scratchpad",
                                              {"version": version, "tips": tips})
                 await self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
-                                       f"{len(tips)} recommendations", {"tips": tips})
+                                             f"{len(tips)} recommendations", {"tips": tips})
 
     async def aclose(self) -> None:
         """Drop summaries not yet in effect (a resume asks for them again)."""
@@ -173,7 +173,7 @@ class Ingestor:
                    f"(last error: {(item.error_text or '').splitlines()[0][:200] if item.error_text else '?'})")
         self.log(f"warning: {message}")
         await self.archive.add_event(self.run_id, "bench", message,
-                               {"model": model, "at_ingest": self.ingested})
+                                     {"model": model, "at_ingest": self.ingested})
 
     def _reward(self, item: Committed, parent: Committed | None) -> float:
         return reward(item.score if item.valid else None,
@@ -187,5 +187,5 @@ class Ingestor:
             return
         data = asdict(migration) | {"at_ingest": at}
         await self.archive.add_event(self.run_id, "migration",
-                               f"program {migration.program_id} migrated from island "
-                               f"{migration.source} to {migration.target}", data)
+                                     f"program {migration.program_id} migrated from island "
+                                     f"{migration.source} to {migration.target}", data)
