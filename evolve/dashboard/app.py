@@ -13,6 +13,7 @@ from textual.screen import Screen
 from evolve.dashboard.data import RunData, archive_folder, attr, load_run
 from evolve.dashboard.program_screen import ProgramScreen
 from evolve.dashboard.run_screen import RunScreen
+from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.engine.run_files import shown_status
 
 
@@ -49,7 +50,8 @@ class DashboardApp(App[None]):
         status = shown_status(str(attr(run, "status")), archive_folder(self.archive))
         return (self.archive.count_programs(self.run_id), status,
                 self.archive.cost_summary(self.run_id).calls,
-                self.archive.last_activity(self.run_id))
+                self.archive.last_activity(self.run_id),
+                self.archive.get_state(self.run_id, IN_FLIGHT_STATE))
 
     def stages_of(self, program_id: int) -> list[Any]:
         """The per-stage evaluations of a program (read once, they never change)."""
@@ -59,8 +61,10 @@ class DashboardApp(App[None]):
 
     def _update_title(self) -> None:
         data = self.data
+        running = sum(data.in_flight().values())
         self.sub_title = (f"{data.run.problem} · {data.run.label} · {data.run.status} · "
-                          f"{len(data.programs)} programs")
+                          f"{len(data.programs)} programs"
+                          + (f" · {running} in flight" if running else ""))
 
     def action_reload_if_changed(self) -> None:
         seen = self._fingerprint()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve.dashboard.cost_text import cost_text
+from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.engine.run_files import shown_status
 
 
@@ -297,6 +298,14 @@ class RunData:
         scored = [p for p in self.programs if p.valid and p.score is not None]
         return max(scored, key=lambda p: (p.score, -p.id)) if scored else None
 
+    def in_flight(self) -> dict[str, int]:
+        """Evaluations running now per node, as the live run publishes them (empty once it
+        stopped; a crashed run's last counts are stale, so they are not shown)."""
+        if self.run.status != "running":
+            return {}
+        nodes = (self.state.get(IN_FLIGHT_STATE) or {}).get("nodes") or {}
+        return {str(node): int(count) for node, count in nodes.items() if int(count) > 0}
+
     def scratchpad(self) -> str | None:
         """The newest scratchpad text the engine stored (state key or event), if any."""
         for key in ("scratchpad", "scratchpad_text"):
@@ -351,7 +360,7 @@ def cite_program_ids(programs: list[ProgramView]) -> list[ProgramView]:
     return out
 
 
-STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine")
+STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine", IN_FLIGHT_STATE)
 
 
 def archive_folder(archive: Any) -> Path | None:

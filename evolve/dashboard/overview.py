@@ -25,11 +25,22 @@ def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def in_flight_text(data: RunData) -> Text:
+    """Evaluations running now, per node (Ray: `host/node-id`; local: this host)."""
+    nodes = data.in_flight()
+    if not nodes:
+        return Text("evaluations in flight: none" if data.run.status == "running" else "",
+                    style="dim")
+    return Text.assemble(("evaluations in flight: ", "bold"), f"{sum(nodes.values())} · on ",
+                         ", ".join(f"{node} {count}" for node, count in sorted(nodes.items())))
+
+
 class OverviewPane(VerticalScroll):
     """Everything about the run as a whole; scrolls at 80x24."""
 
     def compose(self) -> ComposeResult:
         yield Label("", id="ov-headline")
+        yield Label("", id="ov-in-flight")
         yield Label("best score over programs", classes="ov-title", id="ov-programs-title")
         yield Sparkline([], id="ov-spark-programs", classes="ov-spark")
         yield Label("best score over dollars", classes="ov-title", id="ov-dollars-title")
@@ -59,6 +70,7 @@ class OverviewPane(VerticalScroll):
             f" (#{best.id})" if best else "",
             f" · {data.spent_text()} spent")
         self.query_one("#ov-headline", Label).update(headline)
+        self.query_one("#ov-in-flight", Label).update(in_flight_text(data))
 
         self.query_one("#ov-spark-programs", Sparkline).data = history
         self.query_one("#ov-programs-title", Label).update(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from evolve.engine.collaborators import ArchiveStore
+from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.committed import Committed, proposal_key
 from evolve.engine.run_files import write_best
 
 
 class BestKeeper:
-    def __init__(self, archive: ArchiveStore, run_id: int, run_dir: Path, suffix: str,
+    def __init__(self, archive: ArchiveThread, run_id: int, run_dir: Path, suffix: str,
                  seed: int):
         self.archive = archive
         self.run_id = run_id
@@ -20,7 +20,7 @@ class BestKeeper:
         self.seed = seed
         self.best: Committed | None = None
 
-    def offer(self, item: Committed, write: bool = True) -> None:
+    async def offer(self, item: Committed, write: bool = True) -> None:
         """Keep `item` if it is valid and better (ties: the earlier proposal wins)."""
         if not item.valid or item.score is None or not math.isfinite(item.score):
             return
@@ -31,9 +31,9 @@ class BestKeeper:
         if write:
             self.write(item)
             if item.seq >= 0:
-                self.archive.add_event(self.run_id, "best", f"new best {item.score:.6g} "
-                                       f"(program {item.program_id})",
-                                       {"program_id": item.program_id, "score": item.score})
+                await self.archive.add_event(self.run_id, "best", f"new best {item.score:.6g} "
+                                             f"(program {item.program_id})",
+                                             {"program_id": item.program_id, "score": item.score})
 
     def write(self, item: Committed) -> None:
         write_best(self.run_dir, self.suffix, item.code, {

@@ -18,7 +18,8 @@ __all__ = ["ArchiveStore", "ArmChooser", "Executor", "LLMCompleter", "LLMReplyLi
 
 
 class ArchiveStore(Protocol):
-    """The archive calls the controller makes (it is the archive's single writer)."""
+    """The archive calls the controller makes (it is the archive's single writer), each run on
+    its `ArchiveThread` (evolve/engine/archive_thread.py), never on the event loop."""
 
     def add_program(self, run_id: int, *, code: str, code_hash: str | None = None,
                     parent_id: int | None = None, inspiration_ids: Sequence[int] = (),

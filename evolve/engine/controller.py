@@ -12,6 +12,10 @@ sequence order too. So the same seed and the same operator replies (as a functio
 give the same archive contents for any N and M; only ids, timestamps and latencies differ. The
 price is head-of-line blocking: a slow proposal holds back planning of those W after it.
 
+Archive calls. Every one goes through `ArchiveThread`: one dedicated thread runs them in order
+(so the run stays the single writer) and the loop awaits them, so a database that is slow or
+locked by another process holds back only the proposals waiting on it, never the loop.
+
 Resume. Nothing is needed beyond the archive: committed proposals are replayed through the same
 path (they complete instantly with their stored result), which rebuilds sampler, islands,
 bandit and novelty state exactly; proposals lost in a crash are planned again from the same
@@ -30,8 +34,9 @@ from typing import Any
 
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evolve.config import EvolveConfig, to_toml
+from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.best import BestKeeper
-from evolve.engine.collaborators import ArchiveStore, ArmChooser, Executor, LLMCompleter
+from evolve.engine.collaborators import ArmChooser, Executor, LLMCompleter
 from evolve.engine.committed import (
     INITIAL_KEY,
     INITIAL_SEQ,
@@ -41,6 +46,7 @@ from evolve.engine.committed import (
 )
 from evolve.engine.errors import RunCannotWork
 from evolve.engine.gate import OrderedGate
+from evolve.engine.in_flight import InFlightPublisher, nodes_in_flight
 from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
 from evolve.engine.model_health import StartupWatch
 from evolve.engine.proposal import (
@@ -65,7 +71,7 @@ NOVELTY_STATE = "novelty"   # novelty/{seq}: a remembered candidate's embedding
 
 
 class Controller:
-    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: ArchiveStore,
+    def __init__(self, config: EvolveConfig, problem: ProblemSpec, archive: ArchiveThread,
                  executor: Executor, run_dir: Path, *, run_id: int, llm: LLMCompleter | None,
                  bandit: ArmChooser, arms: dict[str, Arm], offline: dict[str, OfflineOperator],
                  on_progress: Callable[[ProgressSnapshot], None] | None = None,
@@ -124,7 +130,10 @@ class Controller:
         self._stop_level = 0                            # 1 = finish in-flight, 2 = stop now
         self._next_seq = 0
         self._proposing = 0
-        self._evaluating = 0
+        self._evaluating = 0                            # waiting for a slot or running
+        self._in_sandbox = 0                            # running
+        self._in_flight = InFlightPublisher(
+            archive, run_id, lambda: nodes_in_flight(self.executor, self._in_sandbox))
         self._elapsed_before = 0.0
         self._started = time.monotonic()
         self._fatal: BaseException | None = None
@@ -169,31 +178,31 @@ class Controller:
         atomic_write(self.run_dir / CONFIG_NAME, to_toml(self.config))
         # The window decides what each proposal sees; a resume (maybe on a machine with another
         # core count, when concurrency.evaluations is unset) must use the same one.
-        self.archive.set_state(self.run_id, WINDOW_STATE, self.window)
-        self.archive.add_event(self.run_id, "start", f"run started on {self.problem.name}",
-                               {"seed": self.seed, "isolation": self.executor.isolation,
-                                "window": self.window})
+        await self.archive.set_state(self.run_id, WINDOW_STATE, self.window)
+        await self.archive.add_event(self.run_id, "start", f"run started on {self.problem.name}",
+                                     {"seed": self.seed, "isolation": self.executor.isolation,
+                                      "window": self.window})
         await self._ensure_initial()
 
     async def start_resume(self) -> None:
         """Rebuild everything from the archive; evaluate the initial program only if missing."""
         # In place: the ingestor holds this same dict (a new one would leave it reading none).
         self.committed.clear()
-        self.committed.update(committed_from_archive(self.archive.programs(self.run_id)))
+        self.committed.update(committed_from_archive(await self.archive.programs(self.run_id)))
         self.by_id = {item.program_id: item for item in self.committed.values()}
         self._done = sum(1 for seq, item in self.committed.items() if seq >= 0 and item.evaluated)
-        self.ingestor.restore(self.archive)
-        self.cost_usd = self.archive.cost_so_far(self.run_id)
-        self.unknown_cost_calls = self.archive.cost_summary(self.run_id).unknown_calls
-        self.window = int(self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
+        await self.ingestor.restore()
+        self.cost_usd = await self.archive.cost_so_far(self.run_id)
+        self.unknown_cost_calls = (await self.archive.cost_summary(self.run_id)).unknown_calls
+        self.window = int(await self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
         self.ingestor.writer.lag = self.window
-        saved = self.archive.get_state(self.run_id, ENGINE_STATE) or {}
+        saved = (await self.archive.get_state(self.run_id, ENGINE_STATE)) or {}
         self._elapsed_before = float(saved.get("elapsed_s", 0.0))
-        self.archive.set_run_status(self.run_id, "running")
-        self.archive.add_event(self.run_id, "resume",
-                               f"resumed with {self.programs_done} programs committed",
-                               {"programs": self.programs_done, "cost_usd": self.cost_usd,
-                                "isolation": self.executor.isolation})
+        await self.archive.set_run_status(self.run_id, "running")
+        await self.archive.add_event(self.run_id, "resume",
+                                     f"resumed with {self.programs_done} programs committed",
+                                     {"programs": self.programs_done, "cost_usd": self.cost_usd,
+                                      "isolation": self.executor.isolation})
         self.log(f"resuming run {self.run_id}: {self.programs_done} programs committed, "
                  f"${self.cost_usd:.4f} spent")
         await self._ensure_initial()
@@ -202,6 +211,7 @@ class Controller:
         """Run until a budget is reached or a stop is requested; returns the final status."""
         self._started = time.monotonic()
         self._publish("start")
+        self._in_flight.start()   # for the dashboard, which reads only the archive
         deadline_task = asyncio.create_task(self._deadline()) \
             if self.config.budget.max_minutes else None
         status = "failed"
@@ -227,28 +237,32 @@ class Controller:
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.ingestor.writer.aclose()
-            self._save_state()
+            await self._in_flight.aclose()
+            await self._save_state()
             reason = self._stop_reason or ("failed" if status == "failed" else "budget")
-            self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
-                                   {"reason": reason, "programs": self.programs_done})
-            self.archive.finish_run(self.run_id, status)
+            await self.archive.add_event(self.run_id, "stop", f"run {status}: {reason}",
+                                         {"reason": reason, "programs": self.programs_done})
+            await self.archive.finish_run(self.run_id, status)
             self._publish("stop", status=status)
         if self._fatal is not None:
             raise self._fatal
         return status
 
-    def abandon(self, reason: str) -> None:
+    async def abandon(self, reason: str) -> None:
         """Record that the run stopped before its loop started (e.g. a broken evaluator)."""
         self._stop_reason = reason
-        self._save_state()
-        self.archive.add_event(self.run_id, "stop", f"run failed: {reason}",
-                               {"reason": reason, "programs": self.programs_done})
-        self.archive.finish_run(self.run_id, "failed")
+        await self._save_state()
+        await self.archive.add_event(self.run_id, "stop", f"run failed: {reason}",
+                                     {"reason": reason, "programs": self.programs_done})
+        await self.archive.finish_run(self.run_id, "failed")
 
     # ================================================================ the loop
     async def _loop(self) -> None:
         max_programs = self.config.budget.max_programs
         while True:
+            # Cleared first: planning may await the archive, and a task finishing meanwhile
+            # sets the event again, so the wait below cannot miss it.
+            self._wake.clear()
             self._check_budgets()
             if self._fatal is not None:
                 raise self._fatal
@@ -261,11 +275,10 @@ class Controller:
                 # (`_may_start`); one never started when the budget is reached is dropped.
                 while (self._next_seq < self.ingestor.ingested + self.window
                        and (max_programs is None or self.ingestor.evaluated < max_programs)):
-                    self._launch(self._next_seq)
+                    await self._launch(self._next_seq)
                     self._next_seq += 1
             if not self._tasks and (self._stop_level > 0 or self.ingestor.ingested >= self._next_seq):
                 break
-            self._wake.clear()
             if self._ingest_ready():
                 # One program at a time, planning in between: proposal s is planned exactly
                 # when programs < s - W are in, however many completed at once.
@@ -319,13 +332,13 @@ class Controller:
             self._ingest_event.set()  # wakes proposals waiting for the budget to start
             self._ingest_event.clear()
             if self.ingestor.ingested % 10 == 0:
-                self._save_state()
+                await self._save_state()
         finally:
             self._in_feedback = False
 
     # ================================================================ planning
-    def _launch(self, seq: int) -> None:
-        plan = self._plan(seq)
+    async def _launch(self, seq: int) -> None:
+        plan = await self._plan(seq)
         if seq in self.committed:   # replay of a committed proposal: no operator, no sandbox
             self._tasks[seq] = asyncio.create_task(self._replay(self.committed[seq]))
         else:
@@ -338,7 +351,7 @@ class Controller:
             self._fatal = self._fatal or task.exception()
         self._wake.set()
 
-    def _plan(self, seq: int) -> Plan:
+    async def _plan(self, seq: int) -> Plan:
         rng = random.Random(f"{self.seed}:{seq}")
         island = self.sampler.island_for(seq)
         arm = self.bandit.select(rng)
@@ -372,8 +385,11 @@ class Controller:
         for model in temps:
             if model.name == operator:
                 temperature = rng.choice(model.temperatures)
-        parent_view = self._view(parent, "parent") if is_llm else \
-            ProgramView(code=self.committed[parent.seq].code)
+        if is_llm:
+            await self._load_output(parent)
+            parent_view = self._view(parent, "parent")
+        else:
+            parent_view = ProgramView(code=self.committed[parent.seq].code)
         return Plan(seq=seq, key=proposal_key(self.seed, seq), island=island, arm=arm, kind=kind,
                     credit=credit,
                     parent=parent, parent_view=parent_view, rng=rng,
@@ -382,15 +398,19 @@ class Controller:
                     inspiration_views=[self._view(m) for m in inspirations],
                     scratchpad=list(self.scratchpad.recommendations), temperature=temperature)
 
+    async def _load_output(self, member: Member) -> None:
+        """A resumed parent's output, loaded once from the archive for its prompt."""
+        item = self.committed[member.seq]
+        if self.config.prompts.output_excerpt_chars and (item.stdout is None or item.stderr is None):
+            evaluations = await self.archive.evaluations(item.program_id)
+            item.stdout = evaluations[-1].stdout if evaluations else ""
+            item.stderr = evaluations[-1].stderr if evaluations else ""
+
     def _view(self, member: Member, role: str = "") -> ProgramView:
         item = self.committed[member.seq]
         stdout = stderr = ""
         if role == "parent" and self.config.prompts.output_excerpt_chars:
-            if item.stdout is None or item.stderr is None:  # resumed: load once from the archive
-                evaluations = self.archive.evaluations(item.program_id)
-                item.stdout = evaluations[-1].stdout if evaluations else ""
-                item.stderr = evaluations[-1].stderr if evaluations else ""
-            stdout, stderr = item.stdout, item.stderr
+            stdout, stderr = item.stdout or "", item.stderr or ""
         label = "initial program" if member.seq < 0 else f"program {member.seq}"
         return self.prompts.view(item.code, score=item.score, valid=item.valid, label=label,
                                  metrics=item.metrics, feedback=item.feedback,
@@ -399,7 +419,7 @@ class Controller:
     # ================================================================ one proposal
     async def _replay(self, item: Committed) -> None:
         await self._gate.wait(item.seq)
-        stored = self.archive.get_state(self.run_id, f"{NOVELTY_STATE}/{item.seq}") \
+        stored = await self.archive.get_state(self.run_id, f"{NOVELTY_STATE}/{item.seq}") \
             if self._novelty_stored else None
         if item.evaluated or stored is not None:
             self.novelty.remember(str(item.seq), item.code,
@@ -447,17 +467,22 @@ class Controller:
             self._proposing += 1
             try:
                 async with self._llm_sem:
+                    if self._fatal is not None:
+                        return  # the run cannot work (a model failing from the start): no call
                     outcome = await self.proposer.propose(plan)
+                    # Judged before the first await below, so no proposal waiting for the
+                    # semaphore makes one more call to a model that cannot work.
+                    self._observe_startup(plan, outcome)
             finally:
                 self._proposing -= 1
-            call_ids = self._record_calls(outcome.calls, "mutation")
+            if outcome.error_kind == BUDGET and self._stop_level == 0:
+                text = (outcome.error_text or "").removeprefix("BudgetReached: ")
+                self._stop_reason = f"budget reached: {text}"
+                self._stop_level = 1
+                self._wake.set()
+            call_ids = await self._record_calls(outcome.calls, "mutation")
             cost = calls_cost(outcome.calls)
             if outcome.error_kind == BUDGET:
-                if self._stop_level == 0:
-                    text = (outcome.error_text or "").removeprefix("BudgetReached: ")
-                    self._stop_reason = f"budget reached: {text}"
-                    self._stop_level = 1
-                    self._wake.set()
                 return
             t0 = time.perf_counter()
             embedding, embed_calls = (None, []) if outcome.code is None else \
@@ -470,14 +495,14 @@ class Controller:
                 if verdict.novel or verdict.judge_pending:
                     self.novelty.remember(str(plan.seq), outcome.code, hash_value, embedding)
                     if self._novelty_stored:  # so a resume rebuilds this state exactly
-                        self.archive.set_state(self.run_id, f"{NOVELTY_STATE}/{plan.seq}",
-                                               {"embedding": embedding})
+                        await self.archive.set_state(self.run_id, f"{NOVELTY_STATE}/{plan.seq}",
+                                                     {"embedding": embedding})
             self._gate.release(plan.seq)
             released = True
             if verdict is not None:
                 verdict = await self.novelty.confirm(verdict, outcome.code or "")  # the judge
                 novelty_calls = embed_calls + verdict.calls
-                call_ids += self._record_calls(novelty_calls, "novelty")
+                call_ids += await self._record_calls(novelty_calls, "novelty")
                 cost += calls_cost(novelty_calls)
             novelty_s = time.perf_counter() - t0
             result = None
@@ -487,7 +512,11 @@ class Controller:
                 try:
                     async with self._eval_sem:
                         t0 = time.perf_counter()
-                        result = await self._evaluate(outcome.code)
+                        self._in_sandbox += 1
+                        try:
+                            result = await self._evaluate(outcome.code)
+                        finally:
+                            self._in_sandbox -= 1
                         eval_s = time.perf_counter() - t0
                 finally:
                     self._evaluating -= 1
@@ -499,16 +528,23 @@ class Controller:
                 timings["second_parent_id"] = plan.second.program_id
             if verdict is not None and not verdict.novel:
                 self._cite_twin(verdict)
-            item = self._commit(plan, outcome, verdict, result, call_ids, timings)
+            item = await self._commit(plan, outcome, verdict, result, call_ids, timings)
             item.cost_usd = cost
             self._finished[plan.seq] = item
-            if plan.operator not in self.proposer.offline:
-                self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text,
-                                     any(getattr(c, "error", None) is None
-                                         for c in outcome.calls))
         finally:
             if not released:
                 self._gate.release(plan.seq)
+
+    def _observe_startup(self, plan: Plan, outcome: ProposalOutcome) -> None:
+        """A model that failed from its first call on stops the run: the proposal that
+        shows it is still committed, then the loop raises (`_fatal`)."""
+        if plan.operator in self.proposer.offline or outcome.error_kind == BUDGET:
+            return
+        try:
+            self.startup.observe(plan.operator, outcome.error_kind, outcome.error_text,
+                                 any(getattr(c, "error", None) is None for c in outcome.calls))
+        except RunCannotWork as exc:
+            self._fatal = self._fatal or exc
 
     def _cite_twin(self, verdict: Verdict) -> None:
         """A duplicate's reason names the program it repeats by proposal key ("initial",
@@ -533,13 +569,13 @@ class Controller:
                 stage=stage, failure=FailureKind.EVALUATOR_ERROR,
                 reason=f"the executor failed: {type(exc).__name__}: {exc}")])
 
-    def _record_calls(self, calls: list[Any], purpose: str) -> list[int]:
+    async def _record_calls(self, calls: list[Any], purpose: str) -> list[int]:
         ids = []
         for call in calls:
             fields = call.archive_fields() if hasattr(call, "archive_fields") else dict(call)
             fields.setdefault("purpose", purpose)
             fields.setdefault("finish_reason", getattr(call, "finish_reason", None))
-            ids.append(self.archive.record_llm_call(self.run_id, **fields))
+            ids.append(await self.archive.record_llm_call(self.run_id, **fields))
             # The budget itself is held by the LLM client's SpendLedger (before each call);
             # this is the spend as the archive records it, for progress and the stop check.
             if fields.get("cost_usd") is not None:
@@ -548,7 +584,7 @@ class Controller:
                 self.unknown_cost_calls += 1   # shown as unknown, never as $0
         return ids
 
-    def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
+    async def _commit(self, plan: Plan, outcome: ProposalOutcome, verdict: Verdict | None,
                 result: Any, call_ids: list[int], timings: dict[str, Any]) -> Committed:
         parent_item = self.committed[plan.parent.seq]
         generation = 1 + max(plan.parent.generation,
@@ -567,7 +603,7 @@ class Controller:
                           metrics=result.metrics, feedback=result.feedback,
                           stage_reached=result.stage_reached, evaluations=result.stages)
         diff = unified_diff(parent_item.code, outcome.code) if outcome.code else None
-        program_id = self.archive.add_program(
+        program_id = await self.archive.add_program(
             self.run_id, code_hash=code_hash(fields["code"]), parent_id=plan.parent.program_id,
             inspiration_ids=[m.program_id for m in plan.inspirations], island=plan.island,
             generation=generation, operator=plan.operator, mutation_kind=plan.kind,
@@ -586,7 +622,7 @@ class Controller:
         if status == "evaluated":
             self._done += 1
         self.by_id[program_id] = item
-        self.best_keeper.offer(item)
+        await self.best_keeper.offer(item)
         self._publish("program", last=item)
         return item
 
@@ -613,7 +649,7 @@ class Controller:
             result = await self._evaluate(code)
             error_kind, error_text, valid = self._judge_result(result)
             score = result.program_score
-            program_id = self.archive.add_program(
+            program_id = await self.archive.add_program(
                 self.run_id, code=code, code_hash=code_hash(code), island=0, generation=0,
                 operator="initial", mutation_kind="initial", status="evaluated",
                 stage_reached=result.stage_reached, score=score, valid=valid,
@@ -645,7 +681,7 @@ class Controller:
                                         score=found.score, valid=found.valid, generation=0,
                                         metrics=found.metrics))
         for item in self.committed.values():
-            self.best_keeper.offer(item, write=False)
+            await self.best_keeper.offer(item, write=False)
         if self.best is not None:
             self.best_keeper.write(self.best)
 
@@ -658,10 +694,10 @@ class Controller:
         first = reply.text.strip().split()[0].upper() if reply.ok and reply.text.strip() else ""
         return first.startswith("NOVEL"), reply.calls
 
-    def _save_state(self) -> None:
+    async def _save_state(self) -> None:
         """A snapshot for inspection and the dashboard, in one write (every 10 programs and at
         the end). Resume does not need it beyond the elapsed time: it replays the archive."""
-        self.archive.set_state(self.run_id, ENGINE_STATE, {
+        await self.archive.set_state(self.run_id, ENGINE_STATE, {
             "elapsed_s": self.elapsed_s, "committed": self.programs_done,
             "ingested": self.ingestor.ingested, "next_seq": self._next_seq,
             "sampler": self.sampler.state_dict(), "bandit": self.bandit.state_dict(),

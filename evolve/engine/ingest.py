@@ -4,19 +4,20 @@ are planned.
 `Ingestor` feeds each program to the sampler (islands, reporting migrations), the bandit
 (reward) and the scratchpad, and asks `ScratchpadWriter` for a new summary when one is due. The
 controller owns one of each and hands them everything they use at construction: no state is
-shared through attributes. All archive writes still happen in the controller's process and event
-loop: it remains the single writer.
+shared through attributes. Their archive calls go through the controller's `ArchiveThread` (one
+thread, in order): it remains the single writer, and the loop never blocks on the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from evolve.config import EvolveConfig
-from evolve.engine.collaborators import ArchiveStore, ArmChooser, LLMCompleter
+from evolve.engine.archive_thread import ArchiveThread
+from evolve.engine.collaborators import ArmChooser, LLMCompleter
 from evolve.engine.committed import Committed
 from evolve.engine.model_health import BenchWatch
 from evolve.engine.sampling import IslandSampler, Member
@@ -35,9 +36,10 @@ class ScratchpadWriter:
     ones in every repetition of the run; the loop waits only if the summary is still not ready
     by then."""
 
-    def __init__(self, config: EvolveConfig, scratchpad: Scratchpad, archive: ArchiveStore,
+    def __init__(self, config: EvolveConfig, scratchpad: Scratchpad, archive: ArchiveThread,
                  run_id: int, *, llm: LLMCompleter | None, prompts: PromptBuilder,
-                 model: str | None, record_calls: Callable[[list[Any], str], list[int]],
+                 model: str | None,
+                 record_calls: Callable[[list[Any], str], Awaitable[list[int]]],
                  best_score: Callable[[], float | None], lag: int):
         self.config = config
         self.scratchpad = scratchpad
@@ -66,7 +68,7 @@ class ScratchpadWriter:
     async def _compute(self, version: int, rows: list[dict[str, Any]], previous: list[str],
                        fallback: list[str],
                        best: float | None) -> tuple[list[str], list[Any], bool]:
-        stored = self.archive.get_state(self.run_id, f"scratchpad/{version}")
+        stored = await self.archive.get_state(self.run_id, f"scratchpad/{version}")
         if stored is not None:  # replay: reuse what the earlier session produced
             return list(stored), [], True
         if self.llm is None or not self.model:
@@ -85,12 +87,12 @@ class ScratchpadWriter:
             self._pending.pop(0)
             self.scratchpad.update(tips)
             if not stored:
-                self.record_calls(calls, "scratchpad")
-                self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
-                self.archive.set_state(self.run_id, "scratchpad",
-                                       {"version": version, "tips": tips})
-                self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
-                                       f"{len(tips)} recommendations", {"tips": tips})
+                await self.record_calls(calls, "scratchpad")
+                await self.archive.set_state(self.run_id, f"scratchpad/{version}", tips)
+                await self.archive.set_state(self.run_id, "scratchpad",
+                                             {"version": version, "tips": tips})
+                await self.archive.add_event(self.run_id, "scratchpad", f"scratchpad v{version}: "
+                                             f"{len(tips)} recommendations", {"tips": tips})
 
     async def aclose(self) -> None:
         """Drop summaries not yet in effect (a resume asks for them again)."""
@@ -103,7 +105,7 @@ class ScratchpadWriter:
 class Ingestor:
     """Feeds committed programs to sampler, bandit and scratchpad, one at a time, in order."""
 
-    def __init__(self, *, archive: ArchiveStore, run_id: int, sampler: IslandSampler,
+    def __init__(self, *, archive: ArchiveThread, run_id: int, sampler: IslandSampler,
                  bandit: ArmChooser, arms: dict[str, Arm], scratchpad: Scratchpad,
                  writer: ScratchpadWriter, committed: dict[int, Committed],
                  bench_after: int, log: Callable[[str], None]):
@@ -124,11 +126,11 @@ class Ingestor:
         self.models = {a.operator for a in arms.values() if a.mutation != "offline"}
         self.log = log
 
-    def restore(self, archive: ArchiveStore) -> None:
+    async def restore(self) -> None:
         """On resume: migrations an earlier session recorded are not recorded again."""
         self.migrations_stored = {
             int((e.data or {}).get("at_ingest", -1))
-            for e in archive.events(self.run_id, kind="migration")}
+            for e in await self.archive.events(self.run_id, kind="migration")}
 
     async def ingest(self, item: Committed) -> None:
         member = Member(seq=item.seq, program_id=item.program_id, island=item.island,
@@ -138,7 +140,7 @@ class Ingestor:
             member.repaired = True  # nothing to repair: it was never run
         extra = (item.second_seq,) if item.second_seq is not None else ()
         for migration in self.sampler.add(member, item.parent_seq, extra):
-            self._migration_event(migration)
+            await self._migration_event(migration)
         arm = self.arms.get(item.arm_label or "")
         parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
         if arm is not None:
@@ -147,7 +149,7 @@ class Ingestor:
                                yielded=yielded)
         if item.operator in self.models and self.bench_watch.observe(item.operator,
                                                                      item.error_kind):
-            self._bench(item.operator, item)
+            await self._bench(item.operator, item)
         parent_score = parent.score if parent is not None else None
         self.scratchpad.record(AttemptRow(
             seq=item.seq, operator=item.operator or "", mutation=item.mutation or "",
@@ -162,7 +164,7 @@ class Ingestor:
         self.ingested += 1
         await self.writer.apply_due(self.ingested)
 
-    def _bench(self, model: str, item: Committed) -> None:
+    async def _bench(self, model: str, item: Committed) -> None:
         """Stop choosing `model`: its last `bench_after` proposals all failed to get a reply."""
         for arm in self.arms.values():
             if arm.operator == model:
@@ -170,20 +172,20 @@ class Ingestor:
         message = (f"model {model} is benched: its last {self.bench_watch.limit} calls failed "
                    f"(last error: {(item.error_text or '').splitlines()[0][:200] if item.error_text else '?'})")
         self.log(f"warning: {message}")
-        self.archive.add_event(self.run_id, "bench", message,
-                               {"model": model, "at_ingest": self.ingested})
+        await self.archive.add_event(self.run_id, "bench", message,
+                                     {"model": model, "at_ingest": self.ingested})
 
     def _reward(self, item: Committed, parent: Committed | None) -> float:
         return reward(item.score if item.valid else None,
                       parent.score if parent is not None and parent.valid else None,
                       self.initial_score)
 
-    def _migration_event(self, migration: Any) -> None:
+    async def _migration_event(self, migration: Any) -> None:
         """Record a migration once: a replay re-derives migrations an earlier session stored."""
         at = self.sampler.ingested
         if at in self.migrations_stored:
             return
         data = asdict(migration) | {"at_ingest": at}
-        self.archive.add_event(self.run_id, "migration",
-                               f"program {migration.program_id} migrated from island "
-                               f"{migration.source} to {migration.target}", data)
+        await self.archive.add_event(self.run_id, "migration",
+                                     f"program {migration.program_id} migrated from island "
+                                     f"{migration.source} to {migration.target}", data)

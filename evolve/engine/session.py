@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
+from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.controller import Controller
 from evolve.engine.errors import RunCannotWork
 from evolve.engine.run_files import (
@@ -90,19 +91,20 @@ def _resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
     return list(choice.models), list(choice.offline)
 
 
-def _ledger(config: EvolveConfig, archive: Any, run_id: int,
-            log: Callable[[str], None]) -> Any:
+async def _ledger(config: EvolveConfig, archive: ArchiveThread, run_id: int,
+                  log: Callable[[str], None]) -> Any:
     """The run's spend ledger, starting from what the archive says was spent and called."""
     from evolve.operators.llm import model_info
     from evolve.operators.spend import SpendLedger, unit_prices_from
 
     def warn(message: str, data: dict[str, Any]) -> None:
         log(f"warning: {message}")
-        archive.add_event(run_id, "warning", message, data)
+        # Called from inside the LLM client (synchronous): queued, in order with the rest.
+        archive.submit(archive.archive.add_event, run_id, "warning", message, data)
 
     return SpendLedger(config.budget, unit_prices_from(config.llm.prices, model_info),
-                       spent_usd=archive.cost_so_far(run_id),
-                       calls=archive.cost_summary(run_id).calls, warn=warn)
+                       spent_usd=await archive.cost_so_far(run_id),
+                       calls=(await archive.cost_summary(run_id)).calls, warn=warn)
 
 
 async def run_session(config: EvolveConfig, run_dir: Path, *, resume: bool = False,
@@ -132,6 +134,8 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
     from evolve.operators.bandit import Bandit
 
     archive = Archive.open(archive_location(config, run_dir))
+    # From here on the archive is called only on its own thread (the loop never blocks on it).
+    store = ArchiveThread(archive)
     own_executor = executor is None
     if executor is None:
         from evaluators.executors import make_executor
@@ -139,6 +143,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         try:
             executor = make_executor(config.sandbox, config.concurrency, config.executor)
         except (ConnectionError, ImportError) as exc:
+            store.close()
             archive.close()
             raise ConfigError(f"executor '{config.executor.kind}': {exc}") from exc
     # The run's first lines say what candidates can reach at this isolation level.
@@ -151,28 +156,28 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
         if resume:
-            run_id = resume_run_id(archive, run_dir, run_id)
-            _store_resumed_config(archive, run_id, config, run_dir)
+            run_id = await store.call(resume_run_id, archive, run_dir, run_id)
+            await store.call(_store_resumed_config, archive, run_id, config, run_dir)
         else:
             from evolve.config import to_toml
 
-            run_id = archive.create_run(problem=problem.name, config_toml=to_toml(config),
-                                        seed=config.seed, isolation=executor.isolation)
+            run_id = await store.create_run(problem=problem.name, config_toml=to_toml(config),
+                                            seed=config.seed, isolation=executor.isolation)
             write_run_id(run_dir, run_id, archive.where)
-        models, offline = _resolve_operators(config, archive, run_id, log)
+        models, offline = await store.call(_resolve_operators, config, archive, run_id, log)
         models = _start_local_servers(models, servers, log)
         llm = None
         if models:
             from evolve.operators.llm import LLMClient
 
-            llm = LLMClient(models, config.llm, ledger=_ledger(config, archive, run_id, log))
+            llm = LLMClient(models, config.llm, ledger=await _ledger(config, store, run_id, log))
             config.operators.models = models  # the prompt builder reads max_tokens from them
         arms, weights = make_arms([m.name for m in models], [op.name for op in offline],
                                   dict(config.mutation.mix))
         bandit = Bandit(arms, config.bandit, default_weights=weights)
         on_progress = with_placement(on_progress, executor)
         controller = Controller(
-            config, problem, archive, executor, run_dir, run_id=run_id, llm=llm, bandit=bandit,
+            config, problem, store, executor, run_dir, run_id=run_id, llm=llm, bandit=bandit,
             arms={a.label: a for a in arms}, offline={op.name: op for op in offline},
             on_progress=on_progress, log=log)
         attach_history(offline, controller)
@@ -182,7 +187,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             else:
                 await controller.start_new()
         except RunCannotWork as exc:
-            controller.abandon(str(exc))
+            await controller.abandon(str(exc))
             raise
         loop = asyncio.get_running_loop()
         installed = []
@@ -210,6 +215,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
     finally:
         if own_executor:
             await executor.aclose()
+        await store.aclose()  # every queued write is in before the archive closes
         archive.close()
 
 

@@ -4,6 +4,7 @@ replies of a scripted OpenAI-compatible server that are SEARCH/REPLACE diffs."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -72,5 +73,20 @@ def bump(step: float = 1.0):
             return Reply("- keep moving VALUE towards 10\n- avoid values that are not numbers")
         old = parent_value(request)
         return Reply(set_value_diff(old, repr(old + step)))
+
+    return respond
+
+
+def prompt_hashed():
+    """A responder whose edit is a function of the whole prompt (the parent, the inspirations,
+    the scratchpad): proposals from one parent with different context differ, so few replies
+    repeat a program, while the same prompt always gets the same reply (as determinism tests
+    need)."""
+
+    def respond(request: dict[str, Any]) -> Reply:
+        user = "\n".join(m["content"] for m in request["messages"] if m["role"] == "user")
+        old = parent_value(request)
+        step = int(hashlib.sha256(user.encode()).hexdigest()[:8], 16) % 2000 / 1000 - 0.5
+        return Reply(set_value_diff(old, repr(round(old + step, 3))))
 
     return respond

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -18,8 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evaluators.result import FailureKind
+from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.problem.discovery import find_problem
-from tests.engine.engine_support import bump, engine_config, run
+from tests.engine.engine_support import engine_config, open_archive, prompt_hashed, run
 from tests.engine.test_determinism import archive_contents
 
 SLEEP_PROBLEM = Path(__file__).resolve().parents[1] / "support" / "sleep_problem"
@@ -56,14 +58,37 @@ class Killer(threading.Thread):
             time.sleep(0.05)
 
 
+class InFlightWatcher(threading.Thread):
+    """Reads the run's published in-flight counts out of its archive, as the dashboard does
+    (another connection, polling), for as long as the run goes on."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.seen = path, []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from db import Archive
+
+        while not self.stop.wait(0.05):
+            try:
+                with Archive.open(self.path, create=False) as archive:
+                    for run_row in archive.runs():
+                        found = archive.get_state(run_row.id, IN_FLIGHT_STATE)
+                        if found and found["nodes"]:
+                            self.seen.append(found["nodes"])
+            except Exception:  # the archive is still being created
+                continue
+
+
 def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_factory,
                                                              ray_cluster):
-    # bump() gives the same child for the same parent, so most proposals are duplicates (stored,
-    # not evaluated, not counted): 12 evaluated programs take about 70 proposals, well before
-    # the run would stop with "nothing new can be proposed" (budget.stall_after).
-    server = server_factory(bump(1.0))
-    budget = 12
-    contents, snapshots = {}, {}
+    # The replies are a function of the prompt (so both runs get the same ones), and vary with
+    # the inspirations in it: 30 distinct programs are evaluated long before the run could stop
+    # with "nothing new can be proposed" (budget.stall_after).
+    server = server_factory(prompt_hashed())
+    budget = 30
+    contents, snapshots, published = {}, {}, {}
     for name, executor in (("local", {"kind": "local"}),
                            ("ray", {"kind": "ray", "ray_address": ray_cluster.address})):
         run_dir = tmp_path / name
@@ -71,13 +96,23 @@ def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_fa
                                concurrency={"proposals": 3, "evaluations": 3},
                                executor=executor)
         snapshots[name] = []
-        outcome = run(config, run_dir, snapshots=snapshots[name])
+        watcher = InFlightWatcher(run_dir / "archive.sqlite")
+        watcher.start()
+        try:
+            outcome = run(config, run_dir, snapshots=snapshots[name])
+        finally:
+            watcher.stop.set()
+            watcher.join()
+        published[name] = watcher.seen
         assert outcome.status == "completed" and outcome.programs == budget
         contents[name] = archive_contents(run_dir)
+        with open_archive(run_dir) as archive:  # cleared when the run stopped
+            assert archive.get_state(outcome.run_id, IN_FLIGHT_STATE) == {"nodes": {}}
     local, on_ray = contents["local"], contents["ray"]
     statuses = [row["status"] for row in local["programs"].values()]
     assert statuses.count("evaluated") == budget + 1  # the initial program and the budget
-    assert "duplicate" in statuses  # duplicates are stored alike on both executors
+    assert len({row["code_hash"] for row in local["programs"].values()
+                if row["status"] == "evaluated"}) == budget + 1  # 30 distinct programs
     for key in local["programs"]:
         assert on_ray["programs"][key] == local["programs"][key], key
     assert on_ray == local
@@ -89,6 +124,12 @@ def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_fa
     assert all(label.split("/")[1] in {n["NodeID"][:6] for n in __import__("ray").nodes()}
                for label in labels)
     assert max(sum(p.values()) for p in placements) <= 3
+    # What the dashboard reads: the same per-node labels, published in the archive.
+    assert published["ray"], "the run never published an evaluation in flight"
+    assert {label.split("/")[1] for nodes in published["ray"] for label in nodes} <= \
+        {n["NodeID"][:6] for n in __import__("ray").nodes()}
+    assert max(sum(nodes.values()) for nodes in published["ray"]) <= 3
+    assert {label for nodes in published["local"] for label in nodes} == {socket.gethostname()}
 
 
 def test_the_problem_folder_travels_once_and_each_node_records_its_isolation(ray_cluster):
