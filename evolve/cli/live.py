@@ -150,6 +150,11 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     failures = failure_summary(programs)
     progress = data.state.get("progress") if isinstance(data.state.get("progress"), dict) else {}
     finished = run.status != "running"
+    # Another process (`evolve status`) sees what is in flight through the run state the
+    # controller publishes per node; the live view passes its own counts instead.
+    in_flight = data.in_flight()
+    if running is None and "running" not in progress and in_flight:
+        running = sum(in_flight.values())
     return RunSnapshot(
         run_id=run.id, problem=run.problem, status=run.status, elapsed_s=elapsed,
         programs=len(programs), budgets=budgets,
@@ -164,6 +169,7 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
         running=running if running is not None else progress.get("running"),
         failures=failures.counts, latest_failure=failures.latest_reason,
         spent_usd=spent, unknown_cost_calls=data.unknown_cost_calls,
+        placement=in_flight,
     )
 
 

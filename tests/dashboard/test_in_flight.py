@@ -6,14 +6,17 @@ connection, refreshing by itself."""
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import re
 import socket
 from pathlib import Path
 
+from rich.console import Console
 from textual.widgets import Label
 
 from db import Archive
+from evolve.cli.live import render_snapshot, snapshot_from_archive
 from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.engine.run_files import read_run_id
 from evolve.engine.session import run_session
@@ -37,6 +40,12 @@ def slower_or_faster():
                      f"SECONDS = {new!r}\n>>>>>>> REPLACE\n")
 
     return respond
+
+
+def render_text(snap) -> str:
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render_snapshot(snap, 80))
+    return console.export_text()
 
 
 async def test_the_dashboard_shows_evaluations_in_flight_per_node(tmp_path):
@@ -64,6 +73,9 @@ async def test_the_dashboard_shows_evaluations_in_flight_per_node(tmp_path):
                     titles.append(app.sub_title)
                     if f"{host} 2" in shown[-1] and not screen:
                         screen = screenshot(app, "overview_in_flight_80x24")
+                        # `evolve status` (another process) reads the same published counts.
+                        status_snap = snapshot_from_archive(archive, run_id)
+                        status_text = render_text(status_snap)
                 outcome = await run
                 await pilot.pause(0.5)                       # the next refresh sees the end
                 final = str(label.content)
@@ -78,4 +90,6 @@ async def test_the_dashboard_shows_evaluations_in_flight_per_node(tmp_path):
     assert any(title.endswith(" · 2 in flight") for title in titles)
     # Stopped: cleared in the archive, and nothing shown as running.
     assert stored == {"nodes": {}}
+    assert status_snap.running == 2 and status_snap.placement == {host: 2}
+    assert "evaluations: 2 running" in status_text and f"on {host} 2" in status_text
     assert final == "" and "in flight" not in final_title
