@@ -242,10 +242,22 @@ def _choose_problem(argument: str | None, config_file: Path | None) -> str:
     if argument is None and from_file is None:
         _fail("name a problem: `evolve run PROBLEM` (e.g. circle_packing; `evolve problems "
               "list` shows them), or give a --config file that sets problem = \"...\"")
-    if argument is not None and from_file is not None and argument != from_file:
+    if (argument is not None and from_file is not None and argument != from_file
+            and not _same_problem(argument, from_file)):
         _fail(f"the problem argument '{argument}' differs from problem = \"{from_file}\" in "
               f"{config_file}; drop one of them")
     return str(argument if argument is not None else from_file)
+
+
+def _same_problem(first: str, second: str) -> bool:
+    """Two spellings of one problem (`circle_packing`, `problems/circle_packing`, an absolute
+    path): they load from the same folder. A name that does not load is not the same."""
+    from evolve.problem.discovery import find_problem
+
+    try:
+        return find_problem(first).root.resolve() == find_problem(second).root.resolve()
+    except Exception:  # an unknown name or a broken problem: reported as the difference it is
+        return False
 
 
 def _check_local_models(config: EvolveConfig) -> None:

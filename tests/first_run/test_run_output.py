@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -47,6 +48,15 @@ def test_a_problem_argument_that_differs_from_the_config_file_is_an_error(tmp_pa
     assert done.returncode == 2
     assert "'txn'" in done.stderr and '"circle_packing"' in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_same_problem_spelled_as_a_name_and_as_a_folder_is_not_a_conflict(tmp_path):
+    config = tmp_path / "toy.toml"
+    config.write_text(f'problem = "{TOY}"\n[budget]\nmax_programs = 2\n')
+    relative = os.path.relpath(TOY, tmp_path)
+    done = evolve("run", relative, "--config", str(config), "--run-dir", str(tmp_path / "x"),
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
 
 
 def test_no_problem_anywhere_is_an_error_that_says_what_to_pass(tmp_path):
