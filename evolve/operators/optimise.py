@@ -2,7 +2,9 @@
 
 The numbers and booleans inside the EVOLVE-BLOCK are the parameters of the code skeleton
 (evolve/operators/skeleton.py). Every evaluated program of the run with the parent's skeleton
-is a trial: its literal values and its score (an invalid program ranks below every valid one).
+is a trial: its literal values and its score (an invalid program ranks below every valid one);
+so is every program of a twin skeleton, one seen to score exactly the same at the same literal
+values (`twin_keys`: a swap that changes nothing measurable does not split the trials).
 Each proposal rebuilds an Optuna study from those trials (`create_trial` + `add_trial`) and asks
 it for the next point (`study.ask`), so the optimiser holds no state of its own: a resumed run,
 or a skeleton an LLM wrote, is tuned from exactly the trials the archive holds.
