@@ -2,7 +2,9 @@
 
 The numbers and booleans inside the EVOLVE-BLOCK are the parameters of the code skeleton
 (evolve/operators/skeleton.py). Every evaluated program of the run with the parent's skeleton
-is a trial: its literal values and its score (an invalid program ranks below every valid one).
+is a trial: its literal values and its score (an invalid program ranks below every valid one);
+so is every program of a twin skeleton, one seen to score exactly the same at the same literal
+values (`twin_keys`: a swap that changes nothing measurable does not split the trials).
 Each proposal rebuilds an Optuna study from those trials (`create_trial` + `add_trial`) and asks
 it for the next point (`study.ask`), so the optimiser holds no state of its own: a resumed run,
 or a skeleton an LLM wrote, is tuned from exactly the trials the archive holds.
@@ -56,21 +58,73 @@ class Trial:
 
 def skeleton_trials(skeleton: Skeleton, history: Mapping[int, Any], last_seq: int | None
                     ) -> list[Trial]:
-    """Evaluated programs of `history` with this skeleton, seq <= last_seq, in seq order."""
+    """Evaluated programs of `history` with this skeleton, or one that behaves the same
+    (`twin_keys`), seq <= last_seq, in seq order."""
+    seen = _visible(history, last_seq)
+    keys = twin_keys(skeleton, seen)
     trials = []
+    for seq, item, other in seen:
+        if other.key in keys:
+            trials.append(Trial(seq, other.values, _score(item)))
+    return trials
+
+
+def _visible(history: Mapping[int, Any], last_seq: int | None
+             ) -> list[tuple[int, Any, Skeleton]]:
+    """(seq, record, skeleton) of the evaluated programs seq <= last_seq (the initial is
+    always seen), in seq order."""
+    found = []
     for seq in sorted(history):
-        if last_seq is not None and seq > max(last_seq, -1):  # the initial is always seen
+        if last_seq is not None and seq > max(last_seq, -1):
             break
         item = history[seq]
         if getattr(item, "status", "evaluated") != "evaluated":
             continue
         other = try_skeleton(item.code)
-        if other is None or other.key != skeleton.key:
+        if other is not None:
+            found.append((seq, item, other))
+    return found
+
+
+def _score(item: Any) -> float | None:
+    return item.score if item.valid and item.score is not None and \
+        math.isfinite(item.score) else None
+
+
+def twin_keys(skeleton: Skeleton, seen: list[tuple[int, Any, Skeleton]]) -> set[str]:
+    """The skeleton's key and those of its twins: skeletons seen to behave the same, i.e.
+    a program of each with the same literals (values and types) scored exactly the same
+    (valid), linked transitively.
+
+    A structural edit that changes nothing measurable (`a > d` -> `a >= d` on real numbers, a
+    swap in a branch never taken) makes a new skeleton with the same literals as its parent;
+    without pooling, the optimiser would start over on it and split its trials between two
+    programs that are one. Twins share their trials (literals match by position); a twin
+    that later scores differently at other values still feeds the model its true scores.
+    Noisy scores rarely tie exactly, so there skeletons stay apart."""
+    if not skeleton.literals:
+        return {skeleton.key}
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    first_at: dict[tuple, str] = {}
+    for _seq, item, other in seen:
+        score = _score(item)
+        if score is None or len(other.literals) != len(skeleton.literals):
             continue
-        score = item.score if item.valid and item.score is not None and \
-            math.isfinite(item.score) else None
-        trials.append(Trial(seq, other.values, score))
-    return trials
+        point = (tuple((lit.kind.__name__, lit.value) for lit in other.literals), score)
+        known = first_at.setdefault(point, other.key)
+        if known != other.key:
+            a, b = find(known), find(other.key)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    root = find(skeleton.key)
+    keys = {skeleton.key} | {key for key in parent if find(key) == root}
+    return keys | {root}
 
 
 def search_space(skeleton: Skeleton, trials: list[Trial]) -> list[Dimension]:
@@ -169,15 +223,16 @@ class OptimiseOperator:
         if seq is None:
             return set()
         window = self._window()
+        keys = twin_keys(skeleton, _visible(self._history(), seq - window))
         found = {values for k, (key, values) in self._proposed.items()
-                 if seq - window < k < seq and key == skeleton.key}
+                 if seq - window < k < seq and key in keys}
         history = self._history()
         for k in range(max(0, seq - window + 1), seq):
             item = history.get(k)
             if item is None or getattr(item, "operator", None) != self.name:
                 continue
             other = try_skeleton(item.code)
-            if other is not None and other.key == skeleton.key:
+            if other is not None and other.key in keys:
                 found.add(other.values)
         return found
 

@@ -140,6 +140,35 @@ def test_trials_come_from_the_history_up_to_the_planning_window():
     assert [t.seq for t in operator.trials_for(skeleton, seq=5)] == [-1, 0, 2]
 
 
+TWIN = """# EVOLVE-BLOCK-START
+def solve(x):
+    return 1.5 if x > 2.0 else 0.5
+# EVOLVE-BLOCK-END
+"""
+
+
+def test_twin_skeletons_that_score_the_same_share_their_trials():
+    """A swap that changes nothing measurable (`>` -> `>=`) pools the two skeletons' trials;
+    one that scores differently at the same literals keeps them apart."""
+    twin = TWIN.replace(">", ">=")
+    apart = TWIN.replace(">", "<")
+    history = {-1: record(TWIN, 1.0), 0: record(TWIN.replace("1.5", "1.7"), 1.2),
+               1: record(twin, 1.0), 2: record(twin.replace("0.5", "0.6"), 1.3),
+               3: record(apart, 0.1), 4: record(apart.replace("2.0", "3.0"), 0.2)}
+    pooled = [-1, 0, 1, 2]
+    assert [t.seq for t in skeleton_trials(skeleton_of(TWIN), history, None)] == pooled
+    assert [t.seq for t in skeleton_trials(skeleton_of(twin), history, None)] == pooled
+    assert [t.seq for t in skeleton_trials(skeleton_of(apart), history, None)] == [3, 4]
+    # The twin's best point is where the optimiser starts from, whichever twin it renders.
+    operator = OptimiseOperator()
+    operator.attach_history(lambda: history, lambda: 0)
+    child = skeleton_of(operator.propose(TWIN, random.Random(0), seq=5))
+    assert child.key == skeleton_of(TWIN).key
+    assert child.values not in {(1.5, 2.0, 0.5), (1.7, 2.0, 0.5), (1.5, 2.0, 0.6)}
+    # Before the twin was evaluated (planning window), the skeletons were apart.
+    assert [t.seq for t in skeleton_trials(skeleton_of(twin), history, 0)] == []
+
+
 def test_a_converged_skeleton_is_declined():
     code = ONE_LITERAL
     operator = OptimiseOperator(patience=5, patience_per_literal=1)
