@@ -29,6 +29,7 @@ SKIP: list[tuple[str, str]] = [
                         "extra and runs this exact command once"),
     (r"--executor ray|--ray-address", "needs a Ray cluster"),
     (r"<[A-Za-z_]+>", "a placeholder to fill in"),
+    (r"python benchmarks/", "a benchmark (minutes to hours of CPU): run by hand, not in the suite"),
 ]
 
 FAKE_KEY = "sk-test-readme"
