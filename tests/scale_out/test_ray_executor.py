@@ -129,7 +129,10 @@ def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_fa
     assert {label.split("/")[1] for nodes in published["ray"] for label in nodes} <= \
         {n["NodeID"][:6] for n in __import__("ray").nodes()}
     assert max(sum(nodes.values()) for nodes in published["ray"]) <= 3
-    assert {label for nodes in published["local"] for label in nodes} == {socket.gethostname()}
+    # A local run of 30 quick programs may end before the once-a-second publisher sees one in
+    # flight; whatever it did publish is this machine (tests/dashboard/test_in_flight.py shows
+    # a slow local run's counts).
+    assert {label for nodes in published["local"] for label in nodes} <= {socket.gethostname()}
 
 
 def test_the_problem_folder_travels_once_and_each_node_records_its_isolation(ray_cluster):
