@@ -243,39 +243,16 @@ class NoveltyFilter:
                        verdict.reason, calls)
 
     async def check(self, code: str, hash_value: str | None = None) -> tuple[Verdict, list[float] | None]:
-        """Decide on a candidate; returns the verdict and its embedding (to remember it with)."""
+        """Decide on a candidate in one call (`embed`, `decide`, `confirm`, for callers without
+        an ordered gate); returns the verdict and its embedding (to remember it with). An exact
+        duplicate is decided without an embedding call."""
         hash_value = hash_value or code_hash(code)
-        existing = self._by_hash.get(hash_value)
-        if existing is not None:
-            return Verdict(False, "duplicate", existing, 1.0,
-                           f"identical (after removing comments and layout) to program {existing}"), None
-        if not self.config.enabled:
-            return Verdict(True), None
-        threshold = self.config.similarity_threshold
-        calls: list[Any] = []
-        similar_key, similarity = self._nearest_local(code)
-        method = "token-shingle"
-        embedding: list[float] | None = None
-        if self.embedder is not None:
-            embedding, emb_calls = await self.embedder(editable_text(code))
-            calls.extend(emb_calls)
-            if embedding is not None:
-                for key, other in self._embeddings:
-                    sim = cosine(embedding, other)
-                    if sim >= threshold and sim > similarity:
-                        similar_key, similarity, method = key, sim, "embedding"
-        if similar_key is None or similarity < threshold:
-            return Verdict(True, calls=calls), embedding
-        if self.judge is not None:
-            novel, judge_calls = await self.judge(code, self._codes[similar_key])
-            calls.extend(judge_calls)
-            if novel:
-                return Verdict(True, similarity=similarity, similar_to=similar_key, calls=calls,
-                               reason=f"{method} similarity {similarity:.3f} to program "
-                                      f"{similar_key}, but the judge found it novel"), embedding
-        return Verdict(False, "near-duplicate", similar_key, similarity,
-                       f"{method} similarity {similarity:.3f} >= {threshold} to program "
-                       f"{similar_key}", calls), embedding
+        if self.known(hash_value) is not None:
+            return self.decide(code, hash_value, None), None
+        embedding, embed_calls = await self.embed(code)
+        verdict = await self.confirm(self.decide(code, hash_value, embedding), code)
+        verdict.calls = embed_calls + verdict.calls
+        return verdict, embedding
 
 
 def litellm_embedder(model: str, api_base: str | None = None,
