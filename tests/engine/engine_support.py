@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from db import Archive
+from db.errors import ArchiveError
 from evolve.config import EvolveConfig, load_config
 from evolve.engine.session import RunOutcome, run_session
 from tests.support.llm_server import Reply, ScriptedLLMServer
@@ -90,3 +94,23 @@ def prompt_hashed():
         return Reply(set_value_diff(old, repr(round(old + step, 3))))
 
     return respond
+
+
+def evolve_process(*args: str) -> subprocess.Popen:
+    """`evolve ARGS` in its own process group (so a test can kill -9 it whole), from the
+    repository, without any provider key of the environment; stdout and stderr merged."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["PYTHONPATH"] = str(root)
+    return subprocess.Popen([sys.executable, "-m", "evolve", *args], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def stored_count(run_dir: Path) -> int:
+    """Programs stored so far; 0 while the archive is still being created."""
+    try:
+        with Archive.open(run_dir / "archive.sqlite", create=False) as archive:
+            return len(archive.programs(1)) if archive.runs() else 0
+    except ArchiveError:
+        return 0

@@ -8,23 +8,20 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.engine.engine_support import FIXTURE, MODEL, parent_value, set_value_diff
+from tests.engine.engine_support import (
+    FIXTURE,
+    MODEL,
+    evolve_process,
+    parent_value,
+    set_value_diff,
+)
 from tests.support.llm_server import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = 60   # warm evaluations take ~20 ms: enough programs that five kills land mid-run
-
-
-def evolve(*args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.Popen([sys.executable, "-m", "evolve", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
 
 
 def committed(run_dir: Path) -> dict[str, tuple[int, str, float | None]]:
@@ -61,7 +58,7 @@ def test_kill_9_five_times_then_resume_loses_and_duplicates_nothing(tmp_path):
             "--set", "concurrency.evaluations=2", "--set", "islands.count=2",
             "--set", "scratchpad.interval=5", "--set", "islands.migration_interval=2"]
     kills = 0
-    proc = evolve(*args)
+    proc = evolve_process(*args)
     while kills < 5:
         # Kill at a random point: after a random number of further commits plus a random delay.
         wait_for(run_dir, len(seen) + rng.randint(1, 4), proc)
@@ -75,7 +72,7 @@ def test_kill_9_five_times_then_resume_loses_and_duplicates_nothing(tmp_path):
         for key, row in seen.items():
             assert now.get(key) == row, f"committed program {key} was lost or changed"
         seen = now
-        proc = evolve("resume", str(run_dir), "--no-live")
+        proc = evolve_process("resume", str(run_dir), "--no-live")
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, output
     assert kills == 5, f"the run finished after {kills} kills; make it longer"
@@ -103,7 +100,7 @@ def test_ctrl_c_finishes_in_flight_work_and_exits_cleanly(tmp_path, server_facto
 
     server = server_factory(slow)
     run_dir = tmp_path / "run"
-    proc = evolve("run", str(FIXTURE), "--model", MODEL, "--api-base", server.base_url,
+    proc = evolve_process("run", str(FIXTURE), "--model", MODEL, "--api-base", server.base_url,
                   "--programs", "200", "--run-dir", str(run_dir), "--no-live",
                   "--set", "concurrency.proposals=2", "--set", "concurrency.evaluations=1")
     wait_for(run_dir, 3, proc)

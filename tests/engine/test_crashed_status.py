@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from db import Archive
-from db.errors import ArchiveError
 from evolve.dashboard.data import load_run
+from tests.engine.engine_support import stored_count
 from tests.engine.test_fail_fast import ROOT, evolve, problem_with_evaluator
 
 SLOW = """
@@ -25,15 +25,6 @@ def evaluate(program_path, stage):
     time.sleep(0.4)
     return _plain_evaluate(program_path, stage)
 """
-
-
-def stored_count(run_dir: Path) -> int:
-    """Programs stored so far; 0 while the archive is still being created."""
-    try:
-        with Archive.open(run_dir / "archive.sqlite", create=False) as archive:
-            return len(archive.programs(1)) if archive.runs() else 0
-    except ArchiveError:
-        return 0
 
 
 def test_a_killed_run_is_crashed_everywhere_and_resumes(tmp_path):

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from db import Archive
-from db.errors import ArchiveError
-from tests.engine.engine_support import bump
+from tests.engine.engine_support import bump, stored_count
 from tests.engine.test_fail_fast import ROOT, evolve, problem_with_evaluator
 from tests.support.llm_server import ScriptedLLMServer
 
@@ -47,15 +46,6 @@ def contents(run_dir: Path) -> list[tuple]:
         run = archive.runs()[-1]
         return sorted((p.proposal_key, p.code_hash, p.status, p.operator)
                       for p in archive.programs(run.id))
-
-
-def stored_count(run_dir: Path) -> int:
-    """Programs stored so far; 0 while the archive is still being created."""
-    try:
-        with Archive.open(run_dir / "archive.sqlite", create=False) as archive:
-            return len(archive.programs(1)) if archive.runs() else 0
-    except ArchiveError:
-        return 0
 
 
 @pytest.mark.slow  # about 4 minutes on 2 busy cores; the in-process test below is the fast one

@@ -6,25 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from tests.engine.engine_support import FIXTURE
+from tests.engine.engine_support import FIXTURE, evolve_process
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def evolve(*args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.Popen([sys.executable, "-m", "evolve", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
 
 
 def run_args(run_dir: Path, url: str, seed: int, programs: int) -> list[str]:
@@ -89,7 +79,7 @@ def test_two_runs_share_one_database_and_each_resumes_its_own_after_kill_9(tmp_p
     url = postgres_server.database()
     programs = 14
     dirs = {5: tmp_path / "seed5", 6: tmp_path / "seed6"}
-    procs = {seed: evolve(*run_args(d, url, seed, programs)) for seed, d in dirs.items()}
+    procs = {seed: evolve_process(*run_args(d, url, seed, programs)) for seed, d in dirs.items()}
     # Let both write concurrently, then kill -9 both mid-run.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -106,7 +96,7 @@ def test_two_runs_share_one_database_and_each_resumes_its_own_after_kill_9(tmp_p
     before = {seed: committed(url, ids[seed]) for seed in dirs}
     assert all(evaluated(rows) < programs for rows in before.values()), "killed too late"
 
-    resumed = {seed: evolve("resume", str(d), "--no-live") for seed, d in dirs.items()}
+    resumed = {seed: evolve_process("resume", str(d), "--no-live") for seed, d in dirs.items()}
     for seed, proc in resumed.items():
         output = proc.communicate(timeout=180)[0]
         assert proc.returncode == 0, output
