@@ -101,8 +101,8 @@ def test_ctrl_c_finishes_in_flight_work_and_exits_cleanly(tmp_path, server_facto
     server = server_factory(slow)
     run_dir = tmp_path / "run"
     proc = evolve_process("run", str(FIXTURE), "--model", MODEL, "--api-base", server.base_url,
-                  "--programs", "200", "--run-dir", str(run_dir), "--no-live",
-                  "--set", "concurrency.proposals=2", "--set", "concurrency.evaluations=1")
+                          "--programs", "200", "--run-dir", str(run_dir), "--no-live",
+                          "--set", "concurrency.proposals=2", "--set", "concurrency.evaluations=1")
     wait_for(run_dir, 3, proc)
     os.killpg(proc.pid, signal.SIGINT)
     output = proc.communicate(timeout=60)[0]
