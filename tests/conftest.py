@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,13 @@ def _sweep_sandboxes_of_killed_processes():
     from evaluators.sandbox_dirs import sweep_stale_sandboxes
 
     sweep_stale_sandboxes()
+
+
+@pytest.fixture
+def write_program(tmp_path: Path):
+    """Writes a candidate's source to a file and returns its path (for evaluator tests)."""
+    def write(source: str, name: str = "candidate.py") -> str:
+        path = tmp_path / name
+        path.write_text(source)
+        return str(path)
+    return write

@@ -28,11 +28,3 @@ def load_evaluator(problem: str) -> ModuleType:
 def evaluators() -> dict[str, ModuleType]:
     return {name: load_evaluator(name) for name in ("spot_single", "spot_multi", "txn")}
 
-
-@pytest.fixture
-def write_program(tmp_path: Path):
-    def write(source: str, name: str = "candidate.py") -> str:
-        path = tmp_path / name
-        path.write_text(source)
-        return str(path)
-    return write

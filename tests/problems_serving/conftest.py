@@ -32,15 +32,6 @@ def baselines():
     return {p.stem: load_module(p) for p in sorted((PROBLEM / "baselines").glob("*.py"))}
 
 
-@pytest.fixture
-def write_program(tmp_path: Path):
-    def write(source: str, name: str = "candidate.py") -> str:
-        path = tmp_path / name
-        path.write_text(source)
-        return str(path)
-    return write
-
-
 def small_workload(count: int = 600, rate: float = 60.0, seed: int = 3):
     """The first `count` conversation requests at `rate` requests/s (deterministic)."""
     from problems.serving.scenarios import window
