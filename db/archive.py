@@ -155,29 +155,30 @@ class Archive:
         with self._read() as s:
             return [record(Run, r) for r in s.scalars(select(RunRow).order_by(RunRow.id))]
 
+    def _run_row(self, session, run_id: int) -> RunRow:
+        """The run's row, or an error naming the run and the archive."""
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise ArchiveError(f"no run {run_id} in {self.where}")
+        return row
+
     def finish_run(self, run_id: int, status: str) -> None:
         with self._write() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.where}")
+            row = self._run_row(s, run_id)
             row.status = status
             row.finished_at = utcnow()
 
     def set_run_status(self, run_id: int, status: str) -> None:
         """Change the status without finishing (e.g. 'running' again on resume)."""
         with self._write() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.where}")
+            row = self._run_row(s, run_id)
             row.status = status
             row.finished_at = None
 
     def set_run_config(self, run_id: int, config_toml: str) -> None:
         """Replace the stored effective config (a resume with new budgets)."""
         with self._write() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise ArchiveError(f"no run {run_id} in {self.where}")
+            row = self._run_row(s, run_id)
             row.config_toml = config_toml
 
     # -- programs -------------------------------------------------------------------------
