@@ -52,23 +52,6 @@ def environ_protected(level: str) -> str:
     return f"at {level}: {'; '.join(isolation.exposure(level))}"
 
 
-@pytest.fixture
-def host_file():
-    """A file outside the allow-list (under /srv, else /opt), readable by everyone."""
-    content = f"host-secret-{uuid.uuid4().hex}"
-    for folder in (Path("/srv"), Path("/opt")):
-        path = folder / f"evolve-hostile-{uuid.uuid4().hex}.txt"
-        try:
-            path.write_text(content)
-            path.chmod(0o644)
-        except OSError:
-            continue
-        yield path, content
-        path.unlink(missing_ok=True)
-        return
-    pytest.skip("cannot place a file under /srv or /opt (needs write access there)")
-
-
 @pytest.mark.parametrize("level", LEVELS)
 def test_a_host_file_outside_the_allow_list_is_unreadable(level, host_file):
     if why := host_files_hidden(level):
