@@ -14,8 +14,8 @@ import pytest
 
 from evolve.operators.optimise import twin_keys
 from evolve.operators.skeleton import try_skeleton
-from tests.engine.engine_support import FIXTURE
-from tests.engine.test_crash_resume import committed, evolve, wait_for
+from tests.engine.engine_support import FIXTURE, evolve_process
+from tests.engine.test_crash_resume import committed, wait_for
 
 PROGRAMS = 18
 # One proposal and one evaluation at a time: the engine then ingests each program before the
@@ -60,7 +60,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_runs_proposals(tmp_path, offl
         shutil.copytree(FIXTURE, problem, ignore=shutil.ignore_patterns("__pycache__"))
         (problem / "initial.py").write_text(initial)
     straight = tmp_path / "straight"
-    proc = evolve("run", str(problem), "--run-dir", str(straight), *args)
+    proc = evolve_process("run", str(problem), "--run-dir", str(straight), *args)
     output = proc.communicate(timeout=180)[0]
     assert proc.returncode == 0, output
     expected = contents(straight)
@@ -72,7 +72,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_runs_proposals(tmp_path, offl
 
     killed = tmp_path / "killed"
     rng = random.Random(3)
-    proc = evolve("run", str(problem), "--run-dir", str(killed), *args)
+    proc = evolve_process("run", str(problem), "--run-dir", str(killed), *args)
     kills = 0
     while kills < 3:
         wait_for(killed, 4 + 6 * kills + rng.randint(0, 3), proc)
@@ -81,7 +81,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_runs_proposals(tmp_path, offl
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
-        proc = evolve("resume", str(killed), "--no-live")
+        proc = evolve_process("resume", str(killed), "--no-live")
     output = proc.communicate(timeout=180)[0]
     assert proc.returncode == 0, output
     assert kills >= 2, f"the run finished after {kills} kills; make it longer"
