@@ -61,12 +61,12 @@ def skeleton_trials(skeleton: Skeleton, history: Mapping[int, Any], last_seq: in
     """Evaluated programs of `history` with this skeleton, or one that behaves the same
     (`twin_keys`), seq <= last_seq, in seq order."""
     seen = _visible(history, last_seq)
-    keys = twin_keys(skeleton, seen)
-    trials = []
-    for seq, item, other in seen:
-        if other.key in keys:
-            trials.append(Trial(seq, other.values, _score(item)))
-    return trials
+    return _trials_of(twin_keys(skeleton, seen), seen)
+
+
+def _trials_of(keys: set[str], seen: list[tuple[int, Any, Skeleton]]) -> list[Trial]:
+    return [Trial(seq, other.values, _score(item)) for seq, item, other in seen
+            if other.key in keys]
 
 
 def _visible(history: Mapping[int, Any], last_seq: int | None
@@ -190,19 +190,27 @@ class OptimiseOperator:
         return since_best >= patience
 
     def trials_for(self, skeleton: Skeleton, seq: int | None) -> list[Trial]:
+        return self._trials_and_twins(skeleton, seq)[0]
+
+    def _trials_and_twins(self, skeleton: Skeleton, seq: int | None
+                          ) -> tuple[list[Trial], set[str]]:
+        """The trials proposal `seq` sees (seq <= seq - window) and the twin keys they give:
+        one pass over the history serves both the trials and the in-flight check."""
         last = None if seq is None else seq - self._window()
-        return skeleton_trials(skeleton, self._history(), last)
+        seen = _visible(self._history(), last)
+        keys = twin_keys(skeleton, seen)
+        return _trials_of(keys, seen), keys
 
     def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str:
         skeleton = self.candidates(code)
         if skeleton is None:
             raise NoChange("no numeric or boolean literal inside the EVOLVE-BLOCK")
-        trials = self.trials_for(skeleton, seq)
+        trials, twins = self._trials_and_twins(skeleton, seq)
         if self.converged(skeleton, trials):
             raise NoChange(f"this skeleton has converged ({len(trials)} trials, no improvement "
                            "in the recent ones)")
         parent = Trial(-2, skeleton.values, None)
-        known = {t.values for t in trials} | {parent.values} | self.in_flight(skeleton, seq)
+        known = {t.values for t in trials} | {parent.values} | self.in_flight(twins, seq)
         values = self.ask(skeleton, trials or [parent], known, rng)
         if seq is not None:
             self._proposed[seq] = (skeleton.key, values)
@@ -213,9 +221,10 @@ class OptimiseOperator:
         except SyntaxError as exc:  # e.g. a sign where the grammar takes none: ask again
             raise NoChange(f"the new values do not parse ({exc.msg})") from exc
 
-    def in_flight(self, skeleton: Skeleton, seq: int | None) -> set[tuple[Value, ...]]:
-        """Values this operator proposed for the proposals planned after the trials it sees
-        (seq - window < k < seq), so it does not repeat one still being evaluated.
+    def in_flight(self, keys: set[str], seq: int | None) -> set[tuple[Value, ...]]:
+        """Values this operator proposed, for a skeleton of `keys` (it and its twins), for the
+        proposals planned after the trials it sees (seq - window < k < seq), so it does not
+        repeat one still being evaluated.
 
         They come from its own memory of this session, and from the archive for proposals
         committed before a resume (the controller replays those without asking the operator).
@@ -223,7 +232,6 @@ class OptimiseOperator:
         if seq is None:
             return set()
         window = self._window()
-        keys = twin_keys(skeleton, _visible(self._history(), seq - window))
         found = {values for k, (key, values) in self._proposed.items()
                  if seq - window < k < seq and key in keys}
         history = self._history()
