@@ -3,8 +3,8 @@
     python -m problems.moe_lbl.run_baselines [--seeds 0 1 2] [--stage full] [--jobs 2]
         [--config cpu|gpu|tiny] [--trace-dir DIR] [--json OUT.json] [--write-reference]
 
-Each (program, seed) is one call of `evaluate.evaluate` in its own process, exactly as the
-sandboxed harness would call it. `--trace-dir` also writes every run's per-step expert loads in
+Each (program, seed) is one call of `evaluate.evaluate` for that seed alone (`only_seed`) in its
+own process. `--trace-dir` also writes every run's per-step expert loads in
 vLLM's `load_history` format (`DIR/<program>_seed<N>.json`). `--write-reference` stores the
 global-batch program's score per seed in `reference.json` for this configuration (the table the
 evaluator's `paired_diff_vs_global_batch` is taken against). The summary prints every program's
@@ -36,7 +36,8 @@ def _run_one(job: tuple[str, str, int, str, str | None, str | None]) -> dict[str
     trace = None if trace_dir is None else Path(trace_dir) / f"{name}_seed{seed}.json"
     started = time.perf_counter()
     cpu_started = time.process_time()
-    result = evaluate(path, stage, seed=seed, config_name=config, trace_path=trace)
+    result = evaluate(path, stage, seed=seed, config_name=config, trace_path=trace,
+                      only_seed=True)
     result["wall_s"] = time.perf_counter() - started
     result["cpu_s"] = time.process_time() - cpu_started
     return {"program": name, "seed": seed, **result}
