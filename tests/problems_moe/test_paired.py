@@ -138,3 +138,6 @@ def test_paired_differences_state_their_noise():
     assert d["mean"] == pytest.approx(0.17 / 3)
     assert d["std_mean"] == pytest.approx(d["std"] / 3 ** 0.5)
     assert d["ratio"] == pytest.approx(d["mean"] / d["std"])
+    # The full stage averages 2 seeds and the score 4: their noise is std / sqrt(2), / 2.
+    assert d["ratio_full"] == pytest.approx(d["ratio"] * 2 ** 0.5)
+    assert d["ratio_score"] == pytest.approx(d["ratio"] * 2)
