@@ -7,6 +7,7 @@ weights still come from the unbiased router probabilities.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,11 @@ class ModelConfig:
     expert_hidden: int = 128
     seq_len: int = 128
     vocab: int = 256
+    # Expert capacity as a multiple of the mean load (tokens * top_k / experts) of one forward
+    # pass; assignments beyond it are dropped (the token keeps its residual and its other
+    # expert), as in GShard and Switch Transformer. None = dropless. With a capacity, an
+    # unbalanced router costs model quality, not only time (README "Signal and noise").
+    capacity_factor: float | None = 1.25
 
 
 def expert_counts(indices: torch.Tensor, num_experts: int) -> torch.Tensor:
@@ -41,6 +47,23 @@ class LayerRouting:
     logits: torch.Tensor        # (T, E), attached to the graph
     probs: torch.Tensor         # (T, E), attached to the graph
     topk_indices: torch.Tensor  # (T, k) long
+    kept: torch.Tensor          # (T, k) bool: False where the expert was over capacity
+
+
+def capacity_mask(topk_idx: torch.Tensor, priority: torch.Tensor, num_experts: int,
+                  capacity: int) -> torch.Tensor:
+    """(T, k) bool: each expert keeps its `capacity` assignments of highest priority (ties by
+    position) and drops the rest, so which tokens an overloaded expert loses does not depend
+    on where they sit in the batch."""
+    flat_expert = topk_idx.reshape(-1)
+    by_priority = torch.argsort(priority.reshape(-1), descending=True, stable=True)
+    order = by_priority[torch.argsort(flat_expert[by_priority], stable=True)]
+    counts = expert_counts(flat_expert, num_experts)
+    first = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(order.numel(), device=topk_idx.device) - first[flat_expert[order]]
+    keep = torch.empty_like(flat_expert, dtype=torch.bool)
+    keep[order] = rank < capacity
+    return keep.view_as(topk_idx)
 
 
 class MoEFeedForward(nn.Module):
@@ -51,6 +74,7 @@ class MoEFeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.num_experts, self.top_k = cfg.num_experts, cfg.top_k
+        self.capacity_factor = cfg.capacity_factor
         self.router = nn.Linear(cfg.d_model, cfg.num_experts, bias=False)
         scale_in, scale_out = cfg.d_model ** -0.5, cfg.expert_hidden ** -0.5
         self.w_in = nn.Parameter(torch.randn(cfg.num_experts, cfg.d_model, cfg.expert_hidden)
@@ -66,19 +90,27 @@ class MoEFeedForward(nn.Module):
         probs = logits.softmax(dim=-1)
         # The bias changes selection only; it carries no gradient.
         topk_idx = torch.topk(probs.detach() + self.routing_bias, self.top_k, dim=-1).indices
-        gates = probs.gather(1, topk_idx)
-        gates = gates / gates.sum(dim=-1, keepdim=True)
+        chosen = probs.gather(1, topk_idx)
+        gates = chosen / chosen.sum(dim=-1, keepdim=True)
+        if self.capacity_factor is None:
+            kept = torch.ones_like(topk_idx, dtype=torch.bool)
+        else:
+            capacity = math.ceil(self.capacity_factor * topk_idx.numel() / self.num_experts)
+            kept = capacity_mask(topk_idx, chosen.detach(), self.num_experts, capacity)
+            # A dropped assignment contributes nothing; the kept gate keeps its weight (as in
+            # GShard/Switch, the gates are not renormalised over what survived).
+            gates = gates * kept
         grouped = flat.is_cuda if self.grouped is None else self.grouped
         experts = self._experts_grouped if grouped else self._experts_looped
-        out = experts(flat, topk_idx, gates.to(x.dtype))
-        return out.reshape(shape), LayerRouting(logits, probs, topk_idx)
+        out = experts(flat, topk_idx, gates.to(x.dtype), kept)
+        return out.reshape(shape), LayerRouting(logits, probs, topk_idx, kept)
 
-    def _experts_looped(self, flat: torch.Tensor, topk_idx: torch.Tensor, gates: torch.Tensor
-                        ) -> torch.Tensor:
+    def _experts_looped(self, flat: torch.Tensor, topk_idx: torch.Tensor, gates: torch.Tensor,
+                        kept: torch.Tensor) -> torch.Tensor:
         """One matmul pair per expert on its own tokens: the least arithmetic, so the CPU path."""
         out = torch.zeros_like(flat)
         for expert in range(self.num_experts):
-            token_idx, slot = torch.nonzero(topk_idx == expert, as_tuple=True)
+            token_idx, slot = torch.nonzero((topk_idx == expert) & kept, as_tuple=True)
             if token_idx.numel() == 0:
                 continue
             hidden = F.gelu(flat[token_idx] @ self.w_in[expert])
@@ -86,8 +118,8 @@ class MoEFeedForward(nn.Module):
             out = out.index_add(0, token_idx, y)
         return out
 
-    def _experts_grouped(self, flat: torch.Tensor, topk_idx: torch.Tensor, gates: torch.Tensor
-                         ) -> torch.Tensor:
+    def _experts_grouped(self, flat: torch.Tensor, topk_idx: torch.Tensor, gates: torch.Tensor,
+                         kept: torch.Tensor) -> torch.Tensor:
         """The same function as `_experts_looped` in a fixed number of kernels: (token, slot)
         pairs sorted by expert into an (E, capacity, d) buffer, two batched matmuls, and the
         results put back in pair order and summed over the k slots. The loop's per-expert host

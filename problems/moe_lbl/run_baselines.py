@@ -3,8 +3,8 @@
     python -m problems.moe_lbl.run_baselines [--seeds 0 1 2] [--stage full] [--jobs 2]
         [--config cpu|gpu|tiny] [--trace-dir DIR] [--json OUT.json] [--write-reference]
 
-Each (program, seed) is one call of `evaluate.evaluate` in its own process, exactly as the
-sandboxed harness would call it. `--trace-dir` also writes every run's per-step expert loads in
+Each (program, seed) is one call of `evaluate.evaluate` for that seed alone (`only_seed`) in its
+own process. `--trace-dir` also writes every run's per-step expert loads in
 vLLM's `load_history` format (`DIR/<program>_seed<N>.json`). `--write-reference` stores the
 global-batch program's score per seed in `reference.json` for this configuration (the table the
 evaluator's `paired_diff_vs_global_batch` is taken against). The summary prints every program's
@@ -26,7 +26,8 @@ from typing import Any
 
 HERE = Path(__file__).parent
 COLUMNS = ("val_ce", "imbalance_l1", "max_vio_global", "max_vio_batch", "max_vio_batch_train",
-           "micro_imbalance_l1", "specialisation_mi_bits", "score", "evaluation_seconds")
+           "micro_imbalance_l1", "specialisation_mi_bits", "drop_fraction",
+           "train_drop_fraction", "score", "evaluation_seconds")
 
 
 def _run_one(job: tuple[str, str, int, str, str | None, str | None]) -> dict[str, Any]:
@@ -36,7 +37,8 @@ def _run_one(job: tuple[str, str, int, str, str | None, str | None]) -> dict[str
     trace = None if trace_dir is None else Path(trace_dir) / f"{name}_seed{seed}.json"
     started = time.perf_counter()
     cpu_started = time.process_time()
-    result = evaluate(path, stage, seed=seed, config_name=config, trace_path=trace)
+    result = evaluate(path, stage, seed=seed, config_name=config, trace_path=trace,
+                      only_seed=True)
     result["wall_s"] = time.perf_counter() - started
     result["cpu_s"] = time.process_time() - cpu_started
     return {"program": name, "seed": seed, **result}
@@ -72,7 +74,13 @@ def paired_differences(runs: list[dict[str, Any]], reference: str) -> dict[str, 
     and initialisation, so this spread (not the raw one) says whether a difference is real.
     `std` is the sample standard deviation over seeds of the per-seed difference (the paired
     noise of one seed); `std_mean` = std / sqrt(n), that of the n-seed mean; `ratio` = mean / std
-    and `ratio_mean` = mean / std_mean."""
+    and `ratio_mean` = mean / std_mean; `ratio_full` and `ratio_score` divide by the noise of the
+    `full` stage's mean (2 seeds) and of the program's score (4 seeds), seeds taken as
+    independent."""
+    from problems.moe_lbl.evaluate import STAGE_SEED_OFFSETS
+
+    full_seeds = len(STAGE_SEED_OFFSETS["full"])
+    score_seeds = full_seeds + len(STAGE_SEED_OFFSETS["seeds"])
     ref = {r["seed"]: r["score"] for r in runs if r["program"] == reference and r["valid"]}
     out = {}
     for name in dict.fromkeys(r["program"] for r in runs):
@@ -85,6 +93,8 @@ def paired_differences(runs: list[dict[str, Any]], reference: str) -> dict[str, 
             out[name] = {"mean": mean, "std": std, "std_mean": std_mean,
                          "ratio": mean / std if std else math.inf,
                          "ratio_mean": mean / std_mean if std_mean else math.inf,
+                         "ratio_full": mean / std * full_seeds ** 0.5 if std else math.inf,
+                         "ratio_score": mean / std * score_seeds ** 0.5 if std else math.inf,
                          "min": min(diffs), "max": max(diffs), "n": len(diffs),
                          "per_seed": diffs}
     return out
@@ -162,10 +172,12 @@ def main() -> None:
         paired[reference] = paired_differences(runs, reference)
         if paired[reference]:
             print(f"score minus {reference}'s score on the same seed (mean ± std over seeds; "
-                  "mean / std per seed; mean / (std / sqrt(seeds)) for the mean):")
+                  "signal / noise of one run, of the full stage's 2-seed mean, of the 4-seed "
+                  "score, of the mean over these seeds):")
         for name, d in paired[reference].items():
             print(f"  {name:<14} {d['mean']:+.4f} ± {d['std']:.4f}  ratio {d['ratio']:.2f}  "
-                  f"ratio of the mean {d['ratio_mean']:.2f}  per seed "
+                  f"full {d['ratio_full']:.2f}  score {d['ratio_score']:.2f}  "
+                  f"mean {d['ratio_mean']:.2f}  per seed "
                   + " ".join(f"{x:+.4f}" for x in d["per_seed"]))
     if args.write_reference:
         from problems.moe_lbl.trainer import pick_config

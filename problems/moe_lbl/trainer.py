@@ -118,29 +118,41 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
     lm_losses: list[float] = []
     candidate_s = 0.0
     no_grad_loss = True
+    dropped = torch.zeros((), dtype=torch.long, device=device)
     start = clock()
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)
         global_counts = torch.zeros(L, E, device=device)
         bias_delta = torch.zeros(L, E, device=device)
-        micro_lm = []
+        # The global batch's micro-batches go through the model in one forward pass, as the
+        # data-parallel ranks of an expert-parallel group dispatch their tokens to the experts
+        # together: expert capacity is shared by the whole global batch. Losses and the
+        # candidate's calls stay per micro-batch, in micro-batch order.
+        tokens = torch.cat([batches.next(step, micro)[0] for micro in range(config.num_micro)])
+        tokens = tokens.to(device)
+        logits, routings = model(tokens[:, :-1])
+        for routing in routings:
+            dropped += (~routing.kept).sum()
+        micro_tokens = config.micro_batch * mcfg.seq_len
+        micro_lm, total = [], torch.zeros((), device=device)
         for micro in range(config.num_micro):
-            tokens, _domain = batches.next(step, micro)
-            tokens = tokens.to(device)
-            logits, routings = model(tokens[:, :-1])
-            lm_loss = F.cross_entropy(logits.reshape(-1, mcfg.vocab), tokens[:, 1:].reshape(-1))
+            seqs = slice(micro * config.micro_batch, (micro + 1) * config.micro_batch)
+            rows = slice(micro * micro_tokens, (micro + 1) * micro_tokens)
+            lm_loss = F.cross_entropy(logits[seqs].reshape(-1, mcfg.vocab),
+                                      tokens[seqs, 1:].reshape(-1))
             aux = torch.zeros((), device=device)
             for layer, routing in enumerate(routings):
-                counts = _bincount(routing.topk_indices, E)
+                topk = routing.topk_indices[rows]
+                counts = _bincount(topk, E)
                 global_counts[layer] += counts
                 ctx = RoutingContext(
                     layer=layer, num_layers=L, num_experts=E, top_k=mcfg.top_k,
-                    router_logits=routing.logits, router_probs=routing.probs,
-                    topk_indices=routing.topk_indices.clone(),
+                    router_logits=routing.logits[rows], router_probs=routing.probs[rows],
+                    topk_indices=topk.clone(),
                     micro_counts=counts.clone(),
                     global_counts=global_counts[layer].clone(),
-                    global_tokens=(micro + 1) * routing.logits.shape[0],
+                    global_tokens=(micro + 1) * micro_tokens,
                     prev_global_counts=prev_counts[layer].clone(),
                     routing_bias=model.moe_layers[layer].routing_bias.detach().clone(),
                     micro_index=micro, num_micro=config.num_micro,
@@ -160,13 +172,13 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
                 aux = aux + loss.to(device)
                 if delta is not None:
                     bias_delta[layer] += delta.to(device)
-            total = (lm_loss + aux) / config.num_micro
-            try:
-                total.backward()
-            except RuntimeError as exc:
-                raise CandidateFailure(f"step {step}: backward through the balancing loss "
-                                       f"failed: {exc}") from exc
+            total = total + (lm_loss + aux) / config.num_micro
             micro_lm.append(lm_loss.detach())
+        try:
+            total.backward()
+        except RuntimeError as exc:
+            raise CandidateFailure(f"step {step}: backward through the balancing loss "
+                                   f"failed: {exc}") from exc
         # One host sync per step for the losses, summed in the same order as before.
         step_lm = 0.0
         for value in torch.stack(micro_lm).tolist():
@@ -194,6 +206,8 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
         "train_imbalance_l1": float(imbalance_l1(history[-tail:]).mean()),
         # Wang et al. (2024): MaxVio_batch over every training global batch, mean over layers.
         "max_vio_batch_train": float(max_vio(history).mean()),
+        # Share of token-to-expert assignments dropped for want of expert capacity in training.
+        "train_drop_fraction": float(dropped) / float(history.sum()),
         "candidate_seconds": candidate_s,
         "train_seconds": train_s,
         "steps": float(config.steps),
@@ -217,17 +231,27 @@ def evaluate_model(model: MoETransformer, config: TrainConfig, device: str) -> d
     ce_tokens = torch.zeros(D, dtype=torch.float64)
     joint = torch.zeros(L, D, E, dtype=torch.float64)
     global_loads, micro_loads = [], []
+    dropped = total = 0
     for global_batch in val:
+        # One forward pass per validation global batch (one micro-batch per domain), as in
+        # training: expert capacity is shared by the mixed batch.
+        tokens = torch.cat([micro for micro, _ in global_batch]).to(device)
+        logits, routings = model(tokens[:, :-1])
         batch_counts = torch.zeros(L, E)
-        for tokens, domain in global_batch:
-            tokens = tokens.to(device)
-            logits, routings = model(tokens[:, :-1])
-            ce = F.cross_entropy(logits.reshape(-1, mcfg.vocab).float(),
-                                 tokens[:, 1:].reshape(-1), reduction="sum")
+        for routing in routings:
+            dropped += int((~routing.kept).sum())
+            total += routing.kept.numel()
+        rows_per_micro = config.micro_batch * mcfg.seq_len
+        for micro, (_, domain) in enumerate(global_batch):
+            seqs = slice(micro * config.micro_batch, (micro + 1) * config.micro_batch)
+            rows = slice(micro * rows_per_micro, (micro + 1) * rows_per_micro)
+            ce = F.cross_entropy(logits[seqs].reshape(-1, mcfg.vocab).float(),
+                                 tokens[seqs, 1:].reshape(-1), reduction="sum")
             ce_sum[domain] += float(ce)
-            ce_tokens[domain] += tokens[:, 1:].numel()
+            ce_tokens[domain] += tokens[seqs, 1:].numel()
             for layer, routing in enumerate(routings):
-                counts = _bincount(routing.topk_indices, E).cpu()  # statistics stay on the host
+                # statistics stay on the host
+                counts = _bincount(routing.topk_indices[rows], E).cpu()
                 batch_counts[layer] += counts
                 micro_loads.append(counts)
                 joint[layer, domain] += counts.double()
@@ -245,6 +269,8 @@ def evaluate_model(model: MoETransformer, config: TrainConfig, device: str) -> d
         "max_vio_batch": float(max_vio(g).mean()),
         "micro_imbalance_l1": float(imbalance_l1(torch.stack(micro_loads)).mean()),
         "specialisation_mi_bits": sum(mutual_information_bits(joint[i]) for i in range(L)) / L,
+        # Share of token-to-expert assignments dropped for want of expert capacity.
+        "drop_fraction": dropped / total,
     }
     for d, name in enumerate(corpus.domains):
         metrics[f"val_ce_{name}"] = float(per_domain[d])

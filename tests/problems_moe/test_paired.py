@@ -1,5 +1,5 @@
-"""Common random numbers, the paired difference to the reference, and the seeds stage that reuses
-the full stage's seed 0 (tiny config)."""
+"""Common random numbers, the paired difference to the reference, and the seeds each stage
+trains (tiny config)."""
 
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ def test_data_order_has_its_own_generator():
 
 def test_paired_difference_is_taken_against_the_stored_reference():
     ref = ev.evaluate(str(PROBLEM / "baselines" / "global_batch.py"), "full", seed=1,
-                      config_name="tiny")
+                      config_name="tiny", only_seed=True)
     other = ev.evaluate(str(PROBLEM / "baselines" / "micro_batch.py"), "full", seed=1,
-                        config_name="tiny")
+                        config_name="tiny", only_seed=True)
     # reference.json is current for the tiny config: the reference itself differs by exactly 0
     # (regenerate with `run_baselines --config tiny --only global_batch --write-reference`).
     assert ref["metrics"]["paired_diff_vs_global_batch"] == 0.0
@@ -78,31 +78,41 @@ def test_paired_difference_is_taken_against_the_stored_reference():
     assert ev.reference_score("tiny", TINY, 99) is None
 
 
-def test_seeds_stage_trains_only_seeds_1_and_2_and_the_final_score_is_the_3_seed_mean():
+def test_full_trains_seeds_0_and_1_seeds_trains_2_and_3_and_the_score_is_the_4_seed_mean():
     path = str(PROBLEM / "baselines" / "micro_batch.py")
-    full = [ev.evaluate(path, "full", seed=s, config_name="tiny") for s in (0, 1, 2)]
+    quick = ev.evaluate(path, "quick", config_name="tiny")
+    # Each seed trained alone, as one stage run of it would.
+    single = [ev.evaluate(path, "full", seed=s, config_name="tiny", only_seed=True)["metrics"]
+              for s in range(4)]
+    full = ev.evaluate(path, "full", config_name="tiny")
     seeds = ev.evaluate(path, "seeds", config_name="tiny")
-    assert seeds["valid"], seeds["feedback"]
-    assert seeds["score"] == pytest.approx((full[1]["score"] + full[2]["score"]) / 2)
-    assert seeds["metrics"]["score_seed1"] == full[1]["score"]
-    assert seeds["metrics"]["score_seed2"] == full[2]["score"]
-    # Seed 0 is not trained again, and no plain name would overwrite seed 0's figures.
-    assert not any(k.endswith("_seed0") for k in seeds["metrics"])
+    assert full["valid"] and seeds["valid"], (full["feedback"], seeds["feedback"])
+    assert full["score"] == pytest.approx((single[0]["score"] + single[1]["score"]) / 2)
+    assert seeds["score"] == pytest.approx((single[2]["score"] + single[3]["score"]) / 2)
+    assert [full["metrics"][f"score_seed{s}"] for s in (0, 1)] == [single[0]["score"],
+                                                                   single[1]["score"]]
+    assert [seeds["metrics"][f"score_seed{s}"] for s in (2, 3)] == [single[2]["score"],
+                                                                    single[3]["score"]]
+    # The full stage's plain names are its 2-seed means; the seeds stage trains no seed again
+    # and has no plain name that would overwrite them.
+    assert full["metrics"]["val_ce"] == pytest.approx(
+        (single[0]["val_ce"] + single[1]["val_ce"]) / 2)
+    assert not any(k.endswith(("_seed0", "_seed1")) for k in seeds["metrics"])
     assert "score" not in seeds["metrics"] and "val_ce" not in seeds["metrics"]
 
     spec = load_problem(PROBLEM)
     stages = [StageResult(stage=name, score=out["score"], valid=True, metrics=out["metrics"],
                           feedback=out["feedback"])
-              for name, out in (("quick", full[0]), ("full", full[0]), ("seeds", seeds))]
+              for name, out in (("quick", quick), ("full", full), ("seeds", seeds))]
     result = EvalResult(stages=stages)
     finalize(result, spec.config.score, spec.config.stages[-1].name)
-    assert result.final_score == pytest.approx(sum(f["score"] for f in full) / 3)
+    assert result.final_score == pytest.approx(sum(s["score"] for s in single) / 4)
     final = result.final_metrics
     missing = [n for n in spec.config.metrics.shown + spec.config.metrics.features
                if n not in final]
     assert not missing
-    assert final["val_ce"] == full[0]["metrics"]["val_ce"]  # plain names are seed 0's
-    assert [final[f"score_seed{s}"] for s in (0, 1, 2)] == [f["score"] for f in full]
+    assert final["val_ce"] == full["metrics"]["val_ce"]
+    assert [final[f"score_seed{s}"] for s in range(4)] == [s["score"] for s in single]
 
 
 def test_reference_table_is_replaced_when_the_configuration_changes(tmp_path):
@@ -128,3 +138,6 @@ def test_paired_differences_state_their_noise():
     assert d["mean"] == pytest.approx(0.17 / 3)
     assert d["std_mean"] == pytest.approx(d["std"] / 3 ** 0.5)
     assert d["ratio"] == pytest.approx(d["mean"] / d["std"])
+    # The full stage averages 2 seeds and the score 4: their noise is std / sqrt(2), / 2.
+    assert d["ratio_full"] == pytest.approx(d["ratio"] * 2 ** 0.5)
+    assert d["ratio_score"] == pytest.approx(d["ratio"] * 2)

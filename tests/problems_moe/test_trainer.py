@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from problems.moe_lbl.metrics import imbalance_l1  # noqa: E402
-from problems.moe_lbl.model import ModelConfig, MoEFeedForward  # noqa: E402
+from problems.moe_lbl.model import ModelConfig, MoEFeedForward, capacity_mask  # noqa: E402
 from problems.moe_lbl.trainer import CONFIGS, train  # noqa: E402
 from tests.problems_moe.helpers import baseline  # noqa: E402
 
@@ -111,9 +111,11 @@ def test_grouped_expert_dispatch_computes_what_the_per_expert_loop_does():
     # Route every token to experts 0-2 only, so experts 3-5 are empty and 0-2 unevenly loaded.
     topk = torch.stack([torch.arange(40) % 3, (torch.arange(40) // 3) % 2 + 1], dim=1)
     topk[topk[:, 0] == topk[:, 1], 1] = 0
-    gates = torch.rand(40, 2, dtype=torch.float64)
-    looped = layer._experts_looped(x, topk, gates)
-    grouped = layer._experts_grouped(x, topk, gates)
+    # Some assignments dropped for capacity: their gate is zero, as the forward pass makes it.
+    kept = torch.rand(40, 2) > 0.2
+    gates = torch.rand(40, 2, dtype=torch.float64) * kept
+    looped = layer._experts_looped(x, topk, gates, kept)
+    grouped = layer._experts_grouped(x, topk, gates, kept)
     assert torch.allclose(looped, grouped, atol=1e-12)
     params = [x, layer.w_in, layer.w_out]
     g_loop = torch.autograd.grad((looped ** 2).sum(), params)
@@ -130,3 +132,48 @@ def test_training_with_the_grouped_dispatch_matches_the_loop(monkeypatch):
     looped, grouped = results
     assert looped.load_history == grouped.load_history
     assert abs(looped.metrics["val_ce"] - grouped.metrics["val_ce"]) < 1e-4
+
+
+def test_each_expert_keeps_its_highest_priority_assignments_up_to_capacity():
+    topk = torch.tensor([[0, 1], [0, 2], [0, 1], [1, 0], [2, 0]])
+    priority = torch.tensor([[0.5, 0.1], [0.9, 0.05], [0.5, 0.3], [0.6, 0.2], [0.7, 0.2]])
+    kept = capacity_mask(topk, priority, num_experts=3, capacity=2)
+    # Expert 0 has five assignments: it keeps 0.9 and the first (by position) of the 0.5 tie.
+    assert kept[:, 0].tolist() == [True, True, False, True, True]
+    # Expert 1 has three (0.1, 0.3, 0.6): it drops the 0.1; expert 2's two both fit.
+    assert kept[:, 1].tolist() == [False, True, True, False, False]
+    assert capacity_mask(topk, priority, 3, capacity=5).all()
+
+
+def test_an_overloaded_expert_drops_what_exceeds_its_capacity():
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, num_experts=4, top_k=2, expert_hidden=8, capacity_factor=1.25)
+    moe = MoEFeedForward(cfg)
+    moe.routing_bias[:2] = 10.0      # every token now selects experts 0 and 1
+    x = torch.randn(2, 16, 16)
+    out, routing = moe(x)
+    # 32 tokens x 2 = 64 assignments over 4 experts: capacity ceil(1.25 * 16) = 20 each, so
+    # experts 0 and 1 (32 each) keep 20 and drop 12.
+    assert sorted(routing.topk_indices.unique().tolist()) == [0, 1]
+    assert int((~routing.kept).sum()) == 24
+    for expert in (0, 1):
+        assert int((routing.kept & (routing.topk_indices == expert)).sum()) == 20
+    both_dropped = (~routing.kept).all(dim=1)
+    assert torch.equal(out.reshape(-1, 16)[both_dropped], torch.zeros(int(both_dropped.sum()), 16))
+
+
+def test_capacity_is_shared_by_the_whole_global_batch_and_drops_are_reported():
+    """A strategy that sends every token to two experts loses exactly what exceeds their
+    capacity over a global batch; the same run without a capacity limit drops nothing."""
+    def two_experts(ctx):
+        if ctx.step > 0 or ctx.micro_index + 1 < ctx.num_micro:
+            return torch.zeros(())
+        return torch.zeros(()), torch.tensor([10.0, 10.0] + [0.0] * (ctx.num_experts - 2))
+
+    capped = replace(TINY, model=replace(TINY.model, capacity_factor=1.25))
+    metrics = train(two_experts, replace(capped, steps=3), seed=0).metrics
+    # 4 experts, top-2: each of the two takes every token, keeps 1.25/2 of them.
+    assert metrics["drop_fraction"] == pytest.approx(1 - 1.25 / 2)
+    assert metrics["imbalance_l1"] == pytest.approx(1.0)
+    dropless = replace(TINY, model=replace(TINY.model, capacity_factor=None))
+    assert train(two_experts, replace(dropless, steps=3), seed=0).metrics["drop_fraction"] == 0
