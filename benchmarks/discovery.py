@@ -1,7 +1,7 @@
 """Does offline search find something? Old offline operators (tune + swap) against the new
 default (optimise + structure (swap + reshape)), on the built-in problems, at an equal number of evaluated programs.
 
-Usage: python benchmarks/discovery.py [--programs 300] [--seeds 3]
+Usage: python benchmarks/discovery.py [--programs 300] [--seeds 3] [--first-seed 0]
                                       [--problems circle_packing spot_single spot_multi txn eplb]
                                       [--variants old new] [--run-root DIR]
 
@@ -154,7 +154,10 @@ def gap_closed(best: float, initial: float, optimum: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--programs", type=int, default=300)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds per variant")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run are first-seed .. first-seed + seeds - 1 (rerun one "
+                             "seed with --first-seed N --seeds 1)")
     parser.add_argument("--problems", nargs="+", default=list(REFERENCES))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--run-root", type=Path, default=None,
@@ -166,7 +169,7 @@ def main() -> None:
     for problem in args.problems:
         location = str(balance_only_eplb(root)) if problem == "eplb" else problem
         for variant in args.variants:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 run_dir = root / f"{problem}-{variant}-{seed}"
                 shutil.rmtree(run_dir, ignore_errors=True)
                 result = run_one(location, seed, VARIANTS[variant], args.programs, run_dir)
@@ -175,7 +178,8 @@ def main() -> None:
                       f"(initial {result.initial:.6g}), {result.evaluated} evaluated of "
                       f"{result.proposals} proposals, {result.duplicates} duplicates, "
                       f"{result.declined} declined, {result.wall_s:.0f} s", flush=True)
-    print(f"\n{args.programs} evaluated programs per run, {args.seeds} seeds; "
+    print(f"\n{args.programs} evaluated programs per run, {args.seeds} seeds "
+          f"({args.first_seed}..{args.first_seed + args.seeds - 1}); "
           "old = tune + swap, new = optimise + structure (swap + reshape)")
     header = ("| problem | initial | best human | optimum / bound | operators | best found: "
               "mean ± sd (min .. max) | gap closed | duplicates | declined | CPU s / program |")

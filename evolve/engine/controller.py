@@ -365,6 +365,12 @@ class Controller:
             if parent is not None:
                 parent.repaired = True
                 kind = "repair"
+        if parent is None and not is_llm:
+            # An offline operator may pick its own parent among the island's programs
+            # (`optimise`: the best skeleton it has not converged on); None = the sampler's.
+            choose = getattr(self.proposer.offline[operator], "choose_parent", None)
+            if choose is not None:
+                parent = choose(self.sampler.valid_members(island), rng, seq=seq)
         if parent is None:
             parent = self.sampler.select_parent(island, rng)
             if not parent.valid and is_llm:

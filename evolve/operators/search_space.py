@@ -3,7 +3,7 @@
 A range is a pure function of the skeleton's trials (so a resume rebuilds it exactly):
 - it starts from the first trial's value (the anchor): a positive float spans a factor
   `SPAN` either side on a log scale, a negative float the same on its magnitude (the sign is
-  kept), a zero float [-1, 1]; an int v spans v +- max(2, v / 2) on its magnitude, not below
+  kept), a zero float [-1, 1]; an int v spans v +- max(1, v // 4) on its magnitude, not below
   zero (log scale once that range is wide); a boolean is a choice of both values;
 - it always covers every value tried so far (an LLM may have written any);
 - it widens on a side where the best trial's value sits on (or within `EDGE` of) the bound:

@@ -182,6 +182,33 @@ def test_a_converged_skeleton_is_declined():
     operator.propose(code, random.Random(0), seq=10)
 
 
+def test_optimise_tunes_the_best_skeleton_it_has_not_converged_on():
+    """A share `focus` of proposals takes as parent the island's best program whose skeleton
+    is still open: a skeleton that just paid off gets the turns, not one program's share."""
+    other = ONE_LITERAL.replace("return 1.0", "return 1.0 + x")  # another skeleton
+    history = {-1: record(ONE_LITERAL, 0.0), 0: record(ONE_LITERAL.replace("1.0", "1.1"), 3.0),
+               1: record(ONE_LITERAL.replace("1.0", "1.2"), 1.0),
+               2: record(ONE_LITERAL.replace("1.0", "1.3"), 1.0),
+               3: record(other, 2.0), 4: record(NO_LITERAL, 5.0)}
+    members = [SimpleNamespace(seq=seq) for seq in (4, 0, 3, 1, 2, -1)]  # best first
+    operator = OptimiseOperator(patience=2, patience_per_literal=1, focus=1.0)
+    operator.attach_history(lambda: history, lambda: 1)
+    # Program 4 has no literal; program 0's skeleton has gone 2 trials without a better one
+    # (converged, as proposal 9 sees it): the best open skeleton is program 3's.
+    assert operator.choose_parent(members, random.Random(0), seq=9).seq == 3
+    # Proposal 2 sees programs up to 1 only: program 0's skeleton is still open there.
+    assert operator.choose_parent(members, random.Random(0), seq=2).seq == 0
+    # Nothing open: the engine's own selection decides.
+    assert operator.choose_parent(members[:1], random.Random(0), seq=9) is None
+    # The share: about `focus` of the draws, from the proposal's RNG.
+    operator.focus = 0.5
+    picks = [operator.choose_parent(members, random.Random(seed), seq=9) for seed in range(200)]
+    assert 70 < sum(p is not None for p in picks) < 130
+    assert [p is None for p in picks] == [
+        operator.choose_parent(members, random.Random(seed), seq=9) is None
+        for seed in range(200)]
+
+
 def test_registry_and_default_offline_set():
     assert make_offline_operator("optimise").name == "optimise"
     from evolve.config import OperatorsConfig
