@@ -1,7 +1,7 @@
 """The candidate interface: what `balancing_loss(ctx)` receives and what it may return.
 
-The trainer calls the candidate once per MoE layer per micro-batch, after that micro-batch's
-forward pass. It adds the returned loss (summed over layers) to the micro-batch's language-model
+The trainer calls the candidate once per MoE layer per micro-batch, in micro-batch order, after
+the global batch's forward pass (one pass for all its micro-batches). It adds the returned loss (summed over layers) to the micro-batch's language-model
 loss before the backward pass, and adds any returned routing-bias updates to the layer's routing
 bias after the optimizer step that ends the global batch.
 

@@ -1,8 +1,8 @@
 """Train the MoE language model with a candidate's balancing objective and measure the result.
 
-`train(loss_fn, config, seed)` runs gradient accumulation over `num_micro` single-domain
-micro-batches per optimizer step, calls `loss_fn(RoutingContext)` once per MoE layer per
-micro-batch, and then measures validation cross-entropy, expert balance and specialisation on
+`train(loss_fn, config, seed)` runs each optimizer step's `num_micro` single-domain
+micro-batches through the model in one forward pass (expert capacity is shared by the global
+batch), calls `loss_fn(RoutingContext)` once per MoE layer per micro-batch, and then measures validation cross-entropy, expert balance and specialisation on
 fixed held-out text with its own code. Deterministic on the CPU for a given seed and config.
 """
 
