@@ -50,20 +50,27 @@ class LayerRouting:
     kept: torch.Tensor          # (T, k) bool: False where the expert was over capacity
 
 
-def capacity_mask(topk_idx: torch.Tensor, priority: torch.Tensor, num_experts: int,
-                  capacity: int) -> torch.Tensor:
-    """(T, k) bool: each expert keeps its `capacity` assignments of highest priority (ties by
-    position) and drops the rest, so which tokens an overloaded expert loses does not depend
-    on where they sit in the batch."""
+def queue_positions(topk_idx: torch.Tensor, priority: torch.Tensor, num_experts: int
+                    ) -> torch.Tensor:
+    """Each (token, slot) assignment's place in its expert's queue, highest priority first
+    (ties by position), as a (T, k) long tensor. The capacity rule keeps places below the
+    capacity; the grouped dispatch uses them as rows of its per-expert buffer. Ordering by priority, not position, means which tokens an
+    overloaded expert loses does not depend on where they sit in the batch."""
     flat_expert = topk_idx.reshape(-1)
     by_priority = torch.argsort(priority.reshape(-1), descending=True, stable=True)
     order = by_priority[torch.argsort(flat_expert[by_priority], stable=True)]
     counts = expert_counts(flat_expert, num_experts)
     first = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(order.numel(), device=topk_idx.device) - first[flat_expert[order]]
-    keep = torch.empty_like(flat_expert, dtype=torch.bool)
-    keep[order] = rank < capacity
-    return keep.view_as(topk_idx)
+    position = torch.empty_like(flat_expert)
+    position[order] = torch.arange(order.numel(), device=topk_idx.device) - \
+        first[flat_expert[order]]
+    return position.view_as(topk_idx)
+
+
+def capacity_mask(topk_idx: torch.Tensor, priority: torch.Tensor, num_experts: int,
+                  capacity: int) -> torch.Tensor:
+    """(T, k) bool: each expert keeps its `capacity` assignments of highest priority."""
+    return queue_positions(topk_idx, priority, num_experts) < capacity
 
 
 class MoEFeedForward(nn.Module):
@@ -92,17 +99,20 @@ class MoEFeedForward(nn.Module):
         topk_idx = torch.topk(probs.detach() + self.routing_bias, self.top_k, dim=-1).indices
         chosen = probs.gather(1, topk_idx)
         gates = chosen / chosen.sum(dim=-1, keepdim=True)
+        position = queue_positions(topk_idx, chosen.detach(), self.num_experts)
         if self.capacity_factor is None:
             kept = torch.ones_like(topk_idx, dtype=torch.bool)
         else:
             capacity = math.ceil(self.capacity_factor * topk_idx.numel() / self.num_experts)
-            kept = capacity_mask(topk_idx, chosen.detach(), self.num_experts, capacity)
+            kept = position < capacity
             # A dropped assignment contributes nothing; the kept gate keeps its weight (as in
             # GShard/Switch, the gates are not renormalised over what survived).
             gates = gates * kept
         grouped = flat.is_cuda if self.grouped is None else self.grouped
-        experts = self._experts_grouped if grouped else self._experts_looped
-        out = experts(flat, topk_idx, gates.to(x.dtype), kept)
+        if grouped:
+            out = self._experts_grouped(flat, topk_idx, gates.to(x.dtype), kept, position)
+        else:
+            out = self._experts_looped(flat, topk_idx, gates.to(x.dtype), kept)
         return out.reshape(shape), LayerRouting(logits, probs, topk_idx, kept)
 
     def _experts_looped(self, flat: torch.Tensor, topk_idx: torch.Tensor, gates: torch.Tensor,
@@ -119,26 +129,23 @@ class MoEFeedForward(nn.Module):
         return out
 
     def _experts_grouped(self, flat: torch.Tensor, topk_idx: torch.Tensor, gates: torch.Tensor,
-                         kept: torch.Tensor) -> torch.Tensor:
-        """The same function as `_experts_looped` in a fixed number of kernels: (token, slot)
-        pairs sorted by expert into an (E, capacity, d) buffer, two batched matmuls, and the
-        results put back in pair order and summed over the k slots. The loop's per-expert host
-        syncs and small launches made a GPU step CPU-bound (about 0.6 s on an H100); this costs
-        one sync per layer (the capacity) and pads experts to the busiest one's load."""
+                         kept: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The same function as `_experts_looped` in a fixed number of kernels: each kept
+        (token, slot) pair goes to row `position` of its expert in an (E, rows + 1, d) buffer,
+        two batched matmuls run, and each pair's result is read back, weighted by its gate and
+        summed over the k slots. Dropped pairs all share the spare last row, whose output their
+        zero gate discards. The loop's per-expert host syncs and small launches made a GPU step
+        CPU-bound (about 0.6 s on an H100); this costs one sync per layer (the rows: the
+        busiest expert's kept load) and pads the other experts to it."""
         tokens, k = topk_idx.shape
-        pair_expert = topk_idx.reshape(-1)
-        order = torch.argsort(pair_expert, stable=True)
-        counts = expert_counts(pair_expert, self.num_experts)
-        capacity = int(counts.max())
-        first = torch.cumsum(counts, 0) - counts
-        sorted_expert = pair_expert[order]
-        rank = torch.arange(order.numel(), device=flat.device) - first[sorted_expert]
+        rows = int(position.masked_fill(~kept, -1).max()) + 1
+        row = position.masked_fill(~kept, rows).reshape(-1)
+        expert = topk_idx.reshape(-1)
         pairs = flat.unsqueeze(1).expand(tokens, k, flat.shape[-1]).reshape(tokens * k, -1)
-        buffer = flat.new_zeros(self.num_experts, capacity, flat.shape[-1])
-        buffer = buffer.index_put((sorted_expert, rank), pairs[order])
+        buffer = flat.new_zeros(self.num_experts, rows + 1, flat.shape[-1])
+        buffer = buffer.index_put((expert, row), pairs)
         y = torch.bmm(F.gelu(torch.bmm(buffer, self.w_in)), self.w_out)
-        y_pairs = torch.empty_like(pairs).index_put((order,), y[sorted_expert, rank])
-        return (y_pairs.view(tokens, k, -1) * gates.unsqueeze(-1)).sum(dim=1)
+        return (y[expert, row].view(tokens, k, -1) * gates.unsqueeze(-1)).sum(dim=1)
 
 
 class Block(nn.Module):

@@ -9,7 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from problems.moe_lbl.metrics import imbalance_l1  # noqa: E402
-from problems.moe_lbl.model import ModelConfig, MoEFeedForward, capacity_mask  # noqa: E402
+from problems.moe_lbl.model import (  # noqa: E402
+    ModelConfig,
+    MoEFeedForward,
+    capacity_mask,
+    queue_positions,
+)
 from problems.moe_lbl.trainer import CONFIGS, train  # noqa: E402
 from tests.problems_moe.helpers import baseline  # noqa: E402
 
@@ -115,7 +120,7 @@ def test_grouped_expert_dispatch_computes_what_the_per_expert_loop_does():
     kept = torch.rand(40, 2) > 0.2
     gates = torch.rand(40, 2, dtype=torch.float64) * kept
     looped = layer._experts_looped(x, topk, gates, kept)
-    grouped = layer._experts_grouped(x, topk, gates, kept)
+    grouped = layer._experts_grouped(x, topk, gates, kept, queue_positions(topk, gates, 6))
     assert torch.allclose(looped, grouped, atol=1e-12)
     params = [x, layer.w_in, layer.w_out]
     g_loop = torch.autograd.grad((looped ** 2).sum(), params)
