@@ -2,8 +2,9 @@
 
 `train(loss_fn, config, seed)` runs each optimizer step's `num_micro` single-domain
 micro-batches through the model in one forward pass (expert capacity is shared by the global
-batch), calls `loss_fn(RoutingContext)` once per MoE layer per micro-batch, and then measures validation cross-entropy, expert balance and specialisation on
-fixed held-out text with its own code. Deterministic on the CPU for a given seed and config.
+batch), calls `loss_fn(RoutingContext)` once per MoE layer per micro-batch, and then measures
+validation cross-entropy, expert balance and specialisation on fixed held-out text with its own
+code. Deterministic on the CPU for a given seed and config.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def _bincount(indices: torch.Tensor, num_experts: int) -> torch.Tensor:
     return expert_counts(indices, num_experts).float()
 
 
+def _micro_slices(micro: int, config: TrainConfig) -> tuple[slice, slice]:
+    """Micro-batch `micro`'s sequences in a global batch's tokens, and its rows in the
+    flattened (tokens, experts) routing of the global batch's forward pass."""
+    per_row = config.micro_batch * config.model.seq_len
+    return (slice(micro * config.micro_batch, (micro + 1) * config.micro_batch),
+            slice(micro * per_row, (micro + 1) * per_row))
+
+
 def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu",
           clock: Callable[[], float] = time.perf_counter,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
@@ -137,8 +146,7 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
         micro_tokens = config.micro_batch * mcfg.seq_len
         micro_lm, total = [], torch.zeros((), device=device)
         for micro in range(config.num_micro):
-            seqs = slice(micro * config.micro_batch, (micro + 1) * config.micro_batch)
-            rows = slice(micro * micro_tokens, (micro + 1) * micro_tokens)
+            seqs, rows = _micro_slices(micro, config)
             lm_loss = F.cross_entropy(logits[seqs].reshape(-1, mcfg.vocab),
                                       tokens[seqs, 1:].reshape(-1))
             aux = torch.zeros((), device=device)
@@ -241,10 +249,8 @@ def evaluate_model(model: MoETransformer, config: TrainConfig, device: str) -> d
         for routing in routings:
             dropped += int((~routing.kept).sum())
             total += routing.kept.numel()
-        rows_per_micro = config.micro_batch * mcfg.seq_len
         for micro, (_, domain) in enumerate(global_batch):
-            seqs = slice(micro * config.micro_batch, (micro + 1) * config.micro_batch)
-            rows = slice(micro * rows_per_micro, (micro + 1) * rows_per_micro)
+            seqs, rows = _micro_slices(micro, config)
             ce = F.cross_entropy(logits[seqs].reshape(-1, mcfg.vocab).float(),
                                  tokens[seqs, 1:].reshape(-1), reduction="sum")
             ce_sum[domain] += float(ce)
