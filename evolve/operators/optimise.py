@@ -79,6 +79,13 @@ def _trials_of(keys: set[str], seen: list[tuple[int, Any, Skeleton]]) -> list[Tr
             if other.key in keys]
 
 
+def _trials_and_twins_in(skeleton: Skeleton, seen: list[tuple[int, Any, Skeleton]]
+                         ) -> tuple[list[Trial], set[str]]:
+    """The skeleton's trials among `seen` (its own and its twins'), and the twin keys."""
+    keys = twin_keys(skeleton, seen)
+    return _trials_of(keys, seen), keys
+
+
 def _visible(history: Mapping[int, Any], last_seq: int | None
              ) -> list[tuple[int, Any, Skeleton]]:
     """(seq, record, skeleton) of the evaluated programs seq <= last_seq (the initial is
@@ -208,7 +215,7 @@ class OptimiseOperator:
         if not members or rng.random() >= self.focus:
             return None
         history = self._history()
-        seen = _visible(history, None if seq is None else seq - self._window())
+        seen = self._seen(history, seq)
         tried: set[str] = set()
         for member in members:
             item = history.get(member.seq)
@@ -216,8 +223,7 @@ class OptimiseOperator:
             if skeleton is None or skeleton.key in tried:
                 continue
             tried.add(skeleton.key)
-            trials = _trials_of(twin_keys(skeleton, seen), seen)
-            if not self.converged(skeleton, trials):
+            if not self.converged(skeleton, _trials_and_twins_in(skeleton, seen)[0]):
                 return member
         return None
 
@@ -228,10 +234,12 @@ class OptimiseOperator:
                           ) -> tuple[list[Trial], set[str]]:
         """The trials proposal `seq` sees (seq <= seq - window) and the twin keys they give:
         one pass over the history serves both the trials and the in-flight check."""
-        last = None if seq is None else seq - self._window()
-        seen = _visible(self._history(), last)
-        keys = twin_keys(skeleton, seen)
-        return _trials_of(keys, seen), keys
+        return _trials_and_twins_in(skeleton, self._seen(self._history(), seq))
+
+    def _seen(self, history: Mapping[int, Any], seq: int | None
+              ) -> list[tuple[int, Any, Skeleton]]:
+        """The part of `history` proposal `seq` sees: programs up to seq - window."""
+        return _visible(history, None if seq is None else seq - self._window())
 
     def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str:
         skeleton = self.candidates(code)
