@@ -30,6 +30,7 @@ class JobResult:
     instance_cost: float
     time_s: float                      # the job's transfer time, rounded to 0.01 s
     destination_time_s: dict[str, float]
+    edge_flow: dict[tuple[str, str], float]    # Gbit/s after the limits
     overlay_nodes: int
     overlay_edges: int
 
@@ -88,5 +89,5 @@ def simulate(job: Job, routes: Routes, table: EdgeTable, num_vms: int = NUM_VMS)
     for _node in succ:
         instance_cost += num_vms * (INSTANCE_COST_PER_HOUR / 3600) * time_s
     return JobResult(egress_cost=egress_cost, instance_cost=instance_cost, time_s=time_s,
-                     destination_time_s=times, overlay_nodes=len(succ),
+                     destination_time_s=times, edge_flow=flow, overlay_nodes=len(succ),
                      overlay_edges=len(flow))

@@ -11,51 +11,53 @@ transfer time) is left to improve.
 from itertools import pairwise
 
 import networkx as nx
+import numpy as np
 
 
 def search_algorithm(src, dsts, G, num_partitions):
     nodes = list(G.nodes)
-    dist, path = {}, {}
-    for v, (d, p) in nx.all_pairs_dijkstra(G, weight="cost"):
-        dist[v], path[v] = d, p
-    inf = float("inf")
-    k = len(dsts)
-    full = (1 << k) - 1
-    best = [None] * (full + 1)
-    how = [None] * (full + 1)      # how[S][v] = (u, A): path v -> u, then subtrees A and S - A
+    index = {name: i for i, name in enumerate(nodes)}
+    dist = np.full((len(nodes), len(nodes)), np.inf)
+    np.fill_diagonal(dist, 0.0)
+    for u, v, cost in G.edges(data="cost"):
+        dist[index[u], index[v]] = min(dist[index[u], index[v]], cost)
+    for k in range(len(nodes)):       # Floyd-Warshall: cheapest $/GB between every pair
+        np.minimum(dist, dist[:, k:k + 1] + dist[k:k + 1, :], out=dist)
+    full = (1 << len(dsts)) - 1
+    best = np.full((full + 1, len(nodes)), np.inf)
+    via = np.zeros((full + 1, len(nodes)), dtype=int)     # v -> via[S][v] on a cheapest path
+    split = np.zeros((full + 1, len(nodes)), dtype=int)   # ... then subtrees split[S][u], S - it
     for i, t in enumerate(dsts):
-        best[1 << i] = {v: dist[v].get(t, inf) for v in nodes}
-        how[1 << i] = {v: (t, 0) for v in nodes}
+        best[1 << i] = dist[:, index[t]]
+        via[1 << i] = index[t]
     for subset in range(1, full + 1):
         if subset & (subset - 1) == 0:
             continue
-        merged, split = {}, {}
-        for u in nodes:
-            value, choice = inf, 0
-            part = (subset - 1) & subset
-            while part:
-                if part < subset ^ part:
-                    cost = best[part][u] + best[subset ^ part][u]
-                    if cost < value:
-                        value, choice = cost, part
-                part = (part - 1) & subset
-            merged[u], split[u] = value, choice
-        best[subset], how[subset] = {}, {}
-        for v in nodes:
-            u = min(nodes, key=lambda w: dist[v].get(w, inf) + merged[w])
-            best[subset][v] = dist[v].get(u, inf) + merged[u]
-            how[subset][v] = (u, split[u])
+        merged = np.full(len(nodes), np.inf)
+        part = (subset - 1) & subset
+        while part:
+            if part < subset ^ part:
+                cost = best[part] + best[subset ^ part]
+                better = cost < merged
+                merged[better] = cost[better]
+                split[subset][better] = part
+            part = (part - 1) & subset
+        total = dist + merged[None, :]
+        via[subset] = total.argmin(axis=1)
+        best[subset] = total.min(axis=1)
 
     edges = set()
 
     def collect(subset, v):
-        u, part = how[subset][v]
-        edges.update(pairwise(path[v][u]))
-        if part:
-            collect(part, u)
-            collect(subset ^ part, u)
+        u = via[subset][v]
+        if u != v:
+            edges.update(pairwise(nx.dijkstra_path(G, nodes[v], nodes[u], weight="cost")))
+        part = split[subset][u]
+        if subset & (subset - 1):
+            collect(int(part), u)
+            collect(subset ^ int(part), u)
 
-    collect(full, src)
+    collect(full, index[src])
     # The collected paths could meet; a cheapest-path tree inside them costs no more.
     tree = nx.DiGraph()
     tree.add_edges_from((u, v, {"cost": G[u][v]["cost"]}) for u, v in edges)
