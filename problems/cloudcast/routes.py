@@ -70,7 +70,8 @@ def copy_routes(raw: Any, job: Job, max_nodes: int) -> Routes:
 
 def check_routes(routes: Routes, job: Job, table: EdgeTable, nodes: frozenset[str]) -> None:
     """Raise InvalidRoutes at the first route that breaks a rule."""
-    for extra in routes.keys() - set(job.dsts):
+    extra = next((key for key in routes if key not in job.dsts), None)
+    if extra is not None:
         raise InvalidRoutes(f"job {job.name}: routes for {extra!r}, which is not a destination "
                             f"of this job (destinations: {', '.join(job.dsts)})")
     for dst in job.dsts:

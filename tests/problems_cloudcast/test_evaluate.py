@@ -101,6 +101,11 @@ FIRST_DST = "aws:me-south-1"
           "got 9"),
     ("""\
      def search_algorithm(src, dsts, G, n):
+         return {**{d: [[src, d]] * n for d in dsts[1:]}, src: [[src]] * n}
+     """, "job intra_aws: routes for 'aws:ap-northeast-1', which is not a destination of this "
+          "job"),
+    ("""\
+     def search_algorithm(src, dsts, G, n):
          return [[src, d] for d in dsts]
      """, "job intra_aws: search_algorithm must return a dict"),
     ("""\
