@@ -40,11 +40,12 @@ def test_a_whole_program_answered_to_a_diff_request_is_taken_whole():
 
 
 def test_a_snippet_answered_to_a_diff_request_is_not_taken_as_the_program():
-    """A fenced fragment without the markers could be an illustration: the model is asked
-    for the diff format again instead of having the block replaced by the fragment."""
+    """A fenced fragment without the markers could be an illustration: it is refused as a
+    fragment (it does not define f) instead of replacing the block."""
     with pytest.raises(MutationError) as info:
         child_from_reply("diff", PARENT, "Use this:\n```python\nreturn x * 5\n```\n", 10_000)
-    assert info.value.kind == "diff-format"
+    assert info.value.kind == "incomplete-block"
+    assert "does not define f" in info.value.message
 
 
 MISSING_END = "import math\nLIMIT = 3\n# EVOLVE-BLOCK-START\nSCALE = 2.5\nSTEPS = 10\n"
