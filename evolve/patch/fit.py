@@ -43,15 +43,18 @@ def _bound_names(statement: ast.stmt) -> set[str]:
     return names
 
 
-def defined_names(code: str) -> set[str]:
-    """Names defined at the top level of `code` (a regex reading when it does not parse)."""
+def defined_names(code: str, *, imports: bool = True) -> set[str]:
+    """Names defined at the top level of `code` (a regex reading when it does not parse);
+    `imports=False` leaves out names bound by imports (importing the entry function from
+    elsewhere does not replace its definition)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
         return {m.group(1) or m.group(2) for m in _DEFINED.finditer(code)}
     names: set[str] = set()
     for statement in tree.body:
-        names |= _bound_names(statement)
+        if imports or not isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names |= _bound_names(statement)
     return names
 
 
@@ -61,7 +64,8 @@ def _roots(code: str) -> set[str]:
         tree = ast.parse(code)
     except SyntaxError:
         return defined_names(code)
-    bound = [_bound_names(s) for s in tree.body]
+    bound = [set() if isinstance(s, (ast.Import, ast.ImportFrom)) else _bound_names(s)
+             for s in tree.body]
     used = [{n.id for n in ast.walk(s) if isinstance(n, ast.Name)} for s in tree.body]
     roots = set()
     for i, names in enumerate(bound):
@@ -100,7 +104,7 @@ def required_names(parent: str, entry: str | None = None) -> set[str]:
     an entry point (or one outside the block, with nothing used from outside), every name of
     the block that no other part of it uses."""
     inside, outside = _regions(parent)
-    defined = defined_names(inside)
+    defined = defined_names(inside, imports=False)
     required = defined & _referenced(outside) if outside.strip() else set()
     if entry and entry in defined:
         required.add(entry)
@@ -111,7 +115,7 @@ def required_names(parent: str, entry: str | None = None) -> set[str]:
 
 def check_complete(child: str, required: set[str], where: str) -> None:
     """Raise unless the child's block defines every required name."""
-    missing = sorted(required - defined_names(_regions(child)[0]))
+    missing = sorted(required - defined_names(_regions(child)[0], imports=False))
     if missing:
         raise MutationError(
             "incomplete-block",

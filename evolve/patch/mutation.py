@@ -112,6 +112,11 @@ def _exact_matches(code: str, search: str) -> list[int]:
     return found
 
 
+def _whole_lines(code: str, at: int, length: int) -> bool:
+    end = at + length
+    return (at == 0 or code[at - 1] == "\n") and (end == len(code) or code[end] == "\n")
+
+
 def _tolerant_matches(lines: list[str], search_lines: list[str]) -> list[tuple[int, int]]:
     """(first, last+1) line spans whose non-blank lines equal the search's, ignoring whitespace."""
     wanted = [s.strip() for s in search_lines if s.strip()]
@@ -156,6 +161,8 @@ def _apply_one(code: str, block: SearchReplace, number: int) -> str:
     exact = _exact_matches(code, block.search)
     if len(exact) > 1:  # prefer the single occurrence inside the editable region
         exact = [p for p in exact if _inside(code.count("\n", 0, p), ranges)] or exact
+    if len(exact) > 1:  # SEARCH lines are whole lines: "  x" also occurs inside "      x"
+        exact = [p for p in exact if _whole_lines(code, p, len(block.search))] or exact
     if len(exact) == 1:
         at = exact[0]
         return code[:at] + block.replace + code[at + len(block.search):]
