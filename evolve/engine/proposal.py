@@ -175,7 +175,8 @@ class Proposer:
             try:
                 child = child_from_reply(plan.kind, plan.parent_view.code, reply.text,
                                          self.mutation.max_code_chars,
-                                         finish_reason=reply.finish_reason, entry=self._entry)
+                                         finish_reason=getattr(reply, "finish_reason", None),
+                                         entry=self._entry)
                 return ProposalOutcome(child, calls=calls, attempts=attempts)
             except MutationError as exc:
                 last = exc

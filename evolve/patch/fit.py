@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import re
 
 from evolve.patch.blocks import evolve_block_ranges, marker_count
@@ -98,7 +99,8 @@ def _regions(code: str) -> tuple[str, str]:
     return ("\n".join(lines[i] for i in inside), "\n".join(lines[i] for i in outside))
 
 
-def required_names(parent: str, entry: str | None = None) -> set[str]:
+@functools.lru_cache(maxsize=64)  # a run asks about the same few parents again and again
+def required_names(parent: str, entry: str | None = None) -> frozenset[str]:
     """What a complete replacement of the parent's block must define: the problem's entry
     function when the block holds it, and the block's names the code outside it uses. Without
     an entry point (or one outside the block, with nothing used from outside), every name of
@@ -110,11 +112,36 @@ def required_names(parent: str, entry: str | None = None) -> set[str]:
         required.add(entry)
     else:
         required |= _roots(inside)
-    return required
+    return frozenset(required)
 
 
-def check_complete(child: str, required: set[str], where: str) -> None:
-    """Raise unless the child's block defines every required name."""
+def _dangling(parent: str, child: str) -> list[str]:
+    """Names of the parent's block that the child's block uses but no longer binds anywhere
+    (the rewritten entry function alone, calling helpers it left out)."""
+    old_inside, _ = _regions(parent)
+    new_inside, outside = _regions(child)
+    try:
+        tree = ast.parse(new_inside)
+    except SyntaxError:
+        return []  # the evaluator reports the syntax error; nothing to read here
+    loaded: set[str] = set()
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    kept = defined_names(outside) if outside.strip() else set()
+    return sorted((loaded & defined_names(old_inside)) - bound - kept)
+
+
+def check_complete(parent: str, child: str, required: frozenset[str], where: str) -> None:
+    """Raise unless the child's block defines every required name and every name of the
+    parent's block it still uses."""
     missing = sorted(required - defined_names(_regions(child)[0], imports=False))
     if missing:
         raise MutationError(
@@ -122,6 +149,14 @@ def check_complete(child: str, required: set[str], where: str) -> None:
             f"the code in {where} is a fragment, not the whole EVOLVE-BLOCK: it does not define "
             f"{', '.join(missing)}. Answer with SEARCH/REPLACE edits, or with the complete "
             f"program (every definition of the block, changed or not).")
+    dangling = _dangling(parent, child)
+    if dangling:
+        raise MutationError(
+            "incomplete-block",
+            f"the code in {where} is a fragment, not the whole EVOLVE-BLOCK: it uses "
+            f"{', '.join(dangling)} but does not define them (the current block does). Answer "
+            f"with SEARCH/REPLACE edits, or with the complete program (every definition of the "
+            f"block, changed or not).")
 
 
 # ---------------------------------------------------------------- shapes of a reply's code
@@ -274,7 +309,7 @@ def splice_block(parent: str, body: str) -> str:
     return "\n".join(lines[:start] + body.rstrip("\n").split("\n") + lines[end:])
 
 
-def fit_program(parent: str, code: str, required: set[str], where: str) -> str:
+def fit_program(parent: str, code: str, required: frozenset[str], where: str) -> str:
     """The child that `code` (a program or block in any of the shapes above) means."""
     p_ranges = evolve_block_ranges(parent)
     if p_ranges is None:  # no markers: the whole program is editable
@@ -288,5 +323,5 @@ def fit_program(parent: str, code: str, required: set[str], where: str) -> str:
         child = splice_block(parent, strip_frame(parent, code))
     else:
         child = transplant(parent, code)
-    check_complete(child, required, where)
+    check_complete(parent, child, required, where)
     return child

@@ -240,7 +240,8 @@ def _same(a: str, b: str) -> bool:
         [line.rstrip() for line in b.strip().split("\n")]
 
 
-def _child_from_programs(kind: str, parent: str, reading: Reading, required: set[str]) -> str:
+def _child_from_programs(kind: str, parent: str, reading: Reading,
+                         required: frozenset[str]) -> str:
     """The one child the reply's programs mean. A quoted copy of the current program or an
     example fragment beside the answer is not an alternative; two different programs are."""
     if not reading.programs:

@@ -37,6 +37,7 @@ _SEARCH = re.compile(r"^[ \t]*<{5,9}[ \t]*SEARCH[ \t]*$")
 _DIVIDER = re.compile(r"^[ \t]*={5,9}[ \t]*$")
 _REPLACE = re.compile(r"^[ \t]*>{5,9}[ \t]*REPLACE[ \t]*$")
 _FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)")
+_JSON_FENCE = re.compile(r"^[ \t]*(```|~~~)[ \t]*json", re.MULTILINE | re.IGNORECASE)
 # The first line of bare (unfenced) code: a statement no sentence of prose starts with.
 _CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@\w|\"\"\"|'''|"
                          r"#\s*EVOLVE-BLOCK|[A-Za-z_][\w, ]*\s*=[^=])")
@@ -221,9 +222,10 @@ def _json_inner(text: str) -> str | None:
     """The program or edits of a JSON-wrapped answer (`{"code": "..."}`), else None."""
     stripped = text.strip()
     sources = [stripped] if stripped.startswith("{") else []
-    blocks = fences(text)
-    if not any(f.language in _CODE_LANGUAGES for f in blocks):  # else JSON is an example
-        sources += [f.content for f in blocks if f.language == "json"]
+    if _JSON_FENCE.search(text):
+        blocks = fences(text)
+        if not any(f.language in _CODE_LANGUAGES for f in blocks):  # else JSON is an example
+            sources += [f.content for f in blocks if f.language == "json"]
     for source in sources:
         try:
             value = json.loads(source)

@@ -319,6 +319,15 @@ case("harmony-channels", "think", "spot_single", "diff",
      "when the slack is small.\n\n" + _sr(SPOT_OLD, SPOT_NEW) + "<|return|>",
      intended=SS_SPOT)
 
+case("qwen3-empty-think", "think-whitespace", "circle_packing", "full",
+     "\n<think>\n\n</think>\n\n```python\n" + CP_PHASE + "```",
+     intended=CP_PHASE)
+case("r1-think-final-repeated", "think", "spot_single", "full",
+     "<think>\nDraft of the class:\n```python\n" + POLICY_NEW.replace("slack < 3", "slack < 5")
+     + "```\nslack < 5 keeps on-demand too long; 3 is enough.\n</think>\n\nFinal program:\n\n"
+     "```python\n" + SS_HYST + "```\n",
+     intended=SS_HYST)
+
 # ---- a cut-off reply is not used; the retry is
 case("truncated-then-retried", "truncated-retried", "circle_packing", "full",
      "A hexagonal layout packs denser:\n\n```python\n" + CP_GRID[:1400],
@@ -351,6 +360,14 @@ case("unified-blank-context-unprefixed", "unified-diff", "circle_packing", "diff
      + "\n OUTER_RADIUS = 0.40\n-" + PHASE_OLD + "\n+" + PHASE_NEW + "\n MARGIN = 0.05\n\n\n"
      " def layout(n: int) -> list[tuple[float, float]]:\n```\n",
      intended=CP_PHASE)
+case("git-diff-header", "unified-diff", "spot_single", "diff",
+     "```diff\ndiff --git a/initial.py b/initial.py\nindex 3f2a9c1..9c1be07 100644\n"
+     "--- a/initial.py\n+++ b/initial.py\n@@ -29,7 +29,7 @@ class Policy:\n"
+     "         ticks_left = state.time_left_s // self.gap\n"
+     "         ticks_needed = -(-(state.work_left_s + 2 * self.overhead) // self.gap)\n"
+     "-" + MARGIN_OLD + "\n+" + MARGIN_NEW + "\n             return ON_DEMAND\n```\n\n"
+     "One spare tick avoids the forced late switch.",
+     intended=SS_MARGIN)
 case("v4a-begin-patch", "unified-diff", "spot_single", "diff",
      "*** Begin Patch\n*** Update File: initial.py\n@@ class Policy:\n@@     def decide(self, "
      "state):\n         ticks_needed = -(-(state.work_left_s + 2 * self.overhead) // self.gap)"
@@ -362,6 +379,19 @@ case("unified-two-hunks", "unified-diff", "circle_packing", "diff",
      + PHASE_OLD + "\n+" + PHASE_NEW + "\n MARGIN = 0.05\n@@ -6,2 +6,2 @@\n INNER_COUNT = 8\n-"
      + INNER_OLD + "\n+" + INNER_NEW + "\n```\n",
      intended=CP_PHASE)
+
+# ---- SEARCH/REPLACE with a file name before each block (aider style) and a summary after
+case("aider-filenames", "search-replace", "circle_packing", "diff",
+     "### Changes\n\n1. Rotate the outer ring.\n2. Push the inner ring out.\n\ninitial.py\n"
+     "```python\n" + _sr(PHASE_OLD, PHASE_NEW) + "\n```\n\ninitial.py\n```python\n"
+     + _sr(INNER_OLD, INNER_NEW) + "\n```\n\n**Expected effect:** fewer corner gaps.",
+     intended=CP_PHASE)
+
+# ---- the same final program twice (restated at the end)
+case("fences-repeated-final", "several-fences", "circle_packing", "full",
+     "```python\n" + CP_ROUNDS + "```\n\nTo summarise, the final program is:\n\n```python\n"
+     + CP_ROUNDS + "```\n",
+     intended=CP_ROUNDS)
 
 # ---- the block with its markers but without the module header
 case("block-markers-no-header", "block-no-header", "spot_single", "full",
@@ -416,6 +446,10 @@ case("json-fenced-body", "json", "spot_single", "full",
 case("json-diff-field", "json", "spot_single", "diff",
      json.dumps({"summary": "one spare tick", "diff": _sr(MARGIN_OLD, MARGIN_NEW)}),
      intended=SS_MARGIN)
+
+case("json-code-fenced-inside", "json", "circle_packing", "full",
+     json.dumps({"idea": "hexagonal rows", "code": "```python\n" + CP_GRID + "```"}),
+     intended=CP_GRID)
 
 # ---- tabs in a reply for a space-indented parent
 case("tabs-diff", "tabs", "spot_single", "diff",
@@ -473,6 +507,12 @@ case("unclosed-think-stop", "truncated", "spot_single", "diff",
      "exactly enough time, so the guard is tight. Maybe:\n" + _sr(MARGIN_OLD, MARGIN_NEW) + "\n",
      reject="truncated", says="inside its reasoning")
 
+case("length-after-closed-fence", "truncated", "circle_packing", "full",
+     "```python\n" + CP_ROUNDS + "```\n\n### Why this helps\n\n1. The relaxation loop",
+     finish=("length",), reject="truncated")
+case("think-then-unclosed-fence", "truncated", "spot_single", "full",
+     "<think>\nRewrite with an outage counter.\n</think>\n\n```python\n" + SS_HYST[:-200],
+     reject="truncated", says="never closed")
 case("refusal-snippet-full", "refusal-snippet", "circle_packing", "full",
      "I can't promise a better packing without running the evaluator, so I'd rather not "
      "rewrite the whole program. One thing you could try is more relaxation rounds:\n\n"
@@ -486,6 +526,13 @@ case("refusal-snippet-spot", "refusal-snippet", "spot_single", "full",
      "I'm not able to verify a full rewrite. A minimal idea:\n\n```python\n" + SPOT_NEW
      + "\n```\n",
      reject="incomplete-block", says="Policy")
+case("entry-function-alone", "refusal-snippet", "circle_packing", "full",
+     "The only function that needs to change is `pack_circles`: sort by distance from the centre "
+     "before growing radii.\n\n```python\ndef pack_circles(n: int = 26) -> list[tuple[float, "
+     "float, float]]:\n    centres = sorted(layout(n), key=lambda c: (c[0] - 0.5) ** 2 + (c[1] "
+     "- 0.5) ** 2)\n    radii = max_radii(centres)\n    return [(x, y, r) for (x, y), r in "
+     "zip(centres, radii, strict=True)]\n```\n",
+     reject="incomplete-block", says="layout, max_radii")
 case("refusal-json-fragment", "refusal-snippet", "circle_packing", "full",
      json.dumps({"code": "def max_radii(centres, rounds=200):\n    ...\n"}),
      reject="incomplete-block")
@@ -503,6 +550,10 @@ case("drafts-only-in-think", "refusal-prose", "circle_packing", "diff",
      "improvement this time.",
      reject="diff-format")
 
+case("refusal-prose-crossover", "refusal-prose", "spot_single", "crossover",
+     "Both parents implement the same greedy idea, so there is nothing meaningful to combine. "
+     "I suggest running a different mutation instead.",
+     reject="no-code")
 case("edit-outside-import", "outside-block", "circle_packing", "full",
      "```python\n" + _change(CP_ROUNDS, ("import math\n", "import math\nimport random\n"))
      + "```\n",
