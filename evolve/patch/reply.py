@@ -21,6 +21,8 @@ from markdown_it import MarkdownIt
 from evolve.patch.errors import MutationError
 
 TRUNCATED = "truncated"
+# finish_reason of a reply stopped by the output limit (litellm maps providers' to "length").
+_CUT_OFF = {"length", "max_tokens"}
 # Fence languages whose content may be the program (the problem language is Python).
 _CODE_LANGUAGES = {"", "python", "py", "python3", "py3"}
 # Keys a JSON-wrapped answer keeps its program or its edits under.
@@ -260,7 +262,7 @@ def _bare_code(text: str) -> str | None:
 def read_reply(text: str, *, finish_reason: str | None = None,
                indent: int | None = 4) -> Reading:
     """What a reply holds; raises MutationError for a cut-off or malformed one."""
-    if finish_reason == "length":
+    if finish_reason in _CUT_OFF:
         raise MutationError(TRUNCATED, "the reply was cut off at the output limit "
                                        "(finish_reason=length), so none of it was used. Answer "
                                        "again more briefly: short SEARCH/REPLACE edits, no "
