@@ -16,6 +16,7 @@ import functools
 import re
 
 from evolve.patch.blocks import evolve_block_ranges, marker_count
+from evolve.patch.elision import check_no_placeholders
 from evolve.patch.errors import MutationError
 from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
 
@@ -324,4 +325,5 @@ def fit_program(parent: str, code: str, required: frozenset[str], where: str) ->
     else:
         child = transplant(parent, code)
     check_complete(parent, child, required, where)
+    check_no_placeholders(code, parent, f"the code in {where}")
     return child

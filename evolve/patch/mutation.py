@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 
 from evolve.patch.blocks import evolve_block_ranges, marker_count
+from evolve.patch.elision import check_no_placeholders
 from evolve.patch.errors import MutationError
 from evolve.patch.fit import fit_program, marker_mismatch, required_names, splice_block
 from evolve.patch.reply import (
@@ -221,6 +222,9 @@ def child_from_reply(kind: str, parent: str, reply: str, max_chars: int, *,
     the problem's function, which a program replacing the block must define."""
     reading = read_reply(reply, finish_reason=finish_reason, indent=indent_unit(parent))
     if reading.edits:
+        for number, edit in enumerate(reading.edits, start=1):
+            check_no_placeholders(edit.replace, parent,
+                                  f"the new lines of {reading.edit_format} edit {number}")
         child = apply_diff(parent, reading.edits)
         check_evolve_blocks(parent, child)
     else:

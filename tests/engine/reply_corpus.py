@@ -533,6 +533,29 @@ case("entry-function-alone", "refusal-snippet", "circle_packing", "full",
      "- 0.5) ** 2)\n    radii = max_radii(centres)\n    return [(x, y, r) for (x, y), r in "
      "zip(centres, radii, strict=True)]\n```\n",
      reject="incomplete-block", says="layout, max_radii")
+INIT_NEW = """    def __init__(self, scenario):
+        self.gap = scenario.gap_s
+        self.overhead = scenario.restart_overhead_s
+        self.outage_ticks = 0
+"""
+case("elided-init", "elided", "spot_single", "full",
+     "Only `decide` changes; the rest of the class stays as it is.\n\n```python\n"
+     + _change(SS_HYST, (INIT_NEW, "    # ... __init__ same as before, plus self.outage_ticks = 0\n"))
+     + "```\n",
+     reject="elided-code", says="same as before")
+case("elided-rest-of-function", "elided", "circle_packing", "diff",
+     "Allow more rounds; the loop body stays.\n\n"
+     + _sr(ROUNDS_OLD + '\n    """Largest radii for fixed centres: start at the wall distance, '
+           'shrink overlapping pairs."""\n    radii = [min(x, y, 1 - x, 1 - y) for x, y in '
+           "centres]\n    for _ in range(rounds):\n        changed = False\n"
+           "        for i in range(len(centres)):",
+           ROUNDS_NEW + "\n    # ... (rest of the function unchanged)"),
+     reject="elided-code", says="rest of the function")
+case("elided-ellipsis-body", "elided", "spot_single", "full",
+     "```python\n" + _change(SS_HYST, ("        if state.work_left_s <= 0:\n            return "
+                                       "NONE\n        ticks_left", "        ...\n        "
+                                                                   "ticks_left")) + "```\n",
+     reject="elided-code")
 case("refusal-json-fragment", "refusal-snippet", "circle_packing", "full",
      json.dumps({"code": "def max_radii(centres, rounds=200):\n    ...\n"}),
      reject="incomplete-block")

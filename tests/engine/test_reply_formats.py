@@ -151,3 +151,16 @@ def test_a_parent_without_markers_takes_the_whole_program():
     with pytest.raises(MutationError) as info:  # still: a fragment is not the program
         child_from_reply("full", parent, "```python\nreturn -x\n```", 10_000)
     assert info.value.kind == "incomplete-block"
+
+
+def test_placeholders_for_left_out_code_are_refused_but_ordinary_comments_are_not():
+    elided = PARENT.replace("    return x * 2", "    # ... (rest of the function unchanged)")
+    with pytest.raises(MutationError) as info:
+        child_from_reply("full", PARENT, f"```python\n{elided}```", 10_000)
+    assert info.value.kind == "elided-code" and "rest of the function" in info.value.message
+    commented = PARENT.replace("    return x * 2", "    # ...and then double it; the sign "
+                                                   "stays unchanged\n    return x * 2 + 0")
+    assert child_from_reply("full", PARENT, f"```python\n{commented}```", 10_000) == commented
+    stub = "# EVOLVE-BLOCK-START\ndef f(x):\n    ...\n# EVOLVE-BLOCK-END\n"  # the parent's own
+    assert child_from_reply("full", stub, "```python\n" + stub.replace(
+        "    ...", "    ...\n    return 1") + "```", 10_000).count("...") == 1
