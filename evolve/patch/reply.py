@@ -30,15 +30,17 @@ _JSON_KEYS = ("code", "program", "new_code", "full_code", "python", "solution", 
               "edits")
 # Reasoning wrappers: DeepSeek-R1 / Qwen3 `<think>`, Claude-style prompts' `<thinking>`.
 _REASONING_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
-_REASONING_OPEN = re.compile(r"^\s*<(?:think|thinking|reasoning)>", re.IGNORECASE)
+_REASONING_OPEN = re.compile(r"^[ \t]*<(?:think|thinking|reasoning)>", re.IGNORECASE | re.MULTILINE)
 # gpt-oss "harmony" channels, when a server passes them through unparsed.
 _HARMONY_FINAL = re.compile(r"<\|channel\|>\s*final\s*<\|message\|>")
-_HARMONY_END = re.compile(r"<\|(?:end|return|call)\|>\s*$")
+_HARMONY_END = re.compile(r"<\|(?:end|return|call)\|>")
 
 _SEARCH = re.compile(r"^[ \t]*<{5,9}[ \t]*SEARCH[ \t]*$")
 _DIVIDER = re.compile(r"^[ \t]*={5,9}[ \t]*$")
 _REPLACE = re.compile(r"^[ \t]*>{5,9}[ \t]*REPLACE[ \t]*$")
 _FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)")
+_JSON = json.JSONDecoder()
+_JSON_START = re.compile(r"^\{", re.MULTILINE)
 _JSON_FENCE = re.compile(r"^[ \t]*(```|~~~)[ \t]*json", re.MULTILINE | re.IGNORECASE)
 # The first line of bare (unfenced) code: a statement no sentence of prose starts with.
 _CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@\w|\"\"\"|'''|"
@@ -82,14 +84,14 @@ def answer_part(text: str) -> str | None:
     text = normalise(text)
     closes = list(_REASONING_CLOSE.finditer(text))
     if closes:  # servers whose chat template opens the tag send only the closing one
-        return text[closes[-1].end():]
-    if _REASONING_OPEN.match(text):
+        text = text[closes[-1].end():]
+    if _REASONING_OPEN.search(text):  # reasoning opened and never closed: no answer yet
         return None
     if "<|channel|>" in text:
         finals = list(_HARMONY_FINAL.finditer(text))
         if not finals:
             return None
-        return _HARMONY_END.sub("", text[finals[-1].end():])
+        return _HARMONY_END.split(text[finals[-1].end():], maxsplit=1)[0]
     return text
 
 
@@ -222,15 +224,17 @@ def parse_unified_diff(text: str) -> list[SearchReplace]:
 
 def _json_inner(text: str) -> str | None:
     """The program or edits of a JSON-wrapped answer (`{"code": "..."}`), else None."""
-    stripped = text.strip()
-    sources = [stripped] if stripped.startswith("{") else []
-    if _JSON_FENCE.search(text):
+    sources = []
+    if _JSON_FENCE.search(text) or _JSON_START.search(text):
         blocks = fences(text)
         if not any(f.language in _CODE_LANGUAGES for f in blocks):  # else JSON is an example
-            sources += [f.content for f in blocks if f.language == "json"]
+            sources = [f.content for f in blocks if f.language == "json"]
+            start = _JSON_START.search(text)
+            if start is not None:  # an unfenced object, maybe with prose around it
+                sources.append(text[start.start():])
     for source in sources:
         try:
-            value = json.loads(source)
+            value, _ = _JSON.raw_decode(source.strip())  # what follows the object is prose
         except json.JSONDecodeError:
             continue
         if isinstance(value, dict):

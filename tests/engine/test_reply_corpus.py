@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from evolve.patch.mutation import MutationError, child_from_reply
 from tests.engine.reply_corpus import CASES
 from tests.engine.reply_path import CorpusServer, as_intended, propose_all
 
@@ -54,3 +55,42 @@ def test_rejections_never_contradict_themselves(outcomes):
                                        r"line\(s\), the current program (\d+ and \d+)", text):
             assert wrong.replace(" START", "").replace(" END", "") != right
         assert not re.search(r"its (\d+) EVOLVE-BLOCK region\(s\).*your version has \1\b", text)
+
+
+WRAPPERS = {
+    "crlf": lambda text: text if "\r" in text else text.replace("\n", "\r\n"),
+    "prose-before": lambda text: "Sure! Here is my answer.\n\n" + text,
+    "prose-after": lambda text: text + "\n\nLet me know if you would like further changes.",
+    "think-before": lambda text: ("<think>\nKeep the block's definitions; change what helps."
+                                  "\n</think>\n\n" + text),
+}
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+def test_what_models_put_around_an_answer_does_not_change_the_program(wrapper):
+    """Every reply that means a program means the same one with CRLF line endings, a sentence
+    before or after it, or reasoning before it (read directly, without the server)."""
+    wrap = WRAPPERS[wrapper]
+    for case in (c for c in CASES if c.should_accept):
+        entry = {"circle_packing": "pack_circles", "spot_single": "Policy"}[case.problem]
+        child, errors = None, []
+        for call, reply in enumerate(case.replies):
+            try:
+                child = child_from_reply(case.kind, case.parent_code, wrap(reply), 40_000,
+                                         finish_reason=case.finish_reason(call), entry=entry)
+                break
+            except MutationError as exc:
+                errors.append(exc.message)
+        assert child is not None, f"{case.name}: {errors}"
+        assert child.rstrip("\n") == (case.intended or "").rstrip("\n"), case.name
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+def test_what_models_put_around_a_bad_reply_does_not_make_it_acceptable(wrapper):
+    wrap = WRAPPERS[wrapper]
+    for case in (c for c in CASES if not c.should_accept):
+        entry = {"circle_packing": "pack_circles", "spot_single": "Policy"}[case.problem]
+        with pytest.raises(MutationError) as info:
+            child_from_reply(case.kind, case.parent_code, wrap(case.replies[0]), 40_000,
+                             finish_reason=case.finish_reason(0), entry=entry)
+        assert info.value.kind == case.reject, (case.name, info.value.message)
