@@ -21,8 +21,9 @@ from markdown_it import MarkdownIt
 from evolve.patch.errors import MutationError
 
 TRUNCATED = "truncated"
-# finish_reason of a reply stopped by the output limit (litellm maps providers' to "length").
-_CUT_OFF = {"length", "max_tokens"}
+# finish_reason of a reply stopped before its end: the output limit (litellm maps providers'
+# reasons to "length"; some pass "max_tokens" through) or a content filter.
+_CUT_OFF = {"length", "max_tokens", "content_filter"}
 # Fence languages whose content may be the program (the problem language is Python).
 _CODE_LANGUAGES = {"", "python", "py", "python3", "py3"}
 # Keys a JSON-wrapped answer keeps its program or its edits under.
@@ -267,10 +268,10 @@ def read_reply(text: str, *, finish_reason: str | None = None,
                indent: int | None = 4) -> Reading:
     """What a reply holds; raises MutationError for a cut-off or malformed one."""
     if finish_reason in _CUT_OFF:
-        raise MutationError(TRUNCATED, "the reply was cut off at the output limit "
-                                       "(finish_reason=length), so none of it was used. Answer "
-                                       "again more briefly: short SEARCH/REPLACE edits, no "
-                                       "long explanation.")
+        raise MutationError(TRUNCATED, f"the reply was cut off before its end (finish_reason="
+                                       f"{finish_reason}), so none of it was used. Answer again "
+                                       f"more briefly: short SEARCH/REPLACE edits, no long "
+                                       f"explanation.")
     answer = answer_part(text)
     if answer is None:
         raise MutationError(TRUNCATED, "the reply ended inside its reasoning, before any answer. "

@@ -19,7 +19,8 @@ def outcomes():
     with CorpusServer(CASES) as server:
         results = asyncio.run(propose_all(CASES, server))
         calls = dict(server.calls)
-    return results, calls
+        sent = [request.json for request in server.chat_requests]
+    return results, calls, sent
 
 
 def test_the_corpus_is_large_and_covers_both_problems_and_every_kind():
@@ -32,7 +33,7 @@ def test_the_corpus_is_large_and_covers_both_problems_and_every_kind():
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_reply(case, outcomes):
-    results, calls = outcomes
+    results, calls, _ = outcomes
     outcome = results[case.name]
     # Every reply of the case was asked for, and no more (a rejected one is resampled).
     assert calls[case.name] == len(case.replies) == outcome.attempts
@@ -45,10 +46,20 @@ def test_reply(case, outcomes):
     assert as_intended(case, outcome)
 
 
+def test_a_cut_off_reply_is_resampled_with_the_reason(outcomes):
+    """The second request of a case whose first reply was cut off tells the model why."""
+    _, _, sent = outcomes
+    retried = [r for r in sent if r["model"] == "truncated-then-retried"]
+    assert len(retried) == 2
+    feedback = retried[1]["messages"][-1]["content"]
+    assert "cut off before its end (finish_reason=length)" in feedback
+    assert "exact format" not in feedback
+
+
 def test_rejections_never_contradict_themselves(outcomes):
     """No "must keep its 1 region(s); your version has 1": a count the message says is wrong
     differs from the one it says is right."""
-    results, _ = outcomes
+    results, _, _ = outcomes
     for outcome in results.values():
         text = outcome.error_text or ""
         for wrong, right in re.findall(r"your version has (\d+ START and \d+ END) marker "
