@@ -190,14 +190,13 @@ def _where(index: int, count: int) -> str:
 
 
 def _changed_outside(parent: str, code: str) -> MutationError | None:
-    """The first change outside the blocks, ignoring blank lines; None when there is none. The
-    reply may leave out what comes before the first block or after the last one."""
+    """The first change outside the blocks, ignoring blank lines; None when there is none.
+    Lines the reply leaves out there (the module header, say) are no change: the child keeps
+    the parent's code outside the blocks whatever the reply shows of it."""
     old_parts, new_parts = _frame_parts(parent), _frame_parts(code)
-    last = len(old_parts) - 1
     for index, (old, new) in enumerate(zip(old_parts, new_parts, strict=True)):
         old_text, new_text = [t for _, t in old], [t for _, t in new]
-        if old_text == new_text or (index == 0 and new_text == old_text[-1:]) or (
-                index == last and new_text == old_text[:1]):
+        if _omits_only(old_text, new_text):
             continue
         matcher = difflib.SequenceMatcher(a=old_text, b=new_text, autojunk=False)
         tag, i1, _i2, j1, _j2 = next(op for op in matcher.get_opcodes() if op[0] != "equal")
@@ -210,6 +209,12 @@ def _changed_outside(parent: str, code: str) -> MutationError | None:
             f"{expected!r}, got {got!r}. Only code between '# {EVOLVE_BLOCK_START}' and "
             f"'# {EVOLVE_BLOCK_END}' may change; put new imports or helpers inside the block.")
     return None
+
+
+def _omits_only(old: list[str], new: list[str]) -> bool:
+    """`new` is `old` with some lines left out (none added, none changed)."""
+    remaining = iter(old)
+    return all(any(line == candidate for candidate in remaining) for line in new)
 
 
 def marker_mismatch(parent: str, code: str) -> MutationError:

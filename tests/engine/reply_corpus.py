@@ -401,6 +401,13 @@ case("block-markers-no-header", "block-no-header", "spot_single", "full",
 case("block-markers-no-header-diff-asked", "block-no-header", "circle_packing", "diff",
      "```python\n# EVOLVE-BLOCK-START\n" + _block(CP_SHRINK) + "# EVOLVE-BLOCK-END\n```",
      intended=CP_SHRINK)
+case("header-docstring-left-out", "block-no-header", "circle_packing", "full",
+     "```python\nimport math\n\n" + CP_SHRINK[CP_SHRINK.index("# EVOLVE-BLOCK-START"):] + "```",
+     intended=CP_SHRINK)
+case("header-constants-only", "block-no-header", "spot_single", "crossover",
+     "Taking B's outage counter into A's structure:\n\n```python\nNONE, SPOT, ON_DEMAND = 0, 1, "
+     "2\n\n\n# EVOLVE-BLOCK-START\n" + POLICY_NEW + "# EVOLVE-BLOCK-END\n```\n",
+     intended=SS_HYST)
 
 # ---- the block's body alone
 case("body-only-diff-asked", "body-only", "spot_single", "diff",
