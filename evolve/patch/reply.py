@@ -129,6 +129,16 @@ class Fence:
     closed: bool
 
 
+def fence_language(info: str) -> str:
+    """The language an info string names: `python title="x"`, `python:initial.py`, `py
+    {linenos}` name python; so does a file name alone (`initial.py`)."""
+    first = info.split()[0].lower() if info.strip() else ""
+    if first.endswith(".py"):
+        return "python"
+    named = re.match(r"[a-z][a-z+-]*\d*", first)
+    return named.group(0) if named else ""
+
+
 def fences(text: str) -> list[Fence]:
     """The fenced code blocks of a Markdown text, as CommonMark reads them (info strings after
     the language, longer fences around shorter ones, fences indented inside list items)."""
@@ -137,7 +147,7 @@ def fences(text: str) -> list[Fence]:
     for token in _markdown.parse(text):
         if token.type != "fence" or token.map is None:
             continue
-        language = token.info.split()[0].lower() if token.info.strip() else ""
+        language = fence_language(token.info)
         last = lines[token.map[1] - 1].strip() if token.map[1] - 1 > token.map[0] else ""
         closed = last.startswith(token.markup) and not last.strip(token.markup[0])
         found.append(Fence(language, token.content, closed))

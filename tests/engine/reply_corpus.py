@@ -237,6 +237,12 @@ case("fence-python3-caps", "fence-info-string", "spot_single", "diff",
 case("fence-tilde", "fence-info-string", "circle_packing", "full",
      "Rewritten with a proportional shrink:\n\n~~~python\n" + CP_SHRINK + "~~~\n",
      intended=CP_SHRINK)
+case("fence-python-colon-path", "fence-info-string", "spot_single", "full",
+     "Updated file:\n\n```python:initial.py\n" + SS_SPOT + "```\n",
+     intended=SS_SPOT)
+case("fence-file-name-only", "fence-info-string", "circle_packing", "diff",
+     "```initial.py\n" + CP_ROUNDS + "```\n",
+     intended=CP_ROUNDS)
 
 # ---- several fences: only one of them is the program
 case("fences-old-then-new", "several-fences", "circle_packing", "full",
