@@ -32,6 +32,6 @@ def check_no_placeholders(code: str, parent: str, where: str) -> None:
     if found:
         raise MutationError(
             "elided-code",
-            f"{where} leaves code out ({found[0]!r}): the program would lose what that line "
-            f"stands for. Write out every line, or answer with SEARCH/REPLACE edits of the "
+            f"code is left out of {where} ({found[0]!r}): the program would lose what that "
+            f"line stands for. Write out every line, or answer with SEARCH/REPLACE edits of the "
             f"lines that change.")

@@ -147,14 +147,14 @@ def check_complete(parent: str, child: str, required: frozenset[str], where: str
     if missing:
         raise MutationError(
             "incomplete-block",
-            f"the code in {where} is a fragment, not the whole EVOLVE-BLOCK: it does not define "
+            f"{where} is a fragment, not the whole EVOLVE-BLOCK: it does not define "
             f"{', '.join(missing)}. Answer with SEARCH/REPLACE edits, or with the complete "
             f"program (every definition of the block, changed or not).")
     dangling = _dangling(parent, child)
     if dangling:
         raise MutationError(
             "incomplete-block",
-            f"the code in {where} is a fragment, not the whole EVOLVE-BLOCK: it uses "
+            f"{where} is a fragment, not the whole EVOLVE-BLOCK: it uses "
             f"{', '.join(dangling)} but does not define them (the current block does). Answer "
             f"with SEARCH/REPLACE edits, or with the complete program (every definition of the "
             f"block, changed or not).")
@@ -194,20 +194,26 @@ def _changed_outside(parent: str, code: str) -> MutationError | None:
     Lines the reply leaves out there (the module header, say) are no change: the child keeps
     the parent's code outside the blocks whatever the reply shows of it."""
     old_parts, new_parts = _frame_parts(parent), _frame_parts(code)
+    old_lines, new_lines = parent.split("\n"), code.split("\n")
     for index, (old, new) in enumerate(zip(old_parts, new_parts, strict=True)):
         old_text, new_text = [t for _, t in old], [t for _, t in new]
         if _omits_only(old_text, new_text):
             continue
         matcher = difflib.SequenceMatcher(a=old_text, b=new_text, autojunk=False)
-        tag, i1, _i2, j1, _j2 = next(op for op in matcher.get_opcodes() if op[0] != "equal")
-        line_no = (old[i1][0] if i1 < len(old) else old[-1][0]) + 1
-        expected = old_text[i1] if i1 < len(old_text) else "(nothing)"
-        got = new_text[j1] if j1 < len(new_text) else "(nothing: it was removed)"
+        tag, i1, _i2, j1, _j2 = next(op for op in matcher.get_opcodes()
+                                     if op[0] in ("insert", "replace"))
+        got = new_lines[new[j1][0]].strip()
+        where = _where(index, len(old_parts))
+        if tag == "insert":
+            after = f"after line {old[i1 - 1][0] + 1}" if i1 else f"before line {old[0][0] + 1}"
+            what = f"the line {got!r} was added {where} ({after})"
+        else:
+            what = (f"line {old[i1][0] + 1} ({where}) was changed: expected "
+                    f"{old_lines[old[i1][0]].strip()!r}, got {got!r}")
         return MutationError(
             "outside-evolve-block",
-            f"line {line_no} ({_where(index, len(old_parts))}) was changed: expected "
-            f"{expected!r}, got {got!r}. Only code between '# {EVOLVE_BLOCK_START}' and "
-            f"'# {EVOLVE_BLOCK_END}' may change; put new imports or helpers inside the block.")
+            f"{what}. Only code between '# {EVOLVE_BLOCK_START}' and '# {EVOLVE_BLOCK_END}' may "
+            f"change; put new imports or helpers inside the block.")
     return None
 
 
@@ -324,11 +330,11 @@ def fit_program(parent: str, code: str, required: frozenset[str], where: str) ->
         if len(p_ranges) != 1:
             raise MutationError(
                 "outside-evolve-block",
-                f"the code in {where} has no EVOLVE-BLOCK markers, and the current program has "
+                f"{where} has no EVOLVE-BLOCK markers, and the current program has "
                 f"{len(p_ranges)} blocks: answer with the whole program, marker lines included.")
         child = splice_block(parent, strip_frame(parent, code))
     else:
         child = transplant(parent, code)
     check_complete(parent, child, required, where)
-    check_no_placeholders(code, parent, f"the code in {where}")
+    check_no_placeholders(code, parent, where)
     return child

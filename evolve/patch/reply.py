@@ -288,8 +288,9 @@ def read_reply(text: str, *, finish_reason: str | None = None,
                                        "Answer again, with the edits after the reasoning.")
     answer = convert_tabs(answer, indent)
     inner = _json_inner(answer)
+    origin = "the reply"
     if inner is not None:
-        answer = convert_tabs(normalise(inner), indent)
+        answer, origin = convert_tabs(normalise(inner), indent), "the reply's JSON"
     reading = Reading(edits=parse_search_replace(answer))
     if reading.edits:
         reading.edit_format = "SEARCH/REPLACE"
@@ -305,9 +306,10 @@ def read_reply(text: str, *, finish_reason: str | None = None,
         return reading
     for number, fence in enumerate(blocks, start=1):
         if fence.language in _CODE_LANGUAGES and fence.content.strip():
-            reading.programs.append(Candidate(fence.content, f"fenced block {number}"))
+            reading.programs.append(Candidate(fence.content, f"fenced block {number} of "
+                                                             f"{origin}"))
     if not blocks:
         bare = _bare_code(answer)
         if bare is not None:
-            reading.programs.append(Candidate(bare, "the reply's text"))
+            reading.programs.append(Candidate(bare, f"the code of {origin}"))
     return reading

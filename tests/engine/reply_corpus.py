@@ -617,6 +617,9 @@ case("hallucinated-search", "bad-edit", "circle_packing", "diff",
 case("ambiguous-search", "bad-edit", "spot_single", "diff",
      _sr("return NONE", "return SPOT"),
      reject="diff-ambiguous")
+case("block-without-divider", "bad-edit", "circle_packing", "diff",
+     "<<<<<<< SEARCH\n" + PHASE_OLD + "\n>>>>>>> REPLACE\n\n" + _sr(INNER_OLD, INNER_NEW),
+     reject="diff-format", says="no '=======' line")
 case("hunk-without-context", "bad-edit", "spot_single", "diff",
      "```diff\n@@ -40,0 +41,2 @@\n+        if state.preempted:\n+            return ON_DEMAND\n```",
      reject="diff-format")
