@@ -94,24 +94,24 @@ def _regions(code: str) -> tuple[str, str]:
     if ranges is None:
         return code, ""
     inside = [i for start, end in ranges for i in range(start, end)]
-    marker = {i for i, line in enumerate(lines)
-              if EVOLVE_BLOCK_START in line or EVOLVE_BLOCK_END in line}
-    outside = [i for i in range(len(lines)) if i not in set(inside) and i not in marker]
+    skip = set(inside) | {i for i, line in enumerate(lines)
+                          if EVOLVE_BLOCK_START in line or EVOLVE_BLOCK_END in line}
+    outside = [i for i in range(len(lines)) if i not in skip]
     return ("\n".join(lines[i] for i in inside), "\n".join(lines[i] for i in outside))
 
 
 @functools.lru_cache(maxsize=64)  # a run asks about the same few parents again and again
 def required_names(parent: str, entry: str | None = None) -> frozenset[str]:
-    """What a complete replacement of the parent's block must define: the problem's entry
-    function when the block holds it, and the block's names the code outside it uses. Without
-    an entry point (or one outside the block, with nothing used from outside), every name of
-    the block that no other part of it uses."""
+    """What a complete replacement of the parent's block must define: the block's names the
+    code outside it uses, and the problem's entry function when the block holds it. With no
+    entry function known (or one outside the block and nothing used from outside), every name
+    of the block that no other part of it uses stands in for it."""
     inside, outside = _regions(parent)
     defined = defined_names(inside, imports=False)
     required = defined & _referenced(outside) if outside.strip() else set()
-    if entry and entry in defined:
+    if entry is not None and entry in defined:
         required.add(entry)
-    else:
+    elif entry is None or not required:
         required |= _roots(inside)
     return frozenset(required)
 
