@@ -45,7 +45,8 @@ _JSON_START = re.compile(r"^\{", re.MULTILINE)
 _JSON_FENCE = re.compile(r"^[ \t]*(```|~~~)[ \t]*json", re.MULTILINE | re.IGNORECASE)
 # The first line of bare (unfenced) code: a statement no sentence of prose starts with.
 _CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@\w|\"\"\"|'''|"
-                         r"#\s*EVOLVE-BLOCK|[A-Za-z_][\w, ]*\s*=[^=])")
+                         r"#\s*EVOLVE-BLOCK|[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?::[^=]+)?"
+                         r"=[^=])")
 
 _markdown = MarkdownIt("commonmark")
 
@@ -61,7 +62,7 @@ class Candidate:
     """Code in a reply that may be the new program (or its EVOLVE-BLOCK)."""
 
     code: str
-    where: str  # for messages: "fenced block 2", "the reply's text", ...
+    where: str  # for messages: "fenced block 2 of the reply", "the code of the reply's JSON"
 
 
 @dataclass

@@ -495,6 +495,10 @@ case("bare-program", "bare-code", "circle_packing", "full",
      "Here is the improved program:\n\n" + CP_SHRINK + "\nThis version shrinks the larger "
      "circle more.",
      intended=CP_SHRINK)
+case("bare-program-prose-with-assignment", "bare-code", "circle_packing", "full",
+     "Setting OUTER_PHASE = 0.17 and INNER_RADIUS = 0.24 spreads the rings:\n\n" + CP_PHASE
+     + "\nThe rest of the program is as before.",
+     intended=CP_PHASE)
 
 # ================================================================ replies to reject
 
