@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from evolve.config import MutationConfig
 from evolve.engine.sampling import Member
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
+from evolve.patch.reply import answer_part
 from evolve.prompting import ProgramView, PromptBuilder
 
 # A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
@@ -83,7 +84,7 @@ class ProposalOutcome:
     def summary(self) -> str:
         """The model's first explanatory line (for the scratchpad), if any."""
         for call in reversed(self.calls):
-            text = getattr(call, "response", None) or ""
+            text = answer_part(getattr(call, "response", None) or "") or ""
             for line in text.splitlines():
                 line = line.strip()
                 if line and not line.startswith(("```", "<<<<<<<", "=======", ">>>>>>>")):
@@ -108,6 +109,8 @@ class Proposer:
         self.llm = llm
         self.offline = offline
         self.max_tokens = max_tokens or {}
+        # The problem's function: a reply that replaces the whole block must define it.
+        self._entry = prompts.problem.config.function.name
 
     async def propose(self, plan: Plan) -> ProposalOutcome:
         """Never raises (cancellation aside): an operator's own bug is a recorded rejection."""
@@ -171,7 +174,9 @@ class Proposer:
                                        calls, attempts)
             try:
                 child = child_from_reply(plan.kind, plan.parent_view.code, reply.text,
-                                         self.mutation.max_code_chars)
+                                         self.mutation.max_code_chars,
+                                         finish_reason=getattr(reply, "finish_reason", None),
+                                         entry=self._entry)
                 return ProposalOutcome(child, calls=calls, attempts=attempts)
             except MutationError as exc:
                 last = exc
