@@ -74,6 +74,8 @@ class BanditConfig(_Section):
     exploration: float = Field(default=1.0, ge=0, description="UCB exploration constant")
     decay: float = Field(default=0.99, gt=0, le=1)
     epsilon: float = Field(default=0.05, ge=0, le=1)
+    # Values are always per attempt (LLM call): a proposal pays for every call it used. True
+    # also divides by each attempt's dollar price (for models of known, differing prices).
     cost_aware: bool = False
     # Only for algorithm = "fixed": weights by arm label "operator:mutation".
     weights: dict[str, float] = Field(default_factory=dict)

@@ -622,6 +622,7 @@ class Controller:
             error_text=error_text, operator=plan.operator, mutation=plan.kind,
             parent_seq=plan.parent.seq, second_seq=plan.second.seq if plan.second else None,
             summary=str(timings.get("summary", "")), arm_label=timings.get("arm"),
+            attempts=int(timings.get("attempts") or 1),
             stdout=result.stages[-1].stdout if result is not None and result.stages else "",
             stderr=result.stages[-1].stderr if result is not None and result.stages else "")
         self.committed[plan.seq] = item
