@@ -135,6 +135,8 @@ class ScratchpadConfig(_Section):
 class PromptConfig(_Section):
     token_budget: int = Field(default=12_000, gt=0)
     output_excerpt_chars: int = Field(default=2_000, ge=0)
+    # Recent attempts from the same parent (else its island) shown with their outcome; 0 = none.
+    history: int = Field(default=5, ge=0)
     # A folder with replacement templates (same file names as prompts/); None = the built-in ones.
     templates_dir: str | None = None
 
