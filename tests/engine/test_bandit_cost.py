@@ -7,6 +7,8 @@ import hashlib
 import re
 from typing import Any
 
+import pytest
+
 from tests.engine.engine_support import engine_config, open_archive, run
 from tests.support.llm_server import Reply, ScriptedLLMServer
 
@@ -33,6 +35,8 @@ def good_coder(request: dict[str, Any]) -> Reply:
     return Reply(f"Move VALUE by {step:+.3f}.\n```python\n{program}```\n")
 
 
+@pytest.mark.slow  # 300 programs: about 20 s on a quiet machine (the fast check is in
+# tests/operators/test_bandit.py, the same set-up without HTTP and sandboxes)
 def test_a_model_that_refuses_every_request_falls_to_the_exploration_floor(tmp_path):
     # The set-up of issue 26: two models, one answering normally, one refusing every request
     # with a polite sentence (each refusal is resampled `max_resample` = 3 times), the default

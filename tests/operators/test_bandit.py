@@ -205,3 +205,30 @@ def test_a_failing_arm_left_alone_does_not_regain_its_bonus():
     assert bandit.stats[bad].pulls == evidence > 18
     rng = random.Random(0)
     assert sum(bandit.select(rng) == bad for _ in range(1000)) < 50  # about epsilon / 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_model_that_refuses_everything_falls_to_the_floor(seed):
+    # Issue 26's set-up without HTTP or sandboxes (the end-to-end run is
+    # tests/engine/test_bandit_cost.py): two models x three kinds at the default mix and
+    # settings, one model's every proposal four rejected replies, 300 proposals, 6 in flight.
+    from evolve.engine.session import make_arms
+
+    arms, weights = make_arms(["good", "refuser"], [], {"diff": 0.7, "full": 0.2,
+                                                         "crossover": 0.1})
+    bandit = Bandit(arms, BanditConfig(), default_weights=weights)
+    rng = random.Random(seed)
+    chosen, calls = [], {"good": 0, "refuser": 0}
+    pending: list[tuple[Arm, int, float]] = []
+    for _ in range(300):
+        if len(pending) >= 6:
+            arm, attempts, yielded = pending.pop(0)
+            bandit.update(arm, 0.0, yielded=yielded, attempts=attempts)
+        arm = bandit.select(rng)
+        bandit.on_submit(arm)
+        chosen.append(arm.operator)
+        outcome = (arm, 4, 0.0) if arm.operator == "refuser" else (arm, 1, 1.0)
+        pending.append(outcome)
+        calls[arm.operator] += outcome[1]
+    assert chosen[50:].count("refuser") / 250 < 0.10
+    assert calls["refuser"] / sum(calls.values()) < 0.15
