@@ -25,7 +25,7 @@ def recent_attempts(committed: Mapping[int, Committed], ingested: int, parent_se
     near: list[Committed] = []
     for seq in range(ingested - 1, max(-1, ingested - 1 - LOOK_BACK), -1):
         item = committed.get(seq)
-        if item is None:
+        if item is None or item.seq == parent_seq:  # the parent is shown as itself
             continue
         if item.parent_seq == parent_seq:
             same.append(item)

@@ -79,7 +79,7 @@ def test_later_prompts_recall_earlier_attempts_and_parent_b_is_never_an_inspirat
         run(config, tmp_path)
     recalled = [p.split("## Recent attempts", 1)[1].split("## How to answer")[0]
                 for p in prompts if "## Recent attempts" in p]
-    assert len(recalled) >= len(prompts) - 4  # all but those planned before any result
+    assert len(recalled) >= len(prompts) // 2  # those planned after the first results
     text = "\n".join(recalled)
     assert re.search(r'score -?[\d.]+ \([+-][\d.]+ vs its parent\): "Attempt \d+\. Move VALUE\."',
                      text)
