@@ -35,7 +35,9 @@ def recent_attempts(committed: Mapping[int, Committed], ingested: int, parent_se
             near.append(item)
     chosen = same + near[:limit - len(same)]
     chosen.sort(key=lambda item: item.seq)
-    return [AttemptView(mutation=item.mutation or "", outcome=outcome(item, committed),
+    # An offline operator's proposals are named by the operator ("tune"), not by "offline".
+    return [AttemptView(mutation=(item.operator if item.mutation == "offline" else
+                                  item.mutation) or "", outcome=outcome(item, committed),
                         summary=item.summary, same_parent=item.parent_seq == parent_seq)
             for item in chosen]
 

@@ -44,6 +44,9 @@ def test_attempts_from_the_parent_come_first_then_its_island_oldest_first():
         ("change 2", True), ("change 4", False), ("change 5", False)]
     assert views[0].outcome == "score 2 (+2 vs its parent)"
     assert recent_attempts(committed, ingested=6, parent_seq=-1, island=0, limit=0) == []
+    committed[6] = item(6, -1, operator="tune", mutation="offline", summary="")
+    last = recent_attempts(committed, ingested=7, parent_seq=-1, island=0, limit=1)
+    assert [(v.mutation, v.outcome) for v in last] == [("tune", "score 6 (+6 vs its parent)")]
 
 
 _NOTE = re.compile(r"Attempt (\d+)\.")

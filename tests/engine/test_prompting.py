@@ -47,6 +47,18 @@ def test_budget_drops_inspirations_first_and_keeps_the_parent():
     assert "insp4" not in user and estimate_tokens(user) < 2_000
 
 
+def test_budget_drops_the_oldest_attempts_after_the_inspirations():
+    b = builder(token_budget=1_400)
+    parent = b.view("x = 1\n" * 300, score=1.0, valid=True)
+    history = [AttemptView("diff", f"score {i}", f"attempt number {i} " + "y" * 300)
+               for i in range(5)]
+    insp = b.view("z = 2\n", score=0.5, valid=True, label="insp0")
+    user = b.mutation_messages("diff", parent, inspirations=[insp], history=history)[1]["content"]
+    assert "insp0" not in user
+    assert "attempt number 4" in user and "attempt number 0" not in user
+    assert "x = 1\n" * 300 in user
+
+
 def test_repair_prompt_shows_the_error_and_crossover_needs_two_parents():
     b = builder()
     broken = b.view("def pack_circles(n=26): oops", score=None, valid=False,
