@@ -232,3 +232,21 @@ def test_a_model_that_refuses_everything_falls_to_the_floor(seed):
         calls[arm.operator] += outcome[1]
     assert chosen[50:].count("refuser") / 250 < 0.10
     assert calls["refuser"] / sum(calls.values()) < 0.15
+
+
+def test_decay_per_arm_still_follows_a_drift():
+    # The arm that worked stops working and the one that failed starts to: the first keeps
+    # being chosen, its own evidence fades with its new failures, and the second takes over.
+    first, second = Arm("m", "diff"), Arm("m", "full")
+    bandit = Bandit([first, second])
+    rng, world = random.Random(0), random.Random(1)
+    picks = []
+    for t in range(600):
+        arm = bandit.select(rng)
+        bandit.on_submit(arm)
+        works = arm == (first if t < 300 else second)
+        bandit.update(arm, 1.0 if works and world.random() < 0.3 else 0.0,
+                      yielded=1.0 if works else 0.0, attempts=1 if works else 4)
+        picks.append(arm)
+    assert picks[150:300].count(first) > 120
+    assert picks[450:].count(second) > 120
