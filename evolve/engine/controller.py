@@ -46,6 +46,7 @@ from evolve.engine.committed import (
 )
 from evolve.engine.errors import RunCannotWork
 from evolve.engine.gate import OrderedGate
+from evolve.engine.history import recent_attempts
 from evolve.engine.in_flight import InFlightPublisher, nodes_in_flight
 from evolve.engine.ingest import ENGINE_STATE, Ingestor, ScratchpadWriter
 from evolve.engine.model_health import StartupWatch
@@ -385,7 +386,7 @@ class Controller:
         credit = arm if kind == arm.mutation else self.arms.get(Arm(operator, kind).label)
         if credit is not None:
             self.bandit.on_submit(credit)
-        inspirations = self.sampler.inspirations(island, parent, rng) if is_llm else []
+        inspirations = self.sampler.inspirations(island, parent, rng, second) if is_llm else []
         temps = self.config.operators.models
         temperature = None
         for model in temps:
@@ -402,7 +403,9 @@ class Controller:
                     second=second, second_view=self._view(second) if second else None,
                     inspirations=inspirations,
                     inspiration_views=[self._view(m) for m in inspirations],
-                    scratchpad=list(self.scratchpad.recommendations), temperature=temperature)
+                    scratchpad=list(self.scratchpad.recommendations), temperature=temperature,
+                    history=recent_attempts(self.committed, self.ingestor.ingested, parent.seq,
+                                            island, self.config.prompts.history) if is_llm else [])
 
     async def _load_output(self, member: Member) -> None:
         """A resumed parent's output, loaded once from the archive for its prompt."""
@@ -622,6 +625,7 @@ class Controller:
             error_text=error_text, operator=plan.operator, mutation=plan.kind,
             parent_seq=plan.parent.seq, second_seq=plan.second.seq if plan.second else None,
             summary=str(timings.get("summary", "")), arm_label=timings.get("arm"),
+            attempts=int(timings.get("attempts") or 1),
             stdout=result.stages[-1].stdout if result is not None and result.stages else "",
             stderr=result.stages[-1].stderr if result is not None and result.stages else "")
         self.committed[plan.seq] = item

@@ -145,8 +145,9 @@ class Ingestor:
         parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
         if arm is not None:
             yielded = 1.0 if item.valid else 0.5 if item.evaluated else 0.0
+            # Charged per attempt: each rejected reply was a paid call that yielded nothing.
             self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd,
-                               yielded=yielded)
+                               yielded=yielded, attempts=item.attempts)
         if item.operator in self.models and self.bench_watch.observe(item.operator,
                                                                      item.error_kind):
             await self._bench(item.operator, item)

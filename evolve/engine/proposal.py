@@ -18,7 +18,7 @@ from evolve.config import MutationConfig
 from evolve.engine.sampling import Member
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.patch.reply import answer_part
-from evolve.prompting import ProgramView, PromptBuilder
+from evolve.prompting import AttemptView, ProgramView, PromptBuilder
 
 # A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
 # resume with a larger budget makes it again.
@@ -62,6 +62,7 @@ class Plan:
     inspirations: list[Member] = field(default_factory=list)
     inspiration_views: list[ProgramView] = field(default_factory=list)
     scratchpad: list[str] = field(default_factory=list)
+    history: list[AttemptView] = field(default_factory=list)
     temperature: float | None = None
     credit: Any = None             # the arm the result is credited to (None: no arm, a repair)
 
@@ -159,7 +160,7 @@ class Proposer:
             return ProposalOutcome(None, "llm-error", f"no LLM client for operator {plan.operator}")
         messages = self.prompts.mutation_messages(
             plan.kind, plan.parent_view, inspirations=plan.inspiration_views,
-            scratchpad=plan.scratchpad, second=plan.second_view)
+            scratchpad=plan.scratchpad, second=plan.second_view, history=plan.history)
         calls: list[Any] = []
         last: MutationError | None = None
         attempts = 0

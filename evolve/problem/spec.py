@@ -88,11 +88,30 @@ class ResourceSpec(_Strict):
     allow_introspection: bool = False
 
 
+class MetricAbout(_Strict):
+    """What a shown metric means, for the system prompt: the model reads figures it can act on
+    only when it knows what they measure and which way is better."""
+
+    meaning: str = Field(min_length=1)
+    better: Literal["higher", "lower", "neither"] = "neither"
+
+
 class MetricsSection(_Strict):
     # Metrics shown to the LLM in prompts (all metrics are stored regardless).
     shown: list[str] = []
     # Metrics that span a MAP-Elites grid when that option is on.
     features: list[str] = []
+    # Meaning and direction of shown metrics, by name: `sum_radii = { meaning = "...",
+    # better = "higher" }`.
+    about: dict[str, MetricAbout] = {}
+
+    @model_validator(mode="after")
+    def _about_shown_metrics(self) -> MetricsSection:
+        unknown = [name for name in self.about if name not in self.shown]
+        if unknown:
+            raise ValueError(f"metrics.about describes {', '.join(map(repr, unknown))}, which "
+                             f"is not in metrics.shown {self.shown}: add it there or fix the name")
+        return self
 
 
 class ScoreSection(_Strict):
