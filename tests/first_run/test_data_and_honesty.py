@@ -187,3 +187,49 @@ def test_the_discovery_benchmark_skips_a_problem_whose_requires_are_missing(tmp_
     assert "skipping eplb: problem eplb needs torch" in done.stdout
     assert "-m pip install torch==" in done.stdout
     assert not any((tmp_path / "runs").glob("eplb-*"))  # no run was started
+
+
+# ---------------------------------------------------------------- problems check --repeat
+
+def test_problems_check_repeat_counts_every_evaluation_and_shows_each_invalid_ones_reason(
+        tmp_path):
+    """An evaluator that, like a machine under load, now and then fails a program it passes
+    otherwise: every one of the K evaluations decides `ok`, and each invalid one is listed
+    with its cause (each evaluation is invalid with probability 1/2: all 12 valid, which
+    would leave nothing to show, has a chance of 1 in 4096)."""
+    problem = _toy_copy(tmp_path)
+    (problem / "baselines").rename(tmp_path / "no_baselines")   # the initial program only
+    evaluator = problem / "evaluate.py"
+    evaluator.write_text(evaluator.read_text().replace("def evaluate(", "def _evaluate(") + '''
+
+def evaluate(program_path, stage):
+    import random
+
+    if random.SystemRandom().random() < 0.5:
+        return {"score": 0.0, "valid": False, "metrics": {},
+                "feedback": "coin toss lost: the scorer saw a flaky measurement"}
+    return _evaluate(program_path, stage)
+''')
+    done = evolve("problems", "check", str(problem), "--repeat", "12", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    invalid = [line for line in done.stdout.splitlines()
+               if line.startswith("initial: evaluation ")]
+    assert invalid, done.stdout
+    for line in invalid:
+        assert "of 12 not valid: stage 'full', invalid-output: the evaluator rejected the " \
+               "output: coin toss lost" in line
+    valid = 12 - len(invalid)
+    if valid:
+        assert f"only {valid} of 12 runs valid" in done.stdout
+    assert "not valid: initial" in done.stdout
+
+    as_json = evolve("problems", "check", str(problem), "--repeat", "12", "--json",
+                     cwd=tmp_path)
+    assert as_json.returncode == 1
+    import json
+
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False
+    repeats = report["invalid_repeats"]["initial"]
+    assert repeats and all("coin toss lost" in r["reason"] for r in repeats)
+    assert report["programs"]["initial"]["valid"] is False   # shown by an invalid evaluation
