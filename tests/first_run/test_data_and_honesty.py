@@ -233,3 +233,113 @@ def evaluate(program_path, stage):
     repeats = report["invalid_repeats"]["initial"]
     assert repeats and all("coin toss lost" in r["reason"] for r in repeats)
     assert report["programs"]["initial"]["valid"] is False   # shown by an invalid evaluation
+
+
+# ---------------------------------------------------------------- invalid results carry a cause
+
+KILLS_ITSELF = """import os
+import signal
+
+
+def solve():
+    os.kill(os.getpid(), signal.SIGKILL)   # what the out-of-memory killer does to a process
+    return 2.5, 4.0
+"""
+
+
+def test_a_program_killed_by_sigkill_below_every_limit_says_so_and_names_the_suspects(tmp_path):
+    program = tmp_path / "killed.py"
+    program.write_text(KILLS_ITSELF)
+    done = evolve("eval", str(TOY), str(program), "--json", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    import json
+
+    result = json.loads(done.stdout)
+    assert result["valid"] is False and result["failure"] == "crash"
+    reason = result["reason"]
+    assert "killed by SIGKILL at" in reason and "MB resident" in reason
+    assert "below the sandbox's limits (memory 320 MB, CPU 4 s)" in reason
+    assert "by the program itself or from outside the sandbox" in reason
+    assert "the kernel's out-of-memory killer ended" in reason   # looked at, either way
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def test_a_sandbox_killed_from_outside_comes_back_with_how_it_ended(tmp_path):
+    """The whole sandbox is SIGKILLed from outside while the program runs (as the machine's
+    out-of-memory killer or a user's `kill` would): the result says by which signal, that
+    nothing arrived on the result channel, and what the out-of-memory killer did meanwhile,
+    instead of a bare "ended without a result (exit code -9)"."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    from tests.first_run.support import evolve_env
+
+    if os.geteuid() != 0:
+        pytest.skip("finds the running program by the throw-away uid a root run gives it")
+    problem = _toy_copy(tmp_path)
+    toml = problem / "problem.toml"
+    toml.write_text(toml.read_text().replace("timeout_s = 2", "timeout_s = 120")
+                    .replace("cpu_seconds = 4", "cpu_seconds = 120"))
+    program = tmp_path / "slow.py"
+    program.write_text("import time\n\n\ndef solve():\n    time.sleep(60)\n    return 2.5, 4.0\n")
+    proc = subprocess.Popen([sys.executable, "-m", "evolve", "eval", str(problem), str(program),
+                             "--json"], cwd=tmp_path, env=evolve_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:   # until the program runs under its own uid
+            if any((_uid(p) or 0) >= 1_800_000 for p in _descendants(proc.pid)):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.skip("the program never ran under a throw-away uid here")
+        for pid in _descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    result = json.loads(out)
+    assert result["valid"] is False and result["failure"] == "crash"
+    reason = result["reason"]
+    assert "the evaluation ended without a result: its process was killed by SIGKILL" in reason
+    assert "nothing arrived on the result channel" in reason
+    assert "the kernel's out-of-memory killer ended" in reason
