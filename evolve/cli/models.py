@@ -87,7 +87,9 @@ def check(
         "--set", help="override a config key: dotted.key=value (repeatable)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds allowed per model")] = 30.0,
 ) -> None:
-    """Send one short request to each model; print latency, tokens, cost and errors."""
+    """Send one short request to each model; print latency, tokens, cost and errors.
+
+    Exit 0: every model answered; 1: one did not; 2: an unset API key (before any call)."""
     console = Console()
     try:
         cfg = load_config(config, set_ or [])

@@ -111,6 +111,9 @@ crossover = 0.0
 [scratchpad]
 enabled = false
 
+[budget]
+stall_after = 1000        # most replies repeat a program: the dollar budget must end the run
+
 [concurrency]
 proposals = 32
 evaluations = 2
