@@ -71,16 +71,16 @@ def test_a_model_without_a_price_is_held_to_max_calls_and_the_run_says_so(tmp_pa
 
 def test_a_small_budget_with_32_proposals_in_flight_is_used_not_left_idle(tmp_path):
     """`evolve run --usd 1` with 32 proposals in flight, each call reserving a worst case of
-    $0.10 (2,000 max_tokens) while the scripted server bills a quarter of it: a call that does
+    $0.20 (2,000 max_tokens) while the scripted server bills $0.045 for it: a call that does
     not fit waits for the calls in flight to settle, so the run spends at least 80% of its
-    budget (never more than all of it) instead of stopping once ten reservations fill it."""
+    budget (never more than all of it) instead of stopping once five reservations fill it."""
     from tests.engine.engine_support import FIXTURE, bump, evolve_process
 
     step = bump()
 
     def cheap_replies(request):
         reply = step(request)
-        reply.completion_tokens = 500          # $0.025 of the $0.10 reserved
+        reply.completion_tokens = 450          # $0.045 of the $0.20 reserved
         return reply
 
     run_dir = tmp_path / "run"
@@ -97,7 +97,7 @@ retries = 0
 
 [llm.prices."{MODEL}"]
 input_per_mtok = 0.0
-output_per_mtok = 50.0
+output_per_mtok = 100.0
 
 [mutation]
 max_resample = 0
