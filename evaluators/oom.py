@@ -23,14 +23,17 @@ def oom_kills() -> int | None:
     return None
 
 
-def kills_since(before: int | None) -> int:
-    """Out-of-memory kills since `before` (a reading of `oom_kills`), 0 when unknown."""
+def kills_since(before: int | None) -> int | None:
+    """Out-of-memory kills since `before` (a reading of `oom_kills`), None when unknown."""
     after = oom_kills()
-    return 0 if before is None or after is None else max(0, after - before)
+    return None if before is None or after is None else max(0, after - before)
 
 
-def oom_note(kills: int) -> str:
+def oom_note(kills: int | None) -> str:
     """What to add to the reason of an evaluation killed by SIGKILL."""
+    if kills is None:
+        return ("whether the kernel's out-of-memory killer ended processes meanwhile is unknown "
+                "here (no /proc/vmstat)")
     if kills <= 0:
         return "the kernel's out-of-memory killer ended no process meanwhile"
     return (f"the kernel's out-of-memory killer ended {kills} process(es) on this machine "

@@ -72,7 +72,7 @@ class SandboxOutcome:
     uid: int | None = None
     notes: list[str] = field(default_factory=list)
     result_bytes: int = 0               # what arrived on the result channel (0: nothing)
-    oom_kills: int = 0                  # out-of-memory kills on this machine meanwhile
+    oom_kills: int | None = None        # out-of-memory kills on this machine meanwhile
 
 
 class _Capture:

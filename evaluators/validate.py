@@ -109,7 +109,7 @@ def _last_frame(exc: BaseException) -> str:
 
 def classify_worker_exit(status: int, maxrss_mb: float, memory_mb: float | None,
                          cpu_s: float = 0.0, cpu_limit: float | None = None,
-                         oom_kills: int = 0) -> tuple[str, str]:
+                         oom_kills: int | None = None) -> tuple[str, str]:
     """(failure kind, reason) when the worker ended without reporting a result. `oom_kills`:
     processes the kernel's out-of-memory killer ended on this machine meanwhile."""
     if os.WIFSIGNALED(status):
