@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from evolve.config import load_config  # noqa: E402
 from evolve.engine.session import run_session  # noqa: E402
+from evolve.problem.discovery import find_problem  # noqa: E402
 
 VARIANTS = {"old": ["tune", "swap"], "new": ["optimise", "structure"]}
 
@@ -172,6 +173,10 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, str], list[RunResult]] = {}
     for problem in args.problems:
+        unusable = find_problem(problem).unusable_reason
+        if unusable:  # e.g. eplb without torch: say how to install it, run the others
+            print(f"  skipping {problem}: problem {problem} {unusable}", flush=True)
+            continue
         location = str(balance_only_eplb(root)) if problem == "eplb" else problem
         for variant in args.variants:
             for seed in range(args.first_seed, args.first_seed + args.seeds):

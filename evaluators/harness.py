@@ -32,6 +32,7 @@ from evaluators import (
     proctree,
 )
 from evaluators.limits import apply_limits, drop_privileges
+from evaluators.oom import kills_since, oom_kills
 from evaluators.validate import classify_exception, classify_worker_exit, validate_returned
 
 # Largest message a worker may send; bigger means "huge output" and is rejected.
@@ -249,6 +250,7 @@ def supervise(problem_dir: Path, program: Path, stage: str,
     # Only our worker knows this; a message without it was forged by the candidate.
     nonce = secrets.token_hex(16)
     started = time.perf_counter()
+    oom_before = oom_kills()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
@@ -268,7 +270,8 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         result.update(failure="invalid-output", reason=error)
     elif message is None:
         kind, reason = classify_worker_exit(status, result["maxrss_mb"], limits.get("memory_mb"),
-                                            result["cpu_s"], limits.get("cpu_seconds"))
+                                            result["cpu_s"], limits.get("cpu_seconds"),
+                                            kills_since(oom_before))
         result.update(failure=kind, reason=reason)
     elif message.get("nonce") != nonce:
         result.update(failure="invalid-output",

@@ -28,6 +28,7 @@ from typing import Any
 from evaluators import isolation, proctree
 from evaluators.hidden import FDS_VAR as HIDDEN_FDS_VAR
 from evaluators.hidden import open_for_child
+from evaluators.oom import kills_since, oom_kills
 from evaluators.sandbox_dirs import work_dir_prefix
 from evaluators.view import View, sandbox_view
 
@@ -70,6 +71,8 @@ class SandboxOutcome:
     leftovers_killed: int = 0
     uid: int | None = None
     notes: list[str] = field(default_factory=list)
+    result_bytes: int = 0               # what arrived on the result channel (0: nothing)
+    oom_kills: int | None = None        # out-of-memory kills on this machine meanwhile
 
 
 class _Capture:
@@ -313,6 +316,7 @@ def _supervise(proc: Any, result_fd: int, limits: SandboxLimits, start: float, l
         sel.register(wake_fd, selectors.EVENT_READ)
     deadline = start + limits.timeout_s
     timed_out = False
+    oom_before = oom_kills()
 
     def pump(wait: float) -> None:
         for key, _ in sel.select(wait):
@@ -353,7 +357,8 @@ def _supervise(proc: Any, result_fd: int, limits: SandboxLimits, start: float, l
         except ValueError:
             parsed = None
     return SandboxOutcome(parsed, timed_out, proc.returncode, out.text(), err.text(), out.total,
-                          err.total, wall, level)
+                          err.total, wall, level, result_bytes=result.total,
+                          oom_kills=kills_since(oom_before))
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

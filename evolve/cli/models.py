@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
-from evolve.operators.llm import LLMClient, LLMReply, key_env_for
+from evolve.operators.keys import first_missing_key, key_env_for
+from evolve.operators.llm import LLMClient, LLMReply
 from evolve.operators.local_model import LocalModelError, start_local_models
 
 models_app = typer.Typer(help="Check the LLMs a run would use.", no_args_is_help=True)
@@ -86,7 +87,9 @@ def check(
         "--set", help="override a config key: dotted.key=value (repeatable)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds allowed per model")] = 30.0,
 ) -> None:
-    """Send one short request to each model; print latency, tokens, cost and errors."""
+    """Send one short request to each model; print latency, tokens, cost and errors.
+
+    Exit 0: every model answered; 1: one did not; 2: an unset API key (before any call)."""
     console = Console()
     try:
         cfg = load_config(config, set_ or [])
@@ -101,6 +104,10 @@ def check(
                       "openai/gpt-4.1-mini with OPENAI_API_KEY set, or --model openai/<name> "
                       "--api-base http://HOST:PORT/v1), or add [[operators.models]] to the config",
                       markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    missing = first_missing_key(models)
+    if missing is not None:  # said at once: no call, no litellm import
+        typer.echo(f"error: {missing}", err=True)
         raise typer.Exit(2)
 
     with contextlib.ExitStack() as stack:

@@ -24,7 +24,7 @@ import typer
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.dashboard.cost_text import cost_text
-from evolve.engine.run_files import ARCHIVE_NAME, RUN_ID_NAME, ProgressSnapshot
+from evolve.engine.run_files import ARCHIVE_NAME, LOCK_NAME, RUN_ID_NAME, ProgressSnapshot
 
 
 def register(app: typer.Typer) -> None:
@@ -170,17 +170,15 @@ def run_command(
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
     sets += _executor_overrides(executor, ray_address)
-    from evolve.problem.discovery import find_problem
     from evolve.problem.spec import ProblemError
 
     try:
         config = load_config(config_file, sets)
-        find_problem(config.problem)  # fail before anything is written
         if models:
             config.operators.models = [ModelConfig(name=m, api_base=api_base) for m in models]
         elif api_base:
             raise ConfigError("--api-base needs --model (e.g. --model openai/NAME)")
-        _check_local_models(config)
+        _preflight(config)
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
@@ -189,6 +187,7 @@ def run_command(
     if (directory / RUN_ID_NAME).is_file() or _holds_a_run(directory / ARCHIVE_NAME):
         _fail(f"{directory} already holds a run; continue it with `evolve resume {directory}` "
               f"or choose another --run-dir")
+    _refuse_foreign_directory(directory)
     config.run_dir = str(directory)
     _drive(config, directory, resume=False, no_live=no_live)
 
@@ -212,11 +211,13 @@ def resume_command(
 ) -> None:
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
     from evolve.engine.session import load_run_config
+    from evolve.problem.spec import ProblemError
 
     try:
         config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes)
                                  + _executor_overrides(executor, ray_address), run_id=run_id)
-    except ConfigError as exc:
+        _preflight(config)
+    except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
     _drive(config, run_dir, resume=True, no_live=no_live, run_id=run_id)
@@ -260,6 +261,24 @@ def _same_problem(first: str, second: str) -> bool:
         return False
 
 
+def _preflight(config: EvolveConfig) -> None:
+    """What would make the run fail at once, checked before anything is written: the problem
+    loads and its `requires` import here (unless a Ray cluster evaluates it), local models can
+    start, every named model's API key is set."""
+    from evaluators.executors import executor_kind
+    from evolve.operators.keys import first_missing_key, models_of
+    from evolve.problem.discovery import find_problem
+    from evolve.problem.spec import ProblemError
+
+    spec = find_problem(config.problem)
+    if executor_kind(config.executor) == "local" and spec.unusable_reason:
+        raise ProblemError(f"problem {spec.name} {spec.unusable_reason}")
+    _check_local_models(config)
+    missing = first_missing_key(models_of(config))
+    if missing is not None:
+        raise ConfigError(missing)
+
+
 def _check_local_models(config: EvolveConfig) -> None:
     """A `local/...` model is served by a llama.cpp server the run starts; without the local
     extra say so now, before a run directory is written."""
@@ -271,6 +290,29 @@ def _check_local_models(config: EvolveConfig) -> None:
     missing = missing_local_extra() if local else None
     if missing:
         raise ConfigError(f"{local[0]} runs on this machine, but {missing}")
+
+
+# What a run leaves in its directory before its first write (killed at once): `evolve run`
+# may start again there. Anything else belongs to someone else.
+_RUN_LEFTOVERS = frozenset({LOCK_NAME, ARCHIVE_NAME, f"{ARCHIVE_NAME}-wal",
+                            f"{ARCHIVE_NAME}-shm", f"{ARCHIVE_NAME}-journal"})
+
+
+def _refuse_foreign_directory(directory: Path) -> None:
+    """A run writes config.toml, run.json and best/ into its directory, replacing what is
+    there: refuse a path that is a file, or a folder holding anything but a run's leftovers."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        _fail(f"--run-dir {directory} is a file, not a folder; choose a new folder for the run")
+    foreign = sorted(entry.name for entry in directory.iterdir()
+                     if entry.name not in _RUN_LEFTOVERS)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        _fail(f"{directory} is not empty and holds no run ({shown}); a run would overwrite "
+              f"files there. Choose a new or empty folder with --run-dir (or leave it out: "
+              f"runs go to runs/PROBLEM-TIMESTAMP)")
 
 
 def _holds_a_run(archive_file: Path) -> bool:

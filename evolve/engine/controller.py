@@ -684,6 +684,7 @@ class Controller:
                     f"candidate could be scored: {fault}. Fix {self.problem.evaluator_path}, check "
                     f"it with `evolve eval {self.config.problem} {self.problem.initial_path}`, and "
                     f"start the run again")
+        self._refuse_invalid_initial(found)
         self.initial = found
         self.ingestor.initial_score = found.score
         self.novelty.remember("-1", found.code)
@@ -694,6 +695,20 @@ class Controller:
             await self.best_keeper.offer(item, write=False)
         if self.best is not None:
             self.best_keeper.write(self.best)
+
+    def _refuse_invalid_initial(self, initial: Committed) -> None:
+        """Every proposal starts from the initial program or a descendant: when it is invalid
+        (it does not run, or its output is rejected) and no program of the run is valid, each
+        proposal would only fail again. A resume of such a run refuses the same way. An initial
+        program the cascade stopped at a threshold did run: the run goes on."""
+        if initial.valid or initial.error_kind == "below-threshold" or any(
+                item.valid for item in self.committed.values()):
+            return
+        path = self.problem.initial_path
+        raise RunCannotWork(
+            f"the initial program of {self.problem.name} is invalid, so there is nothing to "
+            f"evolve from: {initial.error_kind}: {initial.error_text}. Fix {path}, check it with "
+            f"`evolve eval {self.config.problem} {path}`, and start a new run")
 
     # ================================================================ bookkeeping
     async def _judge(self, candidate: str, existing: str) -> tuple[bool, list[Any]]:

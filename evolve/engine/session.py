@@ -284,13 +284,24 @@ def load_run_config(run_dir: Path, overrides: list[str] = (),  # type: ignore[as
         base = tomllib.loads(config_file.read_text())
     url = (base.get("archive") or {}).get("url") or run_dir / ARCHIVE_NAME
     if isinstance(url, Path) and not url.is_file():
-        raise ConfigError(f"{run_dir} has no {ARCHIVE_NAME}; is it a run directory? "
-                          f"(start a run with `evolve run PROBLEM --run-dir {run_dir}`)")
+        raise ConfigError(_not_a_run(run_dir))
     with Archive.open(url, create=False) as archive:
         if archive.runs():
             run = archive.get_run(resume_run_id(archive, run_dir, run_id))
             base = tomllib.loads(run.config_toml)
     return load_config(None, overrides, base=base)
+
+
+def _not_a_run(run_dir: Path) -> str:
+    """Why `evolve resume` cannot continue `run_dir`, and what to do instead. Never a hint to
+    start a run *in* it: a run writes config.toml and best/ there, over whatever it holds."""
+    if (run_dir / "problem.toml").is_file():
+        return (f"{run_dir} is a problem folder, not a run directory; start a run of it with "
+                f"`evolve run {run_dir}` (the run gets its own folder under runs/)")
+    if not run_dir.exists():
+        return f"{run_dir} does not exist; `evolve runs` lists the runs under ./runs"
+    return (f"{run_dir} has no {ARCHIVE_NAME}, so it is not a run directory; `evolve runs` "
+            f"lists the runs under ./runs")
 
 
 def resume_run_id(archive: Any, run_dir: Path, run_id: int | None = None) -> int:

@@ -20,23 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.config import LLMConfig, ModelConfig, PriceConfig
+from evolve.operators.keys import LOCAL_PREFIX, missing_key, missing_key_message
 from evolve.operators.spend import BudgetRefused, SpendLedger
 
 # litellm fetches its price table from the network at import unless told otherwise; runs are
 # often offline and must not stall on that, and the bundled table is pinned with the package.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-LOCAL_PREFIX = "local/"
 # Providers spoken through the OpenAI wire format, which refuse to start without some api key
 # even when the server behind api_base needs none.
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", LOCAL_PREFIX)
-# Where litellm looks for each provider's key when the model config names none.
-PROVIDER_KEY_ENV = {
-    "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY", "mistral": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY", "together_ai": "TOGETHERAI_API_KEY",
-    "xai": "XAI_API_KEY", "fireworks_ai": "FIREWORKS_AI_API_KEY",
-}
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 _litellm: Any = None
@@ -122,13 +115,6 @@ def litellm_model_name(name: str) -> str:
     if name.startswith(LOCAL_PREFIX):
         return "openai/" + name[len(LOCAL_PREFIX):]
     return name
-
-
-def key_env_for(model: str) -> str | None:
-    """The environment variable litellm reads the key of `model`'s provider from, if known."""
-    if "/" not in model:
-        return None  # a bare name: litellm guesses the provider, we do not
-    return PROVIDER_KEY_ENV.get(model.split("/", 1)[0])
 
 
 def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
@@ -265,11 +251,9 @@ class LLMClient:
         if cfg.api_base and cfg.name.startswith(_OPENAI_COMPATIBLE) and not os.environ.get(
                 "OPENAI_API_KEY"):
             return "sk-no-key-needed", None
-        env_var = key_env_for(cfg.name)
-        if not cfg.api_base and env_var and not os.environ.get(env_var):
-            return None, (f"MissingAPIKey: environment variable {env_var} is not set: export it "
-                          f"with your API key for {cfg.name}, or set api_key_env in the model's "
-                          f"config")
+        variable = missing_key(cfg)
+        if variable is not None:
+            return None, f"MissingAPIKey: {missing_key_message(cfg, variable)}"
         return None, None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -305,11 +289,14 @@ class LLMClient:
             if self.ledger is not None:
                 if prompt_tokens is None:
                     prompt_tokens = await asyncio.to_thread(count_prompt_tokens, model, messages)
+                waiting_since = time.monotonic()
                 try:
-                    reservation = self.ledger.reserve(model, prompt_tokens,
-                                                      max_tokens or cfg.max_tokens)
+                    reservation = await self.ledger.reserve_when_room(
+                        model, prompt_tokens, max_tokens or cfg.max_tokens)
                 except BudgetRefused as exc:
                     return LLMReply("", None, calls, ok=False, refused=str(exc))
+                # Waiting for calls in flight to free the budget is not the provider's time.
+                deadline += time.monotonic() - waiting_since
             temp = temperature if temperature is not None else self.rng.choice(cfg.temperatures)
             started = time.monotonic()
             try:
