@@ -68,3 +68,38 @@ async def test_a_long_prompt_is_answered_with_weights_in_plain_cpu_buffers(local
     assert reply.calls[-1].tokens_in > 300
     assert local_server.process is not None and local_server.process.poll() is None
     assert not re.search(r"(AMX|REPACK) model buffer", local_server.log_text())
+
+
+def test_the_server_exits_when_the_run_that_started_it_is_killed(tmp_path):
+    # A run killed with -9 cannot stop its server: the server notices it was orphaned.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "server.pid"
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, sys, time\n"
+        "from evolve.operators.local_model import LocalModelServer\n"
+        "server = LocalModelServer(n_ctx=512).start()\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(server.process.pid))\n"
+        "time.sleep(600)\n")])
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and time.monotonic() < deadline:
+            assert starter.poll() is None, "the starter died before its server answered"
+            time.sleep(0.2)
+        server_pid = int(pid_file.read_text())
+    finally:
+        starter.send_signal(signal.SIGKILL)
+        starter.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(server_pid, signal.SIGKILL)
+    raise AssertionError("the llama.cpp server outlived the run that started it")
