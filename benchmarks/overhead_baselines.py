@@ -14,6 +14,7 @@ import sqlite3
 import statistics
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +56,49 @@ async def median_cost_async(call: Callable[[], Awaitable[Any]], samples: int,
     return statistics.median(costs)
 
 
-async def llm_costs(base_url: str, samples: int, repeats: int) -> tuple[float, float]:
-    """(litellm's own CPU per call: a bare `litellm.acompletion` with the arguments our client
-    passes, our `LLMClient.complete` around the same call)."""
+@dataclass
+class ClientCosts:
+    """CPU seconds of this process per call, for the same request to the same server."""
+
+    openai: float       # the bare `openai` async client: `chat.completions.create`
+    litellm: float      # a bare `litellm.acompletion` with the arguments our client passes
+    ours: float         # our `LLMClient.complete` (OpenAI-compatible: the openai SDK path)
+    ours_litellm: float  # our `LLMClient.complete` with `llm.openai_sdk = false` (litellm)
+
+
+async def llm_costs(base_url: str, samples: int, repeats: int) -> ClientCosts:
+    """The four clients on the same request, in alternating batches (drift in the machine's
+    load hits all alike); the median batch of each."""
+    import openai
+
     from evolve.config import LLMConfig, ModelConfig
     from evolve.operators.llm import LLMClient, litellm_model_name, litellm_module
 
-    client = LLMClient([ModelConfig(name=MODEL, api_base=base_url)], LLMConfig())
+    models = [ModelConfig(name=MODEL, api_base=base_url)]
+    ours = LLMClient(models, LLMConfig())
+    ours_litellm = LLMClient(models, LLMConfig(openai_sdk=False))
     litellm = litellm_module()
     kwargs = {"model": litellm_model_name(MODEL), "messages": MESSAGES, "temperature": 0.7,
               "max_tokens": 4096, "timeout": 60.0, "num_retries": 0, "max_retries": 0,
               "drop_params": True, "api_base": base_url, "api_key": "sk-no-key-needed"}
-    # Alternating batches: drift in the machine's load hits both alike.
-    bare_runs, ours_runs = [], []
-    for _ in range(repeats):
-        bare_runs.append(await median_cost_async(lambda: litellm.acompletion(**kwargs),
-                                                 samples, 1))
-        ours_runs.append(await median_cost_async(lambda: client.complete(MODEL, MESSAGES),
-                                                 samples, 1))
-    return statistics.median(bare_runs), statistics.median(ours_runs)
+    bare = openai.AsyncOpenAI(base_url=base_url, api_key="sk-no-key-needed", max_retries=0)
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "openai": lambda: bare.chat.completions.create(
+            model=MODEL.split("/", 1)[1], messages=MESSAGES, temperature=0.7,  # type: ignore
+            max_tokens=4096, timeout=60.0),
+        "litellm": lambda: litellm.acompletion(**kwargs),
+        "ours": lambda: ours.complete(MODEL, MESSAGES, temperature=0.7),
+        "ours_litellm": lambda: ours_litellm.complete(MODEL, MESSAGES, temperature=0.7),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    try:
+        for _ in range(repeats):
+            for name, call in calls.items():
+                runs[name].append(await median_cost_async(call, samples, 1))
+    finally:
+        await bare.close()
+        await ours.aclose()
+    return ClientCosts(**{name: statistics.median(costs) for name, costs in runs.items()})
 
 
 async def sandbox_cost(samples: int, repeats: int) -> float:

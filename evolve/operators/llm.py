@@ -207,6 +207,19 @@ def _prices_prompt(ledger: SpendLedger, model: str) -> bool:
     return ledger.budget.max_usd is not None and ledger.unit_prices(model) is not None
 
 
+def _root_cause(exc: BaseException) -> str:
+    """What lies under an SDK error, as " (Type: text)": the SDK says only "Connection error."
+    or "Request timed out.", and its aiohttp transport reports a refused connection as a
+    timeout; the transport's own error names the host and what happened."""
+    cause = exc
+    while cause.__cause__ is not None and cause.__cause__ is not cause:
+        cause = cause.__cause__
+    text = str(cause).strip()
+    if cause is exc or not text or text in str(exc):
+        return ""
+    return f" ({type(cause).__name__}: {text[:300]})"
+
+
 def _status_code(exc: BaseException) -> int | None:
     code = getattr(exc, "status_code", None)
     return code if isinstance(code, int) else None
@@ -383,6 +396,7 @@ class LLMClient:
             return self._deadline_passed(out, hard_limit)
         except Exception as exc:  # every provider failure becomes a recorded attempt
             out.error, out.retryable = classify_error(exc)
+            out.error += _root_cause(exc)
             out.retry_after_s = _retry_after(exc)
             # A request the server rejected with a status is not billed; a timeout, a dropped
             # connection or an unreadable answer may have been, so its cost stays unknown.

@@ -119,6 +119,17 @@ def litellm_cost(route: Route, usage: dict[str, Any]) -> float | None:
     return float(prompt + completion)
 
 
+def _http_client() -> Any:
+    """The SDK's aiohttp transport (the `httpx-aiohttp` package): a quarter less CPU per call
+    than its default httpx one. None (the default) where that package is missing."""
+    import openai
+
+    try:
+        return openai.DefaultAioHttpClient()
+    except RuntimeError:  # "requires the aiohttp extra"
+        return None
+
+
 class SDKClients:
     """One `AsyncOpenAI` per (event loop, server, key), reused across calls: building a client
     costs more than a call, and its connection pool belongs to the loop it was used on."""
@@ -132,12 +143,12 @@ class SDKClients:
         clients = self._by_loop.setdefault(asyncio.get_running_loop(), {})
         key = (route.base_url, route.api_key)
         client = clients.get(key)
-        if client is None:
+        if client is None or client.is_closed():
             import openai
 
             # max_retries=0: the LLM client retries itself, so that every attempt is recorded.
             client = openai.AsyncOpenAI(base_url=route.base_url, api_key=route.api_key,
-                                        max_retries=0)
+                                        max_retries=0, http_client=_http_client())
             clients[key] = client
         return client
 

@@ -32,6 +32,23 @@ MESSAGES = [{"role": "system", "content": "You improve programs."},
 PRICES = {MODEL: PriceConfig(input_per_mtok=2.0, output_per_mtok=8.0)}
 
 
+_OPENED: list[LLMClient] = []
+
+
+def client_for(*args, **kwargs) -> LLMClient:
+    """An LLMClient closed when the test ends (its SDK clients hold connections)."""
+    client = LLMClient(*args, **kwargs)
+    _OPENED.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients():
+    yield
+    while _OPENED:
+        await _OPENED.pop().aclose()
+
+
 @pytest.fixture(params=[True, False], ids=["openai-sdk", "litellm"])
 def openai_sdk(request) -> bool:
     return request.param
@@ -45,7 +62,7 @@ def make_client(server: ScriptedLLMServer, *, retries: int = 3, deadline: float 
     llm = LLMConfig(retries=retries, backoff_base_s=0.02, backoff_max_s=0.1,
                     proposal_deadline_s=deadline, prices=PRICES if prices is None else prices,
                     openai_sdk=openai_sdk)
-    return LLMClient([model], llm, rng=random.Random(1))
+    return client_for([model], llm, rng=random.Random(1))
 
 
 def expected_cost(tokens_in: int, tokens_out: int) -> float:
@@ -223,7 +240,7 @@ async def test_litellm_price_data_is_used_and_the_config_overrides_it(scripted_l
     entry = litellm_module().model_cost["gpt-4.1-mini"]
     server = scripted_llm_server(default=Reply("x", prompt_tokens=1000, completion_tokens=100))
     model = ModelConfig(name=known, api_base=server.base_url)
-    from_litellm = await LLMClient([model], LLMConfig(retries=0, openai_sdk=openai_sdk)).complete(
+    from_litellm = await client_for([model], LLMConfig(retries=0, openai_sdk=openai_sdk)).complete(
         known, MESSAGES)
     assert from_litellm.calls[0].cost_usd == pytest.approx(
         1000 * entry["input_cost_per_token"] + 100 * entry["output_cost_per_token"])
@@ -231,12 +248,12 @@ async def test_litellm_price_data_is_used_and_the_config_overrides_it(scripted_l
 
     override = LLMConfig(retries=0, openai_sdk=openai_sdk,
                          prices={known: PriceConfig(input_per_mtok=100.0, output_per_mtok=0.0)})
-    overridden = await LLMClient([model], override).complete(known, MESSAGES)
+    overridden = await client_for([model], override).complete(known, MESSAGES)
     assert overridden.calls[0].cost_usd == pytest.approx(1000 * 100.0 / 1e6)
 
 
 async def test_local_model_without_a_server_fails_fast_with_what_to_do():
-    client = LLMClient([ModelConfig(name="local/smollm2")], LLMConfig())
+    client = client_for([ModelConfig(name="local/smollm2")], LLMConfig())
     reply = await client.complete("local/smollm2", MESSAGES)
     assert not reply.ok and len(reply.calls) == 1
     assert "start_local_models" in reply.error
@@ -256,7 +273,7 @@ async def test_both_paths_record_the_same_tokens_and_cost_with_cached_prompt_tok
     model = ModelConfig(name=known, api_base=server.base_url)
     calls = []
     for sdk in (True, False):
-        reply = await LLMClient([model], LLMConfig(retries=0, openai_sdk=sdk)).complete(
+        reply = await client_for([model], LLMConfig(retries=0, openai_sdk=sdk)).complete(
             known, MESSAGES)
         calls.append(reply.calls[0])
     sdk_call, litellm_call = calls
@@ -278,7 +295,7 @@ async def test_sdk_path_sends_litellm_parameter_mapping_for_the_model(scripted_l
     the provider prefix is not sent."""
     server = scripted_llm_server(default=Reply("ok"))
     model = ModelConfig(name="openai/gpt-5", api_base=server.base_url, max_tokens=321)
-    reply = await LLMClient([model], LLMConfig(retries=0)).complete("openai/gpt-5", MESSAGES,
+    reply = await client_for([model], LLMConfig(retries=0)).complete("openai/gpt-5", MESSAGES,
                                                                    temperature=0.7)
     assert reply.ok
     [request] = server.chat_requests
@@ -295,7 +312,7 @@ async def test_local_and_vllm_models_reach_their_server_through_the_sdk(
         scripted_llm_server, monkeypatch, name, wire, key):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     server = scripted_llm_server([Reply("done", prompt_tokens=9, completion_tokens=3)])
-    client = LLMClient([ModelConfig(name=name, api_base=server.base_url)], LLMConfig(retries=0))
+    client = client_for([ModelConfig(name=name, api_base=server.base_url)], LLMConfig(retries=0))
     reply = await client.complete(name, MESSAGES)
     assert reply.ok and reply.text == "done" and reply.finish_reason == "stop"
     assert (reply.calls[0].tokens_in, reply.calls[0].tokens_out) == (9, 3)
@@ -327,9 +344,10 @@ async def test_no_server_listening_is_retried_then_fails_within_the_deadline(ope
     llm = LLMConfig(retries=2, backoff_base_s=0.01, backoff_max_s=0.02, proposal_deadline_s=10,
                     openai_sdk=openai_sdk)
     started = time.monotonic()
-    reply = await LLMClient([model], llm).complete(MODEL, MESSAGES)
+    reply = await client_for([model], llm).complete(MODEL, MESSAGES)
     assert not reply.ok and len(reply.calls) == 3
-    assert all("Connection" in c.error for c in reply.calls)
+    # The SDK's aiohttp transport calls a refused connection a timeout: the cause says more.
+    assert all("connect" in c.error.lower() for c in reply.calls)
     # Never a made-up price: litellm calls a refused connection unbilled (0), the SDK path
     # cannot tell it from one dropped mid-request and leaves it unknown.
     assert all(c.cost_usd in (None, 0.0) for c in reply.calls)
