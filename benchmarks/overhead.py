@@ -14,18 +14,18 @@ default path (OpenAI-compatible endpoints through the `openai` SDK) and with
 `llm.openai_sdk = false` (through litellm, as every call went before); the last line of each N
 is the ratio of their total CPU per program.
 
-The client library is measured alone in the same run and shown in its own column ("client"):
-a bare `openai` async client `chat.completions.create` (SDK path) or a bare `litellm.acompletion`
-(litellm path), on the same request, times the calls the run made. Same-run baselines are
-printed first: both bare clients and our `LLMClient.complete` on each path, on one request, in
-alternating batches. The sandbox's parent side (the sandbox threads that start each child and
-read its output) is measured inside each run with per-thread CPU clocks; the children themselves
-are never counted. An "upper bound" column charges us everything on the event loop's thread
-except the client library's own coroutine steps (timed in the run), so whatever it spawns or
-runs in callbacks counts as ours there: a pessimistic bound. Everything else is the framework's
-own cost ("framework ms/prog"): the controller, the archive writes, prompt building, diff
-application, novelty, progress and our LLM client around the library. Target: < 5 ms per
-program at every N, in both modes.
+Our LLM client is measured alone in the same run and shown in its own column ("client"): its
+`complete` on one request, on the run's path, times the calls the run made. Same-run baselines
+are printed first: the bare `openai` async client (`chat.completions.create`, on its default and
+on its aiohttp transport), a bare `litellm.acompletion` with our client's arguments, and our
+`LLMClient.complete` on each path, on the same request, in alternating batches. The sandbox's
+parent side (the sandbox threads that start each child and read its output) is measured inside
+each run with per-thread CPU clocks; the children themselves are never counted. An "upper
+bound" column charges us everything on the event loop's thread except the client library's
+own coroutine steps (timed in the run), so whatever it spawns or runs in callbacks counts as
+ours there: a pessimistic bound. Everything else is the framework's own cost ("framework
+ms/prog"): the controller, the archive writes, prompt building, diff application, novelty and
+progress. Target: < 5 ms per program at every N, in both modes.
 
 Noise: besides warm-up, repeats and medians, each framework figure is also shown as a ratio to
 a floor measured in the same run: a bare asyncio loop storing the same rows with the sqlite3
@@ -182,9 +182,9 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
 def row_for(n: int, runs: list[dict], floor: float, client_alone: float, label: str) -> str:
     """One table line: medians over the repeats (the framework's range in brackets).
 
-    'framework' = total - the sandbox threads (measured in the run) - the bare client library
-    alone (the same-run baseline) x the calls the run made. 'upper bound' = the loop's thread
-    minus only the library's own coroutine steps, so what it spawns counts as ours."""
+    'framework' = total - the sandbox threads (measured in the run) - our LLM client alone (the
+    same-run baseline) x the calls the run made. 'upper bound' = the loop's thread minus only
+    the client library's own coroutine steps, so what it spawns counts as ours."""
     def mid(key: str) -> float:
         return statistics.median(r[key] for r in runs)
 
@@ -221,13 +221,17 @@ def main() -> None:
         print("same-run baselines, CPU of this process per call (median of "
               f"{args.repeats} batches of {args.samples}; one request, alternating batches):")
         print(f"  bare openai async client           {1000 * bare:7.2f} ms  1.00x  (chat.completions"
-              ".create; excluded on the SDK path: the library's own)")
+              ".create, its default transport)")
+        print(f"  the same on its aiohttp transport  {1000 * costs.openai_aiohttp:7.2f} ms  "
+              f"{costs.openai_aiohttp / bare:.2f}x  (openai.DefaultAioHttpClient, as ours uses)")
         print(f"  bare litellm.acompletion           {1000 * costs.litellm:7.2f} ms  "
-              f"{costs.litellm / bare:.2f}x  (excluded on the litellm path)")
+              f"{costs.litellm / bare:.2f}x  (our client's arguments)")
         print(f"  our LLMClient.complete, SDK path   {1000 * costs.ours:7.2f} ms  "
-              f"{costs.ours / bare:.2f}x  (the default; target <= 1.3x the bare openai client)")
+              f"{costs.ours / bare:.2f}x  (the default; target <= 1.3x the bare openai client; "
+              f"the 'client' column on that path)")
         print(f"  our LLMClient.complete, litellm    {1000 * costs.ours_litellm:7.2f} ms  "
-              f"{costs.ours_litellm / bare:.2f}x  (llm.openai_sdk = false: as before)")
+              f"{costs.ours_litellm / bare:.2f}x  (llm.openai_sdk = false; the 'client' column "
+              f"on that path)")
         print(f"  sandbox evaluation, parent side    {1000 * sandbox_cpu:7.2f} ms  (excluded: the "
               f"sandbox's threads; its child processes are never counted)")
         print(f"  archive: program + its LLM call    {1000 * store_cpu:7.2f} ms  (ours)")
@@ -238,7 +242,7 @@ def main() -> None:
                   f"{'target':>7} {'/floor':>8} {'upper bound':>12}")
         # A short unreported run of each mode first: modules imported lazily on first use (the
         # cost paths, the scratchpad) must not be charged to the first measured N.
-        paths = (("openai SDK", True, bare), ("litellm", False, costs.litellm))
+        paths = (("openai SDK", True, costs.ours), ("litellm", False, costs.ours_litellm))
         for _label, sdk, _alone in paths:
             measure(2, args.evaluations, 25, base_url, sdk)
         print(f"\nscripted LLM: {args.programs} programs, M = {args.evaluations} evaluations, "
@@ -265,10 +269,10 @@ def main() -> None:
                             for _ in range(args.repeats)]
             print(row_for(n, runs_offline, floor, 0.0, "none"), flush=True)
         print(f"\nper program: total = this process, all threads (sandbox children never); "
-              f"client = the bare client library alone (baseline above: openai's on the SDK "
-              f"path, litellm's on the litellm path) x the run's calls; sandbox = the "
-              f"sandbox_* threads, measured in the run; framework = total - client - sandbox "
-              f"(everything of ours, our LLM client included); upper bound = the event loop's "
+              f"client = our LLM client alone on that path (baseline above, the library "
+              f"included) x the run's calls; sandbox = the sandbox_* threads, measured in the "
+              f"run; framework = total - client - sandbox (the rest of ours: controller, "
+              f"archive, prompts, novelty); upper bound = the event loop's "
               f"thread minus the library's own coroutine steps timed in the run (what it "
               f"spawns charged to us). Target < {TARGET_MS:g} ms: 'target' = framework / "
               f"{TARGET_MS:g} ms; '/floor' = framework / the sqlite3 floor above.")

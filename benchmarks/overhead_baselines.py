@@ -61,13 +61,14 @@ class ClientCosts:
     """CPU seconds of this process per call, for the same request to the same server."""
 
     openai: float       # the bare `openai` async client: `chat.completions.create`
+    openai_aiohttp: float  # the same on the SDK's aiohttp transport (our client's transport)
     litellm: float      # a bare `litellm.acompletion` with the arguments our client passes
     ours: float         # our `LLMClient.complete` (OpenAI-compatible: the openai SDK path)
     ours_litellm: float  # our `LLMClient.complete` with `llm.openai_sdk = false` (litellm)
 
 
 async def llm_costs(base_url: str, samples: int, repeats: int) -> ClientCosts:
-    """The four clients on the same request, in alternating batches (drift in the machine's
+    """The clients on the same request, in alternating batches (drift in the machine's
     load hits all alike); the median batch of each."""
     import openai
 
@@ -82,8 +83,13 @@ async def llm_costs(base_url: str, samples: int, repeats: int) -> ClientCosts:
               "max_tokens": 4096, "timeout": 60.0, "num_retries": 0, "max_retries": 0,
               "drop_params": True, "api_base": base_url, "api_key": "sk-no-key-needed"}
     bare = openai.AsyncOpenAI(base_url=base_url, api_key="sk-no-key-needed", max_retries=0)
+    bare_aiohttp = openai.AsyncOpenAI(base_url=base_url, api_key="sk-no-key-needed",
+                                      max_retries=0, http_client=openai.DefaultAioHttpClient())
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "openai": lambda: bare.chat.completions.create(
+            model=MODEL.split("/", 1)[1], messages=MESSAGES, temperature=0.7,  # type: ignore
+            max_tokens=4096, timeout=60.0),
+        "openai_aiohttp": lambda: bare_aiohttp.chat.completions.create(
             model=MODEL.split("/", 1)[1], messages=MESSAGES, temperature=0.7,  # type: ignore
             max_tokens=4096, timeout=60.0),
         "litellm": lambda: litellm.acompletion(**kwargs),
@@ -97,6 +103,7 @@ async def llm_costs(base_url: str, samples: int, repeats: int) -> ClientCosts:
                 runs[name].append(await median_cost_async(call, samples, 1))
     finally:
         await bare.close()
+        await bare_aiohttp.close()
         await ours.aclose()
     return ClientCosts(**{name: statistics.median(costs) for name, costs in runs.items()})
 
