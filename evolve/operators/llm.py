@@ -1,5 +1,7 @@
-"""LLM client on litellm: retries with backoff, a hard per-proposal deadline, and a record of
-every attempt (failed ones too) with tokens, cost and latency.
+"""LLM client: retries with backoff, a hard per-proposal deadline, and a record of every
+attempt (failed ones too) with tokens, cost and latency. Providers are reached through litellm,
+except OpenAI-compatible endpoints, which go through the `openai` SDK directly
+(`openai_direct`: a third of litellm's CPU per call) with litellm's parameter mapping and prices.
 
 The client never writes to the archive itself: the controller is the single writer, so every
 `LLMReply` carries its `LLMCallRecord`s and the controller stores them.
