@@ -226,6 +226,9 @@ def main() -> None:
               f"{costs.openai_aiohttp / bare:.2f}x  (openai.DefaultAioHttpClient, as ours uses)")
         print(f"  bare litellm.acompletion           {1000 * costs.litellm:7.2f} ms  "
               f"{costs.litellm / bare:.2f}x  (our client's arguments)")
+        print(f"  litellm, per-call switches off     {1000 * costs.litellm_quiet:7.2f} ms  "
+              f"{costs.litellm_quiet / bare:.2f}x  (no message logging, token counter, "
+              f"callbacks: configuring litellm)")
         print(f"  our LLMClient.complete, SDK path   {1000 * costs.ours:7.2f} ms  "
               f"{costs.ours / bare:.2f}x  (the default; target <= 1.3x the bare openai client; "
               f"the 'client' column on that path)")

@@ -56,6 +56,16 @@ async def median_cost_async(call: Callable[[], Awaitable[Any]], samples: int,
     return statistics.median(costs)
 
 
+# litellm's settings against its own per-call work (message logging, token counting, end-user
+# cost tracking, callbacks): set only around its "litellm_quiet" batches, to show what
+# configuring litellm gains against calling the SDK directly.
+_LITELLM_QUIET = {"turn_off_message_logging": True, "disable_streaming_logging": True,
+                  "disable_token_counter": True, "disable_end_user_cost_tracking": True,
+                  "disable_add_user_agent_to_request_tags": True, "success_callback": [],
+                  "_async_success_callback": [], "failure_callback": [],
+                  "_async_failure_callback": [], "callbacks": []}
+
+
 @dataclass
 class ClientCosts:
     """CPU seconds of this process per call, for the same request to the same server."""
@@ -63,6 +73,7 @@ class ClientCosts:
     openai: float       # the bare `openai` async client: `chat.completions.create`
     openai_aiohttp: float  # the same on the SDK's aiohttp transport (our client's transport)
     litellm: float      # a bare `litellm.acompletion` with the arguments our client passes
+    litellm_quiet: float  # the same with litellm's per-call switches off (`_LITELLM_QUIET`)
     ours: float         # our `LLMClient.complete` (OpenAI-compatible: the openai SDK path)
     ours_litellm: float  # our `LLMClient.complete` with `llm.openai_sdk = false` (litellm)
 
@@ -96,12 +107,18 @@ async def llm_costs(base_url: str, samples: int, repeats: int) -> ClientCosts:
         "ours": lambda: ours.complete(MODEL, MESSAGES, temperature=0.7),
         "ours_litellm": lambda: ours_litellm.complete(MODEL, MESSAGES, temperature=0.7),
     }
+    calls["litellm_quiet"] = calls["litellm"]
     runs: dict[str, list[float]] = {name: [] for name in calls}
+    saved = {key: getattr(litellm, key) for key in _LITELLM_QUIET}
     try:
         for _ in range(repeats):
             for name, call in calls.items():
+                for key, value in (_LITELLM_QUIET if name == "litellm_quiet" else saved).items():
+                    setattr(litellm, key, value)
                 runs[name].append(await median_cost_async(call, samples, 1))
     finally:
+        for key, value in saved.items():
+            setattr(litellm, key, value)
         await bare.close()
         await bare_aiohttp.close()
         await ours.aclose()
