@@ -2,8 +2,8 @@
 
 For a provider that already speaks the OpenAI wire format (`openai/...`, `hosted_vllm/...`, the
 `local/...` llama.cpp server), litellm wraps the same SDK and adds per-call work we do not use:
-logging objects and payloads, a price search on every response, its own response objects. That
-doubled our CPU per call. What litellm knows is still used, looked up once and cached: how it
+logging objects and payloads, a price search on every response, its own response objects: twice
+the SDK's CPU per call. What litellm knows is still used, looked up once and cached: how it
 maps our parameters for a model (`max_tokens` becomes `max_completion_tokens` for reasoning
 models, parameters a model refuses are dropped) and its price data and cost rules.
 
@@ -20,7 +20,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-LOCAL_PREFIX = "local/"  # also in llm.py, which imports this module
+# `local/x`: an OpenAI-compatible llama.cpp server on 127.0.0.1 (llm.py re-exports this name).
+LOCAL_PREFIX = "local/"
 
 
 @dataclass(frozen=True)
