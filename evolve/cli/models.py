@@ -70,8 +70,12 @@ def _format_cost(reply: LLMReply) -> str:
 
 async def _check_all(models: list[ModelConfig], llm: LLMConfig) -> list[LLMReply]:
     client = LLMClient(models, llm)
-    return list(await asyncio.gather(*(
-        client.complete(m.name, CHECK_MESSAGES, temperature=0.0, max_tokens=16) for m in models)))
+    try:
+        return list(await asyncio.gather(*(
+            client.complete(m.name, CHECK_MESSAGES, temperature=0.0, max_tokens=16)
+            for m in models)))
+    finally:
+        await client.aclose()
 
 
 @models_app.command("check")

@@ -148,6 +148,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             raise ConfigError(f"executor '{config.executor.kind}': {exc}") from exc
     # The run's first lines say what candidates can reach at this isolation level.
     log(f"sandbox: {getattr(executor, 'isolation_description', executor.isolation)}")
+    llm: Any = None
     try:
         preflight = getattr(executor, "preflight", None)
         if preflight is not None:  # e.g. a GPU problem on a cluster without GPUs: fail now
@@ -213,6 +214,8 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         return RunOutcome(run_id, run_dir, status, best.score if best else None,
                           controller.programs_done)
     finally:
+        if llm is not None:
+            await llm.aclose()  # its HTTP connections
         if own_executor:
             await executor.aclose()
         await store.aclose()  # every queued write is in before the archive closes

@@ -42,6 +42,7 @@ async def test_real_model_proposals_record_real_token_counts(local_server, tmp_p
         assert reply.text.strip()
         for call in reply.calls:
             archive.record_llm_call(run_id, purpose="proposal", **call.archive_fields())
+    await client.aclose()
     calls = archive.llm_calls(run_id)
     ok_calls = [c for c in calls if c.error is None]
     assert len(ok_calls) == 3
