@@ -39,13 +39,14 @@ def _nearest_earlier(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)
 
 
-def _pair_lcp(codes: np.ndarray, lengths: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _pair_lcp(codes: np.ndarray, lengths: np.ndarray, a: np.ndarray, b: np.ndarray,
+              batch_cells: int) -> np.ndarray:
     """LCP of strings a[k] and b[k] (indices into codes, -1 meaning no partner: LCP 0)."""
     out = np.zeros(len(a), dtype=np.int64)
     width = codes.shape[1]
     if width == 0:
         return out
-    batch = max(1, _BATCH_CELLS // width)
+    batch = max(1, batch_cells // width)
     for start in range(0, len(a), batch):
         ia, ib = a[start:start + batch], b[start:start + batch]
         valid = ib >= 0
@@ -58,8 +59,9 @@ def _pair_lcp(codes: np.ndarray, lengths: np.ndarray, a: np.ndarray, b: np.ndarr
     return out
 
 
-def prefix_hits(strings: list[str]) -> np.ndarray:
-    """Per-row hit: the LCP of strings[i] with any strings[j], j < i (0 for the first row)."""
+def prefix_hits(strings: list[str], batch_cells: int = _BATCH_CELLS) -> np.ndarray:
+    """Per-row hit: the LCP of strings[i] with any strings[j], j < i (0 for the first row).
+    `batch_cells` bounds the code points compared in one vectorised step (memory)."""
     n = len(strings)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -74,8 +76,8 @@ def prefix_hits(strings: list[str]) -> np.ndarray:
     at_rank = order  # row index at each rank
     partner_left = np.where(left >= 0, at_rank[np.maximum(left, 0)], -1)
     partner_right = np.where(right >= 0, at_rank[np.maximum(right, 0)], -1)
-    best = np.maximum(_pair_lcp(codes, lengths, at_rank, partner_left),
-                      _pair_lcp(codes, lengths, at_rank, partner_right))
+    best = np.maximum(_pair_lcp(codes, lengths, at_rank, partner_left, batch_cells),
+                      _pair_lcp(codes, lengths, at_rank, partner_right, batch_cells))
     hits = np.zeros(n, dtype=np.int64)
     hits[at_rank] = best
     return hits

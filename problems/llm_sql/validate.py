@@ -47,22 +47,27 @@ def check_cells(expected: list[list[str]], got: list[list[str]], field_names: li
                 f"{field_names} (every col_merge group joined into one field, its values "
                 f"concatenated in the group's order), placed in any order")
     remaining = Counter(tuple(sorted(row)) for row in expected)
-    all_keys = set(remaining)
+    first_bad: tuple[int, bool] | None = None  # (output row, whether it repeats an input row)
     for i, row in enumerate(got):
         key = tuple(sorted(row))
         if remaining.get(key, 0) > 0:
             remaining[key] -= 1
-            continue
-        missing = next(k for k, left in remaining.items() if left > 0)
-        missing_at = next(j for j, r in enumerate(expected) if tuple(sorted(r)) == missing)
-        if key in all_keys:
-            raise ValueError(
-                f"output row {i} {_preview(row)} duplicates an input row already placed, and "
-                f"input row {missing_at} {_preview(expected[missing_at])} is missing: return "
-                f"every input row exactly once")
-        near, lacks, extra = _closest_input(expected, row)
+        elif first_bad is None:
+            first_bad = (i, key in remaining)
+    if first_bad is None:
+        return
+    i, repeats = first_bad
+    row = got[i]
+    if repeats:
+        # Named once every output row is accounted for: an input row seen later is not missing.
+        missing_at = next(j for j, r in enumerate(expected) if remaining[tuple(sorted(r))] > 0)
         raise ValueError(
-            f"output row {i} {_preview(row)} is not any input row's fields: closest is input "
-            f"row {near}, which has {_preview(lacks)} where the output has {_preview(extra)}. "
-            f"Keep each cell's text unchanged, keep a row's cells together, and merge each "
-            f"col_merge group by concatenating its values in the group's order")
+            f"output row {i} {_preview(row)} duplicates an input row already placed, and "
+            f"input row {missing_at} {_preview(expected[missing_at])} is missing: return "
+            f"every input row exactly once")
+    near, lacks, extra = _closest_input(expected, row)
+    raise ValueError(
+        f"output row {i} {_preview(row)} is not any input row's fields: closest is input "
+        f"row {near}, which has {_preview(lacks)} where the output has {_preview(extra)}. "
+        f"Keep each cell's text unchanged, keep a row's cells together, and merge each "
+        f"col_merge group by concatenating its values in the group's order")
