@@ -28,11 +28,23 @@ def merge_groups(df: pd.DataFrame, col_merge: list[list[str]]) -> pd.DataFrame:
 
 
 # EVOLVE-BLOCK-START
+# One column order for all rows, fewest distinct values first: a value shared by many rows,
+# placed early, is a prefix they all hit. The exponents weigh distinct counts against value
+# lengths (a long shared value is worth more characters).
+DISTINCT_EXPONENT = 1.0
+LENGTH_EXPONENT = 0.0
+
+
+def column_key(values: pd.Series) -> float:
+    distinct = values.nunique()
+    mean_length = values.str.len().mean() + 1.0
+    return distinct ** DISTINCT_EXPONENT / mean_length ** LENGTH_EXPONENT
+
+
 def solve(df, early_stop=100000, row_stop=4, col_stop=2, col_merge=None, one_way_dep=None,
           distinct_value_threshold=0.7, parallel=False):
-    """One column order for all rows: the columns with the fewest distinct values first."""
     merged = merge_groups(df, col_merge or [])
     position = {name: i for i, name in enumerate(merged.columns)}
-    columns = sorted(merged.columns, key=lambda c: (merged[c].nunique(), position[c]))
+    columns = sorted(merged.columns, key=lambda c: (column_key(merged[c]), position[c]))
     return merged[columns].reset_index(drop=True)
 # EVOLVE-BLOCK-END
