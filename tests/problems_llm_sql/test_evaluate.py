@@ -131,3 +131,30 @@ def test_the_ggr_baseline_figures():  # about 15 s of CPU
     result = ev.evaluate(str(BASELINES / "ggr.py"), "full")
     assert result["valid"], result["feedback"]
     assert {n: result["metrics"][f"hit_rate_{n}"] for n in GGR_HITS} == GGR_HITS
+
+
+def test_lying_cells_are_judged_by_their_genuine_text(tmp_path):
+    # Cells that claim to equal anything (and hash like the right text) while holding other
+    # text: the check and the score read the text itself.
+    path = program(tmp_path, """
+        import pandas as pd
+        class Liar(str):
+            def __eq__(self, other):
+                return True
+            def __hash__(self):
+                return hash(self.claimed)
+        def solve(df, col_merge=None, **kwargs):
+            rows = merge_groups(df, col_merge).to_numpy().tolist()
+            out = []
+            for row in rows:
+                cells = []
+                for cell in row:
+                    liar = Liar("x")
+                    liar.claimed = cell
+                    cells.append(liar)
+                out.append(cells)
+            return pd.DataFrame(out, dtype=object)
+    """)
+    result = ev.evaluate(path, "quick")
+    assert not result["valid"]
+    assert "output row 0 ['x', 'x', 'x', 'x', 'x'] is not any input row" in result["feedback"]
