@@ -13,6 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
+# Every numpy callable used here, bound when the judge imports this module (before any candidate
+# runs): a candidate that rebinds `numpy.minimum` or `numpy.argsort` (ufuncs and dispatchers,
+# which the tamper guard does not snapshot) changes nothing in these names, and candidates may
+# not import `problems.*`.
+_array, _argsort, _fromiter, _int64, _uint32 = np.array, np.argsort, np.fromiter, np.int64, np.uint32
+_maximum, _minimum, _where, _zeros = np.maximum, np.minimum, np.where, np.zeros
+
 # Bounds the memory of one vectorised LCP batch (rows x width code points, 4 bytes each).
 _BATCH_CELLS = 4_000_000
 
@@ -36,13 +43,13 @@ def _nearest_earlier(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             stack.pop()
         right[r] = stack[-1] if stack else -1
         stack.append(r)
-    return np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)
+    return _array(left, dtype=_int64), _array(right, dtype=_int64)
 
 
 def _pair_lcp(codes: np.ndarray, lengths: np.ndarray, a: np.ndarray, b: np.ndarray,
               batch_cells: int) -> np.ndarray:
     """LCP of strings a[k] and b[k] (indices into codes, -1 meaning no partner: LCP 0)."""
-    out = np.zeros(len(a), dtype=np.int64)
+    out = _zeros(len(a), dtype=_int64)
     width = codes.shape[1]
     if width == 0:
         return out
@@ -52,9 +59,9 @@ def _pair_lcp(codes: np.ndarray, lengths: np.ndarray, a: np.ndarray, b: np.ndarr
         valid = ib >= 0
         ia, ib = ia[valid], ib[valid]
         differ = codes[ia] != codes[ib]
-        first = np.where(differ.any(axis=1), differ.argmax(axis=1), width)
+        first = _where(differ.any(axis=1), differ.argmax(axis=1), width)
         # Both strings are zero-padded to the width: past the shorter end the padding can match.
-        chunk = np.minimum(first, np.minimum(lengths[ia], lengths[ib]))
+        chunk = _minimum(first, _minimum(lengths[ia], lengths[ib]))
         out[start:start + batch][valid] = chunk
     return out
 
@@ -64,21 +71,21 @@ def prefix_hits(strings: list[str], batch_cells: int = _BATCH_CELLS) -> np.ndarr
     `batch_cells` bounds the code points compared in one vectorised step (memory)."""
     n = len(strings)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return _zeros(0, dtype=_int64)
     if any("\x00" in s for s in strings):
         raise ValueError("strings must not contain NUL characters")
-    array = np.array(strings, dtype=str)  # fixed-width UCS-4, zero-padded
+    array = _array(strings, dtype=str)  # fixed-width UCS-4, zero-padded
     width = array.dtype.itemsize // 4
-    codes = array.view(np.uint32).reshape(n, width) if width else np.zeros((n, 0), np.uint32)
-    lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
-    order = np.argsort(array, kind="stable")
+    codes = array.view(_uint32).reshape(n, width) if width else _zeros((n, 0), _uint32)
+    lengths = _fromiter((len(s) for s in strings), dtype=_int64, count=n)
+    order = _argsort(array, kind="stable")
     left, right = _nearest_earlier(order)
     at_rank = order  # row index at each rank
-    partner_left = np.where(left >= 0, at_rank[np.maximum(left, 0)], -1)
-    partner_right = np.where(right >= 0, at_rank[np.maximum(right, 0)], -1)
-    best = np.maximum(_pair_lcp(codes, lengths, at_rank, partner_left, batch_cells),
+    partner_left = _where(left >= 0, at_rank[_maximum(left, 0)], -1)
+    partner_right = _where(right >= 0, at_rank[_maximum(right, 0)], -1)
+    best = _maximum(_pair_lcp(codes, lengths, at_rank, partner_left, batch_cells),
                       _pair_lcp(codes, lengths, at_rank, partner_right, batch_cells))
-    hits = np.zeros(n, dtype=np.int64)
+    hits = _zeros(n, dtype=_int64)
     hits[at_rank] = best
     return hits
 
