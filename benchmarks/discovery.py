@@ -3,7 +3,7 @@ default (optimise + structure (swap + reshape)), on the built-in problems, at an
 
 Usage: python benchmarks/discovery.py [--programs 300] [--seeds 3] [--first-seed 0]
                                       [--problems circle_packing spot_single spot_multi txn eplb
-                                                  cloudcast]
+                                                  cloudcast llm_sql]
                                       [--variants old new] [--run-root DIR]
 
 Each (problem, seed, variant) is a real `run_session` (archive on disk, real sandbox, no LLM)
@@ -16,7 +16,7 @@ stage), to stay on CPU.
 One table: the initial program's score (mean over the runs), the best human baseline and the
 optimum or bound (from each problem's README: DP optimum for the spot problems, best known
 packing for circle_packing, the longest-transaction bound for txn, perfect balance for eplb, the
-Steiner-arborescence bound for cloudcast),
+Steiner-arborescence bound for cloudcast, the character-multiset bound for llm_sql),
 the best found (mean, spread and range over seeds), the fraction of the initial-to-optimum gap
 closed (each run from its own initial's score, mean over seeds), the share of proposals that
 were exact duplicates, the share the operator declined (nothing new to propose: recorded, never
@@ -66,6 +66,7 @@ REFERENCES = {
     # The leaderboard's 0-100 scale tops out at $626.24: the exact Steiner tree ($625.83) and
     # the lower bound ($619.79) both score 100.
     "cloudcast": Reference(100.0, "steiner_exact", 100.0, "lower bound"),
+    "llm_sql": Reference(44.27, "ggr", 93.44, "char-multiset bound"),
 }
 
 
