@@ -74,7 +74,10 @@ async def _check_all(models: list[ModelConfig], llm: LLMConfig) -> list[LLMReply
         client.complete(m.name, CHECK_MESSAGES, temperature=0.0, max_tokens=16) for m in models)))
 
 
-@models_app.command("check")
+@models_app.command("check", epilog=(
+    "Examples:\n\n  evolve models check                      # the configured models\n\n"
+    "  evolve models check -m openai/gpt-4.1-mini\n\n"
+    "  evolve models check -m openai/qwen3 --api-base http://127.0.0.1:8000/v1"))
 def check(
     model: Annotated[list[str] | None, typer.Option(
         "--model", "-m", help="model to check, as litellm names it (repeatable); "
@@ -84,7 +87,7 @@ def check(
                            "http://127.0.0.1:8000/v1")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="run config TOML")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="override a config key: dotted.key=value (repeatable)")] = None,
+        "--set", "-s", help="override a config key: dotted.key=value (repeatable)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds allowed per model")] = 30.0,
 ) -> None:
     """Send one short request to each model; print latency, tokens, cost and errors.
