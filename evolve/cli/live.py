@@ -348,6 +348,8 @@ def snapshot_lines(snap: RunSnapshot) -> list[str]:
     lines += [f"arm {arm.operator} {arm.mutation}: {arm.pulls} pulls, mean reward "
               f"{reward_text(arm.mean_reward)}, spend "
               f"{cost_text(arm.spend_usd, arm.unknown_cost_calls)}" for arm in snap.arms]
+    if not snap.arms:
+        lines.append("arms: no arms pulled yet")
     if snap.running is not None or snap.queued is not None:
         lines.append(f"evaluations: {snap.running or 0} running, {snap.queued or 0} queued"
                      + (" · on " + ", ".join(f"{node} {count}" for node, count

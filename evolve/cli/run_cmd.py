@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
     app.command("run", epilog=examples(
         "evolve run circle_packing             # into runs/circle_packing-YYYYMMDD-HHMMSS",
-        "evolve run circle_packing --programs 300 --seed 1 -r runs/cp-seed1",
+        "evolve run circle_packing --programs 300 --seed 1 -r experiments/cp-seed1",
         "evolve run ./my_sched -c my-run.toml -s concurrency.evaluations=4",
         "evolve run spot_single --model openai/gpt-4.1-mini --usd 2"))(run_command)
     app.command("resume", epilog=examples(
