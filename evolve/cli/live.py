@@ -139,7 +139,7 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     spent = data.spent_usd
     # The program budget counts evaluated candidates, as the engine does: the starting program
     # (no parent) is not one, nor are duplicates and rejected replies (they make room for more).
-    evaluated = sum(1 for p in programs if p.parent_id is not None and p.status == "evaluated")
+    evaluated = data.evaluated
     budgets = []
     if budget.max_programs:
         budgets.append(BudgetProgress("programs", evaluated, budget.max_programs))

@@ -63,7 +63,7 @@ def draw(data: RunData, path: Path, *, width_in: float = 11.0, height_in: float 
         by_cost.set_ylabel("best score so far")
         by_cost.set_title("score vs dollars")
         by_cost.grid(alpha=0.3)
-        figure.suptitle(f"{data.run.problem} — {data.run.label} ({len(data.programs)} programs)")
+        figure.suptitle(f"{data.run.problem} — {data.run.label} ({data.evaluated} evaluated)")
         figure.tight_layout()
         figure.savefig(path, format="png")
     finally:

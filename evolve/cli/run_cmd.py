@@ -273,14 +273,25 @@ def _refuse_completed(run_dir: Path, run_id: int | None, config: EvolveConfig) -
             return
         stops = archive.events(run.id, kind="stop")
         evaluated = archive.count_programs(run.id, status="evaluated") - 1  # not the initial
-    reason = (stops[-1].data or {}).get("reason") if stops else None
+    reason = str((stops[-1].data or {}).get("reason") or "budget reached") if stops else \
+        "budget reached"
     budget = config.budget
-    raise_to = (f"--programs {max(2 * (budget.max_programs or 0), evaluated + 10)}"
-                if budget.max_programs else "--minutes 30")
-    print(f"run {run.id} in {run_dir} is complete ({reason or 'budget reached'}; {evaluated} "
-          f"programs evaluated); to go on, raise its budget: `evolve resume {run_dir} "
-          f"{raise_to}` (the total, not the additional amount; --usd and --minutes too)",
-          flush=True)
+    if reason.startswith("dollar budget") and budget.max_usd:
+        raise_to = f"--usd {2 * budget.max_usd:g}"
+    elif reason.startswith("time budget"):
+        raise_to = f"--minutes {2 * (budget.max_minutes or 30):g}"
+    elif budget.max_programs:
+        raise_to = f"--programs {max(2 * budget.max_programs, evaluated + 10)}"
+    else:
+        raise_to = "--minutes 30"
+    head = f"run {run.id} in {run_dir} is complete ({reason}; {evaluated} programs evaluated)"
+    if reason.startswith(("target score", "nothing new")):
+        print(f"{head}; a higher budget would not take it further: start a new run "
+              f"(`evolve run {config.problem}`) with other settings", flush=True)
+    else:
+        print(f"{head}; to go on, raise its budget: `evolve resume {run_dir} {raise_to}` "
+              f"(the new total, not an addition; --programs, --usd and --minutes all work)",
+              flush=True)
     raise typer.Exit(0)
 
 

@@ -109,6 +109,7 @@ def test_status_and_the_live_panel_count_programs_as_the_summary_does(piped_run,
     assert " · 3 evaluated · " in text                   # the panel's title
     assert re.search(r" · \d+ programs · ", text) is None
     assert "3 programs evaluated" in text[text.rindex("run completed"):]
+    assert "next: `evolve best " in text[text.rindex("run completed"):]   # after the panel
 
 
 # ------------------------------------------------------------ piped output is plain
