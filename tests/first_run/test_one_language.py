@@ -96,12 +96,15 @@ def test_log_lines_name_the_program_show_shows_and_count_what_was_evaluated(pipe
     assert shown["id"] == last_id and shown["operator"] == by_id[last_id].operator
 
 
-def test_status_and_the_live_panel_count_programs_as_the_summary_does(piped_run, tmp_path):
+def test_status_counts_programs_as_the_summary_does(piped_run, tmp_path):
     status = evolve("status", str(piped_run.run_dir), cwd=tmp_path).stdout
     head = status.splitlines()[0]
     stored = len(_archive_programs(piped_run.run_dir))
     assert f" · {PROGRAMS} evaluated ({stored - PROGRAMS} more stored" in head
     assert f"{stored} programs" not in status
+
+
+def test_the_live_panel_counts_programs_as_the_summary_does(piped_run, tmp_path):
     code, text = evolve_on_terminal("run", str(piped_run.problem), "--programs", "3", "--seed",
                                     "2", "--run-dir", str(tmp_path / "live"),
                                     cwd=tmp_path)
@@ -117,9 +120,7 @@ def test_status_and_the_live_panel_count_programs_as_the_summary_does(piped_run,
 BOX = set("╭╮╰╯│─━┃")
 
 
-def test_piped_status_show_eval_and_check_are_never_boxed_or_wrapped(piped_run, tmp_path):
-    from evaluators.executors import LocalExecutor
-
+def test_piped_status_and_show_are_never_boxed_or_wrapped(piped_run, tmp_path):
     columns = {"COLUMNS": "80"}                           # what a pipe gets by default
     status = evolve("status", str(piped_run.run_dir), cwd=tmp_path, **columns).stdout
     assert not BOX & set(status), status
@@ -132,6 +133,11 @@ def test_piped_status_show_eval_and_check_are_never_boxed_or_wrapped(piped_run, 
     assert any(line.endswith(LONG_FEEDBACK) for line in show.splitlines())   # one line
     assert any(line.startswith("timings") and "total" in line for line in show.splitlines())
 
+
+def test_piped_eval_and_problems_check_are_never_wrapped(piped_run, tmp_path):
+    from evaluators.executors import LocalExecutor
+
+    columns = {"COLUMNS": "80"}
     initial = piped_run.problem / "initial.py"
     evaluated = evolve("eval", str(piped_run.problem), str(initial), cwd=tmp_path, **columns)
     assert evaluated.returncode == 0, evaluated.stderr
