@@ -93,7 +93,7 @@ def check(
     """Send one short request to each model; print latency, tokens, cost and errors.
 
     Exit 0: every model answered; 1: one did not; 2: an unset API key (before any call)."""
-    console = Console()
+    console = Console(soft_wrap=True)      # lines are never broken at a pipe's 80 columns
     try:
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
@@ -136,7 +136,7 @@ def check(
             table.add_row(Text(row["model"]), Text(row["result"], style="green" if
                                                    row["result"] == "ok" else "red"),
                           row["latency"], row["tokens"], row["cost"], detail)
-        console.print(table)
+        console.print(table, soft_wrap=False)
     else:   # piped or narrow: plain lines, never a table squeezed to 80 columns
         for row in rows:
             console.print(f"{row['model']}: {row['result']}, {row['latency']}, tokens "

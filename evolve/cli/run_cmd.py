@@ -163,7 +163,7 @@ def run_command(
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", "-s", help="Override a config key: --set budget.max_programs=50 (repeatable).")] = None,
     models: Annotated[list[str] | None, typer.Option(
-        "--model", help="LLM operator as litellm names it, e.g. openai/gpt-4.1-mini "
+        "--model", "-m", help="LLM operator as litellm names it, e.g. openai/gpt-4.1-mini "
                         "(repeatable).")] = None,
     api_base: Annotated[str | None, typer.Option(
         "--api-base", help="Base URL of an OpenAI-compatible server for --model.")] = None,
