@@ -239,14 +239,14 @@ def resume_command(
 
     A completed run goes on only with a higher budget (--programs, --usd, --minutes)."""
     from evolve.cli._common import run_dir_of
+    from evolve.engine.session import load_run_config
+    from evolve.problem.spec import ProblemError
 
     named = run_dir_of(None if run_dir is None else str(run_dir),
                        None if run_dir_option is None else str(run_dir_option))
     if named is None:
         _fail("name the run to continue: `evolve resume RUN_DIR` (`evolve runs` lists them)")
     run_dir = Path(named)
-    from evolve.engine.session import load_run_config
-    from evolve.problem.spec import ProblemError
 
     try:
         config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes)
