@@ -232,9 +232,9 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         os._exit(SETUP_FAILED)
 
 
-def _preload(problem_dir: Path, evaluator_file: str) -> Any:
-    """Import what every evaluation needs; returns the harness's Preloaded or None when the
-    evaluator does not import (each evaluation then imports it and reports why)."""
+def _preload(problem_dir: Path, evaluator_file: str) -> tuple[Any, str]:
+    """Import what every evaluation needs: the harness's Preloaded, or None and the error
+    the evaluator raised when it does not import (each evaluation then reports it)."""
     try:
         import numpy  # noqa: F401 - fork-safe with one BLAS thread (the thread vars are set)
     except ImportError:
@@ -242,9 +242,9 @@ def _preload(problem_dir: Path, evaluator_file: str) -> Any:
     from evaluators import harness
 
     try:
-        return harness.Preloaded(problem_dir, evaluator_file)
-    except BaseException:  # noqa: BLE001 - the problem's code: each evaluation reports it
-        return None
+        return harness.Preloaded(problem_dir, evaluator_file), ""
+    except BaseException as exc:  # noqa: BLE001 - the problem's code: each evaluation reports it
+        return None, f"{type(exc).__name__}: {exc}"[:1500]  # the ready message is one 4 KiB read
 
 
 def _threads() -> int:
@@ -260,15 +260,15 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
 
     start_dir = os.getcwd()
     had_hidden = hidden.sandboxed()  # the run process handed us hidden descriptors
-    preloaded = _preload(problem_dir, evaluator_file)
+    preloaded, import_error = _preload(problem_dir, evaluator_file)
     # The evaluator has read its hidden files while it was imported (the only time it may):
     # their descriptors are closed before the first fork, so no evaluation inherits them.
     hidden.close_all()
     if preloaded is None and had_hidden:
         # Each fork would import the evaluator again with the hidden files already closed and
         # report a misleading error: a fresh interpreter per stage reports the real one.
-        control.send(json.dumps({"ready": False, "reason": "the evaluator did not import (it "
-                                 "reads hidden files)"}).encode())
+        control.send(json.dumps({"ready": False, "reason": f"the evaluator did not import: "
+                                 f"{import_error}"}).encode())
         return
     if _threads() > 1:
         # A thread started by an import would be missing (holding its locks) in every fork.

@@ -136,4 +136,7 @@ def _invalid_repeat(index: int, result: EvalResult) -> dict[str, object]:
 
 
 def register(app: typer.Typer) -> None:
-    problems_app.command("check")(check_command)
+    problems_app.command("check", epilog=(
+        "Examples:\n\n  evolve problems check circle_packing\n\n"
+        "  evolve problems check ./my_sched --repeat 5      # the score's spread\n\n"
+        "  evolve problems check problems/txn --json"))(check_command)

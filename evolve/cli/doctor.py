@@ -17,7 +17,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from evolve.cli._common import EXIT_RUN_FAILED, examples, out, print_json
+from evolve.cli._common import (
+    EXAMPLE_RUN,
+    EXIT_RUN_FAILED,
+    RunDirOption,
+    examples,
+    out,
+    print_json,
+    run_dir_of,
+)
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -135,6 +143,7 @@ def doctor(
     run_dir: Annotated[str | None, typer.Argument(
         help="a run directory to check instead of the machine: archive integrity, lock, "
              "isolation used, stale sandboxes", show_default=False)] = None,
+    run_dir_option: RunDirOption = None,
     ollama_url: Annotated[str, typer.Option(help="where to look for Ollama")] =
     os.environ.get("OLLAMA_HOST", DEFAULT_OLLAMA),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
@@ -148,6 +157,7 @@ def doctor(
 
     Exits 1 when something a run needs is missing; warnings only say what is not available."""
     exposures: list[Check] = []
+    run_dir = run_dir_of(run_dir, run_dir_option)
     if run_dir is not None:
         checks = _run_dir_checks(run_dir)
     else:
@@ -202,6 +212,6 @@ def _run_dir_checks(run_dir: str) -> list[Check]:
 
 def register(app: typer.Typer) -> None:
     app.command(epilog=examples("evolve doctor", "evolve doctor --json",
-                                "evolve doctor runs/circle_packing-1",
+                                f"evolve doctor {EXAMPLE_RUN}",
                                 "evolve doctor --ollama-url http://10.0.0.5:11434",
                                 "evolve doctor --executor ray --ray-address 10.0.0.2:6379"))(doctor)

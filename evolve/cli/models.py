@@ -78,7 +78,10 @@ async def _check_all(models: list[ModelConfig], llm: LLMConfig) -> list[LLMReply
         await client.aclose()
 
 
-@models_app.command("check")
+@models_app.command("check", epilog=(
+    "Examples:\n\n  evolve models check                      # the configured models\n\n"
+    "  evolve models check -m openai/gpt-4.1-mini\n\n"
+    "  evolve models check -m openai/qwen3 --api-base http://127.0.0.1:8000/v1"))
 def check(
     model: Annotated[list[str] | None, typer.Option(
         "--model", "-m", help="model to check, as litellm names it (repeatable); "
@@ -88,13 +91,13 @@ def check(
                            "http://127.0.0.1:8000/v1")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="run config TOML")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="override a config key: dotted.key=value (repeatable)")] = None,
+        "--set", "-s", help="override a config key: dotted.key=value (repeatable)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds allowed per model")] = 30.0,
 ) -> None:
     """Send one short request to each model; print latency, tokens, cost and errors.
 
     Exit 0: every model answered; 1: one did not; 2: an unset API key (before any call)."""
-    console = Console()
+    console = Console(soft_wrap=True)      # lines are never broken at a pipe's 80 columns
     try:
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
@@ -137,7 +140,7 @@ def check(
             table.add_row(Text(row["model"]), Text(row["result"], style="green" if
                                                    row["result"] == "ok" else "red"),
                           row["latency"], row["tokens"], row["cost"], detail)
-        console.print(table)
+        console.print(table, soft_wrap=False)
     else:   # piped or narrow: plain lines, never a table squeezed to 80 columns
         for row in rows:
             console.print(f"{row['model']}: {row['result']}, {row['latency']}, tokens "

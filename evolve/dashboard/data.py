@@ -269,6 +269,13 @@ class RunData:
     def spent_text(self) -> str:
         return cost_text(self.spent_usd, self.unknown_cost_calls)
 
+    @property
+    def evaluated(self) -> int:
+        """Evaluated candidates, as the engine, the program budget and a run's summary count
+        them: not the initial program, duplicates or rejected replies (the archive keeps those
+        too)."""
+        return sum(1 for p in self.programs if p.parent_id is not None and p.status == "evaluated")
+
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.programs}
         self.children: dict[int, list[int]] = defaultdict(list)
