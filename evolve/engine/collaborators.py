@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from evaluators.executors import Executor
-from evolve.operators.bandit import Arm
+from evolve.select.bandit import Arm
 
 __all__ = ["ArchiveStore", "ArmChooser", "Executor", "LLMCompleter", "LLMReplyLike"]
 

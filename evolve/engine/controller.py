@@ -59,13 +59,13 @@ from evolve.engine.proposal import (
     calls_cost,
 )
 from evolve.engine.run_files import CONFIG_NAME, ProgressSnapshot, atomic_write
-from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import Scratchpad
-from evolve.operators.bandit import Arm
 from evolve.patch.mutation import unified_diff
 from evolve.patch.novelty import NoveltyFilter, Verdict, code_hash, embedder_for
 from evolve.problem.spec import ProblemSpec
 from evolve.prompting import ProgramView, PromptBuilder
+from evolve.select.bandit import Arm
+from evolve.select.sampler import IslandSampler, Member
 
 WINDOW_STATE = "window"
 NOVELTY_STATE = "novelty"   # novelty/{seq}: a remembered candidate's embedding

@@ -20,10 +20,10 @@ from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.collaborators import ArmChooser, LLMCompleter
 from evolve.engine.committed import Committed
 from evolve.engine.model_health import BenchWatch
-from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import AttemptRow, Scratchpad
-from evolve.operators.bandit import Arm, reward
 from evolve.prompting import PromptBuilder
+from evolve.select.bandit import Arm, reward
+from evolve.select.sampler import IslandSampler, Member
 
 ENGINE_STATE = "engine"
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evolve.config import MutationConfig
-from evolve.engine.sampling import Member
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.patch.reply import answer_part
 from evolve.prompting import AttemptView, ProgramView, PromptBuilder
+from evolve.select.sampler import Member
 
 # A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
 # resume with a larger budget makes it again.
@@ -52,7 +52,7 @@ class Plan:
     seq: int
     key: str
     island: int
-    arm: Any                       # evolve.operators.bandit.Arm
+    arm: Any                       # evolve.select.bandit.Arm
     kind: str                      # diff | full | crossover | repair | an offline mutation
     parent: Member
     parent_view: ProgramView

@@ -47,7 +47,7 @@ def archive_location(config: EvolveConfig, run_dir: Path) -> str | Path:
 def make_arms(models: list[str], offline: list[str], mix: dict[str, float]) -> tuple[list[Any], dict[str, float]]:
     """Arms = (model, mutation kind) for each kind with a positive weight, plus one arm per
     offline operator; the mix weights become the bandit's default weights."""
-    from evolve.operators.bandit import Arm
+    from evolve.select.bandit import Arm
 
     arms, weights = [], {}
     kinds = [kind for kind, weight in mix.items() if weight > 0] or ["diff"]
@@ -131,7 +131,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
                       executor: Any | None, servers: contextlib.ExitStack,
                       run_id: int | None = None) -> RunOutcome:
     from db import Archive
-    from evolve.operators.bandit import Bandit
+    from evolve.select.bandit import Bandit
 
     archive = Archive.open(archive_location(config, run_dir))
     # From here on the archive is called only on its own thread (the loop never blocks on it).
