@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evolve.config import MutationConfig
+from evolve.operators.offline import NoChange
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.patch.reply import answer_part
 from evolve.prompting import AttemptView, ProgramView, PromptBuilder
@@ -138,8 +139,6 @@ class Proposer:
         return child
 
     def _offline(self, plan: Plan) -> ProposalOutcome:
-        from evolve.operators.registry import NoChange
-
         operator = self.offline[plan.operator]
         parent = plan.parent_view.code
         last = MutationError("no-change", "no attempt made")
