@@ -22,14 +22,14 @@ from evolve.config import ConfigError, EvolveConfig, to_toml
 from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.best import BestKeeper
 from evolve.engine.calls import CallRecorder, NoveltyJudge
-from evolve.engine.collaborators import Executor, LLMCompleter, Preflight
+from evolve.engine.collaborators import ArmChooser, Executor, LLMCompleter, Preflight
 from evolve.engine.commit import Committer
 from evolve.engine.controller import Controller
 from evolve.engine.evaluation import Evaluation
 from evolve.engine.in_flight import InFlightPublisher, nodes_in_flight
 from evolve.engine.ingest import Ingestor, ScratchpadWriter
 from evolve.engine.initial import InitialProgram
-from evolve.engine.model_health import StartupWatch
+from evolve.engine.model_health import BenchWatch, StartupWatch
 from evolve.engine.pipeline import ProposalPipeline
 from evolve.engine.planner import Planner
 from evolve.engine.progress import Progress
@@ -119,7 +119,7 @@ async def assemble(config: EvolveConfig, problem: ProblemSpec, archive: Archive,
 
 def build_controller(config: EvolveConfig, problem: ProblemSpec, archive: ArchiveThread,
                      executor: Executor, run_dir: Path, *, run_id: int,
-                     llm: LLMCompleter | None, bandit: Bandit, arms: dict[str, Arm],
+                     llm: LLMCompleter | None, bandit: ArmChooser, arms: dict[str, Arm],
                      offline: dict[str, OfflineOperator],
                      on_progress: Callable[[ProgressSnapshot], None] | None,
                      log: Callable[[str], None]) -> Controller:
@@ -144,10 +144,11 @@ def build_controller(config: EvolveConfig, problem: ProblemSpec, archive: Archiv
         config, scratchpad, archive, run_id, llm=llm, prompts=prompts,
         model=llm_models[0] if llm_models else None, record_calls=recorder.record,
         best_score=lambda: best_keeper.best.score if best_keeper.best else None,
-        lag=state.window)
+        lag=lambda: state.window)
     ingestor = Ingestor(archive=archive, run_id=run_id, sampler=sampler, bandit=bandit,
                         arms=arms, scratchpad=scratchpad, committed=state.committed,
-                        bench_after=config.llm.bench_after, log=log, writer=writer)
+                        initial_score=lambda: state.initial.score if state.initial else None,
+                        bench_watch=BenchWatch(config.llm.bench_after), log=log, writer=writer)
     for operator in offline.values():
         if isinstance(operator, HistoryOperator):  # `optimise` learns from the run's programs
             operator.attach_history(lambda: state.committed, lambda: state.window)
@@ -162,8 +163,7 @@ def build_controller(config: EvolveConfig, problem: ProblemSpec, archive: Archiv
         startup=StartupWatch(config.llm.fail_fast_after,
                              {m.name: m.api_base for m in config.operators.models}))
     initial = InitialProgram(config, problem, state, archive, run_id, evaluation=evaluation,
-                             sampler=sampler, novelty=novelty, best_keeper=best_keeper,
-                             ingestor=ingestor, log=log)
+                             sampler=sampler, novelty=novelty, best_keeper=best_keeper, log=log)
     in_flight = InFlightPublisher(archive, run_id,
                                   lambda: nodes_in_flight(executor, evaluation.running))
     return Controller(config, problem, state, archive, executor, run_dir, run_id=run_id,

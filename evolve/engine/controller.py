@@ -1,9 +1,10 @@
 """The evolution loop: an asyncio controller, the single writer of the archive.
 
-Pipeline per proposal `seq`: plan (sampler + bandit, synchronous, from the RNG seeded by
+Pipeline per proposal `seq`: plan (`planner.py`: sampler + bandit, from the RNG seeded by
 (run seed, seq)) -> operator (at most N at once) -> ordered novelty gate -> sandbox evaluation
-(at most M at once) -> commit to the archive at once -> ingest into sampler/bandit/scratchpad in
-sequence order.
+(at most M at once) -> commit to the archive at once (`pipeline.py`, `commit.py`) -> ingest into
+sampler/bandit/scratchpad in sequence order (`ingest.py`). This module is the loop around them:
+the window, the budgets, starting and stopping. Its parts are built in `assemble.py`.
 
 Determinism. A proposal's choices depend only on (seed, seq) and on the programs ingested before
 it was planned; ingestion is in sequence order and proposal `s` is planned exactly when programs
@@ -144,7 +145,6 @@ class Controller:
         state.cost_usd = await self.archive.cost_so_far(self.run_id)
         state.unknown_cost_calls = (await self.archive.cost_summary(self.run_id)).unknown_calls
         state.window = int(await self.archive.get_state(self.run_id, WINDOW_STATE, self.window))
-        self.ingestor.writer.lag = state.window
         saved = (await self.archive.get_state(self.run_id, ENGINE_STATE)) or {}
         state.elapsed_before = float(saved.get("elapsed_s", 0.0))
         await self.archive.set_run_status(self.run_id, "running")

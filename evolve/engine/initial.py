@@ -13,7 +13,6 @@ from evolve.engine.commit import evaluator_fault, judge_result
 from evolve.engine.committed import INITIAL_KEY, INITIAL_SEQ, Committed
 from evolve.engine.errors import RunCannotWork
 from evolve.engine.evaluation import Evaluation
-from evolve.engine.ingest import Ingestor
 from evolve.engine.run_state import RunState
 from evolve.patch.novelty import NoveltyFilter, code_hash
 from evolve.problem.spec import ProblemSpec
@@ -24,7 +23,7 @@ class InitialProgram:
     def __init__(self, config: EvolveConfig, problem: ProblemSpec, state: RunState,
                  archive: ArchiveThread, run_id: int, *, evaluation: Evaluation,
                  sampler: IslandSampler, novelty: NoveltyFilter, best_keeper: BestKeeper,
-                 ingestor: Ingestor, log: Callable[[str], None]):
+                 log: Callable[[str], None]):
         self.config = config
         self.problem = problem
         self.state = state
@@ -34,7 +33,6 @@ class InitialProgram:
         self.sampler = sampler
         self.novelty = novelty
         self.best_keeper = best_keeper
-        self.ingestor = ingestor
         self.log = log
 
     async def ensure(self) -> None:
@@ -43,7 +41,6 @@ class InitialProgram:
             found = await self._evaluate_and_store()
         self._refuse_invalid(found)
         self.state.initial = found
-        self.ingestor.initial_score = found.score
         self.novelty.remember("-1", found.code)
         self.sampler.add_initial(Member(seq=INITIAL_SEQ, program_id=found.program_id, island=0,
                                         score=found.score, valid=found.valid, generation=0,
