@@ -65,17 +65,17 @@ def open_archive(config: EvolveConfig, run_dir: Path) -> tuple[Archive, ArchiveT
     return archive, ArchiveThread(archive)
 
 
-def open_executor(config: EvolveConfig, problem: ProblemSpec) -> Executor:
-    """The executor the config names, after its preflight check of the problem (e.g. a GPU
-    problem on a cluster without GPUs fails now, not at the first evaluation)."""
+def open_executor(config: EvolveConfig) -> Executor:
+    """The executor the config names (local, or a Ray cluster it connects to)."""
     try:
-        executor = make_executor(config.sandbox, config.concurrency, config.executor)
+        return make_executor(config.sandbox, config.concurrency, config.executor)
     except (ConnectionError, ImportError) as exc:
         raise ConfigError(f"executor '{config.executor.kind}': {exc}") from exc
-    return executor
 
 
 def preflight(executor: Executor, problem: ProblemSpec) -> None:
+    """An executor that can refuse a problem does so now (e.g. a GPU problem on a cluster
+    without GPUs), not at the first evaluation."""
     if isinstance(executor, Preflight):
         try:
             executor.preflight(problem)

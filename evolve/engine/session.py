@@ -74,7 +74,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: ProblemSpec,
     own_executor = executor is None
     if executor is None:
         try:
-            executor = open_executor(config, problem)
+            executor = open_executor(config)
         except ConfigError:
             store.close()
             archive.close()
