@@ -10,35 +10,32 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
-from typing import Annotated, Literal
+from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from evaluators.isolation import available_levels, detect_isolation, exposure
 from evolve.cli._common import (
     EXAMPLE_RUN,
     EXIT_RUN_FAILED,
     RunDirOption,
     examples,
+    fail,
     out,
     print_json,
     run_dir_of,
 )
+from evolve.cli.doctor_check import Check, Level
+from evolve.cli.doctor_ray import check_ray_cluster
+from evolve.cli.doctor_run import RunDirError, run_dir_checks
 
-Level = Literal["ok", "warn", "fail"]
+__all__ = ["Check", "Level", "doctor", "register"]
 
 # Providers litellm reads keys for; any other *_API_KEY in the environment is listed as well.
 DEFAULT_OLLAMA = "http://127.0.0.1:11434"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    level: Level
-    result: str
-    hint: str = ""
 
 
 def check_python() -> Check:
@@ -48,11 +45,6 @@ def check_python() -> Check:
 
 
 def check_isolation() -> Check:
-    try:
-        from evaluators.isolation import detect_isolation
-    except ImportError:
-        return Check("sandbox", "warn", "isolation module not installed",
-                     "reinstall adrs-evolve; evaluations need evaluators.isolation")
     try:
         level, description = detect_isolation()
     except Exception as exc:  # a probe failure is a finding, not a crash of doctor
@@ -68,10 +60,6 @@ def check_isolation() -> Check:
 
 def check_exposure() -> list[Check]:
     """One line per isolation level available here: exactly what a candidate can reach."""
-    try:
-        from evaluators.isolation import available_levels, exposure
-    except ImportError:
-        return []
     return [Check(f"exposed ({level})", "ok" if level == "bwrap" else "warn",
                   "; ".join(exposure(level)),
                   "" if level == "bwrap" else "use bubblewrap (sandbox.isolation = \"bwrap\")")
@@ -166,8 +154,6 @@ def doctor(
         checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
                   check_ollama(ollama_url)]
         if executor == "ray" or ray_address:
-            from evolve.cli.doctor_ray import check_ray_cluster
-
             checks += check_ray_cluster(ray_address)
         exposures = check_exposure()
     if as_json:
@@ -201,9 +187,6 @@ def print_checks(checks: list[Check]) -> None:
 
 
 def _run_dir_checks(run_dir: str) -> list[Check]:
-    from evolve.cli._common import fail
-    from evolve.cli.doctor_run import RunDirError, run_dir_checks
-
     try:
         return run_dir_checks(run_dir)
     except RunDirError as exc:

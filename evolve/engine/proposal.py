@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evolve.config import MutationConfig
-from evolve.engine.sampling import Member
+from evolve.operators.offline import NoChange
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.patch.reply import answer_part
 from evolve.prompting import AttemptView, ProgramView, PromptBuilder
+from evolve.select.sampler import Member
 
 # A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
 # resume with a larger budget makes it again.
@@ -52,7 +53,7 @@ class Plan:
     seq: int
     key: str
     island: int
-    arm: Any                       # evolve.operators.bandit.Arm
+    arm: Any                       # evolve.select.bandit.Arm
     kind: str                      # diff | full | crossover | repair | an offline mutation
     parent: Member
     parent_view: ProgramView
@@ -138,8 +139,6 @@ class Proposer:
         return child
 
     def _offline(self, plan: Plan) -> ProposalOutcome:
-        from evolve.operators.registry import NoChange
-
         operator = self.offline[plan.operator]
         parent = plan.parent_view.code
         last = MutationError("no-change", "no attempt made")

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 
 from evolve.config import EvolveConfig, ModelConfig
+from evolve.operators.litellm_loader import litellm_module
 
 LOCAL_PREFIX = "local/"
 # Where litellm reads each provider's key when the model's config names none; any one of a
@@ -46,8 +47,6 @@ def key_env_for(model: str) -> str | None:
 
 
 def _litellm_key_envs(model: str) -> tuple[str, ...]:
-    from evolve.operators.llm import litellm_module
-
     try:
         missing = litellm_module().validate_environment(model=model).get("missing_keys") or []
     except Exception:  # an unknown provider: the call itself will say so

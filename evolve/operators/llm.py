@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import random
 import time
@@ -24,36 +23,14 @@ from typing import Any
 from evolve.config import LLMConfig, ModelConfig, PriceConfig
 from evolve.operators import openai_direct
 from evolve.operators.keys import LOCAL_PREFIX, missing_key, missing_key_message
+from evolve.operators.litellm_loader import litellm_loaded, litellm_module
 from evolve.operators.openai_direct import SDKClients
-from evolve.operators.spend import BudgetRefused, SpendLedger
-
-# litellm fetches its price table from the network at import unless told otherwise; runs are
-# often offline and must not stall on that, and the bundled table is pinned with the package.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from evolve.operators.spend import BudgetRefused, SpendLedger, price_for
 
 # Providers spoken through the OpenAI wire format, which refuse to start without some api key
 # even when the server behind api_base needs none.
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", LOCAL_PREFIX)
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
-
-_litellm: Any = None
-
-
-def litellm_module() -> Any:
-    """litellm, imported on first use (it takes seconds) with its chatter switched off."""
-    global _litellm
-    if _litellm is None:
-        import litellm
-
-        litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners
-        litellm.drop_params = True
-        if hasattr(litellm, "telemetry"):
-            litellm.telemetry = False
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        _litellm = litellm
-    return _litellm
-
 
 @dataclass
 class LLMCallRecord:
@@ -119,14 +96,6 @@ def litellm_model_name(name: str) -> str:
     if name.startswith(LOCAL_PREFIX):
         return "openai/" + name[len(LOCAL_PREFIX):]
     return name
-
-
-def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
-    """The configured price of `model`, tried with and without its provider prefix."""
-    if model in prices:
-        return prices[model]
-    bare = model.split("/", 1)[1] if "/" in model else model
-    return prices.get(bare)
 
 
 # Models litellm's price table does not know: asking again would cost CPU on every call
@@ -303,7 +272,7 @@ class LLMClient:
                        max_tokens: int | None = None) -> LLMReply:
         cfg = self.model_config(model)
         prompt = json.dumps(messages, ensure_ascii=False)
-        if _litellm is None:
+        if not litellm_loaded():
             # The first import takes seconds: off the event loop, and before the deadline starts.
             await asyncio.to_thread(litellm_module)
         deadline = time.monotonic() + self.llm.proposal_deadline_s

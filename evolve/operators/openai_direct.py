@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evolve.operators.keys import LOCAL_PREFIX
+from evolve.operators.litellm_loader import litellm_module
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,6 @@ def route_for(name: str, api_base: str | None, api_key: str | None) -> Route | N
 def _wire_params(provider: str, model: str, temperature: float | None,
                  max_tokens: int) -> tuple[tuple[str, Any], ...]:
     """litellm's mapping of (temperature, max_tokens) for this model, as sent on the wire."""
-    from evolve.operators.llm import litellm_module
-
     litellm_module()
     from litellm.utils import get_optional_params
 
@@ -90,8 +89,6 @@ _NOT_PRICED = object()
 @functools.lru_cache(maxsize=256)
 def _price_entry(provider: str, model: str) -> Any:
     """litellm's model info for this model (its prices), found once; `_NOT_PRICED` if none."""
-    from evolve.operators.llm import litellm_module
-
     try:
         info = litellm_module().get_model_info(model=model, custom_llm_provider=provider)
     except Exception:  # litellm raises for a model missing from its table

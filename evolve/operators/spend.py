@@ -125,13 +125,19 @@ class SpendLedger:
                   {"model": model})
 
 
+def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
+    """The configured price of `model`, tried with and without its provider prefix."""
+    if model in prices:
+        return prices[model]
+    bare = model.split("/", 1)[1] if "/" in model else model
+    return prices.get(bare)
+
+
 def unit_prices_from(prices: dict[str, PriceConfig],
                      lookup: Callable[[str], dict[str, Any] | None]) -> Callable[
                          [str], tuple[float, float] | None]:
     """USD per token (input, output) of a model: the config's table, then `lookup` (litellm's
     model info); None when neither knows it."""
-    from evolve.operators.llm import price_for
-
     def unit(model: str) -> tuple[float, float] | None:
         price = price_for(model, prices)
         if price is not None:

@@ -24,7 +24,7 @@ from evolve.cli.live import (
     snapshot_from_archive,
 )
 from evolve.engine.run_files import ProgressSnapshot
-from evolve.operators.bandit import reward
+from evolve.select.bandit import reward
 from tests.support.archive_run import RunFacts
 
 

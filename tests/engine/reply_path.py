@@ -15,11 +15,11 @@ from typing import Any
 
 from evolve.config import LLMConfig, ModelConfig, MutationConfig, PromptConfig
 from evolve.engine.proposal import Plan, ProposalOutcome, Proposer
-from evolve.engine.sampling import Member
-from evolve.operators.bandit import Arm
 from evolve.operators.llm import LLMClient
 from evolve.problem.discovery import find_problem
 from evolve.prompting import ProgramView, PromptBuilder
+from evolve.select.bandit import Arm
+from evolve.select.sampler import Member
 from tests.engine.reply_corpus import PARENTS, Case
 from tests.support.llm_server import Reply, ScriptedLLMServer
 

@@ -8,10 +8,10 @@ import random
 import pytest
 
 from evolve.config import BanditConfig
-from evolve.operators.bandit import Arm, Bandit
 from evolve.operators.offline import Source, TuneOperator
 from evolve.patch.blocks import evolve_block_ranges
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
+from evolve.select.bandit import Arm, Bandit
 from tests.engine.engine_support import engine_config, open_archive, run
 from tests.support.llm_server import ScriptedLLMServer
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from evolve.config import IslandsConfig, SamplingConfig
-from evolve.engine.sampling import IslandSampler, Member
+from evolve.select.sampler import IslandSampler, Member
 
 
 def sampler(method: str = "weighted", k: int = 3, interval: int = 2, rate: float = 0.2,

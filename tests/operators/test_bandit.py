@@ -8,7 +8,7 @@ import random
 import pytest
 
 from evolve.config import BanditConfig
-from evolve.operators.bandit import Arm, Bandit, reward
+from evolve.select.bandit import Arm, Bandit, reward
 
 ARMS = [Arm("model-a", "diff"), Arm("model-b", "diff"), Arm("tune", "tune")]
 # Probability that a proposal of each arm improves the program (reward 1) — arm 2 is best.

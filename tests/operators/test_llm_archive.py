@@ -9,8 +9,8 @@ import pytest
 
 from db.archive import Archive
 from evolve.config import BanditConfig, LLMConfig, ModelConfig, PriceConfig
-from evolve.operators.bandit import Arm, Bandit
 from evolve.operators.llm import LLMClient
+from evolve.select.bandit import Arm, Bandit
 from tests.support.llm_server import HTTPError, Malformed, RateLimited, Reply
 
 MODEL = "openai/scripted-model"
