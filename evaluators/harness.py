@@ -30,6 +30,8 @@ from evaluators import (
     mountns,
     plain,
     proctree,
+    syscall_filter,
+    tree_limits,
 )
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_exception, classify_worker_exit, validate_returned
@@ -124,6 +126,8 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
         try:
             limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
             uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
+            # Into the evaluation's cgroup (limits over the whole tree) before anything runs.
+            tree_limits.join_from_environment()
             apply_limits(limits, dedicated_uid=bool(uid))
             if uid:
                 drop_privileges(int(uid))
@@ -248,16 +252,30 @@ def supervise(problem_dir: Path, program: Path, stage: str,
     result_fd = os.environ.pop("EVOLVE_RESULT_FD", None)
     # Only our worker knows this; a message without it was forged by the candidate.
     nonce = secrets.token_hex(16)
+    # The seccomp filter, on this process so that the worker and all it starts carry it; this
+    # process answers (and records) the refusals. Never evaluate unfiltered when one was sent.
+    try:
+        refusals = syscall_filter.Listener.install()
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        return {"failure": "evaluator-error", "reason": f"sandbox setup failed: {exc}"}
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
+        if refusals is not None:
+            refusals.close_in_child()
         os.close(read_fd)
         if result_fd is not None:
             os.close(int(result_fd))
         _worker(problem_dir, program, stage, write_fd, nonce, preloaded)
     os.close(write_fd)
     hidden.close_all()  # only the worker's evaluator reads them
+    tree_limits.close_inherited()
+    if refusals is not None:
+        refusals.start()
     message, status, rusage, error = _read_message(read_fd, pid)
+    refused = refusals.stop() if refusals is not None else []
     result: dict[str, Any] = {
         "cpu_s": rusage.ru_utime + rusage.ru_stime,
         "maxrss_mb": rusage.ru_maxrss / 1024,
@@ -275,6 +293,11 @@ def supervise(problem_dir: Path, program: Path, stage: str,
                       reason="the program wrote a forged result into the harness's channel")
     else:
         result.update(validate_returned(message))
+    if refused:
+        # Whatever the program made of the error: a refused call fails the evaluation.
+        result = {key: result[key] for key in ("cpu_s", "maxrss_mb", "harness_wall_s")}
+        result.update(failure="sandbox-denied",
+                      reason=syscall_filter.denial_reason(refused, refusals.count))
     return result
 
 

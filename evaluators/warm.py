@@ -37,7 +37,8 @@ Why isolation between candidates is not weakened
   crash, it is marked dead, and the next evaluation starts a fresh one.
 
 Protocol: the run process holds one end of a SOCK_SEQPACKET pair; each request is one JSON
-message with four file descriptors (stdout, stderr, result pipe write ends and a status socket).
+message with four file descriptors (stdout, stderr, result pipe write ends and a status socket)
+and, where the machine offers cgroups, the evaluation's `cgroup.procs` files (`tree_limits`).
 The zygote forks, and reports the evaluation's exit code on the status socket; "kill" on that
 socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namespace then dies.
 """
@@ -55,7 +56,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evaluators import mountns
+from evaluators import mountns, tree_limits
 
 _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
@@ -74,10 +75,8 @@ def _namespaces(level: str) -> int:
     and work dir, a clean kill of all it started); network and IPC where the level isolates
     them (the zygote already has them unshared from the host at those levels)."""
     flags = _CLONE_NEWNS | _CLONE_NEWPID
-    if level == "bwrap":
+    if level in ("bwrap", "unshare"):
         flags |= _CLONE_NEWNET | _CLONE_NEWIPC
-    elif level == "unshare":
-        flags |= _CLONE_NEWNET
     return flags
 
 
@@ -135,11 +134,19 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.dup2(result, 3)
+        # The evaluation's cgroup (tree_limits), as descriptors 4, 5, ...
+        extra = [os.dup(fd) for fd in fds[4:]]
+        for i, fd in enumerate(extra):
+            os.dup2(fd, 4 + i)
+        last = 4 + len(extra)
         # Nothing of the zygote's (its control socket, other evaluations' pipes) stays open.
-        os.closerange(4, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
-        os.set_inheritable(3, True)
+        os.closerange(last, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
+        for fd in range(3, last):
+            os.set_inheritable(fd, True)
         env = dict(request["env"])
         env["EVOLVE_RESULT_FD"] = "3"
+        if extra:
+            env[tree_limits.FDS_VAR] = json.dumps(list(range(4, last)))
         os.environ.clear()
         os.environ.update(env)
         work_dir = request["work_dir"]
@@ -198,8 +205,8 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         _check(_libc.unshare(_namespaces(level)), "unshare")
         # Mounts below stay in this namespace (never propagate back to the zygote's).
         _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None)
-        if level == "bwrap":
-            # A fresh /tmp as a cold bubblewrap run gets (size-capped, writable by all): the
+        if level in ("bwrap", "unshare"):
+            # A fresh /tmp as a cold run gets (size-capped, writable by all): the
             # zygote's would be shared by every evaluation. It hides the zygote's work dir
             # mount point when that lies in /tmp: made again in the fresh one.
             _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]))
@@ -218,7 +225,7 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         pid = os.fork()
         if pid == 0:
             _evaluation(request, fds, preloaded, zygote_start_dir)
-        for fd in fds[:3]:
+        for fd in [*fds[:3], *fds[4:]]:
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -289,12 +296,12 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
             kind = key.data[0]
             if kind == "control":
                 try:
-                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 4)
+                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 8)
                 except OSError:
                     return
                 if not message:
                     return  # the run process is gone: so are we (our forks die with us)
-                if len(fds) != 4:
+                if not 4 <= len(fds) <= 8:
                     for fd in fds:
                         os.close(fd)
                     continue
@@ -308,7 +315,7 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
                             os.close(other.fd)
                     sel.close()
                     _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir)
-                for fd in fds[:3]:
+                for fd in [*fds[:3], *fds[4:]]:
                     os.close(fd)
                 status = socket.socket(fileno=fds[3])
                 exit_fd = os.pidfd_open(pid)

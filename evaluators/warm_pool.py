@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, sandbox, warm
+from evaluators import isolation, sandbox, syscall_filter, warm
 from evaluators.hidden import open_for_child
 from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.view import outermost, sandbox_view
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ class WarmInterpreter:
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR):
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR,
+                    syscall_filter.SPEC_VAR):
             env.pop(key, None)
         env["EVOLVE_WARM_FD"] = str(theirs.fileno())
         # The sandbox command binds a program into the work dir; the zygote runs none (each
@@ -214,8 +216,9 @@ class WarmInterpreter:
         uid = lease.uid if lease else None
         host_dir: Path | None = None
         token = secrets.token_hex(12)
-        if level == "bwrap":
-            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork.
+        if level in ("bwrap", "unshare"):
+            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork (in a fresh
+            # /tmp of its own: the host's is not shared at these levels).
             work_dir = self.base / f"evaluation-{token[:16]}"
         else:
             host_dir = work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
@@ -226,12 +229,13 @@ class WarmInterpreter:
             work_dir.chmod(0o700)
         pipes = [os.pipe() for _ in range(3)]
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
         env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
                                    extra_env)
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
                    "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
                    "mount_point": str(self.base),
-                   "code": code if level == "bwrap" else "",
+                   "code": code if level in ("bwrap", "unshare") else "",
                    "work_dir_mb": max(64, 2 * limits.max_file_mb),
                    "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep}
         start = time.perf_counter()
@@ -240,12 +244,15 @@ class WarmInterpreter:
             try:
                 with self._lock:
                     socket.send_fds(self._control, [json.dumps(request).encode()],
-                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno()])
+                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
+                                     *(cgroup.fds if cgroup else ())])
             except OSError as exc:
                 raise ZygoteGone(str(exc)) from exc
             for _, write_end in pipes:
                 os.close(write_end)
             theirs.close()
+            if cgroup is not None:
+                cgroup.close_fds()
             child = _RemoteChild(pipes[0][0], pipes[1][0], status)
             outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
                                          wake_fd=status.fileno(), terminate=child.kill)
@@ -255,6 +262,7 @@ class WarmInterpreter:
                 outcome.result = None
             elif child.returncode == warm.SETUP_FAILED:
                 outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
+            explain(outcome.result, cgroup, limits.memory_mb)
             outcome.uid = uid
             if uid is not None and _uid_has_processes(uid):
                 # Cannot happen: the evaluation's PID namespace ended with its first process
@@ -277,6 +285,8 @@ class WarmInterpreter:
                 os.close(pipes[2][0])
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
+            if cgroup is not None:
+                cgroup.remove()
             if lease:
                 lease.release()
 

@@ -1,0 +1,327 @@
+"""Memory and process limits over the candidate's whole process tree: a cgroup per evaluation.
+
+Resource limits (`evaluators.limits`) are per process: four children of 1 GB each fit under a
+1 GB address-space limit. Where the machine offers a cgroup we may manage (v2 with the memory
+and pids controllers delegated to us, or v1's memory and pids hierarchies, as root), each
+evaluation gets one: `memory_mb` for all its processes together (swap included where the kernel
+accounts it), `max_processes` tasks at most, and everything in it is killed at the end. The
+run process makes it (outside the sandbox, where /sys/fs/cgroup is not visible) and hands its
+`cgroup.procs` files in as open descriptors (EVOLVE_CGROUP_FDS); the candidate's process joins
+through them (`join_from_environment`) before any candidate code runs, so all it starts is
+inside. The candidate then holds no descriptor and sees no cgroup file it could write, so it
+cannot leave. Elsewhere the limits stay per process, and `status()` (shown by `evolve doctor`)
+says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FDS_VAR = "EVOLVE_CGROUP_FDS"
+_PREFIX = "evolve-"
+_OWNED = re.compile(rf"^{_PREFIX}(\d+)-[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class Support:
+    version: str                   # "v2", "v1" or "" (none usable)
+    parents: tuple[Path, ...]      # where evaluation cgroups are made: v2 one, v1 memory + pids
+    why: str = ""                  # when version is ""
+
+
+def _mounts() -> list[tuple[str, str, str, str]]:
+    """(mount root, mount point, fs type, super options) of every cgroup mount."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, tail = left.split(), right.split()
+                if tail and tail[0] in ("cgroup", "cgroup2"):
+                    found.append((fields[3], fields[4], tail[0], tail[2] if len(tail) > 2 else ""))
+    except OSError:
+        pass
+    return found
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller (or '' for v2) -> this process's cgroup path."""
+    own = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                for controller in controllers.split(",") if controllers else [""]:
+                    own[controller] = path
+    except OSError:
+        pass
+    return own
+
+
+def _folder(mount_root: str, mount_point: str, path: str) -> Path | None:
+    relative = os.path.relpath(path, mount_root) if path.startswith(mount_root) else None
+    if relative is None:
+        return None
+    folder = Path(mount_point) / relative
+    return folder if folder.is_dir() else None
+
+
+def _writable_here(parent: Path) -> bool:
+    """Whether we can make (and remove) a cgroup under `parent`: tried for real."""
+    probe = parent / f"{_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    try:
+        probe.rmdir()
+    except OSError:
+        pass
+    return True
+
+
+def _v2(mount_root: str, mount_point: str, own: dict[str, str]) -> Support | None:
+    folder = _folder(mount_root, mount_point, own.get("", "/"))
+    if folder is None:
+        return None
+    try:
+        available = set((folder / "cgroup.controllers").read_text().split())
+        enabled = set((folder / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        return None
+    if not {"memory", "pids"} <= available:
+        return None
+    if not {"memory", "pids"} <= enabled:
+        try:
+            # Fails (EBUSY) when our own cgroup holds processes and is not the root: then the
+            # machine's manager must delegate a cgroup to us (systemd-run --scope -p Delegate=yes).
+            (folder / "cgroup.subtree_control").write_text("+memory +pids")
+        except OSError:
+            return None
+    return Support("v2", (folder,)) if _writable_here(folder) else None
+
+
+@functools.cache
+def support() -> Support:
+    """Which cgroup evaluations get here, probed once per process."""
+    own = _own_cgroups()
+    mounts = _mounts()
+    for root, point, fstype, _ in mounts:
+        if fstype == "cgroup2":
+            found = _v2(root, point, own)
+            if found:
+                return found
+    parents = []
+    for controller in ("memory", "pids"):
+        mount = next(((root, point) for root, point, fstype, options in mounts
+                      if fstype == "cgroup" and controller in options.split(",")), None)
+        folder = _folder(*mount, own.get(controller, "/")) if mount else None
+        if folder is None or not _writable_here(folder):
+            break
+        parents.append(folder)
+    if len(parents) == 2:
+        return Support("v1", tuple(parents))
+    if not mounts:
+        why = "no cgroup file system is mounted"
+    elif os.geteuid() != 0:
+        why = "no cgroup is delegated to this user (run as root, or under a systemd scope " \
+              "with Delegate=yes)"
+    else:
+        why = "no cgroup with the memory and pids controllers can be made here"
+    return Support("", (), why)
+
+
+def status() -> str:
+    """One line for `evolve doctor`: how far memory and process limits reach."""
+    found = support()
+    if found.version:
+        where = ", ".join(str(p) for p in found.parents)
+        return (f"cgroup {found.version}: memory_mb and max_processes hold for the candidate's "
+                f"whole process tree (under {where})")
+    return (f"per process only: {found.why}; memory_mb holds for each process of a candidate, "
+            f"not for all of them together")
+
+
+@functools.cache
+def _sweep(parents: tuple[Path, ...]) -> None:
+    """Remove the cgroups of runs that died without removing theirs (once per process)."""
+    for parent in parents:
+        try:
+            entries = list(parent.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            owned = _OWNED.match(path.name)
+            if owned and not Path(f"/proc/{owned.group(1)}").exists():
+                _kill_all(path)
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+
+
+def _members(folder: Path) -> list[int]:
+    try:
+        return [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _kill_all(folder: Path) -> int:
+    kill_file = folder / "cgroup.kill"  # v2 since Linux 5.14: every member at once
+    if kill_file.exists():
+        try:
+            kill_file.write_text("1")
+        except OSError:
+            pass
+    killed: set[int] = set()
+    for _ in range(200):
+        members = _members(folder)
+        if not members:
+            break
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except OSError:
+                pass
+        time.sleep(0.005)
+    return len(killed)
+
+
+class TreeCgroup:
+    """One evaluation's cgroup (v1: one in the memory and one in the pids hierarchy)."""
+
+    def __init__(self, folders: list[Path], version: str):
+        self.folders = folders
+        self.version = version
+        self.fds: list[int] = []
+
+    @classmethod
+    def create(cls, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
+        """A cgroup with these limits, or None where the machine offers none (or making one
+        failed: the evaluation then runs with per-process limits, as `status()` says)."""
+        found = support()
+        if not found.version:
+            return None
+        _sweep(found.parents)
+        name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        made = cls([], found.version)
+        try:
+            for parent in found.parents:
+                folder = parent / name
+                folder.mkdir()
+                made.folders.append(folder)
+            made._limit(memory_mb, max_processes)
+            made.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+                        for folder in made.folders]
+        except OSError:
+            made.remove()
+            return None
+        return made
+
+    def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
+        def write(name: str, value: int | str) -> bool:
+            for folder in self.folders:
+                if (folder / name).exists():
+                    (folder / name).write_text(str(value))
+                    return True
+            return False
+
+        if memory_mb:
+            limit = int(memory_mb) << 20
+            if self.version == "v2":
+                write("memory.max", limit)
+                write("memory.swap.max", 0)
+            else:
+                write("memory.limit_in_bytes", limit)
+                write("memory.memsw.limit_in_bytes", limit)  # where swap is accounted
+        if max_processes:
+            write("pids.max", int(max_processes))
+
+    def environment(self) -> dict[str, str]:
+        return {FDS_VAR: json.dumps(self.fds)} if self.fds else {}
+
+    def close_fds(self) -> None:
+        """Once the sandbox holds its copies."""
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def _read(self, name: str) -> str:
+        for folder in self.folders:
+            try:
+                return (folder / name).read_text()
+            except OSError:
+                continue
+        return ""
+
+    def oom_kills(self) -> int:
+        """How many of the tree's processes the kernel killed for memory."""
+        text = self._read("memory.events" if self.version == "v2" else "memory.oom_control")
+        match = re.search(r"^oom_kill (\d+)$", text, re.M)
+        return int(match.group(1)) if match else 0
+
+    def peak_mb(self) -> float | None:
+        text = self._read("memory.peak" if self.version == "v2" else "memory.max_usage_in_bytes")
+        return int(text) / (1 << 20) if text.strip().isdigit() else None
+
+    def remove(self) -> int:
+        """Kill what is left in it and remove it; returns how many processes were killed."""
+        self.close_fds()
+        killed = 0
+        for folder in self.folders:
+            killed += _kill_all(folder)
+            for _ in range(50):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # members still exiting
+                    time.sleep(0.01)
+        return killed
+
+
+def join_from_environment() -> None:
+    """In the candidate's process, before any candidate code: move into the evaluation's
+    cgroup(s) through the descriptors the run process handed in, then close them."""
+    raw = os.environ.pop(FDS_VAR, None)
+    if not raw:
+        return
+    for fd in json.loads(raw):
+        try:
+            os.write(int(fd), b"0")  # "0": the writing process itself
+        finally:
+            os.close(int(fd))
+
+
+def close_inherited() -> None:
+    """In the process that forked the candidate's: its copies are none of its business."""
+    raw = os.environ.pop(FDS_VAR, None)
+    for fd in json.loads(raw) if raw else []:
+        try:
+            os.close(int(fd))
+        except OSError:
+            pass
+
+
+def explain(result: dict | None, cgroup: TreeCgroup | None, memory_mb: int | None) -> None:
+    """A tree the kernel killed for memory failed of memory, not of a crash: relabel it."""
+    if cgroup is None or not result or result.get("failure") != "crash":
+        return
+    kills = cgroup.oom_kills()
+    if kills:
+        peak = cgroup.peak_mb()
+        result["failure"] = "memory"
+        result["reason"] = (f"the program's processes together reached the memory limit of "
+                            f"{memory_mb} MB{f' (peak {peak:.0f} MB)' if peak else ''}; the "
+                            f"kernel killed {kills} of them; use less memory")
