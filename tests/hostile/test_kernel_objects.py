@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
-import os
 import uuid
 from pathlib import Path
 

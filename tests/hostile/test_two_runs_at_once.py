@@ -43,11 +43,11 @@ RUN = textwrap.dedent('''
     import json, sys, time
     from pathlib import Path
     from evaluators import sandbox
-    try:
+    if hasattr(sandbox, "_UID_COUNT"):  # where the pool was defined before
+        sandbox._UID_COUNT = 1
+    else:
         from evaluators import uid_leases
         uid_leases.UID_COUNT = 1
-    except ImportError:
-        sandbox._UID_COUNT = 1
     from evaluators.sandbox import SandboxLimits, run_sandboxed
     from evaluators.warm_pool import WarmPool
 
@@ -99,11 +99,12 @@ def test_two_runs_with_different_tmpdirs_never_share_a_uid(tmp_path, path):
 
 LEASE_ALL = textwrap.dedent('''
     import sys
+    from evaluators import sandbox
     from evaluators.sandbox import _UidLease
-    try:
+    if hasattr(sandbox, "_UID_COUNT"):  # where the pool was defined before
+        UID_COUNT = sandbox._UID_COUNT
+    else:
         from evaluators.uid_leases import UID_COUNT
-    except ImportError:
-        from evaluators.sandbox import _UID_COUNT as UID_COUNT
     held = [_UidLease() for _ in range(UID_COUNT)]
     print("held", flush=True)
     sys.stdin.read()  # hold them until the test closes our stdin
