@@ -197,9 +197,12 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, str]:
+def _read_message(fd: int, pid: int, refusals: syscall_filter.Listener | None = None,
+                  ) -> tuple[dict[str, Any] | None, int, Any, str]:
     """Read the worker's length-prefixed message; return (message, wait status, rusage, error).
-    Stops at the worker's exit, not at EOF: an escaped grandchild may hold the pipe open."""
+    Stops at the worker's exit, not at EOF: an escaped grandchild may hold the pipe open.
+    Meanwhile answers the seccomp filter's refusals (`refusals`)."""
+    listener = refusals.fd if refusals is not None else None
     buffer = bytearray()
     status = None
     rusage = None
@@ -214,7 +217,11 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
         # otherwise lose the message.
         exit_known = status is not None
         watch = ([] if eof else [fd]) + ([pidfd] if pidfd is not None and status is None else [])
+        if listener is not None and status is None:
+            watch.append(listener)
         ready, _, _ = select.select(watch, [], [], 0 if status is not None else 0.05)
+        if listener is not None and listener in ready:
+            refusals.answer()  # type: ignore[union-attr]
         readable = fd in ready
         if readable:
             chunk = os.read(fd, 1 << 16)
@@ -272,9 +279,7 @@ def supervise(problem_dir: Path, program: Path, stage: str,
     os.close(write_fd)
     hidden.close_all()  # only the worker's evaluator reads them
     tree_limits.close_inherited()
-    if refusals is not None:
-        refusals.start()
-    message, status, rusage, error = _read_message(read_fd, pid)
+    message, status, rusage, error = _read_message(read_fd, pid, refusals)
     refused = refusals.stop() if refusals is not None else []
     result: dict[str, Any] = {
         "cpu_s": rusage.ru_utime + rusage.ru_stime,

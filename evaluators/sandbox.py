@@ -246,7 +246,7 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
             os.close(fd)
         shutil.rmtree(work_dir, ignore_errors=True)
         if cgroup is not None:
-            cgroup.remove()
+            cgroup.release()
         if lease:
             lease.release()
         return SandboxOutcome(None, False, None, "", f"could not start the sandbox: {exc}", 0, 0,
@@ -261,7 +261,7 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         outcome = _supervise(proc, read_fd, limits, start, level, wake_fd=exit_fd)
         explain(outcome.result, cgroup, limits.memory_mb)
         if cgroup is not None:
-            outcome.leftovers_killed += cgroup.remove()
+            outcome.leftovers_killed += cgroup.release()
             cgroup = None
         outcome.leftovers_killed += kill_leftovers(token, proc.pid, uid)
         outcome.uid = uid
@@ -278,7 +278,7 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         proc.wait()
         shutil.rmtree(work_dir, ignore_errors=True)
         if cgroup is not None:
-            cgroup.remove()
+            cgroup.release()
         if lease:
             lease.release()
 

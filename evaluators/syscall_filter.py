@@ -16,13 +16,13 @@ Two halves, so that the sandbox needs no library:
 - inside the sandbox, `Listener.install()` loads that program on the supervising process with
   a *listener* (SECCOMP_RET_USER_NOTIF): the supervisor forks the candidate's process after it,
   so the candidate and everything it starts carry the filter, and a refused call waits until
-  the supervisor's listener thread records it and answers EPERM. The candidate never holds the
+  the supervisor records it and answers EPERM. The candidate never holds the
   listener's descriptor (closed in the child right after the fork). A kernel without listeners
   (before 5.0) still refuses (ENOSYS), without the record.
 
 The candidate-process launcher calls, in this order: `Listener.install()` (as the process
-that will fork the candidate), fork, `close_in_child()` in the child, `start()` in the parent,
-and `stop()` once the candidate is over.
+that will fork the candidate), fork, `close_in_child()` in the child; in the parent, `answer()`
+whenever `fd` is readable while it waits for the candidate, and `stop()` once it is over.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ import json
 import os
 import select
 import struct
-import threading
 from typing import Any
+
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded at import: a warm interpreter's forks share it
 
 SPEC_VAR = "EVOLVE_SECCOMP"
 
@@ -98,6 +99,10 @@ def compiled() -> tuple[dict[str, Any] | None, str]:
     try:
         refuse = sc.NOTIFY if sc.get_api() >= 5 else sc.ERRNO(errno.EPERM)
         filt = sc.SyscallFilter(sc.ALLOW)
+        try:
+            filt.set_attr(sc.Attr.CTL_OPTIMIZE, 2)  # a binary tree: fewer checks per call
+        except OSError:
+            pass  # libseccomp before 2.5: a linear list, correct all the same
         arch = sc.system_arch()
         names: dict[int, str] = {}
         for name in refused_names():
@@ -147,15 +152,15 @@ def environment() -> dict[str, str]:
 
 
 class Listener:
-    """The filter loaded on this process, and the thread that answers its refusals."""
+    """The filter loaded on this process, and the answers to its refusals: the supervising
+    process watches `fd` in its own wait loop and calls `answer()` when it is readable (no
+    thread: starting one costs milliseconds on a busy machine, on every evaluation)."""
 
     def __init__(self, fd: int | None, names: dict[int, str]):
         self.fd = fd
         self._names = names
-        self._refused: list[tuple[int, str]] = []
-        self._count = 0
-        self._thread: threading.Thread | None = None
-        self._stop_r, self._stop_w = os.pipe() if fd is not None else (-1, -1)
+        self._refused: list[str] = []
+        self.count = 0
 
     @classmethod
     def install(cls, raw: str | None = None) -> Listener | None:
@@ -166,82 +171,59 @@ class Listener:
             return None
         spec = json.loads(raw)
         program = base64.b64decode(spec["bpf"])
-        libc = ctypes.CDLL(None, use_errno=True)
         # Unprivileged processes may load a filter only once they cannot gain privileges by
         # exec; the uid drop (setuid) is not an exec and still works.
-        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")
         buffer = ctypes.create_string_buffer(program, len(program))
         fprog = struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(buffer))
         fprog_buffer = ctypes.create_string_buffer(fprog, len(fprog))
         names = {int(k): v for k, v in spec["names"].items()}
-        fd = libc.syscall(spec["seccomp_nr"], _SECCOMP_SET_MODE_FILTER,
-                          _SECCOMP_FILTER_FLAG_NEW_LISTENER, fprog_buffer)
+        fd = _libc.syscall(spec["seccomp_nr"], _SECCOMP_SET_MODE_FILTER,
+                           _SECCOMP_FILTER_FLAG_NEW_LISTENER, fprog_buffer)
         if fd >= 0:
+            os.set_inheritable(fd, False)
             return cls(fd, names)
         # No listener here (kernel before 5.0, or one already in this process's filters):
         # the refusals still happen, as ENOSYS, unrecorded.
-        if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog_buffer, 0, 0) != 0:
+        if _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog_buffer, 0, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"loading the seccomp filter failed: {os.strerror(err)}")
         return cls(None, names)
 
     def close_in_child(self) -> None:
         """In the forked candidate: drop the listener, which only the supervisor may hold."""
-        for fd in (self.fd, self._stop_r, self._stop_w):
-            if fd is not None and fd >= 0:
-                os.close(fd)
-
-    def start(self) -> None:
         if self.fd is not None:
-            self._thread = threading.Thread(target=self._answer, name="seccomp-listener",
-                                            daemon=True)
-            self._thread.start()
+            os.close(self.fd)
+            self.fd = None
 
-    def _answer(self) -> None:
-        """Record each refused call and answer it with EPERM, until stopped."""
+    def answer(self) -> None:
+        """Record one refused call (the listener is readable) and answer it with EPERM."""
         assert self.fd is not None
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        poller.register(self._stop_r, select.POLLIN)
-        while True:
-            events = dict(poller.poll())
-            if self._stop_r in events:
-                return
-            if self.fd not in events:
-                continue
-            request = bytearray(_NOTIF_SIZE)
-            try:
-                fcntl.ioctl(self.fd, _NOTIF_RECV, request, True)
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.EINTR):  # the caller died meanwhile
-                    continue
-                return
-            notification_id, pid, _, number = struct.unpack_from("QIIi", request)
-            self._count += 1
-            if len(self._refused) < _MAX_RECORDED:
-                self._refused.append((pid, self._names.get(number, f"system call {number}")))
-            response = struct.pack("QqiI", notification_id, 0, -errno.EPERM, 0)
-            try:
-                fcntl.ioctl(self.fd, _NOTIF_SEND, bytearray(response), True)
-            except OSError:
-                continue  # the caller died meanwhile
+        request = bytearray(_NOTIF_SIZE)
+        try:
+            fcntl.ioctl(self.fd, _NOTIF_RECV, request, True)
+        except OSError:
+            return  # the caller died meanwhile (ENOENT), or a signal: nothing to answer
+        notification_id, _, _, number = struct.unpack_from("QIIi", request)
+        self.count += 1
+        if len(self._refused) < _MAX_RECORDED:
+            self._refused.append(self._names.get(number, f"system call {number}"))
+        response = bytearray(struct.pack("QqiI", notification_id, 0, -errno.EPERM, 0))
+        try:
+            fcntl.ioctl(self.fd, _NOTIF_SEND, response, True)
+        except OSError:
+            pass  # the caller died meanwhile
 
     def stop(self) -> list[str]:
-        """Stop answering; the refusals seen, first first (calls still waiting stay blocked
-        until the evaluation's processes are killed)."""
-        if self._thread is not None:
-            os.write(self._stop_w, b"x")
-            self._thread.join()
-        for fd in (self.fd, self._stop_r, self._stop_w):
-            if fd is not None and fd >= 0:
-                os.close(fd)
-        self.fd = None
-        return [name for _, name in self._refused]
-
-    @property
-    def count(self) -> int:
-        return self._count
+        """Stop answering (calls still waiting stay blocked until the evaluation's processes
+        are killed); the refusals seen, first first."""
+        if self.fd is not None:
+            while select.select([self.fd], [], [], 0)[0]:  # what is already waiting
+                self.answer()
+            os.close(self.fd)
+            self.fd = None
+        return list(self._refused)
 
 
 def denial_reason(refused: list[str], count: int) -> str:

@@ -15,12 +15,14 @@ says so.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import re
 import secrets
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +199,25 @@ def _kill_all(folder: Path) -> int:
     return len(killed)
 
 
+# Emptied cgroups of this process, kept for the next evaluation: making and removing one costs
+# milliseconds (a memory cgroup's removal above all), more than the warm path's whole budget
+# allows. An empty cgroup carries nothing of the evaluation that used it but page-cache charges,
+# which the kernel reclaims first.
+_KEEP = 8
+_free: list[TreeCgroup] = []
+_free_lock = threading.Lock()
+
+
+def _remove_free() -> None:
+    with _free_lock:
+        kept, _free[:] = list(_free), []
+    for cgroup in kept:
+        cgroup.remove()
+
+
+atexit.register(_remove_free)
+
+
 class TreeCgroup:
     """One evaluation's cgroup (v1: one in the memory and one in the pids hierarchy)."""
 
@@ -204,23 +225,34 @@ class TreeCgroup:
         self.folders = folders
         self.version = version
         self.fds: list[int] = []
+        self._oom_before = 0
+        self._reused = False
 
     @classmethod
     def create(cls, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
         """A cgroup with these limits, or None where the machine offers none (or making one
-        failed: the evaluation then runs with per-process limits, as `status()` says)."""
+        failed: the evaluation then runs with per-process limits, as `status()` says).
+        `release()` it after the evaluation."""
         found = support()
         if not found.version:
             return None
-        _sweep(found.parents)
-        name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-        made = cls([], found.version)
+        with _free_lock:
+            made = _free.pop() if _free else None
+        if made is None:
+            _sweep(found.parents)
+            name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+            made = cls([], found.version)
+            try:
+                for parent in found.parents:
+                    folder = parent / name
+                    folder.mkdir()
+                    made.folders.append(folder)
+            except OSError:
+                made.remove()
+                return None
         try:
-            for parent in found.parents:
-                folder = parent / name
-                folder.mkdir()
-                made.folders.append(folder)
             made._limit(memory_mb, max_processes)
+            made._oom_before = made._oom_count()
             made.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
                         for folder in made.folders]
         except OSError:
@@ -236,16 +268,22 @@ class TreeCgroup:
                     return True
             return False
 
-        if memory_mb:
-            limit = int(memory_mb) << 20
-            if self.version == "v2":
-                write("memory.max", limit)
-                write("memory.swap.max", 0)
-            else:
-                write("memory.limit_in_bytes", limit)
-                write("memory.memsw.limit_in_bytes", limit)  # where swap is accounted
-        if max_processes:
-            write("pids.max", int(max_processes))
+        if self.version == "v2":
+            write("memory.max", int(memory_mb) << 20 if memory_mb else "max")
+            write("memory.swap.max", 0)
+        else:
+            limit = int(memory_mb) << 20 if memory_mb else -1
+            # memsw (where swap is accounted) may never be below the memory limit: set the
+            # one that keeps that true first.
+            order = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            current = self._read("memory.limit_in_bytes").strip()
+            if limit == -1 or (current.isdigit() and limit > int(current)):
+                order.reverse()
+            for name in order:
+                write(name, limit)
+            if self._reused:
+                write("memory.max_usage_in_bytes", 0)  # the peak of this evaluation only
+        write("pids.max", int(max_processes) if max_processes else "max")
 
     def environment(self) -> dict[str, str]:
         return {FDS_VAR: json.dumps(self.fds)} if self.fds else {}
@@ -264,15 +302,33 @@ class TreeCgroup:
                 continue
         return ""
 
-    def oom_kills(self) -> int:
-        """How many of the tree's processes the kernel killed for memory."""
+    def _oom_count(self) -> int:
         text = self._read("memory.events" if self.version == "v2" else "memory.oom_control")
         match = re.search(r"^oom_kill (\d+)$", text, re.M)
         return int(match.group(1)) if match else 0
 
+    def oom_kills(self) -> int:
+        """How many of this evaluation's processes the kernel killed for memory."""
+        return self._oom_count() - self._oom_before
+
     def peak_mb(self) -> float | None:
+        if self.version == "v2" and self._reused:
+            return None  # memory.peak spans every evaluation the cgroup served
         text = self._read("memory.peak" if self.version == "v2" else "memory.max_usage_in_bytes")
         return int(text) / (1 << 20) if text.strip().isdigit() else None
+
+    def release(self) -> int:
+        """After the evaluation: kill what is left in it, then keep it for the next one (or
+        remove it); returns how many processes were killed."""
+        self.close_fds()
+        killed = sum(_kill_all(folder) for folder in self.folders)
+        if all(not _members(folder) for folder in self.folders):
+            with _free_lock:
+                if len(_free) < _KEEP:
+                    self._reused = True
+                    _free.append(self)
+                    return killed
+        return killed + self.remove()
 
     def remove(self) -> int:
         """Kill what is left in it and remove it; returns how many processes were killed."""

@@ -286,7 +286,7 @@ class WarmInterpreter:
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
             if cgroup is not None:
-                cgroup.remove()
+                cgroup.release()
             if lease:
                 lease.release()
 
