@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import functools
 import json
+import logging
 import os
 import re
 import secrets
@@ -26,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 FDS_VAR = "EVOLVE_CGROUP_FDS"
 _PREFIX = "evolve-"
@@ -238,27 +241,38 @@ class TreeCgroup:
             return None
         with _free_lock:
             made = _free.pop() if _free else None
-        if made is None:
-            _sweep(found.parents)
-            name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-            made = cls([], found.version)
+        if made is not None:
             try:
-                for parent in found.parents:
-                    folder = parent / name
-                    folder.mkdir()
-                    made.folders.append(folder)
+                return made._prepare(memory_mb, max_processes)
             except OSError:
-                made.remove()
-                return None
+                made.remove()  # a kept one that cannot take these limits: make a fresh one
+        _sweep(found.parents)
+        name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        made = cls([], found.version)
         try:
-            made._limit(memory_mb, max_processes)
-            made._oom_before = made._oom_count()
-            made.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-                        for folder in made.folders]
-        except OSError:
+            for parent in found.parents:
+                folder = parent / name
+                folder.mkdir()
+                made.folders.append(folder)
+        except OSError as exc:
             made.remove()
+            log.warning("could not make an evaluation cgroup (%s); this evaluation's limits "
+                        "hold per process only", exc)
             return None
-        return made
+        try:
+            return made._prepare(memory_mb, max_processes)
+        except OSError as exc:
+            made.remove()
+            log.warning("could not set up an evaluation cgroup (%s); this evaluation's limits "
+                        "hold per process only", exc)
+            return None
+
+    def _prepare(self, memory_mb: int | None, max_processes: int | None) -> TreeCgroup:
+        self._limit(memory_mb, max_processes)
+        self._oom_before = self._oom_count()
+        self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+                    for folder in self.folders]
+        return self
 
     def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
         def write(name: str, value: int | str) -> bool:

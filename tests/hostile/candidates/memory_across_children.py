@@ -17,19 +17,24 @@ def report():
             os.close(read_end)
             os.close(release_w)
             held = bytearray(b"\x01") * (SHARE_MB << 20)  # every page written: resident
-            os.write(write_end, b"+")
+            os.write(write_end, os.getpid().to_bytes(4, "big"))
             os.read(release_r, 1)  # hold it until the parent has counted
             os._exit(len(held) & 0)
         children.append(pid)
     os.close(write_end)
     os.close(release_r)
-    holding, dead = 0, set()
+    reported, dead, data = set(), set(), b""
     deadline = time.monotonic() + 5
-    # Children that hold their share stay alive; one that died never reported.
-    while holding + len(dead) < CHILDREN and time.monotonic() < deadline:
+    # A child that holds its share stays alive; one the kernel killed for memory is dead,
+    # whether it reported before that or not.
+    while len(reported | dead) < CHILDREN and time.monotonic() < deadline:
         if select.select([read_end], [], [], 0.05)[0]:
-            holding += len(os.read(read_end, 64))
+            data += os.read(read_end, 64)
+            reported |= {int.from_bytes(data[i:i + 4], "big") for i in range(0, len(data) // 4 * 4, 4)}
         dead |= {pid for pid in children if pid not in dead and os.waitpid(pid, os.WNOHANG)[0]}
+    time.sleep(0.3)
+    dead |= {pid for pid in children if pid not in dead and os.waitpid(pid, os.WNOHANG)[0]}
+    holding = len(reported - dead)
     os.close(release_w)
     for pid in children:
         if pid not in dead:
