@@ -93,7 +93,7 @@ def compiled() -> tuple[dict[str, Any] | None, str]:
     """(the filter for the sandbox, '') or (None, why there is none), built once per process."""
     try:
         import pyseccomp as sc
-    except (ImportError, OSError, RuntimeError) as exc:  # no libseccomp.so.2 on this machine
+    except Exception as exc:  # noqa: BLE001 - no (or too old a) libseccomp.so.2 on this machine
         return None, (f"no seccomp filter: libseccomp is not usable here ({exc}); install "
                       f"libseccomp2 (apt-get install libseccomp2)")
     try:
