@@ -17,7 +17,9 @@ import stat
 import time
 from pathlib import Path
 
-UID_BASE, UID_COUNT = 1_800_000, 512
+# Versions before these machine-wide leases reserved 1,800,000-1,800,511 per $TMPDIR: a range of
+# its own keeps a run of such a version on the same machine from taking (and killing) ours.
+UID_BASE, UID_COUNT = 1_810_000, 512
 _CANDIDATE_DIRS = (Path("/run"), Path("/var/lock"), Path("/var/tmp"))
 _NAME = "evolve-sandbox-uids"
 
