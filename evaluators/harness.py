@@ -115,7 +115,7 @@ class Preloaded:
 
 
 def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str,
-            preloaded: Preloaded | None = None) -> None:
+            preloaded: Preloaded | None = None, admitted: int | None = None) -> None:
     """Runs in the forked child; never returns."""
     from evaluators import guard
 
@@ -126,8 +126,6 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
         try:
             limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
             uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
-            # Into the evaluation's cgroup (limits over the whole tree) before anything runs.
-            tree_limits.join_from_environment()
             apply_limits(limits, dedicated_uid=bool(uid))
             if uid:
                 drop_privileges(int(uid))
@@ -157,6 +155,8 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             else:
                 snapshot.hide()
             plain.bind_numpy(final=True)  # the genuine numpy, if the evaluator imported it
+            # In the evaluation's cgroup (limits over the whole tree) before candidate code.
+            tree_limits.wait_admitted(admitted)
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
@@ -267,6 +267,10 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         os.close(read_fd)
         os.close(write_fd)
         return {"failure": "evaluator-error", "reason": f"sandbox setup failed: {exc}"}
+    # The evaluation's cgroup, if the executor made one: this process moves the worker in
+    # while the worker sets itself up (the move waits for a kernel grace period).
+    cgroup_fds = tree_limits.take_from_environment()
+    admitted_r, admitted_w = os.pipe() if cgroup_fds else (None, None)
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
@@ -275,10 +279,12 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         os.close(read_fd)
         if result_fd is not None:
             os.close(int(result_fd))
-        _worker(problem_dir, program, stage, write_fd, nonce, preloaded)
+        tree_limits.close(cgroup_fds, admitted_w)
+        _worker(problem_dir, program, stage, write_fd, nonce, preloaded, admitted_r)
     os.close(write_fd)
     hidden.close_all()  # only the worker's evaluator reads them
-    tree_limits.close_inherited()
+    tree_limits.admit(pid, cgroup_fds, admitted_w)
+    tree_limits.close([], admitted_r)
     message, status, rusage, error = _read_message(read_fd, pid, refusals)
     refused = refusals.stop() if refusals is not None else []
     result: dict[str, Any] = {

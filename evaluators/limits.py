@@ -32,9 +32,22 @@ def _own_process_count() -> int:
     return count
 
 
+def _killable_first() -> None:
+    """When memory runs out (in the evaluation's cgroup, which on the warm path also holds
+    the harness processes, or on the machine), the kernel kills the candidate's processes
+    first: the highest OOM score adjustment, which any process may raise for itself and
+    none of the candidate's can lower again without privileges."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
 def apply_limits(limits: dict[str, Any], *, dedicated_uid: bool = False) -> None:
     """Apply memory (address space), CPU seconds, file size, open files and process limits."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _killable_first()
     if limits.get("memory_mb"):
         _set(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
     if limits.get("cpu_seconds"):

@@ -6,11 +6,15 @@ and pids controllers delegated to us, or v1's memory and pids hierarchies, as ro
 evaluation gets one: `memory_mb` for all its processes together (swap included where the kernel
 accounts it), `max_processes` tasks at most, and everything in it is killed at the end. The
 run process makes it (outside the sandbox, where /sys/fs/cgroup is not visible) and hands its
-`cgroup.procs` files in as open descriptors (EVOLVE_CGROUP_FDS); the candidate's process joins
-through them (`join_from_environment`) before any candidate code runs, so all it starts is
-inside. The candidate then holds no descriptor and sees no cgroup file it could write, so it
+`cgroup.procs` files in as open descriptors (EVOLVE_CGROUP_FDS); the candidate's process is
+moved in through them before any candidate code runs, so all it starts is inside. The candidate then holds no descriptor and sees no cgroup file it could write, so it
 cannot leave. Elsewhere the limits stay per process, and `status()` (shown by `evolve doctor`)
 says so.
+
+Moving a process into a cgroup waits for a kernel grace period (milliseconds), so the harness
+overlaps it with the candidate process's own set-up: its supervisor `admit`s the forked process
+while that one loads the evaluator, and the process `wait_admitted` just before the first
+candidate code. A warm interpreter's evaluations are born in theirs (`warm_cgroups`).
 """
 
 from __future__ import annotations
@@ -211,11 +215,25 @@ _free: list[TreeCgroup] = []
 _free_lock = threading.Lock()
 
 
+_retired: list[TreeCgroup] = []
+
+
 def _remove_free() -> None:
     with _free_lock:
         kept, _free[:] = list(_free), []
+        retired, _retired[:] = list(_retired), []
     for cgroup in kept:
         cgroup.remove()
+    for cgroup in retired:
+        for folder in cgroup.folders:
+            for _ in range(100):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # its last process is still exiting
+                    time.sleep(0.01)
 
 
 atexit.register(_remove_free)
@@ -229,7 +247,7 @@ class TreeCgroup:
         self.version = version
         self.fds: list[int] = []
         self._oom_before = 0
-        self._reused = False
+        self._uses = 0  # evaluations it was set up for
 
     @classmethod
     def create(cls, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
@@ -268,11 +286,32 @@ class TreeCgroup:
             return None
 
     def _prepare(self, memory_mb: int | None, max_processes: int | None) -> TreeCgroup:
-        self._limit(memory_mb, max_processes)
-        self._oom_before = self._oom_count()
+        self.set_limits(memory_mb, max_processes)
         self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
                     for folder in self.folders]
         return self
+
+    def set_limits(self, memory_mb: int | None, max_processes: int | None) -> None:
+        """This evaluation's limits (and its own count of kills for memory, its own peak)."""
+        self._limit(memory_mb, max_processes)
+        self._oom_before = self._oom_count()
+        self._uses += 1
+
+    def adopt(self, pid: int) -> None:
+        """Move the process `pid` (all its threads) in: a kernel grace period of waiting."""
+        for folder in self.folders:
+            with open(folder / "cgroup.procs", "w") as f:
+                f.write(str(pid))
+
+    def members(self) -> list[int]:
+        return _members(self.folders[0]) if self.folders else []
+
+    def remove_when_empty(self) -> None:
+        """Remove it at this process's exit, when whatever is in it now has ended (never
+        killed: a warm interpreter closing in its own time)."""
+        self.close_fds()
+        with _free_lock:
+            _retired.append(self)
 
     def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
         def write(name: str, value: int | str) -> bool:
@@ -295,7 +334,7 @@ class TreeCgroup:
                 order.reverse()
             for name in order:
                 write(name, limit)
-            if self._reused:
+            if self._uses:
                 write("memory.max_usage_in_bytes", 0)  # the peak of this evaluation only
         write("pids.max", int(max_processes) if max_processes else "max")
 
@@ -326,7 +365,7 @@ class TreeCgroup:
         return self._oom_count() - self._oom_before
 
     def peak_mb(self) -> float | None:
-        if self.version == "v2" and self._reused:
+        if self.version == "v2" and self._uses > 1:
             return None  # memory.peak spans every evaluation the cgroup served
         text = self._read("memory.peak" if self.version == "v2" else "memory.max_usage_in_bytes")
         return int(text) / (1 << 20) if text.strip().isdigit() else None
@@ -339,7 +378,6 @@ class TreeCgroup:
         if all(not _members(folder) for folder in self.folders):
             with _free_lock:
                 if len(_free) < _KEEP:
-                    self._reused = True
                     _free.append(self)
                     return killed
         return killed + self.remove()
@@ -361,27 +399,61 @@ class TreeCgroup:
         return killed
 
 
-def join_from_environment() -> None:
-    """In the candidate's process, before any candidate code: move into the evaluation's
-    cgroup(s) through the descriptors the run process handed in, then close them."""
+def take_from_environment() -> list[int]:
+    """In the sandbox's supervising process: the descriptors the run process handed in."""
     raw = os.environ.pop(FDS_VAR, None)
-    if not raw:
-        return
-    for fd in json.loads(raw):
-        try:
-            os.write(int(fd), b"0")  # "0": the writing process itself
-        finally:
-            os.close(int(fd))
+    return [int(fd) for fd in json.loads(raw)] if raw else []
 
 
-def close_inherited() -> None:
-    """In the process that forked the candidate's: its copies are none of its business."""
-    raw = os.environ.pop(FDS_VAR, None)
-    for fd in json.loads(raw) if raw else []:
+def admit(pid: int, fds: list[int], admitted_w: int | None) -> None:
+    """Move the candidate's process `pid` (forked, not yet running candidate code) into the
+    evaluation's cgroup, close the descriptors and tell it (b"1"; b"0" when the move failed:
+    it must not run then)."""
+    ok = True
+    for fd in fds:
         try:
-            os.close(int(fd))
+            os.write(fd, str(pid).encode())
         except OSError:
-            pass
+            ok = False
+        finally:
+            os.close(fd)
+    if admitted_w is not None:
+        try:
+            os.write(admitted_w, b"1" if ok else b"0")
+        finally:
+            os.close(admitted_w)
+
+
+def wait_admitted(admitted_r: int | None) -> None:
+    """In the candidate's process, before any candidate code: wait until `admit` moved it."""
+    if admitted_r is None:
+        return
+    try:
+        answer = os.read(admitted_r, 1)
+    finally:
+        os.close(admitted_r)
+    if answer != b"1":
+        raise RuntimeError("could not join the evaluation's cgroup; not running the program "
+                           "without its memory and process limits")
+
+
+def close(fds: list[int], *others: int | None) -> None:
+    for fd in [*fds, *others]:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def join_from_environment() -> None:
+    """For a launcher that starts the candidate's process directly: move this process into
+    the evaluation's cgroup(s) before any candidate code runs, then close the descriptors."""
+    for fd in take_from_environment():
+        try:
+            os.write(fd, b"0")  # "0": the writing process itself
+        finally:
+            os.close(fd)
 
 
 def explain(result: dict | None, cgroup: TreeCgroup | None, memory_mb: int | None) -> None:

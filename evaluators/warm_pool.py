@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from evaluators.hidden import open_for_child
 from evaluators.sandbox import SandboxLimits, SandboxOutcome
 from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.view import outermost, sandbox_view
+from evaluators.warm_cgroups import BornInCgroups
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,8 @@ class WarmInterpreter:
         self._tmp_keep = [str(p) for p in outermost(self.view.read_paths)
                           if Path("/tmp") in p.parents]
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._cgroups: BornInCgroups | None = None
         env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
         for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR,
@@ -181,8 +185,14 @@ class WarmInterpreter:
             for fd in hidden_fds.values():  # the zygote has its own copies now
                 os.close(fd)
         self._control.settimeout(_START_TIMEOUT_S)
+        zygote_pid = None
         try:
-            ready = json.loads(self._control.recv(4096) or b"null")
+            data, ancillary, _, _ = self._control.recvmsg(4096, socket.CMSG_SPACE(12))
+            ready = json.loads(data or b"null")
+            # The kernel names the sender (SO_PASSCRED), its pid as this process sees it.
+            for level_, kind, creds in ancillary:
+                if level_ == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    zygote_pid = struct.unpack("iII", creds[:12])[0]
         except (OSError, ValueError):
             ready = None
         self._control.settimeout(None)
@@ -192,6 +202,8 @@ class WarmInterpreter:
             raise WarmUnavailable(f"warm interpreter for {self.problem_dir.name} did not start: "
                                   f"{reason}")
         self.preloaded = bool(ready.get("preloaded"))
+        # Each evaluation born in a cgroup of its own (where the machine has them).
+        self._cgroups = BornInCgroups.start(zygote_pid)
 
     def _log_tail(self) -> str:
         self._stderr.seek(0)
@@ -229,7 +241,8 @@ class WarmInterpreter:
             work_dir.chmod(0o700)
         pipes = [os.pipe() for _ in range(3)]
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
+        cgroup: TreeCgroup | None = None
+        born = False  # the evaluation is forked into the cgroup the zygote sits in
         env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
                                    extra_env)
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
@@ -243,10 +256,20 @@ class WarmInterpreter:
         try:
             try:
                 with self._lock:
+                    if self._cgroups is not None:
+                        cgroup = self._cgroups.prepare(limits.memory_mb, limits.max_processes)
+                        born = cgroup is not None
+                    if cgroup is None:  # it joins one of its own (a grace period's wait)
+                        cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
                     socket.send_fds(self._control, [json.dumps(request).encode()],
                                     [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
-                                     *(cgroup.fds if cgroup else ())])
+                                     *(cgroup.fds if cgroup and not born else ())])
+                    if born and self._cgroups is not None and cgroup is not None:
+                        self._cgroups.sent(cgroup)
             except OSError as exc:
+                if born:
+                    cgroup = None  # the zygote still sits in it, for the next request
+
                 raise ZygoteGone(str(exc)) from exc
             for _, write_end in pipes:
                 os.close(write_end)
@@ -286,12 +309,18 @@ class WarmInterpreter:
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
             if cgroup is not None:
-                cgroup.release()
+                if not born:
+                    cgroup.release()
+                elif self._cgroups is not None and self._cgroups.settle(cgroup):
+                    cgroup.release()
+                # else: the zygote is still in it (it could not move on): kept, not killed
             if lease:
                 lease.release()
 
     def close(self) -> None:
         self._control.close()  # the zygote exits on EOF; its evaluations die with it
+        if self._cgroups is not None:
+            self._cgroups.close()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=2)
