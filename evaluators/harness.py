@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from evaluators import (
+    cgroup_join,
     harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
     hidden,
     mountns,
     plain,
     proctree,
     syscall_filter,
-    tree_limits,
 )
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_exception, classify_worker_exit, validate_returned
@@ -156,7 +156,7 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                 snapshot.hide()
             plain.bind_numpy(final=True)  # the genuine numpy, if the evaluator imported it
             # In the evaluation's cgroup (limits over the whole tree) before candidate code.
-            tree_limits.wait_admitted(admitted)
+            cgroup_join.wait_admitted(admitted)
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
@@ -269,7 +269,7 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         return {"failure": "evaluator-error", "reason": f"sandbox setup failed: {exc}"}
     # The evaluation's cgroup, if the executor made one: this process moves the worker in
     # while the worker sets itself up (the move waits for a kernel grace period).
-    cgroup_fds = tree_limits.take_from_environment()
+    cgroup_fds = cgroup_join.take_from_environment()
     admitted_r, admitted_w = os.pipe() if cgroup_fds else (None, None)
     started = time.perf_counter()
     pid = os.fork()
@@ -279,12 +279,12 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         os.close(read_fd)
         if result_fd is not None:
             os.close(int(result_fd))
-        tree_limits.close(cgroup_fds, admitted_w)
+        cgroup_join.close(cgroup_fds, admitted_w)
         _worker(problem_dir, program, stage, write_fd, nonce, preloaded, admitted_r)
     os.close(write_fd)
     hidden.close_all()  # only the worker's evaluator reads them
-    tree_limits.admit(pid, cgroup_fds, admitted_w)
-    tree_limits.close([], admitted_r)
+    cgroup_join.admit(pid, cgroup_fds, admitted_w)
+    cgroup_join.close([], admitted_r)
     message, status, rusage, error = _read_message(read_fd, pid, refusals)
     refused = refusals.stop() if refusals is not None else []
     result: dict[str, Any] = {

@@ -7,14 +7,14 @@ evaluation gets one: `memory_mb` for all its processes together (swap included w
 accounts it), `max_processes` tasks at most, and everything in it is killed at the end. The
 run process makes it (outside the sandbox, where /sys/fs/cgroup is not visible) and hands its
 `cgroup.procs` files in as open descriptors (EVOLVE_CGROUP_FDS); the candidate's process is
-moved in through them before any candidate code runs, so all it starts is inside. The candidate then holds no descriptor and sees no cgroup file it could write, so it
-cannot leave. Elsewhere the limits stay per process, and `status()` (shown by `evolve doctor`)
+moved in through them before any candidate code runs, so all it starts is inside. The
+candidate then holds no descriptor and sees no cgroup file it could write, so it cannot
+leave. Elsewhere the limits stay per process, and `status()` (shown by `evolve doctor`)
 says so.
 
-Moving a process into a cgroup waits for a kernel grace period (milliseconds), so the harness
-overlaps it with the candidate process's own set-up: its supervisor `admit`s the forked process
-while that one loads the evaluator, and the process `wait_admitted` just before the first
-candidate code. A warm interpreter's evaluations are born in theirs (`warm_cgroups`).
+The sandbox's side (moving the process in, off the critical path where it can) is
+`evaluators.cgroup_join`; a warm interpreter's evaluations are born in theirs
+(`evaluators.warm_cgroups`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluators.cgroup_join import FDS_VAR
+
 log = logging.getLogger(__name__)
 
-FDS_VAR = "EVOLVE_CGROUP_FDS"
 _PREFIX = "evolve-"
 _OWNED = re.compile(rf"^{_PREFIX}(\d+)-[0-9a-f]+$")
 
@@ -397,63 +398,6 @@ class TreeCgroup:
                 except OSError:  # members still exiting
                     time.sleep(0.01)
         return killed
-
-
-def take_from_environment() -> list[int]:
-    """In the sandbox's supervising process: the descriptors the run process handed in."""
-    raw = os.environ.pop(FDS_VAR, None)
-    return [int(fd) for fd in json.loads(raw)] if raw else []
-
-
-def admit(pid: int, fds: list[int], admitted_w: int | None) -> None:
-    """Move the candidate's process `pid` (forked, not yet running candidate code) into the
-    evaluation's cgroup, close the descriptors and tell it (b"1"; b"0" when the move failed:
-    it must not run then)."""
-    ok = True
-    for fd in fds:
-        try:
-            os.write(fd, str(pid).encode())
-        except OSError:
-            ok = False
-        finally:
-            os.close(fd)
-    if admitted_w is not None:
-        try:
-            os.write(admitted_w, b"1" if ok else b"0")
-        finally:
-            os.close(admitted_w)
-
-
-def wait_admitted(admitted_r: int | None) -> None:
-    """In the candidate's process, before any candidate code: wait until `admit` moved it."""
-    if admitted_r is None:
-        return
-    try:
-        answer = os.read(admitted_r, 1)
-    finally:
-        os.close(admitted_r)
-    if answer != b"1":
-        raise RuntimeError("could not join the evaluation's cgroup; not running the program "
-                           "without its memory and process limits")
-
-
-def close(fds: list[int], *others: int | None) -> None:
-    for fd in [*fds, *others]:
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def join_from_environment() -> None:
-    """For a launcher that starts the candidate's process directly: move this process into
-    the evaluation's cgroup(s) before any candidate code runs, then close the descriptors."""
-    for fd in take_from_environment():
-        try:
-            os.write(fd, b"0")  # "0": the writing process itself
-        finally:
-            os.close(fd)
 
 
 def explain(result: dict | None, cgroup: TreeCgroup | None, memory_mb: int | None) -> None:

@@ -56,7 +56,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evaluators import mountns, tree_limits
+from evaluators import cgroup_join, mountns
 
 _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
@@ -146,7 +146,7 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         env = dict(request["env"])
         env["EVOLVE_RESULT_FD"] = "3"
         if extra:
-            env[tree_limits.FDS_VAR] = json.dumps(list(range(4, last)))
+            env[cgroup_join.FDS_VAR] = json.dumps(list(range(4, last)))
         os.environ.clear()
         os.environ.update(env)
         work_dir = request["work_dir"]

@@ -1,7 +1,7 @@
 """Each evaluation a warm interpreter forks is born in a cgroup of its own, with no cgroup
 migration on its critical path.
 
-Moving a process into a cgroup (`tree_limits.join_from_environment`) waits for an RCU grace
+Moving a process into a cgroup (`cgroup_join`) waits for an RCU grace
 period in the kernel: milliseconds, more than the rest of a warm evaluation's set-up on a busy
 machine. A forked process is born in its parent's cgroup for free, so here the zygote itself
 sits in the cgroup the *next* evaluation gets: the request goes out, the zygote forks the

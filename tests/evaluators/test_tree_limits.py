@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from evaluators import tree_limits
+from evaluators import cgroup_join, tree_limits
 from evaluators.tree_limits import TreeCgroup
 
 pytestmark = pytest.mark.skipif(not tree_limits.support().version,
@@ -25,18 +25,18 @@ def _limit_mb(cgroup: TreeCgroup) -> float | None:
 
 def _run_in(cgroup: TreeCgroup, allocate_mb: int) -> int:
     """A child that joins `cgroup` as the sandbox does and allocates; its wait status."""
-    os.environ[tree_limits.FDS_VAR] = json.dumps(cgroup.fds)
+    os.environ[cgroup_join.FDS_VAR] = json.dumps(cgroup.fds)
     for fd in cgroup.fds:
         os.set_inheritable(fd, True)
     pid = os.fork()
     if pid == 0:
         try:
-            tree_limits.join_from_environment()
+            cgroup_join.join_from_environment()
             held = bytearray(b"\x01") * (allocate_mb << 20)
             os._exit(len(held) & 0)
         finally:
             os._exit(3)
-    os.environ.pop(tree_limits.FDS_VAR, None)
+    os.environ.pop(cgroup_join.FDS_VAR, None)
     cgroup.close_fds()
     return os.waitpid(pid, 0)[1]
 
