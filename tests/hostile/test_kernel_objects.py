@@ -178,3 +178,33 @@ def test_children_together_hold_no_more_than_the_memory_limit(level, warm_start)
     holding = stage.metrics.get("holding", 0) if stage.failure is None else 0
     assert stage.failure in (None, FailureKind.MEMORY), stage
     assert holding * share_mb <= memory_mb, stage.feedback
+
+
+@pytest.mark.parametrize("level", [lv for lv in LEVELS if warm.supported(lv)])
+def test_a_tree_out_of_memory_loses_its_own_processes_not_the_warm_interpreter(level):
+    """On the warm path the evaluation's cgroup also holds the harness processes (it is born
+    there, from the zygote): the kernel must pick the candidate's processes, and the warm
+    interpreter serves the next evaluation as before."""
+    if not tree_limits.support().version:
+        pytest.skip(tree_limits.status())
+    problem = load_problem(PROBLEM)
+    bomb = candidate("memory_across_children", children=4, share_mb=120)
+    innocent = (PROBLEM / "initial.py").read_text()
+
+    async def go() -> tuple[list[EvalResult], list[int]]:
+        executor = _executor(level, True)
+        results, pids = [], []
+        try:
+            for code in (bomb, innocent):
+                results.append(await executor.evaluate(problem, code))
+                interp = executor._warm.interpreter(PROBLEM, "evaluate.py", level)
+                pids.append(interp.proc.pid)
+        finally:
+            await executor.aclose()
+        return results, pids
+
+    (bombed, after), pids = asyncio.run(go())
+    assert bombed.stages[-1].failure in (None, FailureKind.MEMORY), bombed.stages[-1]
+    assert bombed.stages[-1].failure is not None or bombed.stages[-1].metrics["holding"] <= 2
+    assert after.stages[-1].failure is None and after.stages[-1].valid, after.stages[-1]
+    assert pids[0] == pids[1], "the warm interpreter was replaced"
