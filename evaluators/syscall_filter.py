@@ -145,10 +145,16 @@ def status() -> str:
             f"(keyring, new namespaces, ptrace, bpf, perf events, mounts, ...); {recorded}")
 
 
+@functools.cache
+def _encoded() -> str:
+    spec, _ = compiled()
+    return json.dumps(spec) if spec else ""
+
+
 def environment() -> dict[str, str]:
     """The variable that hands the filter to the sandbox (empty when there is none)."""
-    spec, _ = compiled()
-    return {SPEC_VAR: json.dumps(spec)} if spec else {}
+    encoded = _encoded()
+    return {SPEC_VAR: encoded} if encoded else {}
 
 
 class Listener:
