@@ -37,7 +37,8 @@ from evaluators.cgroup_join import FDS_VAR
 log = logging.getLogger(__name__)
 
 _PREFIX = "evolve-"
-_OWNED = re.compile(rf"^{_PREFIX}(\d+)-[0-9a-f]+$")
+# An evaluation's cgroup (evolve-PID-HEX), or the leaf a v2 run moved itself into (evolve-run-PID).
+_OWNED = re.compile(rf"^{_PREFIX}(?:(\d+)-[0-9a-f]+|run-(\d+))$")
 
 
 @dataclass(frozen=True)
@@ -109,14 +110,31 @@ def _v2(mount_root: str, mount_point: str, own: dict[str, str]) -> Support | Non
         return None
     if not {"memory", "pids"} <= available:
         return None
-    if not {"memory", "pids"} <= enabled:
-        try:
-            # Fails (EBUSY) when our own cgroup holds processes and is not the root: then the
-            # machine's manager must delegate a cgroup to us (systemd-run --scope -p Delegate=yes).
-            (folder / "cgroup.subtree_control").write_text("+memory +pids")
-        except OSError:
-            return None
+    if not {"memory", "pids"} <= enabled and not _enable_v2_controllers(folder):
+        return None
     return Support("v2", (folder,)) if _writable_here(folder) else None
+
+
+def _enable_v2_controllers(folder: Path) -> bool:
+    """Let our own cgroup's children have memory and pids limits. cgroup v2 allows that only
+    for a cgroup without processes of its own, so when this process is the only one in it
+    (a run started in a delegated scope: systemd-run --scope -p Delegate=yes), it first moves
+    itself into a leaf child. Never moves anything when other processes share the cgroup."""
+    try:
+        (folder / "cgroup.subtree_control").write_text("+memory +pids")
+        return True
+    except OSError:
+        pass
+    if _members(folder) != [os.getpid()]:
+        return False
+    leaf = folder / f"{_PREFIX}run-{os.getpid()}"
+    try:
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text(str(os.getpid()))
+        (folder / "cgroup.subtree_control").write_text("+memory +pids")
+        return True
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -170,7 +188,7 @@ def _sweep(parents: tuple[Path, ...]) -> None:
             continue
         for path in entries:
             owned = _OWNED.match(path.name)
-            if owned and not Path(f"/proc/{owned.group(1)}").exists():
+            if owned and not Path(f"/proc/{owned.group(1) or owned.group(2)}").exists():
                 _kill_all(path)
                 try:
                     path.rmdir()

@@ -73,3 +73,23 @@ def test_a_kill_for_memory_is_counted_for_its_own_evaluation_only():
     assert again is not None and again.oom_kills() == 0
     assert os.WEXITSTATUS(_run_in(again, 8)) == 0
     again.remove()
+
+
+def test_a_crashed_runs_cgroups_are_removed_by_the_next_run():
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [parent / f"evolve-{dead.pid}-0123abcd" for parent in tree_limits.support().parents]
+    for folder in stale:
+        folder.mkdir()
+    try:
+        # A new run process makes its first cgroup: it sweeps what dead runs left.
+        subprocess.run([sys.executable, "-c", "from evaluators.tree_limits import TreeCgroup\n"
+                        "TreeCgroup.create(64, 8).release()"], check=True, timeout=60)
+        assert [f for f in stale if f.exists()] == []
+    finally:
+        for folder in stale:
+            if folder.exists():
+                folder.rmdir()
