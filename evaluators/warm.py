@@ -16,13 +16,15 @@ Why isolation between candidates is not weakened
 - The zygote itself runs inside the level's sandbox command (bubblewrap with the same read-only
   root, hidden home/temp folders and namespaces as a cold evaluation, built by
   `isolation.command_prefix`), and each forked evaluation then enters namespaces of its own,
-  nested inside: a new mount namespace (a fresh size-capped tmpfs as its work dir and HOME/TMPDIR,
-  a fresh /dev/shm, its own /proc), a new PID namespace (it cannot see, signal or ptrace the
-  zygote or another evaluation, and when its first process ends the kernel kills everything it
-  left), and at bwrap level new network and IPC namespaces (no abstract socket or SysV segment
-  outlives it or reaches a concurrent evaluation). Limits and the uid drop are applied after the
-  fork, by the harness worker, exactly as in the cold path. So each evaluation gets the same
-  isolation a cold one gets, plus a private PID namespace at every level.
+  nested inside: a new mount namespace (at the bwrap and unshare levels a fresh size-capped
+  tmpfs as its work dir and HOME/TMPDIR, a fresh /tmp and /dev/shm; its own /proc), a new PID
+  namespace (it cannot see, signal or ptrace the zygote or another evaluation, and when its
+  first process ends the kernel kills everything it left), and at the bwrap and unshare levels
+  new network and IPC namespaces (no abstract socket, SysV object or POSIX queue outlives it or
+  reaches a concurrent evaluation). The seccomp filter, the limits and the uid drop are applied
+  after the fork, by the harness, exactly as in the cold path; the evaluation is born in its
+  own cgroup (`evaluators.warm_cgroups`). So each evaluation gets the same isolation a cold one
+  gets, plus a private PID namespace at every level.
 - Creating those namespaces needs CAP_SYS_ADMIN in the zygote, which bubblewrap keeps only when
   run by root (and which the uid drop then removes from the candidate). Elsewhere (not root)
   `supported()` is False and the executor uses the cold path.
