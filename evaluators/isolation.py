@@ -201,9 +201,10 @@ def _exposure(level: str) -> list[str]:
     if level == "unshare":
         if root:
             lines.append("/etc, /var and /run of the host are visible (readable where their "
-                         "permissions allow; /tmp and /dev/shm are the evaluation's own, its "
-                         "IPC too); other top-level folders show only the interpreter, the "
-                         "harness and the problem (hidden files covered)")
+                         "permissions allow; /tmp, /dev/shm and every other folder anyone may "
+                         "write there are the evaluation's own, its IPC too); other top-level "
+                         "folders show only the interpreter, the harness and the problem "
+                         "(hidden files covered)")
             lines.append("the candidate runs as an unprivileged throw-away uid")
         else:
             lines.append("other top-level folders than /etc, /var and /run are covered "
@@ -290,6 +291,25 @@ def bwrap_prefix(*, view: View, work_dir: Path, program: Path, work_dir_mb: int,
     return args
 
 
+@functools.cache
+def shared_writable() -> tuple[str, ...]:
+    """Folders of the base system that anyone may write (/tmp, /dev/shm, /var/tmp, /run/lock,
+    ...): shared with the host, each would be a channel between candidates, so the unshare
+    level mounts a fresh one of each per evaluation."""
+    found = {"/tmp", "/dev/shm"}
+    for top in ("/var", "/run", "/etc"):
+        for folder, subfolders, _ in os.walk(top):
+            depth = folder.count("/")
+            subfolders[:] = [] if depth >= 3 else [
+                d for d in subfolders if not os.path.islink(os.path.join(folder, d))]
+            try:
+                if os.stat(folder).st_mode & 0o002:
+                    found.add(folder)
+            except OSError:
+                continue
+    return tuple(sorted(found))
+
+
 def mount_plan(view: View, work_dir: Path, work_dir_mb: int = 64) -> dict:
     """The unshare level's view: a fresh /tmp and /dev/shm (the work dir and what the view
     holds there bound back), which top-level folders to cover, what to bind back read-only,
@@ -301,7 +321,7 @@ def mount_plan(view: View, work_dir: Path, work_dir_mb: int = 64) -> dict:
     covered = [Path(c) for c in cover]
     binds = [str(p) for p in outermost(view.read_paths)
              if p.exists() and any(c in p.parents for c in covered)]
-    fresh = {"/tmp": _TMP_MB, "/dev/shm": work_dir_mb}
+    fresh = {folder: _TMP_MB for folder in shared_writable()} | {"/dev/shm": work_dir_mb}
     keep_ro = [str(p) for p in outermost(view.read_paths)
                if p.exists() and any(Path(f) in p.parents for f in fresh)]
     return {"stage": str(work_dir / ".mounts"), "cover": cover, "binds": binds,

@@ -66,6 +66,15 @@ def _fresh(libc: ctypes.CDLL, folder: str, size_mb: int, keep_rw: list[str],
         os.close(fd)
 
 
+def fresh_mqueue(libc: ctypes.CDLL | None = None) -> None:
+    """Where the host mounts the POSIX message queue file system (/dev/mqueue), mount it again:
+    a mount shows the queues of the IPC namespace it was made in, so the host's would stay
+    reachable (as files) from our own IPC namespace."""
+    if os.path.isdir("/dev/mqueue") and not os.path.islink("/dev/mqueue"):
+        _mount(libc or ctypes.CDLL(None, use_errno=True), "mqueue", "/dev/mqueue", "mqueue",
+               MS_NOSUID | MS_NODEV | 8)  # 8: MS_NOEXEC
+
+
 def apply(plan: dict) -> None:
     """Fresh `plan['fresh']` folders, cover `plan['cover']`, bind back `plan['binds']`
     read-only, null out `plan['hidden']`."""
@@ -74,6 +83,7 @@ def apply(plan: dict) -> None:
     for folder, size_mb in plan.get("fresh", {}).items():
         if os.path.isdir(folder):
             _fresh(libc, folder, int(size_mb), plan.get("keep_rw", []), plan.get("keep_ro", []))
+    fresh_mqueue(libc)
     stage = Path(plan["stage"])
     staged = []
     # First pin what must come back (the covers would hide it), then cover, then move back.

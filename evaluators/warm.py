@@ -169,18 +169,18 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
     os._exit(code)
 
 
-def _fresh_tmp(keep: list[str], size_mb: int) -> None:
-    """Mount a fresh /tmp, then bind back (read-only) the paths of the zygote's view that lie
-    under /tmp (a problem folder there): as in the cold bubblewrap command, which binds them
-    over its /tmp. Bound from the zygote's own view (recursively), so what it left out, the
-    problem's hidden files, stays out."""
+def _fresh_tmp(keep: list[str], size_mb: int, folder: str = "/tmp") -> None:
+    """Mount a fresh /tmp (or another folder anyone may write), then bind back (read-only) the
+    paths of the zygote's view that lie under it (a problem folder there): as in the cold
+    bubblewrap command, which binds them over its /tmp. Bound from the zygote's own view
+    (recursively), so what it left out, the problem's hidden files, stays out."""
     held = []
-    for path in keep:
+    for path in (p for p in keep if Path(folder) in Path(p).parents):
         try:
             held.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
         except OSError:
             continue  # not in the zygote's view: nothing to bind back
-    _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
+    _mount("tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
     for path, fd in held:
         target = Path(path)
         for parent in reversed(target.parents):
@@ -212,6 +212,10 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             # zygote's would be shared by every evaluation. It hides the zygote's work dir
             # mount point when that lies in /tmp: made again in the fresh one.
             _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]))
+            # The other folders anyone may write (/var/tmp, /run/lock) where the view has them.
+            for folder in request.get("fresh", []):
+                if os.path.isdir(folder) and not os.path.islink(folder):
+                    _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]), folder)
             os.makedirs(request["mount_point"], mode=0o755, exist_ok=True)
             # A fresh tmpfs over the zygote's work dir, seen by this evaluation alone; its work
             # dir is a folder of its own name in it (a name no other evaluation had).
@@ -221,6 +225,7 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             os.chmod(request["work_dir"], 0o1777)
             _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
                    f"size={int(request['work_dir_mb'])}m,mode=1777")
+            mountns.fresh_mqueue()  # this fork's own IPC namespace's queues, where mounted
             program = Path(request["program"])
             program.write_text(request["code"])
             program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it

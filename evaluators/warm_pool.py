@@ -136,8 +136,9 @@ class WarmInterpreter:
         plan_dir = self._stage_dir or self.base
         # What of the view lies under /tmp: each bubblewrap fork mounts a fresh /tmp and binds
         # these back (a problem folder in a temp dir; none for an installed problem).
+        self._fresh = [f for f in isolation.shared_writable() if f not in ("/tmp", "/dev/shm")]
         self._tmp_keep = [str(p) for p in outermost(self.view.read_paths)
-                          if Path("/tmp") in p.parents]
+                          if any(Path(f) in p.parents for f in ["/tmp", *self._fresh])]
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._cgroups: BornInCgroups | None = None
@@ -250,7 +251,8 @@ class WarmInterpreter:
                    "mount_point": str(self.base),
                    "code": code if level in ("bwrap", "unshare") else "",
                    "work_dir_mb": max(64, 2 * limits.max_file_mb),
-                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep}
+                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep,
+                   "fresh": self._fresh}
         start = time.perf_counter()
         child = None
         try:

@@ -1,6 +1,7 @@
 """What the kernel keeps between evaluations, and what it shares between concurrent ones: no
 candidate may hand a note to a later candidate, a later stage or a later run through an object
-that outlives its process (the keyring, SysV and POSIX IPC, files in /dev/shm or /tmp) or reach
+that outlives its process (the keyring, SysV and POSIX IPC, files in /dev/shm, /tmp or another
+folder anyone may write) or reach
 a concurrent one (an abstract unix socket); memory limits hold for a candidate's whole process
 tree; and refused system calls are recorded as `sandbox-denied` whatever the program makes of
 the error.
@@ -131,8 +132,11 @@ def token():
     if ident >= 0:
         libc.semctl(ident, 0, ipc_rmid)
     libc.mq_unlink(f"/evolve-{value}".encode())
-    for folder in ("/dev/shm", "/tmp"):
-        Path(folder, f"evolve-{value}").unlink(missing_ok=True)
+    for folder in ("/dev/shm", "/tmp", "/var/tmp", "/run/lock"):
+        try:
+            Path(folder, f"evolve-{value}").unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 @pytest.mark.parametrize("warm_start", PATHS)

@@ -1,12 +1,14 @@
 # Leaves a note in every persistent kernel object a program can make without privileges (mode
 # "write"), or looks for them (mode "read"): SysV shared memory, message queue and semaphore
-# set, a POSIX message queue, and files in /dev/shm and /tmp. They outlive the process that
-# made them unless the sandbox gives each evaluation its own.
+# set, a POSIX message queue, and files in the folders anyone may write (/dev/shm, /tmp,
+# /var/tmp, /run/lock). They outlive the process that made them unless the sandbox gives each
+# evaluation its own.
 import ctypes
 import json
 import os
 
 MODE, TOKEN = "__MODE__", "__TOKEN__"
+FOLDERS = ("/dev/shm", "/tmp", "/var/tmp", "/run/lock")
 KEY = int(TOKEN[:7], 16)
 IPC_CREAT = 0o1000
 
@@ -22,7 +24,7 @@ def write():
         "mqueue": libc.mq_open(f"/evolve-{TOKEN}".encode(), os.O_CREAT | os.O_RDWR, 0o666,
                                None) >= 0,
     }
-    for folder in ("/dev/shm", "/tmp"):
+    for folder in FOLDERS:
         try:
             path = f"{folder}/evolve-{TOKEN}"
             with open(path, "w") as f:
@@ -41,7 +43,7 @@ def read():
         "sem": libc.semget(KEY, 0, 0) >= 0,
         "mqueue": libc.mq_open(f"/evolve-{TOKEN}".encode(), os.O_RDONLY) >= 0,
     }
-    for folder in ("/dev/shm", "/tmp"):
+    for folder in FOLDERS:
         found[folder] = os.path.exists(f"{folder}/evolve-{TOKEN}")
     return {"found": [name for name, seen in found.items() if seen]}
 
