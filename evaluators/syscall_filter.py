@@ -4,10 +4,11 @@ refusal is recorded (failure kind `sandbox-denied`) even when the program ignore
 Refused: the kernel keyring (a store that outlives the evaluation: a channel to a later
 candidate, stage or run), new namespaces (user namespaces above all: root of one can undo the
 sandbox's mounts), another process's memory or descriptors (ptrace and its relatives), bpf,
-perf events, userfaultfd, io_uring, mounts, kernel modules, clocks, swap, reboot and
-installing a seccomp filter of one's own (a filter with a listener could answer its own
-refusals). `clone3` gets ENOSYS, as in container runtimes: its flags lie in memory a filter
-cannot read, and the C library then falls back to `clone`, whose flags it can.
+perf events, mounts, kernel modules, clocks, swap, reboot and installing a seccomp filter of
+one's own (a filter with a listener could answer its own refusals). Absent rather than refused
+(ENOSYS, not recorded, as on a kernel without them, so that libraries probing for them fall
+back): io_uring, userfaultfd and `clone3`, as in container runtimes: its flags lie in memory a
+filter cannot read, and the C library then falls back to `clone`, whose flags it can.
 
 Two halves, so that the sandbox needs no library:
 - the run process compiles the filter once with libseccomp (`pyseccomp`, a ctypes binding; it
@@ -49,8 +50,7 @@ _WHY = {
     "another process's memory or descriptors": (
         "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp"),
     "kernel interfaces a program never needs": (
-        "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-        "io_uring_register", "fanotify_init", "name_to_handle_at", "open_by_handle_at",
+        "bpf", "perf_event_open", "fanotify_init", "name_to_handle_at", "open_by_handle_at",
         "lookup_dcookie", "uselib", "vhangup", "iopl", "ioperm", "syslog", "acct", "quotactl",
         "quotactl_fd", "seccomp"),
     "mounts": (
@@ -68,6 +68,9 @@ _NAMESPACE_FLAGS = {"CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000,
                     "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
                     "CLONE_NEWNET": 0x40000000}
 _CLONE_NEWTIME = 0x80  # unshare only: in clone()'s first argument this byte is the exit signal
+# Interfaces libraries probe for and do without (libuv and others fall back from io_uring): they
+# answer ENOSYS, as a kernel without them would, and are not recorded as refusals.
+_ABSENT = ("io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "clone3")
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
@@ -118,8 +121,9 @@ def compiled() -> tuple[dict[str, Any] | None, str]:
                     filt.add_rule(refuse, name, sc.Arg(0, sc.MASKED_EQ, flag, flag))
             else:
                 filt.add_rule(refuse, name)
-        if sc.resolve_syscall(arch, "clone3") >= 0:
-            filt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+        for name in _ABSENT:
+            if sc.resolve_syscall(arch, name) >= 0:
+                filt.add_rule(sc.ERRNO(errno.ENOSYS), name)
         fd = os.memfd_create("evolve-seccomp")
         try:
             with os.fdopen(os.dup(fd), "rb") as reader:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -212,3 +214,40 @@ def test_a_tree_out_of_memory_loses_its_own_processes_not_the_warm_interpreter(l
     assert bombed.stages[-1].failure is not None or bombed.stages[-1].metrics["holding"] <= 2
     assert after.stages[-1].failure is None and after.stages[-1].valid, after.stages[-1]
     assert pids[0] == pids[1], "the warm interpreter was replaced"
+
+
+# --- other refused calls, from anywhere in the candidate's tree -------------------------------
+
+# x86-64 numbers (the candidate calls them by number, as native code would).
+FORBIDDEN = {
+    "ptrace": (101, (0, 0, 0, 0)),                        # PTRACE_TRACEME
+    "unshare": (272, (0x10000000,)),                      # a new user namespace
+    "mount": (165, (b"none", b"/tmp", b"tmpfs", 0, 0)),
+    "bpf": (321, (0, 0, 0)),
+    "perf_event_open": (298, (0, 0, -1, -1, 0)),
+    "keyctl": (250, (0, -4, 0)),                          # KEYCTL_GET_KEYRING_ID
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="system call numbers of x86-64")
+@pytest.mark.parametrize("warm_start", PATHS)
+@pytest.mark.parametrize("name", sorted(FORBIDDEN))
+def test_a_refused_call_in_a_child_fails_the_evaluation_though_ignored(name, warm_start):
+    _needs_filter()
+    number, args = FORBIDDEN[name]
+    code = candidate("forbidden_call_in_a_child", number=number, args=repr(args))
+    (result,) = evaluate_in_turn([code], LEVELS[0], warm_start)
+    stage = result.stages[-1]
+    assert stage.failure == FailureKind.SANDBOX_DENIED, stage
+    assert name in stage.reason
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="system call numbers of x86-64")
+def test_io_uring_is_absent_not_a_refusal():
+    """Libraries probe for io_uring and fall back without it: as on a kernel without it."""
+    _needs_filter()
+    code = candidate("forbidden_call_in_a_child", number=425, args=repr((8, 0)))
+    (result,) = evaluate_in_turn([code], LEVELS[0], False)
+    stage = result.stages[-1]
+    assert stage.failure is None and stage.valid, stage
+    assert stage.metrics["child_errno"] == errno.ENOSYS
