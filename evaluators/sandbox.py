@@ -10,7 +10,6 @@ the environment and by session id.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -25,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, proctree
+from evaluators import isolation, proctree, syscall_filter
 from evaluators.hidden import FDS_VAR as HIDDEN_FDS_VAR
 from evaluators.hidden import open_for_child
 from evaluators.oom import kills_since, oom_kills
 from evaluators.sandbox_dirs import work_dir_prefix
+from evaluators.tree_limits import TreeCgroup, explain
+from evaluators.uid_leases import UidLease
 from evaluators.view import View, sandbox_view
 
 # Environment variables a candidate may see; everything else (API keys, tokens) is dropped.
@@ -37,7 +38,6 @@ ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
 MARKER_VAR = "EVOLVE_SANDBOX_TOKEN"
-_UID_BASE, _UID_COUNT = 1_800_000, 512
 _KILL_GRACE_S = 0.5
 
 
@@ -96,28 +96,8 @@ class _Capture:
         return text
 
 
-class _UidLease:
-    """A uid no other evaluation (in any process on this machine) is using right now."""
-
-    _dir = Path(tempfile.gettempdir()) / "evolve-sandbox-uids"
-
-    def __init__(self) -> None:
-        self._dir.mkdir(mode=0o700, exist_ok=True)
-        start = secrets.randbelow(_UID_COUNT)
-        for i in range(_UID_COUNT):
-            uid = _UID_BASE + (start + i) % _UID_COUNT
-            fd = os.open(self._dir / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self.uid, self._fd = uid, fd
-            return
-        raise RuntimeError("no free sandbox uid; too many evaluations at once")
-
-    def release(self) -> None:
-        os.close(self._fd)
+# Reserved machine-wide (not per $TMPDIR): see evaluators.uid_leases.
+_UidLease = UidLease
 
 
 def _proc_matches(pid: int, token: bytes, session: int, uid: int | None) -> bool:
@@ -184,6 +164,8 @@ def _environment(token: str, work_dir: Path, limits: SandboxLimits, result_fd: i
     if uid is not None:
         env["EVOLVE_SANDBOX_UID"] = str(uid)
     env.update(extra_env or {})
+    # After extra_env: a problem's variables cannot switch the filter off.
+    env.update(syscall_filter.environment())
     return env
 
 
@@ -242,7 +224,10 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     token = secrets.token_hex(12)
     read_fd, write_fd = os.pipe()
     hidden_fds = open_for_child(problem_dir, hidden)
+    cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
     env = _environment(token, work_dir, limits, write_fd, uid, evaluator_file, extra_env)
+    if cgroup is not None:
+        env.update(cgroup.environment())
     prefix, prefix_env = isolation.command_prefix(
         level, view=view, work_dir=work_dir, program=program,
         work_dir_mb=max(64, 2 * limits.max_file_mb), devices=_gpu_devices() if gpu else ())
@@ -254,7 +239,8 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, pass_fds=[write_fd, *hidden_fds.values()],
+                                stderr=subprocess.PIPE, pass_fds=[write_fd, *hidden_fds.values(),
+                                                                  *(cgroup.fds if cgroup else ())],
                                 env=env, cwd=work_dir, start_new_session=True)
     except OSError as exc:
         os.close(read_fd)
@@ -262,6 +248,8 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         for fd in hidden_fds.values():
             os.close(fd)
         shutil.rmtree(work_dir, ignore_errors=True)
+        if cgroup is not None:
+            cgroup.release()
         if lease:
             lease.release()
         return SandboxOutcome(None, False, None, "", f"could not start the sandbox: {exc}", 0, 0,
@@ -269,10 +257,16 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     os.close(write_fd)
     for fd in hidden_fds.values():
         os.close(fd)
+    if cgroup is not None:
+        cgroup.close_fds()
     exit_fd = _pidfd(proc.pid)
     try:
         outcome = _supervise(proc, read_fd, limits, start, level, wake_fd=exit_fd)
-        outcome.leftovers_killed = kill_leftovers(token, proc.pid, uid)
+        explain(outcome.result, cgroup, limits.memory_mb)
+        if cgroup is not None:
+            outcome.leftovers_killed += cgroup.release()
+            cgroup = None
+        outcome.leftovers_killed += kill_leftovers(token, proc.pid, uid)
         outcome.uid = uid
         return outcome
     finally:
@@ -286,6 +280,8 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
             proc.kill()
         proc.wait()
         shutil.rmtree(work_dir, ignore_errors=True)
+        if cgroup is not None:
+            cgroup.release()
         if lease:
             lease.release()
 

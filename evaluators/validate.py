@@ -120,6 +120,10 @@ def classify_worker_exit(status: int, maxrss_mb: float, memory_mb: float | None,
         if sig == signal.SIGKILL and memory_mb and maxrss_mb >= 0.8 * memory_mb:
             return "memory", (f"killed at {maxrss_mb:.0f} MB resident (limit {memory_mb} MB); "
                               f"use less memory")
+        if sig == signal.SIGSYS:
+            return "sandbox-denied", ("killed by SIGSYS: the program made a system call the "
+                                      "sandbox's seccomp filter refuses (a foreign-architecture "
+                                      "call, e.g. int 0x80)")
         if sig == signal.SIGSEGV:
             return "crash", ("segmentation fault (SIGSEGV) in native code, e.g. ctypes or a C "
                              "extension; avoid raw memory access")

@@ -16,13 +16,15 @@ Why isolation between candidates is not weakened
 - The zygote itself runs inside the level's sandbox command (bubblewrap with the same read-only
   root, hidden home/temp folders and namespaces as a cold evaluation, built by
   `isolation.command_prefix`), and each forked evaluation then enters namespaces of its own,
-  nested inside: a new mount namespace (a fresh size-capped tmpfs as its work dir and HOME/TMPDIR,
-  a fresh /dev/shm, its own /proc), a new PID namespace (it cannot see, signal or ptrace the
-  zygote or another evaluation, and when its first process ends the kernel kills everything it
-  left), and at bwrap level new network and IPC namespaces (no abstract socket or SysV segment
-  outlives it or reaches a concurrent evaluation). Limits and the uid drop are applied after the
-  fork, by the harness worker, exactly as in the cold path. So each evaluation gets the same
-  isolation a cold one gets, plus a private PID namespace at every level.
+  nested inside: a new mount namespace (at the bwrap and unshare levels a fresh size-capped
+  tmpfs as its work dir and HOME/TMPDIR, a fresh /tmp and /dev/shm; its own /proc), a new PID
+  namespace (it cannot see, signal or ptrace the zygote or another evaluation, and when its
+  first process ends the kernel kills everything it left), and at the bwrap and unshare levels
+  new network and IPC namespaces (no abstract socket, SysV object or POSIX queue outlives it or
+  reaches a concurrent evaluation). The seccomp filter, the limits and the uid drop are applied
+  after the fork, by the harness, exactly as in the cold path; the evaluation is born in its
+  own cgroup (`evaluators.warm_cgroups`). So each evaluation gets the same isolation a cold one
+  gets, plus a private PID namespace at every level.
 - Creating those namespaces needs CAP_SYS_ADMIN in the zygote, which bubblewrap keeps only when
   run by root (and which the uid drop then removes from the candidate). Elsewhere (not root)
   `supported()` is False and the executor uses the cold path.
@@ -37,7 +39,8 @@ Why isolation between candidates is not weakened
   crash, it is marked dead, and the next evaluation starts a fresh one.
 
 Protocol: the run process holds one end of a SOCK_SEQPACKET pair; each request is one JSON
-message with four file descriptors (stdout, stderr, result pipe write ends and a status socket).
+message with four file descriptors (stdout, stderr, result pipe write ends and a status socket)
+and, where the machine offers cgroups, the evaluation's `cgroup.procs` files (`tree_limits`).
 The zygote forks, and reports the evaluation's exit code on the status socket; "kill" on that
 socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namespace then dies.
 """
@@ -55,7 +58,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evaluators import mountns
+from evaluators import cgroup_join, mountns
 
 _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
@@ -74,10 +77,8 @@ def _namespaces(level: str) -> int:
     and work dir, a clean kill of all it started); network and IPC where the level isolates
     them (the zygote already has them unshared from the host at those levels)."""
     flags = _CLONE_NEWNS | _CLONE_NEWPID
-    if level == "bwrap":
+    if level in ("bwrap", "unshare"):
         flags |= _CLONE_NEWNET | _CLONE_NEWIPC
-    elif level == "unshare":
-        flags |= _CLONE_NEWNET
     return flags
 
 
@@ -135,11 +136,19 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.dup2(result, 3)
+        # The evaluation's cgroup (tree_limits), as descriptors 4, 5, ...
+        extra = [os.dup(fd) for fd in fds[4:]]
+        for i, fd in enumerate(extra):
+            os.dup2(fd, 4 + i)
+        last = 4 + len(extra)
         # Nothing of the zygote's (its control socket, other evaluations' pipes) stays open.
-        os.closerange(4, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
-        os.set_inheritable(3, True)
+        os.closerange(last, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
+        for fd in range(3, last):
+            os.set_inheritable(fd, True)
         env = dict(request["env"])
         env["EVOLVE_RESULT_FD"] = "3"
+        if extra:
+            env[cgroup_join.FDS_VAR] = json.dumps(list(range(4, last)))
         os.environ.clear()
         os.environ.update(env)
         work_dir = request["work_dir"]
@@ -160,18 +169,18 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
     os._exit(code)
 
 
-def _fresh_tmp(keep: list[str], size_mb: int) -> None:
-    """Mount a fresh /tmp, then bind back (read-only) the paths of the zygote's view that lie
-    under /tmp (a problem folder there): as in the cold bubblewrap command, which binds them
-    over its /tmp. Bound from the zygote's own view (recursively), so what it left out, the
-    problem's hidden files, stays out."""
+def _fresh_tmp(keep: list[str], size_mb: int, folder: str = "/tmp") -> None:
+    """Mount a fresh /tmp (or another folder anyone may write), then bind back (read-only) the
+    paths of the zygote's view that lie under it (a problem folder there): as in the cold
+    bubblewrap command, which binds them over its /tmp. Bound from the zygote's own view
+    (recursively), so what it left out, the problem's hidden files, stays out."""
     held = []
-    for path in keep:
+    for path in (p for p in keep if Path(folder) in Path(p).parents):
         try:
             held.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
         except OSError:
             continue  # not in the zygote's view: nothing to bind back
-    _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
+    _mount("tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
     for path, fd in held:
         target = Path(path)
         for parent in reversed(target.parents):
@@ -198,11 +207,15 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         _check(_libc.unshare(_namespaces(level)), "unshare")
         # Mounts below stay in this namespace (never propagate back to the zygote's).
         _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None)
-        if level == "bwrap":
-            # A fresh /tmp as a cold bubblewrap run gets (size-capped, writable by all): the
+        if level in ("bwrap", "unshare"):
+            # A fresh /tmp as a cold run gets (size-capped, writable by all): the
             # zygote's would be shared by every evaluation. It hides the zygote's work dir
             # mount point when that lies in /tmp: made again in the fresh one.
             _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]))
+            # The other folders anyone may write (/var/tmp, /run/lock) where the view has them.
+            for folder in request.get("fresh", []):
+                if os.path.isdir(folder) and not os.path.islink(folder):
+                    _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]), folder)
             os.makedirs(request["mount_point"], mode=0o755, exist_ok=True)
             # A fresh tmpfs over the zygote's work dir, seen by this evaluation alone; its work
             # dir is a folder of its own name in it (a name no other evaluation had).
@@ -212,13 +225,14 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             os.chmod(request["work_dir"], 0o1777)
             _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
                    f"size={int(request['work_dir_mb'])}m,mode=1777")
+            mountns.fresh_mqueue()  # this fork's own IPC namespace's queues, where mounted
             program = Path(request["program"])
             program.write_text(request["code"])
             program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it
         pid = os.fork()
         if pid == 0:
             _evaluation(request, fds, preloaded, zygote_start_dir)
-        for fd in fds[:3]:
+        for fd in [*fds[:3], *fds[4:]]:
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -289,12 +303,12 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
             kind = key.data[0]
             if kind == "control":
                 try:
-                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 4)
+                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 8)
                 except OSError:
                     return
                 if not message:
                     return  # the run process is gone: so are we (our forks die with us)
-                if len(fds) != 4:
+                if not 4 <= len(fds) <= 8:
                     for fd in fds:
                         os.close(fd)
                     continue
@@ -308,7 +322,7 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
                             os.close(other.fd)
                     sel.close()
                     _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir)
-                for fd in fds[:3]:
+                for fd in [*fds[:3], *fds[4:]]:
                     os.close(fd)
                 status = socket.socket(fileno=fds[3])
                 exit_fd = os.pidfd_open(pid)

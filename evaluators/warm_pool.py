@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -22,10 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, sandbox, warm
+from evaluators import isolation, sandbox, syscall_filter, warm
 from evaluators.hidden import open_for_child
 from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.view import outermost, sandbox_view
+from evaluators.warm_cgroups import BornInCgroups
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +136,16 @@ class WarmInterpreter:
         plan_dir = self._stage_dir or self.base
         # What of the view lies under /tmp: each bubblewrap fork mounts a fresh /tmp and binds
         # these back (a problem folder in a temp dir; none for an installed problem).
+        self._fresh = [f for f in isolation.shared_writable() if f not in ("/tmp", "/dev/shm")]
         self._tmp_keep = [str(p) for p in outermost(self.view.read_paths)
-                          if Path("/tmp") in p.parents]
+                          if any(Path(f) in p.parents for f in ["/tmp", *self._fresh])]
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._cgroups: BornInCgroups | None = None
         env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR):
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR,
+                    syscall_filter.SPEC_VAR):
             env.pop(key, None)
         env["EVOLVE_WARM_FD"] = str(theirs.fileno())
         # The sandbox command binds a program into the work dir; the zygote runs none (each
@@ -179,8 +186,14 @@ class WarmInterpreter:
             for fd in hidden_fds.values():  # the zygote has its own copies now
                 os.close(fd)
         self._control.settimeout(_START_TIMEOUT_S)
+        zygote_pid = None
         try:
-            ready = json.loads(self._control.recv(4096) or b"null")
+            data, ancillary, _, _ = self._control.recvmsg(4096, socket.CMSG_SPACE(12))
+            ready = json.loads(data or b"null")
+            # The kernel names the sender (SO_PASSCRED), its pid as this process sees it.
+            for level_, kind, creds in ancillary:
+                if level_ == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    zygote_pid = struct.unpack("iII", creds[:12])[0]
         except (OSError, ValueError):
             ready = None
         self._control.settimeout(None)
@@ -190,6 +203,8 @@ class WarmInterpreter:
             raise WarmUnavailable(f"warm interpreter for {self.problem_dir.name} did not start: "
                                   f"{reason}")
         self.preloaded = bool(ready.get("preloaded"))
+        # Each evaluation born in a cgroup of its own (where the machine has them).
+        self._cgroups = BornInCgroups.start(zygote_pid)
 
     def _log_tail(self) -> str:
         self._stderr.seek(0)
@@ -214,8 +229,9 @@ class WarmInterpreter:
         uid = lease.uid if lease else None
         host_dir: Path | None = None
         token = secrets.token_hex(12)
-        if level == "bwrap":
-            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork.
+        if level in ("bwrap", "unshare"):
+            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork (in a fresh
+            # /tmp of its own: the host's is not shared at these levels).
             work_dir = self.base / f"evaluation-{token[:16]}"
         else:
             host_dir = work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
@@ -226,26 +242,42 @@ class WarmInterpreter:
             work_dir.chmod(0o700)
         pipes = [os.pipe() for _ in range(3)]
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cgroup: TreeCgroup | None = None
+        born = False  # the evaluation is forked into the cgroup the zygote sits in
         env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
                                    extra_env)
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
                    "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
                    "mount_point": str(self.base),
-                   "code": code if level == "bwrap" else "",
+                   "code": code if level in ("bwrap", "unshare") else "",
                    "work_dir_mb": max(64, 2 * limits.max_file_mb),
-                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep}
+                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep,
+                   "fresh": self._fresh}
         start = time.perf_counter()
         child = None
         try:
             try:
                 with self._lock:
+                    if self._cgroups is not None:
+                        cgroup = self._cgroups.prepare(limits.memory_mb, limits.max_processes)
+                        born = cgroup is not None
+                    if cgroup is None:  # it joins one of its own (a grace period's wait)
+                        cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
                     socket.send_fds(self._control, [json.dumps(request).encode()],
-                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno()])
+                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
+                                     *(cgroup.fds if cgroup and not born else ())])
+                    if born and self._cgroups is not None and cgroup is not None:
+                        self._cgroups.sent(cgroup)
             except OSError as exc:
+                if born:
+                    cgroup = None  # the zygote still sits in it, for the next request
+
                 raise ZygoteGone(str(exc)) from exc
             for _, write_end in pipes:
                 os.close(write_end)
             theirs.close()
+            if cgroup is not None:
+                cgroup.close_fds()
             child = _RemoteChild(pipes[0][0], pipes[1][0], status)
             outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
                                          wake_fd=status.fileno(), terminate=child.kill)
@@ -255,6 +287,7 @@ class WarmInterpreter:
                 outcome.result = None
             elif child.returncode == warm.SETUP_FAILED:
                 outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
+            explain(outcome.result, cgroup, limits.memory_mb)
             outcome.uid = uid
             if uid is not None and _uid_has_processes(uid):
                 # Cannot happen: the evaluation's PID namespace ended with its first process
@@ -277,11 +310,19 @@ class WarmInterpreter:
                 os.close(pipes[2][0])
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
+            if cgroup is not None:
+                if not born:
+                    cgroup.release()
+                elif self._cgroups is not None and self._cgroups.settle(cgroup):
+                    cgroup.release()
+                # else: the zygote is still in it (it could not move on): kept, not killed
             if lease:
                 lease.release()
 
     def close(self) -> None:
         self._control.close()  # the zygote exits on EOF; its evaluations die with it
+        if self._cgroups is not None:
+            self._cgroups.close()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=2)

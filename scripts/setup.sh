@@ -25,12 +25,15 @@ for arg in "$@"; do
     esac
 done
 
-# 1. The sandbox's strongest isolation uses bubblewrap. Optional: never fail over it.
+# 1. The sandbox's strongest isolation uses bubblewrap (and libseccomp for its seccomp filter).
+#    Optional: never fail over them.
 # --dev: the tests start a throw-away PostgreSQL server, so they need its programs.
 postgres_installed() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 install_system_packages() {
     APT_PACKAGES=""
     command -v bwrap >/dev/null 2>&1 || APT_PACKAGES="bubblewrap"
+    # The candidate's seccomp filter is compiled with libseccomp (evaluators/syscall_filter.py).
+    ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || APT_PACKAGES="$APT_PACKAGES libseccomp2"
     if [ "$MODE" = "dev" ] && ! postgres_installed; then
         APT_PACKAGES="$APT_PACKAGES postgresql"
     fi

@@ -66,6 +66,26 @@ def check_exposure() -> list[Check]:
             for level in available_levels()]
 
 
+def check_kernel_defences() -> list[Check]:
+    """The seccomp filter on candidates and how far memory/process limits reach (a cgroup over
+    the whole process tree, or per process only)."""
+    try:
+        from evaluators import syscall_filter, tree_limits
+    except ImportError:
+        return []
+    spec, _ = syscall_filter.compiled()
+    cgroup = tree_limits.support().version
+    return [
+        Check("seccomp", "ok" if spec else "warn", syscall_filter.status(),
+              "" if spec else "install libseccomp2 (apt-get install libseccomp2) so candidates "
+                              "cannot use the kernel keyring, ptrace, bpf or mounts"),
+        Check("tree limits", "ok" if cgroup else "warn", tree_limits.status(),
+              "" if cgroup else "run as root, or in a cgroup delegated to you (systemd-run "
+                                "--user --scope -p Delegate=yes), so memory_mb holds for all of "
+                                "a candidate's processes together"),
+    ]
+
+
 def _torch_gpu() -> str | None:
     try:
         import torch
@@ -151,8 +171,8 @@ def doctor(
     else:
         if "://" not in ollama_url:
             ollama_url = f"http://{ollama_url}"
-        checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
-                  check_ollama(ollama_url)]
+        checks = [check_python(), check_isolation(), *check_kernel_defences(), check_gpu(),
+                  check_keys(), check_ollama(ollama_url)]
         if executor == "ray" or ray_address:
             checks += check_ray_cluster(ray_address)
         exposures = check_exposure()
