@@ -6,6 +6,7 @@ Everything is read from the archive; nothing here writes to it.
 from __future__ import annotations
 
 import difflib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from evolve.cli._common import (
     run_dir_of,
     section,
 )
+from evolve.cli.live import render_snapshot, snapshot_from_run, snapshot_lines
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import ProgramView, RunData, attr, load_run
 from evolve.dashboard.rundir import (
@@ -78,13 +80,10 @@ def status(
     """One-screen summary of a run: budgets, best score, islands, arms, failures, spend.
 
     Exits 1 when the run failed."""
-    from evolve.cli.live import render_snapshot, snapshot_from_run, snapshot_lines
-
     opened = open_run(run_dir_of(run_dir, run_dir_option), run_id=run_id)
     data = load_run(opened.archive, opened.run_id)
     snap = snapshot_from_run(data)
     if as_json:
-        from dataclasses import asdict
         print_json(asdict(snap) | {"folder": str(opened.location.folder or "")})
     else:
         console = out()

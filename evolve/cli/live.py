@@ -28,6 +28,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from evolve.config import ConfigError, load_config
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import ArmRow, arm_rows, best_history, failure_summary, island_rows
@@ -87,8 +88,6 @@ class RunSnapshot:
 
 
 def _budget_config(config_toml: str) -> Any:
-    from evolve.config import ConfigError, load_config
-
     try:
         return load_config(base=tomllib.loads(config_toml) if config_toml else {}).budget
     except (ConfigError, tomllib.TOMLDecodeError):
@@ -227,7 +226,7 @@ def live_reporter(live: bool | None = None, *, console: Console | None = None,
 
     def report(progress: Any) -> None:
         if "callback" not in opened:
-            from db import Archive
+            from db import Archive  # lazy: SQLAlchemy; `evolve --help` must not pay for it
 
             opened["archive"] = Archive.open(
                 archive_url or Path(progress.run_dir) / "archive.sqlite", create=False)
