@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -43,6 +43,9 @@ from evolve.dashboard.rundir import (
     pick_run,
 )
 
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
+
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
@@ -63,7 +66,7 @@ def _stage_dict(record: object) -> dict:
 
 
 def _load_for_program(run_dir: str | None,
-                      program_id: int) -> tuple[Any, RunData, ProgramView]:
+                      program_id: int) -> tuple[Archive, RunData, ProgramView]:
     """The archive, the run that holds the program, and the program (or exit 2)."""
     opened = open_run(run_dir)
     record = opened.archive.program(program_id)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -33,6 +33,9 @@ from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import ArmRow, arm_rows, best_history, failure_summary, island_rows
 from evolve.dashboard.stats import sparkline as spark_text
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 
 @dataclass(frozen=True)
@@ -173,12 +176,12 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     )
 
 
-def snapshot_from_archive(archive: Any, run_id: int, **kwargs: Any) -> RunSnapshot:
+def snapshot_from_archive(archive: Archive, run_id: int, **kwargs: Any) -> RunSnapshot:
     """Read a run's snapshot from the archive alone (works while another process writes it)."""
     return snapshot_from_run(load_run(archive, run_id), **kwargs)
 
 
-def archive_progress(view: ProgressView, archive: Any, *,
+def archive_progress(view: ProgressView, archive: Archive, *,
                      min_interval_s: float = 0.5) -> Callable[[Any], None]:
     """An `on_progress` callback for the controller: each progress report (any object with
     run_id, event, status, proposing, evaluating, elapsed_s) becomes a view update built from
