@@ -28,7 +28,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from evolve.config import ConfigError, load_config
+from evolve.config import BudgetConfig, ConfigError, load_config
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import ArmRow, arm_rows, best_history, failure_summary, island_rows
@@ -90,7 +90,7 @@ class RunSnapshot:
         return sum(self.failures.values())
 
 
-def _budget_config(config_toml: str) -> Any:
+def _budget_config(config_toml: str) -> BudgetConfig:
     try:
         return load_config(base=tomllib.loads(config_toml) if config_toml else {}).budget
     except (ConfigError, tomllib.TOMLDecodeError):
