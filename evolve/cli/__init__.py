@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperOption
 
+from evaluators.isolation import protect_this_process
+
 app = typer.Typer(
     name="evolve",
     help="ADRS Evolve: evolve programs with LLMs, evaluate them in a sandbox, keep everything "
@@ -78,8 +80,6 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    from evaluators.isolation import protect_this_process
-
     # Non-dumpable: a candidate running as our uid cannot read our environment (API keys) or
     # memory through /proc/<pid>/ (evaluators.isolation.exposure says where this matters).
     protect_this_process()

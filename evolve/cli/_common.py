@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from evolve.dashboard.rundir import (
     open_archive,
     pick_run,
 )
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 FAILED_STATUSES = frozenset({"failed", "error", "crashed"})
@@ -78,7 +81,7 @@ def print_json(data: Any) -> None:
 @dataclass
 class OpenRun:
     location: RunLocation
-    archive: Any
+    archive: Archive
     run_id: int
 
 

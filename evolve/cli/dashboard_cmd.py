@@ -27,7 +27,7 @@ def dashboard(
     Read-only; it reloads the archive on a timer, so it can watch a run that is still going.
     Keys are listed in the footer; q quits."""
     opened = open_run(run_dir_of(run_dir, run_dir_option), run_id=run_id)
-    from evolve.dashboard.app import DashboardApp  # Textual loads only when it is needed
+    from evolve.dashboard.app import DashboardApp  # lazy: Textual loads only when it is needed
 
     DashboardApp(opened.archive, opened.run_id, refresh_s=refresh).run()
 

@@ -7,13 +7,16 @@ import fcntl
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evaluators.isolation import detect_isolation
 from evaluators.sandbox_dirs import stale_sandbox_dirs
 from evolve.cli.doctor_check import Check
 from evolve.dashboard.rundir import RunDirError, locate, open_archive
 from evolve.engine.run_files import LOCK_NAME
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 ISOLATION_STRENGTH = {"rlimits": 0, "unshare": 1, "bwrap": 2}
 
@@ -35,7 +38,7 @@ def check_archive_file(archive: str) -> Check:
     return Check("archive", "ok", f"{archive}: integrity ok")
 
 
-def check_runs(archive: Any) -> tuple[list[Check], str | None]:
+def check_runs(archive: Archive) -> tuple[list[Check], str | None]:
     """What the archive holds; the isolation the last run used."""
     runs = archive.runs()
     if not runs:

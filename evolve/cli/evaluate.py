@@ -22,7 +22,8 @@ from rich.text import Text
 from evaluators.executors import LocalExecutor
 from evaluators.isolation import IsolationUnavailable
 from evaluators.result import EvalResult
-from evolve.problem.spec import ProblemError, ProblemSpec, load_problem
+from evolve.problem.discovery import find_problem
+from evolve.problem.spec import ProblemError, ProblemSpec
 
 # soft_wrap: a line is never broken at the terminal's (or a pipe's assumed 80) width; the
 # terminal wraps what is too long for it, a pipe gets the whole line.
@@ -30,15 +31,8 @@ console = Console(soft_wrap=True)
 
 
 def resolve_problem(name_or_path: str) -> ProblemSpec:
-    """A problem by path, or by name once discovery is available; exits 2 when not found."""
+    """A problem by path or by name (built in or installed); exits 2 when not found."""
     try:
-        try:
-            from evolve.problem.discovery import find_problem  # type: ignore[import-not-found]
-        except ImportError:
-            if not Path(name_or_path).is_dir():
-                raise ProblemError(f"problem '{name_or_path}' not found: give the path of a "
-                                   f"problem folder (one holding problem.toml)") from None
-            return load_problem(name_or_path)
         return find_problem(name_or_path)
     except (ProblemError, LookupError) as exc:
         console.print(Text.assemble(("error:", "red"), f" {exc}"))

@@ -6,10 +6,12 @@ Everything is read from the archive; nothing here writes to it.
 from __future__ import annotations
 
 import difflib
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -29,8 +31,9 @@ from evolve.cli._common import (
     run_dir_of,
     section,
 )
+from evolve.cli.live import render_snapshot, snapshot_from_run, snapshot_lines
 from evolve.dashboard.cost_text import cost_text
-from evolve.dashboard.data import ProgramView, RunData, attr, load_run
+from evolve.dashboard.data import LLMCallView, ProgramView, RunData, attr, load_run
 from evolve.dashboard.rundir import (
     DEFAULT_RUNS_FOLDER,
     RunDirError,
@@ -39,6 +42,9 @@ from evolve.dashboard.rundir import (
     open_archive,
     pick_run,
 )
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -60,7 +66,7 @@ def _stage_dict(record: object) -> dict:
 
 
 def _load_for_program(run_dir: str | None,
-                      program_id: int) -> tuple[Any, RunData, ProgramView]:
+                      program_id: int) -> tuple[Archive, RunData, ProgramView]:
     """The archive, the run that holds the program, and the program (or exit 2)."""
     opened = open_run(run_dir)
     record = opened.archive.program(program_id)
@@ -78,13 +84,10 @@ def status(
     """One-screen summary of a run: budgets, best score, islands, arms, failures, spend.
 
     Exits 1 when the run failed."""
-    from evolve.cli.live import render_snapshot, snapshot_from_run, snapshot_lines
-
     opened = open_run(run_dir_of(run_dir, run_dir_option), run_id=run_id)
     data = load_run(opened.archive, opened.run_id)
     snap = snapshot_from_run(data)
     if as_json:
-        from dataclasses import asdict
         print_json(asdict(snap) | {"folder": str(opened.location.folder or "")})
     else:
         console = out()
@@ -112,13 +115,40 @@ def show(
     calls = data.calls_by_program.get(program.id, [])
     stages = [_stage_dict(s) for s in archive.evaluations(program.id)]
     if as_json:
-        print_json(program.summary() | {
-            "code": program.code, "diff": program.diff, "stages": stages,
-            "llm_calls": [{"model": c.model, "purpose": c.purpose, "tokens_in": c.tokens_in,
-                           "tokens_out": c.tokens_out, "cost_usd": c.cost_usd,
-                           "latency_s": c.latency_s, "error": c.error} for c in calls]})
+        print_json(program.summary() | {"code": program.code, "diff": program.diff,
+                                        "stages": stages,
+                                        "llm_calls": [_call_dict(c) for c in calls]})
         return
     console = out()
+    console.print(_program_table(program))
+    if program.metrics:
+        metrics = Table("metric", "value", box=None, header_style="bold")
+        for key, value in program.metrics.items():
+            metrics.add_row(Text(str(key)), Text(str(value)))  # names like "cost[us-west-2a]"
+        console.print(metrics)
+    if program.feedback:
+        console.print(Text("feedback:", style="bold"))
+        console.print(Text(program.feedback), soft_wrap=True)
+    if stages:
+        console.print(_stages_table(stages))
+    for call in calls:
+        _print_call(console, call, prompt)
+    if code:
+        section(console, "code")
+        if console.is_terminal:
+            console.print(Syntax(program.code, "python", line_numbers=True, word_wrap=True))
+        else:                          # piped: the code exactly as stored
+            typer.echo(program.code)
+
+
+def _call_dict(call: LLMCallView) -> dict[str, object]:
+    return {"model": call.model, "purpose": call.purpose, "tokens_in": call.tokens_in,
+            "tokens_out": call.tokens_out, "cost_usd": call.cost_usd,
+            "latency_s": call.latency_s, "error": call.error}
+
+
+def _program_table(program: ProgramView) -> Table:
+    """The program's facts, one "key  value" row each."""
     table = Table.grid(padding=(0, 2))
     rows = [("program", f"#{program.id} (run {program.run_id})"),
             ("score", program.score_text()), ("valid", str(program.valid)),
@@ -134,42 +164,32 @@ def show(
         rows.append(("error", f"{program.error_kind}: {program.error_text}".strip(": ")))
     for key, value in rows:
         table.add_row(Text(key, style="bold"), Text(str(value)))
-    console.print(table)
-    if program.metrics:
-        metrics = Table("metric", "value", box=None, header_style="bold")
-        for key, value in program.metrics.items():
-            metrics.add_row(Text(str(key)), Text(str(value)))  # names like "cost[us-west-2a]"
-        console.print(metrics)
-    if program.feedback:
-        console.print(Text("feedback:", style="bold"))
-        console.print(Text(program.feedback), soft_wrap=True)
-    if stages:
-        table = Table("stage", "score", "valid", "failure", "wall s", "reason", box=None,
-                      header_style="bold")
-        for stage in stages:
-            table.add_row(Text(str(stage["stage"])),
-                          "-" if stage["score"] is None else f"{stage['score']:.6g}",
-                          str(stage["valid"]), Text(str(stage["failure"] or "-")),
-                          f"{stage['wall_s']:.2f}", Text(str(stage["reason"])))
-        console.print(table)
-    for call in calls:
-        console.print(Text(f"LLM call: {call.model} ({call.purpose}) {call.tokens_in}+"
-                           f"{call.tokens_out} tokens, {call.latency_s:.2f}s, "
-                           f"{cost_text(call.cost_usd, int(call.cost_usd is None))}"
-                           + (f", error {call.error}" if call.error
-                                                          else ""), style="dim"))
-        if prompt:
-            for role, content in call.messages():
-                section(console, role)
-                console.print(Text(content), soft_wrap=True)  # unwrapped: copy-paste safe
-            section(console, "reply")
-            console.print(Text(call.response or ""), soft_wrap=True)
-    if code:
-        section(console, "code")
-        if console.is_terminal:
-            console.print(Syntax(program.code, "python", line_numbers=True, word_wrap=True))
-        else:                          # piped: the code exactly as stored
-            typer.echo(program.code)
+    return table
+
+
+def _stages_table(stages: list[dict]) -> Table:
+    table = Table("stage", "score", "valid", "failure", "wall s", "reason", box=None,
+                  header_style="bold")
+    for stage in stages:
+        table.add_row(Text(str(stage["stage"])),
+                      "-" if stage["score"] is None else f"{stage['score']:.6g}",
+                      str(stage["valid"]), Text(str(stage["failure"] or "-")),
+                      f"{stage['wall_s']:.2f}", Text(str(stage["reason"])))
+    return table
+
+
+def _print_call(console: Console, call: LLMCallView, prompt: bool) -> None:
+    """One LLM call in a line; with --prompt, its messages and reply too."""
+    console.print(Text(f"LLM call: {call.model} ({call.purpose}) {call.tokens_in}+"
+                       f"{call.tokens_out} tokens, {call.latency_s:.2f}s, "
+                       f"{cost_text(call.cost_usd, int(call.cost_usd is None))}"
+                       + (f", error {call.error}" if call.error else ""), style="dim"))
+    if prompt:
+        for role, content in call.messages():
+            section(console, role)
+            console.print(Text(content), soft_wrap=True)  # unwrapped: copy-paste safe
+        section(console, "reply")
+        console.print(Text(call.response or ""), soft_wrap=True)
 
 
 def lineage(

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -28,10 +28,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from evolve.config import BudgetConfig, ConfigError, load_config
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import ArmRow, arm_rows, best_history, failure_summary, island_rows
 from evolve.dashboard.stats import sparkline as spark_text
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,7 @@ class RunSnapshot:
         return sum(self.failures.values())
 
 
-def _budget_config(config_toml: str) -> Any:
-    from evolve.config import ConfigError, load_config
-
+def _budget_config(config_toml: str) -> BudgetConfig:
     try:
         return load_config(base=tomllib.loads(config_toml) if config_toml else {}).budget
     except (ConfigError, tomllib.TOMLDecodeError):
@@ -174,12 +176,12 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     )
 
 
-def snapshot_from_archive(archive: Any, run_id: int, **kwargs: Any) -> RunSnapshot:
+def snapshot_from_archive(archive: Archive, run_id: int, **kwargs: Any) -> RunSnapshot:
     """Read a run's snapshot from the archive alone (works while another process writes it)."""
     return snapshot_from_run(load_run(archive, run_id), **kwargs)
 
 
-def archive_progress(view: ProgressView, archive: Any, *,
+def archive_progress(view: ProgressView, archive: Archive, *,
                      min_interval_s: float = 0.5) -> Callable[[Any], None]:
     """An `on_progress` callback for the controller: each progress report (any object with
     run_id, event, status, proposing, evaluating, elapsed_s) becomes a view update built from
@@ -227,7 +229,7 @@ def live_reporter(live: bool | None = None, *, console: Console | None = None,
 
     def report(progress: Any) -> None:
         if "callback" not in opened:
-            from db import Archive
+            from db import Archive  # lazy: SQLAlchemy; `evolve --help` must not pay for it
 
             opened["archive"] = Archive.open(
                 archive_url or Path(progress.run_dir) / "archive.sqlite", create=False)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
+from evolve.config import ConfigError, EvolveConfig, LLMConfig, ModelConfig, load_config
 from evolve.operators.keys import first_missing_key, key_env_for
 from evolve.operators.llm import LLMClient, LLMReply
 from evolve.operators.local_model import LocalModelError, start_local_models
@@ -98,12 +98,23 @@ def check(
 
     Exit 0: every model answered; 1: one did not; 2: an unset API key (before any call)."""
     console = Console(soft_wrap=True)      # lines are never broken at a pipe's 80 columns
+    cfg, models = _configured_models(console, config, set_ or [], model or [], api_base)
+    models, replies = _ask_each(console, cfg, models, timeout)
+    rows = [_result_row(cfg_model, reply) for cfg_model, reply in zip(models, replies, strict=True)]
+    _print_rows(console, rows)
+    if any(row["result"] != "ok" for row in rows):
+        raise typer.Exit(1)
+
+
+def _configured_models(console: Console, config: Path | None, sets: list[str], names: list[str],
+                       api_base: str | None) -> tuple[EvolveConfig, list[ModelConfig]]:
+    """The config and the models to check, every API key set; else exit 2 saying what to do."""
     try:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, sets)
     except ConfigError as exc:
         console.print(Text.assemble(("error:", "red"), f" {exc}"))
         raise typer.Exit(2) from exc
-    models = _models_to_check(model or [], api_base, cfg.operators.models)
+    models = _models_to_check(names, api_base, cfg.operators.models)
     if not models:
         # markup=False: rich would read [[operators.models]] as a style tag and print "[]";
         # soft_wrap: the hint is one long line that a pipe at 80 columns must not cut.
@@ -116,7 +127,13 @@ def check(
     if missing is not None:  # said at once: no call, no litellm import
         typer.echo(f"error: {missing}", err=True)
         raise typer.Exit(2)
+    return cfg, models
 
+
+def _ask_each(console: Console, cfg: EvolveConfig, models: list[ModelConfig],
+              timeout: float) -> tuple[list[ModelConfig], list[LLMReply]]:
+    """One short call per model, local models served for the time of the calls (exit 1 when
+    one cannot start). Returns the models as called (served, timeout applied) and the replies."""
     with contextlib.ExitStack() as stack:
         try:
             models = start_local_models(
@@ -128,9 +145,12 @@ def check(
         llm = cfg.llm.model_copy(update={"retries": 0, "proposal_deadline_s": timeout})
         models = [m.model_copy(update={"timeout_s": min(m.timeout_s, timeout)}) for m in models]
         console.print(f"checking {len(models)} model(s)...")
-        replies = asyncio.run(_check_all(models, llm))
+        return models, asyncio.run(_check_all(models, llm))
 
-    rows = [_result_row(cfg_model, reply) for cfg_model, reply in zip(models, replies, strict=True)]
+
+def _print_rows(console: Console, rows: list[dict[str, str]]) -> None:
+    """A table on a wide terminal; piped or narrow, plain lines, never a table squeezed to 80
+    columns."""
     if console.is_terminal and console.width >= 100:
         table = Table("model", "result", "latency", "tokens in/out", "cost", "reply / error")
         for row in rows:
@@ -141,16 +161,14 @@ def check(
                                                    row["result"] == "ok" else "red"),
                           row["latency"], row["tokens"], row["cost"], detail)
         console.print(table, soft_wrap=False)
-    else:   # piped or narrow: plain lines, never a table squeezed to 80 columns
-        for row in rows:
-            console.print(f"{row['model']}: {row['result']}, {row['latency']}, tokens "
-                          f"{row['tokens']}, cost {row['cost']}: {row['detail']}",
-                          markup=False, highlight=False, soft_wrap=True)
-            if row["hint"]:
-                console.print(f"  hint: {row['hint']}", markup=False, highlight=False,
-                              soft_wrap=True)
-    if any(row["result"] != "ok" for row in rows):
-        raise typer.Exit(1)
+        return
+    for row in rows:
+        console.print(f"{row['model']}: {row['result']}, {row['latency']}, tokens "
+                      f"{row['tokens']}, cost {row['cost']}: {row['detail']}",
+                      markup=False, highlight=False, soft_wrap=True)
+        if row["hint"]:
+            console.print(f"  hint: {row['hint']}", markup=False, highlight=False,
+                          soft_wrap=True)
 
 
 def _result_row(cfg_model: ModelConfig, reply: LLMReply) -> dict[str, str]:

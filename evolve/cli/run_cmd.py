@@ -16,20 +16,28 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
+from evaluators.executors import executor_kind
+from evolve.cli._common import EXAMPLE_RUN, examples, run_dir_of
+from evolve.cli.live import live_reporter
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.dashboard.cost_text import cost_text
+from evolve.engine.errors import RunCannotWork
 from evolve.engine.run_files import ARCHIVE_NAME, LOCK_NAME, RUN_ID_NAME, ProgressSnapshot
+from evolve.operators.keys import first_missing_key, models_of
+from evolve.operators.llm import LOCAL_PREFIX
+from evolve.operators.local_model import missing_local_extra
+from evolve.problem.discovery import find_problem
+from evolve.problem.spec import ProblemError
 
 
 def register(app: typer.Typer) -> None:
-    from evolve.cli._common import EXAMPLE_RUN, examples
-
     app.command("run", epilog=examples(
         "evolve run circle_packing             # into runs/circle_packing-YYYYMMDD-HHMMSS",
         "evolve run circle_packing --programs 300 --seed 1 -r experiments/cp-seed1",
@@ -117,10 +125,8 @@ def _budget_overrides(programs: int | None, usd: float | None, minutes: float | 
 
 def _drive(config: EvolveConfig, run_dir: Path, resume: bool, no_live: bool = False,
            run_id: int | None = None) -> None:
-    from evolve.cli.live import live_reporter
-    from evolve.engine.errors import RunCannotWork
+    # lazy: the engine pulls in SQLAlchemy and the operators; `evolve --help` must not pay for them
     from evolve.engine.session import run_session
-    from evolve.problem.spec import ProblemError
 
     def go(on_progress: Callable[[ProgressSnapshot], None]):
         return asyncio.run(run_session(config, run_dir, resume=resume, run_id=run_id,
@@ -192,8 +198,6 @@ def run_command(
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
     sets += _executor_overrides(executor, ray_address)
-    from evolve.problem.spec import ProblemError
-
     try:
         config = load_config(config_file, sets)
         if models:
@@ -238,9 +242,8 @@ def resume_command(
     """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt.
 
     A completed run goes on only with a higher budget (--programs, --usd, --minutes)."""
-    from evolve.cli._common import run_dir_of
+    # lazy: the engine pulls in SQLAlchemy and the operators; `evolve --help` must not pay for them
     from evolve.engine.session import load_run_config
-    from evolve.problem.spec import ProblemError
 
     named = run_dir_of(None if run_dir is None else str(run_dir),
                        None if run_dir_option is None else str(run_dir_option))
@@ -263,8 +266,9 @@ def resume_command(
 def _refuse_completed(run_dir: Path, run_id: int | None, config: EvolveConfig) -> None:
     """A completed run resumed with its old budget would stop at once, "budget reached": say
     it is complete and how to raise the budget instead (exit 0: nothing failed)."""
+    # lazy: the archive and the engine pull in SQLAlchemy; `evolve --help` must not pay for it
     from db import Archive
-    from evolve.engine.session import resume_run_id
+    from evolve.engine.session import resume_run_id  # lazy: as above
 
     url = config.archive.url or run_dir / ARCHIVE_NAME
     with Archive.open(url, create=False) as archive:
@@ -306,8 +310,6 @@ def _choose_problem(argument: str | None, config_file: Path | None) -> str:
     """The PROBLEM argument, else the config file's `problem`; both, and different: an error."""
     from_file = None
     if config_file is not None:
-        import tomllib
-
         try:
             from_file = tomllib.loads(config_file.read_text()).get("problem")
         except (OSError, tomllib.TOMLDecodeError):
@@ -325,8 +327,6 @@ def _choose_problem(argument: str | None, config_file: Path | None) -> str:
 def _same_problem(first: str, second: str) -> bool:
     """Two spellings of one problem (`circle_packing`, `problems/circle_packing`, an absolute
     path): they load from the same folder. A name that does not load is not the same."""
-    from evolve.problem.discovery import find_problem
-
     try:
         return find_problem(first).root.resolve() == find_problem(second).root.resolve()
     except Exception:  # an unknown name or a broken problem: reported as the difference it is
@@ -337,11 +337,6 @@ def _preflight(config: EvolveConfig) -> None:
     """What would make the run fail at once, checked before anything is written: the problem
     loads and its `requires` import here (unless a Ray cluster evaluates it), local models can
     start, every named model's API key is set."""
-    from evaluators.executors import executor_kind
-    from evolve.operators.keys import first_missing_key, models_of
-    from evolve.problem.discovery import find_problem
-    from evolve.problem.spec import ProblemError
-
     spec = find_problem(config.problem)
     if executor_kind(config.executor) == "local" and spec.unusable_reason:
         raise ProblemError(f"problem {spec.name} {spec.unusable_reason}")
@@ -354,9 +349,6 @@ def _preflight(config: EvolveConfig) -> None:
 def _check_local_models(config: EvolveConfig) -> None:
     """A `local/...` model is served by a llama.cpp server the run starts; without the local
     extra say so now, before a run directory is written."""
-    from evolve.operators.llm import LOCAL_PREFIX
-    from evolve.operators.local_model import missing_local_extra
-
     local = [m.name for m in config.operators.models
              if m.name.startswith(LOCAL_PREFIX) and not m.api_base]
     missing = missing_local_extra() if local else None
@@ -392,7 +384,7 @@ def _holds_a_run(archive_file: Path) -> bool:
     `evolve run` may then start in the same directory)."""
     if not archive_file.exists():
         return False
-    from db import Archive
+    from db import Archive  # lazy: SQLAlchemy; `evolve --help` must not pay for it
 
     with Archive.open(archive_file, create=False) as archive:
         return bool(archive.runs())

@@ -4,7 +4,7 @@ where readers never block the writer)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -16,6 +16,9 @@ from evolve.dashboard.run_screen import RunScreen
 from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.engine.run_files import shown_status
 
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive, Evaluation
+
 
 class DashboardApp(App[None]):
     CSS_PATH = "dashboard.tcss"
@@ -26,14 +29,14 @@ class DashboardApp(App[None]):
         Binding("f5", "reload", "Reload", show=False),
     ]
 
-    def __init__(self, archive: Any, run_id: int, *, refresh_s: float = 2.0) -> None:
+    def __init__(self, archive: Archive, run_id: int, *, refresh_s: float = 2.0) -> None:
         super().__init__()
         self.archive = archive
         self.run_id = run_id
         self.refresh_s = refresh_s
         self.data: RunData = load_run(archive, run_id)
         self._seen = self._fingerprint()
-        self._stages: dict[int, list[Any]] = {}
+        self._stages: dict[int, list[Evaluation]] = {}
         self.run_screen = RunScreen()
 
     def get_default_screen(self) -> Screen:
@@ -53,7 +56,7 @@ class DashboardApp(App[None]):
                 self.archive.last_activity(self.run_id),
                 self.archive.get_state(self.run_id, IN_FLIGHT_STATE))
 
-    def stages_of(self, program_id: int) -> list[Any]:
+    def stages_of(self, program_id: int) -> list[Evaluation]:
         """The per-stage evaluations of a program (read once, they never change)."""
         if program_id not in self._stages:
             self._stages[program_id] = list(self.archive.evaluations(program_id))

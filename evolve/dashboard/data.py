@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.fields import as_json, as_time, attr, finite
 from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.engine.run_files import shown_status
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 
 @dataclass(frozen=True)
@@ -322,7 +325,7 @@ def cite_program_ids(programs: list[ProgramView]) -> list[ProgramView]:
 STATE_KEYS = ("scratchpad", "scratchpad_text", "progress", "engine", IN_FLIGHT_STATE)
 
 
-def archive_folder(archive: Any) -> Path | None:
+def archive_folder(archive: Archive) -> Path | None:
     """The run folder of a SQLite archive file (its lock tells a crashed run from a live
     one); None for a database server, where no folder is known."""
     url = str(getattr(archive, "url", ""))
@@ -330,7 +333,7 @@ def archive_folder(archive: Any) -> Path | None:
     return Path(url[len(prefix):]).parent if url.startswith(prefix) else None
 
 
-def load_run(archive: Any, run_id: int, previous: RunData | None = None) -> RunData:
+def load_run(archive: Archive, run_id: int, previous: RunData | None = None) -> RunData:
     """Read one run out of an open archive. With `previous` (an earlier read of the same run)
     only programs stored since are fetched: programs never change once written, so a refresh
     of a long run costs what is new, not the whole archive."""

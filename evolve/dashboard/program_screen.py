@@ -4,7 +4,7 @@ its parent, lineage as a tree you can walk, and the LLM prompt and reply that pr
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.rule import Rule
@@ -17,10 +17,14 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane, Tree
+from textual.widgets.tree import TreeNode
 
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import ProgramView, RunData, attr
 from evolve.dashboard.host import DashboardHost
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Evaluation
 
 TABS = ("summary", "code", "diff", "lineage", "prompt")
 
@@ -34,7 +38,7 @@ def _label(p: ProgramView) -> Text:
     return text
 
 
-def summary_renderable(p: ProgramView, data: RunData, stages: list[Any]) -> RenderableType:
+def summary_renderable(p: ProgramView, data: RunData, stages: list[Evaluation]) -> RenderableType:
     calls = data.calls_by_program.get(p.id, [])
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -163,7 +167,7 @@ class ProgramScreen(Screen):
         for program in chain[1:]:
             node = node.add(_label(program), data=program.id, expand=True)
 
-        def add_children(parent_node: Any, program_id: int, depth: int) -> None:
+        def add_children(parent_node: TreeNode[int], program_id: int, depth: int) -> None:
             for child_id in data.children.get(program_id, []):
                 child = data.by_id[child_id]
                 has_children = bool(data.children.get(child_id))

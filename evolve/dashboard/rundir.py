@@ -10,7 +10,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Archive
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_FILE = "config.toml"
@@ -104,7 +107,7 @@ def default_location(run_dir: str | Path | None) -> RunLocation:
                       "`evolve runs FOLDER` lists runs)")
 
 
-def open_archive(location: RunLocation) -> Any:
+def open_archive(location: RunLocation) -> Archive:
     """Open the archive read-side; the controller stays the only writer."""
     from db import Archive  # lazy: the CLI's --help must not pay for SQLAlchemy
 
@@ -114,7 +117,7 @@ def open_archive(location: RunLocation) -> Any:
         raise RunDirError(f"cannot open the archive at {location.archive}: {exc}") from exc
 
 
-def pick_run(archive: Any, run_id: int | None = None) -> int:
+def pick_run(archive: Archive, run_id: int | None = None) -> int:
     """`run_id` if the archive has it, else the newest run in it."""
     ids = sorted(int(_field(r, "id")) for r in archive.runs())
     if not ids:

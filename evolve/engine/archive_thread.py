@@ -23,9 +23,12 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evolve.engine.collaborators import ArchiveStore
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy, which `evolve --help` (importing this) must not pay for
+    from db import CostSummary, Evaluation, Event, Program
 
 T = TypeVar("T")
 
@@ -61,10 +64,10 @@ class ArchiveThread:
     async def add_program(self, run_id: int, **fields: Any) -> int:
         return await self.call(self.archive.add_program, run_id, **fields)
 
-    async def programs(self, run_id: int) -> list[Any]:
+    async def programs(self, run_id: int) -> list[Program]:
         return await self.call(self.archive.programs, run_id)
 
-    async def evaluations(self, program_id: int) -> list[Any]:
+    async def evaluations(self, program_id: int) -> list[Evaluation]:
         return await self.call(self.archive.evaluations, program_id)
 
     async def record_llm_call(self, run_id: int, **fields: Any) -> int:
@@ -73,7 +76,7 @@ class ArchiveThread:
     async def cost_so_far(self, run_id: int) -> float:
         return await self.call(self.archive.cost_so_far, run_id)
 
-    async def cost_summary(self, run_id: int) -> Any:
+    async def cost_summary(self, run_id: int) -> CostSummary:
         return await self.call(self.archive.cost_summary, run_id)
 
     async def set_state(self, run_id: int, key: str, value: Any) -> None:
@@ -86,7 +89,7 @@ class ArchiveThread:
                         data: dict[str, Any] | None = None) -> int:
         return await self.call(self.archive.add_event, run_id, kind, message, data)
 
-    async def events(self, run_id: int, *, kind: str | None = None) -> list[Any]:
+    async def events(self, run_id: int, *, kind: str | None = None) -> list[Event]:
         return await self.call(self.archive.events, run_id, kind=kind)
 
     async def set_run_status(self, run_id: int, status: str) -> None:

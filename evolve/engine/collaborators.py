@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from evaluators.executors import Executor
+from evolve.problem.spec import ProblemSpec
 from evolve.select.bandit import Arm
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy, which `evolve --help` (importing this) must not pay for
+    from db import CostSummary, Evaluation, Event, Program
 
 __all__ = ["ArchiveStore", "ArmChooser", "DescribesIsolation", "Executor", "LLMCompleter",
            "LLMReplyLike", "Placement", "Preflight"]
@@ -40,9 +44,9 @@ class ArchiveStore(Protocol):
                     evaluations: Iterable[Any] = (),
                     llm_call_ids: Sequence[int] = ()) -> int: ...
 
-    def programs(self, run_id: int) -> list[Any]: ...
+    def programs(self, run_id: int) -> list[Program]: ...
 
-    def evaluations(self, program_id: int) -> list[Any]: ...
+    def evaluations(self, program_id: int) -> list[Evaluation]: ...
 
     def record_llm_call(self, run_id: int, *, model: str, prompt: str, response: str | None,
                         tokens_in: int | None, tokens_out: int | None, cost_usd: float | None,
@@ -52,7 +56,7 @@ class ArchiveStore(Protocol):
 
     def cost_so_far(self, run_id: int) -> float: ...
 
-    def cost_summary(self, run_id: int) -> Any: ...   # db.CostSummary: .calls, .unknown_calls
+    def cost_summary(self, run_id: int) -> CostSummary: ...
 
     def set_state(self, run_id: int, key: str, value: Any) -> None: ...
 
@@ -61,7 +65,7 @@ class ArchiveStore(Protocol):
     def add_event(self, run_id: int, kind: str, message: str,
                   data: Mapping[str, Any] | None = None) -> int: ...
 
-    def events(self, run_id: int, *, kind: str | None = None) -> list[Any]: ...
+    def events(self, run_id: int, *, kind: str | None = None) -> list[Event]: ...
 
     def set_run_status(self, run_id: int, status: str) -> None: ...
 
@@ -110,7 +114,7 @@ class Preflight(Protocol):
     """Refuses a problem the executor cannot run (e.g. a GPU problem on a cluster without
     GPUs) before the run starts, with a ValueError that says why."""
 
-    def preflight(self, problem: Any) -> None: ...
+    def preflight(self, problem: ProblemSpec) -> None: ...
 
 
 @runtime_checkable

@@ -7,7 +7,10 @@ resumed run re-proposes a lost proposal under the same key and the archive refus
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
+    from db import Program
 
 INITIAL_KEY = "initial"
 INITIAL_SEQ = -1
@@ -58,7 +61,7 @@ class Committed:
         return self.status == "evaluated"
 
 
-def committed_from_archive(programs: list[Any]) -> dict[int, Committed]:
+def committed_from_archive(programs: list[Program]) -> dict[int, Committed]:
     """Committed records by seq from `Archive.programs(run_id)` (rows without a key are skipped)."""
     id_to_seq = {p.id: seq for p in programs if (seq := seq_of(p.proposal_key)) is not None}
     out: dict[int, Committed] = {}

@@ -23,7 +23,7 @@ from evolve.engine.model_health import BenchWatch
 from evolve.engine.scratchpad import AttemptRow, Scratchpad
 from evolve.prompting import PromptBuilder
 from evolve.select.bandit import Arm, reward
-from evolve.select.sampler import IslandSampler, Member
+from evolve.select.sampler import IslandSampler, Member, Migration
 
 ENGINE_STATE = "engine"
 
@@ -182,7 +182,7 @@ class Ingestor:
                       parent.score if parent is not None and parent.valid else None,
                       self.initial_score())
 
-    async def _migration_event(self, migration: Any) -> None:
+    async def _migration_event(self, migration: Migration) -> None:
         """Record a migration once: a replay re-derives migrations an earlier session stored."""
         at = self.sampler.ingested
         if at in self.migrations_stored:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evolve.config import MutationConfig
+from evolve.engine.collaborators import LLMCompleter
 from evolve.operators.offline import NoChange
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
 from evolve.patch.reply import answer_part
 from evolve.prompting import AttemptView, ProgramView, PromptBuilder
+from evolve.select.bandit import Arm
 from evolve.select.sampler import Member
 
 # A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
@@ -53,7 +55,7 @@ class Plan:
     seq: int
     key: str
     island: int
-    arm: Any                       # evolve.select.bandit.Arm
+    arm: Arm
     kind: str                      # diff | full | crossover | repair | an offline mutation
     parent: Member
     parent_view: ProgramView
@@ -65,7 +67,7 @@ class Plan:
     scratchpad: list[str] = field(default_factory=list)
     history: list[AttemptView] = field(default_factory=list)
     temperature: float | None = None
-    credit: Any = None             # the arm the result is credited to (None: no arm, a repair)
+    credit: Arm | None = None      # the arm the result is credited to (None: no arm, a repair)
 
     @property
     def operator(self) -> str:
@@ -104,7 +106,7 @@ def calls_cost(calls: list[Any]) -> float:
 
 
 class Proposer:
-    def __init__(self, prompts: PromptBuilder, mutation: MutationConfig, llm: Any | None,
+    def __init__(self, prompts: PromptBuilder, mutation: MutationConfig, llm: LLMCompleter | None,
                  offline: dict[str, OfflineOperator], max_tokens: dict[str, int] | None = None):
         self.prompts = prompts
         self.mutation = mutation

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from db import Archive
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, to_toml
 from evolve.engine.archive_thread import ArchiveThread
+from evolve.engine.collaborators import ArchiveStore
 from evolve.engine.proposal import OfflineOperator
 from evolve.engine.run_files import CONFIG_NAME, atomic_write, read_run_id
 from evolve.operators.keys import LOCAL_PREFIX
@@ -48,7 +50,7 @@ def make_arms(models: list[str], offline: list[str],
     return arms, weights
 
 
-def resolve_operators(config: EvolveConfig, archive: Any, run_id: int,
+def resolve_operators(config: EvolveConfig, archive: ArchiveStore, run_id: int,
                       log: Callable[[str], None]) -> tuple[list[ModelConfig],
                                                            list[OfflineOperator]]:
     """The operators of a run, frozen at its start: a resume uses exactly the same ones.
@@ -104,7 +106,7 @@ async def make_llm(config: EvolveConfig, models: list[ModelConfig], archive: Arc
     return LLMClient(models, config.llm, ledger=ledger)
 
 
-def store_resumed_config(archive: Any, run_id: int, config: EvolveConfig, run_dir: Path) -> None:
+def store_resumed_config(archive: Archive, run_id: int, config: EvolveConfig, run_dir: Path) -> None:
     """A resume may change budgets (`--programs 210`): store the config it runs with, so
     `evolve status` and RUN_DIR/config.toml show the new limits, not the old ones."""
     text = to_toml(config)
@@ -112,7 +114,7 @@ def store_resumed_config(archive: Any, run_id: int, config: EvolveConfig, run_di
     atomic_write(run_dir / CONFIG_NAME, text)
 
 
-def resume_run_id(archive: Any, run_dir: Path, run_id: int | None = None) -> int:
+def resume_run_id(archive: Archive, run_dir: Path, run_id: int | None = None) -> int:
     """The run to continue: `run_id` if given, else the one RUN_DIR/run.json records, else the
     only run in the archive. A database shared by several runs needs one of the first two."""
     runs = archive.runs()

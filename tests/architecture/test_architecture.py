@@ -31,12 +31,6 @@ ALLOWED: dict[str, set[str]] = {
 # A circle another engineer is removing in this round (evaluators/ is theirs); allowed to
 # remain until then, never to grow.
 KNOWN_CIRCLES = [{"evaluators.executors", "evaluators.ray_executor"}]
-# CLI modules keep `evolve --help` fast by importing the engine and the database only inside
-# the command that needs them; they are being reworked in this round, so their lazy imports are
-# not yet marked. Every other module follows the rule.
-UNMARKED_LAZY_ALLOWED = {"evolve/cli/__init__.py", "evolve/cli/dashboard_cmd.py",
-                         "evolve/cli/evaluate.py", "evolve/cli/inspect.py", "evolve/cli/live.py",
-                         "evolve/cli/run_cmd.py"}
 
 KNOWN = modules()
 IMPORTS = list(imports(KNOWN))
@@ -70,7 +64,6 @@ def test_no_module_takes_part_in_an_import_circle():
 def test_project_imports_sit_at_the_top_of_modules():
     inside = [_where(i) for i in IMPORTS
               if i.in_function and not i.marked_lazy
-              and str(i.path.relative_to(ROOT)) not in UNMARKED_LAZY_ALLOWED
               and not str(i.path.relative_to(ROOT)).startswith("evaluators/")]
     assert not inside, ("imports inside functions (move them to the top, or mark an optional "
                         "extra with '# lazy: why'):\n" + "\n".join(inside))
