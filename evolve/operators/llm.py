@@ -24,13 +24,13 @@ from evolve.config import LLMConfig, ModelConfig, PriceConfig
 from evolve.operators import openai_direct
 from evolve.operators.keys import LOCAL_PREFIX, missing_key, missing_key_message
 from evolve.operators.litellm_loader import litellm_loaded, litellm_module
+from evolve.operators.llm_errors import classify_error, retry_after, root_cause, status_code
 from evolve.operators.openai_direct import SDKClients
 from evolve.operators.spend import BudgetRefused, SpendLedger, price_for
 
 # Providers spoken through the OpenAI wire format, which refuse to start without some api key
 # even when the server behind api_base needs none.
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", LOCAL_PREFIX)
-_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 @dataclass
 class LLMCallRecord:
@@ -165,60 +165,6 @@ def _prices_prompt(ledger: SpendLedger, model: str) -> bool:
     return ledger.budget.max_usd is not None and ledger.unit_prices(model) is not None
 
 
-def _root_cause(exc: BaseException) -> str:
-    """What lies under an SDK error, as " (Type: text)": the SDK says only "Connection error."
-    or "Request timed out.", and its aiohttp transport reports a refused connection as a
-    timeout; the transport's own error names the host and what happened."""
-    cause = exc
-    while cause.__cause__ is not None and cause.__cause__ is not cause:
-        cause = cause.__cause__
-    text = str(cause).strip()
-    if cause is exc or not text or text in str(exc):
-        return ""
-    return f" ({type(cause).__name__}: {text[:300]})"
-
-
-def _status_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "status_code", None)
-    return code if isinstance(code, int) else None
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds from a retry-after header, if the provider sent one."""
-    for holder in (getattr(exc, "response", None), exc):
-        headers = getattr(holder, "headers", None) or getattr(holder, "litellm_response_headers",
-                                                               None)
-        if not headers:
-            continue
-        try:
-            value = headers.get("retry-after")
-            if value is not None:
-                return max(0.0, float(value))
-        except (TypeError, ValueError, AttributeError):
-            continue
-    return None
-
-
-def classify_error(exc: BaseException) -> tuple[str, bool]:
-    """(error text, whether another attempt may succeed)."""
-    litellm = litellm_module()
-    name = type(exc).__name__
-    text = f"{name}: {exc}".strip()
-    transient = tuple(getattr(litellm, n) for n in (
-        "RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
-        "ServiceUnavailableError", "BadGatewayError") if hasattr(litellm, n))
-    permanent = tuple(getattr(litellm, n) for n in (
-        "AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
-        "ContextWindowExceededError", "ContentPolicyViolationError", "UnprocessableEntityError")
-        if hasattr(litellm, n))
-    if isinstance(exc, permanent):
-        return text, False
-    if isinstance(exc, (*transient, TimeoutError, ConnectionError)):
-        return text, True
-    code = _status_code(exc)
-    return text, code is None or code in _RETRYABLE_STATUS
-
-
 class LLMClient:
     """Calls LLMs: OpenAI-compatible endpoints through the `openai` SDK (`openai_direct`), every
     other provider through litellm. `complete` never raises for provider errors."""
@@ -267,6 +213,18 @@ class LLMClient:
             delay = max(delay, min(retry_after, self.llm.backoff_max_s))
         return delay
 
+    @staticmethod
+    async def _reserve(ledger: SpendLedger, model: str, messages: list[dict[str, Any]],
+                       prompt_tokens: int | None, max_tokens: int) -> tuple[Any, int, float]:
+        """Reserve the call's worst case, waiting while calls in flight may free room:
+        (reservation, prompt tokens, seconds waited). Raises BudgetRefused when it cannot fit."""
+        if prompt_tokens is None:
+            prompt_tokens = (await asyncio.to_thread(count_prompt_tokens, model, messages)
+                             if _prices_prompt(ledger, model) else 0)
+        waiting_since = time.monotonic()
+        reservation = await ledger.reserve_when_room(model, prompt_tokens, max_tokens)
+        return reservation, prompt_tokens, time.monotonic() - waiting_since
+
     async def complete(self, model: str, messages: list[dict[str, Any]], *,
                        temperature: float | None = None,
                        max_tokens: int | None = None) -> LLMReply:
@@ -290,17 +248,12 @@ class LLMClient:
                 break
             reservation = None
             if self.ledger is not None:
-                if prompt_tokens is None:
-                    prompt_tokens = (await asyncio.to_thread(count_prompt_tokens, model, messages)
-                                     if _prices_prompt(self.ledger, model) else 0)
-                waiting_since = time.monotonic()
                 try:
-                    reservation = await self.ledger.reserve_when_room(
-                        model, prompt_tokens, max_tokens or cfg.max_tokens)
+                    reservation, prompt_tokens, waited = await self._reserve(
+                        self.ledger, model, messages, prompt_tokens, max_tokens or cfg.max_tokens)
                 except BudgetRefused as exc:
                     return LLMReply("", None, calls, ok=False, refused=str(exc))
-                # Waiting for calls in flight to free the budget is not the provider's time.
-                deadline += time.monotonic() - waiting_since
+                deadline += waited  # waiting for calls in flight is not the provider's time
             temp = temperature if temperature is not None else self.rng.choice(cfg.temperatures)
             started = time.monotonic()
             try:
@@ -355,11 +308,11 @@ class LLMClient:
             return self._deadline_passed(out, hard_limit)
         except Exception as exc:  # every provider failure becomes a recorded attempt
             out.error, out.retryable = classify_error(exc)
-            out.error += _root_cause(exc)
-            out.retry_after_s = _retry_after(exc)
+            out.error += root_cause(exc)
+            out.retry_after_s = retry_after(exc)
             # A request the server rejected with a status is not billed; a timeout, a dropped
             # connection or an unreadable answer may have been, so its cost stays unknown.
-            out.cost_usd = 0.0 if _status_code(exc) is not None else None
+            out.cost_usd = 0.0 if status_code(exc) is not None else None
             return out
         usage = reply.usage or {}
         out.tokens_in, out.tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
@@ -411,10 +364,10 @@ class LLMClient:
             return self._deadline_passed(out, hard_limit)
         except Exception as exc:  # every provider failure becomes a recorded attempt
             out.error, out.retryable = classify_error(exc)
-            out.retry_after_s = _retry_after(exc)
+            out.retry_after_s = retry_after(exc)
             # A request the provider rejected with a status is not billed; a timeout or a
             # dropped connection may have been, so its cost stays unknown.
-            code = _status_code(exc)
+            code = status_code(exc)
             timeout_like = isinstance(exc, getattr(litellm, "Timeout", TimeoutError))
             out.cost_usd = 0.0 if code is not None and not timeout_like else None
             return out
