@@ -22,6 +22,7 @@ from evaluators import warm
 from evaluators.cascade import run_cascade, select_stages, stage_result
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, run_sandboxed
+from evaluators.stage_limits import stage_limits
 from evaluators.warm_pool import WarmPool
 from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
 
@@ -53,19 +54,6 @@ def visible_gpus() -> tuple[str, ...]:
     except (OSError, subprocess.TimeoutExpired):
         return ()
     return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
-
-
-def stage_limits(problem: ProblemSpec, stage: StageSpec, *, gpu: bool, memory_mb: int | None,
-                 cpu_seconds: int | None, timeout_factor: float) -> SandboxLimits:
-    """The sandbox limits of one stage: the problem's own, overridden by the run's config."""
-    res = problem.resources
-    return SandboxLimits(
-        timeout_s=stage.timeout_s * timeout_factor,
-        # CUDA reserves huge virtual address ranges: an address-space limit breaks it.
-        memory_mb=None if gpu else (memory_mb or res.memory_mb),
-        cpu_seconds=cpu_seconds or res.cpu_seconds,
-        max_processes=res.max_processes, max_file_mb=res.max_file_mb,
-        max_open_files=res.max_open_files, max_output_kb=res.max_output_kb)
 
 
 class LocalExecutor:

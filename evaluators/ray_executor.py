@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -41,10 +42,16 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from evaluators import isolation as isolation_mod
 from evaluators.cascade import run_cascade, select_stages, stage_result
-from evaluators.executors import stage_limits
-from evaluators.problem_bundle import ProblemBundle, bundle_problem, unpack, unpacked_dir
+from evaluators.problem_bundle import (
+    ProblemBundle,
+    bundle_problem,
+    python_path,
+    unpack,
+    unpacked_dir,
+)
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
+from evaluators.stage_limits import stage_limits
 from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
 
 # The worker or its node went away: worth another try on another worker.
@@ -74,23 +81,40 @@ def _where() -> dict[str, Any]:
 
 # max_retries=0: we retry ourselves, so we know which node failed and why.
 @ray.remote(max_retries=0)
-def _stage_task(bundle: list[Any], digest: str, evaluator_file: str, code: str, stage: str,
-                limits: SandboxLimits, isolation: str, extra_env: dict[str, str], gpu: bool,
-                hidden: tuple[str, ...] = ()):
+def _stage_task(bundle: list[Any], digest: str, problem_path: str, evaluator_file: str,
+                code: str, stage: str, limits: SandboxLimits, isolation: str,
+                extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...] = ()):
     yield _where()
-    problem_dir = unpacked_dir(digest)
-    if not problem_dir.is_dir():
+    yield run_stage_here(bundle, digest, problem_path, evaluator_file=evaluator_file, code=code,
+                         stage=stage, limits=limits, isolation=isolation, extra_env=extra_env,
+                         gpu=gpu, hidden=hidden)
+
+
+def bundle_here(bundle: list[Any], digest: str) -> Path:
+    """The unpacked bundle's root on this node, unpacked now unless an earlier task did it."""
+    root = unpacked_dir(digest)
+    if not root.is_dir():
         # The bundle is passed inside a list so that only a node without the folder fetches it.
-        problem_dir = unpack(ray.get(bundle[0]).data, digest)
+        root = unpack(ray.get(bundle[0]).data, digest)
+    return root
+
+
+def run_stage_here(bundle: list[Any], digest: str, problem_path: str, *, evaluator_file: str,
+                   code: str, stage: str, limits: SandboxLimits, isolation: str,
+                   extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...],
+                   runner: Callable[..., SandboxOutcome] = run_sandboxed) -> SandboxOutcome:
+    """One stage in a sandbox on this node, the problem imported from its shipped bundle."""
+    root = bundle_here(bundle, digest)
     level, _ = isolation_mod.detect_isolation(isolation)
-    env = dict(extra_env)
+    # The bundle first on the path: `problems.<name>` and its helpers are the shipped ones.
+    env = {**extra_env, "PYTHONPATH": python_path(root)}
     if gpu:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ray.get_gpu_ids())
     # Hidden files travel in the bundle; as on a local run they reach the evaluator as
     # descriptors and their paths are left out of the sandbox's view.
-    yield run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file, code=code,
-                        stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu,
-                        hidden=hidden)
+    return runner(problem_dir=root / problem_path, evaluator_file=evaluator_file, code=code,
+                  stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu,
+                  hidden=hidden)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -309,7 +333,8 @@ class RayExecutor:
         failures: list[str] = []
         async with self._slots:
             for _attempt in range(self.retries + 1):
-                generator = task.remote([ref], bundle.digest, problem.config.problem.evaluator,
+                generator = task.remote([ref], bundle.digest, bundle.problem_path,
+                                        problem.config.problem.evaluator,
                                         code, stage.name, limits, self.requested_isolation,
                                         extra_env, gpu, tuple(problem.config.problem.hidden))
                 where: dict[str, Any] = {}

@@ -149,7 +149,7 @@ def test_the_problem_folder_travels_once_and_each_node_records_its_isolation(ray
     assert [r.score for r in results] == [0.01 * i for i in range(6)]
     assert len(executor._bundles) == 1  # one object per problem, not one per evaluation
     bundle, _ = executor._bundles[str(problem.root)]
-    assert (unpacked_dir(bundle.digest) / "evaluate.py").is_file()
+    assert (unpacked_dir(bundle.digest) / bundle.problem_path / "evaluate.py").is_file()
     levels = {n.isolation for n in executor.nodes}
     assert {s.isolation for r in results for s in r.stages} <= levels
     assert len(executor.nodes) == 2 and all(n.isolation for n in executor.nodes)
