@@ -49,6 +49,7 @@ from evaluators.problem_bundle import (
     unpack,
     unpacked_dir,
 )
+from evaluators.project_version import project_version
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
 from evaluators.stage_limits import stage_limits
@@ -72,6 +73,11 @@ class NodeReport:
     isolation: str
     description: str
     custom: dict[str, float]
+    version: str = ""   # the project version its workers run (`project_version`)
+
+
+class VersionMismatch(ConnectionError):
+    """A node runs other code than the driver: results would not be comparable."""
 
 
 def _where() -> dict[str, Any]:
@@ -118,10 +124,30 @@ def run_stage_here(bundle: list[Any], digest: str, problem_path: str, *, evaluat
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _probe_node(isolation: str) -> tuple[str, str, str, str]:
+def _probe_node(isolation: str) -> tuple[str, str, str, str, str]:
     level, description = isolation_mod.detect_isolation(isolation)
     where = _where()
-    return where["node_id"], where["host"], level, description
+    return where["node_id"], where["host"], level, description, project_version()
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _check_bundle(bundle: list[Any], digest: str, problem_path: str) -> str:
+    """Unpack the problem's bundle on this node (its hash checked) and say what it holds."""
+    root = bundle_here(bundle, digest)
+    if not (root / problem_path / "problem.toml").is_file():
+        raise ValueError(f"the unpacked problem bundle {digest[:12]} has no {problem_path}")
+    return digest
+
+
+def check_versions(nodes: Sequence[NodeReport], driver: str) -> None:
+    """Raise `VersionMismatch`, one line naming both versions, unless every node runs
+    `driver`'s version."""
+    for node in nodes:
+        if node.version != driver:
+            raise VersionMismatch(
+                f"node {node.host} ({node.node_id[:8]}) runs adrs-evolve {node.version or '?'} "
+                f"but this driver runs {driver}; install the same version (same commit) on "
+                f"every node and restart its Ray worker (`ray stop; ray start ...`)")
 
 
 def connect(address: str | None) -> bool:
@@ -150,18 +176,18 @@ def cluster_nodes(isolation: str = "auto", timeout_s: float = 60.0) -> list[Node
     alive = [n for n in ray.nodes() if n.get("Alive")]
     probes = [_probe_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         n["NodeID"], soft=False)).remote(isolation) for n in alive]
-    found = {node_id: (host, level, text)
-             for node_id, host, level, text in ray.get(probes, timeout=timeout_s)}
+    found = {node_id: (host, level, text, version)
+             for node_id, host, level, text, version in ray.get(probes, timeout=timeout_s)}
     reports = []
     for node in alive:
         resources = dict(node.get("Resources") or {})
-        host, level, text = found.get(node["NodeID"], (node.get("NodeManagerHostname", "?"),
-                                                       "?", "?"))
+        host, level, text, version = found.get(
+            node["NodeID"], (node.get("NodeManagerHostname", "?"), "?", "?", ""))
         custom = {k: v for k, v in resources.items()
                   if k not in ("CPU", "GPU", "memory", "object_store_memory")
                   and not k.startswith("node:")}
         reports.append(NodeReport(node["NodeID"], host, float(resources.get("CPU", 0)),
-                                  float(resources.get("GPU", 0)), level, text, custom))
+                                  float(resources.get("GPU", 0)), level, text, custom, version))
     return reports
 
 
@@ -223,6 +249,14 @@ class RayExecutor:
         self._owns_connection = connect(address)
         self.requested_isolation = isolation
         self.nodes = cluster_nodes(isolation)
+        # Every node must evaluate with the driver's code, checked before anything runs.
+        self.version = project_version()
+        try:
+            check_versions(self.nodes, self.version)
+        except VersionMismatch:
+            if self._owns_connection:
+                ray.shutdown()
+            raise
         levels = sorted({n.isolation for n in self.nodes})
         # The run's record: one level when every node agrees, else each one (per-evaluation
         # levels are on every stage result anyway).
@@ -277,6 +311,7 @@ class RayExecutor:
         if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
             request["num_gpus"] = max(problem.resources.gpus_per_job, 1)
         if any(self._fits(node, request) for node in self.nodes):
+            self._check_bundle_everywhere(problem)
             return
         raise ValueError(
             f"no node of the Ray cluster can run an evaluation of '{problem.name}': it asks for "
@@ -292,6 +327,21 @@ class RayExecutor:
             return False
         return all(node.custom.get(name, 0) >= amount
                    for name, amount in request["resources"].items())
+
+    def _check_bundle_everywhere(self, problem: ProblemSpec) -> None:
+        """Every node unpacks the problem's bundle now and checks its hash: a bundle that
+        arrives altered stops the run before its first evaluation, not in the middle."""
+        bundle, ref = self._bundle(problem)
+        checks = [_check_bundle.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node.node_id, soft=False)).remote([ref], bundle.digest, bundle.problem_path)
+            for node in self.nodes]
+        try:
+            ray.get(checks, timeout=120)
+        except (ray_errors.RayError, TimeoutError) as exc:
+            first = str(exc).strip().splitlines()
+            raise ValueError(f"the bundle of problem '{problem.name}' ({bundle.digest[:12]}) "
+                             f"could not be unpacked on every node: "
+                             f"{first[-1][:300] if first else type(exc).__name__}") from exc
 
     def _bundle(self, problem: ProblemSpec) -> tuple[ProblemBundle, Any]:
         key = str(problem.root)

@@ -34,7 +34,15 @@ def check_ray_cluster(address: str | None) -> list[Check]:
     gpus = sum(n.gpus for n in nodes)
     checks = [Check("ray", "ok", f"ray {version}: {len(nodes)} node(s), {cpus:g} CPU, "
                                  f"{gpus:g} GPU")]
+    from evaluators.project_version import project_version
+
+    driver = project_version()
     for node in nodes:
+        if node.version != driver:
+            checks.append(Check(f"version {node.node_id[:8]}", "fail",
+                                f"{node.host} runs adrs-evolve {node.version or '?'}, this "
+                                f"machine {driver}: a run would stop at start",
+                                "install the same commit on every node, then restart its Ray"))
         custom = "".join(f", {k}={v:g}" for k, v in sorted(node.custom.items()))
         level = "warn" if node.isolation == "rlimits" else "ok"
         checks.append(Check(
