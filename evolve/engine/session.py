@@ -19,6 +19,7 @@ from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.controller import Controller
 from evolve.engine.errors import RunCannotWork
+from evolve.engine.heartbeat import Heartbeat
 from evolve.engine.run_files import (
     ARCHIVE_NAME,
     CONFIG_NAME,
@@ -146,6 +147,7 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             store.close()
             archive.close()
             raise ConfigError(f"executor '{config.executor.kind}': {exc}") from exc
+    heartbeat: Heartbeat | None = None
     # The run's first lines say what candidates can reach at this isolation level.
     log(f"sandbox: {getattr(executor, 'isolation_description', executor.isolation)}")
     try:
@@ -164,6 +166,9 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
             run_id = await store.create_run(problem=problem.name, config_toml=to_toml(config),
                                             seed=config.seed, isolation=executor.isolation)
             write_run_id(run_dir, run_id, archive.where)
+        # From now on the run is alive as long as its heartbeat goes on (db/liveness.py).
+        heartbeat = Heartbeat(store, archive, run_id)
+        heartbeat.start()
         models, offline = await store.call(_resolve_operators, config, archive, run_id, log)
         models = _start_local_servers(models, servers, log)
         llm = None
@@ -213,6 +218,8 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
         return RunOutcome(run_id, run_dir, status, best.score if best else None,
                           controller.programs_done)
     finally:
+        if heartbeat is not None:
+            await heartbeat.aclose()
         if own_executor:
             await executor.aclose()
         await store.aclose()  # every queued write is in before the archive closes
