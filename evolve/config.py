@@ -330,5 +330,16 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_toml(config: EvolveConfig) -> str:
-    """The effective configuration as TOML (None values are left out: TOML has no null)."""
-    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+    """The effective configuration as TOML (None values are left out: TOML has no null).
+
+    This is what is stored (the archive's runs.config_toml, RUN_DIR/config.toml) and shown, so
+    a database password in archive.url is left out: every database user could read it there.
+    The run that connects keeps it in memory; a resume gets it from PGPASSWORD, ~/.pgpass or
+    `--set archive.url=...`."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    url = (data.get("archive") or {}).get("url")
+    if url:
+        from db.connect_errors import redacted
+
+        data["archive"]["url"] = redacted(url)
+    return tomli_w.dumps(data)
