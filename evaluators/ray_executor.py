@@ -74,6 +74,7 @@ class NodeReport:
     description: str
     custom: dict[str, float]
     version: str = ""   # the project version its workers run (`project_version`)
+    token_auth: bool = False  # Ray's token authentication is on for this node
 
 
 class VersionMismatch(ConnectionError):
@@ -123,11 +124,23 @@ def run_stage_here(bundle: list[Any], digest: str, problem_path: str, *, evaluat
                   hidden=hidden)
 
 
+def token_auth_enabled() -> bool:
+    """Whether this Ray process runs with token authentication (RAY_AUTH_MODE=token, which
+    every node and driver must set alike)."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+        return bool(is_token_auth_enabled())
+    except ImportError:  # another Ray release: what the documented variable says
+        return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+
+
 @ray.remote(num_cpus=0, max_retries=0)
-def _probe_node(isolation: str) -> tuple[str, str, str, str, str]:
+def _probe_node(isolation: str) -> tuple[str, str, str, str, str, bool]:
     level, description = isolation_mod.detect_isolation(isolation)
     where = _where()
-    return where["node_id"], where["host"], level, description, project_version()
+    return (where["node_id"], where["host"], level, description, project_version(),
+            token_auth_enabled())
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -164,6 +177,11 @@ def connect(address: str | None) -> bool:
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False,
                  include_dashboard=False if address is None else None)
+    except ray_errors.AuthenticationError as exc:
+        raise ConnectionError(f"the Ray cluster at {address or 'RAY_ADDRESS'} refused this "
+                              f"driver's token (token authentication is on there): run with "
+                              f"RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
+                              f"or ~/.ray/auth_token") from exc
     except (ConnectionError, RuntimeError) as exc:
         raise ConnectionError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
                               f"{exc}; start it with `ray start --head` or fix "
@@ -176,18 +194,18 @@ def cluster_nodes(isolation: str = "auto", timeout_s: float = 60.0) -> list[Node
     alive = [n for n in ray.nodes() if n.get("Alive")]
     probes = [_probe_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         n["NodeID"], soft=False)).remote(isolation) for n in alive]
-    found = {node_id: (host, level, text, version)
-             for node_id, host, level, text, version in ray.get(probes, timeout=timeout_s)}
+    found = {node_id: rest for node_id, *rest in ray.get(probes, timeout=timeout_s)}
     reports = []
     for node in alive:
         resources = dict(node.get("Resources") or {})
-        host, level, text, version = found.get(
-            node["NodeID"], (node.get("NodeManagerHostname", "?"), "?", "?", ""))
+        host, level, text, version, auth = found.get(
+            node["NodeID"], (node.get("NodeManagerHostname", "?"), "?", "?", "", False))
         custom = {k: v for k, v in resources.items()
                   if k not in ("CPU", "GPU", "memory", "object_store_memory")
                   and not k.startswith("node:")}
         reports.append(NodeReport(node["NodeID"], host, float(resources.get("CPU", 0)),
-                                  float(resources.get("GPU", 0)), level, text, custom, version))
+                                  float(resources.get("GPU", 0)), level, text, custom, version,
+                                  auth))
     return reports
 
 

@@ -269,6 +269,10 @@ def test_doctor_reports_every_node_of_the_cluster(ray_cluster):
     assert len(nodes) == 2
     assert any("node_b=4" in c["result"] for c in nodes)
     assert all("sandbox " in c["result"] for c in nodes)
+    # The test cluster runs without token authentication: doctor says so, and how to fix it.
+    assert checks["ray auth"]["level"] == "warn"
+    assert "RAY_AUTH_MODE=token" in checks["ray auth"]["hint"]
+    assert not [name for name in checks if name.startswith("version ")]  # same code everywhere
     assert ray.is_initialized()  # doctor left the session's connection alone
 
 
