@@ -40,8 +40,10 @@ import ray
 import ray.exceptions as ray_errors
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from evaluators import gpu_policy as gpu_policy_mod
 from evaluators import isolation as isolation_mod
 from evaluators.cascade import run_cascade, select_stages, stage_result
+from evaluators.gpu_policy import GpuPlan
 from evaluators.problem_bundle import (
     ProblemBundle,
     bundle_problem,
@@ -53,7 +55,7 @@ from evaluators.project_version import project_version
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
 from evaluators.stage_limits import stage_limits
-from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
+from evolve.problem.spec import ProblemSpec, StageSpec
 
 # The worker or its node went away: worth another try on another worker.
 RETRYABLE = (ray_errors.WorkerCrashedError, ray_errors.NodeDiedError,
@@ -263,7 +265,8 @@ class RayExecutor:
     def __init__(self, address: str | None = None, max_parallel: int | None = None,
                  isolation: str = "auto", memory_mb: int | None = None,
                  cpu_seconds: int | None = None, timeout_factor: float = 1.0,
-                 resources: dict[str, float] | None = None, retries: int = 1):
+                 resources: dict[str, float] | None = None, retries: int = 1,
+                 gpu_policy: str = "auto"):
         self._owns_connection = connect(address)
         self.requested_isolation = isolation
         self.nodes = cluster_nodes(isolation)
@@ -287,6 +290,7 @@ class RayExecutor:
         self.timeout_factor = timeout_factor
         self.resources = dict(resources or {})
         self.retries = retries
+        self.gpu_policy = gpu_policy
         self.retried = 0                        # stage attempts repeated after a worker died
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
@@ -308,13 +312,15 @@ class RayExecutor:
 
     # -- what a stage asks Ray for ------------------------------------------------------
 
+    def gpu_plan(self, problem: ProblemSpec) -> GpuPlan:
+        """Whether this run's evaluations of `problem` ask Ray for a GPU (the same for all:
+        a GPU-optional problem on a mixed cluster does not queue behind the GPU nodes unless
+        sandbox.gpu=always)."""
+        return gpu_policy_mod.plan(problem, self.gpu_policy, [n.gpus for n in self.nodes])
+
     def _gpus_wanted(self, problem: ProblemSpec) -> int:
-        if problem.gpu == GpuNeed.NONE:
-            return 0
-        wanted = max(problem.resources.gpus_per_job, 1)
-        if problem.gpu == GpuNeed.OPTIONAL and not any(n.gpus >= wanted for n in self.nodes):
-            return 0
-        return wanted
+        found = self.gpu_plan(problem)
+        return 0 if found.error else found.gpus
 
     def request(self, problem: ProblemSpec) -> dict[str, Any]:
         """The Ray resource request of one evaluation of `problem`."""
@@ -325,9 +331,12 @@ class RayExecutor:
     def preflight(self, problem: ProblemSpec) -> None:
         """Refuse a problem no node can ever run, before the run starts (Ray would otherwise
         keep the task pending forever)."""
+        gpu_plan = self.gpu_plan(problem)
+        if gpu_plan.error:
+            raise ValueError(f"no node of the Ray cluster can run an evaluation of "
+                             f"'{problem.name}': {gpu_plan.error} (cluster: "
+                             + "; ".join(f"{n.host}: {n.gpus:g} GPU" for n in self.nodes) + ")")
         request = self.request(problem)
-        if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
-            request["num_gpus"] = max(problem.resources.gpus_per_job, 1)
         if any(self._fits(node, request) for node in self.nodes):
             self._check_bundle_everywhere(problem)
             return
@@ -386,11 +395,10 @@ class RayExecutor:
     async def _run_stage(self, problem: ProblemSpec, code: str, stage: StageSpec) -> StageResult:
         assert self._slots is not None
         request = self.request(problem)
-        if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
+        gpu_plan = self.gpu_plan(problem)
+        if gpu_plan.error:
             return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
-                               isolation=self.isolation,
-                               reason=f"problem '{problem.name}' needs a GPU; no node of the "
-                                      f"Ray cluster has {max(problem.resources.gpus_per_job, 1)}")
+                               isolation=self.isolation, reason=gpu_plan.error)
         gpu = bool(request["num_gpus"])
         limits = stage_limits(problem, stage, gpu=gpu, memory_mb=self.memory_mb,
                               cpu_seconds=self.cpu_seconds, timeout_factor=self.timeout_factor)

@@ -161,6 +161,9 @@ class SandboxConfig(_Section):
     timeout_factor: float = Field(default=1.0, gt=0, description="multiplies stage timeouts")
     warm_start: bool = Field(default=True, description="fork each evaluation from a pre-imported "
                              "interpreter inside the same sandbox (needs root; else cold)")
+    # GPU-optional problems: never use a GPU, use one when every machine has one (auto), or
+    # always (evaluations wait for GPU nodes). The run's log says which applied.
+    gpu: Literal["never", "auto", "always"] = "auto"
 
 
 class ExecutorConfig(_Section):

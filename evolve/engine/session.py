@@ -150,6 +150,9 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: Any, *, resu
     heartbeat: Heartbeat | None = None
     # The run's first lines say what candidates can reach at this isolation level.
     log(f"sandbox: {getattr(executor, 'isolation_description', executor.isolation)}")
+    gpu_plan = getattr(executor, "gpu_plan", None)
+    if gpu_plan is not None and problem.gpu != "none":  # which sandbox.gpu rule applies
+        log(gpu_plan(problem).line(problem.name))
     try:
         preflight = getattr(executor, "preflight", None)
         if preflight is not None:  # e.g. a GPU problem on a cluster without GPUs: fail now

@@ -295,3 +295,25 @@ def test_a_cancelled_evaluation_stops_its_task_on_the_cluster(ray_cluster):
         time.sleep(0.2)
     assert not ray_cluster.workers_running(TASK_NAME)
     assert not executor.in_flight
+
+
+def test_a_gpu_optional_problem_asks_ray_for_a_gpu_only_as_sandbox_gpu_says(tmp_path,
+                                                                           ray_cluster):
+    from dataclasses import replace
+
+    problem_dir = tmp_path / "optional_gpu_sleep"
+    shutil.copytree(SLEEP_PROBLEM, problem_dir)
+    toml = problem_dir / "problem.toml"
+    toml.write_text(toml.read_text().replace("cpu_seconds = 10",
+                                             'cpu_seconds = 10\ngpu = "optional"'))
+    problem = find_problem(str(problem_dir))
+    wanted = {}
+    for policy in ("never", "auto", "always"):
+        executor = ray_executor(ray_cluster, gpu_policy=policy)
+        # The test cluster as a mixed one: its first node with a GPU, the other without.
+        executor.nodes = [replace(executor.nodes[0], gpus=1.0), *executor.nodes[1:]]
+        wanted[policy] = executor.request(problem)["num_gpus"]
+        if policy == "auto":
+            assert "only 1 of 2 node(s)" in executor.gpu_plan(problem).line(problem.name)
+        asyncio.run(executor.aclose())
+    assert wanted == {"never": 0, "auto": 0, "always": 1}
