@@ -77,6 +77,7 @@ class NodeReport:
     custom: dict[str, float]
     version: str = ""   # the project version its workers run (`project_version`)
     token_auth: bool = False  # Ray's token authentication is on for this node
+    swept: int = 0      # stale sandbox folders the node removed when the run found it
 
 
 class VersionMismatch(ConnectionError):
@@ -113,6 +114,7 @@ def run_stage_here(bundle: list[Any], digest: str, problem_path: str, *, evaluat
                    extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...],
                    runner: Callable[..., SandboxOutcome] = run_sandboxed) -> SandboxOutcome:
     """One stage in a sandbox on this node, the problem imported from its shipped bundle."""
+    sweep_this_node()  # a node that joined after the run started: its leftovers go first
     root = bundle_here(bundle, digest)
     level, _ = isolation_mod.detect_isolation(isolation)
     # The bundle first on the path: `problems.<name>` and its helpers are the shipped ones.
@@ -137,12 +139,30 @@ def token_auth_enabled() -> bool:
         return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
 
 
+_swept_here = False
+
+
+def sweep_this_node(again: bool = False) -> int:
+    """Remove the sandbox folders that dead processes left on this node (a worker killed
+    with SIGKILL cannot): every time a run starts (the probe of each node), and once per
+    worker process otherwise (a node that joins later, at its first evaluation). Only
+    folders whose owner process is gone on this machine are touched."""
+    global _swept_here
+    if _swept_here and not again:
+        return 0
+    _swept_here = True
+    from evaluators.sandbox_dirs import sweep_stale_sandboxes
+
+    return sweep_stale_sandboxes()
+
+
 @ray.remote(num_cpus=0, max_retries=0)
-def _probe_node(isolation: str) -> tuple[str, str, str, str, str, bool]:
+def _probe_node(isolation: str) -> tuple[str, str, str, str, str, bool, int]:
+    swept = sweep_this_node(again=True)
     level, description = isolation_mod.detect_isolation(isolation)
     where = _where()
     return (where["node_id"], where["host"], level, description, project_version(),
-            token_auth_enabled())
+            token_auth_enabled(), swept)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -200,14 +220,14 @@ def cluster_nodes(isolation: str = "auto", timeout_s: float = 60.0) -> list[Node
     reports = []
     for node in alive:
         resources = dict(node.get("Resources") or {})
-        host, level, text, version, auth = found.get(
-            node["NodeID"], (node.get("NodeManagerHostname", "?"), "?", "?", "", False))
+        host, level, text, version, auth, swept = found.get(
+            node["NodeID"], (node.get("NodeManagerHostname", "?"), "?", "?", "", False, 0))
         custom = {k: v for k, v in resources.items()
                   if k not in ("CPU", "GPU", "memory", "object_store_memory")
                   and not k.startswith("node:")}
         reports.append(NodeReport(node["NodeID"], host, float(resources.get("CPU", 0)),
                                   float(resources.get("GPU", 0)), level, text, custom, version,
-                                  auth))
+                                  auth, swept))
     return reports
 
 

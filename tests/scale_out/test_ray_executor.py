@@ -8,6 +8,7 @@ evaluator-error naming the node; a problem no node can run fails before the run 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
@@ -317,3 +318,26 @@ def test_a_gpu_optional_problem_asks_ray_for_a_gpu_only_as_sandbox_gpu_says(tmp_
             assert "only 1 of 2 node(s)" in executor.gpu_plan(problem).line(problem.name)
         asyncio.run(executor.aclose())
     assert wanted == {"never": 0, "auto": 0, "always": 1}
+
+
+def test_each_node_removes_sandbox_folders_left_by_dead_processes_when_it_joins(ray_cluster):
+    import subprocess
+    import sys
+    import tempfile
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmp = Path(tempfile.gettempdir())
+    stale = [tmp / f"evolve-sbx-{dead.pid}-node{i}" for i in range(2)]
+    live = tmp / f"evolve-sbx-{os.getpid()}-still-mine"
+    for folder in [*stale, live]:
+        (folder / "work").mkdir(parents=True)
+    try:
+        executor = ray_executor(ray_cluster)
+        asyncio.run(executor.aclose())
+        assert not any(folder.exists() for folder in stale)
+        assert live.is_dir()  # its owner still runs
+        # Removed by the nodes themselves (the driver sweeps nothing here), counted per node.
+        assert sum(n.swept for n in executor.nodes) >= len(stale)
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
