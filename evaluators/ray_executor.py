@@ -93,11 +93,24 @@ def _where() -> dict[str, Any]:
 @ray.remote(max_retries=0)
 def _stage_task(bundle: list[Any], digest: str, problem_path: str, evaluator_file: str,
                 code: str, stage: str, limits: SandboxLimits, isolation: str,
-                extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...] = ()):
+                extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...] = (),
+                driver_version: str = ""):
     yield _where()
+    # A node that joined after the run started was not probed: it checks here, before running.
+    check_node_version(driver_version)
     yield run_stage_here(bundle, digest, problem_path, evaluator_file=evaluator_file, code=code,
                          stage=stage, limits=limits, isolation=isolation, extra_env=extra_env,
                          gpu=gpu, hidden=hidden)
+
+
+def check_node_version(driver_version: str) -> None:
+    """Raise `VersionMismatch` when this node runs other code than the driver."""
+    if driver_version and project_version() != driver_version:
+        where = _where()
+        raise VersionMismatch(
+            f"node {where['host']} ({where['node_id'][:8]}) runs adrs-evolve "
+            f"{project_version()} but this driver runs {driver_version}; install the same "
+            f"version (same commit) on every node and restart its Ray worker")
 
 
 def bundle_here(bundle: list[Any], digest: str) -> Path:
@@ -311,6 +324,7 @@ class RayExecutor:
         self.resources = dict(resources or {})
         self.retries = retries
         self.gpu_policy = gpu_policy
+        self.version_error: str | None = None   # a node with other code joined mid-run
         self.retried = 0                        # stage attempts repeated after a worker died
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
@@ -323,6 +337,14 @@ class RayExecutor:
 
         print(f"error: {reason}", file=sys.stderr, flush=True)
         stop_this_run(reason)
+
+    def _version_lost(self, reason: str) -> None:
+        if self.version_error is None:
+            import sys
+
+            self.version_error = reason
+            print(f"error: {reason}", file=sys.stderr, flush=True)
+            stop_this_run(reason)
 
     def placement(self) -> dict[str, int]:
         """Tasks in flight per node, labelled `host/node-id-prefix`, for the live view."""
@@ -432,7 +454,8 @@ class RayExecutor:
                 generator = task.remote([ref], bundle.digest, bundle.problem_path,
                                         problem.config.problem.evaluator,
                                         code, stage.name, limits, self.requested_isolation,
-                                        extra_env, gpu, tuple(problem.config.problem.hidden))
+                                        extra_env, gpu, tuple(problem.config.problem.hidden),
+                                        driver_version=self.version)
                 where: dict[str, Any] = {}
                 try:
                     where = await (await generator.__anext__())
@@ -452,6 +475,13 @@ class RayExecutor:
                     failures.append(_failure_text(where, exc))
                     self.retried += 1
                 except ray_errors.RayError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, VersionMismatch):
+                        # A node with other code joined mid-run: stop at once, as at start.
+                        self._version_lost(str(cause))
+                        return StageResult(stage=stage.name,
+                                           failure=FailureKind.EVALUATOR_ERROR,
+                                           isolation=self.isolation, reason=str(cause))
                     # Our own task code failed on the worker (a missing package there, a
                     # corrupted bundle): not the candidate's fault, and not worth retrying.
                     return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,

@@ -83,3 +83,24 @@ def test_a_node_with_other_code_stops_the_run_at_start(tmp_path):
     assert len(lines) == 1, lines
     assert project_version() in lines[0] and "this driver runs" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_node_joining_later_checks_its_version_before_evaluating(ray_cluster):
+    """The stage task of a node that the start-up probe never saw refuses to run for a
+    driver of another version; the executor then stops the run (as two Ctrl-C would)."""
+    import ray
+
+    from evaluators.ray_executor import check_node_version
+
+    @ray.remote(num_cpus=0)
+    def on_a_node(driver: str) -> str:
+        try:
+            check_node_version(driver)
+        except VersionMismatch as exc:
+            return str(exc)
+        return "ran"
+
+    assert ray.get(on_a_node.remote(project_version()), timeout=60) == "ran"
+    refused = ray.get(on_a_node.remote("0.1.0+000000000000"), timeout=60)
+    assert "0.1.0+000000000000" in refused and project_version() in refused
+    assert "\n" not in refused
