@@ -170,7 +170,7 @@ def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig,
                            cpu_seconds=sandbox.cpu_seconds,
                            timeout_factor=sandbox.timeout_factor,
                            resources=dict(executor.resources), retries=executor.retries,
-                           gpu_policy=sandbox.gpu)
+                           gpu_policy=sandbox.gpu, warm_start=sandbox.warm_start)
     return LocalExecutor(max_parallel=concurrency.evaluations, isolation=sandbox.isolation,
                          memory_mb=sandbox.memory_mb, cpu_seconds=sandbox.cpu_seconds,
                          timeout_factor=sandbox.timeout_factor, warm_start=sandbox.warm_start,

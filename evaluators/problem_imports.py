@@ -30,6 +30,9 @@ class Layout:
 
     problem_path: str
     files: dict[Path, str]
+    # The problem's source imports its package or shared helpers by their package names (so
+    # it needs the bundle first on the Python path, not only its own folder).
+    uses_package: bool = False
 
 
 def files_under(root: Path) -> list[Path]:
@@ -164,6 +167,7 @@ def layout(problem_dir: Path) -> Layout:
                                                .with_suffix("").parts)))
 
     scanned: set[Path] = set()
+    uses_package = False
     while to_scan:
         path, module = to_scan.pop()
         if path in scanned:
@@ -173,6 +177,7 @@ def layout(problem_dir: Path) -> Layout:
             root = roots.get(name.split(".")[0])
             if root is None:
                 continue
+            uses_package = True
             inits, target = _resolve(name, root)
             for init in inits:
                 add_file(init, init.relative_to(root).as_posix(),
@@ -188,4 +193,4 @@ def layout(problem_dir: Path) -> Layout:
                 add_folder(target, at, dotted)
             else:
                 add_file(target, at, dotted)
-    return Layout(problem_path, files)
+    return Layout(problem_path, files, uses_package)

@@ -33,7 +33,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -47,13 +46,20 @@ from evaluators.gpu_policy import GpuPlan
 from evaluators.problem_bundle import (
     ProblemBundle,
     bundle_problem,
-    python_path,
-    unpack,
-    unpacked_dir,
 )
 from evaluators.project_version import project_version
+from evaluators.ray_node import (
+    VersionMismatch,
+    bundle_here,
+    check_node_version,
+    node_place,
+    run_stage_here,
+    sweep_this_node,
+    token_auth_enabled,
+)
+from evaluators.ray_warm import NodeSlots, WarmEvaluator
 from evaluators.result import EvalResult, FailureKind, StageResult
-from evaluators.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
+from evaluators.sandbox import SandboxLimits, SandboxOutcome
 from evaluators.stage_limits import stage_limits
 from evolve.problem.spec import ProblemSpec, StageSpec
 
@@ -80,22 +86,12 @@ class NodeReport:
     swept: int = 0      # stale sandbox folders the node removed when the run found it
 
 
-class VersionMismatch(ConnectionError):
-    """A node runs other code than the driver: results would not be comparable."""
-
-
-def _where() -> dict[str, Any]:
-    return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-            "host": socket.gethostname()}
-
-
-# max_retries=0: we retry ourselves, so we know which node failed and why.
 @ray.remote(max_retries=0)
 def _stage_task(bundle: list[Any], digest: str, problem_path: str, evaluator_file: str,
                 code: str, stage: str, limits: SandboxLimits, isolation: str,
                 extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...] = (),
                 driver_version: str = ""):
-    yield _where()
+    yield node_place()
     # A node that joined after the run started was not probed: it checks here, before running.
     check_node_version(driver_version)
     yield run_stage_here(bundle, digest, problem_path, evaluator_file=evaluator_file, code=code,
@@ -103,77 +99,11 @@ def _stage_task(bundle: list[Any], digest: str, problem_path: str, evaluator_fil
                          gpu=gpu, hidden=hidden)
 
 
-def check_node_version(driver_version: str) -> None:
-    """Raise `VersionMismatch` when this node runs other code than the driver."""
-    if driver_version and project_version() != driver_version:
-        where = _where()
-        raise VersionMismatch(
-            f"node {where['host']} ({where['node_id'][:8]}) runs adrs-evolve "
-            f"{project_version()} but this driver runs {driver_version}; install the same "
-            f"version (same commit) on every node and restart its Ray worker")
-
-
-def bundle_here(bundle: list[Any], digest: str) -> Path:
-    """The unpacked bundle's root on this node, unpacked now unless an earlier task did it."""
-    root = unpacked_dir(digest)
-    if not root.is_dir():
-        # The bundle is passed inside a list so that only a node without the folder fetches it.
-        root = unpack(ray.get(bundle[0]).data, digest)
-    return root
-
-
-def run_stage_here(bundle: list[Any], digest: str, problem_path: str, *, evaluator_file: str,
-                   code: str, stage: str, limits: SandboxLimits, isolation: str,
-                   extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...],
-                   runner: Callable[..., SandboxOutcome] = run_sandboxed) -> SandboxOutcome:
-    """One stage in a sandbox on this node, the problem imported from its shipped bundle."""
-    sweep_this_node()  # a node that joined after the run started: its leftovers go first
-    root = bundle_here(bundle, digest)
-    level, _ = isolation_mod.detect_isolation(isolation)
-    # The bundle first on the path: `problems.<name>` and its helpers are the shipped ones.
-    env = {**extra_env, "PYTHONPATH": python_path(root)}
-    if gpu:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ray.get_gpu_ids())
-    # Hidden files travel in the bundle; as on a local run they reach the evaluator as
-    # descriptors and their paths are left out of the sandbox's view.
-    return runner(problem_dir=root / problem_path, evaluator_file=evaluator_file, code=code,
-                  stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu,
-                  hidden=hidden)
-
-
-def token_auth_enabled() -> bool:
-    """Whether this Ray process runs with token authentication (RAY_AUTH_MODE=token, which
-    every node and driver must set alike)."""
-    try:
-        from ray._private.authentication.authentication_utils import is_token_auth_enabled
-
-        return bool(is_token_auth_enabled())
-    except ImportError:  # another Ray release: what the documented variable says
-        return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
-
-
-_swept_here = False
-
-
-def sweep_this_node(again: bool = False) -> int:
-    """Remove the sandbox folders that dead processes left on this node (a worker killed
-    with SIGKILL cannot): every time a run starts (the probe of each node), and once per
-    worker process otherwise (a node that joins later, at its first evaluation). Only
-    folders whose owner process is gone on this machine are touched."""
-    global _swept_here
-    if _swept_here and not again:
-        return 0
-    _swept_here = True
-    from evaluators.sandbox_dirs import sweep_stale_sandboxes
-
-    return sweep_stale_sandboxes()
-
-
 @ray.remote(num_cpus=0, max_retries=0)
 def _probe_node(isolation: str) -> tuple[str, str, str, str, str, bool, int]:
     swept = sweep_this_node(again=True)
     level, description = isolation_mod.detect_isolation(isolation)
-    where = _where()
+    where = node_place()
     return (where["node_id"], where["host"], level, description, project_version(),
             token_auth_enabled(), swept)
 
@@ -299,7 +229,7 @@ class RayExecutor:
                  isolation: str = "auto", memory_mb: int | None = None,
                  cpu_seconds: int | None = None, timeout_factor: float = 1.0,
                  resources: dict[str, float] | None = None, retries: int = 1,
-                 gpu_policy: str = "auto"):
+                 gpu_policy: str = "auto", warm_start: bool = True):
         self._owns_connection = connect(address)
         self.requested_isolation = isolation
         self.nodes = cluster_nodes(isolation)
@@ -325,6 +255,10 @@ class RayExecutor:
         self.retries = retries
         self.gpu_policy = gpu_policy
         self.version_error: str | None = None   # a node with other code joined mid-run
+        # Warm evaluation (evaluators/ray_warm.py): one actor per (bundle digest, node).
+        self.warm_start = warm_start
+        self._actors: dict[tuple[str, str], Any] = {}
+        self._node_slots = NodeSlots({n.node_id: int(n.cpus) for n in self.nodes})
         self.retried = 0                        # stage attempts repeated after a worker died
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
@@ -447,6 +381,9 @@ class RayExecutor:
         extra_env = {"EVOLVE_ALLOW_INTROSPECTION": "1"} \
             if problem.resources.allow_introspection else {}
         bundle, ref = self._bundle(problem)
+        if self.warm_start and not gpu and not bundle.uses_package:
+            return await self._run_warm(problem, code, stage, request, bundle, ref, limits,
+                                        extra_env)
         task = _stage_task.options(**request)
         failures: list[str] = []
         async with self._slots:
@@ -493,9 +430,85 @@ class RayExecutor:
             reason=f"the Ray worker died {len(failures)} times in stage '{stage.name}': "
                    + " | ".join(failures))
 
+    def _actor(self, digest: str, node_id: str) -> Any:
+        key = (digest, node_id)
+        if key not in self._actors:
+            node = next(n for n in self.nodes if n.node_id == node_id)
+            self._actors[key] = WarmEvaluator.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                max_concurrency=max(int(node.cpus) * 2, 4)).remote(self.requested_isolation)
+        return self._actors[key]
+
+    async def _run_warm(self, problem: ProblemSpec, code: str, stage: StageSpec,
+                        request: dict[str, Any], bundle: ProblemBundle, ref: Any,
+                        limits: SandboxLimits, extra_env: dict[str, str]) -> StageResult:
+        """One stage on a node's warm actor (evaluators/ray_warm.py), with the same retries
+        and failure records as a cold task."""
+        assert self._slots is not None
+        allowed = [n.node_id for n in self.nodes if self._fits(n, request)]
+        kwargs = dict(evaluator_file=problem.config.problem.evaluator, code=code,
+                      stage=stage.name, limits=limits, isolation=self.requested_isolation,
+                      extra_env=extra_env, gpu=False, hidden=tuple(problem.config.problem.hidden))
+        failures: list[str] = []
+        async with self._slots:
+            for _attempt in range(self.retries + 1):
+                node = await self._node_slots.take(allowed)
+                self.in_flight[node] += 1
+                host = next((n.host for n in self.nodes if n.node_id == node), "?")
+                where = {"node_id": node, "host": host, "pid": "actor"}
+                call = None
+                try:
+                    actor = self._actor(bundle.digest, node)
+                    call = actor.run.remote([ref], bundle.digest, bundle.problem_path,
+                                            self.version, kwargs)
+                    outcome: SandboxOutcome = await call
+                    return stage_result(stage, outcome, limits.timeout_s)
+                except asyncio.CancelledError:
+                    if call is not None:
+                        _cancel(call)
+                    raise
+                except (ray_errors.RayActorError, *RETRYABLE) as exc:
+                    # The actor (its worker) or its node died: a fresh actor next time.
+                    self._actors.pop((bundle.digest, node), None)
+                    failures.append(_failure_text(where, exc))
+                    self.retried += 1
+                except ray_errors.RayError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, VersionMismatch):
+                        self._version_lost(str(cause))
+                        return StageResult(stage=stage.name,
+                                           failure=FailureKind.EVALUATOR_ERROR,
+                                           isolation=self.isolation, reason=str(cause))
+                    return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
+                                       isolation=self.isolation,
+                                       reason=f"the Ray actor failed: {_failure_text(where, exc)}")
+                finally:
+                    self.in_flight[node] -= 1
+                    if self.in_flight[node] <= 0:
+                        del self.in_flight[node]
+                    await self._node_slots.give(node)
+        self.retried -= 1  # the last failure was not followed by a retry
+        return StageResult(
+            stage=stage.name, failure=FailureKind.EVALUATOR_ERROR, isolation=self.isolation,
+            reason=f"the Ray worker died {len(failures)} times in stage '{stage.name}': "
+                   + " | ".join(failures))
+
     async def aclose(self) -> None:
         self.watchdog.stop()
         self._bundles.clear()
+        actors, self._actors = list(self._actors.values()), {}
+        if actors and ray.is_initialized() and self.watchdog.lost is None:
+            # Their warm interpreters end with them (WarmPool.close), then the actors.
+            try:
+                await asyncio.wait_for(asyncio.gather(*(a.close.remote() for a in actors),
+                                                      return_exceptions=True), 30)
+            except TimeoutError:
+                pass
+            for actor in actors:
+                try:
+                    ray.kill(actor)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
         # Without a head, a clean disconnect cannot happen: leave it to the process exit.
         if self._owns_connection and ray.is_initialized() and self.watchdog.lost is None:
             ray.shutdown()

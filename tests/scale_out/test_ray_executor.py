@@ -35,8 +35,11 @@ def sleep_code(seconds: float) -> str:
 
 
 def ray_executor(cluster, **kwargs):
+    """A Ray executor on the test cluster; cold tasks unless asked (the fault tests kill the
+    workers of `_stage_task`; the warm actors have their own tests below)."""
     from evaluators.ray_executor import RayExecutor
 
+    kwargs.setdefault("warm_start", False)
     return RayExecutor(address=cluster.address, **kwargs)
 
 
@@ -46,11 +49,12 @@ class Killer(threading.Thread):
     def __init__(self, cluster, times: int):
         super().__init__(daemon=True)
         self.cluster, self.times, self.killed = cluster, times, []
+        self.name_prefix = TASK_NAME
         self.stop = threading.Event()
 
     def run(self) -> None:
         while len(self.killed) < self.times and not self.stop.is_set():
-            for proc in self.cluster.workers_running(TASK_NAME):
+            for proc in self.cluster.workers_running(self.name_prefix):
                 if proc.pid not in self.killed:
                     time.sleep(0.3)  # let it get into the sandbox: die *mid*-evaluation
                     proc.send_signal(signal.SIGKILL)
@@ -341,3 +345,57 @@ def test_each_node_removes_sandbox_folders_left_by_dead_processes_when_it_joins(
         assert sum(n.swept for n in executor.nodes) >= len(stale)
     finally:
         shutil.rmtree(live, ignore_errors=True)
+
+
+def test_warm_actors_evaluate_on_every_node_and_stay_warm(ray_cluster):
+    import ray
+
+    executor = ray_executor(ray_cluster, max_parallel=4, warm_start=True)
+    problem = find_problem(str(SLEEP_PROBLEM))
+
+    def pids(actors):
+        return {key: ray.get(a.place.remote(), timeout=60)["pid"] for key, a in actors.items()}
+
+    async def two_waves():
+        try:
+            first = await asyncio.gather(*[executor.evaluate(problem, sleep_code(0.3))
+                                           for _ in range(8)])
+            actors = dict(executor._actors)
+            before = await asyncio.to_thread(pids, actors)
+            again = await asyncio.gather(*[executor.evaluate(problem, sleep_code(0.2))
+                                           for _ in range(4)])
+            return first, again, actors, before, dict(executor._actors), \
+                await asyncio.to_thread(pids, actors)
+        finally:
+            await executor.aclose()
+
+    first, again, actors, before, actors_after, after = asyncio.run(two_waves())
+    assert all(r.valid and r.score == 0.3 for r in first), [r.reason for r in first]
+    assert all(r.valid and r.score == 0.2 for r in again), [r.reason for r in again]
+    assert len(actors) == 2  # one per node: the least loaded node gets each evaluation
+    assert actors_after == actors and after == before  # the same long-lived actors served
+    assert {s.isolation for r in first for s in r.stages} <= {n.isolation
+                                                              for n in executor.nodes}
+
+
+def test_a_warm_actor_killed_mid_evaluation_is_replaced_and_nothing_is_lost(ray_cluster):
+    executor = ray_executor(ray_cluster, max_parallel=1, warm_start=True,
+                            resources={"node_b": 1})
+    problem = find_problem(str(SLEEP_PROBLEM))
+    killer = Killer(ray_cluster, times=1)
+    killer.name_prefix = "WarmEvaluator"
+
+    async def warm_then_killed():
+        try:
+            warm = await executor.evaluate(problem, sleep_code(0.1))  # the actor is up
+            killer.start()
+            return warm, await executor.evaluate(problem, sleep_code(1.5))
+        finally:
+            killer.stop.set()
+            await executor.aclose()
+
+    warm, result = asyncio.run(warm_then_killed())
+    assert warm.valid
+    assert killer.killed, "no warm actor was found to kill"
+    assert result.valid and result.score == 1.5, result.reason
+    assert executor.retried == 1
