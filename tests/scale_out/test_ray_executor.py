@@ -24,8 +24,18 @@ from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.problem.discovery import find_problem
 from tests.engine.engine_support import engine_config, open_archive, prompt_hashed, run
 from tests.engine.test_determinism import archive_contents
+from tests.engine.test_fail_fast import problem_with_evaluator
 
 SLEEP_PROBLEM = Path(__file__).resolve().parents[1] / "support" / "sleep_problem"
+SLOW_EVALUATION = """
+_plain_evaluate = evaluate
+
+
+def evaluate(program_path, stage):
+    import time
+    time.sleep(0.25)
+    return _plain_evaluate(program_path, stage)
+"""
 TASK_NAME = "_stage_task"
 
 
@@ -93,11 +103,15 @@ def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_fa
     # with "nothing new can be proposed" (budget.stall_after).
     server = server_factory(prompt_hashed())
     budget = 30
+    # Each evaluation takes a quarter second, on both executors: warm Ray evaluations are as
+    # quick as local ones, and the once-a-second publisher must get to see some in flight.
+    problem = problem_with_evaluator(tmp_path, SLOW_EVALUATION)
     contents, snapshots, published = {}, {}, {}
     for name, executor in (("local", {"kind": "local"}),
                            ("ray", {"kind": "ray", "ray_address": ray_cluster.address})):
         run_dir = tmp_path / name
-        config = engine_config(run_dir, server, budget={"max_programs": budget},
+        config = engine_config(run_dir, server, problem=str(problem),
+                               budget={"max_programs": budget},
                                concurrency={"proposals": 3, "evaluations": 3},
                                executor=executor)
         snapshots[name] = []
