@@ -3,7 +3,7 @@
 from db.archive import Archive
 from db.convert import code_hash_of
 from db.engine import archive_path
-from db.errors import ArchiveError, ArchiveVersionError
+from db.errors import ArchiveError, ArchiveUnreachable, ArchiveVersionError
 from db.models import SCHEMA_VERSION
 from db.records import CostSummary, Evaluation, Event, LLMCall, Program, Run
 
@@ -11,6 +11,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Archive",
     "ArchiveError",
+    "ArchiveUnreachable",
     "ArchiveVersionError",
     "CostSummary",
     "Evaluation",

@@ -24,12 +24,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from db.connect_errors import explain
 from db.convert import code_hash_of, record, stage_fields, text_or_none  # noqa: F401
 from db.engine import WRITE_OPTION, finite_or_none, is_url, json_dumps, make_engine, sqlite_url
-from db.errors import ArchiveError, ArchiveVersionError  # noqa: F401 (also importable from here)
+from db.errors import (  # noqa: F401 (also importable from here)
+    ArchiveError,
+    ArchiveUnreachable,
+    ArchiveVersionError,
+)
 from db.models import (
     EvaluationRow,
     EventRow,
@@ -70,6 +75,10 @@ class Archive:
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         try:
             prepare_schema(self._engine, self._write_sessions, create=create, where=self.where)
+        except (OperationalError, InterfaceError) as exc:
+            # Unreachable server, wrong password, missing database: one line, what to do.
+            self._engine.dispose()
+            raise ArchiveUnreachable(explain(exc, url)) from exc
         except Exception:
             self._engine.dispose()
             raise

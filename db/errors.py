@@ -9,3 +9,7 @@ class ArchiveError(RuntimeError):
 
 class ArchiveVersionError(ArchiveError):
     """The archive was written by a schema version this code does not read."""
+
+
+class ArchiveUnreachable(ArchiveError):
+    """The database cannot be opened: server down, wrong password, no such database."""

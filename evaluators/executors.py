@@ -17,13 +17,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
+from evaluators import gpu_policy, warm
 from evaluators import isolation as isolation_mod
-from evaluators import warm
 from evaluators.cascade import run_cascade, select_stages, stage_result
+from evaluators.gpu_policy import GpuPlan
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, run_sandboxed
+from evaluators.stage_limits import stage_limits
 from evaluators.warm_pool import WarmPool
-from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
+from evolve.problem.spec import ProblemSpec, StageSpec
 
 if TYPE_CHECKING:
     from evolve.config import ConcurrencyConfig, ExecutorConfig, SandboxConfig
@@ -55,26 +57,13 @@ def visible_gpus() -> tuple[str, ...]:
     return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
 
 
-def stage_limits(problem: ProblemSpec, stage: StageSpec, *, gpu: bool, memory_mb: int | None,
-                 cpu_seconds: int | None, timeout_factor: float) -> SandboxLimits:
-    """The sandbox limits of one stage: the problem's own, overridden by the run's config."""
-    res = problem.resources
-    return SandboxLimits(
-        timeout_s=stage.timeout_s * timeout_factor,
-        # CUDA reserves huge virtual address ranges: an address-space limit breaks it.
-        memory_mb=None if gpu else (memory_mb or res.memory_mb),
-        cpu_seconds=cpu_seconds or res.cpu_seconds,
-        max_processes=res.max_processes, max_file_mb=res.max_file_mb,
-        max_open_files=res.max_open_files, max_output_kb=res.max_output_kb)
-
-
 class LocalExecutor:
     """Sandboxed evaluations on this machine, at most `max_parallel` at once."""
 
     def __init__(self, max_parallel: int | None = None, isolation: str = "auto",
                  memory_mb: int | None = None, cpu_seconds: int | None = None,
                  timeout_factor: float = 1.0, gpus: Sequence[str] | None = None,
-                 warm_start: bool = True):
+                 warm_start: bool = True, gpu_policy: str = "auto"):
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self.isolation, self.isolation_description = isolation_mod.detect_isolation(isolation)
         # Same-uid candidates (weaker levels) may not read our environment or memory via /proc.
@@ -83,6 +72,7 @@ class LocalExecutor:
         self.cpu_seconds = cpu_seconds
         self.timeout_factor = timeout_factor
         self.gpus = tuple(visible_gpus() if gpus is None else gpus)
+        self.gpu_policy = gpu_policy
         # A pre-imported interpreter per problem that forks each evaluation (evaluators.warm),
         # where it gives the same isolation; otherwise a fresh interpreter per stage.
         self._warm = WarmPool() if warm_start and warm.supported(self.isolation) else None
@@ -99,6 +89,10 @@ class LocalExecutor:
             for gpu in self.gpus:
                 self._gpu_pool.put_nowait(gpu)
 
+    def gpu_plan(self, problem: ProblemSpec) -> GpuPlan:
+        """Whether this run's evaluations of `problem` take a GPU (the same for all)."""
+        return gpu_policy.plan(problem, self.gpu_policy, [len(self.gpus)])
+
     def limits_for(self, problem: ProblemSpec, stage: StageSpec, *, gpu: bool) -> SandboxLimits:
         return stage_limits(problem, stage, gpu=gpu, memory_mb=self.memory_mb,
                             cpu_seconds=self.cpu_seconds, timeout_factor=self.timeout_factor)
@@ -113,16 +107,13 @@ class LocalExecutor:
 
     async def _run_stage(self, problem: ProblemSpec, code: str, stage: StageSpec) -> StageResult:
         assert self._slots is not None and self._gpu_pool is not None
-        need = problem.gpu
-        wanted = problem.resources.gpus_per_job if need != GpuNeed.NONE else 0
-        if need == GpuNeed.REQUIRED and len(self.gpus) < max(wanted, 1):
+        gpu_plan = self.gpu_plan(problem)
+        if gpu_plan.error:
             return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
                                isolation=self.isolation,
-                               reason=f"problem '{problem.name}' needs {max(wanted, 1)} GPU(s); "
-                                      f"{len(self.gpus)} visible (CUDA_VISIBLE_DEVICES / "
+                               reason=f"{gpu_plan.error} (visible: CUDA_VISIBLE_DEVICES / "
                                       f"nvidia-smi -L)")
-        if need == GpuNeed.OPTIONAL and len(self.gpus) < wanted:
-            wanted = 0
+        wanted = gpu_plan.gpus
         async with self._slots:
             taken = [await self._gpu_pool.get() for _ in range(wanted)]
             try:
@@ -178,7 +169,9 @@ def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig,
                            isolation=sandbox.isolation, memory_mb=sandbox.memory_mb,
                            cpu_seconds=sandbox.cpu_seconds,
                            timeout_factor=sandbox.timeout_factor,
-                           resources=dict(executor.resources), retries=executor.retries)
+                           resources=dict(executor.resources), retries=executor.retries,
+                           gpu_policy=sandbox.gpu, warm_start=sandbox.warm_start)
     return LocalExecutor(max_parallel=concurrency.evaluations, isolation=sandbox.isolation,
                          memory_mb=sandbox.memory_mb, cpu_seconds=sandbox.cpu_seconds,
-                         timeout_factor=sandbox.timeout_factor, warm_start=sandbox.warm_start)
+                         timeout_factor=sandbox.timeout_factor, warm_start=sandbox.warm_start,
+                         gpu_policy=sandbox.gpu)

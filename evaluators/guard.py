@@ -207,7 +207,13 @@ def _is_own(module: types.ModuleType) -> bool:
 def evaluator_modules(problem_dir: Path) -> dict[str, types.ModuleType]:
     """Loaded modules of the problem folder, of this repository's `problems` and `evaluators`
     packages, the modules those bind as globals (numpy, math, ...) and a few the harness uses."""
-    _own_roots[:] = [problem_dir.resolve(), *_REPO_PACKAGES]
+    problem_dir = problem_dir.resolve()
+    # A problem inside a package (a shipped bundle's `problems/`) imports that package's
+    # helpers: they are the evaluator's code as much as the repository's own are.
+    # So is the `problems` package actually imported (a shipped bundle's, not the checkout's).
+    package = [problem_dir.parent] if (problem_dir.parent / "__init__.py").is_file() else []
+    shipped = [Path(p).resolve() for p in getattr(sys.modules.get("problems"), "__path__", ())]
+    _own_roots[:] = [problem_dir, *package, *shipped, *_REPO_PACKAGES]
     found = {name: sys.modules[name] for name in _ALWAYS_GUARDED if name in sys.modules}
     own = {name: mod for name, mod in list(sys.modules.items())
            if isinstance(mod, types.ModuleType) and _is_own(mod)}

@@ -1,8 +1,12 @@
-"""A problem folder as one content-addressed archive, for shipping it to other machines.
+"""A problem as one self-contained, content-addressed archive, for shipping it to other machines.
 
-The Ray executor puts a problem's bundle into the object store once per run; a worker node
-unpacks it once into `<tmp>/evolve-problems/<digest>/` and every later evaluation on that node
-reuses the folder. The digest covers every file's path, mode and bytes, so an edited problem
+The bundle holds the problem folder under its real import location (`problems/txn/...` for a
+built-in problem) together with what its source imports from outside it: the package
+`__init__.py` files and shared helpers such as `problems/_spot_sim` (`problem_imports.layout`).
+A node unpacks it once into `<tmp>/evolve-problems/<digest>/`, and that folder goes first on the
+sandbox's Python path (`python_path`), so the problem imports the same modules on the driver's
+node and on any worker, whatever (if anything) the worker's own installation holds under
+`problems`. The digest covers every file's path, mode and bytes, so an edited problem or helper
 gets a new folder and a stale one is never used.
 """
 
@@ -17,37 +21,39 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-_SKIP_DIRS = {"__pycache__", ".git", ".pytest_cache"}
+from evaluators.problem_imports import builtin_root, layout
 
 
 @dataclass(frozen=True)
 class ProblemBundle:
-    digest: str      # sha256 of `data`: the folder's name on every node
-    data: bytes      # an uncompressed tar of the folder, members sorted, times zeroed
-
-
-def _files(root: Path) -> list[Path]:
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-        found += [Path(folder) / name for name in sorted(files) if not name.endswith(".pyc")]
-    return found
+    digest: str        # sha256 of `data`: the folder's name on every node
+    data: bytes        # an uncompressed tar, members sorted, times zeroed
+    problem_path: str  # the problem folder inside the unpacked bundle, e.g. `problems/txn`
+    uses_package: bool = False  # imports `problems.*` (or its own package) by name
 
 
 def bundle_problem(root: Path) -> ProblemBundle:
-    """Pack the folder deterministically: the same contents always give the same digest."""
-    root = root.resolve()
+    """Pack the problem and what it imports deterministically: the same contents always give
+    the same digest."""
+    found = layout(root)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _files(root):
-            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+        for path, arcname in sorted(found.files.items(), key=lambda item: item[1]):
+            info = tar.gettarinfo(str(path), arcname=arcname)
             if not info.isfile():
                 continue  # links and devices do not travel; a problem holds plain files
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
             with path.open("rb") as handle:
                 tar.addfile(info, handle)
     data = buffer.getvalue()
-    return ProblemBundle(hashlib.sha256(data).hexdigest(), data)
+    return ProblemBundle(hashlib.sha256(data).hexdigest(), data, found.problem_path,
+                         found.uses_package)
+
+
+def python_path(bundle_root: Path) -> str:
+    """The sandbox's PYTHONPATH for a problem unpacked at `bundle_root`: the bundle first (its
+    `problems` package wins over any the node has), then the `evaluators` package's folder."""
+    return os.pathsep.join([str(bundle_root), str(builtin_root())])
 
 
 def cache_root() -> Path:

@@ -39,13 +39,29 @@ import ray
 import ray.exceptions as ray_errors
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from evaluators import gpu_policy as gpu_policy_mod
 from evaluators import isolation as isolation_mod
 from evaluators.cascade import run_cascade, select_stages, stage_result
-from evaluators.executors import stage_limits
-from evaluators.problem_bundle import ProblemBundle, bundle_problem, unpack, unpacked_dir
+from evaluators.gpu_policy import GpuPlan
+from evaluators.problem_bundle import (
+    ProblemBundle,
+    bundle_problem,
+)
+from evaluators.project_version import project_version
+from evaluators.ray_node import (
+    VersionMismatch,
+    bundle_here,
+    check_node_version,
+    node_place,
+    run_stage_here,
+    sweep_this_node,
+    token_auth_enabled,
+)
+from evaluators.ray_warm import NodeSlots, WarmEvaluator
 from evaluators.result import EvalResult, FailureKind, StageResult
-from evaluators.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
-from evolve.problem.spec import GpuNeed, ProblemSpec, StageSpec
+from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.stage_limits import stage_limits
+from evolve.problem.spec import ProblemSpec, StageSpec
 
 # The worker or its node went away: worth another try on another worker.
 RETRYABLE = (ray_errors.WorkerCrashedError, ray_errors.NodeDiedError,
@@ -65,39 +81,51 @@ class NodeReport:
     isolation: str
     description: str
     custom: dict[str, float]
+    version: str = ""   # the project version its workers run (`project_version`)
+    token_auth: bool = False  # Ray's token authentication is on for this node
+    swept: int = 0      # stale sandbox folders the node removed when the run found it
 
 
-def _where() -> dict[str, Any]:
-    return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-            "host": socket.gethostname()}
-
-
-# max_retries=0: we retry ourselves, so we know which node failed and why.
 @ray.remote(max_retries=0)
-def _stage_task(bundle: list[Any], digest: str, evaluator_file: str, code: str, stage: str,
-                limits: SandboxLimits, isolation: str, extra_env: dict[str, str], gpu: bool,
-                hidden: tuple[str, ...] = ()):
-    yield _where()
-    problem_dir = unpacked_dir(digest)
-    if not problem_dir.is_dir():
-        # The bundle is passed inside a list so that only a node without the folder fetches it.
-        problem_dir = unpack(ray.get(bundle[0]).data, digest)
-    level, _ = isolation_mod.detect_isolation(isolation)
-    env = dict(extra_env)
-    if gpu:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ray.get_gpu_ids())
-    # Hidden files travel in the bundle; as on a local run they reach the evaluator as
-    # descriptors and their paths are left out of the sandbox's view.
-    yield run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file, code=code,
-                        stage=stage, limits=limits, level=level, extra_env=env, gpu=gpu,
-                        hidden=hidden)
+def _stage_task(bundle: list[Any], digest: str, problem_path: str, evaluator_file: str,
+                code: str, stage: str, limits: SandboxLimits, isolation: str,
+                extra_env: dict[str, str], gpu: bool, hidden: tuple[str, ...] = (),
+                driver_version: str = ""):
+    yield node_place()
+    # A node that joined after the run started was not probed: it checks here, before running.
+    check_node_version(driver_version)
+    yield run_stage_here(bundle, digest, problem_path, evaluator_file=evaluator_file, code=code,
+                         stage=stage, limits=limits, isolation=isolation, extra_env=extra_env,
+                         gpu=gpu, hidden=hidden)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _probe_node(isolation: str) -> tuple[str, str, str, str]:
+def _probe_node(isolation: str) -> tuple[str, str, str, str, str, bool, int]:
+    swept = sweep_this_node(again=True)
     level, description = isolation_mod.detect_isolation(isolation)
-    where = _where()
-    return where["node_id"], where["host"], level, description
+    where = node_place()
+    return (where["node_id"], where["host"], level, description, project_version(),
+            token_auth_enabled(), swept)
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _check_bundle(bundle: list[Any], digest: str, problem_path: str) -> str:
+    """Unpack the problem's bundle on this node (its hash checked) and say what it holds."""
+    root = bundle_here(bundle, digest)
+    if not (root / problem_path / "problem.toml").is_file():
+        raise ValueError(f"the unpacked problem bundle {digest[:12]} has no {problem_path}")
+    return digest
+
+
+def check_versions(nodes: Sequence[NodeReport], driver: str) -> None:
+    """Raise `VersionMismatch`, one line naming both versions, unless every node runs
+    `driver`'s version."""
+    for node in nodes:
+        if node.version != driver:
+            raise VersionMismatch(
+                f"node {node.host} ({node.node_id[:8]}) runs adrs-evolve {node.version or '?'} "
+                f"but this driver runs {driver}; install the same version (same commit) on "
+                f"every node and restart its Ray worker (`ray stop; ray start ...`)")
 
 
 def connect(address: str | None) -> bool:
@@ -114,6 +142,11 @@ def connect(address: str | None) -> bool:
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False,
                  include_dashboard=False if address is None else None)
+    except ray_errors.AuthenticationError as exc:
+        raise ConnectionError(f"the Ray cluster at {address or 'RAY_ADDRESS'} refused this "
+                              f"driver's token (token authentication is on there): run with "
+                              f"RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
+                              f"or ~/.ray/auth_token") from exc
     except (ConnectionError, RuntimeError) as exc:
         raise ConnectionError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
                               f"{exc}; start it with `ray start --head` or fix "
@@ -126,18 +159,18 @@ def cluster_nodes(isolation: str = "auto", timeout_s: float = 60.0) -> list[Node
     alive = [n for n in ray.nodes() if n.get("Alive")]
     probes = [_probe_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         n["NodeID"], soft=False)).remote(isolation) for n in alive]
-    found = {node_id: (host, level, text)
-             for node_id, host, level, text in ray.get(probes, timeout=timeout_s)}
+    found = {node_id: rest for node_id, *rest in ray.get(probes, timeout=timeout_s)}
     reports = []
     for node in alive:
         resources = dict(node.get("Resources") or {})
-        host, level, text = found.get(node["NodeID"], (node.get("NodeManagerHostname", "?"),
-                                                       "?", "?"))
+        host, level, text, version, auth, swept = found.get(
+            node["NodeID"], (node.get("NodeManagerHostname", "?"), "?", "?", "", False, 0))
         custom = {k: v for k, v in resources.items()
                   if k not in ("CPU", "GPU", "memory", "object_store_memory")
                   and not k.startswith("node:")}
         reports.append(NodeReport(node["NodeID"], host, float(resources.get("CPU", 0)),
-                                  float(resources.get("GPU", 0)), level, text, custom))
+                                  float(resources.get("GPU", 0)), level, text, custom, version,
+                                  auth, swept))
     return reports
 
 
@@ -195,10 +228,19 @@ class RayExecutor:
     def __init__(self, address: str | None = None, max_parallel: int | None = None,
                  isolation: str = "auto", memory_mb: int | None = None,
                  cpu_seconds: int | None = None, timeout_factor: float = 1.0,
-                 resources: dict[str, float] | None = None, retries: int = 1):
+                 resources: dict[str, float] | None = None, retries: int = 1,
+                 gpu_policy: str = "auto", warm_start: bool = True):
         self._owns_connection = connect(address)
         self.requested_isolation = isolation
         self.nodes = cluster_nodes(isolation)
+        # Every node must evaluate with the driver's code, checked before anything runs.
+        self.version = project_version()
+        try:
+            check_versions(self.nodes, self.version)
+        except VersionMismatch:
+            if self._owns_connection:
+                ray.shutdown()
+            raise
         levels = sorted({n.isolation for n in self.nodes})
         # The run's record: one level when every node agrees, else each one (per-evaluation
         # levels are on every stage result anyway).
@@ -211,6 +253,12 @@ class RayExecutor:
         self.timeout_factor = timeout_factor
         self.resources = dict(resources or {})
         self.retries = retries
+        self.gpu_policy = gpu_policy
+        self.version_error: str | None = None   # a node with other code joined mid-run
+        # Warm evaluation (evaluators/ray_warm.py): one actor per (bundle digest, node).
+        self.warm_start = warm_start
+        self._actors: dict[tuple[str, str], Any] = {}
+        self._node_slots = NodeSlots({n.node_id: int(n.cpus) for n in self.nodes})
         self.retried = 0                        # stage attempts repeated after a worker died
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
@@ -224,6 +272,14 @@ class RayExecutor:
         print(f"error: {reason}", file=sys.stderr, flush=True)
         stop_this_run(reason)
 
+    def _version_lost(self, reason: str) -> None:
+        if self.version_error is None:
+            import sys
+
+            self.version_error = reason
+            print(f"error: {reason}", file=sys.stderr, flush=True)
+            stop_this_run(reason)
+
     def placement(self) -> dict[str, int]:
         """Tasks in flight per node, labelled `host/node-id-prefix`, for the live view."""
         hosts = {n.node_id: n.host for n in self.nodes}
@@ -232,13 +288,15 @@ class RayExecutor:
 
     # -- what a stage asks Ray for ------------------------------------------------------
 
+    def gpu_plan(self, problem: ProblemSpec) -> GpuPlan:
+        """Whether this run's evaluations of `problem` ask Ray for a GPU (the same for all:
+        a GPU-optional problem on a mixed cluster does not queue behind the GPU nodes unless
+        sandbox.gpu=always)."""
+        return gpu_policy_mod.plan(problem, self.gpu_policy, [n.gpus for n in self.nodes])
+
     def _gpus_wanted(self, problem: ProblemSpec) -> int:
-        if problem.gpu == GpuNeed.NONE:
-            return 0
-        wanted = max(problem.resources.gpus_per_job, 1)
-        if problem.gpu == GpuNeed.OPTIONAL and not any(n.gpus >= wanted for n in self.nodes):
-            return 0
-        return wanted
+        found = self.gpu_plan(problem)
+        return 0 if found.error else found.gpus
 
     def request(self, problem: ProblemSpec) -> dict[str, Any]:
         """The Ray resource request of one evaluation of `problem`."""
@@ -249,10 +307,14 @@ class RayExecutor:
     def preflight(self, problem: ProblemSpec) -> None:
         """Refuse a problem no node can ever run, before the run starts (Ray would otherwise
         keep the task pending forever)."""
+        gpu_plan = self.gpu_plan(problem)
+        if gpu_plan.error:
+            raise ValueError(f"no node of the Ray cluster can run an evaluation of "
+                             f"'{problem.name}': {gpu_plan.error} (cluster: "
+                             + "; ".join(f"{n.host}: {n.gpus:g} GPU" for n in self.nodes) + ")")
         request = self.request(problem)
-        if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
-            request["num_gpus"] = max(problem.resources.gpus_per_job, 1)
         if any(self._fits(node, request) for node in self.nodes):
+            self._check_bundle_everywhere(problem)
             return
         raise ValueError(
             f"no node of the Ray cluster can run an evaluation of '{problem.name}': it asks for "
@@ -268,6 +330,21 @@ class RayExecutor:
             return False
         return all(node.custom.get(name, 0) >= amount
                    for name, amount in request["resources"].items())
+
+    def _check_bundle_everywhere(self, problem: ProblemSpec) -> None:
+        """Every node unpacks the problem's bundle now and checks its hash: a bundle that
+        arrives altered stops the run before its first evaluation, not in the middle."""
+        bundle, ref = self._bundle(problem)
+        checks = [_check_bundle.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node.node_id, soft=False)).remote([ref], bundle.digest, bundle.problem_path)
+            for node in self.nodes]
+        try:
+            ray.get(checks, timeout=120)
+        except (ray_errors.RayError, TimeoutError) as exc:
+            first = str(exc).strip().splitlines()
+            raise ValueError(f"the bundle of problem '{problem.name}' ({bundle.digest[:12]}) "
+                             f"could not be unpacked on every node: "
+                             f"{first[-1][:300] if first else type(exc).__name__}") from exc
 
     def _bundle(self, problem: ProblemSpec) -> tuple[ProblemBundle, Any]:
         key = str(problem.root)
@@ -294,24 +371,28 @@ class RayExecutor:
     async def _run_stage(self, problem: ProblemSpec, code: str, stage: StageSpec) -> StageResult:
         assert self._slots is not None
         request = self.request(problem)
-        if problem.gpu == GpuNeed.REQUIRED and not request["num_gpus"]:
+        gpu_plan = self.gpu_plan(problem)
+        if gpu_plan.error:
             return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
-                               isolation=self.isolation,
-                               reason=f"problem '{problem.name}' needs a GPU; no node of the "
-                                      f"Ray cluster has {max(problem.resources.gpus_per_job, 1)}")
+                               isolation=self.isolation, reason=gpu_plan.error)
         gpu = bool(request["num_gpus"])
         limits = stage_limits(problem, stage, gpu=gpu, memory_mb=self.memory_mb,
                               cpu_seconds=self.cpu_seconds, timeout_factor=self.timeout_factor)
         extra_env = {"EVOLVE_ALLOW_INTROSPECTION": "1"} \
             if problem.resources.allow_introspection else {}
         bundle, ref = self._bundle(problem)
+        if self.warm_start and not gpu and not bundle.uses_package:
+            return await self._run_warm(problem, code, stage, request, bundle, ref, limits,
+                                        extra_env)
         task = _stage_task.options(**request)
         failures: list[str] = []
         async with self._slots:
             for _attempt in range(self.retries + 1):
-                generator = task.remote([ref], bundle.digest, problem.config.problem.evaluator,
+                generator = task.remote([ref], bundle.digest, bundle.problem_path,
+                                        problem.config.problem.evaluator,
                                         code, stage.name, limits, self.requested_isolation,
-                                        extra_env, gpu, tuple(problem.config.problem.hidden))
+                                        extra_env, gpu, tuple(problem.config.problem.hidden),
+                                        driver_version=self.version)
                 where: dict[str, Any] = {}
                 try:
                     where = await (await generator.__anext__())
@@ -331,6 +412,13 @@ class RayExecutor:
                     failures.append(_failure_text(where, exc))
                     self.retried += 1
                 except ray_errors.RayError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, VersionMismatch):
+                        # A node with other code joined mid-run: stop at once, as at start.
+                        self._version_lost(str(cause))
+                        return StageResult(stage=stage.name,
+                                           failure=FailureKind.EVALUATOR_ERROR,
+                                           isolation=self.isolation, reason=str(cause))
                     # Our own task code failed on the worker (a missing package there, a
                     # corrupted bundle): not the candidate's fault, and not worth retrying.
                     return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
@@ -342,9 +430,85 @@ class RayExecutor:
             reason=f"the Ray worker died {len(failures)} times in stage '{stage.name}': "
                    + " | ".join(failures))
 
+    def _actor(self, digest: str, node_id: str) -> Any:
+        key = (digest, node_id)
+        if key not in self._actors:
+            node = next(n for n in self.nodes if n.node_id == node_id)
+            self._actors[key] = WarmEvaluator.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                max_concurrency=max(int(node.cpus) * 2, 4)).remote(self.requested_isolation)
+        return self._actors[key]
+
+    async def _run_warm(self, problem: ProblemSpec, code: str, stage: StageSpec,
+                        request: dict[str, Any], bundle: ProblemBundle, ref: Any,
+                        limits: SandboxLimits, extra_env: dict[str, str]) -> StageResult:
+        """One stage on a node's warm actor (evaluators/ray_warm.py), with the same retries
+        and failure records as a cold task."""
+        assert self._slots is not None
+        allowed = [n.node_id for n in self.nodes if self._fits(n, request)]
+        kwargs = dict(evaluator_file=problem.config.problem.evaluator, code=code,
+                      stage=stage.name, limits=limits, isolation=self.requested_isolation,
+                      extra_env=extra_env, gpu=False, hidden=tuple(problem.config.problem.hidden))
+        failures: list[str] = []
+        async with self._slots:
+            for _attempt in range(self.retries + 1):
+                node = await self._node_slots.take(allowed)
+                self.in_flight[node] += 1
+                host = next((n.host for n in self.nodes if n.node_id == node), "?")
+                where = {"node_id": node, "host": host, "pid": "actor"}
+                call = None
+                try:
+                    actor = self._actor(bundle.digest, node)
+                    call = actor.run.remote([ref], bundle.digest, bundle.problem_path,
+                                            self.version, kwargs)
+                    outcome: SandboxOutcome = await call
+                    return stage_result(stage, outcome, limits.timeout_s)
+                except asyncio.CancelledError:
+                    if call is not None:
+                        _cancel(call)
+                    raise
+                except (ray_errors.RayActorError, *RETRYABLE) as exc:
+                    # The actor (its worker) or its node died: a fresh actor next time.
+                    self._actors.pop((bundle.digest, node), None)
+                    failures.append(_failure_text(where, exc))
+                    self.retried += 1
+                except ray_errors.RayError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, VersionMismatch):
+                        self._version_lost(str(cause))
+                        return StageResult(stage=stage.name,
+                                           failure=FailureKind.EVALUATOR_ERROR,
+                                           isolation=self.isolation, reason=str(cause))
+                    return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
+                                       isolation=self.isolation,
+                                       reason=f"the Ray actor failed: {_failure_text(where, exc)}")
+                finally:
+                    self.in_flight[node] -= 1
+                    if self.in_flight[node] <= 0:
+                        del self.in_flight[node]
+                    await self._node_slots.give(node)
+        self.retried -= 1  # the last failure was not followed by a retry
+        return StageResult(
+            stage=stage.name, failure=FailureKind.EVALUATOR_ERROR, isolation=self.isolation,
+            reason=f"the Ray worker died {len(failures)} times in stage '{stage.name}': "
+                   + " | ".join(failures))
+
     async def aclose(self) -> None:
         self.watchdog.stop()
         self._bundles.clear()
+        actors, self._actors = list(self._actors.values()), {}
+        if actors and ray.is_initialized() and self.watchdog.lost is None:
+            # Their warm interpreters end with them (WarmPool.close), then the actors.
+            try:
+                await asyncio.wait_for(asyncio.gather(*(a.close.remote() for a in actors),
+                                                      return_exceptions=True), 30)
+            except TimeoutError:
+                pass
+            for actor in actors:
+                try:
+                    ray.kill(actor)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
         # Without a head, a clean disconnect cannot happen: leave it to the process exit.
         if self._owns_connection and ray.is_initialized() and self.watchdog.lost is None:
             ray.shutdown()

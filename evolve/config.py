@@ -165,6 +165,9 @@ class SandboxConfig(_Section):
     timeout_factor: float = Field(default=1.0, gt=0, description="multiplies stage timeouts")
     warm_start: bool = Field(default=True, description="fork each evaluation from a pre-imported "
                              "interpreter inside the same sandbox (needs root; else cold)")
+    # GPU-optional problems: never use a GPU, use one when every machine has one (auto), or
+    # always (evaluations wait for GPU nodes). The run's log says which applied.
+    gpu: Literal["never", "auto", "always"] = "auto"
 
 
 class ExecutorConfig(_Section):
@@ -334,5 +337,16 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_toml(config: EvolveConfig) -> str:
-    """The effective configuration as TOML (None values are left out: TOML has no null)."""
-    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+    """The effective configuration as TOML (None values are left out: TOML has no null).
+
+    This is what is stored (the archive's runs.config_toml, RUN_DIR/config.toml) and shown, so
+    a database password in archive.url is left out: every database user could read it there.
+    The run that connects keeps it in memory; a resume gets it from PGPASSWORD, ~/.pgpass or
+    `--set archive.url=...`."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    url = (data.get("archive") or {}).get("url")
+    if url:
+        from db.connect_errors import redacted
+
+        data["archive"]["url"] = redacted(url)
+    return tomli_w.dumps(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def ray_cluster():
     cluster = LocalRayCluster(head_cpus=2)
     try:
         cluster.add_node(2, {"node_b": 4})
-        ray.init(address=cluster.address, log_to_driver=False)
+        # Ray adds the driver's working directory (here the repository) to every worker's
+        # path: connect from the cluster's own folder so the workers never see the checkout.
+        with contextlib.chdir(cluster.temp_dir):
+            ray.init(address=cluster.address, log_to_driver=False)
         wait_for_nodes(2)
         yield cluster
     finally:

@@ -83,4 +83,15 @@ def main() -> None:
     # Non-dumpable: a candidate running as our uid cannot read our environment (API keys) or
     # memory through /proc/<pid>/ (evaluators.isolation.exposure says where this matters).
     protect_this_process()
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # An unreachable server, a wrong password, a missing database: one line, exit 2
+        # (a configuration error), whichever command met it. (db is imported only here: the
+        # CLI's --help must not pay for SQLAlchemy.)
+        from db.errors import ArchiveUnreachable
+
+        if not isinstance(exc, ArchiveUnreachable):
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None

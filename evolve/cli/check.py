@@ -48,12 +48,15 @@ async def check_problem(spec: ProblemSpec, isolation: str = "auto") -> dict[str,
 
 
 async def check_problem_repeated(spec: ProblemSpec, isolation: str = "auto",
-                                 repeat: int = 1) -> dict[str, list[EvalResult]]:
-    """Evaluate the initial program and every baseline `repeat` times each (concurrently)."""
+                                 repeat: int = 1, ray_address: str | None = None
+                                 ) -> dict[str, list[EvalResult]]:
+    """Evaluate the initial program and every baseline `repeat` times each (concurrently),
+    on this machine or, with `ray_address`, on that Ray cluster."""
     programs = {"initial": spec.initial_code()}
     programs.update({f"baseline:{name}": path.read_text()
                      for name, path in spec.baselines().items()})
-    executor = make_local_executor(isolation)
+    executor = make_local_executor(isolation) if ray_address is None \
+        else make_ray_executor(ray_address, isolation, spec)
     try:
         results = await asyncio.gather(*(executor.evaluate(spec, code)
                                          for code in programs.values() for _ in range(repeat)))
@@ -70,6 +73,9 @@ def check_command(
     repeat: Annotated[int, typer.Option(
         "--repeat", min=1, help="evaluate every program K times and report its score's spread "
                                 "(the problem's noise)")] = 1,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="evaluate on this Ray cluster (HOST:PORT, or 'auto' for "
+                              "RAY_ADDRESS) instead of this machine")] = None,
 ) -> None:
     """Validate a problem and score its initial program and baselines in the sandbox."""
     spec = resolve_problem(path)
@@ -78,7 +84,7 @@ def check_command(
         console.print(f"checking problem '{spec.name}' at {spec.root} "
                       f"({len(spec.baselines()) + 1} programs x {repeat}, "
                       f"{len(spec.stages)} stages)...", markup=False, highlight=False)
-    repeated = asyncio.run(check_problem_repeated(spec, isolation, repeat))
+    repeated = asyncio.run(check_problem_repeated(spec, isolation, repeat, ray_address))
     # Every repeat counts: a program is shown by its first invalid evaluation, if any.
     results = {name: next((r for r in runs if not r.valid), runs[0])
                for name, runs in repeated.items()}
@@ -120,6 +126,25 @@ def check_command(
             console.print("[green]ok:[/] every program is valid")
     if failed or problems:
         raise typer.Exit(1)
+
+
+def make_ray_executor(address: str, isolation: str, spec: ProblemSpec):  # noqa: ANN201
+    """The Ray executor for `problems check --ray-address`; a cluster that cannot be reached,
+    runs another version or cannot run the problem is one line and exit 2."""
+    try:
+        from evaluators.ray_executor import RayExecutor
+
+        executor = RayExecutor(address=None if address == "auto" else address,
+                               isolation=isolation)
+    except (ImportError, ConnectionError) as exc:
+        console.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
+        raise typer.Exit(2) from exc
+    try:
+        executor.preflight(spec)
+    except ValueError as exc:
+        console.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
+        raise typer.Exit(2) from exc
+    return executor
 
 
 def _cause(result: EvalResult) -> str:

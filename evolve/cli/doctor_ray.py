@@ -35,7 +35,24 @@ def check_ray_cluster(address: str | None) -> list[Check]:
     gpus = sum(n.gpus for n in nodes)
     checks = [Check("ray", "ok", f"ray {version}: {len(nodes)} node(s), {cpus:g} CPU, "
                                  f"{gpus:g} GPU")]
+    open_nodes = [n.host + "/" + n.node_id[:8] for n in nodes if not n.token_auth]
+    checks.append(Check(
+        "ray auth", "warn" if open_nodes else "ok",
+        f"token authentication is off on {', '.join(open_nodes)}: anyone who reaches the "
+        f"cluster's ports can run code on it" if open_nodes
+        else "token authentication is on on every node",
+        "start every node and the driver with RAY_AUTH_MODE=token and the same token "
+        "(RAY_AUTH_TOKEN or ~/.ray/auth_token; `ray get-auth-token --generate`), see "
+        "docs/scale-out.md" if open_nodes else ""))
+    from evaluators.project_version import project_version
+
+    driver = project_version()
     for node in nodes:
+        if node.version != driver:
+            checks.append(Check(f"version {node.node_id[:8]}", "fail",
+                                f"{node.host} runs adrs-evolve {node.version or '?'}, this "
+                                f"machine {driver}: a run would stop at start",
+                                "install the same commit on every node, then restart its Ray"))
         custom = "".join(f", {k}={v:g}" for k, v in sorted(node.custom.items()))
         level = "warn" if node.isolation == "rlimits" else "ok"
         checks.append(Check(

@@ -10,11 +10,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
+from db.liveness import shown_status
 from evolve.dashboard.data import RunData, archive_folder, attr, load_run
 from evolve.dashboard.program_screen import ProgramScreen
 from evolve.dashboard.run_screen import RunScreen
 from evolve.engine.in_flight import IN_FLIGHT_STATE
-from evolve.engine.run_files import shown_status
 
 if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
     from db import Archive, Evaluation
@@ -49,8 +49,10 @@ class DashboardApp(App[None]):
     def _fingerprint(self) -> tuple[Any, ...]:
         """Cheap aggregate queries that change whenever the run stores something."""
         run = self.archive.get_run(self.run_id)
-        # The status as shown: a run killed while watched turns `crashed` (its lock is free).
-        status = shown_status(str(attr(run, "status")), archive_folder(self.archive))
+        # The status as shown: a run killed while watched turns `crashed` (its heartbeat
+        # stopped).
+        status = shown_status(self.archive, self.run_id, str(attr(run, "status")),
+                              archive_folder(self.archive))
         return (self.archive.count_programs(self.run_id), status,
                 self.archive.cost_summary(self.run_id).calls,
                 self.archive.last_activity(self.run_id),

@@ -15,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from db.liveness import shown_status
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.fields import as_json, as_time, attr, finite
 from evolve.engine.in_flight import IN_FLIGHT_STATE
-from evolve.engine.run_files import shown_status
 
 if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
     from db import Archive
@@ -338,7 +338,7 @@ def load_run(archive: Archive, run_id: int, previous: RunData | None = None) -> 
     only programs stored since are fetched: programs never change once written, so a refresh
     of a long run costs what is new, not the whole archive."""
     run = RunInfo.from_record(archive.get_run(run_id))
-    run = replace(run, status=shown_status(run.status, archive_folder(archive)))
+    run = replace(run, status=shown_status(archive, run_id, run.status, archive_folder(archive)))
     if previous is None or previous.run.id != run_id:
         records = archive.programs(run_id)
         calls = [LLMCallView.from_record(c) for c in archive.llm_calls(run_id)

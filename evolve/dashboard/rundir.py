@@ -114,7 +114,10 @@ def open_archive(location: RunLocation) -> Archive:
     try:
         return Archive.open(location.archive, create=False)
     except Exception as exc:  # ArchiveError, version mismatch, unreachable database
-        raise RunDirError(f"cannot open the archive at {location.archive}: {exc}") from exc
+        from db.connect_errors import redacted
+
+        raise RunDirError(f"cannot open the archive at {redacted(str(location.archive))}: "
+                          f"{exc}") from exc
 
 
 def pick_run(archive: Archive, run_id: int | None = None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from evaluators.executors import Executor
+from evaluators.gpu_policy import GpuPlan
 from evolve.problem.spec import ProblemSpec
 from evolve.select.bandit import Arm
 
@@ -122,6 +123,13 @@ class Placement(Protocol):
     """Where evaluations run now: running evaluations per node."""
 
     def placement(self) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class PlansGpu(Protocol):
+    """Says whether a run's evaluations of a problem take a GPU (sandbox.gpu's rule)."""
+
+    def gpu_plan(self, problem: ProblemSpec) -> GpuPlan: ...
 
 
 @runtime_checkable

@@ -28,9 +28,10 @@ from evolve.engine.assemble import (
     open_run,
     preflight,
 )
-from evolve.engine.collaborators import DescribesIsolation, Executor
+from evolve.engine.collaborators import DescribesIsolation, Executor, PlansGpu
 from evolve.engine.controller import Controller
 from evolve.engine.errors import RunCannotWork
+from evolve.engine.heartbeat import Heartbeat
 from evolve.engine.run_files import ARCHIVE_NAME, CONFIG_NAME, ProgressSnapshot, run_lock
 from evolve.engine.run_parts import make_arms, resume_run_id
 from evolve.problem.discovery import find_problem
@@ -82,11 +83,17 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: ProblemSpec,
     # The run's first lines say what candidates can reach at this isolation level.
     described = isinstance(executor, DescribesIsolation)
     log(f"sandbox: {executor.isolation_description if described else executor.isolation}")
+    if isinstance(executor, PlansGpu) and problem.gpu != "none":  # which sandbox.gpu rule
+        log(executor.gpu_plan(problem).line(problem.name))
     closing = contextlib.AsyncExitStack()  # what the run's parts hold open (HTTP connections)
+    heartbeat: Heartbeat | None = None
     try:
         preflight(executor, problem)
         run_id = await open_run(config, problem, archive, store, executor, run_dir,
                                 resume=resume, run_id=run_id)
+        # From now on the run is alive as long as its heartbeat goes on (db/liveness.py).
+        heartbeat = Heartbeat(store, archive, run_id)
+        heartbeat.start()
         controller = await assemble(config, problem, archive, store, executor, run_dir,
                                     run_id=run_id, servers=servers, closing=closing,
                                     on_progress=on_progress, log=log)
@@ -104,6 +111,8 @@ async def _run_locked(config: EvolveConfig, run_dir: Path, problem: ProblemSpec,
                           controller.programs_done)
     finally:
         await closing.aclose()
+        if heartbeat is not None:
+            await heartbeat.aclose()
         if own_executor:
             await executor.aclose()
         await store.aclose()  # every queued write is in before the archive closes

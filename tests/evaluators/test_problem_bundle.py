@@ -42,15 +42,18 @@ def test_unpack_gives_the_same_files_once_and_readable(problem):
     try:
         folder = unpack(bundle.data, bundle.digest)
         assert folder == target
+        assert bundle.problem_path == "problem"  # a stand-alone problem: its folder alone
         names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-        assert names == ["data/hidden.txt", "evaluate.py", "initial.py", "problem.toml"]
+        assert names == ["problem/data/hidden.txt", "problem/evaluate.py", "problem/initial.py",
+                         "problem/problem.toml"]
+        folder = folder / bundle.problem_path
         assert (folder / "data" / "hidden.txt").read_text() == "secret table\n"
         for path in [folder, *folder.rglob("*")]:
             mode = path.stat().st_mode
             assert mode & stat.S_IROTH, path  # the sandbox's uid reads the problem
         (folder / "marker").write_text("x")
-        assert unpack(b"not even read", bundle.digest) == folder  # already there: reused
-        assert (folder / "marker").exists()
+        assert unpack(b"not even read", bundle.digest) == target  # already there: reused
+        assert (target / "problem" / "marker").exists()
     finally:
         shutil.rmtree(target, ignore_errors=True)
 

@@ -8,6 +8,7 @@ evaluator-error naming the node; a problem no node can run fails before the run 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
@@ -23,8 +24,18 @@ from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.problem.discovery import find_problem
 from tests.engine.engine_support import engine_config, open_archive, prompt_hashed, run
 from tests.engine.test_determinism import archive_contents
+from tests.engine.test_fail_fast import problem_with_evaluator
 
 SLEEP_PROBLEM = Path(__file__).resolve().parents[1] / "support" / "sleep_problem"
+SLOW_EVALUATION = """
+_plain_evaluate = evaluate
+
+
+def evaluate(program_path, stage):
+    import time
+    time.sleep(0.25)
+    return _plain_evaluate(program_path, stage)
+"""
 TASK_NAME = "_stage_task"
 
 
@@ -34,8 +45,11 @@ def sleep_code(seconds: float) -> str:
 
 
 def ray_executor(cluster, **kwargs):
+    """A Ray executor on the test cluster; cold tasks unless asked (the fault tests kill the
+    workers of `_stage_task`; the warm actors have their own tests below)."""
     from evaluators.ray_executor import RayExecutor
 
+    kwargs.setdefault("warm_start", False)
     return RayExecutor(address=cluster.address, **kwargs)
 
 
@@ -45,11 +59,12 @@ class Killer(threading.Thread):
     def __init__(self, cluster, times: int):
         super().__init__(daemon=True)
         self.cluster, self.times, self.killed = cluster, times, []
+        self.name_prefix = TASK_NAME
         self.stop = threading.Event()
 
     def run(self) -> None:
         while len(self.killed) < self.times and not self.stop.is_set():
-            for proc in self.cluster.workers_running(TASK_NAME):
+            for proc in self.cluster.workers_running(self.name_prefix):
                 if proc.pid not in self.killed:
                     time.sleep(0.3)  # let it get into the sandbox: die *mid*-evaluation
                     proc.send_signal(signal.SIGKILL)
@@ -88,11 +103,15 @@ def test_a_run_on_the_cluster_stores_what_a_local_run_stores(tmp_path, server_fa
     # with "nothing new can be proposed" (budget.stall_after).
     server = server_factory(prompt_hashed())
     budget = 30
+    # Each evaluation takes a quarter second, on both executors: warm Ray evaluations are as
+    # quick as local ones, and the once-a-second publisher must get to see some in flight.
+    problem = problem_with_evaluator(tmp_path, SLOW_EVALUATION)
     contents, snapshots, published = {}, {}, {}
     for name, executor in (("local", {"kind": "local"}),
                            ("ray", {"kind": "ray", "ray_address": ray_cluster.address})):
         run_dir = tmp_path / name
-        config = engine_config(run_dir, server, budget={"max_programs": budget},
+        config = engine_config(run_dir, server, problem=str(problem),
+                               budget={"max_programs": budget},
                                concurrency={"proposals": 3, "evaluations": 3},
                                executor=executor)
         snapshots[name] = []
@@ -149,7 +168,7 @@ def test_the_problem_folder_travels_once_and_each_node_records_its_isolation(ray
     assert [r.score for r in results] == [0.01 * i for i in range(6)]
     assert len(executor._bundles) == 1  # one object per problem, not one per evaluation
     bundle, _ = executor._bundles[str(problem.root)]
-    assert (unpacked_dir(bundle.digest) / "evaluate.py").is_file()
+    assert (unpacked_dir(bundle.digest) / bundle.problem_path / "evaluate.py").is_file()
     levels = {n.isolation for n in executor.nodes}
     assert {s.isolation for r in results for s in r.stages} <= levels
     assert len(executor.nodes) == 2 and all(n.isolation for n in executor.nodes)
@@ -269,6 +288,10 @@ def test_doctor_reports_every_node_of_the_cluster(ray_cluster):
     assert len(nodes) == 2
     assert any("node_b=4" in c["result"] for c in nodes)
     assert all("sandbox " in c["result"] for c in nodes)
+    # The test cluster runs without token authentication: doctor says so, and how to fix it.
+    assert checks["ray auth"]["level"] == "warn"
+    assert "RAY_AUTH_MODE=token" in checks["ray auth"]["hint"]
+    assert not [name for name in checks if name.startswith("version ")]  # same code everywhere
     assert ray.is_initialized()  # doctor left the session's connection alone
 
 
@@ -291,3 +314,102 @@ def test_a_cancelled_evaluation_stops_its_task_on_the_cluster(ray_cluster):
         time.sleep(0.2)
     assert not ray_cluster.workers_running(TASK_NAME)
     assert not executor.in_flight
+
+
+def test_a_gpu_optional_problem_asks_ray_for_a_gpu_only_as_sandbox_gpu_says(tmp_path,
+                                                                           ray_cluster):
+    from dataclasses import replace
+
+    problem_dir = tmp_path / "optional_gpu_sleep"
+    shutil.copytree(SLEEP_PROBLEM, problem_dir)
+    toml = problem_dir / "problem.toml"
+    toml.write_text(toml.read_text().replace("cpu_seconds = 10",
+                                             'cpu_seconds = 10\ngpu = "optional"'))
+    problem = find_problem(str(problem_dir))
+    wanted = {}
+    for policy in ("never", "auto", "always"):
+        executor = ray_executor(ray_cluster, gpu_policy=policy)
+        # The test cluster as a mixed one: its first node with a GPU, the other without.
+        executor.nodes = [replace(executor.nodes[0], gpus=1.0), *executor.nodes[1:]]
+        wanted[policy] = executor.request(problem)["num_gpus"]
+        if policy == "auto":
+            assert "only 1 of 2 node(s)" in executor.gpu_plan(problem).line(problem.name)
+        asyncio.run(executor.aclose())
+    assert wanted == {"never": 0, "auto": 0, "always": 1}
+
+
+def test_each_node_removes_sandbox_folders_left_by_dead_processes_when_it_joins(ray_cluster):
+    import subprocess
+    import sys
+    import tempfile
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmp = Path(tempfile.gettempdir())
+    stale = [tmp / f"evolve-sbx-{dead.pid}-node{i}" for i in range(2)]
+    live = tmp / f"evolve-sbx-{os.getpid()}-still-mine"
+    for folder in [*stale, live]:
+        (folder / "work").mkdir(parents=True)
+    try:
+        executor = ray_executor(ray_cluster)
+        asyncio.run(executor.aclose())
+        assert not any(folder.exists() for folder in stale)
+        assert live.is_dir()  # its owner still runs
+        # Removed by the nodes themselves (the driver sweeps nothing here), counted per node.
+        assert sum(n.swept for n in executor.nodes) >= len(stale)
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+
+
+def test_warm_actors_evaluate_on_every_node_and_stay_warm(ray_cluster):
+    import ray
+
+    executor = ray_executor(ray_cluster, max_parallel=4, warm_start=True)
+    problem = find_problem(str(SLEEP_PROBLEM))
+
+    def pids(actors):
+        return {key: ray.get(a.place.remote(), timeout=60)["pid"] for key, a in actors.items()}
+
+    async def two_waves():
+        try:
+            first = await asyncio.gather(*[executor.evaluate(problem, sleep_code(0.3))
+                                           for _ in range(8)])
+            actors = dict(executor._actors)
+            before = await asyncio.to_thread(pids, actors)
+            again = await asyncio.gather(*[executor.evaluate(problem, sleep_code(0.2))
+                                           for _ in range(4)])
+            return first, again, actors, before, dict(executor._actors), \
+                await asyncio.to_thread(pids, actors)
+        finally:
+            await executor.aclose()
+
+    first, again, actors, before, actors_after, after = asyncio.run(two_waves())
+    assert all(r.valid and r.score == 0.3 for r in first), [r.reason for r in first]
+    assert all(r.valid and r.score == 0.2 for r in again), [r.reason for r in again]
+    assert len(actors) == 2  # one per node: the least loaded node gets each evaluation
+    assert actors_after == actors and after == before  # the same long-lived actors served
+    assert {s.isolation for r in first for s in r.stages} <= {n.isolation
+                                                              for n in executor.nodes}
+
+
+def test_a_warm_actor_killed_mid_evaluation_is_replaced_and_nothing_is_lost(ray_cluster):
+    executor = ray_executor(ray_cluster, max_parallel=1, warm_start=True,
+                            resources={"node_b": 1})
+    problem = find_problem(str(SLEEP_PROBLEM))
+    killer = Killer(ray_cluster, times=1)
+    killer.name_prefix = "WarmEvaluator"
+
+    async def warm_then_killed():
+        try:
+            warm = await executor.evaluate(problem, sleep_code(0.1))  # the actor is up
+            killer.start()
+            return warm, await executor.evaluate(problem, sleep_code(1.5))
+        finally:
+            killer.stop.set()
+            await executor.aclose()
+
+    warm, result = asyncio.run(warm_then_killed())
+    assert warm.valid
+    assert killer.killed, "no warm actor was found to kill"
+    assert result.valid and result.score == 1.5, result.reason
+    assert executor.retried == 1

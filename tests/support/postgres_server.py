@@ -94,6 +94,19 @@ class PostgresServer:
         self._admin(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{name}"
 
+    def password_user(self, password: str, database: str) -> str:
+        """A new login role that must give `password` (scram-sha-256; everyone else keeps
+        trust), owning `database`; its name."""
+        name = f"u_{uuid.uuid4().hex[:10]}"
+        self._admin(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+        self._admin(f'ALTER DATABASE "{database}" OWNER TO "{name}"')
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(rule + hba.read_text())  # first match wins: before the trust lines
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+        time.sleep(0.5)  # the postmaster rereads the file on SIGHUP
+        return name
+
     def stop(self) -> None:
         if self.data.exists():
             try:

@@ -43,9 +43,13 @@ class LocalRayCluster:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}"
-                    f"{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
-                    "RAY_USAGE_STATS_ENABLED": "0"}
+        # The nodes run from the installed environment only: the repository is NOT on their
+        # path (neither PYTHONPATH nor the working directory), so a problem that imported
+        # anything from the checkout instead of its shipped bundle would fail here.
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != REPO)
         self.env.pop("RAY_ADDRESS", None)
         self._start(["--head", f"--port={self.port}", "--node-ip-address=127.0.0.1",
                      "--include-dashboard=false",
@@ -55,7 +59,8 @@ class LocalRayCluster:
         cmd = [*ray_command(), "start", *args, f"--num-cpus={cpus}", "--num-gpus=0",
                f"--resources={json.dumps(resources)}", "--object-store-memory=100000000",
                "--disable-usage-stats"]
-        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180)
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180,
+                              cwd=self.temp_dir)
         if done.returncode != 0:
             self.stop()
             raise RuntimeError(f"`{' '.join(cmd)}` failed ({done.returncode}):\n"
