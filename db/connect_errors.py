@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from evolve.config import url_without_password
+
 # SQLSTATE codes (PostgreSQL, appendix A)
 _INVALID_PASSWORD = "28P01"
 _INVALID_AUTHORIZATION = "28000"
@@ -21,14 +23,7 @@ PASSWORD_HINT = ("put the password in the PGPASSWORD environment variable or ~/.
 
 def redacted(url: str) -> str:
     """The URL without its password, as stored and shown."""
-    try:
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - not a URL (a path): nothing to hide
-        return url
-    if parsed.password is None:
-        return url
-    # URL.set(password=None) keeps the old password (None means "unchanged" there).
-    return parsed._replace(password=None).render_as_string(hide_password=False)
+    return url_without_password(url)
 
 
 def _first_line(exc: BaseException) -> str:

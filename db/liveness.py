@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -94,16 +94,15 @@ def is_alive(beat_: Heartbeat) -> bool:
 
 
 def shown_status(archive: Any, run_id: int, status: str,
-                 run_folder: Path | None = None) -> str:
+                 folder_is_live: Callable[[], bool] | None = None) -> str:
     """A run's status as users see it: `running` whose heartbeat stopped is `crashed`. A run
-    without heartbeats (older archives) falls back to its folder's lock, where known."""
+    without heartbeats (older archives) falls back to `folder_is_live` (its folder's lock, which
+    the caller knows how to read), where given."""
     if status != "running":
         return status
     found = heartbeat(archive, run_id)
     if found is not None:
         return "running" if is_alive(found) else "crashed"
-    if run_folder is not None:
-        from evolve.engine.run_files import run_is_live
-
-        return "running" if run_is_live(run_folder) else "crashed"
+    if folder_is_live is not None:
+        return "running" if folder_is_live() else "crashed"
     return status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -346,7 +347,16 @@ def to_toml(config: EvolveConfig) -> str:
     data = config.model_dump(mode="json", exclude_none=True)
     url = (data.get("archive") or {}).get("url")
     if url:
-        from db.connect_errors import redacted
-
-        data["archive"]["url"] = redacted(url)
+        data["archive"]["url"] = url_without_password(url)
     return tomli_w.dumps(data)
+
+
+def url_without_password(url: str) -> str:
+    """A database URL as stored and shown: without its password (every user of the database
+    can read a stored configuration). A path, or a URL without a password, is returned as is."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)  # a host never holds "@"; a password may
+    user = userinfo.split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}"))

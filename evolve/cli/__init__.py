@@ -89,7 +89,7 @@ def main() -> None:
         # An unreachable server, a wrong password, a missing database: one line, exit 2
         # (a configuration error), whichever command met it. (db is imported only here: the
         # CLI's --help must not pay for SQLAlchemy.)
-        from db.errors import ArchiveUnreachable
+        from db.errors import ArchiveUnreachable  # lazy: db pulls in SQLAlchemy
 
         if not isinstance(exc, ArchiveUnreachable):
             raise

@@ -132,7 +132,7 @@ def make_ray_executor(address: str, isolation: str, spec: ProblemSpec):  # noqa:
     """The Ray executor for `problems check --ray-address`; a cluster that cannot be reached,
     runs another version or cannot run the problem is one line and exit 2."""
     try:
-        from evaluators.ray_executor import RayExecutor
+        from evaluators.ray_executor import RayExecutor  # lazy: needs the ray extra
 
         executor = RayExecutor(address=None if address == "auto" else address,
                                isolation=isolation)

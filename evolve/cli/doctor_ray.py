@@ -3,6 +3,7 @@ custom resources, the sandbox isolation each node offers), as doctor checks."""
 
 from __future__ import annotations
 
+from evaluators.project_version import project_version
 from evolve.cli.doctor_check import Check
 
 
@@ -44,7 +45,6 @@ def check_ray_cluster(address: str | None) -> list[Check]:
         "start every node and the driver with RAY_AUTH_MODE=token and the same token "
         "(RAY_AUTH_TOKEN or ~/.ray/auth_token; `ray get-auth-token --generate`), see "
         "docs/scale-out.md" if open_nodes else ""))
-    from evaluators.project_version import project_version
 
     driver = project_version()
     for node in nodes:

@@ -10,8 +10,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from db.liveness import shown_status
-from evolve.dashboard.data import RunData, archive_folder, attr, load_run
+from evolve.dashboard.data import RunData, attr, load_run, status_as_shown
 from evolve.dashboard.program_screen import ProgramScreen
 from evolve.dashboard.run_screen import RunScreen
 from evolve.engine.in_flight import IN_FLIGHT_STATE
@@ -51,8 +50,7 @@ class DashboardApp(App[None]):
         run = self.archive.get_run(self.run_id)
         # The status as shown: a run killed while watched turns `crashed` (its heartbeat
         # stopped).
-        status = shown_status(self.archive, self.run_id, str(attr(run, "status")),
-                              archive_folder(self.archive))
+        status = status_as_shown(self.archive, self.run_id, str(attr(run, "status")))
         return (self.archive.count_programs(self.run_id), status,
                 self.archive.cost_summary(self.run_id).calls,
                 self.archive.last_activity(self.run_id),

@@ -19,6 +19,7 @@ from db.liveness import shown_status
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.fields import as_json, as_time, attr, finite
 from evolve.engine.in_flight import IN_FLIGHT_STATE
+from evolve.engine.run_files import run_is_live
 
 if TYPE_CHECKING:   # db pulls in SQLAlchemy; `evolve --help` must not pay for it
     from db import Archive
@@ -333,12 +334,20 @@ def archive_folder(archive: Archive) -> Path | None:
     return Path(url[len(prefix):]).parent if url.startswith(prefix) else None
 
 
+def status_as_shown(archive: Archive, run_id: int, status: str) -> str:
+    """The run's status from its heartbeat; an archive without heartbeats falls back to the lock
+    of the run folder it sits in (a database server has none)."""
+    folder = archive_folder(archive)
+    return shown_status(archive, run_id, status,
+                        None if folder is None else lambda: run_is_live(folder))
+
+
 def load_run(archive: Archive, run_id: int, previous: RunData | None = None) -> RunData:
     """Read one run out of an open archive. With `previous` (an earlier read of the same run)
     only programs stored since are fetched: programs never change once written, so a refresh
     of a long run costs what is new, not the whole archive."""
     run = RunInfo.from_record(archive.get_run(run_id))
-    run = replace(run, status=shown_status(archive, run_id, run.status, archive_folder(archive)))
+    run = replace(run, status=status_as_shown(archive, run_id, run.status))
     if previous is None or previous.run.id != run_id:
         records = archive.programs(run_id)
         calls = [LLMCallView.from_record(c) for c in archive.llm_calls(run_id)

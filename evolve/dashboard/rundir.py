@@ -114,7 +114,7 @@ def open_archive(location: RunLocation) -> Archive:
     try:
         return Archive.open(location.archive, create=False)
     except Exception as exc:  # ArchiveError, version mismatch, unreachable database
-        from db.connect_errors import redacted
+        from db.connect_errors import redacted  # lazy: SQLAlchemy
 
         raise RunDirError(f"cannot open the archive at {redacted(str(location.archive))}: "
                           f"{exc}") from exc
