@@ -52,6 +52,12 @@ class CandidateLoadError(Exception):
         self.kind = kind
 
 
+class CandidateError(CandidateLoadError):
+    """The candidate process failed a request of the judge (`evaluators.judge_proxy`): `kind`
+    is its failure kind (crash, timeout, memory, import, invalid-output, ...), the message a
+    reason naming the call. Kept as it is wherever it is raised."""
+
+
 # Kinds that say what the candidate ran into whatever the evaluator makes of it: an evaluator
 # that catches the candidate's MemoryError or PermissionError and returns "invalid" still gets
 # this kind for the stage (a plain exception it catches stays the evaluator's verdict).
@@ -63,6 +69,8 @@ def classify_exception(exc: BaseException, program: Path) -> tuple[str, str]:
     it escapes evaluate() and when the evaluator catches it (`harness_api` records those)."""
     where = _where(exc, program)
     message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, CandidateError):
+        return exc.kind, _short(str(exc))
     if isinstance(exc, CandidateLoadError):
         if exc.kind in ("sandbox-denied", "memory", "timeout"):
             return exc.kind, _short(str(exc))

@@ -36,8 +36,16 @@ Why isolation between candidates is not weakened
   dies anyway (killed from outside, out of memory), the evaluations it was running fail with a
   crash, it is marked dead, and the next evaluation starts a fresh one.
 
+Two kinds of zygote (`role`): a *judge* zygote imports the problem's evaluator as above; a
+*candidate* zygote imports only the candidate's host and worker (`evaluators.candidate_host`)
+and never the evaluator, so a candidate's fork holds nothing of the judge's. For a problem on
+the judge/candidate API each evaluation is one fork of each, under two uids, joined by one
+channel the run process creates (`evaluators.judge_proxy`).
+
 Protocol: the run process holds one end of a SOCK_SEQPACKET pair; each request is one JSON
-message with four file descriptors (stdout, stderr, result pipe write ends and a status socket).
+message with four file descriptors (stdout, stderr, result pipe write ends and a status socket)
+and, for a judge whose candidate runs in the other zygote, a fifth: its end of the channel (a
+candidate's request carries its end of the channel in the result's place).
 The zygote forks, and reports the evaluation's exit code on the status socket; "kill" on that
 socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namespace then dies.
 """
@@ -45,6 +53,7 @@ socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namesp
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -119,9 +128,10 @@ def _reseed() -> None:
 
 
 def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
-                zygote_start_dir: str) -> None:
+                zygote_start_dir: str, role: str = "judge") -> None:
     """PID 1 of the evaluation's own PID namespace: mount its /proc, take its pipes, run the
-    harness exactly as `python -m evaluators.harness` would. Never returns."""
+    harness exactly as `python -m evaluators.harness` would (role 'judge'), or host the
+    candidate on its channel (role 'candidate'). Never returns."""
     from evaluators import harness
 
     harness_file = harness.__file__
@@ -129,17 +139,22 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
     try:
         _die_with_parent()
         _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
-        out, err, result = fds[0], fds[1], fds[2]
+        # Out of the way first, so that placing them at 1-4 never overwrites one of them.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in [*fds[:3], *fds[4:]]]
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        os.dup2(result, 3)
+        for target, fd in enumerate(moved, start=1):
+            os.dup2(fd, target)  # stdout, stderr, result (or channel), the judge's channel
         # Nothing of the zygote's (its control socket, other evaluations' pipes) stays open.
-        os.closerange(4, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
-        os.set_inheritable(3, True)
+        first_free = len(moved) + 1
+        os.closerange(first_free,
+                      os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
+        for fd in range(3, first_free):
+            os.set_inheritable(fd, True)
         env = dict(request["env"])
         env["EVOLVE_RESULT_FD"] = "3"
+        if len(moved) == 4:
+            env["EVOLVE_CANDIDATE_FD"] = "4"
         os.environ.clear()
         os.environ.update(env)
         work_dir = request["work_dir"]
@@ -148,8 +163,15 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         sys.path[:] = [work_dir if p in (zygote_start_dir, "") else p for p in sys.path]
         sys.argv[:] = [harness_file, request["problem_dir"], request["program"], request["stage"]]
         _reseed()
-        code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
-                           request["stage"], preloaded)
+        if role == "candidate":
+            from evaluators import candidate_host
+
+            env.pop("EVOLVE_RESULT_FD", None)
+            os.environ.pop("EVOLVE_RESULT_FD", None)
+            code = candidate_host.run(Path(request["program"]), 3)
+        else:
+            code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
+                               request["stage"], preloaded)
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException as exc:  # noqa: BLE001 - reported on stderr, never raised into the zygote
@@ -187,7 +209,7 @@ def _fresh_tmp(keep: list[str], size_mb: int) -> None:
 
 
 def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, level: str,
-                     zygote_start_dir: str) -> None:
+                     zygote_start_dir: str, role: str = "judge") -> None:
     """The zygote's fork for one evaluation: its own session, namespaces and work dir, then a
     second fork that becomes PID 1 of the new PID namespace. Exits with that process's code."""
     try:
@@ -217,8 +239,8 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it
         pid = os.fork()
         if pid == 0:
-            _evaluation(request, fds, preloaded, zygote_start_dir)
-        for fd in fds[:3]:
+            _evaluation(request, fds, preloaded, zygote_start_dir, role)
+        for fd in fds[:3] + fds[4:]:
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -232,14 +254,21 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         os._exit(SETUP_FAILED)
 
 
-def _preload(problem_dir: Path, evaluator_file: str) -> Any:
+def _preload(problem_dir: Path, evaluator_file: str, role: str = "judge") -> Any:
     """Import what every evaluation needs; returns the harness's Preloaded or None when the
-    evaluator does not import (each evaluation then imports it and reports why)."""
+    evaluator does not import (each evaluation then imports it and reports why). A candidate
+    interpreter imports the candidate's host and worker and never the problem's evaluator:
+    its forks hold nothing of the judge's."""
     try:
         import numpy  # noqa: F401 - fork-safe with one BLAS thread (the thread vars are set)
     except ImportError:
         pass
     from evaluators import harness
+
+    if role == "candidate":
+        from evaluators import candidate_host, candidate_worker  # noqa: F401
+
+        return None
 
     try:
         return harness.Preloaded(problem_dir, evaluator_file)
@@ -254,17 +283,18 @@ def _threads() -> int:
         return 1
 
 
-def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level: str) -> None:
+def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level: str,
+          role: str = "judge") -> None:
     """The zygote's loop: fork one evaluation per request, report each exit, kill on request."""
     from evaluators import hidden
 
     start_dir = os.getcwd()
     had_hidden = hidden.sandboxed()  # the run process handed us hidden descriptors
-    preloaded = _preload(problem_dir, evaluator_file)
+    preloaded = _preload(problem_dir, evaluator_file, role)
     # The evaluator has read its hidden files while it was imported (the only time it may):
     # their descriptors are closed before the first fork, so no evaluation inherits them.
     hidden.close_all()
-    if preloaded is None and had_hidden:
+    if preloaded is None and had_hidden and role == "judge":
         # Each fork would import the evaluator again with the hidden files already closed and
         # report a misleading error: a fresh interpreter per stage reports the real one.
         control.send(json.dumps({"ready": False, "reason": "the evaluator did not import (it "
@@ -289,12 +319,12 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
             kind = key.data[0]
             if kind == "control":
                 try:
-                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 4)
+                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 5)
                 except OSError:
                     return
                 if not message:
                     return  # the run process is gone: so are we (our forks die with us)
-                if len(fds) != 4:
+                if len(fds) not in (4, 5):
                     for fd in fds:
                         os.close(fd)
                     continue
@@ -307,8 +337,9 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
                         else:
                             os.close(other.fd)
                     sel.close()
-                    _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir)
-                for fd in fds[:3]:
+                    _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir,
+                                     role)
+                for fd in fds[:3] + fds[4:]:
                     os.close(fd)
                 status = socket.socket(fileno=fds[3])
                 exit_fd = os.pidfd_open(pid)
@@ -360,6 +391,7 @@ def _receive_hidden(control: socket.socket) -> None:
 
 def main() -> int:
     problem_dir, evaluator_file, level = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    role = sys.argv[4] if len(sys.argv) > 4 else "judge"
     control = socket.socket(fileno=int(os.environ.pop("EVOLVE_WARM_FD")))
     # The zygote must not die of a stray SIGINT meant for the run (Ctrl-C reaches the group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -374,7 +406,7 @@ def main() -> int:
                                  "reason": f"sandbox setup failed: {exc}"}).encode())
         return 1
     try:
-        serve(control, problem_dir, evaluator_file, level)
+        serve(control, problem_dir, evaluator_file, level, role)
     except BaseException as exc:  # noqa: BLE001
         print(f"warm interpreter: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
