@@ -229,7 +229,8 @@ def _run_judge(judge: Any, program: Path, stage: str, channel: int, nonce: str) 
         try:
             _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,
                             "candidate_cpu_s": candidate.cpu_s,
-                            "candidate_errors": candidate.errors}, nonce)
+                            "candidate_errors": candidate.errors,
+                            "candidate_ended": candidate.ended}, nonce)
         except (TypeError, ValueError) as exc:
             _send(channel, {"status": "unserializable", "reason": str(exc)[:300]}, nonce)
     sys.stdout.flush()

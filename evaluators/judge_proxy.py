@@ -86,6 +86,8 @@ class Candidate:
         self.errors: list[tuple[str, str]] = []  # (kind, reason) of every failure raised
         self._loaded: list[str] | None = None
         self._failed: CandidateError | None = None
+        # (kind, reason) once the candidate ended, did not answer or broke the channel.
+        self.ended: tuple[str, str] | None = None
 
     # --- the judge's calls ---------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class Candidate:
             self.errors.append((kind, reason))
         if sticky:
             self._failed = error
+            self.ended = (kind, reason)
         return error
 
     def _seconds_left(self) -> float:

@@ -194,7 +194,12 @@ def validate_returned(message: dict[str, Any]) -> dict[str, Any]:
     out.update(score=float(score), valid=valid, metrics=_finite_json(metrics),
                feedback=feedback[:MAX_FEEDBACK_CHARS])
     caught = [(k, r) for k, r in message.get("candidate_errors") or [] if k in CAUGHT_KINDS_KEPT]
-    if not valid and caught:
+    ended = message.get("candidate_ended")
+    if not valid and isinstance(ended, list | tuple) and len(ended) == 2:
+        # The candidate's process ended, did not answer or broke the channel: that is what
+        # happened to it, whatever verdict the judge drew from it.
+        out.update(failure=str(ended[0]), reason=_short(str(ended[1])))
+    elif not valid and caught:
         kind, reason = caught[0]
         out.update(failure=kind, reason=_short(str(reason)))
     elif not valid:

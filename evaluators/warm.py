@@ -132,9 +132,6 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
     """PID 1 of the evaluation's own PID namespace: mount its /proc, take its pipes, run the
     harness exactly as `python -m evaluators.harness` would (role 'judge'), or host the
     candidate on its channel (role 'candidate'). Never returns."""
-    from evaluators import harness
-
-    harness_file = harness.__file__
     code = 70
     try:
         _die_with_parent()
@@ -161,15 +158,18 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         os.chdir(work_dir)
         # `python -m` put the start directory first on sys.path; a cold harness gets its work dir.
         sys.path[:] = [work_dir if p in (zygote_start_dir, "") else p for p in sys.path]
-        sys.argv[:] = [harness_file, request["problem_dir"], request["program"], request["stage"]]
         _reseed()
         if role == "candidate":
             from evaluators import candidate_host
 
-            env.pop("EVOLVE_RESULT_FD", None)
             os.environ.pop("EVOLVE_RESULT_FD", None)
+            sys.argv[:] = [candidate_host.__file__, "3", request["program"]]
             code = candidate_host.run(Path(request["program"]), 3)
         else:
+            from evaluators import harness
+
+            sys.argv[:] = [harness.__file__, request["problem_dir"], request["program"],
+                           request["stage"]]
             code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
                                request["stage"], preloaded)
         sys.stdout.flush()
@@ -263,12 +263,11 @@ def _preload(problem_dir: Path, evaluator_file: str, role: str = "judge") -> Any
         import numpy  # noqa: F401 - fork-safe with one BLAS thread (the thread vars are set)
     except ImportError:
         pass
-    from evaluators import harness
-
     if role == "candidate":
         from evaluators import candidate_host, candidate_worker  # noqa: F401
 
         return None
+    from evaluators import harness
 
     try:
         return harness.Preloaded(problem_dir, evaluator_file)

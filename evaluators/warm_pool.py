@@ -158,8 +158,6 @@ class WarmInterpreter:
         self.evaluator_file = evaluator_file
         self.level = level
         self.role = role
-        if role == "candidate":
-            hidden = ()  # never imports the evaluator, so never reads its hidden files
         self._lock = threading.Lock()
         self.base = _mount_point()
         self.view = sandbox_view(self.problem_dir, hidden, gpu=False)
@@ -186,7 +184,8 @@ class WarmInterpreter:
         env.update(prefix_env)
         self._stderr = tempfile.TemporaryFile()
         try:
-            hidden_fds = open_for_child(self.problem_dir, hidden)
+            # A candidate zygote never imports the evaluator: it gets no hidden file at all.
+            hidden_fds = open_for_child(self.problem_dir, hidden if role == "judge" else ())
         except OSError:
             self._control.close()
             theirs.close()
