@@ -120,7 +120,12 @@ def serve(program: Path, sock: socket.socket) -> None:
             data = channel.recv_frame(sock, max_bytes=_MAX_REQUEST_BYTES, what="request")
         except channel.ChannelError:
             return
-        reply = worker.handle(channel.decode(data, records="attributes"))
+        try:
+            request = channel.decode(data, records="attributes")
+        except BaseException as exc:  # noqa: BLE001 - a factory of a built argument failed
+            reply: dict[str, Any] = {"error": _error(exc, program)}
+        else:
+            reply = worker.handle(request)
         try:
             payload = channel.encode(reply)
         except (TypeError, ValueError, OverflowError) as exc:

@@ -6,7 +6,12 @@ sent as lists) and maps, plus two extension types:
 - numpy arrays of a numeric dtype (bool, signed/unsigned integers, floats), as dtype, shape and
   the raw bytes; decoded into a fresh writable array, its size checked against its shape;
 - records: a map whose reader sees attributes (`state.tick`), so a candidate written against
-  objects keeps its interface; the judge always decodes them as plain dicts.
+  objects keeps its interface; the judge always decodes them as plain dicts;
+- built objects, judge to candidate only: "call the public factory `module:name` with these
+  plain arguments" (the problem's own helper class, e.g. a workload with its makespan
+  method, or `torch:as_tensor`), done by the candidate's process when it reads the message.
+  Nothing of the judge's crosses: the candidate's process imports that public code itself.
+  The judge refuses them in replies.
 
 Each frame is a 4-byte big-endian length and the payload; a reader refuses a frame above its
 size limit before reading the payload.
@@ -26,6 +31,7 @@ import msgpack
 
 EXT_ARRAY = 1
 EXT_RECORD = 2
+EXT_BUILT = 3
 _HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = (1 << 32) - 1
 # numpy dtype strings an array may have on the channel (byte order given explicitly).
@@ -54,6 +60,27 @@ class Record(dict):
     """A map sent as a record: the candidate reads its fields as attributes."""
 
 
+class Built:
+    """`factory(*args)` made in the candidate's process: `factory` is 'module:name' (a dotted
+    name within the module is allowed), the arguments plain data."""
+
+    def __init__(self, factory: str, *args: Any):
+        if not isinstance(factory, str) or factory.count(":") != 1:
+            raise ValueError(f"a factory is named 'module:name', got {factory!r}")
+        self.factory, self.args = factory, list(args)
+
+
+def _build(body: bytes) -> Any:
+    import importlib
+
+    factory, args = decode(body, records="attributes")
+    module_name, name = factory.split(":")
+    target: Any = importlib.import_module(module_name)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target(*args)
+
+
 def _numpy() -> Any:
     return sys.modules.get("numpy")
 
@@ -72,6 +99,11 @@ def _default(value: Any) -> Any:
             return value.item()
     if isinstance(value, Record):
         return msgpack.ExtType(EXT_RECORD, encode(dict(dict.items(value))))
+    if isinstance(value, Built):
+        return msgpack.ExtType(EXT_BUILT, encode([value.factory, value.args]))
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):  # the candidate's tensors
+        return value.detach().cpu().numpy()
     # Subclasses of the plain types (strict packing sends only exact types as they are): their
     # genuine contents through the base type's own methods, whatever they override.
     if isinstance(value, tuple):
@@ -134,6 +166,8 @@ def decode(data: bytes, *, records: str = "dict") -> Any:
             if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
                 raise ValueError("a record must be a map with text keys")
             return SimpleNamespace(**fields) if records == "attributes" else fields
+        if code == EXT_BUILT and records == "attributes":
+            return _build(body)
         raise ValueError(f"unknown extension type {code}")
 
     try:

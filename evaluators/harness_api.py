@@ -6,7 +6,8 @@ another uid and never shares this process; `candidate` is a proxy
 (`evaluators.judge_proxy.Candidate`): `candidate.call("pack_circles", 26)`,
 `candidate.new("Policy", record(...))` and method calls on the handle it returns, and
 `candidate.batch([...])` for many independent calls in one message. Values cross as plain data
-only; `candidate.cpu_s` / `last_cpu_s` are the candidate's own CPU time, measured outside its
+only (`record(...)`: a map the candidate reads as attributes; `Built("module:factory", ...)`: an
+object of the problem's public helper code that the candidate's process makes itself); `candidate.cpu_s` / `last_cpu_s` are the candidate's own CPU time, measured outside its
 reach. A failure on the candidate's side raises `CandidateError` (its `kind` is the failure
 kind). `evaluate_locally(judge, program_path, stage)` runs a judge against an unsandboxed
 candidate process, for scripts and tests.
@@ -32,12 +33,13 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 from evaluators import guard, hidden
+from evaluators.channel import Built
 from evaluators.judge_proxy import Candidate, Handle, local_candidate, record
 from evaluators.plain import plain_array, plain_float, plain_int, plain_list
 from evaluators.source_check import check_source
 from evaluators.validate import CandidateError, CandidateLoadError, classify_exception
 
-__all__ = ["Candidate", "CandidateError", "CandidateLoadError", "Handle", "call_timed",
+__all__ = ["Built", "Candidate", "CandidateError", "CandidateLoadError", "Handle", "call_timed",
            "candidate_errors", "clock", "configure_source_check", "cpu_clock", "check_tampering",
            "evaluate_locally", "get_function", "hidden_file", "load_candidate", "local_candidate",
            "plain_array", "plain_float", "plain_int", "plain_list", "record",

@@ -315,6 +315,11 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
     sel.register(control, selectors.EVENT_READ, ("control",))
     while True:
         for key, _ in sel.select():
+            if sel.get_map().get(key.fd) is not key:
+                # Handled earlier in this batch: an evaluation's exit closes its status socket
+                # (whose end-of-file then came in the same batch), and a new request may have
+                # been given the same descriptor number meanwhile.
+                continue
             kind = key.data[0]
             if kind == "control":
                 try:

@@ -411,8 +411,9 @@ class WarmPool:
             if current is not None and current.alive():
                 return current
             if current is not None:
-                log.warning("warm interpreter for %s ended; starting a fresh one",
-                            problem_dir.name)
+                log.warning("warm %s interpreter for %s ended (exit code %s: %s); starting a "
+                            "fresh one", role, problem_dir.name, current.proc.returncode,
+                            current._log_tail()[-500:])
                 current.close()
             try:
                 current = WarmInterpreter(problem_dir, evaluator_file, level, hidden, role)
