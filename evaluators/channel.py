@@ -86,6 +86,9 @@ def _numpy() -> Any:
 
 
 def _default(value: Any) -> Any:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):  # the candidate's tensors
+        value = value.detach().cpu().numpy()
     np = _numpy()
     if np is not None:
         if isinstance(value, np.ndarray):
@@ -101,9 +104,7 @@ def _default(value: Any) -> Any:
         return msgpack.ExtType(EXT_RECORD, encode(dict(dict.items(value))))
     if isinstance(value, Built):
         return msgpack.ExtType(EXT_BUILT, encode([value.factory, value.args]))
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):  # the candidate's tensors
-        return value.detach().cpu().numpy()
+
     # Subclasses of the plain types (strict packing sends only exact types as they are): their
     # genuine contents through the base type's own methods, whatever they override.
     if isinstance(value, tuple):

@@ -214,7 +214,7 @@ def _run_judge(judge: Any, program: Path, stage: str, channel: int, nonce: str) 
     deadline = judge_proxy.stage_deadline()
     if fd is not None:
         opened = contextlib.nullcontext(judge_proxy.Candidate(
-            socket.socket(fileno=int(fd)), deadline=deadline))
+            socket.socket(fileno=int(fd)), deadline=deadline, program=program))
     else:
         opened = judge_proxy.local_candidate(program, deadline=deadline)
     with opened as candidate:

@@ -76,8 +76,9 @@ class Candidate:
     """The proxy over the channel `sock` to the trusted host of the candidate process."""
 
     def __init__(self, sock: socket.socket, *, deadline: float | None = None,
-                 max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES):
+                 max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES, program: Path | None = None):
         self._sock = sock
+        self._program = program
         self._deadline = deadline  # time.monotonic() by which the stage must be over
         self.max_reply_bytes = max_reply_bytes
         self.cpu_s = 0.0
@@ -90,6 +91,15 @@ class Candidate:
         self.ended: tuple[str, str] | None = None
 
     # --- the judge's calls ---------------------------------------------------------------
+
+    def source(self) -> str:
+        """The program's source text (to read, never to run: a static check of the judge's)."""
+        if self._program is None:
+            return ""
+        try:
+            return self._program.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def load(self) -> list[str]:
         """Import the program (done by the first call anyway); returns its public names."""
@@ -223,11 +233,15 @@ def stage_deadline() -> float | None:
 
 
 @contextlib.contextmanager
-def local_candidate(program: str | Path, *, deadline: float | None = None) -> Iterator[Candidate]:
+def local_candidate(program: str | Path, *, deadline: float | None = None,
+                    env: dict[str, str] | None = None) -> Iterator[Candidate]:
     """A candidate process on this machine without a sandbox (scripts, benchmarks, tests of a
-    judge; the sandbox's executors start it sandboxed instead)."""
+    judge; the sandbox's executors start it sandboxed instead); `env` adds to its
+    environment."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVOLVE_")}
+    env.update(extra)
     root = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     proc = subprocess.Popen([sys.executable, "-m", "evaluators.candidate_host",
@@ -235,7 +249,7 @@ def local_candidate(program: str | Path, *, deadline: float | None = None) -> It
                             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
     theirs.close()
     try:
-        yield Candidate(ours, deadline=deadline)
+        yield Candidate(ours, deadline=deadline, program=Path(program).resolve())
     finally:
         ours.close()
         try:
