@@ -7,8 +7,8 @@ turns requests into calls of the program's functions, classes and objects, and t
 into data (`evaluators.channel`); a result that is not data becomes an error reply.
 
 Requests (maps): {"op": "load"}; {"op": "call", "name", "args", "kwargs"}; {"op": "new",
-"name", "args", "kwargs"} (returns a handle number); {"op": "method", "handle", "name", "args",
-"kwargs"}; {"op": "batch", "calls": [[handle or None, name, args], ...]} (the results, in
+"name", "args", "kwargs"} (returns a handle number); {"op": "keep", "values"} (built objects kept, their
+handle numbers returned); {"op": "method", "handle", "name", "args", "kwargs"}; {"op": "batch", "calls": [[handle or None, name, args], ...]} (the results, in
 order; stops at the first error and says which). Replies: {"ok": value} or {"error": {"kind",
 "reason"}, "index"?}.
 """
@@ -25,7 +25,7 @@ from typing import Any
 from evaluators import channel
 from evaluators.validate import classify_exception
 
-MODULE_NAME = "candidate_program"
+MODULE_NAME = channel.PROGRAM_MODULE
 _MAX_REQUEST_BYTES = 1 << 31
 
 
@@ -49,6 +49,8 @@ class Worker:
         self.program = program
         self.module: Any = None
         self.handles: dict[int, Any] = {}
+        # Methods a batch called before, by (handle, name): a step of many runs repeats them.
+        self._bound: dict[tuple[Any, str], Any] = {}
 
     def load(self) -> list[str]:
         source = importlib.util.decode_source(self.program.read_bytes())
@@ -99,11 +101,24 @@ class Worker:
                 return {"ok": number}
             if op == "method":
                 return {"ok": self._target(request["handle"], request["name"])(*args, **kwargs)}
+            if op == "keep":
+                # Objects made in this process from the request (built arguments): kept, and
+                # referred to by handle from then on.
+                numbers = []
+                for value in request["values"]:
+                    number = len(self.handles) + 1
+                    self.handles[number] = value
+                    numbers.append(number)
+                return {"ok": numbers}
             if op == "batch":
                 results = []
+                bound = self._bound
                 for index, (handle, name, call_args) in enumerate(request["calls"]):
                     try:
-                        results.append(self._target(handle, name)(*call_args))
+                        fn = bound.get((handle, name))
+                        if fn is None:
+                            fn = bound[handle, name] = self._target(handle, name)
+                        results.append(fn(*call_args))
                     except BaseException as exc:  # noqa: BLE001 - reported, with its place
                         return {"error": _error(exc, self.program), "index": index}
                 return {"ok": results}

@@ -62,7 +62,8 @@ class Record(dict):
 
 class Built:
     """`factory(*args)` made in the candidate's process: `factory` is 'module:name' (a dotted
-    name within the module is allowed), the arguments plain data."""
+    name within the module is allowed; module 'program' is the candidate's program), the
+    arguments plain data (built objects included)."""
 
     def __init__(self, factory: str, *args: Any):
         if not isinstance(factory, str) or factory.count(":") != 1:
@@ -70,12 +71,20 @@ class Built:
         self.factory, self.args = factory, list(args)
 
 
+# The candidate's own program, as the candidate worker loaded it (factories named
+# 'program:NAME' resolve there).
+PROGRAM_MODULE = "candidate_program"
+
+
 def _build(body: bytes) -> Any:
     import importlib
 
     factory, args = decode(body, records="attributes")
     module_name, name = factory.split(":")
-    target: Any = importlib.import_module(module_name)
+    if module_name == "program":
+        target: Any = sys.modules[PROGRAM_MODULE]
+    else:
+        target = importlib.import_module(module_name)
     for part in name.split("."):
         target = getattr(target, part)
     return target(*args)

@@ -120,6 +120,16 @@ class Candidate:
             raise self._fail("invalid-output", f"{name}(): the candidate sent no object handle")
         return Handle(self, number, name)
 
+    def keep(self, values: Sequence[channel.Built], kind: str = "object") -> list[Handle]:
+        """Objects made in the candidate's process (`Built`: the program's own classes as
+        'program:NAME', or public helper code), kept there: one handle each, one message."""
+        numbers = self._request({"op": "keep", "values": list(values)},
+                                what=f"making {len(values)} {kind}(s)")
+        if not isinstance(numbers, list) or len(numbers) != len(values) \
+                or any(type(n) is not int for n in numbers):
+            raise self._fail("invalid-output", f"making {kind}s: the candidate sent no handles")
+        return [Handle(self, n, kind) for n in numbers]
+
     def batch(self, calls: Sequence[tuple[Handle | None, str, Sequence[Any]]]) -> list[Any]:
         """Many independent calls in one message (e.g. one step of many runs): handle (None
         for a module-level function), name, positional arguments. Returns their results in
@@ -201,10 +211,14 @@ class Candidate:
         kind = kind if kind in _CANDIDATE_KINDS else "crash"
         reason = str(reason)[:500] if isinstance(reason, str) else "no reason given"
         index = reply.get("index")
-        if batch is not None and type(index) is int and 0 <= index < len(batch):
+        in_batch = batch is not None and type(index) is int and 0 <= index < len(batch)
+        if in_batch:
             what = f"{batch[index][1]}() (call {index + 1} of the batch)"
-        raise self._fail(kind, f"{what} raised: {reason}" if kind == "crash" else
-                         f"{what}: {reason}")
+        error = self._fail(kind, f"{what} raised: {reason}" if kind == "crash" else
+                           f"{what}: {reason}")
+        error.index = index if in_batch else None  # which call of a batch failed
+        error.detail = reason  # the candidate's own account, without the call's name
+        raise error
 
 
 def _describe(value: Any) -> str:

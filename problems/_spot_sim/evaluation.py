@@ -81,8 +81,12 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
     _check()
     if isinstance(outcome, dict):
         return outcome
-    results = outcome
+    return summarize(runs, outcome, optimum, _clock() - started, _stats=_stats)
 
+
+def summarize(runs: Sequence[Any], results: Sequence[RunResult], optimum: dict[str, float],
+              seconds: float, *, _stats=weighted_mean_std) -> dict[str, Any]:
+    """The stage result of a policy's runs: score, metrics and feedback."""
     weights = [getattr(run, "weight", 1.0) for run in runs]
     costs = [r.cost for r in results]
     mean, std = _stats(costs, weights)
@@ -117,7 +121,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
         groups.setdefault(run.group, []).append(r.cost)
     for group, values in groups.items():
         metrics[f"mean_cost[{group}]"] = round(sum(values) / len(values), 4)
-    metrics["evaluation_seconds"] = round(_clock() - started, 3)
+    metrics["evaluation_seconds"] = round(seconds, 3)
 
     score = -(mean + SCORE_STD_WEIGHT * std)
     worst = max(groups, key=lambda g: sum(groups[g]) / len(groups[g]))

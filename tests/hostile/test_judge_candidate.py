@@ -153,3 +153,15 @@ def test_the_channel_attacks_fail_the_same_way_at_weaker_levels(level):
     assert_failed(result, FailureKind.INVALID_OUTPUT, "malformed")
     result = run(candidate("cp_patch_stdlib_validator"), CIRCLES, level=level)
     assert_failed(result, FailureKind.INVALID_OUTPUT, "overlap")
+
+
+# --- look-ahead through module state (spot_single: runs share traces) -----------------------
+
+def test_module_state_never_holds_the_future_of_a_run():
+    # spot_single's quick stage runs each trace under several deadlines and overheads. Run one
+    # after another, a policy's module state held a longer record of the same trace: the
+    # future. All runs now advance one tick per message, so no record is ever ahead.
+    result = run(candidate("spot_module_state_lookahead"), REPO / "problems" / "spot_single")
+    quick = result.stages[0]
+    assert quick.stage == "quick" and quick.valid, quick.reason
+    assert "LOOKAHEAD" not in quick.stdout, quick.stdout[:500]
