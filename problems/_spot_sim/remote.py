@@ -31,3 +31,26 @@ class Runner:
         state._cluster, state._last, state._avail = cluster, last, avail
         state._preempted = preempted
         return self.decide(state)
+
+
+class Fleet:
+    """Every run's Runner, stepped together: one call per tick for all runs still going."""
+
+    def __init__(self, runners: list[Runner]) -> None:
+        self.runners = runners
+        self.current = -1
+
+    def step(self, which: Any, tick: int, done: Any, oh: Any, cluster: Any, last: Any,
+             avail: Any, preempted: Any) -> list[Any]:
+        runners = self.runners
+        out = []
+        for i, d, o, c, la, a, p in zip(which.tolist(), done.tolist(), oh.tolist(),
+                                        cluster.tolist(), last.tolist(), avail.tolist(),
+                                        preempted.tolist(), strict=True):
+            self.current = i
+            out.append(runners[i].step(tick, d, o, c, la, a, p))
+        return out
+
+    def failed_run(self) -> int:
+        """The run whose policy was asked last (the one that raised, after a failed step)."""
+        return self.current
