@@ -9,15 +9,23 @@ real LLM client over HTTP to a scripted OpenAI-compatible server in *another* pr
 prints the median. CPU is this whole process (`getrusage(RUSAGE_SELF)`: every thread, no child),
 from the loop's start (initial program evaluated) to its stop, so one-off set-up is not counted.
 
-Two things the framework calls are measured alone in the same run and shown in their own,
-labelled columns: litellm itself (a bare `litellm.acompletion` with the arguments our client
-passes, measured in alternating batches, times the calls the run made) and the sandbox's parent
-side (the sandbox threads that start each child and read its output, measured inside each run
-with per-thread CPU clocks; the children themselves are never counted). An "upper bound" column
-charges us everything on the event loop's thread except litellm's own coroutine steps (timed in
-the run), so litellm's background logging tasks count as ours there: a pessimistic bound. Everything else is the framework's own cost ("framework ms/prog"): the
-controller, the archive writes, prompt building, diff application, novelty, progress and our
-LLM-client wrapper around litellm. Target: < 5 ms per program at every N, in both modes.
+With the scripted LLM every N runs twice, the repeats interleaved: the LLM client on its
+default path (OpenAI-compatible endpoints through the `openai` SDK) and with
+`llm.openai_sdk = false` (through litellm, as every call went before); the last line of each N
+is the ratio of their total CPU per program.
+
+Our LLM client is measured alone in the same run and shown in its own column ("client"): its
+`complete` on one request, on the run's path, times the calls the run made. Same-run baselines
+are printed first: the bare `openai` async client (`chat.completions.create`, on its default and
+on its aiohttp transport), a bare `litellm.acompletion` with our client's arguments, and our
+`LLMClient.complete` on each path, on the same request, in alternating batches. The sandbox's
+parent side (the sandbox threads that start each child and read its output) is measured inside
+each run with per-thread CPU clocks; the children themselves are never counted. An "upper
+bound" column charges us everything on the event loop's thread except the client library's
+own coroutine steps (timed in the run), so whatever it spawns or runs in callbacks counts as
+ours there: a pessimistic bound. Everything else is the framework's own cost ("framework
+ms/prog"): the controller, the archive writes, prompt building, diff application, novelty and
+progress. Target: < 5 ms per program at every N, in both modes.
 
 Noise: besides warm-up, repeats and medians, each framework figure is also shown as a ratio to
 a floor measured in the same run: a bare asyncio loop storing the same rows with the sqlite3
@@ -74,12 +82,13 @@ with ScriptedLLMServer(respond) as server:
 
 
 def config_for(run_dir: Path, in_flight: int, evaluations: int, programs: int,
-               base_url: str | None) -> object:
+               base_url: str | None, openai_sdk: bool = True) -> object:
     data: dict = {
         "problem": str(FIXTURE), "seed": 1, "run_dir": str(run_dir),
         "concurrency": {"proposals": in_flight, "evaluations": evaluations},
         "budget": {"max_programs": programs},
         "mutation": {"mix": {"diff": 1.0}},
+        "llm": {"openai_sdk": openai_sdk},
     }
     if base_url:
         data["operators"] = {"models": [{"name": MODEL, "api_base": base_url}]}
@@ -115,18 +124,25 @@ def own_steps_cost(samples: int) -> float:
     return (cpu_self() - start) / samples
 
 
-def measure(in_flight: int, evaluations: int, programs: int, base_url: str | None) -> dict:
+def measure(in_flight: int, evaluations: int, programs: int, base_url: str | None,
+            openai_sdk: bool = True) -> dict:
     """One run; CPU per program split by who spent it, measured inside the run."""
+    import openai
+
     from evolve.engine.session import run_session
     from evolve.operators.llm import litellm_module
 
+    # The client libraries' own coroutine steps are timed (measurement only: they run as they
+    # are): litellm's entry point, and the SDK client's request method (litellm's openai
+    # provider calls it too; nested steps are counted once).
     timer = StepTimer()
     litellm = litellm_module()
-    original = litellm.acompletion
+    original, original_post = litellm.acompletion, openai.AsyncOpenAI.post
     litellm.acompletion = timer.wrap(original)
+    openai.AsyncOpenAI.post = timer.wrap(original_post)  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="evolve-overhead-") as tmp:
         run_dir = Path(tmp)
-        config = config_for(run_dir, in_flight, evaluations, programs, base_url)
+        config = config_for(run_dir, in_flight, evaluations, programs, base_url, openai_sdk)
         marks: dict[str, tuple[float, float, float, float, dict[str, float]]] = {}
 
         def on_progress(snapshot: object) -> None:
@@ -146,6 +162,7 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
             outcome = asyncio.run(run())
         finally:
             litellm.acompletion = original
+            openai.AsyncOpenAI.post = original_post  # type: ignore[method-assign]
         (cpu0, main0, lite0, wall0, threads0), (cpu1, main1, lite1, wall1, threads1) = \
             marks["start"], marks["stop"]
         sandbox = sum(cpu - threads0.get(name, 0.0) for name, cpu in threads1.items()
@@ -159,23 +176,23 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
     total, main, litellm_main = cpu1 - cpu0, main1 - main0, lite1 - lite0
     return {"programs": count, "evaluated": evaluated, "rate": count / (wall1 - wall0),
             "total": total / count, "framework": (main - litellm_main) / count,
-            "litellm": (litellm_main + total - main - sandbox) / count,
             "sandbox": sandbox / count, "calls": calls / count}
 
 
-def row_for(n: int, runs: list[dict], floor: float, litellm_alone: float) -> str:
+def row_for(n: int, runs: list[dict], floor: float, client_alone: float, label: str) -> str:
     """One table line: medians over the repeats (the framework's range in brackets).
 
-    'framework' = total - the sandbox threads (measured in the run) - litellm alone (the same-run
-    baseline) x the calls the run made. 'upper bound' = the loop's thread minus only litellm's
-    own coroutine steps, so litellm's spawned logging tasks count as ours."""
+    'framework' = total - the sandbox threads (measured in the run) - our LLM client alone (the
+    same-run baseline) x the calls the run made. 'upper bound' = the loop's thread minus only
+    the client library's own coroutine steps, so what it spawns counts as ours."""
     def mid(key: str) -> float:
         return statistics.median(r[key] for r in runs)
 
-    own = sorted(1000 * (r["total"] - r["sandbox"] - r["calls"] * litellm_alone) for r in runs)
+    own = sorted(1000 * (r["total"] - r["sandbox"] - r["calls"] * client_alone) for r in runs)
     framework = statistics.median(own)
-    return (f"{n:>4} {mid('rate'):>10.2f} {mid('evaluated'):>5.0f} {1000 * mid('total'):>9.2f} "
-            f"{1000 * mid('calls') * litellm_alone:>8.2f} {1000 * mid('sandbox'):>8.2f} "
+    return (f"{n:>4} {label:<11} {mid('rate'):>10.2f} {mid('evaluated'):>5.0f} "
+            f"{1000 * mid('total'):>9.2f} {1000 * mid('calls') * client_alone:>7.2f} "
+            f"{1000 * mid('sandbox'):>8.2f} "
             f"{framework:>10.2f} [{own[0]:.2f}-{own[-1]:.2f}] {framework / TARGET_MS:>6.2f}x "
             f"{framework / (1000 * floor):>7.1f}x {1000 * mid('framework'):>12.2f}")
 
@@ -195,42 +212,73 @@ def main() -> None:
     try:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
-        litellm_cpu, client_cpu = asyncio.run(llm_costs(base_url, args.samples, args.repeats))
+        costs = asyncio.run(llm_costs(base_url, args.samples, args.repeats))
         sandbox_cpu = asyncio.run(sandbox_cost(args.samples, args.repeats))
         store_cpu = archive_cost(args.samples, args.repeats)
         floor = sqlite_floor(args.samples, args.repeats)
         own_cpu = own_steps_cost(10 * args.samples)
+        bare = costs.openai
         print("same-run baselines, CPU of this process per call (median of "
-              f"{args.repeats} batches of {args.samples}):")
-        print(f"  litellm.acompletion alone          {1000 * litellm_cpu:7.2f} ms  (excluded: litellm's own)")
-        print(f"  our LLMClient.complete             {1000 * client_cpu:7.2f} ms  "
-              f"(our wrapper: {1000 * (client_cpu - litellm_cpu):+.2f} ms, counted as ours)")
+              f"{args.repeats} batches of {args.samples}; one request, alternating batches):")
+        print(f"  bare openai async client           {1000 * bare:7.2f} ms  1.00x  (chat.completions"
+              ".create, its default transport)")
+        print(f"  the same on its aiohttp transport  {1000 * costs.openai_aiohttp:7.2f} ms  "
+              f"{costs.openai_aiohttp / bare:.2f}x  (openai.DefaultAioHttpClient, as ours uses)")
+        print(f"  bare litellm.acompletion           {1000 * costs.litellm:7.2f} ms  "
+              f"{costs.litellm / bare:.2f}x  (our client's arguments)")
+        print(f"  litellm, per-call switches off     {1000 * costs.litellm_quiet:7.2f} ms  "
+              f"{costs.litellm_quiet / bare:.2f}x  (no message logging, token counter, "
+              f"callbacks: configuring litellm)")
+        print(f"  our LLMClient.complete, SDK path   {1000 * costs.ours:7.2f} ms  "
+              f"{costs.ours / bare:.2f}x  (the default; target <= 1.3x the bare openai client; "
+              f"the 'client' column on that path)")
+        print(f"  our LLMClient.complete, litellm    {1000 * costs.ours_litellm:7.2f} ms  "
+              f"{costs.ours_litellm / bare:.2f}x  (llm.openai_sdk = false; the 'client' column "
+              f"on that path)")
         print(f"  sandbox evaluation, parent side    {1000 * sandbox_cpu:7.2f} ms  (excluded: the "
               f"sandbox's threads; its child processes are never counted)")
         print(f"  archive: program + its LLM call    {1000 * store_cpu:7.2f} ms  (ours)")
         print(f"  sqlite3 floor for the same rows    {1000 * floor:7.2f} ms  (bare asyncio loop)")
         print(f"  prompt + diff + hash + shingles    {1000 * own_cpu:7.2f} ms  (ours)")
-        for label, url in (("scripted LLM", base_url), ("offline operators", None)):
-            # A short unreported run first: modules imported lazily on first use (litellm's
-            # cost paths, the scratchpad) must not be charged to the first measured N.
-            measure(2, args.evaluations, 25, url)
-            print(f"\n{label}: {args.programs} programs, M = {args.evaluations} evaluations, "
-                  f"median of {args.repeats} runs")
-            print(f"{'N':>4} {'programs/s':>10} {'evals':>5} {'total ms':>9} {'litellm':>8} "
-                  f"{'sandbox':>8} {'framework ms/prog [range]':>25} {'target':>7} "
-                  f"{'/floor':>8} {'upper bound':>12}")
-            for n in args.in_flight:
-                runs = [measure(n, args.evaluations, args.programs, url)
-                        for _ in range(args.repeats)]
-                print(row_for(n, runs, floor, litellm_cpu if url else 0.0), flush=True)
+        header = (f"{'N':>4} {'LLM client':<11} {'programs/s':>10} {'evals':>5} {'total ms':>9} "
+                  f"{'client':>7} {'sandbox':>8} {'framework ms/prog [range]':>25} "
+                  f"{'target':>7} {'/floor':>8} {'upper bound':>12}")
+        # A short unreported run of each mode first: modules imported lazily on first use (the
+        # cost paths, the scratchpad) must not be charged to the first measured N.
+        paths = (("openai SDK", True, costs.ours), ("litellm", False, costs.ours_litellm))
+        for _label, sdk, _alone in paths:
+            measure(2, args.evaluations, 25, base_url, sdk)
+        print(f"\nscripted LLM: {args.programs} programs, M = {args.evaluations} evaluations, "
+              f"median of {args.repeats} runs, the two client paths interleaved")
+        print(header)
+        for n in args.in_flight:
+            runs: dict[str, list[dict]] = {label: [] for label, _, _ in paths}
+            for _ in range(args.repeats):
+                for label, sdk, _alone in paths:
+                    runs[label].append(measure(n, args.evaluations, args.programs, base_url, sdk))
+            for label, _sdk, alone in paths:
+                print(row_for(n, runs[label], floor, alone, label), flush=True)
+            totals = {label: statistics.median(r["total"] for r in found)
+                      for label, found in runs.items()}
+            print(f"{'':>4} total CPU per program, openai SDK path / litellm path: "
+                  f"{1000 * totals['openai SDK']:.2f} / {1000 * totals['litellm']:.2f} ms = "
+                  f"{totals['openai SDK'] / totals['litellm']:.2f}x", flush=True)
+        measure(2, args.evaluations, 25, None)
+        print(f"\noffline operators: {args.programs} programs, M = {args.evaluations} "
+              f"evaluations, median of {args.repeats} runs")
+        print(header)
+        for n in args.in_flight:
+            runs_offline = [measure(n, args.evaluations, args.programs, None)
+                            for _ in range(args.repeats)]
+            print(row_for(n, runs_offline, floor, 0.0, "none"), flush=True)
         print(f"\nper program: total = this process, all threads (sandbox children never); "
-              f"litellm = litellm alone (baseline above) x the run's calls; sandbox = the "
-              f"sandbox_* threads, measured in the run; framework = total - litellm - sandbox "
-              f"(everything of ours, our LLM wrapper included); upper bound = the event loop's "
-              f"thread minus litellm's own coroutine steps timed in the run (litellm's spawned "
-              f"logging tasks and HTTP callbacks charged to us). Target < {TARGET_MS:g} ms: "
-              f"'target' = framework / {TARGET_MS:g} ms; '/floor' = framework / the sqlite3 "
-              f"floor above.")
+              f"client = our LLM client alone on that path (baseline above, the library "
+              f"included) x the run's calls; sandbox = the sandbox_* threads, measured in the "
+              f"run; framework = total - client - sandbox (the rest of ours: controller, "
+              f"archive, prompts, novelty); upper bound = the event loop's "
+              f"thread minus the library's own coroutine steps timed in the run (what it "
+              f"spawns charged to us). Target < {TARGET_MS:g} ms: 'target' = framework / "
+              f"{TARGET_MS:g} ms; '/floor' = framework / the sqlite3 floor above.")
     finally:
         if server.stdin:
             server.stdin.close()

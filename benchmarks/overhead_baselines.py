@@ -14,6 +14,7 @@ import sqlite3
 import statistics
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +56,73 @@ async def median_cost_async(call: Callable[[], Awaitable[Any]], samples: int,
     return statistics.median(costs)
 
 
-async def llm_costs(base_url: str, samples: int, repeats: int) -> tuple[float, float]:
-    """(litellm's own CPU per call: a bare `litellm.acompletion` with the arguments our client
-    passes, our `LLMClient.complete` around the same call)."""
+# litellm's settings against its own per-call work (message logging, token counting, end-user
+# cost tracking, callbacks): set only around its "litellm_quiet" batches, to show what
+# configuring litellm gains against calling the SDK directly.
+_LITELLM_QUIET = {"turn_off_message_logging": True, "disable_streaming_logging": True,
+                  "disable_token_counter": True, "disable_end_user_cost_tracking": True,
+                  "disable_add_user_agent_to_request_tags": True, "success_callback": [],
+                  "_async_success_callback": [], "failure_callback": [],
+                  "_async_failure_callback": [], "callbacks": []}
+
+
+@dataclass
+class ClientCosts:
+    """CPU seconds of this process per call, for the same request to the same server."""
+
+    openai: float       # the bare `openai` async client: `chat.completions.create`
+    openai_aiohttp: float  # the same on the SDK's aiohttp transport (our client's transport)
+    litellm: float      # a bare `litellm.acompletion` with the arguments our client passes
+    litellm_quiet: float  # the same with litellm's per-call switches off (`_LITELLM_QUIET`)
+    ours: float         # our `LLMClient.complete` (OpenAI-compatible: the openai SDK path)
+    ours_litellm: float  # our `LLMClient.complete` with `llm.openai_sdk = false` (litellm)
+
+
+async def llm_costs(base_url: str, samples: int, repeats: int) -> ClientCosts:
+    """The clients on the same request, in alternating batches (drift in the machine's
+    load hits all alike); the median batch of each."""
+    import openai
+
     from evolve.config import LLMConfig, ModelConfig
     from evolve.operators.llm import LLMClient, litellm_model_name, litellm_module
 
-    client = LLMClient([ModelConfig(name=MODEL, api_base=base_url)], LLMConfig())
+    models = [ModelConfig(name=MODEL, api_base=base_url)]
+    ours = LLMClient(models, LLMConfig())
+    ours_litellm = LLMClient(models, LLMConfig(openai_sdk=False))
     litellm = litellm_module()
     kwargs = {"model": litellm_model_name(MODEL), "messages": MESSAGES, "temperature": 0.7,
               "max_tokens": 4096, "timeout": 60.0, "num_retries": 0, "max_retries": 0,
               "drop_params": True, "api_base": base_url, "api_key": "sk-no-key-needed"}
-    # Alternating batches: drift in the machine's load hits both alike.
-    bare_runs, ours_runs = [], []
-    for _ in range(repeats):
-        bare_runs.append(await median_cost_async(lambda: litellm.acompletion(**kwargs),
-                                                 samples, 1))
-        ours_runs.append(await median_cost_async(lambda: client.complete(MODEL, MESSAGES),
-                                                 samples, 1))
-    return statistics.median(bare_runs), statistics.median(ours_runs)
+    bare = openai.AsyncOpenAI(base_url=base_url, api_key="sk-no-key-needed", max_retries=0)
+    bare_aiohttp = openai.AsyncOpenAI(base_url=base_url, api_key="sk-no-key-needed",
+                                      max_retries=0, http_client=openai.DefaultAioHttpClient())
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "openai": lambda: bare.chat.completions.create(
+            model=MODEL.split("/", 1)[1], messages=MESSAGES, temperature=0.7,  # type: ignore
+            max_tokens=4096, timeout=60.0),
+        "openai_aiohttp": lambda: bare_aiohttp.chat.completions.create(
+            model=MODEL.split("/", 1)[1], messages=MESSAGES, temperature=0.7,  # type: ignore
+            max_tokens=4096, timeout=60.0),
+        "litellm": lambda: litellm.acompletion(**kwargs),
+        "ours": lambda: ours.complete(MODEL, MESSAGES, temperature=0.7),
+        "ours_litellm": lambda: ours_litellm.complete(MODEL, MESSAGES, temperature=0.7),
+    }
+    calls["litellm_quiet"] = calls["litellm"]
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    saved = {key: getattr(litellm, key) for key in _LITELLM_QUIET}
+    try:
+        for _ in range(repeats):
+            for name, call in calls.items():
+                for key, value in (_LITELLM_QUIET if name == "litellm_quiet" else saved).items():
+                    setattr(litellm, key, value)
+                runs[name].append(await median_cost_async(call, samples, 1))
+    finally:
+        for key, value in saved.items():
+            setattr(litellm, key, value)
+        await bare.close()
+        await bare_aiohttp.close()
+        await ours.aclose()
+    return ClientCosts(**{name: statistics.median(costs) for name, costs in runs.items()})
 
 
 async def sandbox_cost(samples: int, repeats: int) -> float:

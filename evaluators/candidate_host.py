@@ -12,7 +12,12 @@ candidate cannot forge:
 - a deadline per request: a candidate that does not answer in time is killed;
 - a size limit per reply, checked on the length before any of it is read;
 - the worker's end (crash, memory, CPU limit) as a reason, reported for this and every later
-  request.
+  request;
+- the kernel's protections, as the harness gives the judge's process: the seccomp filter
+  (`syscall_filter`) is loaded on this process before it forks the worker, so the worker and
+  all it starts carry it, and this process answers its refusals (a refused call ends the
+  candidate: 'sandbox-denied'); the worker joins the evaluation's cgroup (`cgroup_join`,
+  memory and process limits over the candidate's whole tree) before it imports the program.
 
 Envelope from the judge: struct ">dQ" (seconds allowed, largest reply in bytes) + the request
 frame's payload. Back to the judge: struct ">BQ" (status, CPU nanoseconds) + the worker's reply
@@ -21,6 +26,7 @@ frame's payload. Back to the judge: struct ">BQ" (status, CPU nanoseconds) + the
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
@@ -32,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from evaluators import channel, proctree
+from evaluators import cgroup_join, channel, proctree, syscall_filter
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_worker_exit
 
@@ -109,23 +115,37 @@ class Tree:
         return self.last_ns
 
 
-def _start_worker(program: Path, sock: socket.socket, keep: socket.socket) -> int:
+def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
+                  refusals: syscall_filter.Listener | None, cgroup_fds: list[int],
+                  admitted: tuple[int | None, int | None]) -> int:
     limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
     uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
+    admitted_r, admitted_w = admitted
     pid = os.fork()
     if pid:
         return pid
     try:
+        if refusals is not None:
+            refusals.close_in_child()  # the host's alone
         keep.close()
+        cgroup_join.close(cgroup_fds, admitted_w)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         fd = sock.detach()
-        # Only stdin/out/err and the channel to the host stay open in the candidate.
+        if admitted_r is not None:  # out of the way of 3 and 4 first
+            admitted_r = fcntl.fcntl(admitted_r, fcntl.F_DUPFD, 100)
+        # Only stdin/out/err, the channel to the host and (until it is admitted to the
+        # evaluation's cgroup) the host's word on that stay open in the candidate.
         os.dup2(fd, 3)
-        os.closerange(4, 65536)
+        if admitted_r is not None:
+            os.dup2(admitted_r, 4)
+            admitted_r = 4
+        os.closerange(5 if admitted_r is not None else 4, 65536)
         apply_limits(limits, dedicated_uid=bool(uid))
         if uid:
             drop_privileges(int(uid))
+        # In the evaluation's cgroup (limits over the whole tree) before candidate code.
+        cgroup_join.wait_admitted(admitted_r)
         from evaluators import candidate_worker
 
         candidate_worker.main(program, 3)
@@ -138,11 +158,20 @@ def _start_worker(program: Path, sock: socket.socket, keep: socket.socket) -> in
 
 
 class Host:
-    def __init__(self, program: Path, judge: socket.socket):
+    def __init__(self, program: Path, judge: socket.socket,
+                 refusals: syscall_filter.Listener | None = None):
         self.judge = judge
+        self.refusals = refusals
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.pid = _start_worker(program, theirs, keep=ours)
+        # The evaluation's cgroup, if the executor made one: this process moves the worker in
+        # while the worker sets itself up (the move waits for a kernel grace period).
+        cgroup_fds = cgroup_join.take_from_environment()
+        admitted_r, admitted_w = os.pipe() if cgroup_fds else (None, None)
+        self.pid = _start_worker(program, theirs, ours, refusals, cgroup_fds,
+                                 (admitted_r, admitted_w))
         theirs.close()
+        cgroup_join.admit(self.pid, cgroup_fds, admitted_w)
+        cgroup_join.close([], admitted_r)
         self.worker = ours
         self.tree = Tree(self.pid)
         self.pidfd = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None
@@ -184,6 +213,22 @@ class Host:
                 pass
         proctree.kill_descendants(os.getpid())
 
+    def _listener(self) -> list[int]:
+        fd = self.refusals.fd if self.refusals is not None else None
+        return [fd] if fd is not None else []
+
+    def _refused(self, ready: list[int]) -> bool:
+        """Answer a refused system call (EPERM) if one is waiting; a refusal ends the
+        candidate, whatever the program made of the error."""
+        if not self.refusals or self.refusals.fd is None or self.refusals.fd not in ready:
+            return False
+        self.refusals.answer()
+        if self.ended is None or self.ended["kind"] != "sandbox-denied":
+            refused = self.refusals.stop()  # answers what else is waiting, then stops
+            self._end("sandbox-denied",
+                      syscall_filter.denial_reason(refused, self.refusals.count))
+        return True
+
     def _await(self, deadline: float, max_bytes: int) -> bytes | None:
         """The worker's reply, or None with `self.ended` set."""
         watch = [self.worker] + ([self.pidfd] if self.pidfd is not None else [])
@@ -192,7 +237,9 @@ class Host:
             if remaining <= 0:
                 self._end("timeout", "")
                 return None
-            ready, _, _ = select.select(watch, [], [], min(remaining, 0.05))
+            ready, _, _ = select.select(watch + self._listener(), [], [], min(remaining, 0.05))
+            if self._refused(ready):
+                return None
             if self.worker in ready:
                 try:
                     return channel.recv_frame(self.worker, max_bytes=max_bytes,
@@ -214,8 +261,18 @@ class Host:
             if (self.pidfd is None or self.pidfd in ready) and self._worker_exited():
                 return None
 
+    def _wait_for_judge(self) -> None:
+        """Until the judge's next request: refusals of a candidate thread or child that runs
+        between requests are answered (and end the candidate) meanwhile."""
+        while self._listener():
+            ready, _, _ = select.select([self.judge, *self._listener()], [], [])
+            self._refused(ready)
+            if self.judge.fileno() in ready or self.judge in ready:
+                return
+
     def serve(self) -> None:
         while True:
+            self._wait_for_judge()
             try:
                 frame = channel.recv_frame(self.judge, max_bytes=MAX_JUDGE_FRAME)
             except channel.ChannelError:
@@ -250,11 +307,21 @@ def run(program: Path, fd: int) -> int:
     """Host one candidate on the channel `fd` until the judge closes it."""
     proctree.set_subreaper()
     judge = socket.socket(fileno=fd)
-    host = Host(program, judge)
+    # The seccomp filter, on this process so that the worker and all it starts carry it;
+    # never run the candidate unfiltered when one was sent.
+    try:
+        refusals = syscall_filter.Listener.install()
+    except OSError as exc:
+        print(f"candidate sandbox: setup failed: {exc}", file=sys.stderr)
+        judge.close()
+        return 1
+    host = Host(program, judge, refusals)
     try:
         host.serve()
     finally:
         host.kill()
+        if refusals is not None:
+            refusals.stop()
         judge.close()
     return 0
 

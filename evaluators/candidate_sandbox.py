@@ -26,6 +26,7 @@ from evaluators import isolation, sandbox
 from evaluators.candidate_host import FD_VAR
 from evaluators.sandbox import SandboxLimits, _Capture
 from evaluators.sandbox_dirs import work_dir_prefix
+from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.view import View
 
 _STOP_WAIT_S = 5.0
@@ -84,6 +85,8 @@ class ColdCandidate:
         self.lease: Any = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.reader: OutputReader | None = None
+        self.cgroup: TreeCgroup | None = None
+        self.memory_mb = limits.memory_mb
         self.token = secrets.token_hex(12)
         try:
             self._start(problem_dir, code, limits, level, view, evaluator_file, extra_env,
@@ -109,6 +112,12 @@ class ColdCandidate:
                                    extra_env)
         for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_TIMEOUT_S"):
             env.pop(key, None)
+        # The candidate's tree gets the stage's memory and process limits in a cgroup of its
+        # own (its host moves the worker in before any candidate code); the seccomp filter is
+        # in `env` (sandbox._environment), loaded by the host before it forks the worker.
+        self.cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
+        if self.cgroup is not None:
+            env.update(self.cgroup.environment())
         prefix, prefix_env = isolation.command_prefix(
             level, view=view, work_dir=self.work_dir, program=program,
             work_dir_mb=max(64, 2 * limits.max_file_mb), devices=())
@@ -121,7 +130,8 @@ class ColdCandidate:
             self.proc = subprocess.Popen(
                 [*prefix, sys.executable, "-s", "-m", "evaluators.candidate_host", str(fd),
                  str(program)],
-                stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=[fd], env=env,
+                stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                pass_fds=[fd, *(self.cgroup.fds if self.cgroup else ())], env=env,
                 cwd=self.work_dir, start_new_session=True)
         except OSError:
             for end in (out_r, err_r):
@@ -130,10 +140,14 @@ class ColdCandidate:
         finally:
             os.close(out_w)
             os.close(err_w)
+            if self.cgroup is not None:
+                self.cgroup.close_fds()
         self.reader = OutputReader(out_r, err_r, limits.max_output_kb * 1024)
 
-    def stop(self) -> None:
-        """Kill the candidate's sandbox and everything it left; keep its output."""
+    def stop(self, result: dict | None = None) -> None:
+        """Kill the candidate's sandbox and everything it left; keep its output. A `result`
+        that failed of a crash becomes a memory failure when the kernel killed a process of
+        the candidate's cgroup for memory."""
         if self.work_dir is None:
             return  # stopped already
         if self.proc is not None:
@@ -146,6 +160,11 @@ class ColdCandidate:
                     except ProcessLookupError:
                         pass
                     self.proc.wait(timeout=10)
+        if self.cgroup is not None:
+            explain(result, self.cgroup, self.memory_mb)
+            self.cgroup.release()
+            self.cgroup = None
+        if self.proc is not None:
             sandbox.kill_leftovers(self.token, self.proc.pid,
                                    self.lease.uid if self.lease else None)
         if self.reader is not None:

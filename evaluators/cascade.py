@@ -3,8 +3,11 @@ or scores below its threshold, and keep every stage's result."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 
+from evaluators.oom import oom_note
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxOutcome
 from evaluators.scrub import scrub, secrets_in
@@ -65,6 +68,44 @@ def finalize(result: EvalResult, declared: ScoreSection, final_stage: str) -> No
         result.final_feedback = "\n".join(s.feedback for s in sources if s.feedback)
 
 
+def _busy_machine() -> str:
+    """A wall-clock limit is reached sooner on a machine busy with other work: say so when
+    more processes wanted a core than there are cores (the 1-minute load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return ""
+    cores = os.cpu_count() or 1
+    if load <= cores:
+        return ""
+    return (f"; the machine was busy meanwhile (load average {load:.1f} on {cores} cores), "
+            f"which slows every program: the limit may have been reached for that reason")
+
+
+def _ending(outcome: SandboxOutcome) -> str:
+    """How a sandbox that wrote no result ended: the harness always writes one unless it is
+    killed (the program cannot signal it), so say by what, and what the channel held."""
+    code = outcome.returncode
+    # A cold run reports a signal as a negative code; bubblewrap and the warm path's fork
+    # as 128 + the signal number.
+    number = -code if code is not None and code < 0 else \
+        code - 128 if code is not None and 128 < code < 128 + 65 else None
+    if number is not None:
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        how = f"its process was killed by {name} from outside the sandbox's harness"
+        if number == signal.SIGKILL:
+            how += f" ({oom_note(outcome.oom_kills)})"
+    else:
+        how = f"its process exited with code {code} before the harness wrote one"
+    channel = ("nothing arrived on the result channel" if not outcome.result_bytes else
+               f"the result channel held {outcome.result_bytes} bytes that are not a complete "
+               f"result")
+    return f"{how}; {channel}"
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
@@ -90,7 +131,8 @@ def _stage_result(stage: StageSpec, outcome: SandboxOutcome, timeout_s: float) -
     if outcome.timed_out:
         return StageResult(**common, failure=FailureKind.TIMEOUT,
                            reason=f"wall-clock limit of {timeout_s:g} s exceeded in stage "
-                                  f"'{stage.name}'; make the program faster (or it hung)")
+                                  f"'{stage.name}'; make the program faster (or it hung)"
+                                  f"{_busy_machine()}")
     data = outcome.result
     if data is None:
         detail = _last_line(outcome.stderr)
@@ -98,8 +140,8 @@ def _stage_result(stage: StageSpec, outcome: SandboxOutcome, timeout_s: float) -
             return StageResult(**common, failure=FailureKind.EVALUATOR_ERROR,
                                reason=f"the sandbox could not run: {detail}")
         return StageResult(**common, failure=FailureKind.CRASH,
-                           reason=f"the evaluation ended without a result (exit code "
-                                  f"{outcome.returncode}){': ' + detail if detail else ''}")
+                           reason=f"the evaluation ended without a result: {_ending(outcome)}"
+                                  f"{'; last output: ' + detail if detail else ''}")
     failure = data.get("failure")
     return StageResult(
         **common,

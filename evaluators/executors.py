@@ -156,14 +156,20 @@ class LocalExecutor:
             self._warm.close()
 
 
+def executor_kind(executor: ExecutorConfig | None) -> str:
+    """`local` or `ray`: `auto` is Ray when a cluster address is configured or in RAY_ADDRESS."""
+    kind = executor.kind if executor is not None else "local"
+    if kind == "auto":
+        return "ray" if (executor and executor.ray_address) or os.environ.get("RAY_ADDRESS") \
+            else "local"
+    return kind
+
+
 def make_executor(sandbox: SandboxConfig, concurrency: ConcurrencyConfig,
                   executor: ExecutorConfig | None = None) -> Executor:
     """The executor the config asks for: `local`, `ray`, or `auto` (Ray when RAY_ADDRESS is
     set). Ray is imported only when used: it is an optional extra."""
-    kind = executor.kind if executor is not None else "local"
-    if kind == "auto":
-        kind = "ray" if (executor and executor.ray_address) or os.environ.get("RAY_ADDRESS") \
-            else "local"
+    kind = executor_kind(executor)
     if kind == "ray":
         assert executor is not None
         from evaluators.ray_executor import RayExecutor

@@ -28,14 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from evaluators import (
+    cgroup_join,
     harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
     hidden,
     judge_proxy,
     mountns,
     plain,
     proctree,
+    syscall_filter,
 )
 from evaluators.limits import apply_limits, drop_privileges
+from evaluators.oom import kills_since, oom_kills
 from evaluators.validate import classify_exception, classify_worker_exit, validate_returned
 
 # Largest message a worker may send; bigger means "huge output" and is rejected.
@@ -118,7 +121,7 @@ class Preloaded:
 
 
 def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: str,
-            preloaded: Preloaded | None = None) -> None:
+            preloaded: Preloaded | None = None, admitted: int | None = None) -> None:
     """Runs in the forked child; never returns."""
     from evaluators import guard
 
@@ -161,6 +164,8 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
             else:
                 snapshot.hide()
             plain.bind_numpy(final=True)  # the genuine numpy, if the evaluator imported it
+            # In the evaluation's cgroup (limits over the whole tree) before candidate code.
+            cgroup_join.wait_admitted(admitted)
             start = harness_api.clock()
             try:
                 value = evaluate(str(program), stage)
@@ -245,9 +250,12 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, str]:
+def _read_message(fd: int, pid: int, refusals: syscall_filter.Listener | None = None,
+                  ) -> tuple[dict[str, Any] | None, int, Any, str]:
     """Read the worker's length-prefixed message; return (message, wait status, rusage, error).
-    Stops at the worker's exit, not at EOF: an escaped grandchild may hold the pipe open."""
+    Stops at the worker's exit, not at EOF: an escaped grandchild may hold the pipe open.
+    Meanwhile answers the seccomp filter's refusals (`refusals`)."""
+    listener = refusals.fd if refusals is not None else None
     buffer = bytearray()
     status = None
     rusage = None
@@ -262,7 +270,11 @@ def _read_message(fd: int, pid: int) -> tuple[dict[str, Any] | None, int, Any, s
         # otherwise lose the message.
         exit_known = status is not None
         watch = ([] if eof else [fd]) + ([pidfd] if pidfd is not None and status is None else [])
+        if listener is not None and status is None:
+            watch.append(listener)
         ready, _, _ = select.select(watch, [], [], 0 if status is not None else 0.05)
+        if listener is not None and listener in ready:
+            refusals.answer()  # type: ignore[union-attr]
         readable = fd in ready
         if readable:
             chunk = os.read(fd, 1 << 16)
@@ -300,19 +312,38 @@ def supervise(problem_dir: Path, program: Path, stage: str,
     result_fd = os.environ.pop("EVOLVE_RESULT_FD", None)
     # Only our worker knows this; a message without it was forged by the candidate.
     nonce = secrets.token_hex(16)
+    # The seccomp filter, on this process so that the worker and all it starts carry it; this
+    # process answers (and records) the refusals. Never evaluate unfiltered when one was sent.
+    try:
+        refusals = syscall_filter.Listener.install()
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        return {"failure": "evaluator-error", "reason": f"sandbox setup failed: {exc}"}
+    # The evaluation's cgroup, if the executor made one: this process moves the worker in
+    # while the worker sets itself up (the move waits for a kernel grace period).
+    cgroup_fds = cgroup_join.take_from_environment()
+    admitted_r, admitted_w = os.pipe() if cgroup_fds else (None, None)
     started = time.perf_counter()
+    oom_before = oom_kills()
     pid = os.fork()
     if pid == 0:
+        if refusals is not None:
+            refusals.close_in_child()
         os.close(read_fd)
         if result_fd is not None:
             os.close(int(result_fd))
-        _worker(problem_dir, program, stage, write_fd, nonce, preloaded)
+        cgroup_join.close(cgroup_fds, admitted_w)
+        _worker(problem_dir, program, stage, write_fd, nonce, preloaded, admitted_r)
     os.close(write_fd)
     candidate_fd = os.environ.get("EVOLVE_CANDIDATE_FD")
     if candidate_fd is not None:
         os.close(int(candidate_fd))  # the judge's alone: the candidate sees the judge's end
     hidden.close_all()  # only the worker's evaluator reads them
-    message, status, rusage, error = _read_message(read_fd, pid)
+    cgroup_join.admit(pid, cgroup_fds, admitted_w)
+    cgroup_join.close([], admitted_r)
+    message, status, rusage, error = _read_message(read_fd, pid, refusals)
+    refused = refusals.stop() if refusals is not None else []
     result: dict[str, Any] = {
         "cpu_s": rusage.ru_utime + rusage.ru_stime,
         "maxrss_mb": rusage.ru_maxrss / 1024,
@@ -323,13 +354,19 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         result.update(failure="invalid-output", reason=error)
     elif message is None:
         kind, reason = classify_worker_exit(status, result["maxrss_mb"], limits.get("memory_mb"),
-                                            result["cpu_s"], limits.get("cpu_seconds"))
+                                            result["cpu_s"], limits.get("cpu_seconds"),
+                                            kills_since(oom_before))
         result.update(failure=kind, reason=reason)
     elif message.get("nonce") != nonce:
         result.update(failure="invalid-output",
                       reason="the program wrote a forged result into the harness's channel")
     else:
         result.update(validate_returned(message))
+    if refused:
+        # Whatever the program made of the error: a refused call fails the evaluation.
+        result = {key: result[key] for key in ("cpu_s", "maxrss_mb", "harness_wall_s")}
+        result.update(failure="sandbox-denied",
+                      reason=syscall_filter.denial_reason(refused, refusals.count))
     return result
 
 

@@ -46,7 +46,8 @@ _TMP_MB = 16  # /tmp inside bubblewrap (candidates get TMPDIR = their work dir)
 DESCRIPTIONS = {
     "bwrap": "bubblewrap: allow-listed read-only view (interpreter, harness, problem without its "
              "hidden files), private work dir and /tmp, no network, own PID/IPC namespaces",
-    "unshare": "unshare: no network, own PID and mount namespaces, rlimits",
+    "unshare": "unshare: no network, own PID, IPC and mount namespaces, private /tmp and "
+               "/dev/shm, rlimits",
     "rlimits": "WARNING rlimits only: candidates can use the network and read or write your files; "
                "install bubblewrap (apt-get install bubblewrap)",
 }
@@ -107,7 +108,10 @@ def available_levels() -> tuple[str, ...]:
 
 def unshare_flags() -> list[str]:
     flags = [] if is_root() else ["--user", "--map-root-user"]
-    return [*flags, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    # Its own IPC namespace: no SysV object or POSIX message queue of the host (or of another
+    # evaluation) is reachable, and none it makes outlives it.
+    return [*flags, "--mount", "--net", "--ipc", "--pid", "--fork", "--kill-child",
+            "--mount-proc"]
 
 
 def resolve_level(requested: str = "auto") -> str:
@@ -162,8 +166,29 @@ def uid_drop_possible(level: str) -> bool:
     return all(world_accessible(p) for p in runtime_paths())
 
 
+def kernel_exposure() -> list[str]:
+    """What the kernel-level defences (the seccomp filter, the evaluation's cgroup) leave open
+    on this machine, at every level: nothing when both are in place."""
+    from evaluators import syscall_filter, tree_limits
+
+    lines = []
+    spec, why = syscall_filter.compiled()
+    if spec is None:
+        lines.append(f"{why}: the kernel keyring (a channel to later candidates and runs), "
+                     f"ptrace, bpf and perf events are reachable")
+    if not tree_limits.support().version:
+        lines.append(f"memory and process limits hold per process only "
+                     f"({tree_limits.support().why}): several processes together can use "
+                     f"more than memory_mb")
+    return lines
+
+
 def exposure(level: str) -> list[str]:
     """What a candidate can still reach at `level` on this machine, one fact a line."""
+    return [*_exposure(level), *kernel_exposure()]
+
+
+def _exposure(level: str) -> list[str]:
     root, drop = is_root(), uid_drop_possible(level)
     lines = []
     if level == "bwrap":
@@ -175,13 +200,14 @@ def exposure(level: str) -> list[str]:
         return lines
     if level == "unshare":
         if root:
-            lines.append("/etc, /var, /run and /tmp of the host are visible (readable where "
-                         "their permissions allow; /tmp is writable); other top-level folders "
-                         "show only the interpreter, the harness and the problem (hidden files "
-                         "covered)")
+            lines.append("/etc, /var and /run of the host are visible (readable where their "
+                         "permissions allow; /tmp, /dev/shm and every other folder anyone may "
+                         "write there are the evaluation's own, its IPC too); other top-level "
+                         "folders show only the interpreter, the harness and the problem "
+                         "(hidden files covered)")
             lines.append("the candidate runs as an unprivileged throw-away uid")
         else:
-            lines.append("other top-level folders than /etc, /var, /run and /tmp are covered "
+            lines.append("other top-level folders than /etc, /var and /run are covered "
                          "and hidden files too, but the candidate is root in its own user "
                          "namespace and can unmount the covers: count the whole host file "
                          "system as readable and writable with your permissions (your home, "
@@ -190,6 +216,8 @@ def exposure(level: str) -> list[str]:
                          "this process is non-dumpable, and its PID namespace hides it anyway")
         return lines
     lines.append("the network is reachable")
+    lines.append("the host's /tmp, /dev/shm, SysV and POSIX IPC objects and abstract unix "
+                 "sockets are shared: a channel between candidates, stages and runs")
     if drop:
         lines.append("the whole host file system is visible to an unprivileged throw-away uid: "
                      "world-readable files (including copies of hidden evaluation data) can be "
@@ -263,23 +291,49 @@ def bwrap_prefix(*, view: View, work_dir: Path, program: Path, work_dir_mb: int,
     return args
 
 
-def mount_plan(view: View, work_dir: Path) -> dict:
-    """The unshare level's view (as root): which top-level folders to cover, what to bind back
-    read-only, which hidden files to cover; applied by the harness (`evaluators.mountns`)."""
-    keep = {work_dir.resolve().parts[1]} | _SYSTEM_TOP
+@functools.cache
+def shared_writable() -> tuple[str, ...]:
+    """Folders of the base system that anyone may write (/tmp, /dev/shm, /var/tmp, /run/lock,
+    ...): shared with the host, each would be a channel between candidates, so the unshare
+    level mounts a fresh one of each per evaluation."""
+    found = {"/tmp", "/dev/shm"}
+    for top in ("/var", "/run", "/etc"):
+        for folder, subfolders, _ in os.walk(top):
+            depth = folder.count("/")
+            subfolders[:] = [] if depth >= 3 else [
+                d for d in subfolders if not os.path.islink(os.path.join(folder, d))]
+            try:
+                if os.stat(folder).st_mode & 0o002:
+                    found.add(folder)
+            except OSError:
+                continue
+    return tuple(sorted(found))
+
+
+def mount_plan(view: View, work_dir: Path, work_dir_mb: int = 64) -> dict:
+    """The unshare level's view: a fresh /tmp and /dev/shm (the work dir and what the view
+    holds there bound back), which top-level folders to cover, what to bind back read-only,
+    which hidden files to cover; applied by the harness (`evaluators.mountns`)."""
+    work_dir = work_dir.resolve()
+    keep = {work_dir.parts[1]} | _SYSTEM_TOP
     cover = sorted(str(p) for p in Path("/").iterdir()
                    if p.is_dir() and not p.is_symlink() and p.name not in keep)
     covered = [Path(c) for c in cover]
     binds = [str(p) for p in outermost(view.read_paths)
              if p.exists() and any(c in p.parents for c in covered)]
+    fresh = {folder: _TMP_MB for folder in shared_writable()} | {"/dev/shm": work_dir_mb}
+    keep_ro = [str(p) for p in outermost(view.read_paths)
+               if p.exists() and any(Path(f) in p.parents for f in fresh)]
     return {"stage": str(work_dir / ".mounts"), "cover": cover, "binds": binds,
-            "hidden": [str(h) for h in view.hidden]}
+            "hidden": [str(h) for h in view.hidden], "fresh": fresh,
+            "keep_rw": [str(work_dir)], "keep_ro": keep_ro}
 
 
-def unshare_prefix(*, view: View, work_dir: Path) -> tuple[list[str], dict[str, str]]:
+def unshare_prefix(*, view: View, work_dir: Path,
+                   work_dir_mb: int = 64) -> tuple[list[str], dict[str, str]]:
     """unshare arguments and the environment the harness needs to build its view."""
     args = [shutil.which("unshare") or "unshare", *unshare_flags()]
-    return args, {mountns.PLAN_VAR: json.dumps(mount_plan(view, work_dir))}
+    return args, {mountns.PLAN_VAR: json.dumps(mount_plan(view, work_dir, work_dir_mb))}
 
 
 def command_prefix(level: str, *, view: View, work_dir: Path, program: Path, work_dir_mb: int,
@@ -289,5 +343,5 @@ def command_prefix(level: str, *, view: View, work_dir: Path, program: Path, wor
         return bwrap_prefix(view=view, work_dir=work_dir, program=program,
                             work_dir_mb=work_dir_mb, devices=devices), {}
     if level == "unshare":
-        return unshare_prefix(view=view, work_dir=work_dir)
+        return unshare_prefix(view=view, work_dir=work_dir, work_dir_mb=work_dir_mb)
     return [], {}

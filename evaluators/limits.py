@@ -32,11 +32,39 @@ def _own_process_count() -> int:
     return count
 
 
+def _killable_first() -> None:
+    """When memory runs out (in the evaluation's cgroup, which on the warm path also holds
+    the harness processes, or on the machine), the kernel kills the candidate's processes
+    first: the highest OOM score adjustment, which any process may raise for itself and
+    none of the candidate's can lower again without privileges."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
+def _few_malloc_arenas() -> None:
+    """glibc gives a new thread a malloc arena of its own, reserving 64 MB of address space:
+    under the address-space limit a few threads would exhaust it, and a thread that then
+    fails to allocate while starting leaves the thread that started it waiting forever. Two
+    arenas (as a process from the environment variable MALLOC_ARENA_MAX would get) keep
+    threads within the limit their stacks set."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 def apply_limits(limits: dict[str, Any], *, dedicated_uid: bool = False) -> None:
     """Apply memory (address space), CPU seconds, file size, open files and process limits."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _killable_first()
     if limits.get("memory_mb"):
         _set(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
+        _few_malloc_arenas()
     if limits.get("cpu_seconds"):
         # Soft limit sends SIGXCPU (reported as a CPU-time timeout); the hard one kills.
         cpu = int(limits["cpu_seconds"])

@@ -1,10 +1,12 @@
 """The `unshare` level's file-system view, applied by the harness inside its own mount namespace.
 
 `unshare --mount` gives the harness a private copy of the host's mounts (as root, or as root of
-its own user namespace); it then covers every top-level folder that is not part of the base
-system (/root, /home, /srv, /opt, /work, ...) with an empty read-only tmpfs, binds back
-read-only exactly what the evaluation needs (the interpreter, the `evaluators` package, the
-problem), and covers the problem's hidden files with /dev/null. The plan comes from the executor in EVOLVE_MOUNT_PLAN (JSON); this runs before
+its own user namespace); it then mounts a fresh, size-capped /tmp and /dev/shm (the host's are
+not shared with the candidate: binding back only its own work dir and what the evaluation reads
+from there), covers every top-level folder that is not part of the base system (/root, /home,
+/srv, /opt, /work, ...) with an empty read-only tmpfs, binds back read-only exactly what the
+evaluation needs (the interpreter, the `evaluators` package, the problem), and covers the
+problem's hidden files with /dev/null. The plan comes from the executor in EVOLVE_MOUNT_PLAN (JSON); this runs before
 the worker is forked, so the candidate only ever sees the result. Plain libc calls, no helper
 processes: this is on every evaluation's critical path.
 """
@@ -42,10 +44,46 @@ def _make_target(path: Path, like: Path) -> None:
         path.touch(mode=0o644)
 
 
+def _fresh(libc: ctypes.CDLL, folder: str, size_mb: int, keep_rw: list[str],
+           keep_ro: list[str]) -> None:
+    """A fresh tmpfs on `folder`, with the paths under it that must stay bound back from the
+    host's (the work dir writable, the rest read-only). They are held open first: the new
+    tmpfs hides them, and a bind from the held descriptor reaches them still."""
+    held = []
+    for path, writable in [*((p, True) for p in keep_rw), *((p, False) for p in keep_ro)]:
+        if Path(folder) in Path(path).parents:
+            try:
+                held.append((path, writable, os.open(path, os.O_PATH | os.O_CLOEXEC)))
+            except OSError:
+                continue  # not there: nothing to bind back
+    _mount(libc, "tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode=1777")
+    for path, writable, fd in held:
+        target = Path(path)
+        _make_target(target, Path(f"/proc/self/fd/{fd}"))
+        _mount(libc, f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        if not writable:
+            _mount(libc, None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+        os.close(fd)
+
+
+def fresh_mqueue(libc: ctypes.CDLL | None = None) -> None:
+    """Where the host mounts the POSIX message queue file system (/dev/mqueue), mount it again:
+    a mount shows the queues of the IPC namespace it was made in, so the host's would stay
+    reachable (as files) from our own IPC namespace."""
+    if os.path.isdir("/dev/mqueue") and not os.path.islink("/dev/mqueue"):
+        _mount(libc or ctypes.CDLL(None, use_errno=True), "mqueue", "/dev/mqueue", "mqueue",
+               MS_NOSUID | MS_NODEV | 8)  # 8: MS_NOEXEC
+
+
 def apply(plan: dict) -> None:
-    """Cover `plan['cover']`, bind back `plan['binds']` read-only, null out `plan['hidden']`."""
+    """Fresh `plan['fresh']` folders, cover `plan['cover']`, bind back `plan['binds']`
+    read-only, null out `plan['hidden']`."""
     libc = ctypes.CDLL(None, use_errno=True)
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    for folder, size_mb in plan.get("fresh", {}).items():
+        if os.path.isdir(folder):
+            _fresh(libc, folder, int(size_mb), plan.get("keep_rw", []), plan.get("keep_ro", []))
+    fresh_mqueue(libc)
     stage = Path(plan["stage"])
     staged = []
     # First pin what must come back (the covers would hide it), then cover, then move back.

@@ -10,7 +10,6 @@ the environment and by session id.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -26,11 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, proctree
+from evaluators import isolation, proctree, syscall_filter
 from evaluators.hidden import FDS_VAR as HIDDEN_FDS_VAR
 from evaluators.hidden import open_for_child
 from evaluators.interface import uses_judge
+from evaluators.oom import kills_since, oom_kills
 from evaluators.sandbox_dirs import work_dir_prefix
+from evaluators.tree_limits import TreeCgroup, explain
+from evaluators.uid_leases import UidLease
 from evaluators.view import View, sandbox_view
 
 # Environment variables a candidate may see; everything else (API keys, tokens) is dropped.
@@ -38,7 +40,6 @@ ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
 MARKER_VAR = "EVOLVE_SANDBOX_TOKEN"
-_UID_BASE, _UID_COUNT = 1_800_000, 512
 _KILL_GRACE_S = 0.5
 
 
@@ -72,6 +73,8 @@ class SandboxOutcome:
     leftovers_killed: int = 0
     uid: int | None = None
     notes: list[str] = field(default_factory=list)
+    result_bytes: int = 0               # what arrived on the result channel (0: nothing)
+    oom_kills: int | None = None        # out-of-memory kills on this machine meanwhile
 
 
 class _Capture:
@@ -95,28 +98,8 @@ class _Capture:
         return text
 
 
-class _UidLease:
-    """A uid no other evaluation (in any process on this machine) is using right now."""
-
-    _dir = Path(tempfile.gettempdir()) / "evolve-sandbox-uids"
-
-    def __init__(self) -> None:
-        self._dir.mkdir(mode=0o700, exist_ok=True)
-        start = secrets.randbelow(_UID_COUNT)
-        for i in range(_UID_COUNT):
-            uid = _UID_BASE + (start + i) % _UID_COUNT
-            fd = os.open(self._dir / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self.uid, self._fd = uid, fd
-            return
-        raise RuntimeError("no free sandbox uid; too many evaluations at once")
-
-    def release(self) -> None:
-        os.close(self._fd)
+# Reserved machine-wide (not per $TMPDIR): see evaluators.uid_leases.
+_UidLease = UidLease
 
 
 def _proc_matches(pid: int, token: bytes, session: int, uid: int | None) -> bool:
@@ -185,6 +168,8 @@ def _environment(token: str, work_dir: Path, limits: SandboxLimits, result_fd: i
     if uid is not None:
         env["EVOLVE_SANDBOX_UID"] = str(uid)
     env.update(extra_env or {})
+    # After extra_env: a problem's variables cannot switch the filter off.
+    env.update(syscall_filter.environment())
     return env
 
 
@@ -243,7 +228,10 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     token = secrets.token_hex(12)
     read_fd, write_fd = os.pipe()
     hidden_fds = open_for_child(problem_dir, hidden)
+    cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
     env = _environment(token, work_dir, limits, write_fd, uid, evaluator_file, extra_env)
+    if cgroup is not None:
+        env.update(cgroup.environment())
     prefix, prefix_env = isolation.command_prefix(
         level, view=view, work_dir=work_dir, program=program,
         work_dir_mb=max(64, 2 * limits.max_file_mb), devices=_gpu_devices() if gpu else ())
@@ -269,7 +257,7 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
             env["EVOLVE_CANDIDATE_FD"] = str(judge_end.fileno())
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=[write_fd, *hidden_fds.values(),
+            pass_fds=[write_fd, *hidden_fds.values(), *(cgroup.fds if cgroup else ()),
                       *([judge_end.fileno()] if judge_end else [])],
             env=env, cwd=work_dir, start_new_session=True)
     except (OSError, RuntimeError) as exc:
@@ -282,6 +270,8 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         if candidate is not None:
             candidate.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
+        if cgroup is not None:
+            cgroup.release()
         if lease:
             lease.release()
         return SandboxOutcome(None, False, None, "", f"could not start the sandbox: {exc}", 0, 0,
@@ -291,15 +281,21 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         judge_end.close()  # the judge's now
     for fd in hidden_fds.values():
         os.close(fd)
+    if cgroup is not None:
+        cgroup.close_fds()
     exit_fd = _pidfd(proc.pid)
     try:
         outcome = _supervise(proc, read_fd, limits, start, level, wake_fd=exit_fd)
-        outcome.leftovers_killed = kill_leftovers(token, proc.pid, uid)
+        explain(outcome.result, cgroup, limits.memory_mb)
+        if cgroup is not None:
+            outcome.leftovers_killed += cgroup.release()
+            cgroup = None
+        outcome.leftovers_killed += kill_leftovers(token, proc.pid, uid)
         outcome.uid = uid
         if candidate is not None:
             from evaluators.candidate_sandbox import merge_output
 
-            candidate.stop()
+            candidate.stop(outcome.result)
             merge_output(outcome, candidate.reader)
         return outcome
     finally:
@@ -315,6 +311,8 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
             proc.kill()
         proc.wait()
         shutil.rmtree(work_dir, ignore_errors=True)
+        if cgroup is not None:
+            cgroup.release()
         if lease:
             lease.release()
 
@@ -345,6 +343,7 @@ def _supervise(proc: Any, result_fd: int, limits: SandboxLimits, start: float, l
         sel.register(wake_fd, selectors.EVENT_READ)
     deadline = start + limits.timeout_s
     timed_out = False
+    oom_before = oom_kills()
 
     def pump(wait: float) -> None:
         for key, _ in sel.select(wait):
@@ -385,7 +384,8 @@ def _supervise(proc: Any, result_fd: int, limits: SandboxLimits, start: float, l
         except ValueError:
             parsed = None
     return SandboxOutcome(parsed, timed_out, proc.returncode, out.text(), err.text(), out.total,
-                          err.total, wall, level)
+                          err.total, wall, level, result_bytes=result.total,
+                          oom_kills=kills_since(oom_before))
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

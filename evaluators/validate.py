@@ -13,6 +13,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from evaluators.oom import oom_note
+
 MAX_FEEDBACK_CHARS = 8_000
 MAX_METRICS_BYTES = 64_000
 MAX_REASON_CHARS = 300
@@ -114,8 +116,10 @@ def _last_frame(exc: BaseException) -> str:
 
 
 def classify_worker_exit(status: int, maxrss_mb: float, memory_mb: float | None,
-                         cpu_s: float = 0.0, cpu_limit: float | None = None) -> tuple[str, str]:
-    """(failure kind, reason) when the worker ended without reporting a result."""
+                         cpu_s: float = 0.0, cpu_limit: float | None = None,
+                         oom_kills: int | None = None) -> tuple[str, str]:
+    """(failure kind, reason) when the worker ended without reporting a result. `oom_kills`:
+    processes the kernel's out-of-memory killer ended on this machine meanwhile."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
@@ -124,9 +128,21 @@ def classify_worker_exit(status: int, maxrss_mb: float, memory_mb: float | None,
         if sig == signal.SIGKILL and memory_mb and maxrss_mb >= 0.8 * memory_mb:
             return "memory", (f"killed at {maxrss_mb:.0f} MB resident (limit {memory_mb} MB); "
                               f"use less memory")
+        if sig == signal.SIGSYS:
+            return "sandbox-denied", ("killed by SIGSYS: the program made a system call the "
+                                      "sandbox's seccomp filter refuses (a foreign-architecture "
+                                      "call, e.g. int 0x80)")
         if sig == signal.SIGSEGV:
             return "crash", ("segmentation fault (SIGSEGV) in native code, e.g. ctypes or a C "
                              "extension; avoid raw memory access")
+        if sig == signal.SIGKILL:
+            # No limit of ours sends it below these figures: the program itself, or something
+            # outside the sandbox, most often the out-of-memory killer of a loaded machine.
+            return "crash", (f"the evaluation process was killed by SIGKILL at "
+                             f"{maxrss_mb:.0f} MB resident and {cpu_s:.1f} s of CPU, below the "
+                             f"sandbox's limits (memory {memory_mb or 'unlimited'} MB, CPU "
+                             f"{cpu_limit or 'unlimited'} s): by the program itself or from "
+                             f"outside the sandbox; {oom_note(oom_kills)}")
         return "crash", f"the evaluation process was killed by {name}"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
     return "crash", (f"the process ended (exit code {code}) before evaluate() returned; "

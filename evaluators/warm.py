@@ -16,13 +16,15 @@ Why isolation between candidates is not weakened
 - The zygote itself runs inside the level's sandbox command (bubblewrap with the same read-only
   root, hidden home/temp folders and namespaces as a cold evaluation, built by
   `isolation.command_prefix`), and each forked evaluation then enters namespaces of its own,
-  nested inside: a new mount namespace (a fresh size-capped tmpfs as its work dir and HOME/TMPDIR,
-  a fresh /dev/shm, its own /proc), a new PID namespace (it cannot see, signal or ptrace the
-  zygote or another evaluation, and when its first process ends the kernel kills everything it
-  left), and at bwrap level new network and IPC namespaces (no abstract socket or SysV segment
-  outlives it or reaches a concurrent evaluation). Limits and the uid drop are applied after the
-  fork, by the harness worker, exactly as in the cold path. So each evaluation gets the same
-  isolation a cold one gets, plus a private PID namespace at every level.
+  nested inside: a new mount namespace (at the bwrap and unshare levels a fresh size-capped
+  tmpfs as its work dir and HOME/TMPDIR, a fresh /tmp and /dev/shm; its own /proc), a new PID
+  namespace (it cannot see, signal or ptrace the zygote or another evaluation, and when its
+  first process ends the kernel kills everything it left), and at the bwrap and unshare levels
+  new network and IPC namespaces (no abstract socket, SysV object or POSIX queue outlives it or
+  reaches a concurrent evaluation). The seccomp filter, the limits and the uid drop are applied
+  after the fork, by the harness, exactly as in the cold path; the evaluation is born in its
+  own cgroup (`evaluators.warm_cgroups`). So each evaluation gets the same isolation a cold one
+  gets, plus a private PID namespace at every level.
 - Creating those namespaces needs CAP_SYS_ADMIN in the zygote, which bubblewrap keeps only when
   run by root (and which the uid drop then removes from the candidate). Elsewhere (not root)
   `supported()` is False and the executor uses the cold path.
@@ -44,8 +46,10 @@ channel the run process creates (`evaluators.judge_proxy`).
 
 Protocol: the run process holds one end of a SOCK_SEQPACKET pair; each request is one JSON
 message with four file descriptors (stdout, stderr, result pipe write ends and a status socket)
-and, for a judge whose candidate runs in the other zygote, a fifth: its end of the channel (a
-candidate's request carries its end of the channel in the result's place).
+and, for a judge whose candidate runs in the other zygote, its end of the channel (a
+candidate's request carries its end of the channel in the result's place; `judge_channel` in
+the request says a judge's is there), then, where the machine offers cgroups, the evaluation's
+`cgroup.procs` files (`tree_limits`).
 The zygote forks, and reports the evaluation's exit code on the status socket; "kill" on that
 socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namespace then dies.
 """
@@ -64,7 +68,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evaluators import mountns
+from evaluators import cgroup_join, mountns
 
 _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
@@ -83,10 +87,8 @@ def _namespaces(level: str) -> int:
     and work dir, a clean kill of all it started); network and IPC where the level isolates
     them (the zygote already has them unshared from the host at those levels)."""
     flags = _CLONE_NEWNS | _CLONE_NEWPID
-    if level == "bwrap":
+    if level in ("bwrap", "unshare"):
         flags |= _CLONE_NEWNET | _CLONE_NEWIPC
-    elif level == "unshare":
-        flags |= _CLONE_NEWNET
     return flags
 
 
@@ -141,7 +143,7 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         for target, fd in enumerate(moved, start=1):
-            os.dup2(fd, target)  # stdout, stderr, result (or channel), the judge's channel
+            os.dup2(fd, target)  # stdout, stderr, result (or channel), [judge's channel], cgroups
         # Nothing of the zygote's (its control socket, other evaluations' pipes) stays open.
         first_free = len(moved) + 1
         os.closerange(first_free,
@@ -150,8 +152,14 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
             os.set_inheritable(fd, True)
         env = dict(request["env"])
         env["EVOLVE_RESULT_FD"] = "3"
-        if len(moved) == 4:
+        cgroup_first = 4
+        if request.get("judge_channel"):
             env["EVOLVE_CANDIDATE_FD"] = "4"
+            cgroup_first = 5
+        # The evaluation's cgroup (tree_limits), joined by its supervisor (harness or
+        # candidate host) for the process that runs candidate code.
+        if first_free > cgroup_first:
+            env[cgroup_join.FDS_VAR] = json.dumps(list(range(cgroup_first, first_free)))
         os.environ.clear()
         os.environ.update(env)
         work_dir = request["work_dir"]
@@ -182,18 +190,18 @@ def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
     os._exit(code)
 
 
-def _fresh_tmp(keep: list[str], size_mb: int) -> None:
-    """Mount a fresh /tmp, then bind back (read-only) the paths of the zygote's view that lie
-    under /tmp (a problem folder there): as in the cold bubblewrap command, which binds them
-    over its /tmp. Bound from the zygote's own view (recursively), so what it left out, the
-    problem's hidden files, stays out."""
+def _fresh_tmp(keep: list[str], size_mb: int, folder: str = "/tmp") -> None:
+    """Mount a fresh /tmp (or another folder anyone may write), then bind back (read-only) the
+    paths of the zygote's view that lie under it (a problem folder there): as in the cold
+    bubblewrap command, which binds them over its /tmp. Bound from the zygote's own view
+    (recursively), so what it left out, the problem's hidden files, stays out."""
     held = []
-    for path in keep:
+    for path in (p for p in keep if Path(folder) in Path(p).parents):
         try:
             held.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
         except OSError:
             continue  # not in the zygote's view: nothing to bind back
-    _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
+    _mount("tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
     for path, fd in held:
         target = Path(path)
         for parent in reversed(target.parents):
@@ -220,11 +228,15 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         _check(_libc.unshare(_namespaces(level)), "unshare")
         # Mounts below stay in this namespace (never propagate back to the zygote's).
         _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None)
-        if level == "bwrap":
-            # A fresh /tmp as a cold bubblewrap run gets (size-capped, writable by all): the
+        if level in ("bwrap", "unshare"):
+            # A fresh /tmp as a cold run gets (size-capped, writable by all): the
             # zygote's would be shared by every evaluation. It hides the zygote's work dir
             # mount point when that lies in /tmp: made again in the fresh one.
             _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]))
+            # The other folders anyone may write (/var/tmp, /run/lock) where the view has them.
+            for folder in request.get("fresh", []):
+                if os.path.isdir(folder) and not os.path.islink(folder):
+                    _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]), folder)
             os.makedirs(request["mount_point"], mode=0o755, exist_ok=True)
             # A fresh tmpfs over the zygote's work dir, seen by this evaluation alone; its work
             # dir is a folder of its own name in it (a name no other evaluation had).
@@ -234,13 +246,14 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             os.chmod(request["work_dir"], 0o1777)
             _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
                    f"size={int(request['work_dir_mb'])}m,mode=1777")
+            mountns.fresh_mqueue()  # this fork's own IPC namespace's queues, where mounted
             program = Path(request["program"])
             program.write_text(request["code"])
             program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it
         pid = os.fork()
         if pid == 0:
             _evaluation(request, fds, preloaded, zygote_start_dir, role)
-        for fd in fds[:3] + fds[4:]:
+        for fd in [*fds[:3], *fds[4:]]:
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -254,11 +267,12 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         os._exit(SETUP_FAILED)
 
 
-def _preload(problem_dir: Path, evaluator_file: str, role: str = "judge") -> Any:
-    """Import what every evaluation needs; returns the harness's Preloaded or None when the
-    evaluator does not import (each evaluation then imports it and reports why). A candidate
-    interpreter imports the candidate's host and worker and never the problem's evaluator:
-    its forks hold nothing of the judge's."""
+def _preload(problem_dir: Path, evaluator_file: str,
+             role: str = "judge") -> tuple[Any, str]:
+    """Import what every evaluation needs: the harness's Preloaded, or None and the error
+    the evaluator raised when it does not import (each evaluation then reports it). A
+    candidate interpreter imports the candidate's host and worker and never the problem's
+    evaluator: its forks hold nothing of the judge's."""
     try:
         import numpy  # noqa: F401 - fork-safe with one BLAS thread (the thread vars are set)
     except ImportError:
@@ -266,13 +280,13 @@ def _preload(problem_dir: Path, evaluator_file: str, role: str = "judge") -> Any
     if role == "candidate":
         from evaluators import candidate_host, candidate_worker  # noqa: F401
 
-        return None
+        return None, ""
     from evaluators import harness
 
     try:
-        return harness.Preloaded(problem_dir, evaluator_file)
-    except BaseException:  # noqa: BLE001 - the problem's code: each evaluation reports it
-        return None
+        return harness.Preloaded(problem_dir, evaluator_file), ""
+    except BaseException as exc:  # noqa: BLE001 - the problem's code: each evaluation reports it
+        return None, f"{type(exc).__name__}: {exc}"[:1500]  # the ready message is one 4 KiB read
 
 
 def _threads() -> int:
@@ -289,15 +303,15 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
 
     start_dir = os.getcwd()
     had_hidden = hidden.sandboxed()  # the run process handed us hidden descriptors
-    preloaded = _preload(problem_dir, evaluator_file, role)
+    preloaded, import_error = _preload(problem_dir, evaluator_file, role)
     # The evaluator has read its hidden files while it was imported (the only time it may):
     # their descriptors are closed before the first fork, so no evaluation inherits them.
     hidden.close_all()
     if preloaded is None and had_hidden and role == "judge":
         # Each fork would import the evaluator again with the hidden files already closed and
         # report a misleading error: a fresh interpreter per stage reports the real one.
-        control.send(json.dumps({"ready": False, "reason": "the evaluator did not import (it "
-                                 "reads hidden files)"}).encode())
+        control.send(json.dumps({"ready": False, "reason": f"the evaluator did not import: "
+                                 f"{import_error}"}).encode())
         return
     if _threads() > 1:
         # A thread started by an import would be missing (holding its locks) in every fork.
@@ -323,12 +337,12 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
             kind = key.data[0]
             if kind == "control":
                 try:
-                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 5)
+                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 8)
                 except OSError:
                     return
                 if not message:
                     return  # the run process is gone: so are we (our forks die with us)
-                if len(fds) not in (4, 5):
+                if not 4 <= len(fds) <= 8:
                     for fd in fds:
                         os.close(fd)
                     continue
@@ -343,7 +357,7 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
                     sel.close()
                     _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir,
                                      role)
-                for fd in fds[:3] + fds[4:]:
+                for fd in [*fds[:3], *fds[4:]]:
                     os.close(fd)
                 status = socket.socket(fileno=fds[3])
                 exit_fd = os.pidfd_open(pid)

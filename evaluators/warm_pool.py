@@ -14,20 +14,24 @@ import secrets
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, sandbox, warm
+from evaluators import isolation, sandbox, syscall_filter, warm
 from evaluators.candidate_sandbox import OutputReader, merge_output
 from evaluators.hidden import open_for_child
 from evaluators.interface import uses_judge
 from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.view import outermost, sandbox_view
+from evaluators.warm_cgroups import BornInCgroups
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +91,18 @@ class _WarmCandidate:
     """A candidate's process forked by a candidate zygote for one evaluation."""
 
     def __init__(self, status: socket.socket, reader: OutputReader, lease: Any,
-                 host_dir: Path | None, token: str):
+                 host_dir: Path | None, token: str, *, release: Callable[[], int],
+                 cgroup: TreeCgroup | None, memory_mb: int | None):
         self.status, self.reader, self.lease = status, reader, lease
         self.host_dir, self.token = host_dir, token
+        self._release, self.cgroup, self.memory_mb = release, cgroup, memory_mb
         self._stopped = False
 
-    def stop(self) -> None:
+    def stop(self, result: dict | None = None) -> None:
         """Once the judge is done: the candidate's host ends on the closed channel; the zygote
-        kills what is left of its PID namespace on our word, and reports its exit."""
+        kills what is left of its PID namespace on our word, and reports its exit. A `result`
+        that failed of a crash becomes a memory failure when the kernel killed a process of
+        the candidate's cgroup for memory."""
         if self._stopped:
             return
         self._stopped = True
@@ -106,6 +114,8 @@ class _WarmCandidate:
             pass  # the zygote is gone, and its forks with it
         self.status.close()
         self.reader.join(5.0)
+        explain(result, self.cgroup, self.memory_mb)
+        self._release()
         uid = self.lease.uid if self.lease else None
         if uid is not None and _uid_has_processes(uid):
             sandbox.kill_leftovers(self.token, -1, uid)
@@ -168,12 +178,16 @@ class WarmInterpreter:
         plan_dir = self._stage_dir or self.base
         # What of the view lies under /tmp: each bubblewrap fork mounts a fresh /tmp and binds
         # these back (a problem folder in a temp dir; none for an installed problem).
+        self._fresh = [f for f in isolation.shared_writable() if f not in ("/tmp", "/dev/shm")]
         self._tmp_keep = [str(p) for p in outermost(self.view.read_paths)
-                          if Path("/tmp") in p.parents]
+                          if any(Path(f) in p.parents for f in ["/tmp", *self._fresh])]
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._cgroups: BornInCgroups | None = None
         env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR):
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR,
+                    syscall_filter.SPEC_VAR):
             env.pop(key, None)
         env["EVOLVE_WARM_FD"] = str(theirs.fileno())
         # The sandbox command binds a program into the work dir; the zygote runs none (each
@@ -215,8 +229,14 @@ class WarmInterpreter:
             for fd in hidden_fds.values():  # the zygote has its own copies now
                 os.close(fd)
         self._control.settimeout(_START_TIMEOUT_S)
+        zygote_pid = None
         try:
-            ready = json.loads(self._control.recv(4096) or b"null")
+            data, ancillary, _, _ = self._control.recvmsg(4096, socket.CMSG_SPACE(12))
+            ready = json.loads(data or b"null")
+            # The kernel names the sender (SO_PASSCRED), its pid as this process sees it.
+            for level_, kind, creds in ancillary:
+                if level_ == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    zygote_pid = struct.unpack("iII", creds[:12])[0]
         except (OSError, ValueError):
             ready = None
         self._control.settimeout(None)
@@ -226,6 +246,8 @@ class WarmInterpreter:
             raise WarmUnavailable(f"warm interpreter for {self.problem_dir.name} did not start: "
                                   f"{reason}")
         self.preloaded = bool(ready.get("preloaded"))
+        # Each evaluation born in a cgroup of its own (where the machine has them).
+        self._cgroups = BornInCgroups.start(zygote_pid)
 
     def _log_tail(self) -> str:
         self._stderr.seek(0)
@@ -245,8 +267,9 @@ class WarmInterpreter:
         uid = lease.uid if lease else None
         host_dir: Path | None = None
         token = secrets.token_hex(12)
-        if level == "bwrap":
-            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork.
+        if level in ("bwrap", "unshare"):
+            # In a fresh tmpfs over `base`, mounted by the evaluation's own fork (in a fresh
+            # /tmp of its own: the host's is not shared at these levels).
             work_dir = self.base / f"evaluation-{token[:16]}"
         else:
             host_dir = work_dir = Path(tempfile.mkdtemp(prefix="evolve-sbx-"))
@@ -260,26 +283,65 @@ class WarmInterpreter:
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
                    "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
                    "mount_point": str(self.base),
-                   "code": code if level == "bwrap" else "",
+                   "code": code if level in ("bwrap", "unshare") else "",
                    "work_dir_mb": max(64, 2 * limits.max_file_mb),
-                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep}
+                   "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep,
+                   "fresh": self._fresh}
         return lease, host_dir, token, request
+
+    def _send(self, request: dict, fds: list[int],
+              limits: SandboxLimits) -> tuple[TreeCgroup | None, bool]:
+        """Send one request with its descriptors and the evaluation's cgroup (tree_limits):
+        the one the zygote sits in, so the fork is born in it, or one the evaluation joins.
+        Returns (cgroup, born); raises ZygoteGone when the zygote is gone (nothing ran)."""
+        cgroup: TreeCgroup | None = None
+        born = False
+        try:
+            with self._lock:
+                if self._cgroups is not None:
+                    cgroup = self._cgroups.prepare(limits.memory_mb, limits.max_processes)
+                    born = cgroup is not None
+                if cgroup is None:  # it joins one of its own (a grace period's wait)
+                    cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
+                socket.send_fds(self._control, [json.dumps(request).encode()],
+                                [*fds, *(cgroup.fds if cgroup and not born else ())])
+                if born and self._cgroups is not None and cgroup is not None:
+                    self._cgroups.sent(cgroup)
+        except OSError as exc:
+            if cgroup is not None and not born:
+                cgroup.release()
+            # (born: the zygote still sits in it, for the next request)
+            raise ZygoteGone(str(exc)) from exc
+        if cgroup is not None:
+            cgroup.close_fds()
+        return cgroup, born
+
+    def _release(self, cgroup: TreeCgroup | None, born: bool) -> int:
+        """Kill what is left in an evaluation's cgroup and remove it; the processes killed."""
+        if cgroup is None:
+            return 0
+        if not born:
+            return cgroup.release()
+        if self._cgroups is not None and self._cgroups.settle(cgroup):
+            return cgroup.release()
+        return 0  # the zygote is still in it (it could not move on): kept, not killed
 
     def start_candidate(self, *, code: str, limits: SandboxLimits,
                         extra_env: dict[str, str] | None,
                         channel: socket.socket) -> _WarmCandidate:
         """Fork the candidate's process for one evaluation (a candidate zygote's job), holding
-        `channel`; raises ZygoteGone when the zygote is gone (nothing ran)."""
+        `channel`, in a cgroup of its own (its tree's memory and process limits) and under the
+        seccomp filter (in the request's environment: its host loads it before it forks the
+        candidate's worker); raises ZygoteGone when the zygote is gone (nothing ran)."""
         lease, host_dir, token, request = self._prepare(code, "", limits, extra_env)
         for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_TIMEOUT_S"):
             request["env"].pop(key, None)
         out, err = os.pipe(), os.pipe()
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with self._lock:
-                socket.send_fds(self._control, [json.dumps(request).encode()],
-                                [out[1], err[1], channel.fileno(), theirs.fileno()])
-        except OSError as exc:
+            cgroup, born = self._send(request, [out[1], err[1], channel.fileno(),
+                                                theirs.fileno()], limits)
+        except ZygoteGone:
             for fd in (*out, *err):
                 os.close(fd)
             status.close()
@@ -287,13 +349,15 @@ class WarmInterpreter:
                 shutil.rmtree(host_dir, ignore_errors=True)
             if lease:
                 lease.release()
-            raise ZygoteGone(str(exc)) from exc
+            raise
         finally:
             theirs.close()
         os.close(out[1])
         os.close(err[1])
         reader = OutputReader(out[0], err[0], limits.max_output_kb * 1024)
-        return _WarmCandidate(status, reader, lease, host_dir, token)
+        return _WarmCandidate(status, reader, lease, host_dir, token,
+                              release=lambda: self._release(cgroup, born), cgroup=cgroup,
+                              memory_mb=limits.memory_mb)
 
     def run(self, *, code: str, stage: str, limits: SandboxLimits,
             extra_env: dict[str, str] | None,
@@ -311,6 +375,8 @@ class WarmInterpreter:
         uid = lease.uid if lease else None
         pipes = [os.pipe() for _ in range(3)]
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cgroup: TreeCgroup | None = None
+        born = False  # the evaluation is forked into the cgroup the zygote sits in
         start = time.perf_counter()
         child = None
         started: _WarmCandidate | None = None
@@ -325,13 +391,12 @@ class WarmInterpreter:
                                                         channel=candidate_end)
                 finally:
                     candidate_end.close()
+            if judge_end is not None:
+                request["judge_channel"] = True
             try:
-                with self._lock:
-                    socket.send_fds(self._control, [json.dumps(request).encode()],
-                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
-                                     *([judge_end.fileno()] if judge_end else [])])
-            except OSError as exc:
-                raise ZygoteGone(str(exc)) from exc
+                cgroup, born = self._send(
+                    request, [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
+                              *([judge_end.fileno()] if judge_end else [])], limits)
             finally:
                 if judge_end is not None:
                     judge_end.close()
@@ -342,7 +407,7 @@ class WarmInterpreter:
             outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
                                          wake_fd=status.fileno(), terminate=child.kill)
             if started is not None:
-                started.stop()
+                started.stop(outcome.result)
                 merge_output(outcome, started.reader)
             if child.lost:
                 outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
@@ -350,6 +415,7 @@ class WarmInterpreter:
                 outcome.result = None
             elif child.returncode == warm.SETUP_FAILED:
                 outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
+            explain(outcome.result, cgroup, limits.memory_mb)
             outcome.uid = uid
             if uid is not None and _uid_has_processes(uid):
                 # Cannot happen: the evaluation's PID namespace ended with its first process
@@ -374,11 +440,14 @@ class WarmInterpreter:
                 os.close(pipes[2][0])
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
+            self._release(cgroup, born)
             if lease:
                 lease.release()
 
     def close(self) -> None:
         self._control.close()  # the zygote exits on EOF; its evaluations die with it
+        if self._cgroups is not None:
+            self._cgroups.close()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=2)

@@ -54,6 +54,10 @@ class LLMConfig(_Section):
     # this many failed proposals in a row; later in a run, this many failures in a row bench it.
     fail_fast_after: int = Field(default=3, ge=1)
     bench_after: int = Field(default=8, ge=1)
+    # OpenAI-compatible endpoints (openai/, hosted_vllm/, local/) are called through the openai
+    # SDK directly, with litellm's parameter mapping and prices (a third of litellm's CPU per
+    # call); false sends them through litellm like every other provider.
+    openai_sdk: bool = True
 
 
 class OperatorsConfig(_Section):
@@ -74,6 +78,8 @@ class BanditConfig(_Section):
     exploration: float = Field(default=1.0, ge=0, description="UCB exploration constant")
     decay: float = Field(default=0.99, gt=0, le=1)
     epsilon: float = Field(default=0.05, ge=0, le=1)
+    # Values are always per attempt (LLM call): a proposal pays for every call it used. True
+    # also divides by each attempt's dollar price (for models of known, differing prices).
     cost_aware: bool = False
     # Only for algorithm = "fixed": weights by arm label "operator:mutation".
     weights: dict[str, float] = Field(default_factory=dict)
@@ -133,6 +139,8 @@ class ScratchpadConfig(_Section):
 class PromptConfig(_Section):
     token_budget: int = Field(default=12_000, gt=0)
     output_excerpt_chars: int = Field(default=2_000, ge=0)
+    # Recent attempts from the same parent (else its island) shown with their outcome; 0 = none.
+    history: int = Field(default=5, ge=0)
     # A folder with replacement templates (same file names as prompts/); None = the built-in ones.
     templates_dir: str | None = None
 

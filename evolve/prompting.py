@@ -1,10 +1,14 @@
 """Building prompts from the Jinja2 templates in `prompts/`, within a token budget.
 
-A mutation prompt carries the problem statement, the function's signature and contract, the
-parent's code, score, shown metrics and feedback (the evaluator's text plus stdout/stderr
-excerpts), inspirations with their scores, and the scratchpad's advice. When the estimate exceeds
-the budget, inspirations are dropped first (last first), then output excerpts and feedback are
-shortened; the parent's code is never cut.
+The system prompt carries the problem statement, the function's signature and contract, and how
+a program is scored: the stages in order with their time limits and thresholds, the rule that
+makes the score, and each shown metric with its meaning and direction. A mutation prompt
+carries the parent's code, score, shown metrics and feedback (the evaluator's text plus
+stdout/stderr excerpts; an error is stated once), recent attempts from the same parent or island
+(the change the model described, and its score or failure), inspirations with their scores, the
+scratchpad's advice, and a worked example of the reply format asked for. When the estimate
+exceeds the budget, inspirations are dropped first (last first), then the oldest attempts, then
+output excerpts and feedback are shortened; the parent's code is never cut.
 """
 
 from __future__ import annotations
@@ -48,6 +52,16 @@ def excerpt(text: str, limit: int) -> str:
 
 
 @dataclass(frozen=True)
+class AttemptView:
+    """An earlier proposal as a prompt recalls it: what was tried and what came of it."""
+
+    mutation: str                 # diff | full | crossover | repair | an offline operator's
+    outcome: str                  # "score 1.5 (+0.2 vs its parent)", "rejected (diff-format: ...)"
+    summary: str = ""             # the change as the model described it
+    same_parent: bool = True      # False: another program of the same island
+
+
+@dataclass(frozen=True)
 class ProgramView:
     """A program as a prompt shows it."""
 
@@ -84,7 +98,7 @@ class PromptBuilder:
             except jinja2.TemplateError as exc:
                 raise ConfigError(f"prompt template {name}: {exc} (templates from "
                                   f"{', '.join(str(f) for f in folders)})") from exc
-        self._system = self.render("system.j2")
+        self._system = self.render("system.j2", scoring=self.scoring())
 
     def render(self, name: str, **values: Any) -> str:
         base = {"problem": self.problem.config.problem, "function": self.problem.config.function,
@@ -93,11 +107,31 @@ class PromptBuilder:
         template = self._templates.get(name) or self.env.get_template(name)
         return template.render(**base, **values).strip() + "\n"
 
+    def scoring(self) -> dict[str, Any]:
+        """How a program is scored, for the system prompt: the stages in order (name, time
+        limit, threshold, description), the rule that makes the score, the shown metrics with
+        their meaning and direction."""
+        config = self.problem.config
+        stages = [{"name": s.name, "timeout_s": s.timeout_s, "threshold": s.threshold,
+                   "description": s.description.strip()} for s in config.stages]
+        if config.score.weights:
+            rule = " + ".join(f"{w:g} x the score of stage '{name}'"
+                              for name, w in config.score.weights.items())
+        else:
+            rule = f"the score of stage '{config.score.stage or config.stages[-1].name}'"
+        about = config.metrics.about
+        metrics = [{"name": name, "meaning": about[name].meaning.strip() if name in about else "",
+                    "better": about[name].better if name in about else "neither"}
+                   for name in self.shown_metrics]
+        return {"stages": stages, "rule": rule, "metrics": metrics}
+
     def view(self, code: str, *, score: float | None, valid: bool, label: str = "",
              metrics: dict[str, Any] | None = None, feedback: str = "", error: str = "",
              stdout: str = "", stderr: str = "") -> ProgramView:
-        """A ProgramView with only the metrics the problem shows and output excerpts."""
+        """A ProgramView with only the metrics the problem shows and output excerpts; feedback
+        lines that the error already says are left out (the error is stated once)."""
         limit = self.config.output_excerpt_chars
+        feedback = _without_repeats(feedback, error)
         shown = {k: _fmt(v) for k, v in (metrics or {}).items() if k in self.shown_metrics}
         return ProgramView(code=code, score=score, valid=valid, label=label, metrics=shown,
                            feedback=excerpt(feedback, limit), error=excerpt(error, limit),
@@ -110,22 +144,29 @@ class PromptBuilder:
     def mutation_messages(self, kind: str, parent: ProgramView, *,
                           inspirations: list[ProgramView] = (),  # type: ignore[assignment]
                           scratchpad: list[str] = (),  # type: ignore[assignment]
-                          second: ProgramView | None = None) -> list[Message]:
+                          second: ProgramView | None = None,
+                          history: list[AttemptView] = (),  # type: ignore[assignment]
+                          ) -> list[Message]:
         """System + user messages for a diff, full, crossover or repair proposal, within budget."""
         template = {"diff": "diff.j2", "full": "full.j2", "crossover": "crossover.j2",
                     "repair": "repair.j2"}[kind]
         if kind == "crossover" and second is None:
             raise ValueError("a crossover prompt needs a second parent")
         inspirations = list(inspirations)
+        history = list(history)
         budget = self.config.token_budget
         limit = self.config.output_excerpt_chars
         while True:
             user = self.render(template, parent=parent, second=second,
-                               inspirations=inspirations, scratchpad=list(scratchpad))
+                               inspirations=inspirations, scratchpad=list(scratchpad),
+                               history=history)
             if estimate_tokens(self._system) + estimate_tokens(user) <= budget:
                 break
             if inspirations:
                 inspirations.pop()
+                continue
+            if history:
+                history.pop(0)  # the oldest first
                 continue
             if limit > 200:  # then shorten the output excerpts and feedback
                 limit //= 2
@@ -147,6 +188,14 @@ class PromptBuilder:
         text = self.render("scratchpad.j2", rows=rows, previous=previous, best_score=best_score,
                            max_recommendations=max_recommendations)
         return [{"role": "user", "content": text}]
+
+
+def _without_repeats(feedback: str, error: str) -> str:
+    """The feedback's lines that the error text does not already contain."""
+    if not error or not feedback:
+        return feedback
+    kept = [line for line in feedback.splitlines() if not line.strip() or line.strip() not in error]
+    return "\n".join(kept).strip()
 
 
 def _shrink(view: ProgramView, limit: int) -> ProgramView:

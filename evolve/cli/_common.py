@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,14 +26,44 @@ FAILED_STATUSES = frozenset({"failed", "error", "crashed"})
 
 RUN_DIR_HELP = "run folder, archive file or database URL (default: this folder, else the newest run under ./runs)"
 
+# Every command that is about a run takes it the same way: `--run-dir/-r DIR` (and, where no
+# other argument comes first, as the positional RUN_DIR too).
+RunDirOption = Annotated[str | None, typer.Option(
+    "--run-dir", "-r", help=RUN_DIR_HELP + "; the same as the RUN_DIR argument",
+    show_default=False)]
 
-def out(wide: bool = False) -> Console:
-    """Console for results. `wide`: when piped, tables get 200 columns instead of rich's 80 so
-    rows stay on one line for grep and awk."""
+# A run directory as `evolve run` names it by default (runs/PROBLEM-YYYYMMDD-HHMMSS), for the
+# examples in every --help.
+EXAMPLE_RUN = "runs/circle_packing-20261206-142233"
+
+
+def run_dir_of(argument: str | None, option: str | None) -> str | None:
+    """The run named by the positional RUN_DIR or by --run-dir (both, and different: exit 2)."""
+    if argument is not None and option is not None and argument != option:
+        fail(f"the run is named twice, as {argument} and as --run-dir {option}; give one")
+    return option if option is not None else argument
+
+
+# Piped output is never cut or wrapped to a terminal's width (rich would assume 80 columns):
+# lines are as long as their content, so grep and awk see whole items.
+PIPE_WIDTH = 10_000
+
+
+def out() -> Console:
+    """Console for results: the terminal's width on a terminal; piped, wide enough that
+    nothing wraps (tables keep each row on one line)."""
     console = Console(highlight=False, soft_wrap=False)
-    if wide and not console.is_terminal:
-        console = Console(highlight=False, soft_wrap=False, width=200)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=PIPE_WIDTH)
     return console
+
+
+def section(console: Console, title: str) -> None:
+    """A titled divider: a rule on a terminal, a plain `--- title ---` line when piped."""
+    if console.is_terminal:
+        console.rule(title)
+    else:
+        console.print(f"--- {title} ---", markup=False)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

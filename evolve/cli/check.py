@@ -79,15 +79,24 @@ def check_command(
                       f"({len(spec.baselines()) + 1} programs x {repeat}, "
                       f"{len(spec.stages)} stages)...", markup=False, highlight=False)
     repeated = asyncio.run(check_problem_repeated(spec, isolation, repeat))
-    results = {name: runs[0] for name, runs in repeated.items()}
-    failed = [name for name, result in results.items() if not result.valid]
-    problems = missing_metrics(spec, results) + stopped_at_gate(spec, results)
+    # Every repeat counts: a program is shown by its first invalid evaluation, if any.
+    results = {name: next((r for r in runs if not r.valid), runs[0])
+               for name, runs in repeated.items()}
+    invalid = {name: [(i, r) for i, r in enumerate(runs, 1) if not r.valid]
+               for name, runs in repeated.items()}
+    failed = [name for name, found in invalid.items() if found]
+    problems = list(dict.fromkeys(
+        line for i in range(repeat) for line in
+        missing_metrics(spec, {n: runs[i] for n, runs in repeated.items()})
+        + stopped_at_gate(spec, {n: runs[i] for n, runs in repeated.items()})))
     spreads = {name: spread(runs) for name, runs in repeated.items()} if repeat > 1 else {}
     if as_json:
         print(json.dumps({"problem": spec.name, "root": str(spec.root),
                           "ok": not failed and not problems, "warnings": warnings,
                           "problems": problems,
                           "spread": {n: s.as_dict() for n, s in spreads.items()},
+                          "invalid_repeats": {n: [_invalid_repeat(i, r) for i, r in found]
+                                              for n, found in invalid.items() if found},
                           "programs": {n: result_dict(r) for n, r in results.items()}}, indent=2))
     else:
         print_stages(f"problem {spec.name}", results, spec.config.metrics.shown)
@@ -95,6 +104,11 @@ def check_command(
             console.print(f"score over {repeat} evaluations of each program:")
             for name, found in spreads.items():
                 console.print(f"  {found.line(name)}", markup=False, soft_wrap=True)
+        if repeat > 1:
+            for name, found in invalid.items():
+                for i, result in found:
+                    console.print(f"{name}: evaluation {i} of {repeat} not valid: "
+                                  f"{_cause(result)}", markup=False, soft_wrap=True)
         for note in warnings:
             console.print(Text.assemble(("warning:", "yellow"), f" {note}"))
         for line in problems:
@@ -108,5 +122,21 @@ def check_command(
         raise typer.Exit(1)
 
 
+def _cause(result: EvalResult) -> str:
+    last = result.last
+    where = f"stage '{last.stage}', " if last is not None else ""
+    kind = result.failure.value if result.failure else "invalid"
+    return f"{where}{kind}: {result.reason}"
+
+
+def _invalid_repeat(index: int, result: EvalResult) -> dict[str, object]:
+    return {"evaluation": index, "stage": result.stage_reached,
+            "failure": result.failure.value if result.failure else None,
+            "reason": result.reason}
+
+
 def register(app: typer.Typer) -> None:
-    problems_app.command("check")(check_command)
+    problems_app.command("check", epilog=(
+        "Examples:\n\n  evolve problems check circle_packing\n\n"
+        "  evolve problems check ./my_sched --repeat 5      # the score's spread\n\n"
+        "  evolve problems check problems/txn --json"))(check_command)

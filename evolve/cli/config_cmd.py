@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
 
 
-@config_app.command("show")
+@config_app.command("show", epilog=(
+    "Examples:\n\n  evolve config show\n\n  evolve config show -c my-run.toml\n\n"
+    "  evolve config show -s budget.max_programs=50 -s seed=3"))
 def show_command(config: ConfigOption = None, overrides: SetOption = None) -> None:
     """Print the effective configuration as TOML, every key (unset ones as comments saying
     what unset means); an invalid one exits with code 2."""

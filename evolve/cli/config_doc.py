@@ -14,6 +14,10 @@ UNSET_MEANING: dict[str, str] = {
     "budget.max_usd": "no dollar limit",
     "budget.max_minutes": "no time limit",
     "budget.target_score": "no target: run until a budget is reached",
+    "budget.max_calls": "no limit on LLM calls; the calls of a model of unknown price are "
+                        "then bounded only by the program and time budgets",
+    "executor.ray_address": "the RAY_ADDRESS environment variable, else a Ray started on "
+                            "this machine",
     "concurrency.evaluations": "one sandbox per CPU core",
     "sandbox.memory_mb": "the problem's own memory limit",
     "sandbox.cpu_seconds": "the problem's own CPU-time limit",

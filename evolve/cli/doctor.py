@@ -10,27 +10,32 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
-from typing import Annotated, Literal
+from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from evolve.cli._common import EXIT_RUN_FAILED, examples, out, print_json
+from evaluators.isolation import available_levels, detect_isolation, exposure
+from evolve.cli._common import (
+    EXAMPLE_RUN,
+    EXIT_RUN_FAILED,
+    RunDirOption,
+    examples,
+    fail,
+    out,
+    print_json,
+    run_dir_of,
+)
+from evolve.cli.doctor_check import Check, Level
+from evolve.cli.doctor_ray import check_ray_cluster
+from evolve.cli.doctor_run import RunDirError, run_dir_checks
 
-Level = Literal["ok", "warn", "fail"]
+__all__ = ["Check", "Level", "doctor", "register"]
 
 # Providers litellm reads keys for; any other *_API_KEY in the environment is listed as well.
 DEFAULT_OLLAMA = "http://127.0.0.1:11434"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    level: Level
-    result: str
-    hint: str = ""
 
 
 def check_python() -> Check:
@@ -40,11 +45,6 @@ def check_python() -> Check:
 
 
 def check_isolation() -> Check:
-    try:
-        from evaluators.isolation import detect_isolation
-    except ImportError:
-        return Check("sandbox", "warn", "isolation module not installed",
-                     "reinstall adrs-evolve; evaluations need evaluators.isolation")
     try:
         level, description = detect_isolation()
     except Exception as exc:  # a probe failure is a finding, not a crash of doctor
@@ -60,14 +60,30 @@ def check_isolation() -> Check:
 
 def check_exposure() -> list[Check]:
     """One line per isolation level available here: exactly what a candidate can reach."""
-    try:
-        from evaluators.isolation import available_levels, exposure
-    except ImportError:
-        return []
     return [Check(f"exposed ({level})", "ok" if level == "bwrap" else "warn",
                   "; ".join(exposure(level)),
                   "" if level == "bwrap" else "use bubblewrap (sandbox.isolation = \"bwrap\")")
             for level in available_levels()]
+
+
+def check_kernel_defences() -> list[Check]:
+    """The seccomp filter on candidates and how far memory/process limits reach (a cgroup over
+    the whole process tree, or per process only)."""
+    try:
+        from evaluators import syscall_filter, tree_limits
+    except ImportError:
+        return []
+    spec, _ = syscall_filter.compiled()
+    cgroup = tree_limits.support().version
+    return [
+        Check("seccomp", "ok" if spec else "warn", syscall_filter.status(),
+              "" if spec else "install libseccomp2 (apt-get install libseccomp2) so candidates "
+                              "cannot use the kernel keyring, ptrace, bpf or mounts"),
+        Check("tree limits", "ok" if cgroup else "warn", tree_limits.status(),
+              "" if cgroup else "run as root, or in a cgroup delegated to you (systemd-run "
+                                "--user --scope -p Delegate=yes), so memory_mb holds for all of "
+                                "a candidate's processes together"),
+    ]
 
 
 def _torch_gpu() -> str | None:
@@ -135,6 +151,7 @@ def doctor(
     run_dir: Annotated[str | None, typer.Argument(
         help="a run directory to check instead of the machine: archive integrity, lock, "
              "isolation used, stale sandboxes", show_default=False)] = None,
+    run_dir_option: RunDirOption = None,
     ollama_url: Annotated[str, typer.Option(help="where to look for Ollama")] =
     os.environ.get("OLLAMA_HOST", DEFAULT_OLLAMA),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
@@ -148,16 +165,15 @@ def doctor(
 
     Exits 1 when something a run needs is missing; warnings only say what is not available."""
     exposures: list[Check] = []
+    run_dir = run_dir_of(run_dir, run_dir_option)
     if run_dir is not None:
         checks = _run_dir_checks(run_dir)
     else:
         if "://" not in ollama_url:
             ollama_url = f"http://{ollama_url}"
-        checks = [check_python(), check_isolation(), check_gpu(), check_keys(),
-                  check_ollama(ollama_url)]
+        checks = [check_python(), check_isolation(), *check_kernel_defences(), check_gpu(),
+                  check_keys(), check_ollama(ollama_url)]
         if executor == "ray" or ray_address:
-            from evolve.cli.doctor_ray import check_ray_cluster
-
             checks += check_ray_cluster(ray_address)
         exposures = check_exposure()
     if as_json:
@@ -191,9 +207,6 @@ def print_checks(checks: list[Check]) -> None:
 
 
 def _run_dir_checks(run_dir: str) -> list[Check]:
-    from evolve.cli._common import fail
-    from evolve.cli.doctor_run import RunDirError, run_dir_checks
-
     try:
         return run_dir_checks(run_dir)
     except RunDirError as exc:
@@ -202,6 +215,6 @@ def _run_dir_checks(run_dir: str) -> list[Check]:
 
 def register(app: typer.Typer) -> None:
     app.command(epilog=examples("evolve doctor", "evolve doctor --json",
-                                "evolve doctor runs/circle_packing-1",
+                                f"evolve doctor {EXAMPLE_RUN}",
                                 "evolve doctor --ollama-url http://10.0.0.5:11434",
                                 "evolve doctor --executor ray --ray-address 10.0.0.2:6379"))(doctor)

@@ -3,7 +3,7 @@ custom resources, the sandbox isolation each node offers), as doctor checks."""
 
 from __future__ import annotations
 
-from evolve.cli.doctor import Check
+from evolve.cli.doctor_check import Check
 
 
 def check_ray_cluster(address: str | None) -> list[Check]:
@@ -11,6 +11,7 @@ def check_ray_cluster(address: str | None) -> list[Check]:
     try:
         import ray
 
+        # lazy: ray is an optional extra, and the Ray executor imports it
         from evaluators.ray_executor import cluster_nodes, connect
     except ImportError:
         return [Check("ray", "fail", "ray is not installed",

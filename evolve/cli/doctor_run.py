@@ -9,7 +9,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from evolve.cli.doctor import Check
+from evaluators.isolation import detect_isolation
+from evaluators.sandbox_dirs import stale_sandbox_dirs
+from evolve.cli.doctor_check import Check
 from evolve.dashboard.rundir import RunDirError, locate, open_archive
 from evolve.engine.run_files import LOCK_NAME
 
@@ -74,8 +76,6 @@ def check_isolation_used(used: str | None) -> Check:
     if not used:
         return Check("isolation used", "warn", "not recorded")
     try:
-        from evaluators.isolation import detect_isolation
-
         here, _ = detect_isolation()
     except Exception as exc:   # a probe failure is a finding
         return Check("isolation used", "warn", f"{used}; this machine could not be probed: {exc}")
@@ -89,8 +89,6 @@ def check_isolation_used(used: str | None) -> Check:
 
 
 def check_stale_sandboxes() -> Check:
-    from evaluators.sandbox_dirs import stale_sandbox_dirs
-
     stale = stale_sandbox_dirs()
     if not stale:
         return Check("stale sandboxes", "ok", "none")

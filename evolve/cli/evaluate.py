@@ -24,7 +24,9 @@ from evaluators.isolation import IsolationUnavailable
 from evaluators.result import EvalResult
 from evolve.problem.spec import ProblemError, ProblemSpec, load_problem
 
-console = Console()
+# soft_wrap: a line is never broken at the terminal's (or a pipe's assumed 80) width; the
+# terminal wraps what is too long for it, a pipe gets the whole line.
+console = Console(soft_wrap=True)
 
 
 def resolve_problem(name_or_path: str) -> ProblemSpec:
@@ -98,7 +100,7 @@ def stage_lines(title: str, results: dict[str, EvalResult],
 def print_stages(title: str, results: dict[str, EvalResult], shown: Sequence[str] = ()) -> None:
     """A table on a terminal wide enough for one; plain lines otherwise."""
     if console.is_terminal and console.width >= 100:
-        console.print(stage_table(title, results, shown))
+        console.print(stage_table(title, results, shown), soft_wrap=False)
         return
     for line in stage_lines(title, results, shown):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -125,7 +127,7 @@ def stage_table(title: str, results: dict[str, EvalResult], shown: Sequence[str]
 def eval_command(
     problem: Annotated[str, typer.Argument(help="problem name or folder")],
     program_file: Annotated[Path, typer.Argument(help="the program to evaluate")],
-    stage: Annotated[list[str] | None, typer.Option("--stage", "-s",
+    stage: Annotated[list[str] | None, typer.Option("--stage",
                      help="run only these stages (repeatable); default: the whole cascade")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     isolation: Annotated[str, typer.Option(help="auto, bwrap, unshare or rlimits")] = "auto",
@@ -173,4 +175,8 @@ def _tail(text: str, lines: int = 8) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=(
+        "Examples:\n\n  evolve eval circle_packing problems/circle_packing/initial.py\n\n"
+        "  evolve eval circle_packing mine.py --stage quick --json\n\n"
+        "  evolve best runs/circle_packing-20261206-142233 --export p.py && "
+        "evolve eval circle_packing p.py"))(eval_command)

@@ -16,14 +16,18 @@ from rich.text import Text
 from rich.tree import Tree
 
 from evolve.cli._common import (
+    EXAMPLE_RUN,
     EXIT_RUN_FAILED,
     FAILED_STATUSES,
     RUN_DIR_HELP,
+    RunDirOption,
     examples,
     fail,
     open_run,
     out,
     print_json,
+    run_dir_of,
+    section,
 )
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import ProgramView, RunData, attr, load_run
@@ -36,7 +40,6 @@ from evolve.dashboard.rundir import (
     pick_run,
 )
 
-RunDirOption = Annotated[str | None, typer.Option("--run-dir", "-r", help=RUN_DIR_HELP)]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
@@ -67,16 +70,17 @@ def _load_for_program(run_dir: str | None,
 
 
 def status(
-    run_dir: Annotated[str | None, typer.Argument(help=RUN_DIR_HELP)] = None,
+    run_dir: Annotated[str | None, typer.Argument(help=RUN_DIR_HELP, show_default=False)] = None,
+    run_dir_option: RunDirOption = None,
     run_id: Annotated[int | None, typer.Option(help="run id inside a shared archive")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """One-screen summary of a run: budgets, best score, islands, arms, failures, spend.
 
     Exits 1 when the run failed."""
-    from evolve.cli.live import render_snapshot, snapshot_from_run
+    from evolve.cli.live import render_snapshot, snapshot_from_run, snapshot_lines
 
-    opened = open_run(run_dir, run_id=run_id)
+    opened = open_run(run_dir_of(run_dir, run_dir_option), run_id=run_id)
     data = load_run(opened.archive, opened.run_id)
     snap = snapshot_from_run(data)
     if as_json:
@@ -84,10 +88,14 @@ def status(
         print_json(asdict(snap) | {"folder": str(opened.location.folder or "")})
     else:
         console = out()
-        console.print(render_snapshot(snap, console.width))
         scratch = data.scratchpad()
-        if scratch:
-            console.print(Text("scratchpad: ", style="bold") + Text(scratch))
+        if console.is_terminal:
+            console.print(render_snapshot(snap, console.width))
+            if scratch:
+                console.print(Text("scratchpad: ", style="bold") + Text(scratch))
+        else:                          # piped: one item per line, nothing boxed or wrapped
+            for line in snapshot_lines(snap) + ([f"scratchpad: {scratch}"] if scratch else []):
+                typer.echo(line)
     if data.run.status in FAILED_STATUSES:
         raise typer.Exit(EXIT_RUN_FAILED)
 
@@ -152,12 +160,12 @@ def show(
                                                           else ""), style="dim"))
         if prompt:
             for role, content in call.messages():
-                console.rule(role)
+                section(console, role)
                 console.print(Text(content), soft_wrap=True)  # unwrapped: copy-paste safe
-            console.rule("reply")
+            section(console, "reply")
             console.print(Text(call.response or ""), soft_wrap=True)
     if code:
-        console.rule("code")
+        section(console, "code")
         if console.is_terminal:
             console.print(Syntax(program.code, "python", line_numbers=True, word_wrap=True))
         else:                          # piped: the code exactly as stored
@@ -224,7 +232,8 @@ def diff(
 
 
 def best(
-    run_dir: Annotated[str | None, typer.Argument(help=RUN_DIR_HELP)] = None,
+    run_dir: Annotated[str | None, typer.Argument(help=RUN_DIR_HELP, show_default=False)] = None,
+    run_dir_option: RunDirOption = None,
     export: Annotated[Path | None, typer.Option("--export", "-e",
                                                 help="write the best program's code here")] = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="how many to list")] = 1,
@@ -234,7 +243,7 @@ def best(
     """The best valid program(s) of a run; --export writes the code of the best to a file.
 
     Exits 1 when the run has no valid program yet."""
-    opened = open_run(run_dir, run_id=run_id)
+    opened = open_run(run_dir_of(run_dir, run_dir_option), run_id=run_id)
     data = load_run(opened.archive, opened.run_id)
     ranked = sorted((p for p in data.programs if p.valid and p.score is not None),
                     key=lambda p: (-(p.score or 0.0), p.id))[:top]
@@ -248,7 +257,7 @@ def best(
         print_json([p.summary() for p in ranked]
                    if top > 1 else ranked[0].summary() | {"code": ranked[0].code})
         return
-    console = out(wide=True)
+    console = out()
     table = Table("id", "score", "operator", "island", "gen", "cost", header_style="bold",
                   box=None)
     for p in ranked:
@@ -298,19 +307,19 @@ def runs(
                       str(row["programs"]), "-" if row["best"] is None else f"{row['best']:.6g}",
                       row["spent"],
                       (row["started"] or "-").replace("T", " ")[:16])
-    out(wide=True).print(table)
+    out().print(table)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(epilog=examples("evolve status runs/circle_packing-1",
-                                "evolve status runs/circle_packing-1 --json"))(status)
-    app.command(epilog=examples("evolve show 42 --run-dir runs/circle_packing-1",
-                                "evolve show 42 --prompt --no-code", "evolve show 42 --json"))(show)
-    app.command(epilog=examples("evolve lineage 42 --run-dir runs/circle_packing-1",
-                                "evolve lineage 42 --json"))(lineage)
-    app.command(epilog=examples("evolve diff 7 42 --run-dir runs/circle_packing-1",
-                                "evolve diff 7 42 | less"))(diff)
-    app.command(epilog=examples("evolve best runs/circle_packing-1",
-                                "evolve best runs/circle_packing-1 --export best.py",
-                                "evolve best runs/circle_packing-1 -k 5 --json"))(best)
+    run = EXAMPLE_RUN
+    app.command(epilog=examples(f"evolve status {run}", f"evolve status -r {run} --json",
+                                "evolve status            # the newest run under ./runs"))(status)
+    app.command(epilog=examples(f"evolve show 42 -r {run}", f"evolve show 42 -r {run} --prompt "
+                                "--no-code", f"evolve show 42 -r {run} --json"))(show)
+    app.command(epilog=examples(f"evolve lineage 42 -r {run}",
+                                f"evolve lineage 42 -r {run} --json"))(lineage)
+    app.command(epilog=examples(f"evolve diff 7 42 -r {run}",
+                                f"evolve diff 7 42 -r {run} | less"))(diff)
+    app.command(epilog=examples(f"evolve best {run}", f"evolve best {run} --export best.py",
+                                f"evolve best -r {run} -k 5 --json"))(best)
     app.command(epilog=examples("evolve runs", "evolve runs ~/experiments --json"))(runs)

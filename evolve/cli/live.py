@@ -63,7 +63,8 @@ class RunSnapshot:
     problem: str = ""
     status: str = "running"
     elapsed_s: float = 0.0
-    programs: int = 0
+    programs: int = 0                               # stored: duplicates and rejected too
+    evaluated: int = 0                              # evaluated candidates, as budgets count
     budgets: list[BudgetProgress] = field(default_factory=list)
     eta_s: float | None = None                      # until the first budget runs out
     target_score: float | None = None
@@ -138,7 +139,7 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
     spent = data.spent_usd
     # The program budget counts evaluated candidates, as the engine does: the starting program
     # (no parent) is not one, nor are duplicates and rejected replies (they make room for more).
-    evaluated = sum(1 for p in programs if p.parent_id is not None and p.status == "evaluated")
+    evaluated = data.evaluated
     budgets = []
     if budget.max_programs:
         budgets.append(BudgetProgress("programs", evaluated, budget.max_programs))
@@ -157,7 +158,7 @@ def snapshot_from_run(data: RunData, *, queued: int | None = None, running: int 
         running = sum(in_flight.values())
     return RunSnapshot(
         run_id=run.id, problem=run.problem, status=run.status, elapsed_s=elapsed,
-        programs=len(programs), budgets=budgets,
+        programs=len(programs), evaluated=evaluated, budgets=budgets,
         eta_s=None if finished else estimate_eta(budgets, elapsed),
         target_score=budget.target_score,
         best_score=best.score if best else None, best_program_id=best.id if best else None,
@@ -255,12 +256,30 @@ def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def reward_text(value: float) -> str:
+    """A reward (score gained over the parent) in plain decimals, never 1.2e-05: four
+    significant digits, thousands grouped."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def _counted(snap: RunSnapshot) -> str:
+    """The program count the summary line uses (evaluated candidates), and what else is stored."""
+    others = snap.programs - snap.evaluated
+    return f"{snap.evaluated} evaluated" + (f" ({others} more stored: the initial program, "
+                                            f"duplicates, rejected)" if others > 0 else "")
+
+
 def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
     """The live panel: budgets, best score, islands, arms, evaluations, failures, spend."""
     head = Text.assemble(
         (f"run {snap.run_id}", "bold"), f" · {snap.problem} · ",
         (snap.status, "red" if snap.status in ("failed", "interrupted") else "green"),
-        f" · {format_duration(snap.elapsed_s)} · {snap.programs} programs · "
+        f" · {format_duration(snap.elapsed_s)} · {snap.evaluated} evaluated · "
         f"{cost_text(snap.spent_usd, snap.unknown_cost_calls)} spent")
 
     budgets = Table.grid(padding=(0, 1))
@@ -287,7 +306,7 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
         arms.add_column(column, justify=justify)  # type: ignore[arg-type]
     for arm in snap.arms:
         arms.add_row(Text(arm.operator), Text(arm.mutation), str(arm.pulls),
-                     f"{arm.mean_reward:.4g}", cost_text(arm.spend_usd, arm.unknown_cost_calls))
+                     reward_text(arm.mean_reward), cost_text(arm.spend_usd, arm.unknown_cost_calls))
 
     if snap.running is None and snap.queued is None:
         work = Text("evaluations in flight: shown by the live view of `evolve run`"
@@ -312,14 +331,46 @@ def render_snapshot(snap: RunSnapshot, width: int = 80) -> RenderableType:
     return Panel(body, title=head, title_align="left")
 
 
+def snapshot_lines(snap: RunSnapshot) -> list[str]:
+    """The panel's content as plain lines, one item per line, for a pipe: nothing boxed, cut
+    or wrapped."""
+    lines = [f"run {snap.run_id} · {snap.problem} · {snap.status} · "
+             f"{format_duration(snap.elapsed_s)} · {_counted(snap)} · "
+             f"{cost_text(snap.spent_usd, snap.unknown_cost_calls)} spent"]
+    lines += [f"budget {budget.name}: {budget.text()}" for budget in snap.budgets]
+    if snap.status == "running":
+        lines.append(f"eta: {format_duration(snap.eta_s)}")
+    lines.append(f"best: {_score(snap.best_score)}"
+                 + (f" (program {snap.best_program_id})" if snap.best_program_id is not None
+                    else "")
+                 + (f", target {snap.target_score:g}" if snap.target_score is not None else ""))
+    lines += [f"island {i}: best {_score(s)}" for i, s in sorted(snap.island_best.items())]
+    lines += [f"arm {arm.operator} {arm.mutation}: {arm.pulls} pulls, mean reward "
+              f"{reward_text(arm.mean_reward)}, spend "
+              f"{cost_text(arm.spend_usd, arm.unknown_cost_calls)}" for arm in snap.arms]
+    if not snap.arms:
+        lines.append("arms: no arms pulled yet")
+    if snap.running is not None or snap.queued is not None:
+        lines.append(f"evaluations: {snap.running or 0} running, {snap.queued or 0} queued"
+                     + (" · on " + ", ".join(f"{node} {count}" for node, count
+                                            in snap.placement.items()) if snap.placement
+                        else ""))
+    lines.append(f"failures: {snap.failure_total}" + (
+        " (" + ", ".join(f"{k} {v}" for k, v in snap.failures.items()) + ")"
+        if snap.failures else ""))
+    if snap.latest_failure:
+        lines.append(f"latest failure: {snap.latest_failure}")
+    return lines
+
+
 def snapshot_line(snap: RunSnapshot) -> str:
     """One plain log line for a snapshot (used when the output is not a terminal)."""
-    parts = [f"programs {snap.programs}"]
+    parts = [f"evaluated {snap.evaluated}"]
     for budget in snap.budgets:
         if budget.name != "programs":
             parts.append(f"{budget.name} {budget.text()}")
         else:
-            parts[0] = f"programs {budget.text()}"
+            parts[0] = f"evaluated {budget.text()}"
     parts.append(f"best {_score(snap.best_score)}"
                  + (f" (#{snap.best_program_id})" if snap.best_program_id is not None else ""))
     parts.append(f"spent {cost_text(snap.spent_usd, snap.unknown_cost_calls)}")

@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from evolve.config import ConfigError, LLMConfig, ModelConfig, load_config
-from evolve.operators.llm import LLMClient, LLMReply, key_env_for
+from evolve.operators.keys import first_missing_key, key_env_for
+from evolve.operators.llm import LLMClient, LLMReply
 from evolve.operators.local_model import LocalModelError, start_local_models
 
 models_app = typer.Typer(help="Check the LLMs a run would use.", no_args_is_help=True)
@@ -69,11 +70,18 @@ def _format_cost(reply: LLMReply) -> str:
 
 async def _check_all(models: list[ModelConfig], llm: LLMConfig) -> list[LLMReply]:
     client = LLMClient(models, llm)
-    return list(await asyncio.gather(*(
-        client.complete(m.name, CHECK_MESSAGES, temperature=0.0, max_tokens=16) for m in models)))
+    try:
+        return list(await asyncio.gather(*(
+            client.complete(m.name, CHECK_MESSAGES, temperature=0.0, max_tokens=16)
+            for m in models)))
+    finally:
+        await client.aclose()
 
 
-@models_app.command("check")
+@models_app.command("check", epilog=(
+    "Examples:\n\n  evolve models check                      # the configured models\n\n"
+    "  evolve models check -m openai/gpt-4.1-mini\n\n"
+    "  evolve models check -m openai/qwen3 --api-base http://127.0.0.1:8000/v1"))
 def check(
     model: Annotated[list[str] | None, typer.Option(
         "--model", "-m", help="model to check, as litellm names it (repeatable); "
@@ -83,11 +91,13 @@ def check(
                            "http://127.0.0.1:8000/v1")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="run config TOML")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="override a config key: dotted.key=value (repeatable)")] = None,
+        "--set", "-s", help="override a config key: dotted.key=value (repeatable)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds allowed per model")] = 30.0,
 ) -> None:
-    """Send one short request to each model; print latency, tokens, cost and errors."""
-    console = Console()
+    """Send one short request to each model; print latency, tokens, cost and errors.
+
+    Exit 0: every model answered; 1: one did not; 2: an unset API key (before any call)."""
+    console = Console(soft_wrap=True)      # lines are never broken at a pipe's 80 columns
     try:
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
@@ -101,6 +111,10 @@ def check(
                       "openai/gpt-4.1-mini with OPENAI_API_KEY set, or --model openai/<name> "
                       "--api-base http://HOST:PORT/v1), or add [[operators.models]] to the config",
                       markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    missing = first_missing_key(models)
+    if missing is not None:  # said at once: no call, no litellm import
+        typer.echo(f"error: {missing}", err=True)
         raise typer.Exit(2)
 
     with contextlib.ExitStack() as stack:
@@ -126,7 +140,7 @@ def check(
             table.add_row(Text(row["model"]), Text(row["result"], style="green" if
                                                    row["result"] == "ok" else "red"),
                           row["latency"], row["tokens"], row["cost"], detail)
-        console.print(table)
+        console.print(table, soft_wrap=False)
     else:   # piped or narrow: plain lines, never a table squeezed to 80 columns
         for row in rows:
             console.print(f"{row['model']}: {row['result']}, {row['latency']}, tokens "

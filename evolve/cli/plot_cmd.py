@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from evolve.cli._common import RUN_DIR_HELP, examples, fail, open_run
+from evolve.cli._common import (
+    EXAMPLE_RUN,
+    RUN_DIR_HELP,
+    RunDirOption,
+    examples,
+    fail,
+    open_run,
+    run_dir_of,
+)
 from evolve.dashboard.data import RunData, load_run
 from evolve.dashboard.stats import best_history, best_vs_dollars, operator_series
 
@@ -55,30 +63,43 @@ def draw(data: RunData, path: Path, *, width_in: float = 11.0, height_in: float 
         by_cost.set_ylabel("best score so far")
         by_cost.set_title("score vs dollars")
         by_cost.grid(alpha=0.3)
-        figure.suptitle(f"{data.run.problem} — {data.run.label} ({len(data.programs)} programs)")
+        figure.suptitle(f"{data.run.problem} — {data.run.label} ({data.evaluated} evaluated)")
         figure.tight_layout()
         figure.savefig(path, format="png")
     finally:
         plt.close(figure)
 
 
+PLOT_NAME = "plot.png"
+
+
 def plot(
-    run_dir: Annotated[str | None, typer.Argument(help=RUN_DIR_HELP)] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write")] =
-    Path("evolve-plot.png"),
+    run_dir: Annotated[str | None, typer.Argument(help=RUN_DIR_HELP, show_default=False)] = None,
+    run_dir_option: RunDirOption = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help=f"PNG file to write (default: RUN_DIR/{PLOT_NAME}, next to the "
+                               f"run's archive)", show_default=False)] = None,
     run_id: Annotated[int | None, typer.Option(help="run id inside a shared archive")] = None,
 ) -> None:
-    """Plot the best score against programs evaluated and against dollars spent."""
-    if output.suffix.lower() != ".png":
+    """Plot the best score against programs evaluated and against dollars spent, into the run
+    directory (or -o FILE.png); prints where it wrote."""
+    if output is not None and output.suffix.lower() != ".png":
         fail(f"--output must end in .png (got {output})")
-    opened = open_run(run_dir, run_id=run_id)
+    opened = open_run(run_dir_of(run_dir, run_dir_option), run_id=run_id)
     data = load_run(opened.archive, opened.run_id)
     if not best_history(data.programs):
         fail(f"run {data.run.id} has no valid program to plot yet", 1)
+    if output is None:
+        # A run kept in a database has no folder: the plot goes to the current one.
+        folder = opened.location.folder
+        output = (Path(folder) if folder else Path(".")) / (
+            PLOT_NAME if folder else f"plot-run-{data.run.id}.png")
     output.parent.mkdir(parents=True, exist_ok=True)
     draw(data, output)
     typer.echo(f"wrote {output}")
 
 
 def register(app: typer.Typer) -> None:
-    app.command(epilog=examples("evolve plot runs/circle_packing-1 -o progress.png"))(plot)
+    app.command(epilog=examples(f"evolve plot {EXAMPLE_RUN}            # writes "
+                                f"{EXAMPLE_RUN}/{PLOT_NAME}",
+                                f"evolve plot {EXAMPLE_RUN} -o progress.png"))(plot)

@@ -53,7 +53,8 @@ def _rows(entries: list[ProblemEntry]) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-@problems_app.command("list")
+@problems_app.command("list", epilog="Examples:\n\n  evolve problems list\n\n"
+                      "  evolve problems list --json")
 def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -86,7 +87,8 @@ def list_command(
         typer.echo("  ".join([*cells, row[4]]).rstrip())
 
 
-@problems_app.command("new")
+@problems_app.command("new", epilog="Examples:\n\n  evolve problems new my_sched\n\n"
+                      "  evolve problems new my_sched --dir ~/problems")
 def new_command(
     name: Annotated[str, typer.Argument(help="Name of the new problem (a Python identifier).")],
     directory: Annotated[Path, typer.Option("--dir", help="Folder to create it in.")] = Path("."),

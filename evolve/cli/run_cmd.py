@@ -24,12 +24,21 @@ import typer
 
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, load_config
 from evolve.dashboard.cost_text import cost_text
-from evolve.engine.run_files import ARCHIVE_NAME, RUN_ID_NAME, ProgressSnapshot
+from evolve.engine.run_files import ARCHIVE_NAME, LOCK_NAME, RUN_ID_NAME, ProgressSnapshot
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run_command)
-    app.command("resume")(resume_command)
+    from evolve.cli._common import EXAMPLE_RUN, examples
+
+    app.command("run", epilog=examples(
+        "evolve run circle_packing             # into runs/circle_packing-YYYYMMDD-HHMMSS",
+        "evolve run circle_packing --programs 300 --seed 1 -r experiments/cp-seed1",
+        "evolve run ./my_sched -c my-run.toml -s concurrency.evaluations=4",
+        "evolve run spot_single --model openai/gpt-4.1-mini --usd 2"))(run_command)
+    app.command("resume", epilog=examples(
+        f"evolve resume {EXAMPLE_RUN}",
+        f"evolve resume {EXAMPLE_RUN} --programs 300   # a higher total",
+        f"evolve resume -r {EXAMPLE_RUN} --no-live"))(resume_command)
 
 
 def _log(message: str) -> None:
@@ -47,16 +56,21 @@ def progress_printer() -> Callable[[ProgressSnapshot], None]:
             return
         if snap.event == "stop":
             _log(final_summary(snap))
+            if snap.status != "interrupted":
+                _log(next_steps(snap.run_dir))
             return
         last = snap.last or {}
         budget = f"/{snap.programs_budget}" if snap.programs_budget else ""
         # The kind says it all ("duplicate", "timeout"); the stored status only when there is none.
         outcome = _score(last.get("score")) if last.get("valid") else \
             str(last.get("error_kind") or last.get("status"))
-        _log(f"[{snap.programs_done}{budget}] island {last.get('island')} "
-             f"{last.get('mutation')} by {last.get('operator')} -> {outcome} | best "
-             f"{_score(snap.best_score)} | {cost_text(snap.cost_usd, snap.unknown_cost_calls)} | "
-             f"{snap.elapsed_s:.0f}s")
+        # Named by the archive's program id, the one `evolve show ID` takes; the count is of
+        # evaluated programs, the one the program budget and the summary count.
+        _log(f"program {last.get('program_id')}: island {last.get('island')} "
+             f"{last.get('mutation')} by {last.get('operator')} -> {outcome} | evaluated "
+             f"{snap.programs_done}{budget} | best {_score(snap.best_score)}"
+             + (f" (program {snap.best_program_id})" if snap.best_program_id is not None else "")
+             + f" | {cost_text(snap.cost_usd, snap.unknown_cost_calls)} | {snap.elapsed_s:.0f}s")
 
     return report
 
@@ -68,11 +82,17 @@ def final_summary(snap: ProgressSnapshot) -> str:
                f"{snap.run_dir}`)")
     else:
         how = f"run {snap.status}: {snap.stop_reason or 'budget reached'}"
-    return (f"{how}; {snap.programs_done} programs, best {_score(snap.best_score)}"
+    return (f"{how}; {snap.programs_done} programs evaluated, best {_score(snap.best_score)}"
             + (f" (program {snap.best_program_id})" if snap.best_program_id is not None else "")
             + f", {cost_text(snap.cost_usd, snap.unknown_cost_calls)}, {snap.elapsed_s:.1f}s; "
             + (f"best program in {Path(snap.run_dir) / 'best'}" if snap.best_score is not None
                else "no valid program"))
+
+
+def next_steps(run_dir: str) -> str:
+    """What to look at once a run has ended: the commands, with this run's directory."""
+    return (f"next: `evolve best {run_dir}` (the best programs), `evolve dashboard {run_dir}` "
+            f"(browse every program), `evolve plot {run_dir}` (score over programs and dollars)")
 
 
 def _score(value: float | None) -> str:
@@ -138,19 +158,21 @@ def run_command(
     problem: Annotated[str | None, typer.Argument(
         help="Problem name (built in or installed) or folder; default: `problem` in --config.",
         show_default=False)] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c",
+                                                     help="TOML config file.")] = None,
     overrides: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config key: --set budget.max_programs=50 (repeatable).")] = None,
+        "--set", "-s", help="Override a config key: --set budget.max_programs=50 (repeatable).")] = None,
     models: Annotated[list[str] | None, typer.Option(
-        "--model", help="LLM operator as litellm names it, e.g. openai/gpt-4.1-mini "
+        "--model", "-m", help="LLM operator as litellm names it, e.g. openai/gpt-4.1-mini "
                         "(repeatable).")] = None,
     api_base: Annotated[str | None, typer.Option(
         "--api-base", help="Base URL of an OpenAI-compatible server for --model.")] = None,
     programs: Annotated[int | None, typer.Option("--programs", help="Stop after N programs.")] = None,
     usd: Annotated[float | None, typer.Option("--usd", help="Stop after spending X dollars.")] = None,
     minutes: Annotated[float | None, typer.Option("--minutes", help="Stop after T minutes.")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run directory "
-                                                 "(default runs/PROBLEM-TIMESTAMP).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        "--run-dir", "-r", help="Run directory to create (default: runs/PROBLEM-YYYYMMDD-HHMMSS "
+                                "under the current folder).", show_default=False)] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain log lines, no live "
                                           "view, also when on a terminal.")] = False,
@@ -170,17 +192,15 @@ def run_command(
         sets.append(f"seed={seed}")
     sets += _budget_overrides(programs, usd, minutes)
     sets += _executor_overrides(executor, ray_address)
-    from evolve.problem.discovery import find_problem
     from evolve.problem.spec import ProblemError
 
     try:
         config = load_config(config_file, sets)
-        find_problem(config.problem)  # fail before anything is written
         if models:
             config.operators.models = [ModelConfig(name=m, api_base=api_base) for m in models]
         elif api_base:
             raise ConfigError("--api-base needs --model (e.g. --model openai/NAME)")
-        _check_local_models(config)
+        _preflight(config)
     except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
@@ -189,12 +209,17 @@ def run_command(
     if (directory / RUN_ID_NAME).is_file() or _holds_a_run(directory / ARCHIVE_NAME):
         _fail(f"{directory} already holds a run; continue it with `evolve resume {directory}` "
               f"or choose another --run-dir")
+    _refuse_foreign_directory(directory)
     config.run_dir = str(directory)
     _drive(config, directory, resume=False, no_live=no_live)
 
 
 def resume_command(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    run_dir: Annotated[Path | None, typer.Argument(help="The run directory to continue.",
+                                                   show_default=False)] = None,
+    run_dir_option: Annotated[Path | None, typer.Option(
+        "--run-dir", "-r", help="The run directory to continue; the same as RUN_DIR.",
+        show_default=False)] = None,
     programs: Annotated[int | None, typer.Option("--programs", help="New program budget "
                                                  "(total, not additional).")] = None,
     usd: Annotated[float | None, typer.Option("--usd", help="New dollar budget (total).")] = None,
@@ -210,16 +235,64 @@ def resume_command(
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Ray cluster head, host:port (e.g. a restarted cluster).")] = None,
 ) -> None:
-    """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt."""
+    """Continue a run from its archive: counts, islands, bandit and RNG state are rebuilt.
+
+    A completed run goes on only with a higher budget (--programs, --usd, --minutes)."""
+    from evolve.cli._common import run_dir_of
     from evolve.engine.session import load_run_config
+    from evolve.problem.spec import ProblemError
+
+    named = run_dir_of(None if run_dir is None else str(run_dir),
+                       None if run_dir_option is None else str(run_dir_option))
+    if named is None:
+        _fail("name the run to continue: `evolve resume RUN_DIR` (`evolve runs` lists them)")
+    run_dir = Path(named)
 
     try:
         config = load_run_config(run_dir, _budget_overrides(programs, usd, minutes)
                                  + _executor_overrides(executor, ray_address), run_id=run_id)
-    except ConfigError as exc:
+        _preflight(config)
+        if programs is None and usd is None and minutes is None:
+            _refuse_completed(run_dir, run_id, config)
+    except (ConfigError, ProblemError) as exc:
         _fail(str(exc))
         return
     _drive(config, run_dir, resume=True, no_live=no_live, run_id=run_id)
+
+
+def _refuse_completed(run_dir: Path, run_id: int | None, config: EvolveConfig) -> None:
+    """A completed run resumed with its old budget would stop at once, "budget reached": say
+    it is complete and how to raise the budget instead (exit 0: nothing failed)."""
+    from db import Archive
+    from evolve.engine.session import resume_run_id
+
+    url = config.archive.url or run_dir / ARCHIVE_NAME
+    with Archive.open(url, create=False) as archive:
+        run = archive.get_run(resume_run_id(archive, run_dir, run_id))
+        if run is None or run.status != "completed":
+            return
+        stops = archive.events(run.id, kind="stop")
+        evaluated = archive.count_programs(run.id, status="evaluated") - 1  # not the initial
+    reason = str((stops[-1].data or {}).get("reason") or "budget reached") if stops else \
+        "budget reached"
+    budget = config.budget
+    if reason.startswith("dollar budget") and budget.max_usd:
+        raise_to = f"--usd {2 * budget.max_usd:g}"
+    elif reason.startswith("time budget"):
+        raise_to = f"--minutes {2 * (budget.max_minutes or 30):g}"
+    elif budget.max_programs:
+        raise_to = f"--programs {max(2 * budget.max_programs, evaluated + 10)}"
+    else:
+        raise_to = "--minutes 30"
+    head = f"run {run.id} in {run_dir} is complete ({reason}; {evaluated} programs evaluated)"
+    if reason.startswith(("target score", "nothing new")):
+        print(f"{head}; a higher budget would not take it further: start a new run "
+              f"(`evolve run {config.problem}`) with other settings", flush=True)
+    else:
+        print(f"{head}; to go on, raise its budget: `evolve resume {run_dir} {raise_to}` "
+              f"(the new total, not an addition; --programs, --usd and --minutes all work)",
+              flush=True)
+    raise typer.Exit(0)
 
 
 def _executor_overrides(executor: str | None, ray_address: str | None) -> list[str]:
@@ -260,6 +333,24 @@ def _same_problem(first: str, second: str) -> bool:
         return False
 
 
+def _preflight(config: EvolveConfig) -> None:
+    """What would make the run fail at once, checked before anything is written: the problem
+    loads and its `requires` import here (unless a Ray cluster evaluates it), local models can
+    start, every named model's API key is set."""
+    from evaluators.executors import executor_kind
+    from evolve.operators.keys import first_missing_key, models_of
+    from evolve.problem.discovery import find_problem
+    from evolve.problem.spec import ProblemError
+
+    spec = find_problem(config.problem)
+    if executor_kind(config.executor) == "local" and spec.unusable_reason:
+        raise ProblemError(f"problem {spec.name} {spec.unusable_reason}")
+    _check_local_models(config)
+    missing = first_missing_key(models_of(config))
+    if missing is not None:
+        raise ConfigError(missing)
+
+
 def _check_local_models(config: EvolveConfig) -> None:
     """A `local/...` model is served by a llama.cpp server the run starts; without the local
     extra say so now, before a run directory is written."""
@@ -271,6 +362,29 @@ def _check_local_models(config: EvolveConfig) -> None:
     missing = missing_local_extra() if local else None
     if missing:
         raise ConfigError(f"{local[0]} runs on this machine, but {missing}")
+
+
+# What a run leaves in its directory before its first write (killed at once): `evolve run`
+# may start again there. Anything else belongs to someone else.
+_RUN_LEFTOVERS = frozenset({LOCK_NAME, ARCHIVE_NAME, f"{ARCHIVE_NAME}-wal",
+                            f"{ARCHIVE_NAME}-shm", f"{ARCHIVE_NAME}-journal"})
+
+
+def _refuse_foreign_directory(directory: Path) -> None:
+    """A run writes config.toml, run.json and best/ into its directory, replacing what is
+    there: refuse a path that is a file, or a folder holding anything but a run's leftovers."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        _fail(f"--run-dir {directory} is a file, not a folder; choose a new folder for the run")
+    foreign = sorted(entry.name for entry in directory.iterdir()
+                     if entry.name not in _RUN_LEFTOVERS)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        _fail(f"{directory} is not empty and holds no run ({shown}); a run would overwrite "
+              f"files there. Choose a new or empty folder with --run-dir (or leave it out: "
+              f"runs go to runs/PROBLEM-TIMESTAMP)")
 
 
 def _holds_a_run(archive_file: Path) -> bool:

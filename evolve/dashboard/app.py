@@ -63,7 +63,7 @@ class DashboardApp(App[None]):
         data = self.data
         running = sum(data.in_flight().values())
         self.sub_title = (f"{data.run.problem} · {data.run.label} · {data.run.status} · "
-                          f"{len(data.programs)} programs"
+                          f"{data.evaluated} evaluated"
                           + (f" · {running} in flight" if running else ""))
 
     def action_reload_if_changed(self) -> None:

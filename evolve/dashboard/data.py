@@ -7,8 +7,6 @@ records once, so widgets never touch the database and a refresh is a single relo
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -18,55 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from evolve.dashboard.cost_text import cost_text
+from evolve.dashboard.fields import as_json, as_time, attr, finite
 from evolve.engine.in_flight import IN_FLIGHT_STATE
 from evolve.engine.run_files import shown_status
-
-
-def attr(record: Any, name: str, default: Any = None) -> Any:
-    """A field of an archive record, whether the archive hands out objects or mappings."""
-    if record is None:
-        return default
-    if isinstance(record, Mapping):
-        value = record.get(name, default)
-    else:
-        value = getattr(record, name, default)
-    return default if value is None else value
-
-
-def as_json(value: Any, default: Any) -> Any:
-    """A JSON column that may arrive decoded or as text."""
-    if value is None:
-        return default
-    if isinstance(value, (str, bytes)):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return default
-    return value
-
-
-def as_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
-def finite(value: Any) -> float | None:
-    """A score as a float, or None for missing, NaN and infinities."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -268,6 +220,13 @@ class RunData:
 
     def spent_text(self) -> str:
         return cost_text(self.spent_usd, self.unknown_cost_calls)
+
+    @property
+    def evaluated(self) -> int:
+        """Evaluated candidates, as the engine, the program budget and a run's summary count
+        them: not the initial program, duplicates or rejected replies (the archive keeps those
+        too)."""
+        return sum(1 for p in self.programs if p.parent_id is not None and p.status == "evaluated")
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.programs}

@@ -65,7 +65,7 @@ class OverviewPane(VerticalScroll):
         headline = Text.assemble(
             (f"{data.run.problem} · {data.run.label} · ", ""),
             (data.run.status, "green" if data.run.status in ("running", "finished") else "red"),
-            f" · {len(programs)} programs · best ",
+            f" · {data.evaluated} evaluated · best ",
             (_score(best.score if best else None), "bold cyan"),
             f" (#{best.id})" if best else "",
             f" · {data.spent_text()} spent")
@@ -75,7 +75,7 @@ class OverviewPane(VerticalScroll):
         self.query_one("#ov-spark-programs", Sparkline).data = history
         self.query_one("#ov-programs-title", Label).update(
             f"best score over programs: {_score(history[0]) if history else '-'} → "
-            f"{_score(history[-1]) if history else '-'} in {len(programs)} programs")
+            f"{_score(history[-1]) if history else '-'} in {data.evaluated} evaluated programs")
         dollars = best_vs_dollars(programs)
         spent = dollars[-1][0] if dollars else 0.0
         dollar_title = self.query_one("#ov-dollars-title", Label)

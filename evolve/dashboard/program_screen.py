@@ -4,7 +4,7 @@ its parent, lineage as a tree you can walk, and the LLM prompt and reply that pr
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.rule import Rule
@@ -20,9 +20,7 @@ from textual.widgets import Footer, Label, Static, TabbedContent, TabPane, Tree
 
 from evolve.dashboard.cost_text import cost_text
 from evolve.dashboard.data import ProgramView, RunData, attr
-
-if TYPE_CHECKING:
-    from evolve.dashboard.app import DashboardApp
+from evolve.dashboard.host import DashboardHost
 
 TABS = ("summary", "code", "diff", "lineage", "prompt")
 
@@ -131,7 +129,7 @@ class ProgramScreen(Screen):
         self.program_id = program_id
 
     @property
-    def dash(self) -> DashboardApp:
+    def dash(self) -> DashboardHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -6,8 +6,6 @@ act behind the program detail screen.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,11 +13,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from evolve.dashboard.data import RunData
+from evolve.dashboard.host import DashboardHost
 from evolve.dashboard.overview import OverviewPane
 from evolve.dashboard.programs import ProgramsPane
-
-if TYPE_CHECKING:
-    from evolve.dashboard.app import DashboardApp
 
 
 class RunScreen(Screen):
@@ -34,7 +30,7 @@ class RunScreen(Screen):
     ]
 
     @property
-    def dash(self) -> DashboardApp:
+    def dash(self) -> DashboardHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -106,7 +106,7 @@ def default_location(run_dir: str | Path | None) -> RunLocation:
 
 def open_archive(location: RunLocation) -> Any:
     """Open the archive read-side; the controller stays the only writer."""
-    from db import Archive  # imported here: the CLI's --help must not pay for SQLAlchemy
+    from db import Archive  # lazy: the CLI's --help must not pay for SQLAlchemy
 
     try:
         return Archive.open(location.archive, create=False)

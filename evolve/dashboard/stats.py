@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evolve.dashboard.data import ProgramView
-from evolve.operators.bandit import reward as bandit_reward
+from evolve.select.bandit import reward as bandit_reward
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def initial_score(programs: Sequence[ProgramView]) -> float | None:
 
 
 def arm_reward(program: ProgramView, parent: ProgramView | None, initial: float | None) -> float:
-    """The reward the bandit learns from (evolve.operators.bandit.reward) for one stored program."""
+    """The reward the bandit learns from (evolve.select.bandit.reward) for one stored program."""
     parent_score = parent.score if parent is not None and parent.valid else None
     return bandit_reward(program.score, parent_score, initial, ok=program.valid)
 

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from evaluators.executors import Executor
-from evolve.operators.bandit import Arm
+from evolve.select.bandit import Arm
 
-__all__ = ["ArchiveStore", "ArmChooser", "Executor", "LLMCompleter", "LLMReplyLike"]
+__all__ = ["ArchiveStore", "ArmChooser", "DescribesIsolation", "Executor", "LLMCompleter",
+           "LLMReplyLike", "Placement", "Preflight"]
 
 
 class ArchiveStore(Protocol):
     """The archive calls the controller makes (it is the archive's single writer), each run on
     its `ArchiveThread` (evolve/engine/archive_thread.py), never on the event loop."""
+
+    @property
+    def where(self) -> str: ...
+
+    def create_run(self, *, problem: str, config_toml: str, seed: int, isolation: str,
+                   name: str | None = None) -> int: ...
 
     def add_program(self, run_id: int, *, code: str, code_hash: str | None = None,
                     parent_id: int | None = None, inspiration_ids: Sequence[int] = (),
@@ -44,6 +51,8 @@ class ArchiveStore(Protocol):
                         finish_reason: str | None = None) -> int: ...
 
     def cost_so_far(self, run_id: int) -> float: ...
+
+    def cost_summary(self, run_id: int) -> Any: ...   # db.CostSummary: .calls, .unknown_calls
 
     def set_state(self, run_id: int, key: str, value: Any) -> None: ...
 
@@ -84,7 +93,7 @@ class ArmChooser(Protocol):
     def on_submit(self, arm: Arm) -> None: ...
 
     def update(self, arm: Arm, reward: float, cost_usd: float | None = 0.0,
-               yielded: float = 1.0) -> None: ...
+               yielded: float = 1.0, attempts: int = 1) -> None: ...
 
     def bench(self, arm: Arm) -> None: ...
 
@@ -92,3 +101,27 @@ class ArmChooser(Protocol):
     def active(self) -> list[Arm]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
+
+
+# Optional capabilities of an executor, declared here and tested with isinstance (never probed
+# by attribute name): the local executor has none of them, the Ray executor all three.
+@runtime_checkable
+class Preflight(Protocol):
+    """Refuses a problem the executor cannot run (e.g. a GPU problem on a cluster without
+    GPUs) before the run starts, with a ValueError that says why."""
+
+    def preflight(self, problem: Any) -> None: ...
+
+
+@runtime_checkable
+class Placement(Protocol):
+    """Where evaluations run now: running evaluations per node."""
+
+    def placement(self) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class DescribesIsolation(Protocol):
+    """A sentence saying what a candidate can reach at this executor's isolation level."""
+
+    isolation_description: str

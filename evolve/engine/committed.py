@@ -48,6 +48,7 @@ class Committed:
     cost_usd: float = 0.0
     summary: str = ""
     arm_label: str | None = None
+    attempts: int = 1            # replies asked for (LLM calls) or offline tries it took
     # Output excerpts of its last stage, for prompts; None = not loaded yet (after a resume).
     stdout: str | None = ""
     stderr: str | None = ""
@@ -75,5 +76,6 @@ def committed_from_archive(programs: list[Any]) -> dict[int, Committed]:
             parent_seq=id_to_seq.get(p.parent_id) if p.parent_id else None,
             second_seq=id_to_seq.get(second) if second else None,
             cost_usd=float(timings.get("cost_usd", 0.0)), summary=str(timings.get("summary", "")),
-            arm_label=timings.get("arm"), stdout=None, stderr=None)
+            arm_label=timings.get("arm"), attempts=int(timings.get("attempts") or 1),
+            stdout=None, stderr=None)
     return out

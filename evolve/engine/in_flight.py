@@ -15,20 +15,19 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from evolve.engine.archive_thread import ArchiveThread
+from evolve.engine.collaborators import Executor, Placement
 
 IN_FLIGHT_STATE = "in_flight"
 PUBLISH_EVERY_S = 1.0
 
 
-def nodes_in_flight(executor: Any, running: int) -> dict[str, int]:
+def nodes_in_flight(executor: Executor, running: int) -> dict[str, int]:
     """Running evaluations per node: the executor's own placement when it has one (Ray),
     else all of them on this machine."""
-    placement = getattr(executor, "placement", None)
-    if placement is not None:
-        return dict(placement())
+    if isinstance(executor, Placement):
+        return dict(executor.placement())
     return {socket.gethostname(): running} if running > 0 else {}
 
 

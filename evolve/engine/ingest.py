@@ -20,10 +20,10 @@ from evolve.engine.archive_thread import ArchiveThread
 from evolve.engine.collaborators import ArmChooser, LLMCompleter
 from evolve.engine.committed import Committed
 from evolve.engine.model_health import BenchWatch
-from evolve.engine.sampling import IslandSampler, Member
 from evolve.engine.scratchpad import AttemptRow, Scratchpad
-from evolve.operators.bandit import Arm, reward
 from evolve.prompting import PromptBuilder
+from evolve.select.bandit import Arm, reward
+from evolve.select.sampler import IslandSampler, Member
 
 ENGINE_STATE = "engine"
 
@@ -40,7 +40,7 @@ class ScratchpadWriter:
                  run_id: int, *, llm: LLMCompleter | None, prompts: PromptBuilder,
                  model: str | None,
                  record_calls: Callable[[list[Any], str], Awaitable[list[int]]],
-                 best_score: Callable[[], float | None], lag: int):
+                 best_score: Callable[[], float | None], lag: Callable[[], int]):
         self.config = config
         self.scratchpad = scratchpad
         self.archive = archive
@@ -63,7 +63,7 @@ class ScratchpadWriter:
         fallback = self.scratchpad.heuristic()
         task = asyncio.ensure_future(self._compute(version, rows, previous, fallback,
                                                    self.best_score()))
-        self._pending.append((at_ingest + self.lag, version, task))
+        self._pending.append((at_ingest + self.lag(), version, task))
 
     async def _compute(self, version: int, rows: list[dict[str, Any]], previous: list[str],
                        fallback: list[str],
@@ -108,7 +108,8 @@ class Ingestor:
     def __init__(self, *, archive: ArchiveThread, run_id: int, sampler: IslandSampler,
                  bandit: ArmChooser, arms: dict[str, Arm], scratchpad: Scratchpad,
                  writer: ScratchpadWriter, committed: dict[int, Committed],
-                 bench_after: int, log: Callable[[str], None]):
+                 initial_score: Callable[[], float | None],
+                 bench_watch: BenchWatch, log: Callable[[str], None]):
         self.archive = archive
         self.run_id = run_id
         self.sampler = sampler
@@ -120,9 +121,9 @@ class Ingestor:
         self.ingested = 0                   # programs ingested (= the next seq to ingest)
         self.evaluated = 0                  # of which evaluated (what the program budget counts)
         self.stalled = 0                    # proposals in a row with nothing evaluated
-        self.initial_score: float | None = None
+        self.initial_score = initial_score  # known once the initial program is in
         self.migrations_stored: set[int] = set()  # at_ingest of migrations already recorded
-        self.bench_watch = BenchWatch(bench_after)
+        self.bench_watch = bench_watch
         self.models = {a.operator for a in arms.values() if a.mutation != "offline"}
         self.log = log
 
@@ -145,8 +146,9 @@ class Ingestor:
         parent = self.committed.get(item.parent_seq) if item.parent_seq is not None else None
         if arm is not None:
             yielded = 1.0 if item.valid else 0.5 if item.evaluated else 0.0
+            # Charged per attempt: each rejected reply was a paid call that yielded nothing.
             self.bandit.update(arm, self._reward(item, parent), cost_usd=item.cost_usd,
-                               yielded=yielded)
+                               yielded=yielded, attempts=item.attempts)
         if item.operator in self.models and self.bench_watch.observe(item.operator,
                                                                      item.error_kind):
             await self._bench(item.operator, item)
@@ -178,7 +180,7 @@ class Ingestor:
     def _reward(self, item: Committed, parent: Committed | None) -> float:
         return reward(item.score if item.valid else None,
                       parent.score if parent is not None and parent.valid else None,
-                      self.initial_score)
+                      self.initial_score())
 
     async def _migration_event(self, migration: Any) -> None:
         """Record a migration once: a replay re-derives migrations an earlier session stored."""

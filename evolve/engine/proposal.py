@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evolve.config import MutationConfig
-from evolve.engine.sampling import Member
+from evolve.operators.offline import NoChange
 from evolve.patch.mutation import MutationError, check_evolve_blocks, child_from_reply
-from evolve.prompting import ProgramView, PromptBuilder
+from evolve.patch.reply import answer_part
+from evolve.prompting import AttemptView, ProgramView, PromptBuilder
+from evolve.select.sampler import Member
 
 # A budget refused the proposal's next LLM call: the proposal is dropped, not recorded, and a
 # resume with a larger budget makes it again.
@@ -51,7 +53,7 @@ class Plan:
     seq: int
     key: str
     island: int
-    arm: Any                       # evolve.operators.bandit.Arm
+    arm: Any                       # evolve.select.bandit.Arm
     kind: str                      # diff | full | crossover | repair | an offline mutation
     parent: Member
     parent_view: ProgramView
@@ -61,6 +63,7 @@ class Plan:
     inspirations: list[Member] = field(default_factory=list)
     inspiration_views: list[ProgramView] = field(default_factory=list)
     scratchpad: list[str] = field(default_factory=list)
+    history: list[AttemptView] = field(default_factory=list)
     temperature: float | None = None
     credit: Any = None             # the arm the result is credited to (None: no arm, a repair)
 
@@ -83,7 +86,7 @@ class ProposalOutcome:
     def summary(self) -> str:
         """The model's first explanatory line (for the scratchpad), if any."""
         for call in reversed(self.calls):
-            text = getattr(call, "response", None) or ""
+            text = answer_part(getattr(call, "response", None) or "") or ""
             for line in text.splitlines():
                 line = line.strip()
                 if line and not line.startswith(("```", "<<<<<<<", "=======", ">>>>>>>")):
@@ -108,6 +111,8 @@ class Proposer:
         self.llm = llm
         self.offline = offline
         self.max_tokens = max_tokens or {}
+        # The problem's function: a reply that replaces the whole block must define it.
+        self._entry = prompts.problem.config.function.name
 
     async def propose(self, plan: Plan) -> ProposalOutcome:
         """Never raises (cancellation aside): an operator's own bug is a recorded rejection."""
@@ -134,8 +139,6 @@ class Proposer:
         return child
 
     def _offline(self, plan: Plan) -> ProposalOutcome:
-        from evolve.operators.registry import NoChange
-
         operator = self.offline[plan.operator]
         parent = plan.parent_view.code
         last = MutationError("no-change", "no attempt made")
@@ -156,7 +159,7 @@ class Proposer:
             return ProposalOutcome(None, "llm-error", f"no LLM client for operator {plan.operator}")
         messages = self.prompts.mutation_messages(
             plan.kind, plan.parent_view, inspirations=plan.inspiration_views,
-            scratchpad=plan.scratchpad, second=plan.second_view)
+            scratchpad=plan.scratchpad, second=plan.second_view, history=plan.history)
         calls: list[Any] = []
         last: MutationError | None = None
         attempts = 0
@@ -171,7 +174,9 @@ class Proposer:
                                        calls, attempts)
             try:
                 child = child_from_reply(plan.kind, plan.parent_view.code, reply.text,
-                                         self.mutation.max_code_chars)
+                                         self.mutation.max_code_chars,
+                                         finish_reason=getattr(reply, "finish_reason", None),
+                                         entry=self._entry)
                 return ProposalOutcome(child, calls=calls, attempts=attempts)
             except MutationError as exc:
                 last = exc

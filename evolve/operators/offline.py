@@ -16,7 +16,9 @@ import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
 
+from evolve.operators.seen import SeenPrograms
 from evolve.patch.blocks import evolve_block_ranges
+from evolve.patch.novelty import code_hash
 
 
 class NoChange(Exception):
@@ -198,8 +200,6 @@ class SwapOperator:
     name = "swap"
 
     def __init__(self) -> None:
-        from evolve.operators.seen import SeenPrograms
-
         self.seen = SeenPrograms(self.name)
 
     def attach_history(self, history, window) -> None:  # noqa: ANN001 (HistoryOperator)
@@ -270,8 +270,6 @@ class SwapOperator:
 def first_unseen(children, seen, seq: int | None, what: str) -> str:  # noqa: ANN001
     """The first child (from callables that build one, SyntaxError = inapplicable) whose code
     the run has not proposed yet; NoChange when there is none."""
-    from evolve.patch.novelty import code_hash
-
     avoid = seen.hashes(seq)
     valid = 0
     for build in children:

@@ -18,9 +18,8 @@ Why TPE: it is a function of the completed trials alone, and handles int, float 
 and categorical parameters natively. Optuna's CMA-ES keeps its state in attributes of the trials
 it generated itself (`_get_solution_trials` keeps only trials tagged with its generation) and
 ignores trials added from outside, so it cannot be rebuilt from an archive, nor tune a skeleton
-an LLM wrote (nevergrad was not measured). Measured (benchmarks/optimise_samplers.py: circle_packing, 50 proposals from the best
-program, window 6, 6 seeds): TPE 1.761, Optuna's random sampler over the same ranges 1.715,
-the old `tune` 1.694: TPE's gain over the initial 1.4529 is 1.17x random's and 1.28x tune's.
+an LLM wrote (nevergrad was not measured). TPE against Optuna's random sampler and the old
+`tune`: `benchmarks/optimise_samplers.py` (figures in docs/results.md).
 
 A skeleton has converged when its best trial is `patience` trials old, or when the sampler
 only proposes points already tried: the operator then declines (NoChange) at once, so the
@@ -29,9 +28,8 @@ bandit learns that `optimise` stopped paying on it and structure-changing arms g
 Which skeleton to tune (`choose_parent`). The engine's parent selection weighs programs, and
 an island holds dozens of programs of dozens of skeletons at about the same score (each
 structural rewrite is a new skeleton at its parent's score): a skeleton whose tuning just
-paid off owns one or two of them and gets a few per cent of the picks. On spot_multi (seed 0)
-the winning skeleton appeared at program 8 and got 14 of ~165 `optimise` proposals; its best
-came at program 304. So a share `focus` of `optimise`'s proposals tunes the island's best
+paid off owns one or two of them and gets a few per cent of the picks (docs/results.md tells
+the spot_multi run that showed it). So a share `focus` of `optimise`'s proposals tunes the island's best
 skeleton that has not converged (its best program is the parent); the rest keep the engine's
 selection, so every skeleton on the island can still be tuned. The choice reads the island's
 members and the trials the proposal sees, and draws from the proposal's RNG: deterministic.

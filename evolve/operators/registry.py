@@ -18,6 +18,7 @@ from typing import Any
 from evolve.config import ConfigError, EvolveConfig, ModelConfig, OperatorsConfig
 from evolve.operators.offline import NoChange, SwapOperator, TuneOperator
 from evolve.operators.offline import make_offline_operator as _make_local_operator
+from evolve.operators.reshape import ReshapeOperator, StructureOperator
 
 __all__ = ["NoChange", "OFFLINE_OPERATORS", "OperatorChoice", "PROVIDER_DEFAULTS",
            "SwapOperator", "TuneOperator", "make_offline_operator", "probe_ollama",
@@ -44,12 +45,10 @@ def make_offline_operator(name: str) -> Any:
     reshape (neutral scales/offsets on comparisons, guard clauses moved), structure (swap and
     reshape in one arm)."""
     if name == "optimise":
-        from evolve.operators.optimise import OptimiseOperator
+        from evolve.operators.optimise import OptimiseOperator  # lazy: Optuna imports slowly
 
         return OptimiseOperator()
     if name in ("reshape", "structure"):
-        from evolve.operators.reshape import ReshapeOperator, StructureOperator
-
         return ReshapeOperator() if name == "reshape" else StructureOperator()
     if name not in OFFLINE_OPERATORS:
         raise ValueError(f"unknown offline operator {name!r}; choose from "

@@ -9,55 +9,31 @@ it); an edit outside the EVOLVE-BLOCK markers is rejected with the line that cha
 from __future__ import annotations
 
 import difflib
-import re
-from dataclasses import dataclass
 
 from evolve.patch.blocks import evolve_block_ranges, marker_count
+from evolve.patch.elision import check_no_placeholders
+from evolve.patch.errors import MutationError
+from evolve.patch.fit import fit_program, marker_mismatch, required_names, splice_block
+from evolve.patch.reply import (
+    Reading,
+    SearchReplace,
+    indent_unit,
+    normalise,
+    parse_search_replace,
+    read_reply,
+)
 from evolve.problem.spec import EVOLVE_BLOCK_END, EVOLVE_BLOCK_START
+
+__all__ = ["LLM_KINDS", "MutationError", "SearchReplace", "apply_diff", "check_evolve_blocks",
+           "child_from_reply", "parse_diff", "splice_block", "unified_diff"]
 
 # Mutation kinds that ask an LLM for a reply; "repair" fixes an invalid parent using its error.
 LLM_KINDS = ("diff", "full", "crossover", "repair")
 
 
-class MutationError(Exception):
-    """A reply that gives no usable program. `kind` is a short tag stored with the program."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(frozen=True)
-class SearchReplace:
-    search: str
-    replace: str
-
-
-_DIFF_RE = re.compile(
-    r"^[ \t]*<{5,9}[ \t]*SEARCH[ \t]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9}[ \t]*REPLACE[ \t]*$",
-    re.MULTILINE | re.DOTALL)
-_FENCE_RE = re.compile(r"^```[ \t]*([\w+-]*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-
-
 def parse_diff(text: str) -> list[SearchReplace]:
-    """All SEARCH/REPLACE blocks in a reply, in order."""
-    blocks = []
-    for match in _DIFF_RE.finditer(text):
-        search, replace = match.group(1), match.group(2)
-        blocks.append(SearchReplace(search.removesuffix("\n"), replace.removesuffix("\n")))
-    return blocks
-
-
-def extract_code(text: str) -> str | None:
-    """The program in a reply: the longest fenced code block, else the reply if it looks like code."""
-    fences = [m.group(2) for m in _FENCE_RE.finditer(text)]
-    if fences:
-        return max(fences, key=len)
-    stripped = text.strip()
-    if stripped and re.search(r"^\s*(def |class |import |from )", stripped, re.MULTILINE):
-        return stripped + "\n"
-    return None
+    """All SEARCH/REPLACE blocks in a reply, in order (see evolve/patch/reply.py)."""
+    return parse_search_replace(normalise(text))
 
 
 # ---------------------------------------------------------------- EVOLVE-BLOCK regions
@@ -91,12 +67,7 @@ def check_evolve_blocks(parent: str, child: str) -> None:
     child_ranges = editable_line_ranges(child)
     if child_ranges is None or len(child_ranges) != len(parent_ranges) or \
             marker_count(child) != marker_count(parent):
-        found = 0 if child_ranges is None else len(child_ranges)
-        raise MutationError(
-            "outside-evolve-block",
-            f"the program must keep its {len(parent_ranges)} EVOLVE-BLOCK region(s) with the "
-            f"'# {EVOLVE_BLOCK_START}' and '# {EVOLVE_BLOCK_END}' marker lines; your version has "
-            f"{found}. Keep the markers and change only the code between them.")
+        raise marker_mismatch(parent, child)
     before, after = _frame(parent), _frame(child)
     for index, (old, new) in enumerate(zip(before, after, strict=True)):
         if old != new:
@@ -124,16 +95,6 @@ def _absolute_line(code: str, part_index: int, line_in_part: int) -> int:
     return start_of_part + line_in_part + 1
 
 
-def splice_block(parent: str, body: str) -> str:
-    """Put `body` between the markers of a parent that has exactly one EVOLVE-BLOCK."""
-    ranges = editable_line_ranges(parent)
-    if ranges is None or len(ranges) != 1:
-        raise ValueError("splice_block needs exactly one EVOLVE-BLOCK")
-    lines = parent.split("\n")
-    start, end = ranges[0]
-    return "\n".join(lines[:start] + body.rstrip("\n").split("\n") + lines[end:])
-
-
 # ---------------------------------------------------------------- SEARCH/REPLACE application
 
 def _indent(line: str) -> int:
@@ -150,6 +111,11 @@ def _exact_matches(code: str, search: str) -> list[int]:
         found.append(start)
         start = code.find(search, start + 1)
     return found
+
+
+def _whole_lines(code: str, at: int, length: int) -> bool:
+    end = at + length
+    return (at == 0 or code[at - 1] == "\n") and (end == len(code) or code[end] == "\n")
 
 
 def _tolerant_matches(lines: list[str], search_lines: list[str]) -> list[tuple[int, int]]:
@@ -196,6 +162,8 @@ def _apply_one(code: str, block: SearchReplace, number: int) -> str:
     exact = _exact_matches(code, block.search)
     if len(exact) > 1:  # prefer the single occurrence inside the editable region
         exact = [p for p in exact if _inside(code.count("\n", 0, p), ranges)] or exact
+    if len(exact) > 1:  # SEARCH lines are whole lines: "  x" also occurs inside "      x"
+        exact = [p for p in exact if _whole_lines(code, p, len(block.search))] or exact
     if len(exact) == 1:
         at = exact[0]
         return code[:at] + block.replace + code[at + len(block.search):]
@@ -243,38 +211,76 @@ def apply_diff(code: str, blocks: list[SearchReplace]) -> str:
 
 # ---------------------------------------------------------------- whole replies
 
-def child_from_reply(kind: str, parent: str, reply: str, max_chars: int) -> str:
+def child_from_reply(kind: str, parent: str, reply: str, max_chars: int, *,
+                     finish_reason: str | None = None, entry: str | None = None) -> str:
     """The child program for a reply to a mutation of `kind`, checked; raises MutationError.
 
-    The reply is read in the format it holds, whatever was asked: models often answer a
-    full-rewrite request with SEARCH/REPLACE blocks, or a diff request with the whole program.
-    SEARCH/REPLACE blocks are applied as a diff; otherwise a fenced program is taken whole
-    (for a diff request only when it is plainly the whole program: it keeps the parent's
-    EVOLVE-BLOCK markers, so a snippet quoted in an explanation never replaces the block)."""
-    blocks = parse_diff(reply)
-    if blocks:
-        child = apply_diff(parent, blocks)
+    The reply is read in the format it holds, whatever was asked (evolve/patch/reply.py):
+    models answer a rewrite request with SEARCH/REPLACE blocks, or a diff request with the
+    whole program. Edits are applied to the parent; otherwise each program in the reply is
+    fitted to the parent (evolve/patch/fit.py) and the one that fits is the child. `entry` is
+    the problem's function, which a program replacing the block must define."""
+    reading = read_reply(reply, finish_reason=finish_reason, indent=indent_unit(parent))
+    if reading.edits:
+        for number, edit in enumerate(reading.edits, start=1):
+            check_no_placeholders(edit.replace, parent,
+                                  f"the new lines of {reading.edit_format} edit {number}")
+        child = apply_diff(parent, reading.edits)
+        check_evolve_blocks(parent, child)
     else:
-        code = extract_code(reply)
-        ranges = editable_line_ranges(parent)
-        if kind == "diff" and (
-                code is None or (ranges is not None and editable_line_ranges(code) is None)):
-            apply_diff(parent, blocks)  # raises the diff-format error, written for the model
-        if code is None:
-            raise MutationError("no-code", "the reply contains no program; answer with the whole "
-                                           "program in one ```python fenced block.")
-        if ranges is not None and len(ranges) == 1 and editable_line_ranges(code) is None:
-            child = splice_block(parent, code)  # the reply is just the new block body
-        else:
-            child = code
-    check_evolve_blocks(parent, child)
+        child = _child_from_programs(kind, parent, reading, required_names(parent, entry))
     if len(child) > max_chars:
         raise MutationError("too-long", f"the program has {len(child)} characters; the limit is "
                                         f"{max_chars}. Make it shorter.")
-    if child.strip() == parent.strip():
+    if _same(child, parent):
         raise MutationError("no-change", "the reply leaves the program unchanged; propose a "
                                          "real change.")
     return child
+
+
+def _same(a: str, b: str) -> bool:
+    """Equal but for trailing whitespace and blank lines at either end."""
+    return [line.rstrip() for line in a.strip().split("\n")] == \
+        [line.rstrip() for line in b.strip().split("\n")]
+
+
+def _child_from_programs(kind: str, parent: str, reading: Reading,
+                         required: frozenset[str]) -> str:
+    """The one child the reply's programs mean. A quoted copy of the current program or an
+    example fragment beside the answer is not an alternative; two different programs are."""
+    if not reading.programs:
+        if kind == "diff":
+            raise MutationError(
+                "diff-format",
+                "the reply holds no SEARCH/REPLACE edit and no program; use the exact format\n"
+                "<<<<<<< SEARCH\n(lines copied from the program)\n=======\n(new lines)\n"
+                ">>>>>>> REPLACE")
+        raise MutationError("no-code", "the reply contains no program; answer with the whole "
+                                       "program in one ```python fenced block.")
+    children: dict[str, tuple[str, str]] = {}
+    errors: list[tuple[int, MutationError]] = []
+    for candidate in reading.programs:
+        try:
+            child = fit_program(parent, candidate.code, required, candidate.where)
+        except MutationError as exc:
+            errors.append((len(candidate.code), exc))
+            continue
+        if _same(child, parent):
+            errors.append((-1, MutationError("no-change", f"the program in {candidate.where} "
+                                                          f"is the current program unchanged; "
+                                                          f"propose a real change.")))
+            continue
+        key = "\n".join(line.rstrip() for line in child.strip().split("\n"))
+        children.setdefault(key, (candidate.where, child))
+    if len(children) == 1:
+        return next(iter(children.values()))[1]
+    if len(children) > 1:
+        places = " and ".join(where for where, _ in children.values())
+        raise MutationError("ambiguous-reply",
+                            f"the reply holds {len(children)} different programs ({places}); "
+                            f"answer with exactly one.")
+    # The error of the largest fragment says most about what the model meant.
+    raise max(errors, key=lambda pair: pair[0])[1]
 
 
 def unified_diff(parent: str, child: str) -> str:

@@ -66,6 +66,13 @@ gpu = "none"            # none | optional | required
 [metrics]
 shown = ["size", "density", "solve_s"]
 features = ["density"]
+
+# What each shown metric means and which way is better (higher | lower | neither): the LLM
+# reads this in its system prompt.
+[metrics.about]
+size = { meaning = "how many integers were chosen: the score", better = "higher" }
+density = { meaning = "size / n", better = "higher" }
+solve_s = { meaning = "seconds solve() took", better = "lower" }
 ''')
 
 INITIAL_PY = Template('''\

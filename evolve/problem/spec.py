@@ -88,11 +88,30 @@ class ResourceSpec(_Strict):
     allow_introspection: bool = False
 
 
+class MetricAbout(_Strict):
+    """What a shown metric means, for the system prompt: the model reads figures it can act on
+    only when it knows what they measure and which way is better."""
+
+    meaning: str = Field(min_length=1)
+    better: Literal["higher", "lower", "neither"] = "neither"
+
+
 class MetricsSection(_Strict):
     # Metrics shown to the LLM in prompts (all metrics are stored regardless).
     shown: list[str] = []
     # Metrics that span a MAP-Elites grid when that option is on.
     features: list[str] = []
+    # Meaning and direction of shown metrics, by name: `sum_radii = { meaning = "...",
+    # better = "higher" }`.
+    about: dict[str, MetricAbout] = {}
+
+    @model_validator(mode="after")
+    def _about_shown_metrics(self) -> MetricsSection:
+        unknown = [name for name in self.about if name not in self.shown]
+        if unknown:
+            raise ValueError(f"metrics.about describes {', '.join(map(repr, unknown))}, which "
+                             f"is not in metrics.shown {self.shown}: add it there or fix the name")
+        return self
 
 
 class ScoreSection(_Strict):
@@ -205,8 +224,8 @@ class ProblemSpec(_Strict):
         if not missing:
             return None
         names = ", ".join(missing)
-        return (f"needs {names}, which cannot be imported here; install it into this "
-                f"environment (the torch extra comes with `bash scripts/setup.sh --dev`)")
+        return (f"needs {names}, which cannot be imported here; install it with "
+                f"`{install_command(missing)}`")
 
     @property
     def usable(self) -> bool:
@@ -224,13 +243,47 @@ class ProblemSpec(_Strict):
                 and p.suffix == self.initial_path.suffix}
 
 
-def _importable(requirement: str) -> bool:
+def install_command(requirements: list[str]) -> str:
+    """The pip command that installs `requirements` into this interpreter's environment, each
+    at the version our own extras pin (torch of the `torch` extra), else as the problem says."""
+    import shlex
+    import sys
+
+    pins = _extra_pins()
+    wanted = [pins.get(_module_name(req) or "", req) for req in requirements]
+    return f"{sys.executable} -m pip install " + " ".join(shlex.quote(w) for w in wanted)
+
+
+def _extra_pins() -> dict[str, str]:
+    """Our optional dependencies by name ("torch" -> "torch==2.13.0"); empty when evolve runs
+    from a checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        declared = requires("adrs-evolve") or []
+    except PackageNotFoundError:
+        return {}
+    pins = {}
+    for line in declared:
+        spec = line.split(";", 1)[0].strip()
+        dist = re.match(r"[A-Za-z0-9_.-]+", spec)
+        if dist and "extra ==" in line:
+            pins[dist.group(0).replace("-", "_")] = spec
+    return pins
+
+
+def _module_name(requirement: str) -> str | None:
     # "torch>=2" or "torch[cuda]" still names the module first.
     match = re.match(r"[A-Za-z0-9_.]+", requirement.strip())
-    if match is None:
+    return match.group(0) if match else None
+
+
+def _importable(requirement: str) -> bool:
+    name = _module_name(requirement)
+    if name is None:
         return False
     try:
-        return importlib.util.find_spec(match.group(0)) is not None
+        return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
 

@@ -2,11 +2,14 @@
 
 The candidate module defines `class Policy` with `__init__(self, scenario)` and
 `decide(self, state)`; a fresh policy is made for every run. Any exception, invalid action or
-missed deadline makes the program invalid; the feedback names the run.
+missed deadline makes the program invalid; the feedback names the run. Only to reproduce the
+ADRS Leaderboard's multi-region figures (`drop_failed_runs=True`), a failed run (there: one
+that ran off the end of its trace) leaves its scenario's mean instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import traceback
 from collections.abc import Callable, Sequence
@@ -41,6 +44,24 @@ def _fail(message: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]
     return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
+def _without_failed_runs(runs: Sequence[Any], results: Sequence[RunResult]):
+    """The leaderboard's rule: a scenario's mean uses the runs that succeeded, so the failed
+    runs are left out and the rest of their group share the group's whole weight.
+
+    Returns (runs, results, keys of the failed runs, groups left with no run)."""
+    total: dict[str, float] = {}
+    kept: dict[str, float] = {}
+    for run, r in zip(runs, results, strict=True):
+        total[run.group] = total.get(run.group, 0.0) + run.weight
+        if not r.missed:
+            kept[run.group] = kept.get(run.group, 0.0) + run.weight
+    pairs = [(dataclasses.replace(run, weight=run.weight * total[run.group] / kept[run.group]), r)
+             for run, r in zip(runs, results, strict=True) if not r.missed]
+    failed = [run.key for run, r in zip(runs, results, strict=True) if r.missed]
+    empty = [group for group in total if group not in kept]
+    return [run for run, _ in pairs], [r for _, r in pairs], failed, empty
+
+
 def _run_candidate(program_path, runs, run_one, load, get, action_error, fail,
                    record=record_candidate_error):
     """Load the candidate and run every scenario; a failure dict or the list of results."""
@@ -68,8 +89,13 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
                     optimum: dict[str, float], *, _clock=clock, _load=load_candidate,
                     _get=get_function, _stats=weighted_mean_std,
                     _action_error=ActionError, _run=_run_candidate,
-                    _fail_result=_fail, _check=check_tampering) -> dict[str, Any]:
+                    _fail_result=_fail, _check=check_tampering, drop_failed_runs: bool = False,
+                    _drop=_without_failed_runs) -> dict[str, Any]:
     """Score = -(mean cost + 0.25 * std of cost), means weighted by `run.weight` if present.
+
+    `drop_failed_runs` (the leaderboard's multi-region rule; runs need `group` and `weight`):
+    a failed run is left out of its group's mean instead of making the program invalid, unless
+    a whole group failed.
 
     Every helper is a default argument, bound when this module was imported (before any
     candidate), so a candidate that rebinds names in this package changes nothing here.
@@ -81,12 +107,24 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
     _check()
     if isinstance(outcome, dict):
         return outcome
-    return summarize(runs, outcome, optimum, _clock() - started, _stats=_stats)
+    return summarize(runs, outcome, optimum, _clock() - started, _stats=_stats,
+                     drop_failed_runs=drop_failed_runs, _drop=_drop, _fail_result=_fail_result)
 
 
 def summarize(runs: Sequence[Any], results: Sequence[RunResult], optimum: dict[str, float],
-              seconds: float, *, _stats=weighted_mean_std) -> dict[str, Any]:
-    """The stage result of a policy's runs: score, metrics and feedback."""
+              seconds: float, *, _stats=weighted_mean_std, drop_failed_runs: bool = False,
+              _drop=_without_failed_runs, _fail_result=_fail) -> dict[str, Any]:
+    """The stage result of a policy's runs: score, metrics and feedback.
+
+    `drop_failed_runs`: the leaderboard's multi-region rule (see `evaluate_policy`)."""
+    failed: list[str] = []
+    if drop_failed_runs:
+        all_runs = runs
+        runs, results, failed, empty = _drop(runs, results)
+        if empty:
+            return _fail_result(f"every run of {', '.join(empty)} failed (e.g. "
+                                f"{next(r.key for r in all_runs if r.group == empty[0])}): "
+                                f"no mean for that scenario", {"failed_runs": len(failed)})
     weights = [getattr(run, "weight", 1.0) for run in runs]
     costs = [r.cost for r in results]
     mean, std = _stats(costs, weights)
@@ -103,6 +141,10 @@ def summarize(runs: Sequence[Any], results: Sequence[RunResult], optimum: dict[s
         "guard_overrides": sum(r.guard_overrides for r in results),
         "unavailable_spot_requests": sum(r.unavailable_spot_requests for r in results),
     }
+    if drop_failed_runs:
+        metrics["failed_runs"] = len(failed)
+        metrics["late_finishes"] = sum(r.finish_tick > run.scenario.deadline_ticks
+                                       for run, r in zip(runs, results, strict=True))
     if hasattr(runs[0], "prices"):  # many regions: always report it (it is a shown metric)
         metrics["region_switches_per_run"] = round(
             sum(r.region_switches for r in results) / len(results), 3)
@@ -139,6 +181,12 @@ def summarize(runs: Sequence[Any], results: Sequence[RunResult], optimum: dict[s
     if metrics["unavailable_spot_requests"]:
         lines.append(f"{metrics['unavailable_spot_requests']} SPOT requests were made where spot "
                      f"was unavailable and ran as NONE.")
+    if failed:
+        lines.append(f"{len(failed)} runs failed, e.g. {failed[0]}, and are left out of their "
+                     f"scenario's mean (the leaderboard's rule).")
+    if metrics.get("late_finishes"):
+        lines.append(f"{metrics['late_finishes']} runs finished after the deadline (billed, "
+                     f"no penalty: the leaderboard's rule).")
     if misses:
         lines.append(f"Deadline missed in {len(misses)} runs, e.g. {misses[0]}: the program is "
                      f"invalid until every run finishes in time.")

@@ -1,19 +1,33 @@
 """The ADRS Leaderboard's multi-region rules, used only to reproduce its published figures.
 
-Three rules differ from ours (`simulate.run_multi`), and together they move costs by up to
-$1.5 per run:
+Five rules differ from ours (`simulate.run_multi`); they were established by running their
+harness on the published programs and reproducing every run's cost (shared data README,
+"Multi-region", rules 1-5). Rules 3 and 4 alone move the published programs' costs by up to
+$1.1 per run.
 
-1. billing: every spot tick is priced at tick 0's spot price of the region the job *ends* in
-   (ours: each tick at its own region's price that tick);
-2. the deadline guard keeps the cluster on spot when the previous tick ran spot (overhead paid
-   or not), and only then does the spot-unavailable override apply, which idles that tick; so a
-   job can finish one tick after the deadline without penalty (ours: a preempted or still
-   launching spot cluster is switched to on-demand, and the deadline is hard);
-3. moving to another region while running is free: only a change of cluster type pays the
-   restart overhead (ours: a move relaunches the cluster).
+1. Billing: every spot tick is priced at tick 0's spot price of the region the job *ends* in
+   (ours: each tick at its own region's price that tick). That region is read after the program
+   has made one more decision, at the tick after the work is done: a move it asks for then
+   still changes the billing region (nothing else happens at that tick, and it is not billed).
+   When the work is done on the trace's last tick there is no next tick and no such decision.
+2. Moving a running cluster to another region is free: only a change of cluster type pays the
+   restart overhead (ours: a move relaunches the cluster). Availability and the billing region
+   follow the move.
+3. Deadline guard, once ceil((work left + overhead) / gap) >= ticks to the deadline: it keeps
+   SPOT only if the previous tick ran spot AND that cluster's restart overhead was fully paid by
+   the end of it; otherwise it forces ON_DEMAND. It changes only the cluster type: a region move
+   the program asked for in the same step stands. It acts before the spot-unavailable override
+   (SPOT asked where spot is unavailable, in the region after the move, runs as NONE that tick).
+4. No deadline check: a run goes on until its work is done and late ticks are billed as any
+   other; only running past the end of the trace fails a run (`finish_tick == -1`), and the
+   leaderboard's mean of that scenario then uses the runs that succeeded
+   (`evaluation.evaluate_policy(..., drop_failed_runs=True)`).
+5. The program's view of the remaining restart overhead (`state.overhead_left_s`) is never
+   cleared on preemption or idling: it keeps the last value set (a launch sets it, running
+   pays it down). The simulation itself is unaffected: a cluster that runs again has launched.
 
-Our rules stay the default: each is either a billing shortcut (1) or a gap in the deadline
-guarantee (2) or a free lunch a policy can learn to exploit (3).
+Our rules stay the default: (1) is a billing shortcut, (2) a free lunch a policy can learn to
+exploit, (3) and (4) gaps in the deadline guarantee, (5) a stale reading.
 """
 
 from __future__ import annotations
@@ -24,31 +38,32 @@ from typing import Any
 from problems._spot_sim.simulate import RunResult, _coerce_action, _coerce_multi
 from problems._spot_sim.state import MultiSpotState, Scenario
 
-# Their guard may idle the last tick before the deadline; the job may then run past it.
-GRACE_TICKS = 1
-
 
 def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
                           available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
                           *, _state_cls=MultiSpotState, _result=RunResult,
                           _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
-    """`simulate.run_multi` under the leaderboard's three rules (see the module docstring)."""
-    NONE_, SPOT_, OD_ = 0, 1, 2
+    """`simulate.run_multi` under the leaderboard's five rules (see the module docstring).
+
+    `finish_tick` may exceed `scenario.deadline_ticks` (a late finish, billed); it is -1 only
+    when the run reached the end of the trace with work left.
+    """
+    NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
     gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
     deadline_ticks = scenario.deadline_ticks
     num_regions = len(available)
     if num_regions != scenario.num_regions or len(prices) != num_regions:
         raise ValueError("available, prices and scenario.num_regions disagree")
-    ticks = min(deadline_ticks + GRACE_TICKS, min(len(row) for row in available))
-    if ticks < deadline_ticks:
-        raise ValueError(f"traces are shorter than the {deadline_ticks} ticks the deadline needs")
+    # Rule 4: no deadline; the trace's end is the only limit.
+    ticks = min(min(len(row) for row in available), min(len(p) for p in prices))
     avail_cols = [bytes(col) for col in zip(*(row[:ticks] for row in available), strict=True)]
     price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
     hours = gap / 3600.0
     state = _state_cls(scenario, num_regions)
     appends = [h.append for h in state._hist]
     n_spot = n_od = launches = preemptions = bad_spot = overrides = switches = 0
-    done = oh = cluster = region = 0
+    done = cluster = region = 0
+    oh = 0            # the current cluster's overhead still due; rule 5: never cleared
     finish = -1
     for k in range(ticks):
         col = avail_cols[k]
@@ -58,8 +73,7 @@ def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Sce
         last = cluster
         if cluster == SPOT_ and not a:
             cluster = NONE_
-            oh = 0
-            preemptions += 1
+            preemptions += finish < 0
             state._preempted = True
         else:
             state._preempted = False
@@ -79,21 +93,25 @@ def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Sce
             req, target = _coerce_pair(out, num_regions)
         else:
             req, target = _coerce(out), region
-        if (work - done + d + gap - 1) // gap >= deadline_ticks - k:      # rule 2: the guard
-            forced = SPOT_ if last == SPOT_ else OD_
-            if forced != req or target != region:
+        if finish >= 0:               # rule 1: the decision after completion moves the bill
+            region = target
+            break
+        if (work - done + d + gap - 1) // gap >= deadline_ticks - k:      # rule 3: the guard
+            # `oh` is still the overhead left at the end of the previous tick: when that tick
+            # ran spot, it is that cluster's (rule 5 keeps it past a preemption at this tick).
+            forced = SPOT_ if (last == SPOT_ and oh == 0) else OD_
+            if forced != req:
                 overrides += 1
-                req, target = forced, region
+                req = forced           # the type only: the move the program asked for stands
         if req == SPOT_ and not col[target]:                              # then the override
             req = NONE_
             bad_spot += 1
-        if target != region:                                              # rule 3: moves are free
+        if target != region:                                              # rule 2: moves are free
             region = target
             switches += 1
         if req != cluster:
             cluster = req
             if req == NONE_:
-                oh = 0
                 continue
             oh = d
             launches += 1
@@ -109,8 +127,7 @@ def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Sce
         done += gap - oh
         oh = 0
         if done >= work:
-            finish = k + 1
-            break
+            finish = k + 1             # late ticks included (rule 4); one more decision follows
     # Rule 1: all spot ticks at tick 0's price of the region the job ended in.
     cost = (n_spot * hours * prices[region][0]
             + n_od * hours * scenario.on_demand_price)

@@ -76,3 +76,24 @@ def test_doctor_says_what_to_do_when_things_are_missing(monkeypatch: pytest.Monk
     assert result.exit_code == 0, result.output
     assert "none found" in result.stdout
     assert "not reachable" in result.stdout and "ollama serve" in result.stdout
+
+
+def test_doctor_says_how_far_limits_reach_and_whether_calls_are_filtered(ollama_url: str) -> None:
+    import re
+    from pathlib import Path
+
+    result = runner.invoke(app, ["doctor", "--json", "--ollama-url", ollama_url])
+    assert result.exit_code == 0, result.output
+    checks = _checks(result.stdout)
+    limits, seccomp = checks["tree limits"], checks["seccomp"]
+    if limits["level"] == "ok":
+        # It names the cgroup folders evaluations are made in: real cgroups of this machine.
+        folders = re.search(r"\(under (.+)\)$", limits["result"]).group(1).split(", ")
+        assert folders and all((Path(f) / "cgroup.procs").exists() for f in folders)
+        assert limits["result"].startswith(("cgroup v1", "cgroup v2"))
+    else:
+        assert "per process only" in limits["result"] and limits["hint"]
+    if seccomp["level"] == "ok":
+        assert "keyring" in seccomp["result"] and "sandbox-denied" in seccomp["result"]
+    else:
+        assert "libseccomp" in seccomp["result"] + seccomp["hint"]

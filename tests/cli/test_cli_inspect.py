@@ -34,9 +34,11 @@ def test_status_prints_a_plain_summary(toy_run: RunFacts, archive: Archive) -> N
     best = archive.best(toy_run.run_id)[0]
     text = result.stdout
     assert "\x1b[" not in text                      # piped output carries no colour codes
-    assert f"{archive.count_programs(toy_run.run_id)} programs" in text
-    assert f"best {best.score:.6g} (#{best.id})" in text
-    assert f"failures {len(toy_run.failed)}" in text
+    evaluated = archive.count_programs(toy_run.run_id, status="evaluated") - 1  # not the initial
+    stored = archive.count_programs(toy_run.run_id)
+    assert f" {evaluated} evaluated ({stored - evaluated} more stored" in text
+    assert f"best: {best.score:.6g} (program {best.id})" in text
+    assert f"failures: {len(toy_run.failed)}" in text
     for program in archive.programs(toy_run.run_id):       # every arm has a row
         if program.parent_id is not None:
             assert program.operator in text

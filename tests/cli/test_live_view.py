@@ -24,7 +24,7 @@ from evolve.cli.live import (
     snapshot_from_archive,
 )
 from evolve.engine.run_files import ProgressSnapshot
-from evolve.operators.bandit import reward
+from evolve.select.bandit import reward
 from tests.support.archive_run import RunFacts
 
 
@@ -114,7 +114,7 @@ def test_log_lines_only_when_something_changed(snapshot, facts: RunFacts) -> Non
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     used = next(b.used for b in snap.budgets if b.name == "programs")   # evaluated children
-    assert f"programs {used} / {facts.max_programs}" in lines[0]
+    assert f"evaluated {used} / {facts.max_programs}" in lines[0]
     assert facts.status in lines[0]
     assert f"best {snap.best_score:.6g}" in lines[0]
 

@@ -273,7 +273,7 @@ async def test_an_empty_run_opens(tmp_path: Path) -> None:
             assert table_ids(app) == []
             await pilot.press("enter", "o")
             text = screenshot(app, "overview_empty")
-            assert "0 programs · best -" in text
+            assert "0 evaluated · best -" in text
             assert not isinstance(app.screen, ProgramScreen)
 
 

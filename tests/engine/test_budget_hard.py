@@ -67,3 +67,63 @@ def test_a_model_without_a_price_is_held_to_max_calls_and_the_run_says_so(tmp_pa
     with open_archive(tmp_path) as archive:
         stop = archive.events(1, kind="stop")[-1]
     assert "the call budget of 5 LLM calls is used up" in stop.message
+
+
+def test_a_small_budget_with_32_proposals_in_flight_is_used_not_left_idle(tmp_path):
+    """`evolve run --usd 1` with 32 proposals in flight, each call reserving a worst case of
+    $0.20 (2,000 max_tokens) while the scripted server bills $0.045 for it: a call that does
+    not fit waits for the calls in flight to settle, so the run spends at least 80% of its
+    budget (never more than all of it) instead of stopping once five reservations fill it."""
+    from tests.engine.engine_support import FIXTURE, bump, evolve_process
+
+    step = bump()
+
+    def cheap_replies(request):
+        reply = step(request)
+        reply.completion_tokens = 450          # $0.045 of the $0.20 reserved
+        return reply
+
+    run_dir = tmp_path / "run"
+    with ScriptedLLMServer(cheap_replies) as server:
+        config = tmp_path / "budget.toml"
+        config.write_text(f"""seed = 5
+[[operators.models]]
+name = "{MODEL}"
+api_base = "{server.base_url}"
+max_tokens = 2000
+
+[llm]
+retries = 0
+
+[llm.prices."{MODEL}"]
+input_per_mtok = 0.0
+output_per_mtok = 100.0
+
+[mutation]
+max_resample = 0
+repair_rate = 0.0
+
+[mutation.mix]
+diff = 1.0
+full = 0.0
+crossover = 0.0
+
+[scratchpad]
+enabled = false
+
+[budget]
+stall_after = 1000        # most replies repeat a program: the dollar budget must end the run
+
+[concurrency]
+proposals = 32
+evaluations = 2
+""")
+        proc = evolve_process("run", str(FIXTURE), "--config", str(config), "--usd", "1",
+                              "--programs", "500", "--no-live", "--run-dir", str(run_dir))
+        output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    with open_archive(run_dir) as archive:
+        spent = archive.cost_so_far(1)
+        stop = archive.events(1, kind="stop")[-1]
+    assert "budget reached" in stop.message, stop.message
+    assert 0.8 <= spent <= 1.0, (spent, output[-2000:])

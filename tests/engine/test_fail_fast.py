@@ -69,16 +69,21 @@ def test_a_broken_evaluator_stops_before_any_proposal(tmp_path, extra, expected)
     assert "best program in" not in result.stdout  # no pointer to a best/ that does not exist
 
 
-def test_an_invalid_initial_program_is_not_the_evaluators_fault(tmp_path):
-    """The evaluator works and rejects the program: the run goes on (repairs can fix it)."""
+def test_an_invalid_initial_program_stops_the_run_with_its_reason(tmp_path):
+    """The evaluator works and rejects the initial program: not the evaluator's fault, but
+    there is nothing to evolve from, so the run stops at once with the evaluator's reason."""
     folder = tmp_path / "problem"
     shutil.copytree(FIXTURE, folder)
     (folder / "initial.py").write_text("def solve():\n    return float('nan')\n")
     result = evolve("run", str(folder), "--programs", "2", "--no-live", "--run-dir",
                     str(tmp_path / "run"))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = error_line(result)
+    assert "the initial program of target is invalid" in line
+    assert "the evaluator of target failed" not in line      # the program's fault, not its
+    assert "solve returned nan, not a finite number" in line and "initial.py" in line
     status, stored, _ = programs(tmp_path / "run")
-    assert status == "completed" and len(stored) > 1  # proposals were made
+    assert status == "failed" and [p.proposal_key for p in stored] == ["initial"]
 
 
 def test_an_unknown_provider_stops_after_k_failures_naming_model_error_and_fix(tmp_path):

@@ -10,7 +10,6 @@ from evolve.patch.mutation import (
     apply_diff,
     check_evolve_blocks,
     child_from_reply,
-    extract_code,
     parse_diff,
 )
 
@@ -80,7 +79,7 @@ def test_edit_outside_the_block_is_rejected_with_the_line():
 
 def test_removed_markers_are_rejected():
     child = PARENT.replace("# EVOLVE-BLOCK-END\n", "")
-    with pytest.raises(MutationError, match="EVOLVE-BLOCK region"):
+    with pytest.raises(MutationError, match="1 START and 0 END marker line"):
         check_evolve_blocks(PARENT, child)
 
 
@@ -118,5 +117,3 @@ def test_repair_accepts_diff_or_full_program():
 def test_parse_and_extract_helpers():
     blocks = parse_diff(diff("a", "") + diff("b\nc", "d"))
     assert blocks == [SearchReplace("a", ""), SearchReplace("b\nc", "d")]
-    assert extract_code("text\n```python\nshort\n```\n```\nlonger code\n```") == "longer code\n"
-    assert extract_code("no code at all") is None

@@ -31,13 +31,13 @@ def test_offline_run_then_refuse_to_overwrite_and_resume_with_a_bigger_budget(tm
     result = runner.invoke(app, ["run", str(FIXTURE), "--programs", "3", "--run-dir",
                                  str(run_dir), "--no-live", "--set", "islands.count=1"])
     assert result.exit_code == 0, result.output
-    assert "operators: built-in offline" in result.output and "[3/3]" in result.output
+    assert "operators: built-in offline" in result.output and "| evaluated 3/3 |" in result.output
     assert (run_dir / "best" / "program.py").is_file() and (run_dir / "config.toml").is_file()
     again = runner.invoke(app, ["run", str(FIXTURE), "--run-dir", str(run_dir)])
     assert again.exit_code == 2 and "evolve resume" in again.output
     more = runner.invoke(app, ["resume", str(run_dir), "--programs", "5", "--no-live"])
     assert more.exit_code == 0, more.output
-    assert "resuming run 1: 3 programs committed" in more.output and "[5/5]" in more.output
+    assert "resuming run 1: 3 programs committed" in more.output and "| evaluated 5/5 |" in more.output
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path):

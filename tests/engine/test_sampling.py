@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from evolve.config import IslandsConfig, SamplingConfig
-from evolve.engine.sampling import IslandSampler, Member
+from evolve.select.sampler import IslandSampler, Member
 
 
 def sampler(method: str = "weighted", k: int = 3, interval: int = 2, rate: float = 0.2,
@@ -110,3 +110,16 @@ def test_selection_is_deterministic_for_a_seeded_rng():
     fill(b, 40)
     assert [a.select_parent(i % 3, random.Random(i)).seq for i in range(30)] == \
         [b.select_parent(i % 3, random.Random(i)).seq for i in range(30)]
+
+
+@pytest.mark.parametrize("map_elites", [False, True])
+def test_crossover_parent_b_is_never_an_inspiration(map_elites):
+    s = sampler(interval=1000, map_elites=map_elites)
+    fill(s, 40)
+    for seed in range(200):
+        rng = random.Random(seed)
+        parent = s.select_parent(1, rng)
+        second = s.second_parent(1, parent, rng)
+        assert second is not None and second.seq != parent.seq
+        shown = {m.seq for m in s.inspirations(1, parent, rng, second)}
+        assert second.seq not in shown and parent.seq not in shown

@@ -25,7 +25,7 @@ def _invoke(*args: str, width: int = 80) -> str:
 
 
 def test_progress_lines_and_summary_say_unknown_not_zero(hostile_run):
-    lines = [line for line in hostile_run.output.splitlines() if line.startswith("[")]
+    lines = [line for line in hostile_run.output.splitlines() if line.startswith("program ")]
     assert lines and all("calls of unknown price" in line or "call of unknown price" in line
                          for line in lines)
     assert "$0.0000" not in hostile_run.output

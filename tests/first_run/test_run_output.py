@@ -35,9 +35,11 @@ def test_piped_run_from_a_config_file_prints_its_directory_first_and_the_summary
     lines = done.stdout.strip().splitlines()
     start = next(line for line in lines if line.startswith("run 1 on toy_objective"))
     assert f"in {run_dir}" in start
-    assert lines[-1].startswith("run completed: program budget 3 reached; 3 programs")
-    assert lines[-1].endswith(f"best program in {run_dir / 'best'}")
-    assert "$0.0000" in lines[-1]    # offline operators: a true zero, not an unknown price
+    summary = lines[-2]
+    assert summary.startswith("run completed: program budget 3 reached; 3 programs evaluated")
+    assert summary.endswith(f"best program in {run_dir / 'best'}")
+    assert "$0.0000" in summary    # offline operators: a true zero, not an unknown price
+    assert lines[-1].startswith("next: `evolve best ")
 
 
 def test_a_problem_argument_that_differs_from_the_config_file_is_an_error(tmp_path):
@@ -75,7 +77,7 @@ def test_ctrl_c_ends_a_run_with_exit_1_and_says_how_to_continue(tmp_path):
     lines = []
     for line in proc.stdout:          # wait until programs are flowing
         lines.append(line)
-        if line.startswith("[2/500]"):
+        if "| evaluated 2/500 |" in line:
             break
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=120)

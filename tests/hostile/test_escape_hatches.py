@@ -119,6 +119,18 @@ def test_an_action_pretending_to_be_an_int_is_invalid():
     assert "NONE=0, SPOT=1, ON_DEMAND=2" in result.reason
 
 
+@pytest.mark.parametrize("name, words", [
+    ("cloudcast_lying_region_names", "job intra_aws, destination aws:eu-south-1, partition 0: "
+                                     "the route starts at aws:me-south-1, not at the source"),
+    ("cloudcast_fake_dict", "job intra_aws: search_algorithm must return a dict"),
+])
+def test_cloudcast_routes_are_read_by_their_genuine_values(name, words):
+    result = evaluate(candidate(name), load_problem(PROBLEMS_DIR / "cloudcast"),
+                      stages=["quick"])
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert words in result.reason
+
+
 # --- the evaluator's modules are out of reach while the candidate runs ------------------------
 
 def test_string_exec_helpers_are_refused():

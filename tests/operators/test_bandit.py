@@ -8,7 +8,7 @@ import random
 import pytest
 
 from evolve.config import BanditConfig
-from evolve.operators.bandit import Arm, Bandit, reward
+from evolve.select.bandit import Arm, Bandit, reward
 
 ARMS = [Arm("model-a", "diff"), Arm("model-b", "diff"), Arm("tune", "tune")]
 # Probability that a proposal of each arm improves the program (reward 1) — arm 2 is best.
@@ -139,3 +139,114 @@ def test_fixed_weights_set_the_mix():
     assert picks.count(ARMS[1]) == 0
     assert picks.count(ARMS[0]) / len(picks) == pytest.approx(0.75, abs=0.03)
     assert picks.count(ARMS[2]) / len(picks) == pytest.approx(0.25, abs=0.03)
+
+
+def test_every_rejected_reply_is_a_failed_attempt_of_its_arm():
+    arm = Arm("model-a", "diff")
+    bandit = Bandit([arm], BanditConfig(decay=1.0))
+    bandit.on_submit(arm)
+    bandit.update(arm, 0.0, yielded=1.0, attempts=4)  # three rejected replies, then a program
+    stats = bandit.stats[arm]
+    assert (stats.pulls, stats.completed, stats.proposals) == (4.0, 4.0, 1.0)
+    assert stats.yield_rate == pytest.approx(0.25)  # one program per four calls
+    assert bandit.summary()[0]["attempts"] == 4 and bandit.summary()[0]["pulls"] == 1
+
+
+def run_kinds(bandit: Bandit, proposals: int, barren: Arm, seed: int = 0,
+              in_flight: int = 6) -> list[Arm]:
+    """Proposals with `in_flight` outstanding; `barren` never yields a program (each of its
+    proposals is four rejected replies), the others yield one in one or two calls."""
+    rng, world = random.Random(seed), random.Random(seed + 1)
+    chosen: list[Arm] = []
+    pending: list[tuple[Arm, int, float]] = []
+    for _ in range(proposals):
+        if len(pending) >= in_flight:
+            arm, attempts, yielded = pending.pop(0)
+            bandit.update(arm, 0.0, yielded=yielded, attempts=attempts)
+        arm = bandit.select(rng)
+        bandit.on_submit(arm)
+        chosen.append(arm)
+        pending.append((arm, 4, 0.0) if arm == barren else
+                       (arm, 1 + (world.random() < 0.1), 1.0 if world.random() < 0.9 else 0.5))
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_mutation_kind_that_never_yields_falls_to_the_exploration_floor(seed):
+    arms = [Arm("model-a", kind) for kind in ("diff", "full", "crossover")]
+    chosen = run_kinds(Bandit(arms), 300, barren=arms[1], seed=seed)
+    assert chosen[:50].count(arms[1]) <= 6
+    assert chosen[50:].count(arms[1]) / 250 < 0.03  # the floor: epsilon / 3, per attempt
+
+
+def test_the_exploration_floor_spends_calls_evenly():
+    cheap, dear = Arm("model-a", "diff"), Arm("model-b", "diff")
+    bandit = Bandit([cheap, dear], BanditConfig(epsilon=1.0, decay=1.0))
+    for arm, attempts in ((cheap, 1), (dear, 4)):
+        bandit.on_submit(arm)
+        bandit.update(arm, 0.0, attempts=attempts)
+    rng = random.Random(0)
+    picks = [bandit.select(rng) for _ in range(5000)]
+    assert picks.count(dear) / len(picks) == pytest.approx(0.2, abs=0.02)  # 1/4 : 1
+
+
+def test_a_failing_arm_left_alone_does_not_regain_its_bonus():
+    # Decay fades an arm's own older attempts as it makes new ones; other arms' updates leave
+    # it alone, so an arm not chosen because it failed is not retried for having been idle.
+    good, bad = Arm("model-a", "diff"), Arm("model-b", "diff")
+    bandit = Bandit([good, bad], BanditConfig(decay=0.99))
+    for _ in range(5):  # five proposals of four rejected replies each
+        bandit.on_submit(bad)
+        bandit.update(bad, 0.0, yielded=0.0, attempts=4)
+    evidence = bandit.stats[bad].pulls
+    for _ in range(500):
+        bandit.on_submit(good)
+        bandit.update(good, 0.0, yielded=1.0)
+    assert bandit.stats[bad].pulls == evidence > 18
+    rng = random.Random(0)
+    assert sum(bandit.select(rng) == bad for _ in range(1000)) < 50  # about epsilon / 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_model_that_refuses_everything_falls_to_the_floor(seed):
+    # Issue 26's set-up without HTTP or sandboxes (the end-to-end run is
+    # tests/engine/test_bandit_cost.py): two models x three kinds at the default mix and
+    # settings, one model's every proposal four rejected replies, 300 proposals, 6 in flight.
+    from evolve.engine.session import make_arms
+
+    arms, weights = make_arms(["good", "refuser"], [], {"diff": 0.7, "full": 0.2,
+                                                         "crossover": 0.1})
+    bandit = Bandit(arms, BanditConfig(), default_weights=weights)
+    rng = random.Random(seed)
+    chosen, calls = [], {"good": 0, "refuser": 0}
+    pending: list[tuple[Arm, int, float]] = []
+    for _ in range(300):
+        if len(pending) >= 6:
+            arm, attempts, yielded = pending.pop(0)
+            bandit.update(arm, 0.0, yielded=yielded, attempts=attempts)
+        arm = bandit.select(rng)
+        bandit.on_submit(arm)
+        chosen.append(arm.operator)
+        outcome = (arm, 4, 0.0) if arm.operator == "refuser" else (arm, 1, 1.0)
+        pending.append(outcome)
+        calls[arm.operator] += outcome[1]
+    assert chosen[50:].count("refuser") / 250 < 0.10
+    assert calls["refuser"] / sum(calls.values()) < 0.15
+
+
+def test_decay_per_arm_still_follows_a_drift():
+    # The arm that worked stops working and the one that failed starts to: the first keeps
+    # being chosen, its own evidence fades with its new failures, and the second takes over.
+    first, second = Arm("m", "diff"), Arm("m", "full")
+    bandit = Bandit([first, second])
+    rng, world = random.Random(0), random.Random(1)
+    picks = []
+    for t in range(600):
+        arm = bandit.select(rng)
+        bandit.on_submit(arm)
+        works = arm == (first if t < 300 else second)
+        bandit.update(arm, 1.0 if works and world.random() < 0.3 else 0.0,
+                      yielded=1.0 if works else 0.0, attempts=1 if works else 4)
+        picks.append(arm)
+    assert picks[150:300].count(first) > 120
+    assert picks[450:].count(second) > 120

@@ -9,8 +9,8 @@ import pytest
 
 from db.archive import Archive
 from evolve.config import BanditConfig, LLMConfig, ModelConfig, PriceConfig
-from evolve.operators.bandit import Arm, Bandit
 from evolve.operators.llm import LLMClient
+from evolve.select.bandit import Arm, Bandit
 from tests.support.llm_server import HTTPError, Malformed, RateLimited, Reply
 
 MODEL = "openai/scripted-model"
@@ -26,6 +26,7 @@ async def test_attempts_and_costs_are_stored_in_the_archive(scripted_llm_server,
                   prices={MODEL: PriceConfig(input_per_mtok=1.0, output_per_mtok=4.0)}),
         rng=random.Random(0))
     reply = await client.complete(MODEL, [{"role": "user", "content": "improve f"}])
+    await client.aclose()
     assert reply.ok and len(reply.calls) == 3
 
     archive = Archive.open(tmp_path / "archive.sqlite")
@@ -40,7 +41,10 @@ async def test_attempts_and_costs_are_stored_in_the_archive(scripted_llm_server,
     assert (ok.tokens_in, ok.tokens_out, ok.finish_reason) == (300, 40, "stop")
     assert ok.cost_usd == pytest.approx((300 * 1.0 + 40 * 4.0) / 1e6)
     assert json.loads(ok.prompt) == [{"role": "user", "content": "improve f"}]
-    assert archive.cost_so_far(run_id) == pytest.approx(reply.cost_usd)
+    assert stored[0].cost_usd == 0.0  # a 429 is not billed
+    # A 200 whose body cannot be read was served, so it may be billed: unknown, never 0.
+    assert stored[1].cost_usd is None and reply.cost_usd is None
+    assert archive.cost_so_far(run_id) == pytest.approx(ok.cost_usd)
 
 
 async def test_unknown_cost_stays_unknown_in_the_archive(scripted_llm_server, tmp_path):
@@ -48,6 +52,7 @@ async def test_unknown_cost_stays_unknown_in_the_archive(scripted_llm_server, tm
     client = LLMClient([ModelConfig(name=MODEL, api_base=server.base_url)],
                        LLMConfig(retries=1, backoff_base_s=0.01, backoff_max_s=0.02))
     reply = await client.complete(MODEL, [{"role": "user", "content": "hi"}])
+    await client.aclose()
     archive = Archive.open(tmp_path / "archive.sqlite")
     run_id = archive.create_run(problem="fixture", config_toml="", seed=0, isolation="rlimits")
     for call in reply.calls:

@@ -52,7 +52,7 @@ def test_check_wrong_base_url_hints_at_api_base():
 def test_check_missing_key_names_the_variable(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     result = invoke("--model", "anthropic/claude-haiku-4-5")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output   # a configuration error: nothing was called
     assert "export ANTHROPIC_API_KEY=" in result.output
 
 

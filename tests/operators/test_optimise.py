@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from evolve.config import BanditConfig
-from evolve.operators.bandit import Arm, Bandit
 from evolve.operators.optimise import OptimiseOperator, search_space, skeleton_trials
 from evolve.operators.registry import NoChange, make_offline_operator
 from evolve.operators.search_space import dimension
 from evolve.operators.skeleton import skeleton_of
+from evolve.select.bandit import Arm, Bandit
 from tests.engine.engine_support import engine_config, open_archive, run
 
 PROGRAM = '''import math

@@ -135,7 +135,8 @@ def test_reshape_is_deterministic_given_the_rng():
     assert len({ReshapeOperator().propose(POLICY, random.Random(s)) for s in range(40)}) > 5
 
 
-@pytest.mark.parametrize("problem", ["spot_single", "spot_multi", "txn", "circle_packing"])
+@pytest.mark.parametrize("problem", ["spot_single", "spot_multi", "txn", "circle_packing",
+                                     "cloudcast"])
 def test_every_rewrite_of_a_builtin_initial_parses_and_stays_in_the_block(problem):
     code = (REPO / "problems" / problem / "initial.py").read_text()
     before, _, rest = code.partition("# EVOLVE-BLOCK-START")

@@ -44,6 +44,7 @@ class Reply:
     completion_tokens: int = 7
     include_usage: bool = True
     delay_s: float = 0.0
+    cached_tokens: int | None = None  # prompt tokens served from the provider's cache
 
 
 @dataclass
@@ -220,6 +221,8 @@ def _completion_body(step: Reply, model: str) -> dict[str, Any]:
         body["usage"] = {"prompt_tokens": step.prompt_tokens,
                          "completion_tokens": step.completion_tokens,
                          "total_tokens": step.prompt_tokens + step.completion_tokens}
+        if step.cached_tokens is not None:
+            body["usage"]["prompt_tokens_details"] = {"cached_tokens": step.cached_tokens}
     return body
 
 

@@ -10,10 +10,25 @@ rejected or a duplicate). An arm's value adds `YIELD_WEIGHT` x its yield rate, s
 proposals are rejected ranks below one that gives valid programs that do not improve, and an
 arm that never yields is learned as such instead of looking like an unlucky one.
 
-A pull is counted when a proposal is *submitted* (`on_submit`) and its reward arrives later
-(`update`); with several proposals in flight, an arm already busy looks less attractive instead
-of being chosen again blindly. `decay` < 1 discounts old evidence (operators' usefulness drifts
-as a run progresses). All randomness comes from the `random.Random` passed to `select`.
+Selection pays for what it wastes: the unit of every statistic is the *attempt* (one LLM call,
+or one try of an offline operator), not the proposal. A proposal whose replies were rejected
+three times before the fourth was used, or never used, made four attempts, and every rejected
+one counts as a failed attempt of its arm. So an arm's value is usefulness per call, and its
+exploration bonus shrinks with the calls it has spent: a model (or a mutation kind) that never
+yields a program falls to the exploration floor within a few of its proposals, where improvement
+rewards alone (near zero for most useful proposals too) would leave it looking like the others.
+`cost_aware` additionally divides by the dollar price of an attempt.
+
+The exploration floor is `epsilon`: that share of proposals goes to an arm at random, weighted
+so that each arm gets the same share of *attempts* (an arm whose proposals take four calls is
+drawn a quarter as often).
+
+One attempt is counted when a proposal is *submitted* (`on_submit`), the rest when its result
+arrives (`update`); with several proposals in flight, an arm already busy looks less
+attractive instead of being chosen again blindly. `decay` < 1 discounts an arm's older
+attempts as it makes new ones (operators' usefulness drifts as a run progresses); an arm that
+is not chosen keeps its evidence, so a failing arm does not earn its way back by being left
+alone. All randomness comes from the `random.Random` passed to `select`.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ from typing import Any
 
 from evolve.config import BanditConfig
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: statistics per attempt, decay per arm
 YIELD_WEIGHT = 0.5
 
 
@@ -61,13 +76,15 @@ def reward(child: float | None, parent: float | None, initial: float | None, *,
 
 @dataclass
 class ArmStats:
-    pulls: float = 0.0  # discounted, counted on submit (includes in-flight work)
-    completed: float = 0.0  # discounted, counted when the reward arrives
+    pulls: float = 0.0  # discounted attempts: one per submitted proposal, the rest on update
+    completed: float = 0.0  # discounted attempts whose result arrived
+    proposals: float = 0.0  # discounted finished proposals
     reward_sum: float = 0.0  # discounted
     cost_sum: float = 0.0  # discounted, USD
     yield_sum: float = 0.0  # discounted
     pending: int = 0  # submitted, reward not yet in
-    total_pulls: int = 0  # undiscounted, for display
+    total_pulls: int = 0  # undiscounted proposals, for display
+    total_attempts: int = 0  # undiscounted
     total_reward: float = 0.0
     total_cost: float = 0.0
 
@@ -82,6 +99,10 @@ class ArmStats:
     @property
     def mean_cost(self) -> float:
         return self.cost_sum / self.completed if self.completed > 0 else 0.0
+
+    @property
+    def attempts_per_proposal(self) -> float:
+        return self.completed / self.proposals if self.proposals > 0 else 1.0
 
 
 class Bandit:
@@ -116,7 +137,7 @@ class Bandit:
         if algorithm == "fixed":
             return self._select_fixed(rng)
         if self.config.epsilon and rng.random() < self.config.epsilon:
-            return rng.choice(self.active)
+            return self._explore(rng)
         if algorithm == "thompson":
             return self._select_thompson(rng)
         return self._select_ucb(rng)
@@ -128,6 +149,14 @@ class Bandit:
             if key in weights:
                 return weights[key]
         return self.default_weights.get(arm.label, self.default_weights.get(arm.operator, 1.0))
+
+    def _explore(self, rng: random.Random) -> Arm:
+        """The exploration floor: an arm at random, weighted so that every arm gets the same
+        share of *attempts* (calls): an arm whose proposals take four calls is explored a
+        quarter as often as one that takes one."""
+        arms = self.active
+        return rng.choices(arms, weights=[1.0 / self.stats[a].attempts_per_proposal
+                                          for a in arms], k=1)[0]
 
     def _select_fixed(self, rng: random.Random) -> Arm:
         arms = self.active
@@ -196,25 +225,34 @@ class Bandit:
         stats.total_pulls += 1
 
     def update(self, arm: Arm, reward: float, cost_usd: float | None = 0.0,
-               yielded: float = 1.0) -> None:
-        """The reward of a finished proposal and what it yielded (see the module text). An
-        arm removed since its submit is ignored."""
-        if arm not in self.stats:
+               yielded: float = 1.0, attempts: int = 1) -> None:
+        """The reward of a finished proposal, what it yielded and how many attempts (LLM calls,
+        offline tries) it took (see the module text). An arm removed since its submit is
+        ignored."""
+        stats = self.stats.get(arm)
+        if stats is None:
             return
+        attempts = max(1, int(attempts))
         if self.config.decay < 1.0:
-            for stats in self.stats.values():
-                stats.pulls *= self.config.decay
-                stats.completed *= self.config.decay
-                stats.reward_sum *= self.config.decay
-                stats.cost_sum *= self.config.decay
-                stats.yield_sum *= self.config.decay
+            # Each arm's own older attempts fade as it makes new ones. Not every arm's at each
+            # update: an arm left alone because it failed would regain its exploration bonus
+            # within a hundred proposals and be retried at full price, again and again.
+            factor = self.config.decay ** attempts
+            stats.pulls *= factor
+            stats.completed *= factor
+            stats.proposals *= factor
+            stats.reward_sum *= factor
+            stats.cost_sum *= factor
+            stats.yield_sum *= factor
         reward = max(0.0, float(reward)) if math.isfinite(reward) else 0.0
-        stats = self.stats[arm]
         if stats.pending == 0:  # an update without a submit still counts as a pull
             stats.pulls += 1.0
             stats.total_pulls += 1
+        stats.pulls += attempts - 1  # the submit counted one
+        stats.total_attempts += attempts
         stats.pending = max(0, stats.pending - 1)
-        stats.completed += 1.0
+        stats.completed += attempts
+        stats.proposals += 1.0
         stats.reward_sum += reward
         stats.yield_sum += min(1.0, max(0.0, float(yielded)))
         stats.total_reward += reward
@@ -230,8 +268,10 @@ class Bandit:
         return [arm.label for arm in self.arms]
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per arm: label, pulls, mean reward, total cost (for the dashboard and logs)."""
+        """Per arm: label, proposals (`pulls`), attempts, mean reward per attempt, total cost
+        (for the dashboard and logs)."""
         return [{"arm": arm.label, "pulls": self.stats[arm].total_pulls,
+                 "attempts": self.stats[arm].total_attempts,
                  "pending": self.stats[arm].pending, "benched": arm in self.benched,
                  "mean_reward": self.stats[arm].mean_reward,
                  "yield_rate": self.stats[arm].yield_rate,
@@ -246,8 +286,10 @@ class Bandit:
             "benched": sorted(arm.label for arm in self.benched),
             "arms": {arm.label: {
                 "operator": arm.operator, "mutation": arm.mutation,
-                "pulls": s.pulls, "completed": s.completed, "reward_sum": s.reward_sum,
-                "cost_sum": s.cost_sum, "yield_sum": s.yield_sum, "pending": s.pending, "total_pulls": s.total_pulls,
+                "pulls": s.pulls, "completed": s.completed, "proposals": s.proposals,
+                "reward_sum": s.reward_sum, "cost_sum": s.cost_sum, "yield_sum": s.yield_sum,
+                "pending": s.pending, "total_pulls": s.total_pulls,
+                "total_attempts": s.total_attempts,
                 "total_reward": s.total_reward, "total_cost": s.total_cost,
             } for arm, s in self.stats.items()},
         }
@@ -275,10 +317,12 @@ class Bandit:
             pending = int(entry.get("pending", 0))
             bandit.stats[arm] = ArmStats(
                 pulls=max(0.0, float(entry["pulls"]) - pending),
-                completed=float(entry["completed"]), reward_sum=float(entry["reward_sum"]),
+                completed=float(entry["completed"]), proposals=float(entry["proposals"]),
+                reward_sum=float(entry["reward_sum"]),
                 cost_sum=float(entry["cost_sum"]), pending=0,
                 yield_sum=float(entry.get("yield_sum", entry["completed"])),
                 total_pulls=max(0, int(entry["total_pulls"]) - pending),
+                total_attempts=int(entry["total_attempts"]),
                 total_reward=float(entry["total_reward"]),
                 total_cost=float(entry["total_cost"]))
         bandit.scale = float(state.get("scale", 0.0))

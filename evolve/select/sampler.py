@@ -195,11 +195,14 @@ class IslandSampler:
         return pool[rng.randrange(len(pool))] if pool else None
 
     # ------------------------------------------------------------ inspirations
-    def inspirations(self, island: int, parent: Member, rng: random.Random) -> list[Member]:
-        """Top programs of the island plus diverse ones (MAP-Elites cells or random elites)."""
-        valid = [m for m in self.valid_members(island) if m.seq != parent.seq]
+    def inspirations(self, island: int, parent: Member, rng: random.Random,
+                     second: Member | None = None) -> list[Member]:
+        """Top programs of the island plus diverse ones (MAP-Elites cells or random elites);
+        never the parent, nor crossover's second parent (shown once, as Parent B)."""
+        shown = {parent.seq} | ({second.seq} if second is not None else set())
+        valid = [m for m in self.valid_members(island) if m.seq not in shown]
         top = valid[:self.cfg.inspirations_top]
-        chosen = {m.seq for m in top} | {parent.seq}
+        chosen = {m.seq for m in top} | shown
         if self.cfg.map_elites and self.features:
             pool = [self.members[s] for s in sorted(self.grid().values())]
         else:

@@ -1,0 +1,138 @@
+"""Each evaluation a warm interpreter forks is born in a cgroup of its own, with no cgroup
+migration on its critical path.
+
+Moving a process into a cgroup (`cgroup_join`) waits for an RCU grace
+period in the kernel: milliseconds, more than the rest of a warm evaluation's set-up on a busy
+machine. A forked process is born in its parent's cgroup for free, so here the zygote itself
+sits in the cgroup the *next* evaluation gets: the request goes out, the zygote forks the
+evaluation into that cgroup, and only then, in the background while the evaluation runs, the
+zygote moves on to a fresh cgroup for the one after (the grace period is paid there, off the
+critical path). The evaluation's cgroup then holds its whole tree: the fork's own two harness
+processes (two more tasks allowed for them) and the candidate's.
+
+The zygote does not count as the evaluation's: its memory was charged where it was allocated,
+when the evaluation's cgroup runs out of memory the kernel picks the candidate's processes
+first (they carry the highest OOM score adjustment, `limits.apply_limits`; the zygote the
+lowest where we may set it), and an evaluation's cgroup is released only once the zygote has
+left it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from evaluators import tree_limits
+from evaluators.tree_limits import TreeCgroup
+
+log = logging.getLogger(__name__)
+
+HARNESS_TASKS = 2  # the zygote's fork and the harness supervisor, inside the evaluation's tree
+_FORK_WAIT_S = 5.0
+
+
+class BornInCgroups:
+    """The cgroups a zygote's evaluations are born in (None from `start` where there are
+    none: evaluations then join theirs, `tree_limits`)."""
+
+    def __init__(self, zygote_pid: int, first: TreeCgroup):
+        self.pid = zygote_pid
+        self._next = first
+        self._moves: queue.Queue[tuple[TreeCgroup, TreeCgroup, threading.Event] | None] = \
+            queue.Queue()
+        self._left: dict[int, threading.Event] = {}  # id(cgroup) -> the zygote has left it
+        self._pending: threading.Event | None = None
+        self.broken = False
+        threading.Thread(target=self._mover, name="zygote-cgroups", daemon=True).start()
+
+    @classmethod
+    def start(cls, zygote_pid: int | None) -> BornInCgroups | None:
+        if zygote_pid is None or not tree_limits.support().version:
+            return None
+        try:
+            # Never the kernel's choice when an evaluation's cgroup runs out of memory (where
+            # we may: it needs CAP_SYS_RESOURCE). Either way the candidate's processes are
+            # picked first (their adjustment is the highest, `limits.apply_limits`).
+            Path(f"/proc/{zygote_pid}/oom_score_adj").write_text("-1000")
+        except OSError:
+            pass
+        first = TreeCgroup.create(None, None)
+        if first is None:
+            return None
+        try:
+            first.close_fds()
+            first.adopt(zygote_pid)
+        except OSError:
+            first.remove()
+            return None
+        return cls(zygote_pid, first)
+
+    def prepare(self, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
+        """Under the caller's dispatch lock, before it sends a request: the cgroup the zygote
+        sits in, now carrying this evaluation's limits; None when there is none to give (the
+        evaluation then joins a cgroup of its own, as on the cold path)."""
+        if self._pending is not None:
+            self._pending.wait()  # the zygote has moved on from the previous evaluation's
+        if self.broken:
+            return None
+        try:
+            self._next.set_limits(memory_mb, max_processes + HARNESS_TASKS
+                                  if max_processes else None)
+        except OSError as exc:
+            log.warning("could not set an evaluation cgroup's limits (%s)", exc)
+            return None
+        return self._next
+
+    def sent(self, current: TreeCgroup) -> None:
+        """The request went out (still under the lock): once the zygote has forked the
+        evaluation into `current`, it moves on to a fresh cgroup, in the background."""
+        following = TreeCgroup.create(None, None)
+        if following is None:
+            self.broken = True  # the zygote stays in `current`: never released under it
+            log.warning("no fresh cgroup for the next evaluation; evaluations of this warm "
+                        "interpreter join cgroups of their own from now on")
+            return
+        following.close_fds()
+        moved = threading.Event()
+        self._left[id(current)] = moved
+        self._pending = moved
+        self._next = following
+        self._moves.put((current, following, moved))
+
+    def _mover(self) -> None:
+        while True:
+            job = self._moves.get()
+            if job is None:
+                return
+            current, following, moved = job
+            try:
+                # Once the evaluation is forked (a member besides the zygote), move on.
+                deadline = time.monotonic() + _FORK_WAIT_S
+                while time.monotonic() < deadline and \
+                        not set(current.members()) - {self.pid}:
+                    time.sleep(0.001)  # off the critical path: no hurry
+                following.adopt(self.pid)
+            except OSError as exc:
+                self.broken = True
+                log.warning("could not move the warm interpreter to its next cgroup (%s)", exc)
+            finally:
+                moved.set()
+
+    def settle(self, cgroup: TreeCgroup) -> bool:
+        """Wait until the zygote has left `cgroup`; False when it may still be in it (then the
+        cgroup must not be released: that would kill the zygote)."""
+        moved = self._left.pop(id(cgroup), None)
+        if moved is None:
+            return False
+        moved.wait()
+        return self.pid not in cgroup.members()
+
+    def close(self) -> None:
+        self._moves.put(None)
+        if self._pending is not None:
+            self._pending.wait(timeout=10)
+        # The zygote exits with its interpreter; its last cgroup goes with this process.
+        self._next.remove_when_empty()
