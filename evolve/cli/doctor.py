@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from evaluators import syscall_filter, tree_limits
 from evaluators.isolation import available_levels, detect_isolation, exposure
 from evolve.cli._common import (
     EXAMPLE_RUN,
@@ -69,10 +70,6 @@ def check_exposure() -> list[Check]:
 def check_kernel_defences() -> list[Check]:
     """The seccomp filter on candidates and how far memory/process limits reach (a cgroup over
     the whole process tree, or per process only)."""
-    try:
-        from evaluators import syscall_filter, tree_limits
-    except ImportError:
-        return []
     spec, _ = syscall_filter.compiled()
     cgroup = tree_limits.support().version
     return [
