@@ -6,6 +6,11 @@ Prints, per (problem, program): wall seconds of one `evaluate(program, last stag
 evaluator module is imported first, as the harness does, and not counted), the ratio to the
 3 s target, and the ratio to a floor measured in the same run: the same number of bare policy
 calls the evaluation made (what no simulator can beat). Other problems add entries to ENTRIES.
+
+For a problem on the judge/candidate API, `evaluate` runs the judge against a candidate in a
+separate process (no sandbox: the channel and the lockstep are what is timed). spot_single's
+rows also time, in the same run, today's in-process path (the policy imported into the
+evaluator's process, `run_single` per run) and print new/old.
 """
 
 from __future__ import annotations
@@ -78,12 +83,28 @@ def _policy_calls(problem: str, program: Path, stage: str) -> int | None:
     return count
 
 
+def _in_process_seconds(problem: str, program: Path, stage: str) -> tuple[float, float] | None:
+    """(seconds, score) of spot_single's stage with the policy in the evaluator's process, as
+    before the judge/candidate split (the old path, still spot_multi's)."""
+    if problem != "spot_single":
+        return None
+    from problems._spot_sim.evaluation import evaluate_policy
+
+    evaluator = _load(REPO / "problems" / problem / "evaluate.py", "_bench_old")
+    start = time.perf_counter()
+    result = evaluate_policy(str(program), evaluator.RUNS[stage], evaluator._run_one,
+                             evaluator.OPTIMUM)
+    if stage == "full":
+        evaluate_policy(str(program), evaluator.LEADERBOARD_RUNS, evaluator._run_one, {})
+    return time.perf_counter() - start, result["score"]
+
+
 def main(selected: list[str]) -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})   # one core, as the target says
     entries = [e for e in ENTRIES if not selected or e[0] in selected]
     print(f"{'problem':<12} {'program':<32} {'stage':<6} {'seconds':>8} {'/3s':>6} "
-          f"{'calls':>8} {'/floor':>7}  score")
+          f"{'calls':>8} {'/floor':>7} {'old s':>7} {'new/old':>7}  score")
     for i, (problem, rel) in enumerate(entries):
         spec = load_problem(REPO / "problems" / problem)
         stage = spec.stages[-1].name
@@ -94,9 +115,12 @@ def main(selected: list[str]) -> None:
         seconds = time.perf_counter() - start
         calls = _policy_calls(problem, program, stage)
         floor = f"{seconds / _bare_policy_calls(program, calls):7.1f}" if calls else f"{'-':>7}"
+        old = _in_process_seconds(problem, program, stage)
+        versus = (f"{old[0]:7.3f} {seconds / old[0]:6.2f}x" if old else f"{'-':>7} {'-':>7}")
+        same = "" if old is None or old[1] == result["score"] else f" (old score {old[1]:.4f})"
         print(f"{problem:<12} {rel:<32} {stage:<6} {seconds:8.3f} {seconds / TARGET_S:6.2f} "
-              f"{calls if calls else '-':>8} {floor}  {result['score']:.4f}"
-              f"{'' if result['valid'] else ' (invalid)'}", flush=True)
+              f"{calls if calls else '-':>8} {floor} {versus}  {result['score']:.4f}"
+              f"{'' if result['valid'] else ' (invalid)'}{same}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ one whole evaluation as the executor runs it:
   before the warm interpreter, still used where the warm path is not available);
 - warm: `WarmPool.run`, a fork of a pre-imported interpreter inside the same sandbox
   (`evaluators.warm`; needs root, else it is skipped).
+Each sandboxed variant runs twice: on the in-process API (`trusting_problem`: the candidate
+imported into the evaluator's process, the old design) and on the judge/candidate API
+(`trusting_judge_problem`: a judge process and a candidate process under two uids, one
+channel); the table prints new/old.
 The baseline is a plain `subprocess.run` of the very same harness command without any sandbox.
 All variants are measured in this run, interleaved (load changes hit every variant alike),
 repeated, and the medians compared; the warm interpreter's one-off start is not counted.
@@ -44,6 +48,7 @@ from evaluators.warm_pool import WarmPool  # noqa: E402
 TARGET_MS = 25.0
 
 PROBLEM = ROOT / "tests" / "fixtures" / "trusting_problem"
+JUDGE_PROBLEM = ROOT / "tests" / "fixtures" / "trusting_judge_problem"
 EMPTY = 'def report():\n    return {"score": 0.0, "valid": True, "metrics": {}, "feedback": ""}\n'
 
 
@@ -85,11 +90,11 @@ def plain_run(program: Path) -> float:
     return elapsed
 
 
-def sandboxed_run(level: str, pool: WarmPool | None = None) -> float:
+def sandboxed_run(level: str, pool: WarmPool | None = None, problem: Path = PROBLEM) -> float:
     limits = SandboxLimits(timeout_s=30, memory_mb=512, cpu_seconds=30)
     run = pool.run if pool is not None else run_sandboxed
     start = time.perf_counter()
-    outcome = run(problem_dir=PROBLEM, evaluator_file="evaluate.py", code=EMPTY,
+    outcome = run(problem_dir=problem, evaluator_file="evaluate.py", code=EMPTY,
                   stage="only", limits=limits, level=level)
     elapsed = time.perf_counter() - start
     if not (outcome.result and outcome.result.get("valid")):
@@ -111,12 +116,16 @@ def main() -> None:
         samples: dict[str, list[float]] = {"plain": []}
         cpu: dict[str, float] = {"plain": 0.0}
         for level in levels:
-            samples[f"{level} cold"] = []
-            cpu[f"{level} cold"] = 0.0
+            for api in ("", " new"):
+                samples[f"{level} cold{api}"] = []
+                cpu[f"{level} cold{api}"] = 0.0
+                if level in warm_levels:
+                    samples[f"{level} warm{api}"] = []
+                    cpu[f"{level} warm{api}"] = 0.0
             if level in warm_levels:
-                samples[f"{level} warm"] = []
-                cpu[f"{level} warm"] = 0.0
-                sandboxed_run(level, pool)  # starts the warm interpreter (not counted)
+                # Starts the warm interpreters (not counted).
+                sandboxed_run(level, pool)
+                sandboxed_run(level, pool, JUDGE_PROBLEM)
         try:
             # Interleave so load changes on the machine hit every variant alike.
             def timed(name: str, run: object, *run_args: object) -> None:
@@ -128,36 +137,45 @@ def main() -> None:
                 timed("plain", plain_run, program)
                 for level in levels:
                     timed(f"{level} cold", sandboxed_run, level)
+                    timed(f"{level} cold new", sandboxed_run, level, None, JUDGE_PROBLEM)
                     if level in warm_levels:
                         timed(f"{level} warm", sandboxed_run, level, pool)
+                        timed(f"{level} warm new", sandboxed_run, level, pool, JUDGE_PROBLEM)
         finally:
             pool.close()
     medians = {name: statistics.median(values) for name, values in samples.items()}
     base = medians["plain"]
     print(f"sandbox overhead per evaluation, empty candidate, median of {args.repeats} "
           f"(best level here: {detect_isolation()[0]})")
-    print(f"{'variant':<14} {'wall ms':>8} {'/plain':>7} {'cold/warm':>10} {'CPU ms':>7} "
-          f"{'cold/warm':>10}")
-    unseen = {f"{levels[0]} cold"} if levels[0] == "bwrap" else set()
+    print("'new': judge and candidate in two processes; the others: the in-process API")
+    print(f"{'variant':<18} {'wall ms':>8} {'/plain':>7} {'cold/warm':>10} {'new/old':>8} "
+          f"{'CPU ms':>7} {'cold/warm':>10}")
+    # bubblewrap's own children are reaped without rusage reaching this process.
+    unseen = ({f"{levels[0]} cold", f"{levels[0]} cold new"} if levels[0] == "bwrap"
+              else set())
     for name, median in medians.items():
-        speedup = cpu_speedup = ""
+        speedup = cpu_speedup = ratio = ""
         cpu_ms = "n/a" if name in unseen else f"{cpu[name] * 1000:.1f}"
-        if name.endswith(" warm"):
+        if " warm" in name:
             cold = name.replace(" warm", " cold")
             speedup = f"{medians[cold] / median:>9.2f}x"
             if cold not in unseen:
                 cpu_speedup = f"{cpu[cold] / cpu[name]:>9.2f}x"
-        print(f"{name:<14} {median * 1000:>8.1f} {median / base:>7.2f} {speedup:>10} "
-              f"{cpu_ms:>7} {cpu_speedup:>10}")
+        if name.endswith(" new"):
+            ratio = f"{median / medians[name[:-4]]:>7.2f}x"
+        print(f"{name:<18} {median * 1000:>8.1f} {median / base:>7.2f} {speedup:>10} "
+              f"{ratio:>8} {cpu_ms:>7} {cpu_speedup:>10}")
     best = levels[0]
     if f"{best} warm" in medians:
-        warm_ms = 1000 * medians[f"{best} warm"]
-        warm_cpu = 1000 * cpu[f"{best} warm"]
-        print(f"\nfull isolation ({best}): warm {warm_ms:.1f} ms wall per evaluation "
-              f"(target < {TARGET_MS:g} ms: {'met' if warm_ms < TARGET_MS else 'NOT met'}), "
-              f"cold {1000 * medians[f'{best} cold']:.1f} ms, "
-              f"{medians[f'{best} cold'] / medians[f'{best} warm']:.1f}x; warm CPU {warm_cpu:.1f} "
-              f"ms (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        old_ms = 1000 * medians[f"{best} warm"]
+        warm_ms = 1000 * medians[f"{best} warm new"]
+        warm_cpu = 1000 * cpu[f"{best} warm new"]
+        print(f"\nfull isolation ({best}), judge and candidate in two processes: warm "
+              f"{warm_ms:.1f} ms wall per evaluation (target < {TARGET_MS:g} ms: "
+              f"{'met' if warm_ms < TARGET_MS else 'NOT met'}); in-process API {old_ms:.1f} ms, "
+              f"new/old {warm_ms / old_ms:.2f}x; cold new "
+              f"{1000 * medians[f'{best} cold new']:.1f} ms; warm new CPU {warm_cpu:.1f} ms "
+              f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     else:
         print(f"\nno warm path here (it needs root): {best} runs cold")
 

@@ -13,12 +13,15 @@ It runs inside the sandbox as two processes:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import json
 import os
 import secrets
 import select
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ from evaluators import (
     cgroup_join,
     harness_api,  # noqa: F401  (genuine clocks captured before any candidate)
     hidden,
+    judge_proxy,
     mountns,
     plain,
     proctree,
@@ -93,8 +97,9 @@ def _import_evaluator(problem_dir: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    if not callable(getattr(module, "evaluate", None)):
-        raise RuntimeError(f"{spec_path} defines no evaluate(program_path, stage) function")
+    if not callable(getattr(module, "judge", None) or getattr(module, "evaluate", None)):
+        raise RuntimeError(f"{spec_path} defines neither judge(candidate, stage) nor "
+                           f"evaluate(program_path, stage)")
     return module
 
 
@@ -145,6 +150,9 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                 snapshot = guard.Snapshot(guard.evaluator_modules(problem_dir))
             # The evaluator has loaded its hidden data; the candidate finds no descriptor.
             hidden.close_all()
+            judge = getattr(evaluator, "judge", None)
+            if callable(judge):
+                _run_judge(judge, program, stage, channel, nonce)  # never returns
             evaluate = evaluator.evaluate
             guard.activate(snapshot)
             if preloaded is None:
@@ -188,6 +196,50 @@ def _worker(problem_dir: Path, program: Path, stage: str, channel: int, nonce: s
                             "reason": f"harness: {type(exc).__name__}: {exc}"[:300]}, nonce)
         except OSError:
             pass
+    os._exit(0)
+
+
+def _non_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: a process of the same uid cannot ptrace us or read /proc/<pid>/mem,
+    environ or fd (evaluators.isolation.protect_this_process, without importing it here)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_judge(judge: Any, program: Path, stage: str, channel: int, nonce: str) -> None:
+    """The judge/candidate API: `judge(candidate, stage)` with the candidate in its own
+    sandboxed process behind the channel the executor handed us (EVOLVE_CANDIDATE_FD); outside
+    a sandbox (manual use) a local, unsandboxed candidate process. No candidate code runs in
+    this process, so none of the in-process guards is needed. Never returns."""
+    # A candidate of our uid (weak levels) may not read our memory or files through /proc.
+    _non_dumpable()
+    fd = os.environ.pop(judge_proxy.FD_VAR, None)
+    deadline = judge_proxy.stage_deadline()
+    if fd is not None:
+        opened = contextlib.nullcontext(judge_proxy.Candidate(
+            socket.socket(fileno=int(fd)), deadline=deadline, program=program))
+    else:
+        opened = judge_proxy.local_candidate(program, deadline=deadline)
+    with opened as candidate:
+        start = time.perf_counter()
+        try:
+            value = judge(candidate, stage)
+        except BaseException as exc:  # noqa: BLE001 - classified, reported
+            kind, reason = classify_exception(exc, program)
+            _send(channel, {"status": "raised", "kind": kind, "reason": reason}, nonce)
+            os._exit(0)
+        elapsed = time.perf_counter() - start
+        try:
+            _send(channel, {"status": "returned", "value": value, "eval_s": elapsed,
+                            "candidate_cpu_s": candidate.cpu_s,
+                            "candidate_errors": candidate.errors,
+                            "candidate_ended": candidate.ended}, nonce)
+        except (TypeError, ValueError) as exc:
+            _send(channel, {"status": "unserializable", "reason": str(exc)[:300]}, nonce)
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(0)
 
 
@@ -284,6 +336,9 @@ def supervise(problem_dir: Path, program: Path, stage: str,
         cgroup_join.close(cgroup_fds, admitted_w)
         _worker(problem_dir, program, stage, write_fd, nonce, preloaded, admitted_r)
     os.close(write_fd)
+    candidate_fd = os.environ.get("EVOLVE_CANDIDATE_FD")
+    if candidate_fd is not None:
+        os.close(int(candidate_fd))  # the judge's alone: the candidate sees the judge's end
     hidden.close_all()  # only the worker's evaluator reads them
     cgroup_join.admit(pid, cgroup_fds, admitted_w)
     cgroup_join.close([], admitted_r)

@@ -1,4 +1,20 @@
-"""What a problem's `evaluate.py` uses to load and time a candidate, safely.
+"""What a problem's `evaluate.py` uses: the judge/candidate API, and the older in-process one.
+
+The judge/candidate API (every built-in problem moves to it): the evaluator defines
+`judge(candidate, stage) -> dict`. The candidate runs in a separate sandboxed process under
+another uid and never shares this process; `candidate` is a proxy
+(`evaluators.judge_proxy.Candidate`): `candidate.call("pack_circles", 26)`,
+`candidate.new("Policy", record(...))` and method calls on the handle it returns, and
+`candidate.batch([...])` for many independent calls in one message. Values cross as plain data
+only (`record(...)`: a map the candidate reads as attributes; `Built("module:factory", ...)`: an
+object of the problem's public helper code that the candidate's process makes itself); `candidate.cpu_s` / `last_cpu_s` are the candidate's own CPU time, measured outside its
+reach. A failure on the candidate's side raises `CandidateError` (its `kind` is the failure
+kind). `evaluate_locally(judge, program_path, stage)` runs a judge against an unsandboxed
+candidate process, for scripts and tests.
+
+The in-process API (kept while problems move; no isolation between evaluator and candidate
+beyond the guards below): `evaluate(program_path, stage)` loads the candidate into this process
+with `load_candidate` and times it with `call_timed`.
 
 The harness imports this module (and the problem's evaluator) *before* the candidate is
 imported, so the references captured here are the genuine functions: a candidate that patches
@@ -17,14 +33,25 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 from evaluators import guard, hidden
+from evaluators.channel import Built
+from evaluators.judge_proxy import Candidate, Handle, local_candidate, record
 from evaluators.plain import plain_array, plain_float, plain_int, plain_list
 from evaluators.source_check import check_source
-from evaluators.validate import CandidateLoadError, classify_exception
+from evaluators.validate import CandidateError, CandidateLoadError, classify_exception
 
-__all__ = ["CandidateLoadError", "call_timed", "candidate_errors", "clock",
-           "configure_source_check", "cpu_clock", "check_tampering", "get_function", "hidden_file",
-           "load_candidate", "plain_array", "plain_float", "plain_int", "plain_list",
+__all__ = ["Built", "Candidate", "CandidateError", "CandidateLoadError", "Handle", "call_timed",
+           "candidate_errors", "clock", "configure_source_check", "cpu_clock", "check_tampering",
+           "evaluate_locally", "get_function", "hidden_file", "load_candidate", "local_candidate",
+           "plain_array", "plain_float", "plain_int", "plain_list", "record",
            "record_candidate_error", "refusals"]
+
+
+def evaluate_locally(judge: Callable[..., Any], program_path: str | Path, stage: str,
+                     **kwargs: Any) -> Any:
+    """`judge(candidate, stage, **kwargs)` with the program in a local candidate process (no
+    sandbox): what scripts, benchmarks and tests call where they used `evaluate(path, stage)`."""
+    with local_candidate(program_path) as candidate:
+        return judge(candidate, stage, **kwargs)
 
 # Captured at import, before any candidate code runs.
 _PERF_COUNTER = time.perf_counter

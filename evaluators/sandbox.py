@@ -16,6 +16,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 from evaluators import isolation, proctree, syscall_filter
 from evaluators.hidden import FDS_VAR as HIDDEN_FDS_VAR
 from evaluators.hidden import open_for_child
+from evaluators.interface import uses_judge
 from evaluators.oom import kills_since, oom_kills
 from evaluators.sandbox_dirs import work_dir_prefix
 from evaluators.tree_limits import TreeCgroup, explain
@@ -160,6 +162,8 @@ def _environment(token: str, work_dir: Path, limits: SandboxLimits, result_fd: i
         "EVOLVE_RESULT_FD": str(result_fd),
         "EVOLVE_SANDBOX_LIMITS": json.dumps(limits.harness_limits()),
         "EVOLVE_EVALUATOR_FILE": evaluator_file,
+        # A judge keeps its calls to the candidate within the stage (judge_proxy).
+        "EVOLVE_STAGE_TIMEOUT_S": repr(float(limits.timeout_s)),
     })
     if uid is not None:
         env["EVOLVE_SANDBOX_UID"] = str(uid)
@@ -237,16 +241,34 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
     cmd = [*prefix, sys.executable, "-s", "-m", "evaluators.harness",
            str(problem_dir), str(program), stage]
     start = time.perf_counter()
+    # The judge/candidate API: the candidate in a sandbox of its own, under its own uid.
+    candidate, judge_end = None, None
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, pass_fds=[write_fd, *hidden_fds.values(),
-                                                                  *(cgroup.fds if cgroup else ())],
-                                env=env, cwd=work_dir, start_new_session=True)
-    except OSError as exc:
+        if uses_judge(problem_dir, evaluator_file):
+            from evaluators.candidate_sandbox import ColdCandidate
+
+            judge_end, candidate_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                candidate = ColdCandidate(problem_dir=problem_dir, code=code, limits=limits,
+                                          level=level, view=view, evaluator_file=evaluator_file,
+                                          extra_env=extra_env, channel=candidate_end)
+            finally:
+                candidate_end.close()
+            env["EVOLVE_CANDIDATE_FD"] = str(judge_end.fileno())
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=[write_fd, *hidden_fds.values(), *(cgroup.fds if cgroup else ()),
+                      *([judge_end.fileno()] if judge_end else [])],
+            env=env, cwd=work_dir, start_new_session=True)
+    except (OSError, RuntimeError) as exc:
         os.close(read_fd)
         os.close(write_fd)
         for fd in hidden_fds.values():
             os.close(fd)
+        if judge_end is not None:
+            judge_end.close()
+        if candidate is not None:
+            candidate.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
         if cgroup is not None:
             cgroup.release()
@@ -255,6 +277,8 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
         return SandboxOutcome(None, False, None, "", f"could not start the sandbox: {exc}", 0, 0,
                               0.0, level)
     os.close(write_fd)
+    if judge_end is not None:
+        judge_end.close()  # the judge's now
     for fd in hidden_fds.values():
         os.close(fd)
     if cgroup is not None:
@@ -268,8 +292,15 @@ def run_sandboxed(*, problem_dir: Path, evaluator_file: str, code: str, stage: s
             cgroup = None
         outcome.leftovers_killed += kill_leftovers(token, proc.pid, uid)
         outcome.uid = uid
+        if candidate is not None:
+            from evaluators.candidate_sandbox import merge_output
+
+            candidate.stop(outcome.result)
+            merge_output(outcome, candidate.reader)
         return outcome
     finally:
+        if candidate is not None:
+            candidate.stop()
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()

@@ -54,6 +54,12 @@ class CandidateLoadError(Exception):
         self.kind = kind
 
 
+class CandidateError(CandidateLoadError):
+    """The candidate process failed a request of the judge (`evaluators.judge_proxy`): `kind`
+    is its failure kind (crash, timeout, memory, import, invalid-output, ...), the message a
+    reason naming the call. Kept as it is wherever it is raised."""
+
+
 # Kinds that say what the candidate ran into whatever the evaluator makes of it: an evaluator
 # that catches the candidate's MemoryError or PermissionError and returns "invalid" still gets
 # this kind for the stage (a plain exception it catches stays the evaluator's verdict).
@@ -65,6 +71,8 @@ def classify_exception(exc: BaseException, program: Path) -> tuple[str, str]:
     it escapes evaluate() and when the evaluator catches it (`harness_api` records those)."""
     where = _where(exc, program)
     message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, CandidateError):
+        return exc.kind, _short(str(exc))
     if isinstance(exc, CandidateLoadError):
         if exc.kind in ("sandbox-denied", "memory", "timeout"):
             return exc.kind, _short(str(exc))
@@ -202,7 +210,12 @@ def validate_returned(message: dict[str, Any]) -> dict[str, Any]:
     out.update(score=float(score), valid=valid, metrics=_finite_json(metrics),
                feedback=feedback[:MAX_FEEDBACK_CHARS])
     caught = [(k, r) for k, r in message.get("candidate_errors") or [] if k in CAUGHT_KINDS_KEPT]
-    if not valid and caught:
+    ended = message.get("candidate_ended")
+    if not valid and isinstance(ended, list | tuple) and len(ended) == 2:
+        # The candidate's process ended, did not answer or broke the channel: that is what
+        # happened to it, whatever verdict the judge drew from it.
+        out.update(failure=str(ended[0]), reason=_short(str(ended[1])))
+    elif not valid and caught:
         kind, reason = caught[0]
         out.update(failure=kind, reason=_short(str(reason)))
     elif not valid:

@@ -38,9 +38,18 @@ Why isolation between candidates is not weakened
   dies anyway (killed from outside, out of memory), the evaluations it was running fail with a
   crash, it is marked dead, and the next evaluation starts a fresh one.
 
+Two kinds of zygote (`role`): a *judge* zygote imports the problem's evaluator as above; a
+*candidate* zygote imports only the candidate's host and worker (`evaluators.candidate_host`)
+and never the evaluator, so a candidate's fork holds nothing of the judge's. For a problem on
+the judge/candidate API each evaluation is one fork of each, under two uids, joined by one
+channel the run process creates (`evaluators.judge_proxy`).
+
 Protocol: the run process holds one end of a SOCK_SEQPACKET pair; each request is one JSON
 message with four file descriptors (stdout, stderr, result pipe write ends and a status socket)
-and, where the machine offers cgroups, the evaluation's `cgroup.procs` files (`tree_limits`).
+and, for a judge whose candidate runs in the other zygote, its end of the channel (a
+candidate's request carries its end of the channel in the result's place; `judge_channel` in
+the request says a judge's is there), then, where the machine offers cgroups, the evaluation's
+`cgroup.procs` files (`tree_limits`).
 The zygote forks, and reports the evaluation's exit code on the status socket; "kill" on that
 socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namespace then dies.
 """
@@ -48,6 +57,7 @@ socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namesp
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -120,45 +130,56 @@ def _reseed() -> None:
 
 
 def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
-                zygote_start_dir: str) -> None:
+                zygote_start_dir: str, role: str = "judge") -> None:
     """PID 1 of the evaluation's own PID namespace: mount its /proc, take its pipes, run the
-    harness exactly as `python -m evaluators.harness` would. Never returns."""
-    from evaluators import harness
-
-    harness_file = harness.__file__
+    harness exactly as `python -m evaluators.harness` would (role 'judge'), or host the
+    candidate on its channel (role 'candidate'). Never returns."""
     code = 70
     try:
         _die_with_parent()
         _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
-        out, err, result = fds[0], fds[1], fds[2]
+        # Out of the way first, so that placing them at 1-4 never overwrites one of them.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in [*fds[:3], *fds[4:]]]
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        os.dup2(result, 3)
-        # The evaluation's cgroup (tree_limits), as descriptors 4, 5, ...
-        extra = [os.dup(fd) for fd in fds[4:]]
-        for i, fd in enumerate(extra):
-            os.dup2(fd, 4 + i)
-        last = 4 + len(extra)
+        for target, fd in enumerate(moved, start=1):
+            os.dup2(fd, target)  # stdout, stderr, result (or channel), [judge's channel], cgroups
         # Nothing of the zygote's (its control socket, other evaluations' pipes) stays open.
-        os.closerange(last, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
-        for fd in range(3, last):
+        first_free = len(moved) + 1
+        os.closerange(first_free,
+                      os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
+        for fd in range(3, first_free):
             os.set_inheritable(fd, True)
         env = dict(request["env"])
         env["EVOLVE_RESULT_FD"] = "3"
-        if extra:
-            env[cgroup_join.FDS_VAR] = json.dumps(list(range(4, last)))
+        cgroup_first = 4
+        if request.get("judge_channel"):
+            env["EVOLVE_CANDIDATE_FD"] = "4"
+            cgroup_first = 5
+        # The evaluation's cgroup (tree_limits), joined by its supervisor (harness or
+        # candidate host) for the process that runs candidate code.
+        if first_free > cgroup_first:
+            env[cgroup_join.FDS_VAR] = json.dumps(list(range(cgroup_first, first_free)))
         os.environ.clear()
         os.environ.update(env)
         work_dir = request["work_dir"]
         os.chdir(work_dir)
         # `python -m` put the start directory first on sys.path; a cold harness gets its work dir.
         sys.path[:] = [work_dir if p in (zygote_start_dir, "") else p for p in sys.path]
-        sys.argv[:] = [harness_file, request["problem_dir"], request["program"], request["stage"]]
         _reseed()
-        code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
-                           request["stage"], preloaded)
+        if role == "candidate":
+            from evaluators import candidate_host
+
+            os.environ.pop("EVOLVE_RESULT_FD", None)
+            sys.argv[:] = [candidate_host.__file__, "3", request["program"]]
+            code = candidate_host.run(Path(request["program"]), 3)
+        else:
+            from evaluators import harness
+
+            sys.argv[:] = [harness.__file__, request["problem_dir"], request["program"],
+                           request["stage"]]
+            code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
+                               request["stage"], preloaded)
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException as exc:  # noqa: BLE001 - reported on stderr, never raised into the zygote
@@ -196,7 +217,7 @@ def _fresh_tmp(keep: list[str], size_mb: int, folder: str = "/tmp") -> None:
 
 
 def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, level: str,
-                     zygote_start_dir: str) -> None:
+                     zygote_start_dir: str, role: str = "judge") -> None:
     """The zygote's fork for one evaluation: its own session, namespaces and work dir, then a
     second fork that becomes PID 1 of the new PID namespace. Exits with that process's code."""
     try:
@@ -231,7 +252,7 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
             program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it
         pid = os.fork()
         if pid == 0:
-            _evaluation(request, fds, preloaded, zygote_start_dir)
+            _evaluation(request, fds, preloaded, zygote_start_dir, role)
         for fd in [*fds[:3], *fds[4:]]:
             os.close(fd)
         _, status = os.waitpid(pid, 0)
@@ -246,13 +267,20 @@ def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, le
         os._exit(SETUP_FAILED)
 
 
-def _preload(problem_dir: Path, evaluator_file: str) -> tuple[Any, str]:
+def _preload(problem_dir: Path, evaluator_file: str,
+             role: str = "judge") -> tuple[Any, str]:
     """Import what every evaluation needs: the harness's Preloaded, or None and the error
-    the evaluator raised when it does not import (each evaluation then reports it)."""
+    the evaluator raised when it does not import (each evaluation then reports it). A
+    candidate interpreter imports the candidate's host and worker and never the problem's
+    evaluator: its forks hold nothing of the judge's."""
     try:
         import numpy  # noqa: F401 - fork-safe with one BLAS thread (the thread vars are set)
     except ImportError:
         pass
+    if role == "candidate":
+        from evaluators import candidate_host, candidate_worker  # noqa: F401
+
+        return None, ""
     from evaluators import harness
 
     try:
@@ -268,17 +296,18 @@ def _threads() -> int:
         return 1
 
 
-def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level: str) -> None:
+def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level: str,
+          role: str = "judge") -> None:
     """The zygote's loop: fork one evaluation per request, report each exit, kill on request."""
     from evaluators import hidden
 
     start_dir = os.getcwd()
     had_hidden = hidden.sandboxed()  # the run process handed us hidden descriptors
-    preloaded, import_error = _preload(problem_dir, evaluator_file)
+    preloaded, import_error = _preload(problem_dir, evaluator_file, role)
     # The evaluator has read its hidden files while it was imported (the only time it may):
     # their descriptors are closed before the first fork, so no evaluation inherits them.
     hidden.close_all()
-    if preloaded is None and had_hidden:
+    if preloaded is None and had_hidden and role == "judge":
         # Each fork would import the evaluator again with the hidden files already closed and
         # report a misleading error: a fresh interpreter per stage reports the real one.
         control.send(json.dumps({"ready": False, "reason": f"the evaluator did not import: "
@@ -300,6 +329,11 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
     sel.register(control, selectors.EVENT_READ, ("control",))
     while True:
         for key, _ in sel.select():
+            if sel.get_map().get(key.fd) is not key:
+                # Handled earlier in this batch: an evaluation's exit closes its status socket
+                # (whose end-of-file then came in the same batch), and a new request may have
+                # been given the same descriptor number meanwhile.
+                continue
             kind = key.data[0]
             if kind == "control":
                 try:
@@ -321,7 +355,8 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
                         else:
                             os.close(other.fd)
                     sel.close()
-                    _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir)
+                    _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir,
+                                     role)
                 for fd in [*fds[:3], *fds[4:]]:
                     os.close(fd)
                 status = socket.socket(fileno=fds[3])
@@ -374,6 +409,7 @@ def _receive_hidden(control: socket.socket) -> None:
 
 def main() -> int:
     problem_dir, evaluator_file, level = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    role = sys.argv[4] if len(sys.argv) > 4 else "judge"
     control = socket.socket(fileno=int(os.environ.pop("EVOLVE_WARM_FD")))
     # The zygote must not die of a stray SIGINT meant for the run (Ctrl-C reaches the group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -388,7 +424,7 @@ def main() -> int:
                                  "reason": f"sandbox setup failed: {exc}"}).encode())
         return 1
     try:
-        serve(control, problem_dir, evaluator_file, level)
+        serve(control, problem_dir, evaluator_file, level, role)
     except BaseException as exc:  # noqa: BLE001
         print(f"warm interpreter: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -20,11 +20,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from evaluators import isolation, sandbox, syscall_filter, warm
+from evaluators.candidate_sandbox import OutputReader, merge_output
 from evaluators.hidden import open_for_child
+from evaluators.interface import uses_judge
 from evaluators.sandbox import SandboxLimits, SandboxOutcome
 from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.view import outermost, sandbox_view
@@ -84,6 +87,44 @@ class _RemoteChild:
         self.status.close()
 
 
+class _WarmCandidate:
+    """A candidate's process forked by a candidate zygote for one evaluation."""
+
+    def __init__(self, status: socket.socket, reader: OutputReader, lease: Any,
+                 host_dir: Path | None, token: str, *, release: Callable[[], int],
+                 cgroup: TreeCgroup | None, memory_mb: int | None):
+        self.status, self.reader, self.lease = status, reader, lease
+        self.host_dir, self.token = host_dir, token
+        self._release, self.cgroup, self.memory_mb = release, cgroup, memory_mb
+        self._stopped = False
+
+    def stop(self, result: dict | None = None) -> None:
+        """Once the judge is done: the candidate's host ends on the closed channel; the zygote
+        kills what is left of its PID namespace on our word, and reports its exit. A `result`
+        that failed of a crash becomes a memory failure when the kernel killed a process of
+        the candidate's cgroup for memory."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.status.send(b"kill")
+            self.status.settimeout(10)
+            self.status.recv(4096)  # its exit code: the PID namespace is gone
+        except OSError:
+            pass  # the zygote is gone, and its forks with it
+        self.status.close()
+        self.reader.join(5.0)
+        explain(result, self.cgroup, self.memory_mb)
+        self._release()
+        uid = self.lease.uid if self.lease else None
+        if uid is not None and _uid_has_processes(uid):
+            sandbox.kill_leftovers(self.token, -1, uid)
+        if self.host_dir is not None:
+            shutil.rmtree(self.host_dir, ignore_errors=True)
+        if self.lease:
+            self.lease.release()
+
+
 def _mount_point() -> Path:
     """The zygote's work dir path. At bubblewrap level only a mount point (the zygote gets a
     tmpfs there, each evaluation a fresh one over it, in namespaces of their own), so every
@@ -122,10 +163,11 @@ class WarmInterpreter:
     closes them before its first fork."""
 
     def __init__(self, problem_dir: Path, evaluator_file: str, level: str,
-                 hidden: tuple[str, ...] = ()):
+                 hidden: tuple[str, ...] = (), role: str = "judge"):
         self.problem_dir = problem_dir.resolve()
         self.evaluator_file = evaluator_file
         self.level = level
+        self.role = role
         self._lock = threading.Lock()
         self.base = _mount_point()
         self.view = sandbox_view(self.problem_dir, hidden, gpu=False)
@@ -156,7 +198,8 @@ class WarmInterpreter:
         env.update(prefix_env)
         self._stderr = tempfile.TemporaryFile()
         try:
-            hidden_fds = open_for_child(self.problem_dir, hidden)
+            # A candidate zygote never imports the evaluator: it gets no hidden file at all.
+            hidden_fds = open_for_child(self.problem_dir, hidden if role == "judge" else ())
         except OSError:
             self._control.close()
             theirs.close()
@@ -165,7 +208,7 @@ class WarmInterpreter:
         try:
             self.proc = subprocess.Popen(
                 [*prefix, sys.executable, "-s", "-m", "evaluators.warm", str(self.problem_dir),
-                 evaluator_file, level],
+                 evaluator_file, level, role],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
                 pass_fds=[theirs.fileno()], env=env, cwd=plan_dir, start_new_session=True)
             # The hidden files go over the control socket, not by inheritance: the sandbox
@@ -213,15 +256,10 @@ class WarmInterpreter:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def run(self, *, code: str, stage: str, limits: SandboxLimits,
-            extra_env: dict[str, str] | None) -> SandboxOutcome:
-        """One evaluation, forked by the zygote; never raises for candidate behaviour. Raises
-        ZygoteGone when the zygote is gone before it got the request (safe to retry)."""
+    def _prepare(self, code: str, stage: str, limits: SandboxLimits,
+                 extra_env: dict[str, str] | None) -> tuple[Any, Path | None, str, dict]:
+        """(uid lease, host work dir to remove, token, request) of one evaluation."""
         level, problem_dir = self.level, self.problem_dir
-        problem_error = sandbox._unreadable_problem(problem_dir, self.evaluator_file, level)
-        if problem_error:
-            return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
-                                  f"{problem_error}", 0, 0, 0.0, level)
         # The same rule as a cold run: the problem must be readable by the throw-away uid in
         # this view (the zygote's: the unshare level's mount plan is the zygote's own).
         drop = sandbox._drops_uid(level, problem_dir, self.view, self._stage_dir or self.base)
@@ -240,10 +278,6 @@ class WarmInterpreter:
             if uid is not None:
                 os.chown(work_dir, uid, uid)
             work_dir.chmod(0o700)
-        pipes = [os.pipe() for _ in range(3)]
-        status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cgroup: TreeCgroup | None = None
-        born = False  # the evaluation is forked into the cgroup the zygote sits in
         env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
                                    extra_env)
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
@@ -253,34 +287,128 @@ class WarmInterpreter:
                    "work_dir_mb": max(64, 2 * limits.max_file_mb),
                    "tmp_mb": isolation._TMP_MB, "tmp_keep": self._tmp_keep,
                    "fresh": self._fresh}
+        return lease, host_dir, token, request
+
+    def _send(self, request: dict, fds: list[int],
+              limits: SandboxLimits) -> tuple[TreeCgroup | None, bool]:
+        """Send one request with its descriptors and the evaluation's cgroup (tree_limits):
+        the one the zygote sits in, so the fork is born in it, or one the evaluation joins.
+        Returns (cgroup, born); raises ZygoteGone when the zygote is gone (nothing ran)."""
+        cgroup: TreeCgroup | None = None
+        born = False
+        try:
+            with self._lock:
+                if self._cgroups is not None:
+                    cgroup = self._cgroups.prepare(limits.memory_mb, limits.max_processes)
+                    born = cgroup is not None
+                if cgroup is None:  # it joins one of its own (a grace period's wait)
+                    cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
+                socket.send_fds(self._control, [json.dumps(request).encode()],
+                                [*fds, *(cgroup.fds if cgroup and not born else ())])
+                if born and self._cgroups is not None and cgroup is not None:
+                    self._cgroups.sent(cgroup)
+        except OSError as exc:
+            if cgroup is not None and not born:
+                cgroup.release()
+            # (born: the zygote still sits in it, for the next request)
+            raise ZygoteGone(str(exc)) from exc
+        if cgroup is not None:
+            cgroup.close_fds()
+        return cgroup, born
+
+    def _release(self, cgroup: TreeCgroup | None, born: bool) -> int:
+        """Kill what is left in an evaluation's cgroup and remove it; the processes killed."""
+        if cgroup is None:
+            return 0
+        if not born:
+            return cgroup.release()
+        if self._cgroups is not None and self._cgroups.settle(cgroup):
+            return cgroup.release()
+        return 0  # the zygote is still in it (it could not move on): kept, not killed
+
+    def start_candidate(self, *, code: str, limits: SandboxLimits,
+                        extra_env: dict[str, str] | None,
+                        channel: socket.socket) -> _WarmCandidate:
+        """Fork the candidate's process for one evaluation (a candidate zygote's job), holding
+        `channel`, in a cgroup of its own (its tree's memory and process limits) and under the
+        seccomp filter (in the request's environment: its host loads it before it forks the
+        candidate's worker); raises ZygoteGone when the zygote is gone (nothing ran)."""
+        lease, host_dir, token, request = self._prepare(code, "", limits, extra_env)
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_TIMEOUT_S"):
+            request["env"].pop(key, None)
+        out, err = os.pipe(), os.pipe()
+        status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            cgroup, born = self._send(request, [out[1], err[1], channel.fileno(),
+                                                theirs.fileno()], limits)
+        except ZygoteGone:
+            for fd in (*out, *err):
+                os.close(fd)
+            status.close()
+            if host_dir is not None:
+                shutil.rmtree(host_dir, ignore_errors=True)
+            if lease:
+                lease.release()
+            raise
+        finally:
+            theirs.close()
+        os.close(out[1])
+        os.close(err[1])
+        reader = OutputReader(out[0], err[0], limits.max_output_kb * 1024)
+        return _WarmCandidate(status, reader, lease, host_dir, token,
+                              release=lambda: self._release(cgroup, born), cgroup=cgroup,
+                              memory_mb=limits.memory_mb)
+
+    def run(self, *, code: str, stage: str, limits: SandboxLimits,
+            extra_env: dict[str, str] | None,
+            candidate: WarmInterpreter | None = None) -> SandboxOutcome:
+        """One evaluation, forked by the zygote; never raises for candidate behaviour. Raises
+        ZygoteGone when the zygote is gone before it got the request (safe to retry). With
+        `candidate` (a candidate zygote), the judge's candidate is forked there, under a uid
+        of its own, and the two are joined by one channel."""
+        level, problem_dir = self.level, self.problem_dir
+        problem_error = sandbox._unreadable_problem(problem_dir, self.evaluator_file, level)
+        if problem_error:
+            return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
+                                  f"{problem_error}", 0, 0, 0.0, level)
+        lease, host_dir, token, request = self._prepare(code, stage, limits, extra_env)
+        uid = lease.uid if lease else None
+        pipes = [os.pipe() for _ in range(3)]
+        status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cgroup: TreeCgroup | None = None
+        born = False  # the evaluation is forked into the cgroup the zygote sits in
         start = time.perf_counter()
         child = None
+        started: _WarmCandidate | None = None
+        judge_end: socket.socket | None = None
         try:
+            if candidate is not None:
+                judge_end, candidate_end = socket.socketpair(socket.AF_UNIX,
+                                                             socket.SOCK_STREAM)
+                try:
+                    started = candidate.start_candidate(code=code, limits=limits,
+                                                        extra_env=extra_env,
+                                                        channel=candidate_end)
+                finally:
+                    candidate_end.close()
+            if judge_end is not None:
+                request["judge_channel"] = True
             try:
-                with self._lock:
-                    if self._cgroups is not None:
-                        cgroup = self._cgroups.prepare(limits.memory_mb, limits.max_processes)
-                        born = cgroup is not None
-                    if cgroup is None:  # it joins one of its own (a grace period's wait)
-                        cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
-                    socket.send_fds(self._control, [json.dumps(request).encode()],
-                                    [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
-                                     *(cgroup.fds if cgroup and not born else ())])
-                    if born and self._cgroups is not None and cgroup is not None:
-                        self._cgroups.sent(cgroup)
-            except OSError as exc:
-                if born:
-                    cgroup = None  # the zygote still sits in it, for the next request
-
-                raise ZygoteGone(str(exc)) from exc
+                cgroup, born = self._send(
+                    request, [pipes[0][1], pipes[1][1], pipes[2][1], theirs.fileno(),
+                              *([judge_end.fileno()] if judge_end else [])], limits)
+            finally:
+                if judge_end is not None:
+                    judge_end.close()
             for _, write_end in pipes:
                 os.close(write_end)
             theirs.close()
-            if cgroup is not None:
-                cgroup.close_fds()
             child = _RemoteChild(pipes[0][0], pipes[1][0], status)
             outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
                                          wake_fd=status.fileno(), terminate=child.kill)
+            if started is not None:
+                started.stop(outcome.result)
+                merge_output(outcome, started.reader)
             if child.lost:
                 outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
                                    "evaluation; the next one starts a fresh interpreter")
@@ -296,6 +424,8 @@ class WarmInterpreter:
                 outcome.leftovers_killed = sandbox.kill_leftovers(token, -1, uid)
             return outcome
         finally:
+            if started is not None:
+                started.stop()
             if child is None:  # the request never left: close everything here
                 for read_end, write_end in pipes:
                     for fd in (read_end, write_end):
@@ -310,12 +440,7 @@ class WarmInterpreter:
                 os.close(pipes[2][0])
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
-            if cgroup is not None:
-                if not born:
-                    cgroup.release()
-                elif self._cgroups is not None and self._cgroups.settle(cgroup):
-                    cgroup.release()
-                # else: the zygote is still in it (it could not move on): kept, not killed
+            self._release(cgroup, born)
             if lease:
                 lease.release()
 
@@ -342,12 +467,12 @@ class WarmPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._interpreters: dict[tuple[str, str, str, tuple[str, ...]], WarmInterpreter] = {}
-        self._unavailable: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
+        self._interpreters: dict[tuple[str, ...] | tuple, WarmInterpreter] = {}
+        self._unavailable: dict[tuple[str, ...] | tuple, str] = {}
 
     def interpreter(self, problem_dir: Path, evaluator_file: str, level: str,
-                    hidden: tuple[str, ...] = ()) -> WarmInterpreter | None:
-        key = (str(problem_dir.resolve()), evaluator_file, level, hidden)
+                    hidden: tuple[str, ...] = (), role: str = "judge") -> WarmInterpreter | None:
+        key = (str(problem_dir.resolve()), evaluator_file, level, hidden, role)
         with self._lock:
             if key in self._unavailable:
                 return None
@@ -355,11 +480,12 @@ class WarmPool:
             if current is not None and current.alive():
                 return current
             if current is not None:
-                log.warning("warm interpreter for %s ended; starting a fresh one",
-                            problem_dir.name)
+                log.warning("warm %s interpreter for %s ended (exit code %s: %s); starting a "
+                            "fresh one", role, problem_dir.name, current.proc.returncode,
+                            current._log_tail()[-500:])
                 current.close()
             try:
-                current = WarmInterpreter(problem_dir, evaluator_file, level, hidden)
+                current = WarmInterpreter(problem_dir, evaluator_file, level, hidden, role)
             except (WarmUnavailable, OSError) as exc:
                 log.warning("%s; evaluating with a fresh interpreter per stage instead", exc)
                 self._unavailable[key] = str(exc)
@@ -372,16 +498,21 @@ class WarmPool:
             limits: SandboxLimits, level: str, extra_env: dict[str, str] | None = None,
             gpu: bool = False, hidden: tuple[str, ...] | list[str] = ()) -> SandboxOutcome:
         """Evaluate on a warm interpreter, or cold when this problem cannot have one. Takes
-        the arguments of `sandbox.run_sandboxed`."""
+        the arguments of `sandbox.run_sandboxed`. A problem on the judge/candidate API gets
+        a fork of its judge zygote and one of its candidate zygote."""
         hidden = tuple(hidden)
+        two = uses_judge(problem_dir, evaluator_file)
         # GPU stages always start cold: CUDA does not survive a fork, and their view binds the
         # GPU devices and /sys, which the zygote's view does not have.
         for _ in range(0 if gpu else 2):
             interp = self.interpreter(problem_dir, evaluator_file, level, hidden)
-            if interp is None:
+            candidate = (self.interpreter(problem_dir, evaluator_file, level, hidden,
+                                          role="candidate") if two else None)
+            if interp is None or (two and candidate is None):
                 break
             try:
-                return interp.run(code=code, stage=stage, limits=limits, extra_env=extra_env)
+                return interp.run(code=code, stage=stage, limits=limits, extra_env=extra_env,
+                                  candidate=candidate)
             except ZygoteGone:
                 continue  # nothing ran: retry once on a fresh zygote
         return sandbox.run_sandboxed(problem_dir=problem_dir, evaluator_file=evaluator_file,

@@ -94,11 +94,13 @@ def solve(n: int) -> list[int]:
 ''')
 
 EVALUATE_PY = Template('''\
-"""Evaluator for $name.
+"""Judge for $name.
 
-Runs inside the sandbox: `evaluate(program_path, stage)` loads the candidate itself, times only
-the candidate's own call with the harness clock, and validates every output independently (the
-candidate's numbers are never trusted). If the candidate raises, the harness records a crash.
+`judge(candidate, stage)` runs in the judge's own sandboxed process; the candidate runs in
+another one, under another uid, and is reached only through `candidate`: a proxy whose calls
+send plain data and get plain data back. The judge alone holds the hidden inputs, validates
+every output independently (the candidate's numbers are never trusted) and times the candidate
+by its own CPU time, measured outside its process (`candidate.last_cpu_s`).
 """
 
 from __future__ import annotations
@@ -107,17 +109,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evaluators.harness_api import (
-    CandidateLoadError,
-    clock,
-    get_function,
-    hidden_file,
-    load_candidate,
-)
+from evaluators.harness_api import Candidate, CandidateError, evaluate_locally, hidden_file
 
 HERE = Path(__file__).resolve().parent
-# Held-out inputs, declared `hidden` in problem.toml: read here, while the evaluator is
-# imported (before any candidate); in the sandbox the path does not exist for the candidate.
+# Held-out inputs, declared `hidden` in problem.toml: read here, while the judge is imported;
+# the candidate's process never has the path, the file or this module.
 with hidden_file(HERE, "data/sizes.json") as source:
     SIZES = {stage: int(n) for stage, n in json.load(source).items()}
 
@@ -128,13 +124,13 @@ def _invalid(feedback: str, **metrics: Any) -> dict[str, Any]:
 
 def read_answer(raw: Any, n: int) -> list[int]:
     """Copy the answer into plain ints, or raise ValueError saying what is wrong."""
-    if type(raw) not in (list, tuple):
+    if type(raw) is not list:  # what arrives is plain data: tuples come as lists
         raise ValueError(f"solve must return a list of ints, got {type(raw).__name__}")
     if len(raw) > n:
         raise ValueError(f"{len(raw)} values cannot be distinct integers in [0, {n})")
     values = []
     for i, value in enumerate(raw):
-        if type(value) is not int:  # bool, float and int subclasses could misbehave
+        if type(value) is not int:  # bool and float are refused
             raise ValueError(f"item {i} is {type(value).__name__}, not int")
         if not 0 <= value < n:
             raise ValueError(f"item {i} = {value} is outside [0, {n})")
@@ -155,17 +151,15 @@ def find_progression(values: list[int]) -> tuple[int, int, int] | None:
     return None
 
 
-def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+def judge(candidate: Candidate, stage: str) -> dict[str, Any]:
     if stage not in SIZES:
         raise ValueError(f"unknown stage {stage!r}; problem.toml names {sorted(SIZES)}")
     n = SIZES[stage]
     try:
-        solve = get_function(load_candidate(program_path), "solve")
-    except CandidateLoadError as exc:
-        return _invalid(f"could not load the program ({exc.kind}): {exc}")
-    start = clock()
-    raw = solve(n)
-    seconds = clock() - start
+        raw = candidate.call("solve", n)
+    except CandidateError as exc:  # raised, missing, too slow, not data: a recorded result
+        return _invalid(str(exc))
+    seconds = candidate.last_cpu_s
     try:
         values = read_answer(raw, n)
     except ValueError as exc:
@@ -182,6 +176,11 @@ def evaluate(program_path: str, stage: str) -> dict[str, Any]:
         "feedback": f"valid: {size} integers below {n} with no 3-term progression "
                     f"(density {size / n:.3f}) in {seconds:.3f} s",
     }
+
+
+def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+    """The judge against a local, unsandboxed candidate process (for scripts and tests)."""
+    return evaluate_locally(judge, program_path, stage)
 ''')
 
 BASELINE_PY = Template('''\

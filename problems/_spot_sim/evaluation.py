@@ -107,7 +107,16 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
     _check()
     if isinstance(outcome, dict):
         return outcome
-    results = outcome
+    return summarize(runs, outcome, optimum, _clock() - started, _stats=_stats,
+                     drop_failed_runs=drop_failed_runs, _drop=_drop, _fail_result=_fail_result)
+
+
+def summarize(runs: Sequence[Any], results: Sequence[RunResult], optimum: dict[str, float],
+              seconds: float, *, _stats=weighted_mean_std, drop_failed_runs: bool = False,
+              _drop=_without_failed_runs, _fail_result=_fail) -> dict[str, Any]:
+    """The stage result of a policy's runs: score, metrics and feedback.
+
+    `drop_failed_runs`: the leaderboard's multi-region rule (see `evaluate_policy`)."""
     failed: list[str] = []
     if drop_failed_runs:
         all_runs = runs
@@ -116,7 +125,6 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
             return _fail_result(f"every run of {', '.join(empty)} failed (e.g. "
                                 f"{next(r.key for r in all_runs if r.group == empty[0])}): "
                                 f"no mean for that scenario", {"failed_runs": len(failed)})
-
     weights = [getattr(run, "weight", 1.0) for run in runs]
     costs = [r.cost for r in results]
     mean, std = _stats(costs, weights)
@@ -155,7 +163,7 @@ def evaluate_policy(program_path: str, runs: Sequence[Any], run_one: Callable[[A
         groups.setdefault(run.group, []).append(r.cost)
     for group, values in groups.items():
         metrics[f"mean_cost[{group}]"] = round(sum(values) / len(values), 4)
-    metrics["evaluation_seconds"] = round(_clock() - started, 3)
+    metrics["evaluation_seconds"] = round(seconds, 3)
 
     score = -(mean + SCORE_STD_WEIGHT * std)
     worst = max(groups, key=lambda g: sum(groups[g]) / len(groups[g]))

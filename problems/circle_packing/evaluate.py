@@ -1,6 +1,7 @@
-"""Evaluator for circle_packing: 26 circles in the unit square, maximise the sum of radii.
+"""Judge of circle_packing: 26 circles in the unit square, maximise the sum of radii.
 
-Validation is exact: every coordinate is converted to a Python float, then to a Fraction (an
+The program runs in its own sandboxed process; the judge calls its `pack_circles(26)` there and
+receives the circles as plain data. Validation is exact: every coordinate is converted to a Python float, then to a Fraction (an
 exact rational), and containment and non-overlap are checked with rational arithmetic. Zero
 tolerance: other frameworks' evaluators accepted packings that overlapped by rounding errors.
 """
@@ -11,7 +12,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from evaluators.harness_api import CandidateLoadError, call_timed, get_function, load_candidate
+from evaluators.harness_api import Candidate, CandidateError, evaluate_locally
 
 N_CIRCLES = 26
 BEST_KNOWN = 2.6359
@@ -80,16 +81,12 @@ def check_packing(circles: list[tuple[float, float, float]]) -> list[str]:
     return problems
 
 
-def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+def judge(candidate: Candidate, stage: str) -> dict[str, Any]:
     try:
-        module = load_candidate(program_path)
-        fn = get_function(module, "pack_circles")
-    except CandidateLoadError as exc:
-        return _invalid(f"could not load the program ({exc.kind}): {exc}")
-    try:
-        raw, seconds = call_timed(fn, N_CIRCLES)
-    except Exception as exc:  # the candidate's own failure is a result, not a crash
-        return _invalid(f"pack_circles raised {type(exc).__name__}: {exc}")
+        raw = candidate.call("pack_circles", N_CIRCLES)
+    except CandidateError as exc:  # the candidate's own failure is a result, not a crash
+        return _invalid(str(exc))
+    seconds = candidate.cpu_s  # its own CPU time, import included
     try:
         circles = read_circles(raw, N_CIRCLES)
     except ValueError as exc:
@@ -114,3 +111,8 @@ def evaluate(program_path: str, stage: str) -> dict[str, Any]:
                 f"({100 * total / BEST_KNOWN:.2f}% of the best known {BEST_KNOWN}); smallest radius "
                 f"{min(radii):.4f}, largest {max(radii):.4f}")
     return {"score": total, "valid": True, "metrics": metrics, "feedback": feedback}
+
+
+def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+    """The judge against a local, unsandboxed candidate process (scripts and tests)."""
+    return evaluate_locally(judge, program_path, stage)

@@ -1,23 +1,25 @@
-"""Evaluator of the cloudcast problem: stages "quick" (two jobs) and "full" (the five jobs).
+"""Judge of the cloudcast problem: stages "quick" (two jobs) and "full" (the five jobs).
 
-For every job the candidate's `search_algorithm(src, dsts, G, num_partitions)` returns one
-route per destination and partition; the routes are copied into plain data, checked (an invalid
-route makes the program invalid, naming the job, destination and partition) and simulated with
-the leaderboard's rules. Score (full) = the ADRS Leaderboard's 0-100 score of the total cost.
+The candidate runs in its own process. For every job the judge sends the source, destinations,
+partitions and the network's edges as plain tuples; the candidate's process rebuilds its fresh
+`networkx.DiGraph` from them (`build_graph`) and calls `search_algorithm(src, dsts, G,
+num_partitions)`, which returns one route per destination and partition. The routes come back
+as data; they are copied into plain data, checked (an invalid route makes the program invalid,
+naming the job, destination and partition) and simulated with the leaderboard's rules. Score
+(full) = the ADRS Leaderboard's 0-100 score of the total cost.
 """
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 from typing import Any
 
-from evaluators.harness_api import CandidateLoadError, call_timed, get_function, load_candidate
+from evaluators.harness_api import Built, Candidate, CandidateError, evaluate_locally
 from problems.cloudcast.bound import job_bound
-from problems.cloudcast.network import JOB_NAMES, Job, build_graph, load_edges, load_jobs
-from problems.cloudcast.routes import InvalidRoutes, check_routes, copy_routes
+from problems.cloudcast.network import JOB_NAMES, load_edges, load_jobs
+from problems.cloudcast.routes import SHAPE, InvalidRoutes, check_routes, copy_routes
 from problems.cloudcast.scoring import leaderboard_score, share_of_gap
-from problems.cloudcast.simulate import Routes, edge_table, simulate
+from problems.cloudcast.simulate import edge_table, simulate
 
 HERE = Path(__file__).resolve().parent
 FUNCTION = "search_algorithm"
@@ -33,46 +35,42 @@ BOUNDS = {name: job_bound(job, EDGES).total_cost for name, job in JOBS.items()}
 STAGES = {"quick": ("intra_aws", "inter_agz"), "full": JOB_NAMES}
 
 
-def run_candidate(search: Any, job: Job) -> tuple[Routes, float]:
-    """The only place the candidate runs: plain data in (node names and a graph rebuilt from
-    plain edge tuples, fresh for every job, so edits to it change nothing later) and plain data
-    out (copied before anything reads it). Returns the routes and the call's own seconds."""
-    graph = build_graph(EDGES)
-    raw, seconds = call_timed(search, job.src, list(job.dsts), graph, job.num_partitions)
-    return copy_routes(raw, job, max_nodes=len(NODES)), seconds
+def _graph() -> Built:
+    """The candidate's graph, made in its process from plain edge tuples: a fresh one for every
+    job, so its edits to it change nothing later."""
+    return Built("problems.cloudcast.network:build_graph", [list(edge) for edge in EDGES])
 
 
 def _invalid(feedback: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": feedback}
 
 
-def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+def judge(candidate: Candidate, stage: str) -> dict[str, Any]:
     if stage not in STAGES:
         return _invalid(f"unknown stage {stage!r}; this problem has stages {sorted(STAGES)}")
-    try:
-        search = get_function(load_candidate(program_path), FUNCTION)
-    except CandidateLoadError as exc:
-        return _invalid(f"could not load the program ({exc.kind}): {exc}")
-
     metrics: dict[str, float] = {}
     lines = []
     total = candidate_s = 0.0
     for name in STAGES[stage]:
         job = JOBS[name]
         try:
-            routes, seconds = run_candidate(search, job)
+            raw = candidate.call(FUNCTION, job.src, list(job.dsts), _graph(), job.num_partitions)
+        except CandidateError as exc:  # the candidate's own failure is a result, not a crash
+            if exc.kind == "invalid-output":  # what it returned does not travel as data
+                return _invalid(f"invalid routes: job {name}: {SHAPE}; {exc}", metrics)
+            if exc.kind == "crash" and getattr(exc, "detail", None):  # its own exception
+                return _invalid(f"{FUNCTION} raised on job {name}: {exc.detail}", metrics)
+            return _invalid(f"{FUNCTION} on job {name}: {exc}", metrics)
+        candidate_s += candidate.last_cpu_s  # the candidate's own CPU time for this call
+        try:
+            routes = copy_routes(raw, job, max_nodes=len(NODES))
         except InvalidRoutes as exc:
             return _invalid(f"invalid routes: {exc}", metrics)
-        except Exception as exc:  # the candidate's own failure is a result, not a crash
-            tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-            return _invalid(f"{FUNCTION} raised {type(exc).__name__} on job {name}: {exc}\n"
-                            f"{tail}", metrics)
         try:
             check_routes(routes, job, TABLE, NODES)
         except InvalidRoutes as exc:
             return _invalid(f"invalid routes: {exc}", metrics)
         result = simulate(job, routes, TABLE)
-        candidate_s += seconds
         total += result.total_cost
         metrics.update({
             f"{name}_egress_cost": round(result.egress_cost, 4),
@@ -105,3 +103,8 @@ def evaluate(program_path: str, stage: str) -> dict[str, Any]:
                 f"way from direct edges to the bound")
     return {"score": score, "valid": True, "metrics": metrics,
             "feedback": head + "\n" + "\n".join(lines)}
+
+
+def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+    """The judge against a local, unsandboxed candidate process (scripts and tests)."""
+    return evaluate_locally(judge, program_path, stage)

@@ -1,8 +1,9 @@
-"""Evaluator of the EPLB problem: stages "quick", "balance" and "kernel" (see README.md).
+"""Judge of the EPLB problem: stages "quick", "balance" and "kernel" (see README.md).
 
 Every stage calls the candidate's `rebalance_experts` on window i of a load history, checks the
-returned placement itself and scores it on window i+1. Only the candidate's own call is timed,
-with the perf counter captured before the candidate was imported.
+returned placement itself and scores it on window i+1. The candidate runs in its own process:
+it receives window i as a tensor made in its process from the array the judge sends, and never
+sees window i+1. A call's time is the candidate's own CPU time, measured outside its process.
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ import dataclasses
 import math
 import os
 import statistics
-import traceback
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from evaluators.harness_api import clock, get_function, load_candidate
+from evaluators.harness_api import Built, Candidate, CandidateError, local_candidate
 from problems.eplb import moe_kernel
-from problems.eplb.guard import check_file
-from problems.eplb.moe_kernel import thread_cpu_clock
+from problems.eplb.guard import check_source
 from problems.eplb.placement import (
     STANDARD,
     EplbConfig,
@@ -88,11 +87,20 @@ def load_windows() -> tuple[np.ndarray, str]:
             f"synthetic DeepSeek-V3-like, seed {STANDARD_GENERATOR.seed}")
 
 
-def _as_input(window: np.ndarray) -> torch.Tensor:
-    # vLLM passes integer token counts; keep fractional traces as float.
+def _as_input(window: np.ndarray) -> Built:
+    """The window as the tensor vLLM passes, made in the candidate's process: integer token
+    counts as int64; fractional traces stay float."""
     if np.all(window == np.round(window)):
-        return torch.from_numpy(window.astype(np.int64))
-    return torch.from_numpy(window.astype(np.float32))
+        return Built("torch:from_numpy", window.astype(np.int64))
+    return Built("torch:from_numpy", window.astype(np.float32))
+
+
+def _as_tensors(result: Any) -> Any:
+    """The returned triple with its arrays as CPU tensors again (the channel carries tensors
+    as arrays); anything else is left for the validator to name."""
+    if isinstance(result, list | tuple):
+        return tuple(torch.from_numpy(v) if isinstance(v, np.ndarray) else v for v in result)
+    return result
 
 
 def _invalid(reason: str, metrics: dict[str, Any] | None = None) -> Result:
@@ -104,27 +112,24 @@ class CandidateFailed(Exception):
     """The candidate raised or returned something unusable; the message is the reason."""
 
 
-def _call(fn: Callable[..., Any], fit: np.ndarray, cfg: EplbConfig
+def _call(candidate: Candidate, fit: np.ndarray, cfg: EplbConfig
           ) -> tuple[torch.Tensor, float, float]:
-    """One timed call of the candidate, validated; returns (phy2log, wall s, CPU s)."""
-    weight = _as_input(fit)
-    start, cpu_start = clock(), thread_cpu_clock()
+    """One timed call of the candidate, validated; returns (phy2log, s, CPU s): both the
+    candidate's own CPU time (every thread and process of it), measured by its host."""
     try:
-        result = fn(weight, cfg.num_replicas, cfg.num_groups, cfg.num_nodes, cfg.num_gpus)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()    # work the candidate queued on a GPU counts as its time
-    except Exception as exc:  # the candidate's own failure becomes the recorded reason
-        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-        raise CandidateFailed(f"{FUNCTION} raised {type(exc).__name__}: {exc}\n{tail}") from exc
-    seconds, cpu_seconds = clock() - start, thread_cpu_clock() - cpu_start
+        result = candidate.call(FUNCTION, _as_input(fit), cfg.num_replicas, cfg.num_groups,
+                                cfg.num_nodes, cfg.num_gpus)
+    except CandidateError as exc:  # the candidate's own failure becomes the recorded reason
+        raise CandidateFailed(str(exc)) from exc
+    seconds = cpu_seconds = candidate.last_cpu_s
     try:
-        phy2log = validate_placement(result, fit.shape[0], fit.shape[1], cfg, fit)
+        phy2log = validate_placement(_as_tensors(result), fit.shape[0], fit.shape[1], cfg, fit)
     except InvalidPlacement as exc:
         raise CandidateFailed(str(exc)) from exc
     return phy2log, seconds, cpu_seconds
 
 
-def _balance(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
+def _balance(fn: Candidate, windows: np.ndarray, source: str) -> Result:
     cfg = config_for(windows.shape[2])
     cfg.check(windows.shape[2])
     pairs = window_pairs(windows)
@@ -177,7 +182,7 @@ def _balance(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result
             "feedback": feedback}
 
 
-def _kernel(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
+def _kernel(fn: Candidate, windows: np.ndarray, source: str) -> Result:
     cfg = config_for(windows.shape[2])
     cfg.check(windows.shape[2])
     dims = moe_kernel.default_dims()
@@ -229,19 +234,26 @@ def _kernel(fn: Callable[..., Any], windows: np.ndarray, source: str) -> Result:
             "feedback": feedback}
 
 
-def evaluate(program_path: str, stage: str) -> Result:
+def judge(candidate: Candidate, stage: str) -> Result:
     if stage not in ("quick", "balance", "kernel"):
         raise ValueError(f"unknown stage '{stage}'; the eplb stages are quick, balance, kernel")
     torch.set_num_threads(1)          # one thread: timings comparable between candidates
-    violation = check_file(program_path)
+    # The program may not import this project (the workload generator would recompute the
+    # window it is scored on): checked on its source, which the judge reads as text.
+    violation = check_source(candidate.source())
     if violation:
         return _invalid(violation)
-    module = load_candidate(program_path)
-    fn = get_function(module, FUNCTION)
     windows, source = load_windows()
     if stage == "quick":
         layers = np.unique(np.linspace(0, windows.shape[1] - 1, QUICK_LAYERS).round().astype(int))
-        return _balance(fn, windows[:3, layers], source + f", layers {layers.tolist()}")
+        return _balance(candidate, windows[:3, layers], source + f", layers {layers.tolist()}")
     if stage == "balance":
-        return _balance(fn, windows, source)
-    return _kernel(fn, windows, source)
+        return _balance(candidate, windows, source)
+    return _kernel(candidate, windows, source)
+
+
+def evaluate(program_path: str, stage: str) -> Result:
+    """The judge against a local, unsandboxed candidate process (scripts and tests); its
+    candidate runs one torch thread, as in the sandbox."""
+    with local_candidate(Path(program_path), env={"OMP_NUM_THREADS": "1"}) as candidate:
+        return judge(candidate, stage)

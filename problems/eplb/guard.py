@@ -86,6 +86,11 @@ def reach_violation(source: str) -> str | None:
     return None
 
 
+def check_source(source: str) -> str | None:
+    """The reason this program source is refused, or None."""
+    return reach_violation(source)
+
+
 def check_file(path: str | Path) -> str | None:
     try:
         return reach_violation(Path(path).read_text())

@@ -9,12 +9,14 @@ candidate runs in its own process, `run_solve` is what runs there; the judge kee
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from evaluators.harness_api import call_timed
+from evaluators.channel import PROGRAM_MODULE
+from evaluators.harness_api import call_timed, get_function
 
 # The leaderboard's Solution.solve keyword arguments. Only col_merge changes the task; the others
 # are the values its greedy is run with, passed so that a program written for that interface
@@ -41,6 +43,20 @@ def run_solve(solve: Callable[..., Any], columns: list[str], rows: list[list[str
         raise TypeError(f"solve must return a pandas DataFrame, got {type(result).__name__} "
                         f"(a DataFrame subclass is refused too: return pandas.DataFrame(...))")
     return _TO_NUMPY(result, dtype=object).tolist(), seconds
+
+
+class Solver:
+    """In the candidate's process: the program's `solve`, called on one table at a time."""
+
+    def __init__(self) -> None:
+        # The candidate worker's own module table: the program is loaded there.
+        self._solve = get_function(sys.modules[PROGRAM_MODULE], "solve")
+
+    def run(self, columns: list[str], rows: list[list[str]],
+            col_merge: list[list[str]]) -> list[list[Any]]:
+        """The cells of solve's DataFrame for this table, as nested lists (plain data)."""
+        cells, _ = run_solve(self._solve, columns, rows, col_merge)
+        return cells
 
 
 def plain_cells(value: Any) -> list[list[str]]:

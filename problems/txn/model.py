@@ -186,3 +186,9 @@ class Workload:
 
     def txn(self, i: int) -> Txn:
         return self._txns[i]
+
+
+def workload_from_text(name: str, transactions: Sequence[Sequence[str]]) -> Workload:
+    """A workload rebuilt from plain data, (transaction name, text) pairs: how the candidate's
+    process makes its `Workload` from what the judge sends over the channel."""
+    return Workload(name, [parse_txn(str(t), str(text)) for t, text in transactions])

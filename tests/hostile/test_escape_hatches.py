@@ -22,6 +22,13 @@ def spot_single():
     return load_problem(PROBLEMS_DIR / "spot_single")
 
 
+def in_process_spot():
+    """A spot problem still on the in-process API (spot_multi): the guards below protect such
+    problems. spot_single's judge runs in another process (tests/hostile/test_judge_candidate.py
+    and the end of this file)."""
+    return load_problem(PROBLEMS_DIR / "spot_multi")
+
+
 def shared_helper_problem():
     return load_problem(FIXTURES / "shared_helper_problem")
 
@@ -35,7 +42,7 @@ def shared_helper_problem():
     ("spot_traceback_frames", "__traceback__ is not allowed"),
 ])
 def test_introspection_is_refused_before_import(name, words):
-    result = evaluate(candidate(name), spot_single(), stages=["quick"])
+    result = evaluate(candidate(name), in_process_spot(), stages=["quick"])
     assert_failed(result, FailureKind.SANDBOX_DENIED)
     assert words in result.reason
     assert "line " in result.reason
@@ -45,7 +52,7 @@ def test_introspection_is_refused_before_import(name, words):
 
 @pytest.mark.parametrize("name", ["spot_logging_currentframe", "spot_pickle_getframe"])
 def test_frames_taken_at_run_time_are_denied_even_when_caught(name):
-    result = evaluate(candidate(name), spot_single(), stages=["quick"])
+    result = evaluate(candidate(name), in_process_spot(), stages=["quick"])
     assert_failed(result, FailureKind.SANDBOX_DENIED)
     assert "sys._getframe" in result.reason
     assert "allow_introspection" in result.reason
@@ -55,7 +62,7 @@ def test_ordinary_libraries_are_not_flagged_by_the_introspection_guards():
     # numpy, threads, namedtuple, typing, enum, dataclasses, logging, warnings (and torch when
     # installed, imported for the first time by the candidate itself) use frames and ctypes
     # internally: that must not count as the candidate's introspection.
-    result = evaluate(candidate("ordinary_policy_with_libraries"), spot_single(),
+    result = evaluate(candidate("ordinary_policy_with_libraries"), in_process_spot(),
                       stages=["quick"])
     assert result.valid, (result.failure, result.reason)
     assert result.score is not None and result.score > -150
@@ -106,7 +113,10 @@ def test_a_list_whose_eq_always_agrees_is_not_sorted():
 def test_an_action_pretending_to_be_an_int_is_invalid():
     result = evaluate(candidate("spot_lying_action"), spot_single(), stages=["quick"])
     assert_failed(result, FailureKind.INVALID_OUTPUT)
-    assert "NONE (0), SPOT (1) or ON_DEMAND (2)" in result.reason
+    assert "Sneaky is not plain data" in result.reason
+    result = evaluate(candidate("spot_lying_action"), in_process_spot(), stages=["quick"])
+    assert_failed(result, FailureKind.INVALID_OUTPUT)
+    assert "NONE=0, SPOT=1, ON_DEMAND=2" in result.reason
 
 
 @pytest.mark.parametrize("name, words", [
@@ -125,14 +135,14 @@ def test_cloudcast_routes_are_read_by_their_genuine_values(name, words):
 
 def test_string_exec_helpers_are_refused():
     # timeit runs a statement assembled at run time: it would read sys.modules unseen.
-    result = evaluate(candidate("spot_timeit_reads_evaluator_module"), spot_single(),
+    result = evaluate(candidate("spot_timeit_reads_evaluator_module"), in_process_spot(),
                       stages=["quick"])
     assert_failed(result, FailureKind.SANDBOX_DENIED)
     assert "import timeit is not allowed" in result.reason
 
 
 def test_sys_modules_holds_no_evaluator_module_while_the_candidate_runs():
-    result = evaluate(candidate("spot_format_string_reads_modules"), spot_single(),
+    result = evaluate(candidate("spot_format_string_reads_modules"), in_process_spot(),
                       stages=["quick"])
     assert result.valid, (result.failure, result.reason)
     stdout = result.stages[0].stdout
@@ -142,22 +152,39 @@ def test_sys_modules_holds_no_evaluator_module_while_the_candidate_runs():
 
 
 def test_a_coding_cookie_cannot_show_the_check_another_program():
-    result = evaluate(candidate("utf7_coding_hides_code"), spot_single(), stages=["quick"])
+    result = evaluate(candidate("utf7_coding_hides_code"), in_process_spot(), stages=["quick"])
     assert_failed(result, FailureKind.SANDBOX_DENIED)
     assert "import gc is not allowed" in result.reason
 
 
 def test_reading_the_process_memory_is_denied():
-    result = evaluate(candidate("spot_reads_own_memory"), spot_single(), stages=["quick"])
+    result = evaluate(candidate("spot_reads_own_memory"), in_process_spot(), stages=["quick"])
     assert_failed(result, FailureKind.SANDBOX_DENIED)
     assert "/proc/self/maps" in result.reason
 
 
 def test_a_lazy_output_that_patches_while_being_read_is_rejected():
-    # circle_packing reads the output after the timed call; a generator runs candidate code
-    # then, and patches math.fsum just for the evaluator's sum of radii. The guarded modules
-    # record every rebinding as it happens.
+    # A generator would run candidate code while the evaluator reads the output, and patch
+    # math.fsum just for its sum of radii. circle_packing's judge is another process that
+    # receives data only: a generator is not data, and the patch stays in the candidate's
+    # own process.
     problem = load_problem(PROBLEMS_DIR / "circle_packing")
     result = evaluate(candidate("lazy_output_patches_during_validation"), problem)
     assert_failed(result, FailureKind.INVALID_OUTPUT)
-    assert "math.fsum" in result.reason
+    assert "not plain data" in result.reason and "generator" in result.reason
+
+
+# --- spot_single on the judge/candidate API: the same attacks run, and reach nothing ---------
+
+@pytest.mark.parametrize("name", ["spot_frame_reads_future", "spot_import_evaluator",
+                                  "spot_gc_finds_traces", "spot_traceback_frames",
+                                  "spot_logging_currentframe", "spot_pickle_getframe",
+                                  "spot_reads_own_memory", "spot_timeit_reads_evaluator_module"])
+def test_introspection_in_the_candidates_process_finds_no_trace_of_the_judge(name):
+    # Nothing refuses these any more: the candidate's process holds no trace, no optimum and
+    # no module of the judge's, so they run as the policies they are, or fail on their own.
+    result = evaluate(candidate(name), spot_single(), stages=["quick"])
+    assert result.failure != FailureKind.SANDBOX_DENIED, result.reason
+    if result.valid:
+        assert result.metrics["cost_ratio_to_optimum"] > 1.05, result.metrics
+        assert result.metrics["runs_below_optimum"] == 0

@@ -7,7 +7,9 @@ tree; and refused system calls are recorded as `sandbox-denied` whatever the pro
 the error.
 
 The problem used (`kernel_probe_problem`) turns the in-process guard off, so only the kernel's
-defences stand between the candidates. Each test runs at every isolation level available here,
+defences stand between the candidates. Every attack also runs on the judge/candidate API
+(`kernel_probe_judge_problem`, id "judge"), where the candidate's code runs in a sandboxed
+process of its own next to the judge's: the defences must hold on that process. Each test runs at every isolation level available here,
 on the cold path (a fresh interpreter per stage) and the warm one (forks of a pre-imported
 interpreter) where it exists; a level that shares an object says so in `isolation.exposure`
 and is skipped with that reason."""
@@ -31,6 +33,8 @@ from evolve.problem.spec import load_problem
 from tests.sandbox_helpers import FIXTURES, candidate
 
 PROBLEM = FIXTURES / "kernel_probe_problem"
+JUDGE_PROBLEM = FIXTURES / "kernel_probe_judge_problem"
+APIS = [pytest.param(PROBLEM, id="in-process"), pytest.param(JUDGE_PROBLEM, id="judge")]
 LEVELS = list(isolation.available_levels())
 PATHS = [pytest.param(False, id="cold"), pytest.param(True, id="warm")]
 
@@ -44,10 +48,10 @@ def _executor(level: str, warm_start: bool) -> LocalExecutor:
 
 
 def evaluate_in_turn(codes: list[str], level: str, warm_start: bool, *,
-                     separate_runs: bool = False) -> list[EvalResult]:
+                     separate_runs: bool = False, api: Path = PROBLEM) -> list[EvalResult]:
     """Evaluate `codes` one after another: on one executor (later candidates and stages of one
     run) or each on an executor of its own (later runs)."""
-    problem = load_problem(PROBLEM)
+    problem = load_problem(api)
 
     async def go() -> list[EvalResult]:
         results = []
@@ -65,8 +69,9 @@ def evaluate_in_turn(codes: list[str], level: str, warm_start: bool, *,
     return asyncio.run(go())
 
 
-def evaluate_together(codes: list[str], level: str, warm_start: bool) -> list[EvalResult]:
-    problem = load_problem(PROBLEM)
+def evaluate_together(codes: list[str], level: str, warm_start: bool,
+                      api: Path = PROBLEM) -> list[EvalResult]:
+    problem = load_problem(api)
 
     async def go() -> list[EvalResult]:
         executor = _executor(level, warm_start)
@@ -79,8 +84,12 @@ def evaluate_together(codes: list[str], level: str, warm_start: bool) -> list[Ev
 
 
 def seen(result: EvalResult) -> dict:
+    """What the candidate reported (its feedback), or {} when it failed (the judge's own
+    feedback then names the failure)."""
     stage = result.stages[-1]
-    return json.loads(stage.feedback) if stage.feedback else {}
+    if not stage.feedback or (stage.failure is not None and not stage.feedback.startswith("{")):
+        return {}
+    return json.loads(stage.feedback)
 
 
 def _needs_filter() -> None:
@@ -95,12 +104,13 @@ def _needs_filter() -> None:
 @pytest.mark.parametrize("warm_start", PATHS)
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("separate_runs", [False, True], ids=["same-run", "later-run"])
-def test_the_keyring_carries_no_note_to_a_later_candidate(level, warm_start, separate_runs):
+@pytest.mark.parametrize("api", APIS)
+def test_the_keyring_carries_no_note_to_a_later_candidate(level, warm_start, separate_runs, api):
     _needs_filter()
     token = uuid.uuid4().hex
     writer, reader = (candidate("keyring_note", mode=m, token=token) for m in ("write", "read"))
     wrote, read = evaluate_in_turn([writer, reader], level, warm_start,
-                                   separate_runs=separate_runs)
+                                   separate_runs=separate_runs, api=api)
     assert f"note-{token}" not in json.dumps(seen(read))
     # The attempt itself is recorded, though the program caught nothing and returned "valid".
     assert wrote.stages[-1].failure == FailureKind.SANDBOX_DENIED, wrote.stages[-1]
@@ -143,12 +153,13 @@ def token():
 
 @pytest.mark.parametrize("warm_start", PATHS)
 @pytest.mark.parametrize("level", LEVELS)
-def test_ipc_objects_and_temp_files_reach_no_later_candidate(level, warm_start, token):
+@pytest.mark.parametrize("api", APIS)
+def test_ipc_objects_and_temp_files_reach_no_later_candidate(level, warm_start, token, api):
     if why := _ipc_shared(level):
         pytest.skip(why)
     writer, reader = (candidate("kernel_objects_note", mode=m, token=token)
                       for m in ("write", "read"))
-    wrote, read = evaluate_in_turn([writer, reader], level, warm_start)
+    wrote, read = evaluate_in_turn([writer, reader], level, warm_start, api=api)
     made = seen(wrote)["made"]
     assert any(made.values()), f"the writer made nothing, the attack did not run: {made}"
     assert seen(read)["found"] == [], (made, seen(read))
@@ -156,13 +167,14 @@ def test_ipc_objects_and_temp_files_reach_no_later_candidate(level, warm_start, 
 
 @pytest.mark.parametrize("warm_start", PATHS)
 @pytest.mark.parametrize("level", LEVELS)
-def test_an_abstract_socket_reaches_no_concurrent_candidate(level, warm_start):
+@pytest.mark.parametrize("api", APIS)
+def test_an_abstract_socket_reaches_no_concurrent_candidate(level, warm_start, api):
     if why := _ipc_shared(level):
         pytest.skip(why)
     token = uuid.uuid4().hex
     server, client = (candidate("abstract_socket_note", mode=m, token=token)
                       for m in ("serve", "ask"))
-    served, asked = evaluate_together([server, client], level, warm_start)
+    served, asked = evaluate_together([server, client], level, warm_start, api=api)
     assert seen(served).get("served") == 0, seen(served)
     assert seen(asked)["notes"] == []
 
@@ -172,14 +184,15 @@ def test_an_abstract_socket_reaches_no_concurrent_candidate(level, warm_start):
 
 @pytest.mark.parametrize("warm_start", PATHS)
 @pytest.mark.parametrize("level", LEVELS)
-def test_children_together_hold_no_more_than_the_memory_limit(level, warm_start):
+@pytest.mark.parametrize("api", APIS)
+def test_children_together_hold_no_more_than_the_memory_limit(level, warm_start, api):
     if not tree_limits.support().version:
         pytest.skip(tree_limits.status())
-    memory_mb = load_problem(PROBLEM).resources.memory_mb
+    memory_mb = load_problem(api).resources.memory_mb
     share_mb, children = 120, 4
     assert share_mb < memory_mb < share_mb * children  # each fits alone, not all together
     code = candidate("memory_across_children", children=children, share_mb=share_mb)
-    (result,) = evaluate_in_turn([code], level, warm_start)
+    (result,) = evaluate_in_turn([code], level, warm_start, api=api)
     stage = result.stages[-1]
     holding = stage.metrics.get("holding", 0) if stage.failure is None else 0
     assert stage.failure in (None, FailureKind.MEMORY), stage
@@ -187,15 +200,17 @@ def test_children_together_hold_no_more_than_the_memory_limit(level, warm_start)
 
 
 @pytest.mark.parametrize("level", [lv for lv in LEVELS if warm.supported(lv)])
-def test_a_tree_out_of_memory_loses_its_own_processes_not_the_warm_interpreter(level):
+@pytest.mark.parametrize("api", APIS)
+def test_a_tree_out_of_memory_loses_its_own_processes_not_the_warm_interpreter(level, api):
     """On the warm path the evaluation's cgroup also holds the harness processes (it is born
     there, from the zygote): the kernel must pick the candidate's processes, and the warm
-    interpreter serves the next evaluation as before."""
+    interpreter (on the judge API: the candidate's) serves the next evaluation as before."""
     if not tree_limits.support().version:
         pytest.skip(tree_limits.status())
-    problem = load_problem(PROBLEM)
+    problem = load_problem(api)
     bomb = candidate("memory_across_children", children=4, share_mb=120)
-    innocent = (PROBLEM / "initial.py").read_text()
+    innocent = (api / "initial.py").read_text()
+    role = "candidate" if api == JUDGE_PROBLEM else "judge"
 
     async def go() -> tuple[list[EvalResult], list[int]]:
         executor = _executor(level, True)
@@ -203,7 +218,7 @@ def test_a_tree_out_of_memory_loses_its_own_processes_not_the_warm_interpreter(l
         try:
             for code in (bomb, innocent):
                 results.append(await executor.evaluate(problem, code))
-                interp = executor._warm.interpreter(PROBLEM, "evaluate.py", level)
+                interp = executor._warm.interpreter(api, "evaluate.py", level, role=role)
                 pids.append(interp.proc.pid)
         finally:
             await executor.aclose()
@@ -232,22 +247,24 @@ FORBIDDEN = {
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="system call numbers of x86-64")
 @pytest.mark.parametrize("warm_start", PATHS)
 @pytest.mark.parametrize("name", sorted(FORBIDDEN))
-def test_a_refused_call_in_a_child_fails_the_evaluation_though_ignored(name, warm_start):
+@pytest.mark.parametrize("api", APIS)
+def test_a_refused_call_in_a_child_fails_the_evaluation_though_ignored(name, warm_start, api):
     _needs_filter()
     number, args = FORBIDDEN[name]
     code = candidate("forbidden_call_in_a_child", number=number, args=repr(args))
-    (result,) = evaluate_in_turn([code], LEVELS[0], warm_start)
+    (result,) = evaluate_in_turn([code], LEVELS[0], warm_start, api=api)
     stage = result.stages[-1]
     assert stage.failure == FailureKind.SANDBOX_DENIED, stage
     assert name in stage.reason
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="system call numbers of x86-64")
-def test_io_uring_is_absent_not_a_refusal():
+@pytest.mark.parametrize("api", APIS)
+def test_io_uring_is_absent_not_a_refusal(api):
     """Libraries probe for io_uring and fall back without it: as on a kernel without it."""
     _needs_filter()
     code = candidate("forbidden_call_in_a_child", number=425, args=repr((8, 0)))
-    (result,) = evaluate_in_turn([code], LEVELS[0], False)
+    (result,) = evaluate_in_turn([code], LEVELS[0], False, api=api)
     stage = result.stages[-1]
     assert stage.failure is None and stage.valid, stage
     assert stage.metrics["child_errno"] == errno.ENOSYS

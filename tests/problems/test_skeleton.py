@@ -80,7 +80,8 @@ def test_skeleton_evaluator_scores_initial_and_baseline(tmp_path):
     ("return [5, n]", "outside"),
     ("return [True, 3]", "item 0 is bool"),
     ("return [1.0, 3]", "item 0 is float"),
-    ("return {1, 3}", "must return a list"),
+    ("return {1, 3}", "set is not plain data"),  # refused by the channel itself
+    ("return \"0 1\"", "must return a list"),
     ("return list(range(n + 1))", "cannot be distinct"),
 ])
 def test_skeleton_evaluator_rejects_wrong_answers(tmp_path, body, expected):

@@ -140,7 +140,7 @@ def test_evaluate_reports_a_raising_candidate(tmp_path):
     """)
     result = evaluate(path, "balance")
     assert result["valid"] is False and result["score"] == 0.0
-    assert "rebalance_experts raised RuntimeError: out of ideas" in result["feedback"]
+    assert "rebalance_experts() raised: RuntimeError: out of ideas" in result["feedback"]
 
 
 def test_a_candidate_that_mutates_its_input_is_still_scored_on_the_true_load(tmp_path):

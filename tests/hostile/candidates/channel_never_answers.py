@@ -1,0 +1,6 @@
+import time
+
+
+def report():
+    while True:
+        time.sleep(1)
