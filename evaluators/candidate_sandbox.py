@@ -107,7 +107,7 @@ class ColdCandidate:
         self.work_dir.chmod(0o700 if uid is None or level != "bwrap" else 0o755)
         env = sandbox._environment(self.token, self.work_dir, limits, -1, uid, evaluator_file,
                                    extra_env)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_TIMEOUT_S"):
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_DEADLINE"):
             env.pop(key, None)
         prefix, prefix_env = isolation.command_prefix(
             level, view=view, work_dir=self.work_dir, program=program,
