@@ -209,7 +209,10 @@ class Host:
         if not self.reaped:  # a reaped pid may be another process's by now
             try:
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                # Reaped here, so its CPU time reaches our parent's accounting too.
+                os.waitpid(self.pid, 0)
+                self.reaped = True
+            except (ProcessLookupError, ChildProcessError):
                 pass
         proctree.kill_descendants(os.getpid())
 

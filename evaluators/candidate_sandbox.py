@@ -110,7 +110,7 @@ class ColdCandidate:
         self.work_dir.chmod(0o700 if uid is None or level != "bwrap" else 0o755)
         env = sandbox._environment(self.token, self.work_dir, limits, -1, uid, evaluator_file,
                                    extra_env)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_TIMEOUT_S"):
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_DEADLINE"):
             env.pop(key, None)
         # The candidate's tree gets the stage's memory and process limits in a cgroup of its
         # own (its host moves the worker in before any candidate code); the seccomp filter is

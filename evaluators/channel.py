@@ -96,45 +96,45 @@ def _numpy() -> Any:
 
 def _default(value: Any) -> Any:
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):  # the candidate's tensors
+    if torch is not None and issubclass(type(value), torch.Tensor):  # the candidate's tensors
         value = value.detach().cpu().numpy()
     np = _numpy()
     if np is not None:
-        if isinstance(value, np.ndarray):
+        if issubclass(type(value), np.ndarray):
             if value.dtype.kind not in _ARRAY_KINDS:
                 raise TypeError(f"a numpy array of dtype {value.dtype} is not plain data "
                                 f"(use bool, integer or float arrays)")
             array = np.ascontiguousarray(value)
             body = msgpack.packb([array.dtype.str, list(array.shape), array.tobytes()])
             return msgpack.ExtType(EXT_ARRAY, body)
-        if isinstance(value, np.generic) and value.dtype.kind in _ARRAY_KINDS:
+        if issubclass(type(value), np.generic) and value.dtype.kind in _ARRAY_KINDS:
             return value.item()
-    if isinstance(value, Record):
+    if issubclass(type(value), Record):
         return msgpack.ExtType(EXT_RECORD, encode(dict(dict.items(value))))
-    if isinstance(value, Built):
+    if type(value) is Built:
         return msgpack.ExtType(EXT_BUILT, encode([value.factory, value.args]))
 
     # Subclasses of the plain types (strict packing sends only exact types as they are): their
-    # genuine contents through the base type's own methods, whatever they override.
-    if isinstance(value, tuple):
+    # genuine contents through the base type's own methods, whatever they override. By the
+    # real type: isinstance() believes an object that claims `__class__ = int`.
+    kind = type(value)
+    if issubclass(kind, tuple):
         return list(tuple.__iter__(value))
-    if isinstance(value, list):
+    if issubclass(kind, list):
         return list(list.__iter__(value))
-    if isinstance(value, dict):
+    if issubclass(kind, dict):
         return dict(dict.items(value))
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
+    if issubclass(kind, int):
         return int.__int__(value)
-    if isinstance(value, float):
+    if issubclass(kind, float):
         return float.__float__(value)
-    if isinstance(value, str):
+    if issubclass(kind, str):
         return str.__str__(value)
-    if isinstance(value, bytes):
-        return bytes.__bytes__(value) if hasattr(bytes, "__bytes__") else bytes(value)
-    if isinstance(value, SimpleNamespace):  # a record the candidate got and sends back
+    if issubclass(kind, bytes):
+        return bytes(memoryview(value))
+    if kind is SimpleNamespace:  # a record the candidate got and sends back
         return dict(vars(value))
-    raise TypeError(f"{type(value).__name__} is not plain data (send numbers, strings, bytes, "
+    raise TypeError(f"{kind.__name__} is not plain data (send numbers, strings, bytes, "
                     f"lists, dicts or numpy arrays)")
 
 

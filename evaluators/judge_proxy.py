@@ -237,13 +237,14 @@ def _host_info(body: bytes) -> dict[str, str]:
 
 
 def stage_deadline() -> float | None:
-    """When the stage must be over (time.monotonic), from the sandbox's timeout if given."""
-    raw = os.environ.get("EVOLVE_STAGE_TIMEOUT_S")
+    """When the stage must be over (time.monotonic, a system-wide clock), as the executor set
+    it when it started the sandbox; None outside one."""
+    raw = os.environ.get("EVOLVE_STAGE_DEADLINE")
     try:
-        seconds = float(raw) if raw else math.nan
+        deadline = float(raw) if raw else math.nan
     except ValueError:
         return None
-    return time.monotonic() + seconds if math.isfinite(seconds) else None
+    return deadline if math.isfinite(deadline) else None
 
 
 @contextlib.contextmanager

@@ -162,8 +162,9 @@ def _environment(token: str, work_dir: Path, limits: SandboxLimits, result_fd: i
         "EVOLVE_RESULT_FD": str(result_fd),
         "EVOLVE_SANDBOX_LIMITS": json.dumps(limits.harness_limits()),
         "EVOLVE_EVALUATOR_FILE": evaluator_file,
-        # A judge keeps its calls to the candidate within the stage (judge_proxy).
-        "EVOLVE_STAGE_TIMEOUT_S": repr(float(limits.timeout_s)),
+        # A judge keeps its calls to the candidate within the stage (judge_proxy): when the
+        # stage's wall-clock limit runs out, on the system-wide monotonic clock.
+        "EVOLVE_STAGE_DEADLINE": repr(time.monotonic() + float(limits.timeout_s)),
     })
     if uid is not None:
         env["EVOLVE_SANDBOX_UID"] = str(uid)

@@ -334,7 +334,7 @@ class WarmInterpreter:
         seccomp filter (in the request's environment: its host loads it before it forks the
         candidate's worker); raises ZygoteGone when the zygote is gone (nothing ran)."""
         lease, host_dir, token, request = self._prepare(code, "", limits, extra_env)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_TIMEOUT_S"):
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_DEADLINE"):
             request["env"].pop(key, None)
         out, err = os.pipe(), os.pipe()
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -91,9 +91,11 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
         try:
             raw = fleet.step(i.astype(np.int32), k, done[i], o, cl, last, a, pre)
         except CandidateError as exc:
-            raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {k}: the "
-                                           f"policy {'raised ' if exc.kind == 'crash' else ''}"
-                                           f"{getattr(exc, 'detail', str(exc))}") from None
+            detail = getattr(exc, "detail", None) or str(exc)
+            if exc.kind == "crash":
+                detail = f"the policy raised {detail}"
+            raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {k}: "
+                                           f"{detail}") from None
         req = _actions(raw, i, runs)
         bad = (req == SPOT_) & (a == 0)
         req = np.where(bad, NONE_, req)

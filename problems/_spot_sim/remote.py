@@ -34,7 +34,8 @@ class Runner:
 
 
 class Fleet:
-    """Every run's Runner, stepped together: one call per tick for all runs still going."""
+    """Every run's Runner, stepped together: one call per tick for all runs still going (the
+    runner's step inlined: this loop is the candidate side's whole per-decision cost)."""
 
     def __init__(self, runners: list[Runner]) -> None:
         self.runners = runners
@@ -44,11 +45,17 @@ class Fleet:
              avail: Any, preempted: Any) -> list[Any]:
         runners = self.runners
         out = []
+        append = out.append
         for i, d, o, c, la, a, p in zip(which.tolist(), done.tolist(), oh.tolist(),
                                         cluster.tolist(), last.tolist(), avail.tolist(),
                                         preempted.tolist(), strict=True):
             self.current = i
-            out.append(runners[i].step(tick, d, o, c, la, a, p))
+            runner = runners[i]
+            runner._remember(a)
+            state = runner.state
+            state._tick, state._done, state._oh = tick, d, o
+            state._cluster, state._last, state._avail, state._preempted = c, la, a, p
+            append(runner.decide(state))
         return out
 
     def failed_run(self) -> int:

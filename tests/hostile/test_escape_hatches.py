@@ -116,7 +116,7 @@ def test_an_action_pretending_to_be_an_int_is_invalid():
     assert "Sneaky is not plain data" in result.reason
     result = evaluate(candidate("spot_lying_action"), in_process_spot(), stages=["quick"])
     assert_failed(result, FailureKind.INVALID_OUTPUT)
-    assert "NONE=0, SPOT=1, ON_DEMAND=2" in result.reason
+    assert "NONE (0), SPOT (1) or ON_DEMAND (2)" in result.reason
 
 
 @pytest.mark.parametrize("name, words", [
