@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from evaluators.proctree import pid_alive
+
 HEARTBEAT_STATE = "heartbeat"
 BEAT_EVERY_S = 5.0
 MISSED_BEATS = 4        # a run is crashed once this many beats in a row are missing...
@@ -75,21 +77,12 @@ def heartbeat(archive: Any, run_id: int) -> Heartbeat | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
 
 def is_alive(beat_: Heartbeat) -> bool:
     if beat_.stale:
         return False
     if beat_.host == socket.gethostname() and beat_.pid > 0:
-        return _pid_alive(beat_.pid)
+        return pid_alive(beat_.pid)
     return True
 
 

@@ -12,6 +12,18 @@ import os
 import signal
 import time
 
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (another user's counts: it is alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 _PR_SET_CHILD_SUBREAPER = 36
 
 

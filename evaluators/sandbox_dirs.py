@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from evaluators.proctree import pid_alive
+
 PREFIX = "evolve-sbx-"
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-")
 UNOWNED_MAX_AGE_S = 24 * 3600
@@ -25,15 +27,6 @@ def work_dir_prefix() -> str:
     """The mkdtemp prefix of a sandbox folder owned by this process."""
     return f"{PREFIX}{os.getpid()}-"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:      # another user's live process
-        return True
-    return True
 
 
 def stale_sandbox_dirs(tmp: Path | None = None, now: float | None = None) -> list[Path]:
@@ -50,7 +43,7 @@ def stale_sandbox_dirs(tmp: Path | None = None, now: float | None = None) -> lis
             continue
         owned = _OWNED.match(path.name)
         if owned:
-            if not _alive(int(owned.group(1))):
+            if not pid_alive(int(owned.group(1))):
                 stale.append(path)
             continue
         try:

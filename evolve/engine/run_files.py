@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluators.proctree import pid_alive
 from evolve.config import ConfigError
 
 ARCHIVE_NAME = "archive.sqlite"
@@ -77,7 +78,7 @@ def run_is_live(run_dir: Path) -> bool:
         text = path.read_text().strip()
     except OSError:
         return False
-    if text.isdigit() and not _pid_alive(int(text)):
+    if text.isdigit() and not pid_alive(int(text)):
         return False
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -90,15 +91,6 @@ def run_is_live(run_dir: Path) -> bool:
     finally:
         os.close(fd)
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 def shown_status(status: str, run_dir: Path | None) -> str:
