@@ -28,6 +28,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -263,22 +264,32 @@ class RayExecutor:
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
         self._slots: asyncio.Semaphore | None = None
-        self.watchdog = HeadWatchdog(ray.get_runtime_context().gcs_address, self._head_lost)
+        self.watchdog = HeadWatchdog(ray.get_runtime_context().gcs_address, self._stop_run)
         self.watchdog.start()
 
-    def _head_lost(self, reason: str) -> None:
-        import sys
-
+    def _stop_run(self, reason: str) -> None:
+        """The cluster cannot go on with this run (its head is gone, a node runs other code)."""
         print(f"error: {reason}", file=sys.stderr, flush=True)
         stop_this_run(reason)
 
     def _version_lost(self, reason: str) -> None:
         if self.version_error is None:
-            import sys
-
             self.version_error = reason
-            print(f"error: {reason}", file=sys.stderr, flush=True)
-            stop_this_run(reason)
+            self._stop_run(reason)
+
+    def _our_code_failed(self, stage: str, what: str, where: dict[str, Any],
+                         exc: BaseException) -> StageResult:
+        """A Ray task or actor of ours failed on its node: a node with other code that joined
+        mid-run stops the run at once, as at start; any other failure of our own code there (a
+        missing package, a corrupted bundle) is not the candidate's fault and not retried."""
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, VersionMismatch):
+            self._version_lost(str(cause))
+            return StageResult(stage=stage, failure=FailureKind.EVALUATOR_ERROR,
+                               isolation=self.isolation, reason=str(cause))
+        return StageResult(stage=stage, failure=FailureKind.EVALUATOR_ERROR,
+                           isolation=self.isolation,
+                           reason=f"the Ray {what} failed: {_failure_text(where, exc)}")
 
     def placement(self) -> dict[str, int]:
         """Tasks in flight per node, labelled `host/node-id-prefix`, for the live view."""
@@ -412,18 +423,7 @@ class RayExecutor:
                     failures.append(_failure_text(where, exc))
                     self.retried += 1
                 except ray_errors.RayError as exc:
-                    cause = getattr(exc, "cause", None)
-                    if isinstance(cause, VersionMismatch):
-                        # A node with other code joined mid-run: stop at once, as at start.
-                        self._version_lost(str(cause))
-                        return StageResult(stage=stage.name,
-                                           failure=FailureKind.EVALUATOR_ERROR,
-                                           isolation=self.isolation, reason=str(cause))
-                    # Our own task code failed on the worker (a missing package there, a
-                    # corrupted bundle): not the candidate's fault, and not worth retrying.
-                    return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
-                                       isolation=self.isolation,
-                                       reason=f"the Ray task failed: {_failure_text(where, exc)}")
+                    return self._our_code_failed(stage.name, "task", where, exc)
         self.retried -= 1  # the last failure was not followed by a retry
         return StageResult(
             stage=stage.name, failure=FailureKind.EVALUATOR_ERROR, isolation=self.isolation,
@@ -473,15 +473,7 @@ class RayExecutor:
                     failures.append(_failure_text(where, exc))
                     self.retried += 1
                 except ray_errors.RayError as exc:
-                    cause = getattr(exc, "cause", None)
-                    if isinstance(cause, VersionMismatch):
-                        self._version_lost(str(cause))
-                        return StageResult(stage=stage.name,
-                                           failure=FailureKind.EVALUATOR_ERROR,
-                                           isolation=self.isolation, reason=str(cause))
-                    return StageResult(stage=stage.name, failure=FailureKind.EVALUATOR_ERROR,
-                                       isolation=self.isolation,
-                                       reason=f"the Ray actor failed: {_failure_text(where, exc)}")
+                    return self._our_code_failed(stage.name, "actor", where, exc)
                 finally:
                     self.in_flight[node] -= 1
                     if self.in_flight[node] <= 0:
