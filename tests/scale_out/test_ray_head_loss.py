@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support.ray_cluster import LocalRayCluster
@@ -45,8 +46,11 @@ def test_losing_the_head_stops_the_run_cleanly_and_resume_continues(tmp_path):
         while programs(run_dir) < 4 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()[0]
-        for gcs in [p for p in cluster.processes() if "gcs_server" in " ".join(p.cmdline())]:
-            gcs.kill()
+        for gcs in cluster.processes_titled(lambda title: "gcs_server" in title):
+            try:
+                gcs.kill()
+            except psutil.NoSuchProcess:
+                pass
         lost_at = time.monotonic()
         output = proc.communicate(timeout=120)[0]
         stopped_after = time.monotonic() - lost_at

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -89,18 +90,23 @@ class LocalRayCluster:
                 continue
         return list(found.values())
 
-    def workers_running(self, function_name: str) -> list[psutil.Process]:
-        """Worker processes executing a task of `function_name` now (Ray titles them
-        `ray::NAME`)."""
-        busy = []
+    def processes_titled(self, match: Callable[[str], bool]) -> list[psutil.Process]:
+        """This cluster's live processes whose command line (joined) satisfies `match`; one that
+        exits (or is a zombie) while being looked at is left out."""
+        found = []
         for proc in self.processes():
             try:
                 title = " ".join(proc.cmdline())
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+            except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess included
                 continue
-            if title.startswith(f"ray::{function_name}"):
-                busy.append(proc)
-        return busy
+            if match(title):
+                found.append(proc)
+        return found
+
+    def workers_running(self, function_name: str) -> list[psutil.Process]:
+        """Worker processes executing a task of `function_name` now (Ray titles them
+        `ray::NAME`)."""
+        return self.processes_titled(lambda title: title.startswith(f"ray::{function_name}"))
 
     def stop(self) -> None:
         # A throw-away cluster: a short grace period, then SIGKILL (its state is deleted anyway).
