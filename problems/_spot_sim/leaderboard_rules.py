@@ -32,18 +32,25 @@ exploit, (3) and (4) gaps in the deadline guarantee, (5) a stale reading.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
-from problems._spot_sim.simulate import RunResult, _coerce_action, _coerce_multi
+from problems._spot_sim.simulate import (
+    Decision,
+    MultiView,
+    RunResult,
+    _coerce_action,
+    _coerce_multi,
+    drive_multi,
+)
 from problems._spot_sim.state import MultiSpotState, Scenario
 
 
-def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
-                          available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
-                          *, _state_cls=MultiSpotState, _result=RunResult,
-                          _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
-    """`simulate.run_multi` under the leaderboard's five rules (see the module docstring).
+def multi_ticks_leaderboard(scenario: Scenario, available: tuple[bytes, ...],
+                            prices: tuple[tuple[float, ...], ...], *,
+                            _result=RunResult) -> Generator[MultiView, Decision, RunResult]:
+    """`simulate.multi_ticks` under the leaderboard's five rules (see the module docstring):
+    yields each tick's view, is sent the validated decision, returns the `RunResult`.
 
     `finish_tick` may exceed `scenario.deadline_ticks` (a late finish, billed); it is -1 only
     when the run reached the end of the trace with work left.
@@ -59,40 +66,19 @@ def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Sce
     avail_cols = [bytes(col) for col in zip(*(row[:ticks] for row in available), strict=True)]
     price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
     hours = gap / 3600.0
-    state = _state_cls(scenario, num_regions)
-    appends = [h.append for h in state._hist]
     n_spot = n_od = launches = preemptions = bad_spot = overrides = switches = 0
     done = cluster = region = 0
     oh = 0            # the current cluster's overhead still due; rule 5: never cleared
     finish = -1
     for k in range(ticks):
         col = avail_cols[k]
-        for r in range(num_regions):
-            appends[r](col[r])
         a = col[region]
         last = cluster
-        if cluster == SPOT_ and not a:
+        preempted = cluster == SPOT_ and not a
+        if preempted:
             cluster = NONE_
             preemptions += finish < 0
-            state._preempted = True
-        else:
-            state._preempted = False
-        state._tick = k
-        state._done = done
-        state._oh = oh
-        state._cluster = cluster
-        state._last = last
-        state._avail = a
-        state._region = region
-        state._avail_now = col
-        state._price_now = price_cols[k]
-        out = decide(state)
-        if type(out) is int and 0 <= out <= 2:
-            req, target = out, region
-        elif isinstance(out, tuple):
-            req, target = _coerce_pair(out, num_regions)
-        else:
-            req, target = _coerce(out), region
+        req, target = yield (k, done, oh, cluster, last, region, preempted, col, price_cols[k])
         if finish >= 0:               # rule 1: the decision after completion moves the bill
             region = target
             break
@@ -133,3 +119,14 @@ def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Sce
             + n_od * hours * scenario.on_demand_price)
     return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides,
                    switches)
+
+
+def run_multi_leaderboard(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
+                          available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
+                          *, _state_cls=MultiSpotState, _result=RunResult,
+                          _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
+    """`simulate.run_multi` under the leaderboard's five rules, the policy in this process
+    (`multi_ticks_leaderboard` run by `simulate.drive_multi`)."""
+    ticks = multi_ticks_leaderboard(scenario, available, prices, _result=_result)
+    return drive_multi(decide, ticks, _state_cls(scenario, len(available)), _coerce=_coerce,
+                       _coerce_pair=_coerce_pair)

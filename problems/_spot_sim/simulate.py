@@ -16,7 +16,7 @@ still fits, so no policy can miss a feasible deadline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,15 +144,21 @@ def run_single(decide: Callable[[SpotState], Any], scenario: Scenario, available
     return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides)
 
 
-def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
-              available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
-              *, guard: bool = True, _state_cls=MultiSpotState, _result=RunResult,
-              _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
-    """Many regions on aligned traces; spot is billed at its region's price of each tick.
+# What a multi-region run shows its policy at the start of tick k, in this order: tick, work
+# done, overhead left, cluster, last cluster, region, preempted, every region's availability
+# (bytes) and spot price now. Nothing of a later tick.
+MultiView = tuple[int, int, int, int, int, int, bool, bytes, tuple[float, ...]]
+# A validated decision: (action, region to run it in).
+Decision = tuple[int, int]
 
-    `decide` returns an action (stay in the current region) or a pair (action, region). Moving
-    while a cluster runs relaunches it in the new region (paying the overhead); moving with
-    NONE is free. Starts in region 0.
+
+def multi_ticks(scenario: Scenario, available: tuple[bytes, ...],
+                prices: tuple[tuple[float, ...], ...], *, guard: bool = True,
+                _result=RunResult) -> Generator[MultiView, Decision, RunResult]:
+    """The tick logic of `run_multi` as a generator: it yields the `MultiView` of each tick and
+    is sent the validated decision of that tick; it returns the `RunResult`. The policy, its
+    state object and the checking of what it returns belong to the driver (`drive_multi` in
+    this process, `lockstep_multi` for a candidate in another), so both run this one logic.
     """
     NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
     gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
@@ -166,42 +172,20 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
     price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
     hours = gap / 3600.0
     od_tick = hours * scenario.on_demand_price
-    state = _state_cls(scenario, num_regions)
-    appends = [h.append for h in state._hist]
-    region_ids = range(num_regions)
     cost = 0.0
     n_spot = n_od = launches = preemptions = bad_spot = overrides = switches = 0
     done = oh = cluster = region = 0
     finish = -1
     for k in range(ticks):
         col = avail_cols[k]
-        for r in region_ids:
-            appends[r](col[r])
         a = col[region]
         last = cluster
-        if cluster == SPOT_ and not a:
+        preempted = cluster == SPOT_ and not a
+        if preempted:
             cluster = NONE_
             oh = 0
             preemptions += 1
-            state._preempted = True
-        else:
-            state._preempted = False
-        state._tick = k
-        state._done = done
-        state._oh = oh
-        state._cluster = cluster
-        state._last = last
-        state._avail = a
-        state._region = region
-        state._avail_now = col
-        state._price_now = price_cols[k]
-        out = decide(state)
-        if type(out) is int and 0 <= out <= 2:
-            req, target = out, region
-        elif isinstance(out, tuple):
-            req, target = _coerce_pair(out, num_regions)
-        else:
-            req, target = _coerce(out), region
+        req, target = yield (k, done, oh, cluster, last, region, preempted, col, price_cols[k])
         if req == SPOT_ and not col[target]:
             req = NONE_
             bad_spot += 1
@@ -239,4 +223,55 @@ def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
             finish = k + 1
             break
     return _result(cost, finish, n_spot, n_od, launches, preemptions, bad_spot, overrides,
-                     switches)
+                   switches)
+
+
+def drive_multi(decide: Callable[[MultiSpotState], Any],
+                ticks: Generator[MultiView, Decision, RunResult], state: MultiSpotState,
+                *, _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
+    """Run `ticks` (`multi_ticks` or the leaderboard's) with `decide` in this process: each
+    tick's view is published into `state` (its histories grow by one tick), and what `decide`
+    returns is checked (an action stays in the current region; a pair moves first)."""
+    appends = [h.append for h in state._hist]
+    num_regions = len(appends)
+    try:
+        view = next(ticks)
+        while True:
+            k, done, oh, cluster, last, region, preempted, col, price = view
+            for r in range(num_regions):
+                appends[r](col[r])
+            state._preempted = preempted
+            state._tick = k
+            state._done = done
+            state._oh = oh
+            state._cluster = cluster
+            state._last = last
+            state._avail = col[region]
+            state._region = region
+            state._avail_now = col
+            state._price_now = price
+            out = decide(state)
+            if type(out) is int and 0 <= out <= 2:
+                decision = (out, region)
+            elif isinstance(out, tuple):
+                decision = _coerce_pair(out, num_regions)
+            else:
+                decision = (_coerce(out), region)
+            view = ticks.send(decision)
+    except StopIteration as stop:
+        return stop.value
+
+
+def run_multi(decide: Callable[[MultiSpotState], Any], scenario: Scenario,
+              available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
+              *, guard: bool = True, _state_cls=MultiSpotState, _result=RunResult,
+              _coerce=_coerce_action, _coerce_pair=_coerce_multi) -> RunResult:
+    """Many regions on aligned traces; spot is billed at its region's price of each tick.
+
+    `decide` returns an action (stay in the current region) or a pair (action, region). Moving
+    while a cluster runs relaunches it in the new region (paying the overhead); moving with
+    NONE is free. Starts in region 0. (`multi_ticks` run by `drive_multi`.)
+    """
+    ticks = multi_ticks(scenario, available, prices, guard=guard, _result=_result)
+    return drive_multi(decide, ticks, _state_cls(scenario, len(available)), _coerce=_coerce,
+                       _coerce_pair=_coerce_pair)
