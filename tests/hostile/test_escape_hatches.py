@@ -22,11 +22,15 @@ def spot_single():
     return load_problem(PROBLEMS_DIR / "spot_single")
 
 
-def in_process_spot():
-    """A spot problem still on the in-process API (spot_multi): the guards below protect such
-    problems. spot_single's judge runs in another process (tests/hostile/test_judge_candidate.py
-    and the end of this file)."""
+def spot_multi():
     return load_problem(PROBLEMS_DIR / "spot_multi")
+
+
+def in_process_spot():
+    """A spot problem on the in-process API (a fixture: a plugin may still be written so): the
+    guards below protect such problems. The built-in spot problems' judges run in another
+    process (tests/hostile/test_judge_candidate.py and the end of this file)."""
+    return load_problem(FIXTURES / "in_process_spot_problem")
 
 
 def shared_helper_problem():
@@ -114,9 +118,10 @@ def test_an_action_pretending_to_be_an_int_is_invalid():
     result = evaluate(candidate("spot_lying_action"), spot_single(), stages=["quick"])
     assert_failed(result, FailureKind.INVALID_OUTPUT)
     assert "Sneaky is not plain data" in result.reason
-    result = evaluate(candidate("spot_lying_action"), in_process_spot(), stages=["quick"])
-    assert_failed(result, FailureKind.INVALID_OUTPUT)
-    assert "NONE (0), SPOT (1) or ON_DEMAND (2)" in result.reason
+    for problem in (in_process_spot(), spot_multi()):  # in the judge: by its real type
+        result = evaluate(candidate("spot_lying_action"), problem, stages=["quick"])
+        assert_failed(result, FailureKind.INVALID_OUTPUT)
+        assert "NONE (0), SPOT (1) or ON_DEMAND (2)" in result.reason
 
 
 @pytest.mark.parametrize("name, words", [
@@ -174,16 +179,17 @@ def test_a_lazy_output_that_patches_while_being_read_is_rejected():
     assert "not plain data" in result.reason and "generator" in result.reason
 
 
-# --- spot_single on the judge/candidate API: the same attacks run, and reach nothing ---------
+# --- the spot problems on the judge/candidate API: the same attacks run, and reach nothing ----
 
+@pytest.mark.parametrize("problem", ["spot_single", "spot_multi"])
 @pytest.mark.parametrize("name", ["spot_frame_reads_future", "spot_import_evaluator",
                                   "spot_gc_finds_traces", "spot_traceback_frames",
                                   "spot_logging_currentframe", "spot_pickle_getframe",
                                   "spot_reads_own_memory", "spot_timeit_reads_evaluator_module"])
-def test_introspection_in_the_candidates_process_finds_no_trace_of_the_judge(name):
+def test_introspection_in_the_candidates_process_finds_no_trace_of_the_judge(name, problem):
     # Nothing refuses these any more: the candidate's process holds no trace, no optimum and
     # no module of the judge's, so they run as the policies they are, or fail on their own.
-    result = evaluate(candidate(name), spot_single(), stages=["quick"])
+    result = evaluate(candidate(name), load_problem(PROBLEMS_DIR / problem), stages=["quick"])
     assert result.failure != FailureKind.SANDBOX_DENIED, result.reason
     if result.valid:
         assert result.metrics["cost_ratio_to_optimum"] > 1.05, result.metrics
