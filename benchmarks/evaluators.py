@@ -8,9 +8,9 @@ evaluator module is imported first, as the harness does, and not counted), the r
 calls the evaluation made (what no simulator can beat). Other problems add entries to ENTRIES.
 
 For a problem on the judge/candidate API, `evaluate` runs the judge against a candidate in a
-separate process (no sandbox: the channel and the lockstep are what is timed). spot_single's
-rows also time, in the same run, today's in-process path (the policy imported into the
-evaluator's process, `run_single` per run) and print new/old.
+separate process (no sandbox: the channel and the lockstep are what is timed). The spot
+problems' rows also time, in the same run, the old in-process path (the policy imported into
+the evaluator's process, `run_single` / `run_multi` per run) and print new/old.
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ def _cpu() -> float:
 
 def _in_process_seconds(problem: str, program: Path, stage: str
                         ) -> tuple[float, float, float] | None:
-    """(seconds, score) of spot_single's stage with the policy in the evaluator's process, as
-    before the judge/candidate split (the old path, still spot_multi's)."""
-    if problem != "spot_single":
+    """(seconds, score, CPU seconds) of a spot problem's stage with the policy in the
+    evaluator's process, as before the judge/candidate split (the old path)."""
+    if not problem.startswith("spot_"):
         return None
     from problems._spot_sim.evaluation import evaluate_policy
 
@@ -104,7 +104,7 @@ def _in_process_seconds(problem: str, program: Path, stage: str
     start, cpu = time.perf_counter(), _cpu()
     result = evaluate_policy(str(program), evaluator.RUNS[stage], evaluator._run_one,
                              evaluator.OPTIMUM)
-    if stage == "full":
+    if stage == "full" and hasattr(evaluator, "LEADERBOARD_RUNS"):   # spot_single's second grid
         evaluate_policy(str(program), evaluator.LEADERBOARD_RUNS, evaluator._run_one, {})
     return time.perf_counter() - start, result["score"], _cpu() - cpu
 
