@@ -9,8 +9,13 @@
 2. Per-evaluation overhead on a trivial evaluator (sleep 0 s): the median wall time of one
    evaluation, run one after the other, local warm vs Ray warm (a long-lived actor per node,
    evaluators/ray_warm.py) and Ray cold (a task per stage); the difference is what Ray adds.
+3. With `--problem NAME` (a built-in problem or a folder), the same comparison on that
+   problem's initial program (its first stage, or `--stage`): e.g. txn, which imports its own
+   package (`problems.txn.model`), shipped to the nodes in its bundle. Ray's warm stages are
+   counted (`RayExecutor.stages_run`), so a fall-back to cold evaluation shows.
 
     python benchmarks/scale_out.py [--waves 4] [--trivial 15] [--slots 2 4 8]
+                                   [--problem txn [--stage full] [--problem-repeats 8]]
 
 Sleeping candidates use no CPU, so the slots may exceed the cores; what remains is the sandbox
 start (bubblewrap, a Python interpreter) on each evaluation, which a machine with few cores
@@ -64,16 +69,32 @@ async def closing(executor, work):
         await executor.aclose()
 
 
-async def per_evaluation(executor, problem, repeats: int) -> float:
-    """Median wall seconds of one trivial evaluation, one at a time."""
+def trivial(i: int) -> str:
+    return code(0.0, i)
+
+
+async def per_evaluation(executor, problem, repeats: int, program=trivial,
+                         stages: list[str] | None = None) -> float:
+    """Median wall seconds of one evaluation of `program(i)`, one at a time."""
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        result = await executor.evaluate(problem, code(0.0, i))
+        result = await executor.evaluate(problem, program(i), stages=stages)
         if not result.valid:
-            raise SystemExit(f"trivial evaluation failed: {result.reason}")
+            raise SystemExit(f"evaluation of {problem.name} failed: {result.reason}")
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])  # the first one warms caches and workers
+
+
+def initial_program(problem):
+    """The problem's initial program, made distinct per evaluation by a trailing comment."""
+    text = problem.initial_code()
+    return lambda i: f"{text.rstrip()}\n# evaluation {i}\n"
+
+
+def stages_text(executor) -> str:
+    found = executor.stages_run
+    return f"{found['warm']} stage(s) forked warm, {found['cold']} cold"
 
 
 def main() -> None:
@@ -81,12 +102,21 @@ def main() -> None:
     parser.add_argument("--waves", type=int, default=4)
     parser.add_argument("--trivial", type=int, default=15)
     parser.add_argument("--slots", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--problem", help="also measure the overhead on this problem's initial "
+                                          "program (a built-in name or a folder)")
+    parser.add_argument("--stage", help="the --problem stage to run (default: its first)")
+    parser.add_argument("--problem-repeats", type=int, default=8)
     args = parser.parse_args()
     problem = find_problem(str(PROBLEM))
+    other = find_problem(args.problem) if args.problem else None
+    other_stages = [args.stage or other.stages[0].name] if other else None
 
     local = LocalExecutor(max_parallel=2)
     local_rate = asyncio.run(throughput(local, problem, 2, args.waves))
     local_trivial = asyncio.run(per_evaluation(local, problem, args.trivial))
+    local_other = asyncio.run(per_evaluation(local, other, args.problem_repeats,
+                                             initial_program(other), other_stages)) \
+        if other else 0.0
     asyncio.run(local.aclose())
     print(f"isolation: {local.isolation}; sleep evaluator 1 s; {args.waves} waves per setting",
           flush=True)
@@ -112,9 +142,21 @@ def main() -> None:
             executor = RayExecutor(address=cluster.address, max_parallel=1)
             ray_trivial = asyncio.run(closing(executor, per_evaluation(
                 executor, problem, args.trivial)))
+            warm_stages = stages_text(executor)
             executor = RayExecutor(address=cluster.address, max_parallel=1, warm_start=False)
             ray_cold = asyncio.run(closing(executor, per_evaluation(
                 executor, problem, args.trivial)))
+            if other is not None:
+                executor = RayExecutor(address=cluster.address, max_parallel=1)
+                ray_other = asyncio.run(closing(executor, per_evaluation(
+                    executor, other, args.problem_repeats, initial_program(other),
+                    other_stages)))
+                other_warm_stages = stages_text(executor)
+                executor = RayExecutor(address=cluster.address, max_parallel=1,
+                                       warm_start=False)
+                ray_other_cold = asyncio.run(closing(executor, per_evaluation(
+                    executor, other, args.problem_repeats, initial_program(other),
+                    other_stages)))
         finally:
             ray.shutdown()
 
@@ -134,9 +176,17 @@ def main() -> None:
     print(f"\nper evaluation (trivial evaluator, one at a time, median of {args.trivial}):")
     print(f"  local warm {local_trivial * 1000:.0f} ms, ray warm {ray_trivial * 1000:.0f} ms: "
           f"Ray adds {(ray_trivial - local_trivial) * 1000:.0f} ms "
-          f"({ray_trivial / local_trivial:.2f}x; target: under 30 ms)")
+          f"({ray_trivial / local_trivial:.2f}x; target: under 30 ms; {warm_stages})")
     print(f"  ray cold (a task and a fresh interpreter per stage) {ray_cold * 1000:.0f} ms: "
           f"adds {(ray_cold - local_trivial) * 1000:.0f} ms")
+    if other is not None:
+        print(f"\nper evaluation of {other.name}'s initial program (stage "
+              f"{other_stages[0]}, one at a time, median of {args.problem_repeats}):")
+        print(f"  local warm {local_other * 1000:.0f} ms, ray warm {ray_other * 1000:.0f} ms: "
+              f"Ray adds {(ray_other - local_other) * 1000:.0f} ms "
+              f"({ray_other / local_other:.2f}x; {other_warm_stages})")
+        print(f"  ray cold {ray_other_cold * 1000:.0f} ms: adds "
+              f"{(ray_other_cold - local_other) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
