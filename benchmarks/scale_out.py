@@ -7,8 +7,11 @@
    after a warm-up wave; reported: programs per minute, the ratio to ideal (slots x 60 per
    minute: every slot busy sleeping all the time), and Ray's 2 -> 8 scaling against ideal 4x.
 2. Per-evaluation overhead on a trivial evaluator (sleep 0 s): the median wall time of one
-   evaluation, run one after the other, local warm vs Ray warm (a long-lived actor per node,
-   evaluators/ray_warm.py) and Ray cold (a task per stage); the difference is what Ray adds.
+   evaluation, one at a time, local warm vs Ray warm (a long-lived actor per node,
+   evaluators/ray_warm.py) and Ray cold (a task per stage), interleaved and all with the
+   cluster up (its daemons take CPU from a local evaluation too); the difference is what Ray
+   adds. Also the part of each evaluation outside the sandbox (end to end minus the stages' own
+   wall time, measured on the node), which the evaluation's own noise does not blur.
 3. With `--problem NAME` (a built-in problem or a folder), the same comparison on that
    problem's initial program (its first stage, or `--stage`): e.g. txn, which imports its own
    package (`problems.txn.model`), shipped to the nodes in its bundle. Ray's warm stages are
@@ -29,6 +32,7 @@ import asyncio
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,28 +77,73 @@ def trivial(i: int) -> str:
     return code(0.0, i)
 
 
-async def per_evaluation(executor, problem, repeats: int, program=trivial,
-                         stages: list[str] | None = None) -> float:
-    """Median wall seconds of one evaluation of `program(i)`, one at a time."""
-    times = []
-    for i in range(repeats + 1):
-        start = time.perf_counter()
-        result = await executor.evaluate(problem, program(i), stages=stages)
-        if not result.valid:
-            raise SystemExit(f"evaluation of {problem.name} failed: {result.reason}")
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])  # the first one warms caches and workers
-
-
 def initial_program(problem):
     """The problem's initial program, made distinct per evaluation by a trailing comment."""
     text = problem.initial_code()
     return lambda i: f"{text.rstrip()}\n# evaluation {i}\n"
 
 
-def stages_text(executor) -> str:
-    found = executor.stages_run
-    return f"{found['warm']} stage(s) forked warm, {found['cold']} cold"
+@dataclass
+class Overhead:
+    """Medians of one evaluation, one at a time: its wall time end to end, and the part of it
+    outside the sandbox (end to end minus the stages' own wall time, measured on the node):
+    what the executor, and Ray, add."""
+
+    total_s: float
+    outside_s: float
+
+
+async def per_evaluation(executors: dict, problem, repeats: int, program=trivial,
+                         stages: list[str] | None = None) -> dict[str, Overhead]:
+    """Each executor evaluates `program(i)` in turn, one evaluation at a time, interleaved
+    (local, Ray warm, Ray cold, local, ...): a machine whose load drifts slows them alike."""
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in executors}
+    for i in range(repeats + 1):
+        for name, executor in executors.items():
+            start = time.perf_counter()
+            result = await executor.evaluate(problem, program(i), stages=stages)
+            total = time.perf_counter() - start
+            if not result.valid:
+                raise SystemExit(f"{name} evaluation of {problem.name} failed: {result.reason}")
+            rows[name].append((total, total - sum(s.wall_s for s in result.stages)))
+    # The first round warms caches, zygotes and actors.
+    return {name: Overhead(statistics.median(t for t, _ in found[1:]),
+                           statistics.median(o for _, o in found[1:]))
+            for name, found in rows.items()}
+
+
+async def compare(cluster_address: str, problem, repeats: int, program=trivial,
+                  stages: list[str] | None = None) -> tuple[dict[str, Overhead], str]:
+    """Local warm, Ray warm and Ray cold on one problem, all with the cluster up; also Ray
+    warm's stage counts (a fall-back to cold shows there)."""
+    from evaluators.ray_executor import RayExecutor
+
+    executors = {"local warm": LocalExecutor(max_parallel=1),
+                 "ray warm": RayExecutor(address=cluster_address, max_parallel=1),
+                 "ray cold": RayExecutor(address=cluster_address, max_parallel=1,
+                                         warm_start=False)}
+    try:
+        found = await per_evaluation(executors, problem, repeats, program, stages)
+    finally:
+        for executor in executors.values():
+            await executor.aclose()
+    ran = executors["ray warm"].stages_run
+    return found, f"{ran['warm']} stage(s) forked warm, {ran['cold']} cold"
+
+
+def print_overheads(title: str, found: dict[str, Overhead], stages_text: str,
+                    target: str = "") -> None:
+    print(f"\n{title}")
+    local = found["local warm"]
+    for name, item in found.items():
+        line = (f"  {name:<11}{item.total_s * 1000:>6.0f} ms  (outside the sandbox "
+                f"{item.outside_s * 1000:>4.0f} ms)")
+        if name != "local warm":
+            line += (f"  Ray adds {(item.total_s - local.total_s) * 1000:.0f} ms end to end, "
+                     f"{(item.outside_s - local.outside_s) * 1000:.0f} ms outside the sandbox")
+        if name == "ray warm":
+            line += f"{target}; {stages_text}"
+        print(line)
 
 
 def main() -> None:
@@ -112,12 +161,7 @@ def main() -> None:
     other_stages = [args.stage or other.stages[0].name] if other else None
 
     local = LocalExecutor(max_parallel=2)
-    local_rate = asyncio.run(throughput(local, problem, 2, args.waves))
-    local_trivial = asyncio.run(per_evaluation(local, problem, args.trivial))
-    local_other = asyncio.run(per_evaluation(local, other, args.problem_repeats,
-                                             initial_program(other), other_stages)) \
-        if other else 0.0
-    asyncio.run(local.aclose())
+    local_rate = asyncio.run(closing(local, throughput(local, problem, 2, args.waves)))
     print(f"isolation: {local.isolation}; sleep evaluator 1 s; {args.waves} waves per setting",
           flush=True)
 
@@ -138,25 +182,10 @@ def main() -> None:
                 executor = RayExecutor(address=cluster.address, max_parallel=slots)
                 rates[slots] = asyncio.run(closing(executor, throughput(
                     executor, problem, slots, args.waves)))
-            # Warm (the default: a long-lived actor per node) and cold (a task per stage).
-            executor = RayExecutor(address=cluster.address, max_parallel=1)
-            ray_trivial = asyncio.run(closing(executor, per_evaluation(
-                executor, problem, args.trivial)))
-            warm_stages = stages_text(executor)
-            executor = RayExecutor(address=cluster.address, max_parallel=1, warm_start=False)
-            ray_cold = asyncio.run(closing(executor, per_evaluation(
-                executor, problem, args.trivial)))
-            if other is not None:
-                executor = RayExecutor(address=cluster.address, max_parallel=1)
-                ray_other = asyncio.run(closing(executor, per_evaluation(
-                    executor, other, args.problem_repeats, initial_program(other),
-                    other_stages)))
-                other_warm_stages = stages_text(executor)
-                executor = RayExecutor(address=cluster.address, max_parallel=1,
-                                       warm_start=False)
-                ray_other_cold = asyncio.run(closing(executor, per_evaluation(
-                    executor, other, args.problem_repeats, initial_program(other),
-                    other_stages)))
+            trivial_found = asyncio.run(compare(cluster.address, problem, args.trivial))
+            other_found = asyncio.run(compare(
+                cluster.address, other, args.problem_repeats, initial_program(other),
+                other_stages)) if other is not None else None
         finally:
             ray.shutdown()
 
@@ -173,20 +202,12 @@ def main() -> None:
               f"({scaling / (high / low):.0%} of ideal)")
     print(f"ray {low} slots vs local 2 slots: {rates[low] / local_rate:.2f}x"
           if low == 2 else "")
-    print(f"\nper evaluation (trivial evaluator, one at a time, median of {args.trivial}):")
-    print(f"  local warm {local_trivial * 1000:.0f} ms, ray warm {ray_trivial * 1000:.0f} ms: "
-          f"Ray adds {(ray_trivial - local_trivial) * 1000:.0f} ms "
-          f"({ray_trivial / local_trivial:.2f}x; target: under 30 ms; {warm_stages})")
-    print(f"  ray cold (a task and a fresh interpreter per stage) {ray_cold * 1000:.0f} ms: "
-          f"adds {(ray_cold - local_trivial) * 1000:.0f} ms")
-    if other is not None:
-        print(f"\nper evaluation of {other.name}'s initial program (stage "
-              f"{other_stages[0]}, one at a time, median of {args.problem_repeats}):")
-        print(f"  local warm {local_other * 1000:.0f} ms, ray warm {ray_other * 1000:.0f} ms: "
-              f"Ray adds {(ray_other - local_other) * 1000:.0f} ms "
-              f"({ray_other / local_other:.2f}x; {other_warm_stages})")
-        print(f"  ray cold {ray_other_cold * 1000:.0f} ms: adds "
-              f"{(ray_other_cold - local_other) * 1000:.0f} ms")
+    print_overheads(f"per evaluation (trivial evaluator, one at a time, interleaved, median "
+                    f"of {args.trivial}):", *trivial_found, target=" (target: under 30 ms)")
+    if other is not None and other_found is not None:
+        print_overheads(f"per evaluation of {other.name}'s initial program (stage "
+                        f"{other_stages[0]}, one at a time, interleaved, median of "
+                        f"{args.problem_repeats}):", *other_found)
 
 
 if __name__ == "__main__":
