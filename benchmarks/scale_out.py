@@ -7,10 +7,18 @@
    after a warm-up wave; reported: programs per minute, the ratio to ideal (slots x 60 per
    minute: every slot busy sleeping all the time), and Ray's 2 -> 8 scaling against ideal 4x.
 2. Per-evaluation overhead on a trivial evaluator (sleep 0 s): the median wall time of one
-   evaluation, run one after the other, local warm vs Ray warm (a long-lived actor per node,
-   evaluators/ray_warm.py) and Ray cold (a task per stage); the difference is what Ray adds.
+   evaluation, one at a time, local warm vs Ray warm (a long-lived actor per node,
+   evaluators/ray_warm.py) and Ray cold (a task per stage), interleaved and all with the
+   cluster up (its daemons take CPU from a local evaluation too); the difference is what Ray
+   adds. Also the part of each evaluation outside the sandbox (end to end minus the stages' own
+   wall time, measured on the node), which the evaluation's own noise does not blur.
+3. With `--problem NAME` (a built-in problem or a folder), the same comparison on that
+   problem's initial program (its first stage, or `--stage`): e.g. txn, which imports its own
+   package (`problems.txn.model`), shipped to the nodes in its bundle. Ray's warm stages are
+   counted (`RayExecutor.stages_run`), so a fall-back to cold evaluation shows.
 
     python benchmarks/scale_out.py [--waves 4] [--trivial 15] [--slots 2 4 8]
+                                   [--problem txn [--stage full] [--problem-repeats 8]]
 
 Sleeping candidates use no CPU, so the slots may exceed the cores; what remains is the sandbox
 start (bubblewrap, a Python interpreter) on each evaluation, which a machine with few cores
@@ -24,6 +32,7 @@ import asyncio
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,16 +73,77 @@ async def closing(executor, work):
         await executor.aclose()
 
 
-async def per_evaluation(executor, problem, repeats: int) -> float:
-    """Median wall seconds of one trivial evaluation, one at a time."""
-    times = []
+def trivial(i: int) -> str:
+    return code(0.0, i)
+
+
+def initial_program(problem):
+    """The problem's initial program, made distinct per evaluation by a trailing comment."""
+    text = problem.initial_code()
+    return lambda i: f"{text.rstrip()}\n# evaluation {i}\n"
+
+
+@dataclass
+class Overhead:
+    """Medians of one evaluation, one at a time: its wall time end to end, and the part of it
+    outside the sandbox (end to end minus the stages' own wall time, measured on the node):
+    what the executor, and Ray, add."""
+
+    total_s: float
+    outside_s: float
+
+
+async def per_evaluation(executors: dict, problem, repeats: int, program=trivial,
+                         stages: list[str] | None = None) -> dict[str, Overhead]:
+    """Each executor evaluates `program(i)` in turn, one evaluation at a time, interleaved
+    (local, Ray warm, Ray cold, local, ...): a machine whose load drifts slows them alike."""
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in executors}
     for i in range(repeats + 1):
-        start = time.perf_counter()
-        result = await executor.evaluate(problem, code(0.0, i))
-        if not result.valid:
-            raise SystemExit(f"trivial evaluation failed: {result.reason}")
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])  # the first one warms caches and workers
+        for name, executor in executors.items():
+            start = time.perf_counter()
+            result = await executor.evaluate(problem, program(i), stages=stages)
+            total = time.perf_counter() - start
+            if not result.valid:
+                raise SystemExit(f"{name} evaluation of {problem.name} failed: {result.reason}")
+            rows[name].append((total, total - sum(s.wall_s for s in result.stages)))
+    # The first round warms caches, zygotes and actors.
+    return {name: Overhead(statistics.median(t for t, _ in found[1:]),
+                           statistics.median(o for _, o in found[1:]))
+            for name, found in rows.items()}
+
+
+async def compare(cluster_address: str, problem, repeats: int, program=trivial,
+                  stages: list[str] | None = None) -> tuple[dict[str, Overhead], str]:
+    """Local warm, Ray warm and Ray cold on one problem, all with the cluster up; also Ray
+    warm's stage counts (a fall-back to cold shows there)."""
+    from evaluators.ray_executor import RayExecutor
+
+    executors = {"local warm": LocalExecutor(max_parallel=1),
+                 "ray warm": RayExecutor(address=cluster_address, max_parallel=1),
+                 "ray cold": RayExecutor(address=cluster_address, max_parallel=1,
+                                         warm_start=False)}
+    try:
+        found = await per_evaluation(executors, problem, repeats, program, stages)
+    finally:
+        for executor in executors.values():
+            await executor.aclose()
+    ran = executors["ray warm"].stages_run
+    return found, f"{ran['warm']} stage(s) forked warm, {ran['cold']} cold"
+
+
+def print_overheads(title: str, found: dict[str, Overhead], stages_text: str,
+                    target: str = "") -> None:
+    print(f"\n{title}")
+    local = found["local warm"]
+    for name, item in found.items():
+        line = (f"  {name:<11}{item.total_s * 1000:>6.0f} ms  (outside the sandbox "
+                f"{item.outside_s * 1000:>4.0f} ms)")
+        if name != "local warm":
+            line += (f"  Ray adds {(item.total_s - local.total_s) * 1000:.0f} ms end to end, "
+                     f"{(item.outside_s - local.outside_s) * 1000:.0f} ms outside the sandbox")
+        if name == "ray warm":
+            line += f"{target}; {stages_text}"
+        print(line)
 
 
 def main() -> None:
@@ -81,13 +151,17 @@ def main() -> None:
     parser.add_argument("--waves", type=int, default=4)
     parser.add_argument("--trivial", type=int, default=15)
     parser.add_argument("--slots", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--problem", help="also measure the overhead on this problem's initial "
+                                          "program (a built-in name or a folder)")
+    parser.add_argument("--stage", help="the --problem stage to run (default: its first)")
+    parser.add_argument("--problem-repeats", type=int, default=8)
     args = parser.parse_args()
     problem = find_problem(str(PROBLEM))
+    other = find_problem(args.problem) if args.problem else None
+    other_stages = [args.stage or other.stages[0].name] if other else None
 
     local = LocalExecutor(max_parallel=2)
-    local_rate = asyncio.run(throughput(local, problem, 2, args.waves))
-    local_trivial = asyncio.run(per_evaluation(local, problem, args.trivial))
-    asyncio.run(local.aclose())
+    local_rate = asyncio.run(closing(local, throughput(local, problem, 2, args.waves)))
     print(f"isolation: {local.isolation}; sleep evaluator 1 s; {args.waves} waves per setting",
           flush=True)
 
@@ -108,13 +182,10 @@ def main() -> None:
                 executor = RayExecutor(address=cluster.address, max_parallel=slots)
                 rates[slots] = asyncio.run(closing(executor, throughput(
                     executor, problem, slots, args.waves)))
-            # Warm (the default: a long-lived actor per node) and cold (a task per stage).
-            executor = RayExecutor(address=cluster.address, max_parallel=1)
-            ray_trivial = asyncio.run(closing(executor, per_evaluation(
-                executor, problem, args.trivial)))
-            executor = RayExecutor(address=cluster.address, max_parallel=1, warm_start=False)
-            ray_cold = asyncio.run(closing(executor, per_evaluation(
-                executor, problem, args.trivial)))
+            trivial_found = asyncio.run(compare(cluster.address, problem, args.trivial))
+            other_found = asyncio.run(compare(
+                cluster.address, other, args.problem_repeats, initial_program(other),
+                other_stages)) if other is not None else None
         finally:
             ray.shutdown()
 
@@ -131,12 +202,12 @@ def main() -> None:
               f"({scaling / (high / low):.0%} of ideal)")
     print(f"ray {low} slots vs local 2 slots: {rates[low] / local_rate:.2f}x"
           if low == 2 else "")
-    print(f"\nper evaluation (trivial evaluator, one at a time, median of {args.trivial}):")
-    print(f"  local warm {local_trivial * 1000:.0f} ms, ray warm {ray_trivial * 1000:.0f} ms: "
-          f"Ray adds {(ray_trivial - local_trivial) * 1000:.0f} ms "
-          f"({ray_trivial / local_trivial:.2f}x; target: under 30 ms)")
-    print(f"  ray cold (a task and a fresh interpreter per stage) {ray_cold * 1000:.0f} ms: "
-          f"adds {(ray_cold - local_trivial) * 1000:.0f} ms")
+    print_overheads(f"per evaluation (trivial evaluator, one at a time, interleaved, median "
+                    f"of {args.trivial}):", *trivial_found, target=" (target: under 30 ms)")
+    if other is not None and other_found is not None:
+        print_overheads(f"per evaluation of {other.name}'s initial program (stage "
+                        f"{other_stages[0]}, one at a time, interleaved, median of "
+                        f"{args.problem_repeats}):", *other_found)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ class ProblemBundle:
     digest: str        # sha256 of `data`: the folder's name on every node
     data: bytes        # an uncompressed tar, members sorted, times zeroed
     problem_path: str  # the problem folder inside the unpacked bundle, e.g. `problems/txn`
-    uses_package: bool = False  # imports `problems.*` (or its own package) by name
 
 
 def bundle_problem(root: Path) -> ProblemBundle:
@@ -46,8 +45,7 @@ def bundle_problem(root: Path) -> ProblemBundle:
             with path.open("rb") as handle:
                 tar.addfile(info, handle)
     data = buffer.getvalue()
-    return ProblemBundle(hashlib.sha256(data).hexdigest(), data, found.problem_path,
-                         found.uses_package)
+    return ProblemBundle(hashlib.sha256(data).hexdigest(), data, found.problem_path)
 
 
 def python_path(bundle_root: Path) -> str:

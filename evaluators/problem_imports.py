@@ -30,9 +30,6 @@ class Layout:
 
     problem_path: str
     files: dict[Path, str]
-    # The problem's source imports its package or shared helpers by their package names (so
-    # it needs the bundle first on the Python path, not only its own folder).
-    uses_package: bool = False
 
 
 def files_under(root: Path) -> list[Path]:
@@ -167,7 +164,6 @@ def layout(problem_dir: Path) -> Layout:
                                                .with_suffix("").parts)))
 
     scanned: set[Path] = set()
-    uses_package = False
     while to_scan:
         path, module = to_scan.pop()
         if path in scanned:
@@ -177,7 +173,6 @@ def layout(problem_dir: Path) -> Layout:
             root = roots.get(name.split(".")[0])
             if root is None:
                 continue
-            uses_package = True
             inits, target = _resolve(name, root)
             for init in inits:
                 add_file(init, init.relative_to(root).as_posix(),
@@ -193,4 +188,4 @@ def layout(problem_dir: Path) -> Layout:
                 add_folder(target, at, dotted)
             else:
                 add_file(target, at, dotted)
-    return Layout(problem_path, files, uses_package)
+    return Layout(problem_path, files)

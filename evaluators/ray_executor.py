@@ -261,6 +261,9 @@ class RayExecutor:
         self._actors: dict[tuple[str, str], Any] = {}
         self._node_slots = NodeSlots({n.node_id: int(n.cpus) for n in self.nodes})
         self.retried = 0                        # stage attempts repeated after a worker died
+        # Stages evaluated, by path: "warm" (forked from a node's warm interpreter) or "cold"
+        # (a fresh interpreter: a GPU stage, warm start off, or no warm interpreter there).
+        self.stages_run: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()  # running tasks per node id
         self._bundles: dict[str, tuple[ProblemBundle, Any]] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -392,7 +395,7 @@ class RayExecutor:
         extra_env = {"EVOLVE_ALLOW_INTROSPECTION": "1"} \
             if problem.resources.allow_introspection else {}
         bundle, ref = self._bundle(problem)
-        if self.warm_start and not gpu and not bundle.uses_package:
+        if self.warm_start and not gpu:
             return await self._run_warm(problem, code, stage, request, bundle, ref, limits,
                                         extra_env)
         task = _stage_task.options(**request)
@@ -414,6 +417,7 @@ class RayExecutor:
                         self.in_flight[where["node_id"]] -= 1
                         if self.in_flight[where["node_id"]] <= 0:
                             del self.in_flight[where["node_id"]]
+                    self.stages_run["warm" if outcome.warm else "cold"] += 1
                     return stage_result(stage, outcome, limits.timeout_s)
                 except asyncio.CancelledError:
                     # The run stops at once: do not leave the task running on the cluster.
@@ -462,6 +466,7 @@ class RayExecutor:
                     call = actor.run.remote([ref], bundle.digest, bundle.problem_path,
                                             self.version, kwargs)
                     outcome: SandboxOutcome = await call
+                    self.stages_run["warm" if outcome.warm else "cold"] += 1
                     return stage_result(stage, outcome, limits.timeout_s)
                 except asyncio.CancelledError:
                     if call is not None:

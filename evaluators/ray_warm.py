@@ -6,12 +6,13 @@ evaluator. A `WarmEvaluator` actor, pinned to its node, keeps the local executor
 each evaluation) alive for the whole run, so an evaluation on Ray costs one actor call plus a
 fork: the same isolation as a local warm evaluation, on whichever node it is placed.
 
-Where the warm path applies (`warm_eligible`): CPU stages (CUDA does not survive a fork; GPU
-stages stay cold tasks, with the GPU Ray assigns), at isolation levels the warm pool supports,
-and problems whose source does not import its own package or shared helpers by name
-(`ProblemBundle.uses_package`): the warm interpreter's path is the node's own `evaluators`
-installation, so such a problem would import the node's `problems` package instead of the
-shipped one; those stay cold tasks with the bundle first on the path.
+Where the warm path applies: CPU stages (CUDA does not survive a fork; GPU stages stay cold
+tasks, with the GPU Ray assigns), at isolation levels the warm pool supports, for every
+problem: the judge and candidate interpreters start with the stage's Python path (the shipped
+bundle first, `problem_bundle.python_path`), so a problem that imports its own package or a
+shared helper (`problems.txn.workload`, `problems._spot_sim`) gets the shipped modules, as a
+cold task does. Each outcome says whether it was forked warm (`SandboxOutcome.warm`; counted
+in `RayExecutor.stages_run`).
 
 Placement: the executor gives each node at most as many evaluations at once as it has CPUs
 (`NodeSlots`), on the least loaded node that fits the run's custom resources.

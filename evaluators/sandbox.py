@@ -75,6 +75,7 @@ class SandboxOutcome:
     notes: list[str] = field(default_factory=list)
     result_bytes: int = 0               # what arrived on the result channel (0: nothing)
     oom_kills: int | None = None        # out-of-memory kills on this machine meanwhile
+    warm: bool = False                  # forked from a warm interpreter (evaluators.warm)
 
 
 class _Capture:

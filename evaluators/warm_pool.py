@@ -163,7 +163,8 @@ class WarmInterpreter:
     closes them before its first fork."""
 
     def __init__(self, problem_dir: Path, evaluator_file: str, level: str,
-                 hidden: tuple[str, ...] = (), role: str = "judge"):
+                 hidden: tuple[str, ...] = (), role: str = "judge",
+                 python_path: str | None = None):
         self.problem_dir = problem_dir.resolve()
         self.evaluator_file = evaluator_file
         self.level = level
@@ -186,6 +187,10 @@ class WarmInterpreter:
         self._cgroups: BornInCgroups | None = None
         env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
+        if python_path:
+            # Read once, at interpreter start: a shipped problem bundle (ray_node) goes first
+            # here, as on a cold evaluation's path, or `problems.<name>` would not import.
+            env["PYTHONPATH"] = python_path
         for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR,
                     syscall_filter.SPEC_VAR):
             env.pop(key, None)
@@ -417,6 +422,7 @@ class WarmInterpreter:
                 outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
             explain(outcome.result, cgroup, limits.memory_mb)
             outcome.uid = uid
+            outcome.warm = True
             if uid is not None and _uid_has_processes(uid):
                 # Cannot happen: the evaluation's PID namespace ended with its first process
                 # (the kernel reaps every member before that one is reaped). Belt and braces,
@@ -471,8 +477,9 @@ class WarmPool:
         self._unavailable: dict[tuple[str, ...] | tuple, str] = {}
 
     def interpreter(self, problem_dir: Path, evaluator_file: str, level: str,
-                    hidden: tuple[str, ...] = (), role: str = "judge") -> WarmInterpreter | None:
-        key = (str(problem_dir.resolve()), evaluator_file, level, hidden, role)
+                    hidden: tuple[str, ...] = (), role: str = "judge",
+                    python_path: str | None = None) -> WarmInterpreter | None:
+        key = (str(problem_dir.resolve()), evaluator_file, level, hidden, role, python_path)
         with self._lock:
             if key in self._unavailable:
                 return None
@@ -485,7 +492,8 @@ class WarmPool:
                             current._log_tail()[-500:])
                 current.close()
             try:
-                current = WarmInterpreter(problem_dir, evaluator_file, level, hidden, role)
+                current = WarmInterpreter(problem_dir, evaluator_file, level, hidden, role,
+                                          python_path)
             except (WarmUnavailable, OSError) as exc:
                 log.warning("%s; evaluating with a fresh interpreter per stage instead", exc)
                 self._unavailable[key] = str(exc)
@@ -502,12 +510,17 @@ class WarmPool:
         a fork of its judge zygote and one of its candidate zygote."""
         hidden = tuple(hidden)
         two = uses_judge(problem_dir, evaluator_file)
+        # An import path the caller sets (a Ray node: the problem's bundle first) is fixed when
+        # an interpreter starts, so it is part of which zygote serves the evaluation.
+        python_path = (extra_env or {}).get("PYTHONPATH")
         # GPU stages always start cold: CUDA does not survive a fork, and their view binds the
         # GPU devices and /sys, which the zygote's view does not have.
         for _ in range(0 if gpu else 2):
-            interp = self.interpreter(problem_dir, evaluator_file, level, hidden)
+            interp = self.interpreter(problem_dir, evaluator_file, level, hidden,
+                                      python_path=python_path)
             candidate = (self.interpreter(problem_dir, evaluator_file, level, hidden,
-                                          role="candidate") if two else None)
+                                          role="candidate", python_path=python_path)
+                         if two else None)
             if interp is None or (two and candidate is None):
                 break
             try:

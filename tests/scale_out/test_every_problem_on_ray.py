@@ -3,7 +3,7 @@ path: each problem travels as a self-contained bundle (its package and the helpe
 e.g. `problems/_spot_sim`) and is imported from it.
 
 The quick check evaluates each initial program's first stage (the fast one) through the Ray
-executor; the full `evolve problems check NAME --ray-address` of every problem (all stages, all
+executor, each forked from a node's warm interpreters; the full `evolve problems check NAME --ray-address` of every problem (all stages, all
 baselines) is marked slow."""
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def test_every_builtin_problem_runs_its_first_stage_on_the_cluster(ray_cluster):
     failed = {spec.name: (r.failure, r.reason[:300]) for spec, r in zip(problems, results,
                                                                         strict=True) if not r.valid}
     assert not failed
+    # Each forked from the node's warm interpreters, started with the bundle on their path.
+    assert executor.stages_run == {"warm": len(problems)}, executor.stages_run
     # Each ran from its shipped bundle, under its real import name, on a node without it.
     for spec in problems:
         bundle = bundle_problem(spec.root)

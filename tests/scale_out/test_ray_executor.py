@@ -413,3 +413,62 @@ def test_a_warm_actor_killed_mid_evaluation_is_replaced_and_nothing_is_lost(ray_
     assert killer.killed, "no warm actor was found to kill"
     assert result.valid and result.score == 1.5, result.reason
     assert executor.retried == 1
+
+
+@pytest.mark.parametrize("name,stage", [("txn", "full"), ("spot_single", "quick")])
+def test_a_problem_importing_its_own_package_evaluates_on_a_warm_actor(name, stage,
+                                                                       ray_cluster):
+    """txn imports `problems.txn.model`, spot_single the shared `problems._spot_sim`: the
+    warm judge and candidate interpreters on the node import them from the shipped bundle
+    (the workers have no checkout on their path), and every stage is forked warm."""
+    executor = ray_executor(ray_cluster, max_parallel=2, warm_start=True,
+                            resources={"node_b": 1})
+    problem = find_problem(str(Path(__file__).resolve().parents[2] / "problems" / name))
+
+    async def twice():
+        try:
+            found = await asyncio.gather(*[executor.evaluate(problem, problem.initial_code(),
+                                                             stages=[stage]) for _ in range(2)])
+            return found, dict(executor._actors)
+        finally:
+            await executor.aclose()
+
+    results, actors = asyncio.run(twice())
+    assert all(r.valid for r in results), [r.reason[:500] for r in results]
+    assert results[0].score == results[1].score
+    assert executor.stages_run == {"warm": 2}, executor.stages_run
+    assert len(actors) == 1  # node_b's actor for this problem's bundle served both
+
+
+def test_a_warm_actor_imports_a_problems_package_from_its_bundle_alone(tmp_path, ray_cluster):
+    """A problem inside a package no node has (`shipped_pkg`), whose evaluator imports a
+    helper of that package by name: the warm interpreter on the node imports it from the
+    unpacked bundle (the helper says where it was loaded from)."""
+    from evaluators.problem_bundle import bundle_problem, unpacked_dir
+
+    package = tmp_path / "shipped_pkg"
+    shutil.copytree(SLEEP_PROBLEM, package / "sleeper")
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("def origin() -> str:\n    return __file__\n")
+    evaluator = package / "sleeper" / "evaluate.py"
+    evaluator.write_text(evaluator.read_text() + (
+        "\n\n_sleep_evaluate = evaluate\n\n\n"
+        "def evaluate(program_path, stage):\n"
+        "    from shipped_pkg.helper import origin\n\n"
+        "    return {**_sleep_evaluate(program_path, stage), 'feedback': origin()}\n"))
+    executor = ray_executor(ray_cluster, max_parallel=1, warm_start=True)
+    problem = find_problem(str(package / "sleeper"))
+
+    async def once():
+        try:
+            return await executor.evaluate(problem, sleep_code(0.05))
+        finally:
+            await executor.aclose()
+
+    result = asyncio.run(once())
+    assert result.valid, result.reason
+    bundle = bundle_problem(problem.root)
+    assert bundle.problem_path == "shipped_pkg/sleeper"
+    assert result.stages[0].feedback == str(unpacked_dir(bundle.digest) / "shipped_pkg"
+                                            / "helper.py")
+    assert executor.stages_run == {"warm": 1}, executor.stages_run
