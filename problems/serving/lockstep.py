@@ -84,10 +84,13 @@ def run_lockstep(candidate: Candidate, scenarios: Sequence[Scenario],
     shape = [config.instances, spec.total_blocks, spec.block_tokens, spec.max_num_seqs]
     fleet = candidate.keep([Built("problems.serving.remote:Fleet",
                                   [shape for _ in scenarios])], kind="policy")[0]
-    migrate = fleet.call("migrates")
-    if type(migrate) is not bool:
-        raise PolicyError(f"the candidate sent {type(migrate).__name__} for whether it has "
-                          f"a migrate function")
+    about = fleet.call("describe")
+    if type(about) is not dict or type(about.get("migrates")) is not bool:
+        raise PolicyError(f"the candidate sent {type(about).__name__} to describe its "
+                          f"functions")
+    if about.get("problem") is not None:
+        raise PolicyError(str(about["problem"])[:300])
+    migrate = about["migrates"]
     runs = [_Run(i, s, config, migrate) for i, s in enumerate(scenarios)]
     groups: dict[str, list[_Run]] = {}
     for run in runs:

@@ -134,16 +134,19 @@ class Fleet:
     def __init__(self, scenarios: list[list[int]]) -> None:
         program = sys.modules[PROGRAM_MODULE]
         self.dispatch = getattr(program, "dispatch", None)
-        if not callable(self.dispatch):
-            raise LookupError("the program defines no function 'dispatch(request, instances)'")
         self.migrate = getattr(program, "migrate", None)
-        if self.migrate is not None and not callable(self.migrate):
-            raise TypeError("'migrate' is defined but is not a function")
         self.mirrors = [Mirror(*shape) for shape in scenarios]
         self.current = -1
 
-    def migrates(self) -> bool:
-        return self.migrate is not None
+    def describe(self) -> dict[str, Any]:
+        """{"problem": what is wrong with the program's functions, or None; "migrates":
+        whether it has a migrate function} (the judge reports the problem as the reason)."""
+        problem = None
+        if not callable(self.dispatch):
+            problem = "the program defines no function 'dispatch(request, instances)'"
+        elif self.migrate is not None and not callable(self.migrate):
+            problem = "'migrate' is defined but is not a function"
+        return {"problem": problem, "migrates": self.migrate is not None}
 
     def step(self, items: list[list[Any]]) -> list[Any]:
         """items: [scenario, request id (-1: migrate), arrival_s, prompt_tokens, log, state];
