@@ -48,7 +48,7 @@ from problems.serving.instance import (
     Requests,
     SimulationError,
 )
-from problems.serving.views import NewRequest, snapshot
+from problems.serving.views import NewRequest, snapshot, state_floats, state_ints
 from problems.serving.workload import Workload
 
 MAX_MIGRATIONS_PER_CALL = 64
@@ -129,19 +129,21 @@ class Cluster:
         now = self.now
         return tuple(snapshot(inst, now) for inst in self.instances)
 
-    def state(self) -> list:
-        """What the snapshots show, as plain numbers for another process: the time, then per
-        instance the fields of `views.REMOTE_FIELDS` (`problems.serving.remote` rebuilds the
-        snapshots from them and from the log)."""
-        out: list = [self.now]
+    def state(self) -> tuple[bytes, bytes]:
+        """What the snapshots show, packed for another process (`remote.STATE_INTS` and
+        `remote.STATE_FLOATS`: the time, then per instance its integer and its float fields);
+        `problems.serving.remote` rebuilds the snapshots from them and from the log."""
+        ints: list[int] = []
+        floats: list[float] = [self.now]
         for inst in self.instances:
             running = len(inst.running)
             D = inst.D
-            out += (running, len(inst.waiting), inst.total - inst.used, inst.reserved,
-                    inst.waiting_tokens, inst.waiting_blocks, inst.S + running * D,
-                    inst.last_iteration_s, inst.clock, len(inst.migrating_out),
-                    inst.migrating_in, D)
-        return out
+            ints += (running, len(inst.waiting), inst.total - inst.used, inst.reserved,
+                     inst.waiting_tokens, inst.waiting_blocks, inst.S + running * D,
+                     len(inst.migrating_out), inst.migrating_in, D)
+            floats += (inst.last_iteration_s, inst.clock)
+        return state_ints(len(self.instances)).pack(*ints), \
+            state_floats(len(self.instances)).pack(*floats)
 
     def take_log(self) -> list[int]:
         """The request-list changes since the last call (see `instance.ENQUEUED` and after)."""

@@ -15,6 +15,7 @@ request); a scenario waits at its next arrival until the others of its trace rea
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,11 +48,12 @@ class _Run:
     def item(self) -> list[Any]:
         kind, rid = self.pending
         cluster = self.cluster
+        log = array("q", cluster.take_log()).tobytes()
+        ints, floats = cluster.state()
         if kind == DISPATCH:
             req = cluster.req
-            return [self.index, rid, req.arrival[rid], req.prompt[rid], cluster.take_log(),
-                    cluster.state()]
-        return [self.index, -1, 0.0, 0, cluster.take_log(), cluster.state()]
+            return [self.index, rid, req.arrival[rid], req.prompt[rid], log, ints, floats]
+        return [self.index, -1, 0.0, 0, log, ints, floats]
 
     def answer(self, value: Any) -> None:
         if type(value) is dict and NOT_DATA in value:  # the candidate's side says so

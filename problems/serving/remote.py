@@ -14,6 +14,7 @@ code or its mirrors only misleads itself.
 from __future__ import annotations
 
 import sys
+from array import array
 from collections import deque
 from typing import Any
 
@@ -27,11 +28,17 @@ from problems.serving.instance import (
     PREEMPTED,
     PREFILLED,
 )
-from problems.serving.views import InstanceView, NewRequest, RequestView
+from problems.serving.views import (
+    STATE_INTS,
+    InstanceView,
+    NewRequest,
+    RequestView,
+    state_floats,
+    state_ints,
+)
 
 _new_view = tuple.__new__
 _new_request = tuple.__new__
-FIELDS = 12   # numbers per instance in a state (Cluster.state)
 NOT_DATA = "not_data"
 
 
@@ -111,19 +118,24 @@ class Mirror:
             else:
                 raise ValueError(f"unknown log entry {op}")
 
-    def views(self, state: list) -> tuple[InstanceView, ...]:
-        now = state[0]
-        total, block_tokens, max_num_seqs = self.static
+    def views(self, state: tuple[bytes, bytes]) -> tuple[InstanceView, ...]:
+        """The snapshots of every instance from a packed state (`Cluster.state`)."""
         lists, details = self.lists, self.details
+        n = len(lists)
+        ints = state_ints(n).unpack(state[0])
+        floats = state_floats(n).unpack(state[1])
+        now = floats[0]
+        total, block_tokens, max_num_seqs = self.static
         out = []
         append = out.append
-        for i in range(len(lists)):
-            (running, waiting, free, reserved, prefill, blocks, kv, last, busy, out_n, in_n,
-             D) = state[1 + i * FIELDS:1 + (i + 1) * FIELDS]
+        for i in range(n):
+            (running, waiting, free, reserved, prefill, blocks, kv, out_n, in_n,
+             D) = ints[i * STATE_INTS:(i + 1) * STATE_INTS]
             lists[i].D = D
             append(_new_view(InstanceView, (i, now, running, waiting, total, free, reserved,
-                                            prefill, blocks, kv, last, busy, out_n, in_n,
-                                            block_tokens, max_num_seqs, details[i])))
+                                            prefill, blocks, kv, floats[1 + 2 * i],
+                                            floats[2 + 2 * i], out_n, in_n, block_tokens,
+                                            max_num_seqs, details[i])))
         return tuple(out)
 
 
@@ -149,24 +161,25 @@ class Fleet:
         return {"problem": problem, "migrates": self.migrate is not None}
 
     def step(self, items: list[list[Any]]) -> list[Any]:
-        """items: [scenario, request id (-1: migrate), arrival_s, prompt_tokens, log, state];
-        the policy's answers, in order."""
+        """items: [scenario, request id (-1: migrate), arrival_s, prompt_tokens, log (int64
+        bytes), state (`Cluster.state`'s two byte strings)]; the policy's answers, in
+        order."""
         out = []
         append = out.append
         dispatch, migrate, mirrors = self.dispatch, self.migrate, self.mirrors
-        for scenario, rid, arrival, prompt, log, state in items:
+        for scenario, rid, arrival, prompt, log, ints, floats in items:
             self.current = scenario
             mirror = mirrors[scenario]
             if log:
-                mirror.apply(log)
+                mirror.apply(array("q", log))
             if rid >= 0:
                 mirror.arrival[rid] = arrival
                 mirror.prompt[rid] = prompt
                 answer = dispatch(_new_request(NewRequest, (rid, arrival, prompt)),
-                                  mirror.views(state))
+                                  mirror.views((ints, floats)))
                 append(answer if type(answer) is int else _as_data(answer))
             else:
-                append(_as_data(migrate(mirror.views(state))))
+                append(_as_data(migrate(mirror.views((ints, floats)))))
         return out
 
     def failed(self) -> int:

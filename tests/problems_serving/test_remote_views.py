@@ -5,6 +5,8 @@ migrations."""
 
 from __future__ import annotations
 
+from array import array
+
 from problems.serving.cluster import DISPATCH, Cluster, NewRequest
 from problems.serving.remote import Mirror
 from tests.problems_serving.conftest import small_workload, tight_config
@@ -37,7 +39,7 @@ def test_mirrored_snapshots_equal_the_simulators_through_preemption_and_migratio
     try:
         kind, rid = next(calls)
         while True:
-            mirror.apply(cluster.take_log())
+            mirror.apply(array("q", array("q", cluster.take_log()).tobytes()))
             local = cluster.snapshots()
             remote = mirror.views(cluster.state())
             compared += _same(local, remote)
