@@ -96,10 +96,16 @@ def test_answers_with_behaviour_cross_as_their_plain_values():
     assert "finalisers that reached the simulator: 0" in result.stages[0].stdout
 
 
-def test_module_state_never_holds_the_future_of_another_load_level(capfd):
+@pytest.mark.parametrize("migrates", [False, True])
+def test_module_state_never_holds_the_future_of_another_load_level(capfd, tmp_path, migrates):
     # Two load levels of the same two minutes of the conversation trace: the same requests.
     scenarios = make_scenarios((("conv", 2.0, (0.6, 0.95)),))
-    program = HOSTILE / "serving_module_state_lookahead.py"
+    program = tmp_path / "policy.py"
+    source = (HOSTILE / "serving_module_state_lookahead.py").read_text()
+    # With migrate (every 100 ms) the levels make different numbers of calls between two
+    # arrivals: the less loaded one waits at each arrival for the other.
+    program.write_text(source + ("\n\ndef migrate(instances):\n    return []\n"
+                                 if migrates else ""))
     # One after another (as the old evaluator ran them), the second level is told the future.
     with local_candidate(program) as policy:
         for scenario in scenarios:
@@ -110,4 +116,23 @@ def test_module_state_never_holds_the_future_of_another_load_level(capfd):
         results, steps = run_lockstep(policy, scenarios, DEFAULT_CONFIG)
     out = capfd.readouterr().out
     assert "LOOKAHEAD" not in out, out[:500]
-    assert steps == len(scenarios[0].workload) and all(r.requests.n == steps for r in results)
+    requests = len(scenarios[0].workload)
+    assert all(r.requests.n == requests for r in results)
+    assert steps > requests if migrates else steps == requests
+
+
+def test_a_failure_names_the_load_level_whose_policy_failed(tmp_path):
+    scenarios = make_scenarios((("conv", 2.0, (0.6, 0.95)),))
+    # Request 200 is in one message for both levels, 60% first; only the more loaded level
+    # (arrivals closer together: request 200 comes before 7 s) fails on it.
+    program = tmp_path / "policy.py"
+    program.write_text("def dispatch(request, instances):\n"
+                       "    if request.id == 200 and request.arrival_s < 7.0:\n"
+                       "        raise RuntimeError('late')\n"
+                       "    return request.id % len(instances)\n")
+    from evaluators.validate import CandidateError
+    with local_candidate(program) as policy, pytest.raises(CandidateError) as failed:
+        run_lockstep(policy, scenarios, DEFAULT_CONFIG)
+    message = str(failed.value)
+    assert message.startswith("conv@95%: dispatch of request 200 at t="), message
+    assert "the policy raised RuntimeError: late" in message
