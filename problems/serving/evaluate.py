@@ -22,8 +22,14 @@ from problems.serving.cluster import DEFAULT_CONFIG, PolicyError
 from problems.serving.instance import SimulationError
 from problems.serving.lockstep import run_lockstep
 from problems.serving.references import load as load_references
-from problems.serving.scenarios import STAGES, TRACES, make_scenarios, preload_traces
-from problems.serving.scoring import cost_of, figures, scenario_cost
+from problems.serving.scenarios import (
+    STAGES,
+    TRACES,
+    Scenario,
+    make_scenarios,
+    preload_traces,
+)
+from problems.serving.scoring import Figures, cost_of, figures, scenario_cost
 
 HERE = Path(__file__).resolve().parent
 preload_traces({name: hidden_file(HERE, path.relative_to(HERE).as_posix()).read()
@@ -36,7 +42,8 @@ def _fail(message: str, metrics: dict | None = None) -> dict:
     return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def _run(candidate: Candidate, scenarios) -> list | str:
+def _run(candidate: Candidate, scenarios: list[Scenario]) -> tuple[list[Figures], int] | str:
+    """(every scenario's figures, messages sent), or why the program is invalid."""
     try:
         names = candidate.load()
     except CandidateError as exc:
@@ -111,6 +118,6 @@ def judge(candidate: Candidate, stage: str) -> dict:
     return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback}
 
 
-def evaluate(program_path: str, stage: str, **kwargs) -> dict:
+def evaluate(program_path: str, stage: str) -> dict:
     """The judge against a local, unsandboxed candidate process (scripts and tests)."""
-    return evaluate_locally(judge, program_path, stage, **kwargs)
+    return evaluate_locally(judge, program_path, stage)
