@@ -1,6 +1,6 @@
 """The `serving` problem: stage cost, and how the baselines rank as KV memory gets tighter.
 
-    python benchmarks/serving_problem.py [--memory 1.0 0.5 0.33] [--old-ref main]
+    python benchmarks/serving_problem.py [--memory 1.0 0.5 0.33] [--old-ref REF]
 
 - stages: the quick and full stages of round robin, Llumnix and the initial program, old
   against new in one run. Old: the in-process evaluator of `--old-ref` (its problems/serving,
@@ -47,6 +47,8 @@ def _load(path: Path, name: str):
     return module
 
 
+# The last commit whose serving evaluator ran the policy in the evaluator's process (issue 24).
+IN_PROCESS_REF = "524c011b2853c6601e4600b86f9a2cc3d61c9fe3"
 STAGE_PROGRAMS = ("baselines/round_robin.py", "baselines/llumnix.py", "initial.py")
 _OLD_RUNNER = """
 import importlib.util, json, sys, time
@@ -106,7 +108,7 @@ def stages(ref: str) -> None:
     jobs = [(str(PROBLEM / program), stage) for stage in ("quick", "full")
             for program in STAGE_PROGRAMS]
     old, new = _old(ref, jobs), _new(jobs)
-    print(f"old: {ref}'s in-process evaluator; new: this tree's judge, policy in its own "
+    print(f"old: {ref[:12]}'s in-process evaluator; new: this tree's judge, policy in its own "
           f"process (CPU = judge + candidate + its host)")
     print(f"{'stage':5s} {'program':24s} {'score':>8s} {'same':>4s} | {'old wall':>8s} "
           f"{'old cpu':>7s} | {'new wall':>8s} {'new cpu':>7s} {'judge':>6s} {'cand':>6s} "
@@ -147,8 +149,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory", type=float, nargs="*", default=[1.0, 0.5, 0.33])
     parser.add_argument("--skip-stages", action="store_true")
-    parser.add_argument("--old-ref", default="main",
-                        help="the git ref whose in-process evaluator is the old one")
+    parser.add_argument("--old-ref", default=IN_PROCESS_REF,
+                        help="the git ref whose in-process evaluator is the old one (default: "
+                             "the last commit before serving moved to judge and candidate)")
     args = parser.parse_args()
     if not args.skip_stages:
         stages(args.old_ref)
