@@ -25,7 +25,7 @@ target's reservation freed.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +39,24 @@ from problems.serving.costmodel import (
     CostModel,
     InstanceSpec,
 )
-from problems.serving.instance import FINISHED, PAUSED, RUNNING, Instance, Requests, SimulationError
-from problems.serving.views import NewRequest, snapshot
+from problems.serving.instance import (
+    FINISHED,
+    MIGRATING,
+    PAUSED,
+    RUNNING,
+    Instance,
+    Requests,
+    SimulationError,
+)
+from problems.serving.views import NewRequest, snapshot, state_floats, state_ints
 from problems.serving.workload import Workload
 
 MAX_MIGRATIONS_PER_CALL = 64
 # A copy that does not converge (the request decodes faster than the link copies) is
 # finished with a pause after this many stages.
 MAX_STAGES = 4
+# What the policy is asked next (`Cluster.calls`): dispatch a request, or migrate.
+DISPATCH, MIGRATE = 0, 1
 
 
 class PolicyError(Exception):
@@ -91,10 +101,14 @@ DEFAULT_CONFIG = ClusterConfig()
 
 
 class Cluster:
-    def __init__(self, workload: Workload, config: ClusterConfig = DEFAULT_CONFIG):
+    def __init__(self, workload: Workload, config: ClusterConfig = DEFAULT_CONFIG, *,
+                 log: bool = False):
         self.config = config
         self.req = Requests(workload.arrival_s, workload.prompt, workload.output)
-        self.instances = [Instance(i, config.spec, config.cost, self.req)
+        # Every change to the instances' request lists, when the policy's views are rebuilt in
+        # another process (`take_log`).
+        self.log: list[int] | None = [] if log else None
+        self.instances = [Instance(i, config.spec, config.cost, self.req, self.log)
                           for i in range(config.instances)]
         self.events: list[tuple[float, int, _Migration]] = []
         self._seq = 0
@@ -115,12 +129,38 @@ class Cluster:
         now = self.now
         return tuple(snapshot(inst, now) for inst in self.instances)
 
+    def state(self) -> tuple[bytes, bytes]:
+        """What the snapshots show, packed for another process (`remote.STATE_INTS` and
+        `remote.STATE_FLOATS`: the time, then per instance its integer and its float fields);
+        `problems.serving.remote` rebuilds the snapshots from them and from the log."""
+        ints: list[int] = []
+        floats: list[float] = [self.now]
+        for inst in self.instances:
+            running = len(inst.running)
+            D = inst.D
+            ints += (running, len(inst.waiting), inst.total - inst.used, inst.reserved,
+                     inst.waiting_tokens, inst.waiting_blocks, inst.S + running * D,
+                     len(inst.migrating_out), inst.migrating_in, D)
+            floats += (inst.last_iteration_s, inst.clock)
+        return state_ints(len(self.instances)).pack(*ints), \
+            state_floats(len(self.instances)).pack(*floats)
+
+    def take_log(self) -> list[int]:
+        """The request-list changes since the last call (see `instance.ENQUEUED` and after)."""
+        log = self.log
+        if log is None:
+            return []
+        taken = log[:]
+        log.clear()
+        return taken
+
+    def _log_migrating(self, inst: Instance, rid: int, on: int) -> None:
+        if self.log is not None:
+            self.log += (MIGRATING, inst.index, rid, on)
+
     # ---- policy calls ----------------------------------------------------------------------
-    def _dispatch(self, rid: int, dispatch: Callable) -> None:
-        req = self.req
-        views = self.snapshots()
-        request = NewRequest(rid, req.arrival[rid], req.prompt[rid])
-        answer = dispatch(request, views)
+    def _place(self, rid: int, answer: Any) -> None:
+        """Queue request `rid` where the policy's `answer` says (checked)."""
         try:
             index = plain_int(answer)
         except TypeError as exc:
@@ -151,8 +191,8 @@ class Cluster:
                 raise PolicyError(f"{when}: {item!r}: {exc}") from None
         return moves
 
-    def _migrate(self, migrate: Callable) -> None:
-        answer = migrate(self.snapshots())
+    def _move(self, answer: Any) -> None:
+        """Start the migrations the policy's `answer` asks for (each checked)."""
         moves = self._parse_moves(answer)
         req = self.req
         n = len(self.instances)
@@ -202,6 +242,7 @@ class Cluster:
         target.reserved += blocks
         target.migrating_in += 1
         source.migrating_out.add(rid)
+        self._log_migrating(source, rid, 1)
         self.migrating[rid] = mig
         self.started += 1
         # The copy starts when the source's iteration in flight ends (the snapshot showed
@@ -214,6 +255,7 @@ class Cluster:
         target.reserved -= mig.reserved
         target.migrating_in -= 1
         self.instances[mig.src].migrating_out.discard(mig.rid)
+        self._log_migrating(self.instances[mig.src], mig.rid, 0)
         del self.migrating[mig.rid]
         self.aborted += 1
 
@@ -224,6 +266,7 @@ class Cluster:
         if mig.final:
             source.release_held(mig.copied)
             source.migrating_out.discard(mig.rid)
+            self._log_migrating(source, mig.rid, 0)
             target.migrating_in -= 1
             target.add_running(mig.rid, mig.copied, self.now)
             req.migrations[mig.rid] += 1
@@ -255,19 +298,23 @@ class Cluster:
         self._schedule(max(self.now, source.clock) + duration, mig)
 
     # ---- the run ---------------------------------------------------------------------------
-    def run(self, dispatch: Callable, migrate: Callable | None = None) -> SimResult:
+    def calls(self, migrate: bool) -> Generator[tuple[int, int], Any, SimResult]:
+        """The simulation, as the policy's calls: yields (DISPATCH, request id) or (MIGRATE,
+        -1) once every instance is advanced to the call's time, and takes the policy's answer
+        (checked here: PolicyError); returns the result. `migrate`: whether the policy has a
+        migrate function (called every `migrate_interval_s`)."""
         req = self.req
         arrivals = req.arrival
         n = req.n
         interval = self.config.migrate_interval_s
-        next_call = interval if migrate is not None else float("inf")
+        next_call = interval if migrate else float("inf")
         i = 0
         inf = float("inf")
         while True:
             t_arrival = arrivals[i] if i < n else inf
             t_event = self.events[0][0] if self.events else inf
             if i >= n and not self.events:
-                if migrate is None or not any(inst.has_work() for inst in self.instances):
+                if not migrate or not any(inst.has_work() for inst in self.instances):
                     break
             if t_event <= t_arrival and t_event <= next_call:
                 at, _, mig = heapq.heappop(self.events)
@@ -275,14 +322,30 @@ class Cluster:
                 self._stage_end(mig)
             elif t_arrival <= next_call:
                 self._advance(t_arrival)
-                self._dispatch(i, dispatch)
+                self._place(i, (yield DISPATCH, i))
                 i += 1
             else:
                 self._advance(next_call)
-                self._migrate(migrate)
+                self._move((yield MIGRATE, -1))
                 next_call += interval
         for inst in self.instances:
             inst.advance_to(inf)
         end = max(req.finish) if n else 0.0
         return SimResult(req, self.instances, self.started, self.done, self.aborted,
                          self.pause_s, end)
+
+    def run(self, dispatch: Callable, migrate: Callable | None = None) -> SimResult:
+        """The simulation with the policy's functions called in this process."""
+        req = self.req
+        steps = self.calls(migrate is not None)
+        try:
+            kind, rid = next(steps)
+            while True:
+                views = self.snapshots()
+                if kind == DISPATCH:
+                    answer = dispatch(NewRequest(rid, req.arrival[rid], req.prompt[rid]), views)
+                else:
+                    answer = migrate(views)
+                kind, rid = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value

@@ -2,23 +2,34 @@
 trace 2023 over 16 simulated vLLM instances (Llama-2-7B on A100-40GB).
 
 Score = -(mean over scenarios of  P99 TTFT / round robin's + mean E2E / round robin's
-+ 1.0 * preemptions per request); round robin scores about -2, higher is better. Every answer
-of the policy is validated; an invalid one makes the program invalid, with the reason. The
-traces (hidden files: they hold the future arrivals), scenarios and reference figures are
-loaded before the candidate is imported; in the sandbox the traces' paths are not mounted.
++ 1.0 * preemptions per request); round robin scores about -2, higher is better.
+
+The policy runs in its own process (`judge(candidate, stage)`): the simulator, the traces
+(hidden files: they hold the future arrivals and every output length), the reference figures
+and the clocks stay here. All the stage's scenarios advance in lockstep, one message per step
+for all of them (`problems.serving.lockstep`); the policy's process rebuilds the snapshots it
+is given (`problems.serving.remote`), and every answer it sends back is validated here: an
+invalid one makes the program invalid, with the reason.
 """
 
 from __future__ import annotations
 
-import traceback
+import time
 from pathlib import Path
 
-from evaluators.harness_api import check_tampering, clock, hidden_file, load_candidate
-from problems.serving.cluster import PolicyError
+from evaluators.harness_api import Candidate, CandidateError, evaluate_locally, hidden_file
+from problems.serving.cluster import DEFAULT_CONFIG, PolicyError
+from problems.serving.instance import SimulationError
+from problems.serving.lockstep import run_lockstep
 from problems.serving.references import load as load_references
-from problems.serving.run import simulate
-from problems.serving.scenarios import STAGES, TRACES, make_scenarios, preload_traces
-from problems.serving.scoring import cost_of, scenario_cost
+from problems.serving.scenarios import (
+    STAGES,
+    TRACES,
+    Scenario,
+    make_scenarios,
+    preload_traces,
+)
+from problems.serving.scoring import Figures, cost_of, figures, scenario_cost
 
 HERE = Path(__file__).resolve().parent
 preload_traces({name: hidden_file(HERE, path.relative_to(HERE).as_posix()).read()
@@ -31,37 +42,29 @@ def _fail(message: str, metrics: dict | None = None) -> dict:
     return {"score": -1e9, "valid": False, "metrics": metrics or {}, "feedback": message}
 
 
-def _load(program_path):
-    module = load_candidate(program_path)
-    dispatch = getattr(module, "dispatch", None)
-    if not callable(dispatch):
-        raise PolicyError("the program defines no function 'dispatch(request, instances)'")
-    migrate = getattr(module, "migrate", None)
-    if migrate is not None and not callable(migrate):
-        raise PolicyError("'migrate' is defined but is not a function")
-    return dispatch, migrate
-
-
-def _run(program_path, scenarios):
+def _run(candidate: Candidate, scenarios: list[Scenario]) -> tuple[list[Figures], int] | str:
+    """(every scenario's figures, messages sent), or why the program is invalid."""
     try:
-        dispatch, migrate = _load(program_path)
-    except Exception as exc:
+        names = candidate.load()
+    except CandidateError as exc:
         return f"could not load the program: {exc}"
-    results = []
-    for scenario in scenarios:
+    if "dispatch" not in names:
+        return "could not load the program: the program defines no function " \
+               "'dispatch(request, instances)'"
+    try:
+        results, steps = run_lockstep(candidate, scenarios, DEFAULT_CONFIG)
+    except (CandidateError, PolicyError) as exc:
+        return str(exc)
+    outcome = []
+    for scenario, result in zip(scenarios, results, strict=True):
         try:
-            results.append(simulate(scenario, dispatch, migrate))
-        except PolicyError as exc:
-            return f"{scenario.key}: {exc}"
-        except Exception:
-            return f"{scenario.key}: the policy raised\n{traceback.format_exc(limit=-3)}"
-    return results
+            outcome.append(figures(result))
+        except SimulationError as exc:  # ours, never the policy's: say so loudly
+            raise SimulationError(f"{scenario.key}: {exc}") from exc
+    return outcome, steps
 
 
-def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tampering,
-             _run=_run, _cost=scenario_cost, _cost_of=cost_of) -> dict:
-    # Helpers are default arguments, bound at import (before any candidate): a candidate that
-    # rebinds names in this package changes nothing here.
+def judge(candidate: Candidate, stage: str) -> dict:
     if stage not in SCENARIOS:
         return _fail(f"unknown stage {stage!r}; stages are {sorted(SCENARIOS)}")
     refs = REFERENCES.get(stage, {})
@@ -69,18 +72,18 @@ def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tamper
     missing = [s.key for s in scenarios if s.key not in refs]
     if missing:
         return _fail(f"references.json lacks {missing}; run `python -m problems.serving.references`")
-    started = _clock()
-    outcome = _run(program_path, scenarios)
-    _check()
+    started = time.perf_counter()
+    outcome = _run(candidate, scenarios)
     if isinstance(outcome, str):
         return _fail(outcome)
+    outcome, steps = outcome
     metrics: dict = {}
     costs, bound_costs = [], []
     for scenario, fig in zip(scenarios, outcome, strict=True):
         ref = refs[scenario.key]["round_robin"]
-        cost = _cost(fig, ref)
+        cost = scenario_cost(fig, ref)
         costs.append(cost)
-        bound_costs.append(_cost_of(refs[scenario.key]["bound"], ref))
+        bound_costs.append(cost_of(refs[scenario.key]["bound"], ref))
         for name, value in fig.as_dict().items():
             metrics[f"{name}[{scenario.key}]"] = value
         metrics[f"cost[{scenario.key}]"] = round(cost, 4)
@@ -101,7 +104,9 @@ def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tamper
         "bound_score": round(bound_score, 4),
         "gap_to_bound": round(bound_score - score, 4),
         "clipped_requests": sum(s.workload.clipped for s in scenarios),
-        "evaluation_seconds": round(_clock() - started, 3),
+        "evaluation_seconds": round(time.perf_counter() - started, 3),
+        "candidate_cpu_s": round(candidate.cpu_s, 3),
+        "messages": steps,
     })
     worst = max(range(n), key=lambda i: costs[i])
     w = outcome[worst]
@@ -111,3 +116,8 @@ def evaluate(program_path: str, stage: str, *, _clock=clock, _check=check_tamper
                 f"preemptions, {w.migrations} migrations. Averages over {n} scenarios: P99 TTFT "
                 f"{metrics['ttft_p99_s']:.3f}s, mean E2E {metrics['e2e_mean_s']:.3f}s.")
     return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback}
+
+
+def evaluate(program_path: str, stage: str) -> dict:
+    """The judge against a local, unsandboxed candidate process (scripts and tests)."""
+    return evaluate_locally(judge, program_path, stage)

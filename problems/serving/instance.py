@@ -28,6 +28,15 @@ from collections import deque
 from problems.serving.costmodel import CostModel, InstanceSpec
 
 WAITING, RUNNING, PAUSED, FINISHED = 1, 2, 3, 4
+# Entries of an instance's log (see Instance.log and problems.serving.remote), each followed
+# by the instance, the request and a value:
+ENQUEUED = 1      # appended to the waiting queue; value: tokens it already produced
+PREFILLED = 2     # taken off the head of the queue into the batch; value: its base
+ANSWERED = 7      # taken off the head of the queue, done by its prefill (one output token)
+PREEMPTED = 3     # out of the batch, back to the head of the queue; value: tokens produced
+LEFT = 4          # out of the batch (finished, or paused for the last copy stage)
+JOINED = 5        # joined the batch, migrated in; value: its base
+MIGRATING = 6     # value: 1 when its copy to another instance starts, 0 when it ends
 
 
 class SimulationError(RuntimeError):
@@ -58,10 +67,14 @@ class Instance:
     __slots__ = ("index", "spec", "cost", "req", "clock", "D", "running", "S", "phase", "used",
                  "reserved", "held", "heap", "waiting", "waiting_tokens", "waiting_blocks", "last_iteration_s",
                  "iterations", "busy_s", "preempted", "total", "limit", "migrating_out",
-                 "migrating_in")
+                 "migrating_in", "log")
 
-    def __init__(self, index: int, spec: InstanceSpec, cost: CostModel, requests: Requests):
+    def __init__(self, index: int, spec: InstanceSpec, cost: CostModel, requests: Requests,
+                 log: list[int] | None = None):
         self.index = index
+        # Changes to the request lists, for a policy in another process (`problems.serving.
+        # remote`): flat (op, instance, request, value) entries; None when nobody reads them.
+        self.log = log
         self.spec = spec
         self.cost = cost
         self.req = requests
@@ -106,6 +119,8 @@ class Instance:
         req.state[rid] = WAITING
         req.where[rid] = self.index
         self.waiting.append(rid)
+        if self.log is not None:
+            self.log += (ENQUEUED, self.index, rid, req.done_tokens[rid])
         length = req.prompt[rid] + req.done_tokens[rid]
         self.waiting_tokens += length
         self.waiting_blocks += (length + 15) >> 4
@@ -126,6 +141,8 @@ class Instance:
         req.where[rid] = self.index
         req.epoch[rid] += 1
         self.running.add(rid)
+        if self.log is not None:
+            self.log += (JOINED, self.index, rid, base)
         self.S += base
         self.phase[base & 15] += 1
         heapq.heappush(self.heap, (req.prompt[rid] + req.output[rid] - 1 - base, rid))
@@ -139,6 +156,8 @@ class Instance:
         base = req.base[rid]
         kv = base + self.D
         self.running.discard(rid)
+        if self.log is not None:
+            self.log += (LEFT, self.index, rid, 0)
         self.S -= base
         self.phase[base & 15] -= 1
         self.held += (kv + 15) >> 4
@@ -196,6 +215,7 @@ class Instance:
         end = self.clock
         D = self.D
         phase = self.phase
+        log = self.log
         for rid in batch:
             length = req.prompt[rid] + req.done_tokens[rid]
             produced = req.done_tokens[rid] + 1
@@ -206,8 +226,12 @@ class Instance:
                 req.done_tokens[rid] = produced
                 req.state[rid] = FINISHED
                 req.finish[rid] = end
+                if log is not None:
+                    log += (ANSWERED, self.index, rid, 0)
                 continue
             base = length - D
+            if log is not None:
+                log += (PREFILLED, self.index, rid, base)
             req.base[rid] = base
             req.state[rid] = RUNNING
             self.running.add(rid)
@@ -233,6 +257,8 @@ class Instance:
         req.preemptions[rid] += 1
         self.preempted += 1
         self.waiting.appendleft(rid)
+        if self.log is not None:
+            self.log += (PREEMPTED, self.index, rid, produced)
         self.waiting_tokens += req.prompt[rid] + produced
         self.waiting_blocks += (req.prompt[rid] + produced + 15) >> 4
 
@@ -272,6 +298,8 @@ class Instance:
             if step != D:
                 raise SimulationError(f"request {rid} missed its finish step on instance {self.index}")
             self.running.discard(rid)
+            if self.log is not None:
+                self.log += (LEFT, self.index, rid, 0)
             self.S -= base
             self.phase[base & 15] -= 1
             self.used -= (base + D + 15) >> 4

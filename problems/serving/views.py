@@ -7,9 +7,27 @@ as it is when asked (within one call, the same as the aggregates).
 
 from __future__ import annotations
 
+import struct
+from functools import cache
 from typing import NamedTuple
 
 from problems.serving.instance import PAUSED, Instance
+
+# Numbers per instance in a state (`Cluster.state`), packed little-endian: ten integers
+# (running, waiting, free blocks, reserved blocks, waiting prefill tokens, waiting blocks,
+# running KV tokens, migrating out, migrating in, decode steps D) and two floats (last
+# iteration's seconds, busy until); the time comes first among the floats.
+STATE_INTS, STATE_FLOATS = 10, 2
+
+
+@cache
+def state_ints(instances: int) -> struct.Struct:
+    return struct.Struct(f"<{STATE_INTS * instances}q")
+
+
+@cache
+def state_floats(instances: int) -> struct.Struct:
+    return struct.Struct(f"<{1 + STATE_FLOATS * instances}d")
 
 
 class RequestView(NamedTuple):

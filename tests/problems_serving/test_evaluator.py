@@ -21,7 +21,10 @@ def test_problem_loads_with_four_baselines():
     assert "EVOLVE-BLOCK-START" in spec.initial_code()
 
 
-def test_quick_stage_scores_every_baseline(evaluator):
+def test_quick_stage_scores_every_baseline_with_the_stored_figures(evaluator):
+    """Through the judge, with the policy in another process: every baseline's figures are
+    exactly the stored references (computed with the policy in the simulator's process)."""
+    stored = json.loads(references.PATH.read_text())["quick"]
     scores = {}
     for path in sorted((PROBLEM / "baselines").glob("*.py")):
         result = evaluator.evaluate(str(path), "quick")
@@ -32,6 +35,11 @@ def test_quick_stage_scores_every_baseline(evaluator):
                     "preemptions", "migrations", "bound_score", "gap_to_bound"):
             assert key in m
         assert m["bound_score"] > result["score"]
+        for key, entry in stored.items():
+            for name, value in entry[path.stem].items():
+                assert m[f"{name}[{key}]"] == value, (path.stem, key, name)
+        # One message per policy call of the one scenario (dispatches, and migrate calls).
+        assert m["messages"] >= entry[path.stem]["requests"]
     assert scores["round_robin"] == pytest.approx(-2.0, abs=1e-3)
 
 
@@ -42,6 +50,10 @@ def test_quick_stage_scores_every_baseline(evaluator):
     ("def dispatch(request, instances):\n    return True\n", "returned bool"),
     ("def dispatch(request, instances):\n    raise ValueError('boom')\n", "boom"),
     ("def route(request, instances):\n    return 0\n", "no function 'dispatch"),
+    ("class Index:\n    def __index__(self):\n        return 0\n\n"
+     "def dispatch(request, instances):\n    return Index()\n", "not plain data"),
+    ("def dispatch(request, instances):\n    return 0\n\nmigrate = 3\n",
+     "'migrate' is defined but is not a function"),
 ])
 def test_bad_dispatch_is_rejected_with_the_reason(evaluator, write_program, body, reason):
     result = evaluator.evaluate(write_program(HEADER + body), "quick")
