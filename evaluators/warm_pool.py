@@ -28,8 +28,17 @@ from evaluators import isolation, sandbox, syscall_filter, warm
 from evaluators.candidate_sandbox import OutputReader, merge_output
 from evaluators.hidden import open_for_child
 from evaluators.interface import uses_judge
-from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.sandbox_common import (
+    MARKER_VAR,
+    SandboxLimits,
+    SandboxOutcome,
+    drops_uid,
+    environment,
+    kill_leftovers,
+    unreadable_problem,
+)
 from evaluators.tree_limits import TreeCgroup, explain
+from evaluators.uid_leases import UidLease
 from evaluators.view import outermost, sandbox_view
 from evaluators.warm_cgroups import BornInCgroups
 
@@ -118,7 +127,7 @@ class _WarmCandidate:
         self._release()
         uid = self.lease.uid if self.lease else None
         if uid is not None and _uid_has_processes(uid):
-            sandbox.kill_leftovers(self.token, -1, uid)
+            kill_leftovers(self.token, -1, uid)
         if self.host_dir is not None:
             shutil.rmtree(self.host_dir, ignore_errors=True)
         if self.lease:
@@ -184,9 +193,9 @@ class WarmInterpreter:
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._cgroups: BornInCgroups | None = None
-        env = sandbox._environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
+        env = environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
                                    evaluator_file, None)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", sandbox.MARKER_VAR,
+        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", MARKER_VAR,
                     syscall_filter.SPEC_VAR):
             env.pop(key, None)
         env["EVOLVE_WARM_FD"] = str(theirs.fileno())
@@ -262,8 +271,8 @@ class WarmInterpreter:
         level, problem_dir = self.level, self.problem_dir
         # The same rule as a cold run: the problem must be readable by the throw-away uid in
         # this view (the zygote's: the unshare level's mount plan is the zygote's own).
-        drop = sandbox._drops_uid(level, problem_dir, self.view, self._stage_dir or self.base)
-        lease = sandbox._UidLease() if drop else None
+        drop = drops_uid(level, problem_dir, self.view, self._stage_dir or self.base)
+        lease = UidLease() if drop else None
         uid = lease.uid if lease else None
         host_dir: Path | None = None
         token = secrets.token_hex(12)
@@ -278,7 +287,7 @@ class WarmInterpreter:
             if uid is not None:
                 os.chown(work_dir, uid, uid)
             work_dir.chmod(0o700)
-        env = sandbox._environment(token, work_dir, limits, 3, uid, self.evaluator_file,
+        env = environment(token, work_dir, limits, 3, uid, self.evaluator_file,
                                    extra_env)
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
                    "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
@@ -367,7 +376,7 @@ class WarmInterpreter:
         `candidate` (a candidate zygote), the judge's candidate is forked there, under a uid
         of its own, and the two are joined by one channel."""
         level, problem_dir = self.level, self.problem_dir
-        problem_error = sandbox._unreadable_problem(problem_dir, self.evaluator_file, level)
+        problem_error = unreadable_problem(problem_dir, self.evaluator_file, level)
         if problem_error:
             return SandboxOutcome(None, False, None, "", f"could not start the sandbox: "
                                   f"{problem_error}", 0, 0, 0.0, level)
@@ -421,7 +430,7 @@ class WarmInterpreter:
                 # Cannot happen: the evaluation's PID namespace ended with its first process
                 # (the kernel reaps every member before that one is reaped). Belt and braces,
                 # checked by the throw-away uid alone (a stat per process, not three reads).
-                outcome.leftovers_killed = sandbox.kill_leftovers(token, -1, uid)
+                outcome.leftovers_killed = kill_leftovers(token, -1, uid)
             return outcome
         finally:
             if started is not None:
