@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.uid_leases import UidLease
 from evaluators.view import outermost, sandbox_view
 from evaluators.warm_cgroups import BornInCgroups
+from evaluators.warm_evaluation import RemoteChild, WarmCandidate, uids_with_processes
 
 log = logging.getLogger(__name__)
 
@@ -53,85 +53,6 @@ class WarmUnavailable(RuntimeError):
 
 class ZygoteGone(RuntimeError):
     """The zygote was gone before it got the request: nothing ran, so retrying is safe."""
-
-
-class _RemoteChild:
-    """What `sandbox._supervise` needs of a child process, for an evaluation the zygote forked:
-    its output pipes, and its exit code read from the status socket."""
-
-    def __init__(self, out_fd: int, err_fd: int, status: socket.socket):
-        self.stdout = os.fdopen(out_fd, "rb", buffering=0)
-        self.stderr = os.fdopen(err_fd, "rb", buffering=0)
-        self.status = status
-        self.returncode: int | None = None
-        self.lost = False  # the zygote died before it reported an exit code
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                data = self.status.recv(4096, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return None
-            except OSError:
-                data = b""
-            if data:
-                self.returncode = int(json.loads(data)["returncode"])
-            else:
-                self.lost, self.returncode = True, -9
-        return self.returncode
-
-    def kill(self, _proc: Any = None) -> None:
-        """The wall-clock limit: the zygote SIGKILLs the evaluation (its PID namespace with it)."""
-        try:
-            self.status.send(b"kill")
-        except OSError:
-            pass
-        deadline = time.monotonic() + 10
-        while self.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    def close(self) -> None:
-        self.stdout.close()
-        self.stderr.close()
-        self.status.close()
-
-
-class _WarmCandidate:
-    """A candidate's process forked by a candidate zygote for one evaluation."""
-
-    def __init__(self, status: socket.socket, reader: OutputReader, lease: Any,
-                 host_dir: Path | None, token: str, *, release: Callable[[], int],
-                 cgroup: TreeCgroup | None, memory_mb: int | None):
-        self.status, self.reader, self.lease = status, reader, lease
-        self.host_dir, self.token = host_dir, token
-        self._release, self.cgroup, self.memory_mb = release, cgroup, memory_mb
-        self._stopped = False
-
-    def stop(self, result: dict | None = None) -> None:
-        """Once the judge is done: the candidate's host ends on the closed channel; the zygote
-        kills what is left of its PID namespace on our word, and reports its exit. A `result`
-        that failed of a crash becomes a memory failure when the kernel killed a process of
-        the candidate's cgroup for memory."""
-        if self._stopped:
-            return
-        self._stopped = True
-        try:
-            self.status.send(b"kill")
-            self.status.settimeout(10)
-            self.status.recv(4096)  # its exit code: the PID namespace is gone
-        except OSError:
-            pass  # the zygote is gone, and its forks with it
-        self.status.close()
-        self.reader.join(5.0)
-        explain(result, self.cgroup, self.memory_mb)
-        self._release()
-        uid = self.lease.uid if self.lease else None
-        if uid is not None and _uid_has_processes(uid):
-            kill_leftovers(self.token, -1, uid)
-        if self.host_dir is not None:
-            shutil.rmtree(self.host_dir, ignore_errors=True)
-        if self.lease:
-            self.lease.release()
 
 
 def _mount_point() -> Path:
@@ -148,17 +69,6 @@ def _mount_point() -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
         raise WarmUnavailable(f"{path} is not a folder only this user can write; not used")
     return path
-
-
-def _uid_has_processes(uid: int) -> bool:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    return True
-            except OSError:
-                continue
-    return False
 
 
 class WarmInterpreter:
@@ -257,6 +167,8 @@ class WarmInterpreter:
         self.preloaded = bool(ready.get("preloaded"))
         # Each evaluation born in a cgroup of its own (where the machine has them).
         self._cgroups = BornInCgroups.start(zygote_pid)
+        self._work_dir_mb = max(64, 2 * SandboxLimits(timeout_s=1).max_file_mb)
+        self._prepare_next()
 
     def _log_tail(self) -> str:
         self._stderr.seek(0)
@@ -264,6 +176,22 @@ class WarmInterpreter:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def _prepare_next(self) -> None:
+        """Ask the zygote to set up the next evaluation now (`warm_fork`), once the last one
+        is over: under the dispatch lock, and only while it sits in the cgroup the next
+        evaluation gets (a move still pending: the end of the evaluation that caused it asks
+        again), so the set-up is born there."""
+        settings = {"mount_point": str(self.base), "tmp_mb": isolation._TMP_MB,
+                    "tmp_keep": self._tmp_keep, "fresh": self._fresh,
+                    "work_dir_mb": self._work_dir_mb}
+        with self._lock:
+            if self._cgroups is not None and not self._cgroups.settled():
+                return
+            try:
+                self._control.send(json.dumps({"prepare": settings}).encode())
+            except OSError:
+                pass  # the zygote is gone: the next request says so
 
     def _prepare(self, code: str, stage: str, limits: SandboxLimits,
                  extra_env: dict[str, str] | None) -> tuple[Any, Path | None, str, dict]:
@@ -289,6 +217,7 @@ class WarmInterpreter:
             work_dir.chmod(0o700)
         env = environment(token, work_dir, limits, 3, uid, self.evaluator_file,
                                    extra_env)
+        self._work_dir_mb = max(64, 2 * limits.max_file_mb)  # the next set-up's guess
         request = {"env": env, "stage": stage, "problem_dir": str(problem_dir),
                    "program": str(work_dir / "program.py"), "work_dir": str(work_dir),
                    "mount_point": str(self.base),
@@ -325,19 +254,20 @@ class WarmInterpreter:
             cgroup.close_fds()
         return cgroup, born
 
-    def _release(self, cgroup: TreeCgroup | None, born: bool) -> int:
-        """Kill what is left in an evaluation's cgroup and remove it; the processes killed."""
-        if cgroup is None:
-            return 0
-        if not born:
-            return cgroup.release()
-        if self._cgroups is not None and self._cgroups.settle(cgroup):
-            return cgroup.release()
-        return 0  # the zygote is still in it (it could not move on): kept, not killed
+    def _finish(self, cgroup: TreeCgroup | None, born: bool) -> None:
+        """After an evaluation: kill what is left in its cgroup and free it, then have the
+        zygote prepare the next evaluation; for a cgroup the evaluation was born in, once
+        the zygote has left it (`BornInCgroups.finish`: never a wait here)."""
+        if born and cgroup is not None and self._cgroups is not None:
+            self._cgroups.finish(cgroup, self._prepare_next)
+            return
+        if cgroup is not None:
+            cgroup.release()
+        self._prepare_next()
 
     def start_candidate(self, *, code: str, limits: SandboxLimits,
                         extra_env: dict[str, str] | None,
-                        channel: socket.socket) -> _WarmCandidate:
+                        channel: socket.socket) -> WarmCandidate:
         """Fork the candidate's process for one evaluation (a candidate zygote's job), holding
         `channel`, in a cgroup of its own (its tree's memory and process limits) and under the
         seccomp filter (in the request's environment: its host loads it before it forks the
@@ -364,9 +294,9 @@ class WarmInterpreter:
         os.close(out[1])
         os.close(err[1])
         reader = OutputReader(out[0], err[0], limits.max_output_kb * 1024)
-        return _WarmCandidate(status, reader, lease, host_dir, token,
-                              release=lambda: self._release(cgroup, born), cgroup=cgroup,
-                              memory_mb=limits.memory_mb)
+        return WarmCandidate(status, reader, lease, host_dir, token,
+                             finish=lambda: self._finish(cgroup, born), cgroup=cgroup,
+                             memory_mb=limits.memory_mb)
 
     def run(self, *, code: str, stage: str, limits: SandboxLimits,
             extra_env: dict[str, str] | None,
@@ -388,19 +318,11 @@ class WarmInterpreter:
         born = False  # the evaluation is forked into the cgroup the zygote sits in
         start = time.perf_counter()
         child = None
-        started: _WarmCandidate | None = None
-        judge_end: socket.socket | None = None
+        started: WarmCandidate | None = None
         try:
-            if candidate is not None:
-                judge_end, candidate_end = socket.socketpair(socket.AF_UNIX,
-                                                             socket.SOCK_STREAM)
-                try:
-                    started = candidate.start_candidate(code=code, limits=limits,
-                                                        extra_env=extra_env,
-                                                        channel=candidate_end)
-                finally:
-                    candidate_end.close()
-            if judge_end is not None:
+            judge_end = None
+            if candidate is not None:  # the candidate first: it has more to set up
+                judge_end, started = self._start_candidate(candidate, code, limits, extra_env)
                 request["judge_channel"] = True
             try:
                 cgroup, born = self._send(
@@ -412,36 +334,29 @@ class WarmInterpreter:
             for _, write_end in pipes:
                 os.close(write_end)
             theirs.close()
-            child = _RemoteChild(pipes[0][0], pipes[1][0], status)
+            child = RemoteChild(pipes[0][0], pipes[1][0], status)
             outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
                                          wake_fd=status.fileno(), terminate=child.kill)
-            if started is not None:
-                started.stop(outcome.result)
-                merge_output(outcome, started.reader)
-            if child.lost:
-                outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
-                                   "evaluation; the next one starts a fresh interpreter")
-                outcome.result = None
-            elif child.returncode == warm.SETUP_FAILED:
-                outcome.stderr = f"could not start the sandbox: {outcome.stderr.strip()}"
-            explain(outcome.result, cgroup, limits.memory_mb)
+            _conclude(outcome, child, started, cgroup, limits)
             outcome.uid = uid
-            if uid is not None and _uid_has_processes(uid):
-                # Cannot happen: the evaluation's PID namespace ended with its first process
-                # (the kernel reaps every member before that one is reaped). Belt and braces,
-                # checked by the throw-away uid alone (a stat per process, not three reads).
+            # Cannot happen: each PID namespace ended with its first process (the kernel
+            # reaps every member before that one is reaped). Belt and braces, checked by the
+            # throw-away uids alone (a stat per process, one pass for both).
+            found = uids_with_processes({u for u in (uid, started and started.uid) if u})
+            if uid in found:
                 outcome.leftovers_killed = kill_leftovers(token, -1, uid)
+            if started is not None:
+                started.clean_up(found)
             return outcome
         finally:
             if started is not None:
                 started.stop()
             if child is None:  # the request never left: close everything here
-                for read_end, write_end in pipes:
-                    for fd in (read_end, write_end):
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
+                for fd in (fd for pair in pipes for fd in pair):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
                 theirs.close()
                 status.close()
             else:
@@ -449,9 +364,29 @@ class WarmInterpreter:
                 os.close(pipes[2][0])
             if host_dir is not None:
                 shutil.rmtree(host_dir, ignore_errors=True)
-            self._release(cgroup, born)
             if lease:
                 lease.release()
+            # Last, so that the zygotes' set-up of the next evaluations waits for our end.
+            if started is not None:
+                started.clean_up()
+                started.finish()
+            self._finish(cgroup, born)
+
+    @staticmethod
+    def _start_candidate(candidate: WarmInterpreter, code: str, limits: SandboxLimits,
+                         extra_env: dict[str, str] | None,
+                         ) -> tuple[socket.socket, WarmCandidate]:
+        """The channel's judge end, and the candidate's process forked holding the other."""
+        judge_end, candidate_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            started = candidate.start_candidate(code=code, limits=limits, extra_env=extra_env,
+                                                channel=candidate_end)
+        except BaseException:
+            judge_end.close()
+            raise
+        finally:
+            candidate_end.close()
+        return judge_end, started
 
     def close(self) -> None:
         self._control.close()  # the zygote exits on EOF; its evaluations die with it
@@ -469,6 +404,27 @@ class WarmInterpreter:
     def _remove_stage_dir(self) -> None:
         if self._stage_dir is not None:
             shutil.rmtree(self._stage_dir, ignore_errors=True)
+
+
+def _conclude(outcome: SandboxOutcome, child: RemoteChild, started: WarmCandidate | None,
+              cgroup: TreeCgroup | None, limits: SandboxLimits) -> None:
+    """The outcome of a warm evaluation once the judge's process ended: the candidate's
+    stopped and its output added, the warm path's own ways to fail said, a crash the kernel's
+    memory limit caused called so."""
+    if started is not None:
+        started.stop(outcome.result)
+        merge_output(outcome, started.reader)
+        if started.setup_error:
+            outcome.stderr += (f"\nwarm sandbox: the candidate's sandbox could not start: "
+                               f"{started.setup_error}")
+    if child.lost:
+        outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
+                           "evaluation; the next one starts a fresh interpreter")
+        outcome.result = None
+    elif child.returncode == warm.SETUP_FAILED:
+        outcome.stderr = ("could not start the sandbox: "
+                          f"{child.setup_error or outcome.stderr.strip()}")
+    explain(outcome.result, cgroup, limits.memory_mb)
 
 
 class WarmPool:
