@@ -221,7 +221,11 @@ class _Zygote:
         if "prepare" in body:
             for fd in fds:
                 os.close(fd)
-            self._prepare(body["prepare"])
+            try:
+                self._prepare(body["prepare"])
+            except OSError as exc:  # the next request tries again, and reports it
+                print(f"warm interpreter: could not prepare an evaluation: {exc}",
+                      file=sys.stderr)
         elif not 4 <= len(fds) <= 8:
             for fd in fds:
                 os.close(fd)
@@ -235,7 +239,11 @@ class _Zygote:
         why = ""
         chain = None
         for _ in range(2):  # a prepared evaluation that died meanwhile: once more, fresh
-            self._prepare(request)
+            try:
+                self._prepare(request)
+            except OSError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                break
             chain, self.prepared = self.prepared, None
             assert chain is not None
             self.sel.unregister(chain.pidfd)

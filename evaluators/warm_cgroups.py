@@ -7,8 +7,10 @@ machine. A forked process is born in its parent's cgroup for free, so here the z
 sits in the cgroup the *next* evaluation gets: the request goes out, the zygote forks the
 evaluation into that cgroup, and only then, in the background while the evaluation runs, the
 zygote moves on to a fresh cgroup for the one after (the grace period is paid there, off the
-critical path). The evaluation's cgroup then holds its whole tree: the fork's own two harness
-processes (two more tasks allowed for them) and the candidate's.
+critical path). The evaluation's cgroup then holds its whole tree: the fork's PID 1, the
+harness supervisor or the candidate's host (one more task allowed for it), and the candidate's.
+A prepared evaluation (`warm_fork`) is forked into the cgroup the zygote sits in ahead of its
+request, so the zygote is told to prepare only once it sits in the next evaluation's cgroup.
 
 The zygote does not count as the evaluation's: its memory was charged where it was allocated,
 when the evaluation's cgroup runs out of memory the kernel picks the candidate's processes
@@ -31,7 +33,7 @@ from evaluators.tree_limits import TreeCgroup
 
 log = logging.getLogger(__name__)
 
-HARNESS_TASKS = 2  # the zygote's fork and the harness supervisor, inside the evaluation's tree
+HARNESS_TASKS = 1  # the harness supervisor (or the candidate's host): the fork's PID 1
 _FORK_WAIT_S = 5.0
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evaluators.candidate_sandbox import OutputReader
-from evaluators.sandbox_common import kill_leftovers
+from evaluators.candidate_sandbox import OutputReader, merge_output
+from evaluators.sandbox_common import SandboxLimits, SandboxOutcome, kill_leftovers
 from evaluators.tree_limits import TreeCgroup, explain
 from evaluators.warm_fork import SETUP_FAILED
 
@@ -123,6 +123,40 @@ class WarmCandidate:
         if not self._finished:
             self._finished = True
             self._finish()
+
+
+def conclude(outcome: SandboxOutcome, child: RemoteChild, started: WarmCandidate | None,
+             cgroup: TreeCgroup | None, limits: SandboxLimits) -> None:
+    """The outcome of a warm evaluation once the judge's process ended: the candidate's
+    stopped and its output added, the warm path's own ways to fail said, a crash the kernel's
+    memory limit caused called so."""
+    if started is not None:
+        started.stop(outcome.result)
+        merge_output(outcome, started.reader)
+        if started.setup_error:
+            outcome.stderr += (f"\nwarm sandbox: the candidate's sandbox could not start: "
+                               f"{started.setup_error}")
+    if child.lost:
+        outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
+                           "evaluation; the next one starts a fresh interpreter")
+        outcome.result = None
+    elif child.returncode == SETUP_FAILED:
+        outcome.stderr = ("could not start the sandbox: "
+                          f"{child.setup_error or outcome.stderr.strip()}")
+    explain(outcome.result, cgroup, limits.memory_mb)
+
+
+def sweep_uids(outcome: SandboxOutcome, token: str, started: WarmCandidate | None) -> None:
+    """Kill what is left under the evaluation's throw-away uids (the judge's, `outcome.uid`,
+    and the candidate's), and free the candidate's. Cannot happen: each PID namespace ended
+    with its first process (the kernel reaps every member before that one is reaped). Belt
+    and braces, checked by the uids alone (a stat per process, one pass for both)."""
+    uid = outcome.uid
+    found = uids_with_processes({u for u in (uid, started and started.uid) if u})
+    if uid in found:
+        outcome.leftovers_killed = kill_leftovers(token, -1, uid)
+    if started is not None:
+        started.clean_up(found)
 
 
 def uids_with_processes(uids: set[int]) -> set[int]:

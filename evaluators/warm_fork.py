@@ -117,20 +117,39 @@ def prepare(settings: dict[str, Any], level: str, role: str, preloaded: Any,
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # The next child is born as PID 1 of a new PID namespace (the zygote stays in its own);
     # right after the fork the zygote's children are born in its own namespace again.
-    _check(_libc.unshare(_CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+    try:
+        _check(_libc.unshare(_CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+    except OSError:
+        ours.close()
+        theirs.close()
+        raise
     try:
         pid = os.fork()
     except BaseException:
-        _check(_libc.setns(_own_pid_ns, _CLONE_NEWPID), "setns(CLONE_NEWPID)")
+        ours.close()
+        theirs.close()
+        _back_to_own_pid_namespace()
         raise
     if pid == 0:
         os.close(_own_pid_ns)
         ours.close()
         close_in_child()
         _pid1(settings, theirs, level, role, preloaded, zygote_start_dir)  # never returns
-    _check(_libc.setns(_own_pid_ns, _CLONE_NEWPID), "setns(CLONE_NEWPID)")
+    _back_to_own_pid_namespace()
     theirs.close()
     return Prepared(pid, os.pidfd_open(pid), ours)
+
+
+class ZygoteBroken(RuntimeError):
+    """The zygote could not return to its own PID namespace: its next fork would be born in
+    an evaluation's. It must end (the run starts a fresh one)."""
+
+
+def _back_to_own_pid_namespace() -> None:
+    assert _own_pid_ns is not None
+    if _libc.setns(_own_pid_ns, _CLONE_NEWPID) != 0:
+        err = ctypes.get_errno()
+        raise ZygoteBroken(f"setns(CLONE_NEWPID): {os.strerror(err)}")
 
 
 def dispatch(prepared: Prepared, message: bytes, fds: list[int]) -> str:

@@ -13,62 +13,37 @@ import os
 import secrets
 import shutil
 import socket
-import stat
-import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, sandbox, syscall_filter, warm
-from evaluators.candidate_sandbox import OutputReader, merge_output
-from evaluators.hidden import open_for_child
+from evaluators import isolation, sandbox, warm_launch
+from evaluators.candidate_sandbox import OutputReader
 from evaluators.interface import uses_judge
 from evaluators.sandbox_common import (
-    MARKER_VAR,
     SandboxLimits,
     SandboxOutcome,
     drops_uid,
     environment,
-    kill_leftovers,
     unreadable_problem,
 )
-from evaluators.tree_limits import TreeCgroup, explain
+from evaluators.tree_limits import TreeCgroup
 from evaluators.uid_leases import UidLease
 from evaluators.view import outermost, sandbox_view
 from evaluators.warm_cgroups import BornInCgroups
-from evaluators.warm_evaluation import RemoteChild, WarmCandidate, uids_with_processes
+from evaluators.warm_evaluation import RemoteChild, WarmCandidate, conclude, sweep_uids
+from evaluators.warm_launch import WarmUnavailable
+
+__all__ = ["WarmInterpreter", "WarmPool", "WarmUnavailable", "ZygoteGone"]
 
 log = logging.getLogger(__name__)
-
-_START_TIMEOUT_S = 120.0
-
-
-class WarmUnavailable(RuntimeError):
-    """This problem cannot use a warm interpreter (the cold path is used instead)."""
 
 
 class ZygoteGone(RuntimeError):
     """The zygote was gone before it got the request: nothing ran, so retrying is safe."""
-
-
-def _mount_point() -> Path:
-    """The zygote's work dir path. At bubblewrap level only a mount point (the zygote gets a
-    tmpfs there, each evaluation a fresh one over it, in namespaces of their own), so every
-    zygote on the machine shares this one empty, root-owned folder and a killed run leaves
-    nothing behind; a folder someone else made or can write is refused."""
-    path = Path(tempfile.gettempdir()) / "evolve-warm"
-    try:
-        path.mkdir(mode=0o755)
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        raise WarmUnavailable(f"{path} is not a folder only this user can write; not used")
-    return path
 
 
 class WarmInterpreter:
@@ -88,7 +63,7 @@ class WarmInterpreter:
         self.level = level
         self.role = role
         self._lock = threading.Lock()
-        self.base = _mount_point()
+        self.base = warm_launch.mount_point()
         self.view = sandbox_view(self.problem_dir, hidden, gpu=False)
         # The unshare level stages its bind mounts under the work dir: one of this zygote's
         # own, so zygotes starting together never share (or remove) each other's mount points.
@@ -103,64 +78,20 @@ class WarmInterpreter:
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._cgroups: BornInCgroups | None = None
-        env = environment("warm", plan_dir, SandboxLimits(timeout_s=1), -1, None,
-                                   evaluator_file, None)
-        for key in ("EVOLVE_RESULT_FD", "EVOLVE_SANDBOX_LIMITS", MARKER_VAR,
-                    syscall_filter.SPEC_VAR):
-            env.pop(key, None)
-        env["EVOLVE_WARM_FD"] = str(theirs.fileno())
-        # The sandbox command binds a program into the work dir; the zygote runs none (each
-        # evaluation writes its own into a fresh tmpfs over it), so any readable file will do.
-        prefix, prefix_env = isolation.command_prefix(
-            level, view=self.view, work_dir=plan_dir, program=Path(warm.__file__),
-            work_dir_mb=64, devices=())
-        env.update(prefix_env)
         self._stderr = tempfile.TemporaryFile()
         try:
-            # A candidate zygote never imports the evaluator: it gets no hidden file at all.
-            hidden_fds = open_for_child(self.problem_dir, hidden if role == "judge" else ())
+            self.proc = warm_launch.launch(
+                self._control, theirs, problem_dir=self.problem_dir,
+                evaluator_file=evaluator_file, level=level, role=role, view=self.view,
+                plan_dir=plan_dir, hidden=hidden, stderr=self._stderr)
         except OSError:
             self._control.close()
-            theirs.close()
+            self._stderr.close()
             self._remove_stage_dir()
             raise
-        try:
-            self.proc = subprocess.Popen(
-                [*prefix, sys.executable, "-s", "-m", "evaluators.warm", str(self.problem_dir),
-                 evaluator_file, level, role],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                pass_fds=[theirs.fileno()], env=env, cwd=plan_dir, start_new_session=True)
-            # The hidden files go over the control socket, not by inheritance: the sandbox
-            # command (unshare) would otherwise hold them open for the zygote's whole life.
-            # The zygote's first message read; it hands them to its evaluator as the cold
-            # harness gets them (EVOLVE_HIDDEN_FDS) and closes them before its first fork.
-            try:
-                socket.send_fds(self._control, [json.dumps(list(hidden_fds)).encode()],
-                                list(hidden_fds.values()))
-            except OSError:
-                pass  # the zygote is gone already: the ready check below says so
-        except OSError:
-            self._control.close()
-            self._remove_stage_dir()
-            raise
-        finally:
-            theirs.close()
-            for fd in hidden_fds.values():  # the zygote has its own copies now
-                os.close(fd)
-        self._control.settimeout(_START_TIMEOUT_S)
-        zygote_pid = None
-        try:
-            data, ancillary, _, _ = self._control.recvmsg(4096, socket.CMSG_SPACE(12))
-            ready = json.loads(data or b"null")
-            # The kernel names the sender (SO_PASSCRED), its pid as this process sees it.
-            for level_, kind, creds in ancillary:
-                if level_ == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                    zygote_pid = struct.unpack("iII", creds[:12])[0]
-        except (OSError, ValueError):
-            ready = None
-        self._control.settimeout(None)
-        if not (isinstance(ready, dict) and ready.get("ready")):
-            reason = ready.get("reason") if isinstance(ready, dict) else self._log_tail()
+        ready, zygote_pid = warm_launch.await_ready(self._control)
+        if not (ready and ready.get("ready")):
+            reason = ready.get("reason") if ready else self._log_tail()
             self.close()
             raise WarmUnavailable(f"warm interpreter for {self.problem_dir.name} did not start: "
                                   f"{reason}")
@@ -314,13 +245,10 @@ class WarmInterpreter:
         uid = lease.uid if lease else None
         pipes = [os.pipe() for _ in range(3)]
         status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cgroup: TreeCgroup | None = None
-        born = False  # the evaluation is forked into the cgroup the zygote sits in
+        cgroup, born = None, False  # born: forked into the cgroup the zygote sits in
         start = time.perf_counter()
-        child = None
-        started: WarmCandidate | None = None
+        child, started, judge_end = None, None, None
         try:
-            judge_end = None
             if candidate is not None:  # the candidate first: it has more to set up
                 judge_end, started = self._start_candidate(candidate, code, limits, extra_env)
                 request["judge_channel"] = True
@@ -337,26 +265,15 @@ class WarmInterpreter:
             child = RemoteChild(pipes[0][0], pipes[1][0], status)
             outcome = sandbox._supervise(child, pipes[2][0], limits, start, level,
                                          wake_fd=status.fileno(), terminate=child.kill)
-            _conclude(outcome, child, started, cgroup, limits)
+            conclude(outcome, child, started, cgroup, limits)
             outcome.uid = uid
-            # Cannot happen: each PID namespace ended with its first process (the kernel
-            # reaps every member before that one is reaped). Belt and braces, checked by the
-            # throw-away uids alone (a stat per process, one pass for both).
-            found = uids_with_processes({u for u in (uid, started and started.uid) if u})
-            if uid in found:
-                outcome.leftovers_killed = kill_leftovers(token, -1, uid)
-            if started is not None:
-                started.clean_up(found)
+            sweep_uids(outcome, token, started)
             return outcome
         finally:
             if started is not None:
                 started.stop()
             if child is None:  # the request never left: close everything here
-                for fd in (fd for pair in pipes for fd in pair):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+                _close_quietly([fd for pair in pipes for fd in pair])
                 theirs.close()
                 status.close()
             else:
@@ -406,25 +323,12 @@ class WarmInterpreter:
             shutil.rmtree(self._stage_dir, ignore_errors=True)
 
 
-def _conclude(outcome: SandboxOutcome, child: RemoteChild, started: WarmCandidate | None,
-              cgroup: TreeCgroup | None, limits: SandboxLimits) -> None:
-    """The outcome of a warm evaluation once the judge's process ended: the candidate's
-    stopped and its output added, the warm path's own ways to fail said, a crash the kernel's
-    memory limit caused called so."""
-    if started is not None:
-        started.stop(outcome.result)
-        merge_output(outcome, started.reader)
-        if started.setup_error:
-            outcome.stderr += (f"\nwarm sandbox: the candidate's sandbox could not start: "
-                               f"{started.setup_error}")
-    if child.lost:
-        outcome.stderr += ("\nwarm sandbox: the warm interpreter ended during this "
-                           "evaluation; the next one starts a fresh interpreter")
-        outcome.result = None
-    elif child.returncode == warm.SETUP_FAILED:
-        outcome.stderr = ("could not start the sandbox: "
-                          f"{child.setup_error or outcome.stderr.strip()}")
-    explain(outcome.result, cgroup, limits.memory_mb)
+def _close_quietly(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 class WarmPool:
