@@ -22,11 +22,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from evaluators import isolation, sandbox
+from evaluators import isolation
 from evaluators.candidate_host import FD_VAR
-from evaluators.sandbox import SandboxLimits, _Capture
+from evaluators.sandbox_common import (
+    Capture,
+    SandboxLimits,
+    SandboxOutcome,
+    drops_uid,
+    environment,
+    kill_leftovers,
+)
 from evaluators.sandbox_dirs import work_dir_prefix
 from evaluators.tree_limits import TreeCgroup, explain
+from evaluators.uid_leases import UidLease
 from evaluators.view import View
 
 _STOP_WAIT_S = 5.0
@@ -36,7 +44,7 @@ class OutputReader:
     """Drains the candidate's stdout and stderr pipes into capped captures on a thread."""
 
     def __init__(self, out_fd: int, err_fd: int, limit: int):
-        self.out, self.err = _Capture(limit), _Capture(limit)
+        self.out, self.err = Capture(limit), Capture(limit)
         self._thread = threading.Thread(target=self._pump, args=(out_fd, err_fd),
                                         name="candidate-output", daemon=True)
         self._thread.start()
@@ -65,7 +73,7 @@ class OutputReader:
         self._thread.join(timeout)
 
 
-def merge_output(outcome: sandbox.SandboxOutcome, reader: OutputReader | None) -> None:
+def merge_output(outcome: SandboxOutcome, reader: OutputReader | None) -> None:
     """Add the candidate's output to the stage's (the judge's first)."""
     if reader is None:
         return
@@ -102,19 +110,19 @@ class ColdCandidate:
         program = self.work_dir / "program.py"
         program.write_text(code)
         program.chmod(0o644)
-        if sandbox._drops_uid(level, problem_dir, view, self.work_dir):
-            self.lease = sandbox._UidLease()
+        if drops_uid(level, problem_dir, view, self.work_dir):
+            self.lease = UidLease()
         uid = self.lease.uid if self.lease else None
         if uid is not None and level != "bwrap":
             os.chown(self.work_dir, uid, uid)
         self.work_dir.chmod(0o700 if uid is None or level != "bwrap" else 0o755)
-        env = sandbox._environment(self.token, self.work_dir, limits, -1, uid, evaluator_file,
+        env = environment(self.token, self.work_dir, limits, -1, uid, evaluator_file,
                                    extra_env)
         for key in ("EVOLVE_RESULT_FD", "EVOLVE_EVALUATOR_FILE", "EVOLVE_STAGE_DEADLINE"):
             env.pop(key, None)
         # The candidate's tree gets the stage's memory and process limits in a cgroup of its
         # own (its host moves the worker in before any candidate code); the seccomp filter is
-        # in `env` (sandbox._environment), loaded by the host before it forks the worker.
+        # in `env` (sandbox_common.environment), loaded by the host before it forks the worker.
         self.cgroup = TreeCgroup.create(limits.memory_mb, limits.max_processes)
         if self.cgroup is not None:
             env.update(self.cgroup.environment())
@@ -165,7 +173,7 @@ class ColdCandidate:
             self.cgroup.release()
             self.cgroup = None
         if self.proc is not None:
-            sandbox.kill_leftovers(self.token, self.proc.pid,
+            kill_leftovers(self.token, self.proc.pid,
                                    self.lease.uid if self.lease else None)
         if self.reader is not None:
             self.reader.join(_STOP_WAIT_S)

@@ -50,14 +50,18 @@ and, for a judge whose candidate runs in the other zygote, its end of the channe
 candidate's request carries its end of the channel in the result's place; `judge_channel` in
 the request says a judge's is there), then, where the machine offers cgroups, the evaluation's
 `cgroup.procs` files (`tree_limits`).
-The zygote forks, and reports the evaluation's exit code on the status socket; "kill" on that
-socket (or closing it) makes the zygote SIGKILL the evaluation, whose PID namespace then dies.
+The zygote hands the request to an evaluation it forked and set up ahead (`warm_fork`; one
+it forks there and then when it holds none), and reports the evaluation's exit code on the
+status socket (with the reason when its set-up failed); "kill" on that socket (or closing it)
+makes the zygote SIGKILL the evaluation, whose PID namespace then dies. A message
+{"prepare": settings} (no descriptors) asks it to fork and set up the next evaluation now:
+the run process sends it once the last one is over and the zygote sits in the cgroup the next
+evaluation gets (`warm_cgroups`), so the set-up costs no evaluation's time and is born in the
+right cgroup.
 """
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import gc
 import json
 import os
@@ -68,28 +72,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evaluators import cgroup_join, mountns
+from evaluators import mountns, warm_fork
+from evaluators.warm_fork import SETUP_FAILED
 
-_CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
-_CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
-_MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND = 1, 32, 4096
-_PR_SET_PDEATHSIG = 1
-# Exit code of an evaluation whose set-up (namespaces, mounts) failed in the zygote's fork.
-SETUP_FAILED = 71
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _namespaces(level: str) -> int:
-    """The namespaces each evaluation gets afresh. Mount and PID at every level (its own /proc
-    and work dir, a clean kill of all it started); network and IPC where the level isolates
-    them (the zygote already has them unshared from the host at those levels)."""
-    flags = _CLONE_NEWNS | _CLONE_NEWPID
-    if level in ("bwrap", "unshare"):
-        flags |= _CLONE_NEWNET | _CLONE_NEWIPC
-    return flags
+__all__ = ["SETUP_FAILED", "main", "serve", "supported"]
 
 
 def supported(level: str) -> bool:
@@ -101,170 +87,6 @@ def supported(level: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # The zygote (inside the sandbox): `python -m evaluators.warm PROBLEM_DIR EVALUATOR_FILE LEVEL`
 # ---------------------------------------------------------------------------------------------
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                       ctypes.c_ulong(flags), data.encode() if data else None),
-           f"mount {fstype or source} on {target}")
-
-
-def _die_with_parent() -> None:
-    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
-
-
-def _reseed() -> None:
-    """Each fork gets fresh random state (the zygote's would be shared by every candidate)."""
-    import random
-
-    random.seed()
-    nprandom = sys.modules.get("numpy.random")
-    if nprandom is not None:
-        nprandom.seed()
-
-
-def _evaluation(request: dict[str, Any], fds: list[int], preloaded: Any,
-                zygote_start_dir: str, role: str = "judge") -> None:
-    """PID 1 of the evaluation's own PID namespace: mount its /proc, take its pipes, run the
-    harness exactly as `python -m evaluators.harness` would (role 'judge'), or host the
-    candidate on its channel (role 'candidate'). Never returns."""
-    code = 70
-    try:
-        _die_with_parent()
-        _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
-        # Out of the way first, so that placing them at 1-4 never overwrites one of them.
-        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in [*fds[:3], *fds[4:]]]
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        for target, fd in enumerate(moved, start=1):
-            os.dup2(fd, target)  # stdout, stderr, result (or channel), [judge's channel], cgroups
-        # Nothing of the zygote's (its control socket, other evaluations' pipes) stays open.
-        first_free = len(moved) + 1
-        os.closerange(first_free,
-                      os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 4096)
-        for fd in range(3, first_free):
-            os.set_inheritable(fd, True)
-        env = dict(request["env"])
-        env["EVOLVE_RESULT_FD"] = "3"
-        cgroup_first = 4
-        if request.get("judge_channel"):
-            env["EVOLVE_CANDIDATE_FD"] = "4"
-            cgroup_first = 5
-        # The evaluation's cgroup (tree_limits), joined by its supervisor (harness or
-        # candidate host) for the process that runs candidate code.
-        if first_free > cgroup_first:
-            env[cgroup_join.FDS_VAR] = json.dumps(list(range(cgroup_first, first_free)))
-        os.environ.clear()
-        os.environ.update(env)
-        work_dir = request["work_dir"]
-        os.chdir(work_dir)
-        # `python -m` put the start directory first on sys.path; a cold harness gets its work dir.
-        sys.path[:] = [work_dir if p in (zygote_start_dir, "") else p for p in sys.path]
-        _reseed()
-        if role == "candidate":
-            from evaluators import candidate_host
-
-            os.environ.pop("EVOLVE_RESULT_FD", None)
-            sys.argv[:] = [candidate_host.__file__, "3", request["program"]]
-            code = candidate_host.run(Path(request["program"]), 3)
-        else:
-            from evaluators import harness
-
-            sys.argv[:] = [harness.__file__, request["problem_dir"], request["program"],
-                           request["stage"]]
-            code = harness.run(Path(request["problem_dir"]), Path(request["program"]),
-                               request["stage"], preloaded)
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException as exc:  # noqa: BLE001 - reported on stderr, never raised into the zygote
-        try:
-            os.write(2, f"warm sandbox: {type(exc).__name__}: {exc}\n".encode())
-        except OSError:
-            pass
-    os._exit(code)
-
-
-def _fresh_tmp(keep: list[str], size_mb: int, folder: str = "/tmp") -> None:
-    """Mount a fresh /tmp (or another folder anyone may write), then bind back (read-only) the
-    paths of the zygote's view that lie under it (a problem folder there): as in the cold
-    bubblewrap command, which binds them over its /tmp. Bound from the zygote's own view
-    (recursively), so what it left out, the problem's hidden files, stays out."""
-    held = []
-    for path in (p for p in keep if Path(folder) in Path(p).parents):
-        try:
-            held.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
-        except OSError:
-            continue  # not in the zygote's view: nothing to bind back
-    _mount("tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=1777")
-    for path, fd in held:
-        target = Path(path)
-        for parent in reversed(target.parents):
-            if not parent.exists():
-                parent.mkdir(mode=0o755)
-        if os.path.isdir(f"/proc/self/fd/{fd}"):
-            target.mkdir(mode=0o755, exist_ok=True)
-        else:
-            target.touch(mode=0o644)
-        _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
-        _mount("none", path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID, None)
-        os.close(fd)
-
-
-def _fork_evaluation(request: dict[str, Any], fds: list[int], preloaded: Any, level: str,
-                     zygote_start_dir: str, role: str = "judge") -> None:
-    """The zygote's fork for one evaluation: its own session, namespaces and work dir, then a
-    second fork that becomes PID 1 of the new PID namespace. Exits with that process's code."""
-    try:
-        _die_with_parent()
-        os.setsid()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
-        os.close(fds[3])  # the status socket stays with the zygote
-        _check(_libc.unshare(_namespaces(level)), "unshare")
-        # Mounts below stay in this namespace (never propagate back to the zygote's).
-        _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None)
-        if level in ("bwrap", "unshare"):
-            # A fresh /tmp as a cold run gets (size-capped, writable by all): the
-            # zygote's would be shared by every evaluation. It hides the zygote's work dir
-            # mount point when that lies in /tmp: made again in the fresh one.
-            _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]))
-            # The other folders anyone may write (/var/tmp, /run/lock) where the view has them.
-            for folder in request.get("fresh", []):
-                if os.path.isdir(folder) and not os.path.islink(folder):
-                    _fresh_tmp(request["tmp_keep"], int(request["tmp_mb"]), folder)
-            os.makedirs(request["mount_point"], mode=0o755, exist_ok=True)
-            # A fresh tmpfs over the zygote's work dir, seen by this evaluation alone; its work
-            # dir is a folder of its own name in it (a name no other evaluation had).
-            _mount("tmpfs", request["mount_point"], "tmpfs", _MS_NOSUID | _MS_NODEV,
-                   f"size={int(request['work_dir_mb'])}m,mode=755")
-            os.mkdir(request["work_dir"])
-            os.chmod(request["work_dir"], 0o1777)
-            _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
-                   f"size={int(request['work_dir_mb'])}m,mode=1777")
-            mountns.fresh_mqueue()  # this fork's own IPC namespace's queues, where mounted
-            program = Path(request["program"])
-            program.write_text(request["code"])
-            program.chmod(0o644)  # root's, in a sticky dir: the candidate cannot replace it
-        pid = os.fork()
-        if pid == 0:
-            _evaluation(request, fds, preloaded, zygote_start_dir, role)
-        for fd in [*fds[:3], *fds[4:]]:
-            os.close(fd)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(code if code >= 0 else 128 - code)
-    except BaseException as exc:  # noqa: BLE001
-        try:
-            os.write(fds[1], f"warm sandbox: could not start: {type(exc).__name__}: {exc}\n"
-                     .encode())
-        except OSError:
-            pass
-        os._exit(SETUP_FAILED)
 
 
 def _preload(problem_dir: Path, evaluator_file: str,
@@ -298,7 +120,8 @@ def _threads() -> int:
 
 def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level: str,
           role: str = "judge") -> None:
-    """The zygote's loop: fork one evaluation per request, report each exit, kill on request."""
+    """The zygote's loop: keep one evaluation prepared when asked, hand each request to one,
+    report each exit, kill on request."""
     from evaluators import hidden
 
     start_dir = os.getcwd()
@@ -325,68 +148,152 @@ def serve(control: socket.socket, problem_dir: Path, evaluator_file: str, level:
     gc.collect()
     gc.freeze()
     control.send(json.dumps({"ready": True, "preloaded": preloaded is not None}).encode())
-    sel = selectors.DefaultSelector()
-    sel.register(control, selectors.EVENT_READ, ("control",))
-    while True:
-        for key, _ in sel.select():
-            if sel.get_map().get(key.fd) is not key:
-                # Handled earlier in this batch: an evaluation's exit closes its status socket
-                # (whose end-of-file then came in the same batch), and a new request may have
-                # been given the same descriptor number meanwhile.
-                continue
-            kind = key.data[0]
-            if kind == "control":
-                try:
-                    message, fds, _, _ = socket.recv_fds(control, 1 << 22, 8)
-                except OSError:
-                    return
-                if not message:
-                    return  # the run process is gone: so are we (our forks die with us)
-                if not 4 <= len(fds) <= 8:
-                    for fd in fds:
-                        os.close(fd)
+    _Zygote(control, level, role, preloaded, start_dir).loop()
+
+
+class _Zygote:
+    """The zygote's state: its selector (control socket; per evaluation its pidfd and status
+    socket) and the one prepared evaluation it may hold (`warm_fork`)."""
+
+    def __init__(self, control: socket.socket, level: str, role: str, preloaded: Any,
+                 start_dir: str):
+        self.control, self.level, self.role = control, level, role
+        self.preloaded, self.start_dir = preloaded, start_dir
+        self.prepared: warm_fork.Prepared | None = None
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(control, selectors.EVENT_READ, ("control",))
+
+    def loop(self) -> None:
+        while True:
+            for key, _ in self.sel.select():
+                if self.sel.get_map().get(key.fd) is not key:
+                    # Handled earlier in this batch: an evaluation's exit closes its status
+                    # socket (whose end-of-file then came in the same batch), and a new request
+                    # may have been given the same descriptor number meanwhile.
                     continue
-                pid = os.fork()
-                if pid == 0:
-                    # Other evaluations' status sockets and pidfds are none of this one's.
-                    for other in list(sel.get_map().values()):
-                        if isinstance(other.fileobj, socket.socket):
-                            other.fileobj.close()
-                        else:
-                            os.close(other.fd)
-                    sel.close()
-                    _fork_evaluation(json.loads(message), fds, preloaded, level, start_dir,
-                                     role)
-                for fd in [*fds[:3], *fds[4:]]:
-                    os.close(fd)
-                status = socket.socket(fileno=fds[3])
-                exit_fd = os.pidfd_open(pid)
-                sel.register(exit_fd, selectors.EVENT_READ, ("exit", pid, status))
-                sel.register(status, selectors.EVENT_READ, ("status", pid))
-            elif kind == "exit":
-                _, pid, status = key.data
-                _, wait_status = os.waitpid(pid, 0)
-                sel.unregister(key.fd)
-                os.close(key.fd)
-                if status.fileno() in sel.get_map():
-                    sel.unregister(status)
-                try:
-                    status.send(json.dumps(
-                        {"returncode": os.waitstatus_to_exitcode(wait_status)}).encode())
-                except OSError:
-                    pass
-                status.close()
-            elif kind == "status":
-                try:
-                    data = key.fileobj.recv(64)  # type: ignore[union-attr]
-                except OSError:
-                    data = b""
-                if not data:
-                    sel.unregister(key.fileobj)  # the run stopped listening: stop the evaluation
-                try:
-                    os.kill(key.data[1], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kind = key.data[0]
+                if kind == "control" and not self._control():
+                    return  # the run process is gone: so are we (our forks die with us)
+                if kind == "prepared":  # a prepared evaluation ended unused
+                    self._drop_prepared()
+                elif kind == "exit":
+                    self._exited(key)
+                elif kind == "status":
+                    self._stop(key)
+
+    def _close_in_child(self) -> None:
+        """In a fork: nothing of the zygote's (control socket, other evaluations' status
+        sockets, pidfds and prepared sockets) stays open."""
+        for other in list(self.sel.get_map().values()):
+            if other.data[0] == "exit":
+                other.data[1].release()
+            if isinstance(other.fileobj, socket.socket):
+                other.fileobj.close()
+            else:
+                os.close(other.fd)
+        self.sel.close()
+
+    def _prepare(self, settings: dict[str, Any]) -> None:
+        if self.prepared is None:
+            self.prepared = warm_fork.prepare(settings, self.level, self.role, self.preloaded,
+                                              self.start_dir, self._close_in_child)
+            self.sel.register(self.prepared.pidfd, selectors.EVENT_READ, ("prepared",))
+
+    def _drop_prepared(self) -> None:
+        assert self.prepared is not None
+        self.sel.unregister(self.prepared.pidfd)
+        why = warm_fork.setup_error(self.prepared)
+        if why:
+            print(f"warm interpreter: an evaluation's set-up failed: {why}", file=sys.stderr)
+        warm_fork.discard(self.prepared)
+        self.prepared = None
+
+    def _control(self) -> bool:
+        """One message of the run process: 'prepare' (set up the next evaluation now, while
+        the zygote sits in the cgroup it gets) or a request; False once the run is gone."""
+        try:
+            message, fds, _, _ = socket.recv_fds(self.control, 1 << 22, 8)
+        except OSError:
+            return False
+        if not message:
+            return False
+        body = json.loads(message)
+        if "prepare" in body:
+            for fd in fds:
+                os.close(fd)
+            try:
+                self._prepare(body["prepare"])
+            except OSError as exc:  # the next request tries again, and reports it
+                print(f"warm interpreter: could not prepare an evaluation: {exc}",
+                      file=sys.stderr)
+        elif not 4 <= len(fds) <= 8:
+            for fd in fds:
+                os.close(fd)
+        else:
+            self._request(body, message, fds)
+        return True
+
+    def _request(self, request: dict[str, Any], message: bytes, fds: list[int]) -> None:
+        status = socket.socket(fileno=fds[3])
+        passing = [*fds[:3], *fds[4:]]
+        why = ""
+        chain = None
+        for _ in range(2):  # a prepared evaluation that died meanwhile: once more, fresh
+            try:
+                self._prepare(request)
+            except OSError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                break
+            chain, self.prepared = self.prepared, None
+            assert chain is not None
+            self.sel.unregister(chain.pidfd)
+            why = warm_fork.dispatch(chain, message, passing)
+            if not why:
+                break
+            warm_fork.discard(chain)
+            chain = None
+        for fd in passing:
+            os.close(fd)  # the evaluation's own now
+        if chain is None:
+            try:
+                status.send(json.dumps({"returncode": SETUP_FAILED, "reason": why}).encode())
+            except OSError:
+                pass
+            status.close()
+            return
+        self.sel.register(chain.pidfd, selectors.EVENT_READ, ("exit", chain, status))
+        self.sel.register(status, selectors.EVENT_READ, ("status", chain.pid))
+
+    def _exited(self, key: selectors.SelectorKey) -> None:
+        _, chain, status = key.data
+        _, wait_status = os.waitpid(chain.pid, 0)
+        self.sel.unregister(key.fd)
+        os.close(key.fd)
+        if status.fileno() in self.sel.get_map():
+            self.sel.unregister(status)
+        code = os.waitstatus_to_exitcode(wait_status)
+        # A signal as 128 + its number, as a shell (and bubblewrap) reports it.
+        report: dict[str, Any] = {"returncode": code if code >= 0 else 128 - code}
+        if report["returncode"] == SETUP_FAILED:
+            report["reason"] = warm_fork.setup_error(chain)
+        try:
+            status.send(json.dumps(report).encode())
+        except OSError:
+            pass
+        status.close()
+        chain.release()  # its namespaces' teardown: after the report, off the critical path
+
+    def _stop(self, key: selectors.SelectorKey) -> None:
+        try:
+            data = key.fileobj.recv(64)  # type: ignore[union-attr]
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(key.fileobj)  # the run stopped listening: stop the evaluation
+        try:
+            os.kill(key.data[1], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _receive_hidden(control: socket.socket) -> None:

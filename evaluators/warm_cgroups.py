@@ -7,8 +7,10 @@ machine. A forked process is born in its parent's cgroup for free, so here the z
 sits in the cgroup the *next* evaluation gets: the request goes out, the zygote forks the
 evaluation into that cgroup, and only then, in the background while the evaluation runs, the
 zygote moves on to a fresh cgroup for the one after (the grace period is paid there, off the
-critical path). The evaluation's cgroup then holds its whole tree: the fork's own two harness
-processes (two more tasks allowed for them) and the candidate's.
+critical path). The evaluation's cgroup then holds its whole tree: the fork's PID 1, the
+harness supervisor or the candidate's host (one more task allowed for it), and the candidate's.
+A prepared evaluation (`warm_fork`) is forked into the cgroup the zygote sits in ahead of its
+request, so the zygote is told to prepare only once it sits in the next evaluation's cgroup.
 
 The zygote does not count as the evaluation's: its memory was charged where it was allocated,
 when the evaluation's cgroup runs out of memory the kernel picks the candidate's processes
@@ -23,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from evaluators import tree_limits
@@ -30,7 +33,7 @@ from evaluators.tree_limits import TreeCgroup
 
 log = logging.getLogger(__name__)
 
-HARNESS_TASKS = 2  # the zygote's fork and the harness supervisor, inside the evaluation's tree
+HARNESS_TASKS = 1  # the harness supervisor (or the candidate's host): the fork's PID 1
 _FORK_WAIT_S = 5.0
 
 
@@ -45,6 +48,10 @@ class BornInCgroups:
             queue.Queue()
         self._left: dict[int, threading.Event] = {}  # id(cgroup) -> the zygote has left it
         self._pending: threading.Event | None = None
+        # Evaluations over before the zygote left their cgroup: released by the mover (with
+        # what follows them) once it has. `_done_lock` orders that against `finish`.
+        self._done_lock = threading.Lock()
+        self._after_move: dict[int, tuple[TreeCgroup, Callable[[], None]]] = {}
         self.broken = False
         threading.Thread(target=self._mover, name="zygote-cgroups", daemon=True).start()
 
@@ -70,12 +77,22 @@ class BornInCgroups:
             return None
         return cls(zygote_pid, first)
 
+    def wait_moved(self) -> None:
+        """Until the zygote has moved on from the last evaluation's cgroup (under the caller's
+        dispatch lock: nothing the zygote forks after this lands in that one)."""
+        if self._pending is not None:
+            self._pending.wait()
+
+    def settled(self) -> bool:
+        """Whether the zygote has moved on from the last evaluation's cgroup (no wait)."""
+        return self._pending is None or self._pending.is_set()
+
     def prepare(self, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
         """Under the caller's dispatch lock, before it sends a request: the cgroup the zygote
-        sits in, now carrying this evaluation's limits; None when there is none to give (the
-        evaluation then joins a cgroup of its own, as on the cold path)."""
-        if self._pending is not None:
-            self._pending.wait()  # the zygote has moved on from the previous evaluation's
+        sits in (and its prepared evaluation, `warm_fork`), now carrying this evaluation's
+        limits; None when there is none to give (the evaluation then joins a cgroup of its
+        own, as on the cold path)."""
+        self.wait_moved()
         if self.broken:
             return None
         try:
@@ -88,47 +105,68 @@ class BornInCgroups:
 
     def sent(self, current: TreeCgroup) -> None:
         """The request went out (still under the lock): once the zygote has forked the
-        evaluation into `current`, it moves on to a fresh cgroup, in the background."""
-        following = TreeCgroup.create(None, None)
-        if following is None:
-            self.broken = True  # the zygote stays in `current`: never released under it
-            log.warning("no fresh cgroup for the next evaluation; evaluations of this warm "
-                        "interpreter join cgroups of their own from now on")
-            return
-        following.close_fds()
+        evaluation into `current` (a prepared one is there already), it moves on to a fresh
+        cgroup, made and joined in the background (off the evaluation's critical path)."""
         moved = threading.Event()
         self._left[id(current)] = moved
         self._pending = moved
-        self._next = following
-        self._moves.put((current, following, moved))
+        self._moves.put((current, moved))
 
     def _mover(self) -> None:
         while True:
             job = self._moves.get()
             if job is None:
                 return
-            current, following, moved = job
-            try:
-                # Once the evaluation is forked (a member besides the zygote), move on.
-                deadline = time.monotonic() + _FORK_WAIT_S
-                while time.monotonic() < deadline and \
-                        not set(current.members()) - {self.pid}:
-                    time.sleep(0.001)  # off the critical path: no hurry
-                following.adopt(self.pid)
-            except OSError as exc:
-                self.broken = True
-                log.warning("could not move the warm interpreter to its next cgroup (%s)", exc)
-            finally:
+            current, moved = job
+            self._move_on(current)
+            with self._done_lock:
                 moved.set()
+                waiting = self._after_move.pop(id(moved), None)
+            if waiting is not None:
+                self._release_left(*waiting)
 
-    def settle(self, cgroup: TreeCgroup) -> bool:
-        """Wait until the zygote has left `cgroup`; False when it may still be in it (then the
-        cgroup must not be released: that would kill the zygote)."""
+    def _move_on(self, current: TreeCgroup) -> None:
+        """Move the zygote from `current` to a fresh cgroup once the evaluation is forked
+        there (a member besides the zygote); on failure it stays (`broken`)."""
+        following = None
+        try:
+            following = TreeCgroup.create(None, None)
+            if following is None:
+                self.broken = True  # the zygote stays in `current`: never released under it
+                log.warning("no fresh cgroup for the next evaluation; evaluations of this "
+                            "warm interpreter join cgroups of their own from now on")
+                return
+            following.close_fds()
+            deadline = time.monotonic() + _FORK_WAIT_S
+            while time.monotonic() < deadline and not set(current.members()) - {self.pid}:
+                time.sleep(0.001)  # off the critical path: no hurry
+            following.adopt(self.pid)
+            self._next = following
+        except OSError as exc:
+            self.broken = True
+            log.warning("could not move the warm interpreter to its next cgroup (%s)", exc)
+            if following is not None:
+                following.remove()
+
+    def finish(self, cgroup: TreeCgroup, then: Callable[[], None]) -> None:
+        """The evaluation born in `cgroup` is over: release the cgroup (kill what is left in it,
+        keep it for a later one) and call `then`, now when the zygote has left it, else by the
+        mover once it has (no wait on the evaluation's critical path). A cgroup the zygote may
+        still be in is kept, never killed."""
         moved = self._left.pop(id(cgroup), None)
         if moved is None:
-            return False
-        moved.wait()
-        return self.pid not in cgroup.members()
+            then()
+            return
+        with self._done_lock:
+            if not moved.is_set():
+                self._after_move[id(moved)] = (cgroup, then)
+                return
+        self._release_left(cgroup, then)
+
+    def _release_left(self, cgroup: TreeCgroup, then: Callable[[], None]) -> None:
+        if self.pid not in cgroup.members():
+            cgroup.release()
+        then()
 
     def close(self) -> None:
         self._moves.put(None)

@@ -28,10 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "evolve": {"evolve.cli"},          # the package itself and `python -m evolve`
     "evolve.__main__": {"evolve.cli"},
 }
-# The cold path starts the candidate's sandbox beside the judge's, built from sandbox's environment
-# and limits helpers (issue 24): a circle allowed to remain until those helpers move, never to
-# grow.
-KNOWN_CIRCLES = [{"evaluators.sandbox", "evaluators.candidate_sandbox"}]
+# Circles allowed to remain for now (none: keep it so; never let one grow).
+KNOWN_CIRCLES: list[set[str]] = []
 
 KNOWN = modules()
 IMPORTS = list(imports(KNOWN))

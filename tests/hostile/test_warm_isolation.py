@@ -10,13 +10,14 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from evaluators import warm
+from evaluators import proctree, warm
 from evaluators.executors import LocalExecutor
 from evaluators.isolation import available_levels
 from evaluators.result import EvalResult, FailureKind
@@ -139,6 +140,55 @@ def test_a_dead_warm_interpreter_fails_only_its_running_evaluation_and_is_replac
         assert fresh.result and fresh.result["valid"], fresh
         second = pool.interpreter(PROBLEM, "evaluate.py", level)
         assert second is not None and second is not first and second.alive()
+    finally:
+        pool.close()
+
+
+def _prepared_forks(sandbox_pid: int, wait_s: float = 10.0) -> list[int]:
+    """The zygote's evaluations set up ahead (its children, idle until a request comes): the
+    interpreters of its sandbox that run the zygote's command line, under the zygote itself
+    (the sandbox command's own processes carry that command line as arguments)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        warm_procs = {}
+        for pid in proctree.descendants(sandbox_pid):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if argv[0] == os.fsencode(sys.executable) and b"evaluators.warm" in argv:
+                warm_procs[pid] = ppid
+        found = [pid for pid, ppid in warm_procs.items() if ppid in warm_procs]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_prepared_evaluation_that_died_is_replaced_for_the_request():
+    """Each zygote keeps its next evaluation set up ahead (evaluators.warm_fork), used once;
+    one killed from outside before its request comes is dropped (the zygote lives on) and the
+    request gets a fresh one. (Killed while its request is on the way, it fails that one
+    evaluation, as a fork killed during its set-up always did.)"""
+    level = LEVELS[0]
+    pool = WarmPool()
+    limits = SandboxLimits(timeout_s=20, memory_mb=512, cpu_seconds=20)
+    try:
+        interp = pool.interpreter(PROBLEM, "evaluate.py", level)
+        assert interp is not None
+        prepared = _prepared_forks(interp.proc.pid)
+        assert len(prepared) == 1, "the zygote did not set its next evaluation up ahead"
+        os.kill(prepared[0], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{prepared[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the zygote has reaped it (and dropped it)
+        outcome = pool.run(problem_dir=PROBLEM, evaluator_file="evaluate.py", code=INNOCENT,
+                           stage="first", limits=limits, level=level)
+        assert outcome.result and outcome.result["valid"], outcome
+        assert pool.interpreter(PROBLEM, "evaluate.py", level) is interp and interp.alive()
+        # Once that one is over, the next is set up ahead again: a fresh fork, not a reused one.
+        later = _prepared_forks(interp.proc.pid)
+        assert len(later) == 1 and later[0] != prepared[0]
     finally:
         pool.close()
 
