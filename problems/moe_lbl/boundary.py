@@ -70,12 +70,13 @@ def step_message(*, step: int, total_steps: int, shape: StepShape, logits: torch
     for t in (logits, probs, micro_counts, global_counts, prev_global_counts, routing_bias):
         parts.append(host[offset: offset + t.numel()].reshape(tuple(t.shape)))
         offset += t.numel()
-    # Expert indices fit a byte on every configuration; the candidate sees int64 as before.
-    index_type = np.uint8 if shape.experts <= 256 else np.int32
+    # Expert indices fit a byte on every configuration (made small on the device, before the
+    # copy); the candidate sees int64 as before.
+    index_type = torch.uint8 if shape.experts <= 256 else torch.int32
     return {"step": step, "total_steps": total_steps, "num_layers": shape.layers,
             "num_experts": shape.experts, "top_k": shape.top_k, "num_micro": shape.micro,
             "micro_tokens": shape.tokens, "logits": parts[0], "probs": parts[1],
-            "topk": topk.detach().cpu().numpy().astype(index_type),
+            "topk": topk.detach().to(index_type).cpu().numpy(),
             "micro_counts": parts[2], "global_counts": parts[3],
             "prev_global_counts": parts[4], "routing_bias": parts[5]}
 

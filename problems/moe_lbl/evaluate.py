@@ -1,8 +1,12 @@
-"""Evaluator of the MoE load-balancing-loss problem.
+"""Judge of the MoE load-balancing-loss problem.
 
-`evaluate(program_path, stage)` loads the candidate, trains the MoE language model with the
-candidate's `balancing_loss` as its balancing objective (see `interface.py`), and scores the
-trained model with the evaluator's own measurements:
+`judge(candidate, stage)` trains the MoE language model with the candidate's `balancing_loss`
+as its balancing objective (see `interface.py`) and scores the trained model with the judge's
+own measurements. The judge keeps the model, the text, the optimizer and every training step;
+the candidate runs in its own process, where each step's routing statistics become loss values,
+bias updates and gradients with respect to those statistics (`boundary.py`), which the judge
+checks and applies itself. `evaluate(program_path, stage)` runs the judge against a local
+candidate process (scripts and tests).
 
     score = -(validation cross-entropy [nats/byte] + LAMBDA * global-batch load imbalance)
 

@@ -174,8 +174,8 @@ def train(loss: LossFn | StepLoss, config: TrainConfig, seed: int, *, device: st
         global_counts = counts.cumsum(dim=1)
         message = step_message(
             step=step, total_steps=config.steps, shape=shape,
-            logits=torch.stack([r.logits for r in routings]).view(L, M, micro_tokens, E),
-            probs=torch.stack([r.probs for r in routings]).view(L, M, micro_tokens, E),
+            logits=torch.stack([r.logits.detach() for r in routings]).view(L, M, micro_tokens, E),
+            probs=torch.stack([r.probs.detach() for r in routings]).view(L, M, micro_tokens, E),
             topk=torch.stack([r.topk_indices for r in routings]).view(
                 L, M, micro_tokens, mcfg.top_k),
             micro_counts=counts, global_counts=global_counts, prev_global_counts=prev_counts,
