@@ -11,6 +11,7 @@ nothing, and every malformed reply is an invalid program with a reason.
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
@@ -19,12 +20,16 @@ import pytest
 pytest.importorskip("torch")
 
 from evaluators import isolation  # noqa: E402
-from evaluators.result import FailureKind  # noqa: E402
+from evaluators.executors import LocalExecutor  # noqa: E402
+from evaluators.result import (
+    EvalResult,  # noqa: E402
+    FailureKind,  # noqa: E402
+)
 from evolve.problem.spec import load_problem  # noqa: E402
 from problems.moe_lbl import evaluate as ev  # noqa: E402
 from problems.moe_lbl.boundary import InProcess  # noqa: E402
 from problems.moe_lbl.trainer import CONFIGS, CandidateFailure, quick_config, train  # noqa: E402
-from tests.hostile.test_judge_candidate import assert_failed, run  # noqa: E402
+from tests.hostile.test_judge_candidate import assert_failed  # noqa: E402
 from tests.problems_moe.helpers import PROBLEM, baseline  # noqa: E402
 from tests.sandbox_helpers import BEST_LEVEL, candidate  # noqa: E402
 
@@ -37,6 +42,19 @@ def honest_quick() -> dict[str, float]:
     return {"score": ev.score_of(m["val_ce"], m["imbalance_l1"]), **m}
 
 
+def run(code: str, *, path: str = "warm") -> EvalResult:
+    """The quick stage through the real executor at the best level here."""
+    async def go() -> EvalResult:
+        executor = LocalExecutor(max_parallel=1, isolation=BEST_LEVEL,
+                                 warm_start=path == "warm")
+        try:
+            return await executor.evaluate(load_problem(PROBLEM), code, stages=["quick"])
+        finally:
+            await executor.aclose()
+
+    return asyncio.run(go())
+
+
 def _hidden_files_reachable(level: str) -> bool:
     return not (level == "bwrap" or (level == "unshare" and isolation.is_root()))
 
@@ -45,16 +63,17 @@ def _hidden_files_reachable(level: str) -> bool:
 def test_a_loss_finds_no_model_optimizer_or_text_and_trains_nothing(path, honest_quick):
     # In one process the collector alone handed it the model and the optimizer: it zeroed the
     # weights and stepped the optimizer on every call.
-    result = run(candidate("moe_reach_model"), PROBLEM, path=path)
+    result = run(candidate("moe_reach_model"), path=path)
     assert result.valid, (result.failure, result.reason)
     stdout = result.stages[0].stdout
     assert "models 0 optimizers 0 parameters 0 texts 0;" in stdout, stdout
     if not _hidden_files_reachable(BEST_LEVEL):
         assert "corpus file DENIED" in stdout, stdout
     # The model it could not touch trained as the honest loss's did, bit for bit.
-    assert result.score == honest_quick["score"]
-    assert result.metrics["val_ce"] == honest_quick["val_ce"]
-    assert result.metrics["imbalance_l1"] == honest_quick["imbalance_l1"]
+    stage = result.stages[0]
+    assert stage.score == honest_quick["score"]
+    assert stage.metrics["val_ce"] == honest_quick["val_ce"]
+    assert stage.metrics["imbalance_l1"] == honest_quick["imbalance_l1"]
 
 
 @pytest.mark.parametrize(("variant", "words"), [
@@ -63,7 +82,7 @@ def test_a_loss_finds_no_model_optimizer_or_text_and_trains_nothing(path, honest
 ])
 def test_a_forged_reply_of_the_candidates_process_is_an_invalid_program(variant, words):
     # The program rewrote the problem's helper in its own process: the judge checks the reply.
-    result = run(candidate("moe_forged_reply", variant=variant), PROBLEM)
+    result = run(candidate("moe_forged_reply", variant=variant))
     assert_failed(result, FailureKind.INVALID_OUTPUT, "step 0", words)
 
 

