@@ -83,7 +83,8 @@ def test_a_loss_finds_no_model_optimizer_or_text_and_trains_nothing(path, honest
 def test_a_forged_reply_of_the_candidates_process_is_an_invalid_program(variant, words):
     # The program rewrote the problem's helper in its own process: the judge checks the reply.
     result = run(candidate("moe_forged_reply", variant=variant))
-    assert_failed(result, FailureKind.INVALID_OUTPUT, "step 0", words)
+    assert_failed(result, FailureKind.INVALID_OUTPUT, words)
+    assert result.stages[0].feedback.startswith("step 0"), result.stages[0].feedback
 
 
 class _Forging:
