@@ -6,8 +6,9 @@ MoE layer) pair of the global batch, as arrays (`step_message`). In the candidat
 LossRunner", ...)`) turns them into `RoutingContext`s whose `router_logits` / `router_probs`
 are views of two leaf tensors that require grad, calls `balancing_loss` once per pair in the
 order the trainer always used (micro-batch, then layer), runs one backward pass over the sum of
-the losses and returns plain data: the loss values, the gradients of their sum with respect to
-the two leaves, and the routing-bias updates (`step_reply`). The judge checks every part of the
+the losses divided by num_micro (as the trainer adds them to its objective) and returns plain
+data: the loss values, the gradients of that objective with respect to the two leaves, and the
+routing-bias updates (`step_reply`). The judge checks every part of the
 reply (`check_reply`) and adds the gradient to its own graph (`inject`); nothing of the model,
 the optimizer or the text ever reaches the candidate, and nothing it sends is trusted beyond
 its values.
@@ -129,13 +130,16 @@ def step_reply(loss_fn: Callable[[RoutingContext], Any], message: dict[str, Any]
     reply: dict[str, Any] = {"losses": losses, "bias": bias if any_bias else None,
                              "grad_logits": None, "grad_probs": None}
     if total is not None:
+        # Scaled as the trainer adds the losses to its objective ((CE + aux) / num_micro), and
+        # a full backward pass as there: tensors of the candidate's own that require grad get
+        # the `.grad` they always got.
         try:
-            grads = torch.autograd.grad(total, [logits, probs], allow_unused=True)
+            (total / micro).backward()
         except RuntimeError as exc:
             return {"failed": f"step {step}: backward through the balancing loss failed: {exc}"}
-        for key, grad in zip(("grad_logits", "grad_probs"), grads, strict=True):
-            if grad is not None:
-                reply[key] = grad.detach().to(torch.float32).numpy()
+        for key, leaf in (("grad_logits", logits), ("grad_probs", probs)):
+            if leaf.grad is not None:
+                reply[key] = leaf.grad.detach().to(torch.float32).numpy()
     return reply
 
 
@@ -218,8 +222,9 @@ def check_reply(reply: Any, shape: StepShape) -> StepReply:
 
 class _Injected(torch.autograd.Function):
     """A node whose backward hands the candidate's gradients to the judge's router outputs:
-    d(loss)/d(logits) and d(loss)/d(probs) as the candidate's autograd computed them, scaled
-    by the gradient that reaches the loss (1/num_micro)."""
+    d(objective)/d(logits) and d(objective)/d(probs) as the candidate's autograd computed them
+    (already divided by num_micro), times the gradient that reaches the node (1 when it is
+    added to the judge's objective as it is)."""
 
     @staticmethod
     def forward(ctx: Any, value: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor,

@@ -196,10 +196,10 @@ def train(loss: LossFn | StepLoss, config: TrainConfig, seed: int, *, device: st
         if reply.grad_logits is not None or reply.grad_probs is not None:
             no_grad_loss = False
             for layer, routing in enumerate(routings):
-                # Each layer's losses reach `total` divided by num_micro, as they always did.
+                # The gradients already carry the 1/num_micro the losses get in `total`.
                 grads = [None if g is None else g[layer].reshape(-1, E)
                          for g in (reply.grad_logits, reply.grad_probs)]
-                total = total + inject(0.0, routing.logits, routing.probs, *grads) / M
+                total = total + inject(0.0, routing.logits, routing.probs, *grads)
         try:
             total.backward()
         except RuntimeError as exc:

@@ -84,7 +84,7 @@ def test_the_injected_gradient_is_the_one_the_loss_has_in_the_judges_graph():
     for layer in range(LAYERS):
         total = total + inject(0.0, logits[layer], probs[layer],
                                reply.grad_logits[layer].reshape(-1, EXPERTS),
-                               reply.grad_probs[layer].reshape(-1, EXPERTS)) / MICRO
+                               reply.grad_probs[layer].reshape(-1, EXPERTS))
     total.backward()
     assert torch.equal(weight.grad, direct)
     assert torch.equal(reply.bias.sum(dim=1), bias_direct)
@@ -111,3 +111,27 @@ def test_a_loss_without_gradient_sends_none_and_the_candidate_sees_int64_indices
     assert seen == [torch.int64] * LAYERS * MICRO
     # What crosses is small: the indices as bytes, everything else float32.
     assert message["topk"].dtype.itemsize == 1 and message["logits"].dtype.itemsize == 4
+
+
+def test_a_tensor_of_the_candidates_own_gets_its_gradient_as_inside_the_trainer():
+    # A loss with a learnable weight of its own: the backward pass in its process fills .grad
+    # with d(objective)/d(weight), the objective being the sum of the losses / num_micro.
+    weight = torch.ones((), requires_grad=True)
+    terms = []
+
+    def learnable(ctx):
+        term = torch.sum(ctx.global_counts / ctx.global_counts.sum() * ctx.router_probs.mean(0))
+        terms.append(float(term.detach()))
+        return weight * term
+
+    _, logits, probs, topk = _router(2)
+    counts, running = _counts(topk)
+    message = step_message(
+        step=0, total_steps=1, shape=SHAPE, logits=logits.view(LAYERS, MICRO, TOKENS, EXPERTS),
+        probs=probs.view(LAYERS, MICRO, TOKENS, EXPERTS),
+        topk=topk.view(LAYERS, MICRO, TOKENS, TOP_K), micro_counts=counts,
+        global_counts=running, prev_global_counts=torch.zeros(LAYERS, EXPERTS),
+        routing_bias=torch.zeros(LAYERS, EXPERTS))
+    check_reply(step_reply(learnable, message), SHAPE)
+    assert weight.grad is not None
+    assert float(weight.grad) == pytest.approx(sum(terms) / MICRO, rel=1e-6)
