@@ -87,6 +87,14 @@ def test_an_invalid_output_of_the_candidates_process_is_rejected_with_its_step_a
     assert "step 0, layer 0: the loss must be a 0-dim" in out["feedback"], out["feedback"]
 
 
+def test_a_program_without_balancing_loss_is_told_the_name(tmp_path):
+    path = tmp_path / "candidate.py"
+    path.write_text("import torch\n\n\ndef balance(ctx):\n    return torch.zeros(())\n")
+    out = ev.evaluate(str(path), "quick", config_name="tiny")
+    assert not out["valid"]
+    assert "defines no function 'balancing_loss'" in out["feedback"], out["feedback"]
+
+
 def test_patching_the_evaluator_in_the_candidates_process_changes_nothing(tmp_path):
     # In one process this rewrote the imbalance the score is made of; the candidate's process
     # has its own copy of the module, which the judge never uses.
