@@ -12,6 +12,7 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -33,14 +34,16 @@ class Corpus:
 _CACHE: dict[Path, Corpus] = {}
 
 
-def load_corpus(path: Path = CORPUS_PATH) -> Corpus:
-    """Read the vendored corpus; the last VAL_FRACTION of each domain is held out."""
+def load_corpus(path: Path = CORPUS_PATH, source: BinaryIO | None = None) -> Corpus:
+    """Read the vendored corpus (from `source`, an open gzip file, when given: the judge reads
+    it from a hidden descriptor); the last VAL_FRACTION of each domain is held out. Cached by
+    path, so a corpus read once is what later calls get."""
     if path in _CACHE:
         return _CACHE[path]
-    if not path.is_file():
+    if source is None and not path.is_file():
         raise FileNotFoundError(f"{path} is missing; rebuild it with "
                                 "`python -m problems.moe_lbl.build_corpus`")
-    with gzip.open(path, "rb") as fh:
+    with gzip.open(source if source is not None else path, "rb") as fh:
         payload = json.load(fh)
     train, val = {}, {}
     for name in DOMAINS:

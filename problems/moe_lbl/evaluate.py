@@ -1,8 +1,12 @@
-"""Evaluator of the MoE load-balancing-loss problem.
+"""Judge of the MoE load-balancing-loss problem.
 
-`evaluate(program_path, stage)` loads the candidate, trains the MoE language model with the
-candidate's `balancing_loss` as its balancing objective (see `interface.py`), and scores the
-trained model with the evaluator's own measurements:
+`judge(candidate, stage)` trains the MoE language model with the candidate's `balancing_loss`
+as its balancing objective (see `interface.py`) and scores the trained model with the judge's
+own measurements. The judge keeps the model, the text, the optimizer and every training step;
+the candidate runs in its own process, where each step's routing statistics become loss values,
+bias updates and gradients with respect to those statistics (`boundary.py`), which the judge
+checks and applies itself. `evaluate(program_path, stage)` runs the judge against a local
+candidate process (scripts and tests).
 
     score = -(validation cross-entropy [nats/byte] + LAMBDA * global-batch load imbalance)
 
@@ -26,13 +30,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
-import problems.moe_lbl.metrics as _metrics_module
-import problems.moe_lbl.trainer as _trainer_module
-from evaluators.harness_api import clock, get_function, load_candidate
-from problems.moe_lbl.data import DOMAINS
+from evaluators.harness_api import (
+    Built,
+    Candidate,
+    CandidateError,
+    clock,
+    evaluate_locally,
+    hidden_file,
+)
+from problems.moe_lbl.boundary import FUNCTION, StepShape
+from problems.moe_lbl.data import CORPUS_PATH, DOMAINS, load_corpus
 from problems.moe_lbl.load_trace import write_load_history
 from problems.moe_lbl.trainer import (
     CandidateFailure,
@@ -43,10 +50,14 @@ from problems.moe_lbl.trainer import (
     train,
 )
 
+HERE = Path(__file__).parent
+# Read while the judge is imported, from a hidden descriptor in the sandbox: the candidate's
+# sandbox has neither the file nor the text.
+load_corpus(CORPUS_PATH, hidden_file(HERE, "data/corpus.json.gz"))
+
 # One unit of L1 imbalance (sum_i |f_i - 1/E|) costs as much as LAMBDA nats/byte of
 # cross-entropy. See README ("Why lambda").
 LAMBDA = 0.1
-FUNCTION = "balancing_loss"
 STAGES = ("quick", "full", "seeds")
 # The seeds each stage trains, as offsets from the `seed` argument. `full` trains two seeds so
 # that its own score, the one its threshold gates on, separates balancing from no balancing by
@@ -56,29 +67,32 @@ STAGE_SEED_OFFSETS = {"quick": (0,), "full": (0, 1), "seeds": (2, 3)}
 # Reported per seed as `<key>_seed<N>`, so the final result (full and seeds merged) has all four.
 PER_SEED_KEYS = ("score", "paired_diff_vs_global_batch", "val_ce", "imbalance_l1",
                  "max_vio_global", "max_vio_batch", "specialisation_mi_bits")
-REFERENCE_PATH = Path(__file__).parent / "reference.json"
+REFERENCE_PATH = HERE / "reference.json"
 REFERENCE_PROGRAM = "global_batch"
 INVALID_SCORE = -1e9
 QUICK_STEPS = 3
 
-# Genuine objects the measurement depends on, captured before any candidate is imported; if a
-# candidate rebinds one of them, its result is rejected.
-_GUARDED: dict[str, tuple[object, str, object]] = {
-    f"{owner.__name__}.{attr}": (owner, attr, getattr(owner, attr))
-    for owner, attrs in (
-        (_trainer_module, ("train", "evaluate_model", "imbalance_l1", "max_over_mean",
-                           "mutual_information_bits", "check_output", "_bincount")),
-        (_metrics_module, ("imbalance_l1", "max_over_mean", "mutual_information_bits")),
-        (torch, ("bincount", "topk", "stack", "zeros")),
-        (F, ("cross_entropy",)),
-    )
-    for attr in attrs
-}
 
+class RemoteLoss:
+    """The candidate's `balancing_loss` in its own process (`boundary.LossRunner` there), one
+    request per optimizer step; `seconds` is the candidate's CPU time for those requests, as
+    its sandbox's host measured it."""
 
-def _tampered() -> list[str]:
-    return [name for name, (owner, attr, obj) in _GUARDED.items()
-            if getattr(owner, attr, None) is not obj]
+    def __init__(self, candidate: Candidate, config: TrainConfig, seed: int):
+        self._candidate = candidate
+        (self._runner,) = candidate.keep(
+            [Built("problems.moe_lbl.boundary:LossRunner", config.threads, seed)],
+            kind="balancing loss")
+        self.seconds = 0.0
+
+    def step(self, message: dict[str, Any]) -> Any:
+        try:
+            return self._runner.call("step", message)
+        except CandidateError as exc:
+            raise CandidateFailure(f"step {message['step']}: "
+                                   f"{getattr(exc, 'detail', None) or exc}") from exc
+        finally:
+            self.seconds += self._candidate.last_cpu_s
 
 
 def score_of(val_ce: float, imbalance: float) -> float:
@@ -107,19 +121,19 @@ def _invalid(reason: str) -> dict[str, Any]:
     return {"score": INVALID_SCORE, "valid": False, "metrics": {}, "feedback": reason}
 
 
-def _run_seed(loss_fn: Any, config: TrainConfig, config_name: str, seed: int, device: str
-              ) -> tuple[dict[str, float], TrainResult] | str:
+def _run_seed(candidate: Candidate, config: TrainConfig, config_name: str, seed: int,
+              device: str) -> tuple[dict[str, float], TrainResult] | str:
     """Train and measure one seed; a string is the reason the program is invalid."""
     start = clock()
     try:
-        result = train(loss_fn, config, seed, device=device, clock=clock)
+        loss = RemoteLoss(candidate, config, seed)
+    except CandidateError as exc:
+        return f"could not set up {FUNCTION} ({exc.kind}): {exc}"
+    try:
+        result = train(loss, config, seed, device=device, clock=clock)
     except CandidateFailure as exc:
         return str(exc)
     elapsed = clock() - start
-    tampered = _tampered()
-    if tampered:
-        return ("the program changed the evaluator's own functions "
-                f"({', '.join(tampered)}); a balancing loss must not touch them")
     m = result.metrics
     if not all(math.isfinite(v) for v in m.values()):
         bad = sorted(k for k, v in m.items() if not math.isfinite(v))
@@ -161,25 +175,32 @@ def _paired_text(m: dict[str, float]) -> str:
             "the same seed, data order and initial weights)")
 
 
-def evaluate(program_path: str, stage: str, *, seed: int = 0, config_name: str | None = None,
-             trace_path: str | Path | None = None, only_seed: bool = False) -> dict[str, Any]:
-    """Score one program. `seed`, `config_name` and `trace_path` are for scripts and tests;
-    the sandboxed harness passes only the first two arguments. The stages train the seeds
-    `seed + STAGE_SEED_OFFSETS[stage]` and score their mean; `only_seed` trains `seed` alone
-    with the stage's configuration (scripts that measure one seed at a time)."""
+def judge(candidate: Candidate, stage: str, *, seed: int = 0, config_name: str | None = None,
+          trace_path: str | Path | None = None, only_seed: bool = False,
+          program_name: str = "program.py") -> dict[str, Any]:
+    """Score one program. The judge keeps the model, the text, the optimizer and every training
+    step; the candidate's process only turns each step's routing statistics into loss values,
+    bias updates and gradients (`boundary`). `seed`, `config_name`, `trace_path` and
+    `only_seed` are for scripts and tests (see `evaluate`); the harness passes none of them.
+    The stages train the seeds `seed + STAGE_SEED_OFFSETS[stage]` and score their mean;
+    `only_seed` trains `seed` alone with the stage's configuration."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage '{stage}'; this problem has stages {STAGES}")
-    module = load_candidate(program_path)  # CandidateLoadError goes to the harness as is
-    loss_fn = get_function(module, FUNCTION)
     config, device = pick_config(config_name)
     name = config_name or ("gpu" if device == "cuda" else "cpu")
     if stage == "quick":
         config = quick_config(config, QUICK_STEPS)
+    # The declared size of a reply: an honest one never exceeds it, a larger one is refused
+    # before it is read.
+    model = config.model
+    candidate.max_reply_bytes = StepShape(
+        layers=model.n_layers, micro=config.num_micro, tokens=config.micro_batch * model.seq_len,
+        experts=model.num_experts, top_k=model.top_k).reply_bytes()
     seeds = [seed] if only_seed else [seed + i for i in STAGE_SEED_OFFSETS[stage]]
     runs: list[dict[str, float]] = []
     notes: list[str] = []
     for current in seeds:
-        outcome = _run_seed(loss_fn, config, name, current, device)
+        outcome = _run_seed(candidate, config, name, current, device)
         if isinstance(outcome, str):
             return _invalid(outcome if len(seeds) == 1 else f"seed {current}: {outcome}")
         metrics, result = outcome
@@ -187,7 +208,7 @@ def evaluate(program_path: str, stage: str, *, seed: int = 0, config_name: str |
         notes = result.notes
         if trace_path is not None and current == seeds[0]:
             write_load_history(trace_path, result.load_history, source="problems/moe_lbl",
-                               program=Path(program_path).name, seed=current, stage=stage,
+                               program=program_name, seed=current, stage=stage,
                                top_k=config.model.top_k)
     score = statistics.fmean(m["score"] for m in runs)
     merged: dict[str, float] = {}
@@ -208,3 +229,13 @@ def evaluate(program_path: str, stage: str, *, seed: int = 0, config_name: str |
     if len(runs) > 1:
         feedback += f" This stage's score is the mean over seeds {seeds}: {score:.4f}."
     return {"score": score, "valid": True, "metrics": merged, "feedback": feedback}
+
+
+def evaluate(program_path: str, stage: str, *, seed: int = 0, config_name: str | None = None,
+             trace_path: str | Path | None = None, only_seed: bool = False) -> dict[str, Any]:
+    """The judge against a local, unsandboxed candidate process (scripts and tests)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage '{stage}'; this problem has stages {STAGES}")
+    return evaluate_locally(judge, program_path, stage, seed=seed, config_name=config_name,
+                            trace_path=trace_path, only_seed=only_seed,
+                            program_name=Path(program_path).name)

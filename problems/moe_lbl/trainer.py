@@ -14,13 +14,21 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from problems.moe_lbl.boundary import (
+    InProcess,
+    ReplyError,
+    StepShape,
+    check_reply,
+    inject,
+    step_message,
+)
 from problems.moe_lbl.data import TrainBatches, load_corpus, validation_batches
-from problems.moe_lbl.interface import CandidateOutputError, RoutingContext, check_output
+from problems.moe_lbl.interface import CandidateOutputError, RoutingContext
 from problems.moe_lbl.metrics import (
     imbalance_l1,
     max_over_mean,
@@ -110,10 +118,27 @@ def _micro_slices(micro: int, config: TrainConfig) -> tuple[slice, slice]:
             slice(micro * per_row, (micro + 1) * per_row))
 
 
-def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu",
+class StepLoss(Protocol):
+    """The candidate's balancing loss seen from the trainer: one message per optimizer step
+    (`boundary.step_message`), one reply (`boundary.check_reply` checks it); `seconds` is the
+    time the candidate spent so far. `boundary.InProcess` wraps a Python function; the judge
+    wraps its candidate process (`evaluate.RemoteLoss`)."""
+
+    seconds: float
+
+    def step(self, message: dict[str, Any]) -> Any: ...
+
+
+def train(loss: LossFn | StepLoss, config: TrainConfig, seed: int, *, device: str = "cpu",
           clock: Callable[[], float] = time.perf_counter,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train with `loss_fn` as the balancing objective; raise CandidateFailure on a bad candidate."""
+    """Train with `loss` as the balancing objective; raise CandidateFailure on a bad candidate.
+
+    The trainer keeps the model, the data, the optimizer and every step: each step it sends the
+    routing statistics of the global batch, receives the candidate's loss values, bias updates
+    and gradients with respect to those statistics, checks them and applies the gradient
+    itself. A plain function is called in this process through the same messages."""
+    runner: StepLoss = loss if hasattr(loss, "step") else InProcess(loss, clock)  # type: ignore[arg-type]
     set_determinism(seed, config.threads, device)
     mcfg = config.model
     corpus = load_corpus()
@@ -121,67 +146,60 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay, betas=(0.9, 0.95))
     batches = TrainBatches(corpus, mcfg.seq_len, config.micro_batch, config.num_micro, seed)
-    E, L = mcfg.num_experts, mcfg.n_layers
+    E, L, M = mcfg.num_experts, mcfg.n_layers, config.num_micro
+    micro_tokens = config.micro_batch * mcfg.seq_len
+    shape = StepShape(layers=L, micro=M, tokens=micro_tokens, experts=E, top_k=mcfg.top_k)
     load_history: list[list[list[int]]] = []
     prev_counts = torch.zeros(L, E, device=device)
     lm_losses: list[float] = []
-    candidate_s = 0.0
     no_grad_loss = True
     dropped = torch.zeros((), dtype=torch.long, device=device)
+    seconds_before = runner.seconds
     start = clock()
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)
-        global_counts = torch.zeros(L, E, device=device)
-        bias_delta = torch.zeros(L, E, device=device)
         # The global batch's micro-batches go through the model in one forward pass, as the
         # data-parallel ranks of an expert-parallel group dispatch their tokens to the experts
         # together: expert capacity is shared by the whole global batch. Losses and the
         # candidate's calls stay per micro-batch, in micro-batch order.
-        tokens = torch.cat([batches.next(step, micro)[0] for micro in range(config.num_micro)])
+        tokens = torch.cat([batches.next(step, micro)[0] for micro in range(M)])
         tokens = tokens.to(device)
         logits, routings = model(tokens[:, :-1])
         for routing in routings:
             dropped += (~routing.kept).sum()
-        micro_tokens = config.micro_batch * mcfg.seq_len
+        # Counts per (layer, micro-batch); the global batch's so far is their running sum.
+        counts = torch.stack([torch.stack([_bincount(routing.topk_indices[_micro_slices(
+            micro, config)[1]], E) for micro in range(M)]) for routing in routings])
+        global_counts = counts.cumsum(dim=1)
+        message = step_message(
+            step=step, total_steps=config.steps, shape=shape,
+            logits=torch.stack([r.logits.detach() for r in routings]).view(L, M, micro_tokens, E),
+            probs=torch.stack([r.probs.detach() for r in routings]).view(L, M, micro_tokens, E),
+            topk=torch.stack([r.topk_indices for r in routings]).view(
+                L, M, micro_tokens, mcfg.top_k),
+            micro_counts=counts, global_counts=global_counts, prev_global_counts=prev_counts,
+            routing_bias=torch.stack([moe.routing_bias for moe in model.moe_layers]))
+        try:
+            reply = check_reply(runner.step(message), shape)
+        except (CandidateOutputError, ReplyError) as exc:
+            raise CandidateFailure(str(exc) if isinstance(exc, CandidateOutputError)
+                                   else f"step {step}: {exc}") from exc
         micro_lm, total = [], torch.zeros((), device=device)
-        for micro in range(config.num_micro):
-            seqs, rows = _micro_slices(micro, config)
+        for micro in range(M):
+            seqs, _ = _micro_slices(micro, config)
             lm_loss = F.cross_entropy(logits[seqs].reshape(-1, mcfg.vocab),
                                       tokens[seqs, 1:].reshape(-1))
-            aux = torch.zeros((), device=device)
-            for layer, routing in enumerate(routings):
-                topk = routing.topk_indices[rows]
-                counts = _bincount(topk, E)
-                global_counts[layer] += counts
-                ctx = RoutingContext(
-                    layer=layer, num_layers=L, num_experts=E, top_k=mcfg.top_k,
-                    router_logits=routing.logits[rows], router_probs=routing.probs[rows],
-                    topk_indices=topk.clone(),
-                    micro_counts=counts.clone(),
-                    global_counts=global_counts[layer].clone(),
-                    global_tokens=(micro + 1) * micro_tokens,
-                    prev_global_counts=prev_counts[layer].clone(),
-                    routing_bias=model.moe_layers[layer].routing_bias.detach().clone(),
-                    micro_index=micro, num_micro=config.num_micro,
-                    step=step, total_steps=config.steps)
-                t0 = clock()
-                try:
-                    out = loss_fn(ctx)
-                    loss, delta = check_output(out, E)
-                except CandidateOutputError as exc:
-                    raise CandidateFailure(f"step {step}, layer {layer}: {exc}") from exc
-                except Exception as exc:  # the candidate's own error is feedback, not a crash
-                    raise CandidateFailure(f"step {step}, layer {layer}: balancing_loss raised "
-                                           f"{type(exc).__name__}: {exc}") from exc
-                finally:
-                    candidate_s += clock() - t0
-                no_grad_loss = no_grad_loss and not loss.requires_grad
-                aux = aux + loss.to(device)
-                if delta is not None:
-                    bias_delta[layer] += delta.to(device)
-            total = total + (lm_loss + aux) / config.num_micro
+            aux = sum(reply.losses[micro * L: (micro + 1) * L])
+            total = total + (lm_loss + aux) / M
             micro_lm.append(lm_loss.detach())
+        if reply.grad_logits is not None or reply.grad_probs is not None:
+            no_grad_loss = False
+            for layer, routing in enumerate(routings):
+                # The gradients already carry the 1/num_micro the losses get in `total`.
+                grads = [None if g is None else g[layer].reshape(-1, E)
+                         for g in (reply.grad_logits, reply.grad_probs)]
+                total = total + inject(0.0, routing.logits, routing.probs, *grads)
         try:
             total.backward()
         except RuntimeError as exc:
@@ -190,21 +208,27 @@ def train(loss_fn: LossFn, config: TrainConfig, seed: int, *, device: str = "cpu
         # One host sync per step for the losses, summed in the same order as before.
         step_lm = 0.0
         for value in torch.stack(micro_lm).tolist():
-            step_lm += value / config.num_micro
+            step_lm += value / M
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         if not math.isfinite(float(grad_norm)):
             raise CandidateFailure(f"step {step}: the gradient is not finite "
                                    f"(norm {float(grad_norm)}); keep the loss smooth and bounded")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for layer, moe in enumerate(model.moe_layers):
-                moe.routing_bias += bias_delta[layer]
-        prev_counts = global_counts
-        load_history.append(global_counts.long().tolist())
+        if reply.bias is not None:
+            with torch.no_grad():
+                bias = reply.bias.to(device)
+                for layer, moe in enumerate(model.moe_layers):
+                    delta = torch.zeros(E, device=device)
+                    for micro in range(M):  # summed in call order, as the updates came
+                        delta += bias[layer, micro]
+                    moe.routing_bias += delta
+        prev_counts = global_counts[:, -1]
+        load_history.append(prev_counts.long().tolist())
         lm_losses.append(step_lm)
         if progress is not None:
             progress(step, step_lm)
+    candidate_s = runner.seconds - seconds_before
     train_s = clock() - start
     metrics = evaluate_model(model, config, device)
     tail = max(1, config.steps // 4)

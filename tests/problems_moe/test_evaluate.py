@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from evolve.problem.spec import load_problem  # noqa: E402
 from problems.moe_lbl import evaluate as ev  # noqa: E402
 from problems.moe_lbl.load_trace import read_load_history  # noqa: E402
-from problems.moe_lbl.trainer import CONFIGS  # noqa: E402
+from problems.moe_lbl.trainer import CONFIGS, CandidateFailure, quick_config, train  # noqa: E402
 from tests.problems_moe.helpers import PROBLEM  # noqa: E402
 
 TINY = CONFIGS["tiny"]
@@ -64,26 +64,49 @@ def test_initial_program_scores_from_its_own_measurements(tmp_path):
     ("    return torch.zeros((), dtype=torch.long)\n", "floating"),
     ("    raise KeyError('boom')\n", "KeyError"),
     ("    return (ctx.router_logits.sum() * 1e38) ** 2\n", "not finite"),
-    ("    ctx.router_probs.mul_(0)\n    return ctx.router_probs.sum()\n", "backward"),
+    # The statistics are the candidate's own copies: writing into them is refused there.
+    ("    ctx.router_probs.mul_(0)\n    return ctx.router_probs.sum()\n", "in-place"),
+    ("    return ctx.router_logits.sum() * 1e30\n", "gradient is not finite"),
 ])
 def test_invalid_outputs_are_rejected_with_a_reason(tmp_path, body, reason):
-    out = ev.evaluate(_program(tmp_path, body), "quick", config_name="tiny")
+    # In this process, through the same messages and checks as the candidate's process.
+    namespace: dict = {}
+    exec(compile("import torch\n\ndef balancing_loss(ctx):\n" + body, "candidate", "exec"),
+         namespace)
+    with pytest.raises(CandidateFailure) as failure:
+        train(namespace["balancing_loss"], quick_config(TINY), seed=0)
+    assert reason in str(failure.value)
+    assert str(failure.value).startswith("step 0")
+
+
+def test_an_invalid_output_of_the_candidates_process_is_rejected_with_its_step_and_layer(
+        tmp_path):
+    out = ev.evaluate(_program(tmp_path, "    return ctx.router_probs.mean(0)\n"), "quick",
+                      config_name="tiny")
+    assert not out["valid"] and out["score"] == ev.INVALID_SCORE
+    assert "step 0, layer 0: the loss must be a 0-dim" in out["feedback"], out["feedback"]
+
+
+def test_a_program_without_balancing_loss_is_told_the_name(tmp_path):
+    path = tmp_path / "candidate.py"
+    path.write_text("import torch\n\n\ndef balance(ctx):\n    return torch.zeros(())\n")
+    out = ev.evaluate(str(path), "quick", config_name="tiny")
     assert not out["valid"]
-    assert reason in out["feedback"]
+    assert "defines no function 'balancing_loss'" in out["feedback"], out["feedback"]
 
 
-def test_patching_the_evaluator_is_detected(tmp_path):
+def test_patching_the_evaluator_in_the_candidates_process_changes_nothing(tmp_path):
+    # In one process this rewrote the imbalance the score is made of; the candidate's process
+    # has its own copy of the module, which the judge never uses.
     body = ("    import problems.moe_lbl.trainer as t\n"
             "    t.imbalance_l1 = lambda counts: torch.zeros(counts.shape[:-1])\n"
             "    return torch.zeros(())\n")
-    try:
-        out = ev.evaluate(_program(tmp_path, body), "quick", config_name="tiny")
-    finally:
-        import problems.moe_lbl.metrics as metrics
-        import problems.moe_lbl.trainer as trainer
-        trainer.imbalance_l1 = metrics.imbalance_l1
-    assert not out["valid"]
-    assert "imbalance_l1" in out["feedback"]
+    patched = ev.evaluate(_program(tmp_path, body), "quick", config_name="tiny")
+    honest = ev.evaluate(_program(tmp_path, "    return torch.zeros(())\n"), "quick",
+                         config_name="tiny")
+    assert patched["valid"] and honest["valid"], patched["feedback"]
+    assert patched["metrics"]["imbalance_l1"] == honest["metrics"]["imbalance_l1"] > 0
+    assert patched["score"] == honest["score"]
 
 
 def test_unknown_stage_is_an_error():

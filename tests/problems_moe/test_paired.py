@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from evaluators.cascade import finalize  # noqa: E402
+from evaluators.harness_api import local_candidate  # noqa: E402
 from evaluators.result import EvalResult, StageResult  # noqa: E402
 from evolve.problem.spec import load_problem  # noqa: E402
 from problems.moe_lbl import evaluate as ev  # noqa: E402
@@ -80,12 +81,14 @@ def test_paired_difference_is_taken_against_the_stored_reference():
 
 def test_full_trains_seeds_0_and_1_seeds_trains_2_and_3_and_the_score_is_the_4_seed_mean():
     path = str(PROBLEM / "baselines" / "micro_batch.py")
-    quick = ev.evaluate(path, "quick", config_name="tiny")
-    # Each seed trained alone, as one stage run of it would.
-    single = [ev.evaluate(path, "full", seed=s, config_name="tiny", only_seed=True)["metrics"]
-              for s in range(4)]
-    full = ev.evaluate(path, "full", config_name="tiny")
-    seeds = ev.evaluate(path, "seeds", config_name="tiny")
+    # One candidate process for every run (the baseline keeps no state between calls).
+    with local_candidate(path) as candidate:
+        quick = ev.judge(candidate, "quick", config_name="tiny")
+        # Each seed trained alone, as one stage run of it would.
+        single = [ev.judge(candidate, "full", seed=s, config_name="tiny",
+                           only_seed=True)["metrics"] for s in range(4)]
+        full = ev.judge(candidate, "full", config_name="tiny")
+        seeds = ev.judge(candidate, "seeds", config_name="tiny")
     assert full["valid"] and seeds["valid"], (full["feedback"], seeds["feedback"])
     assert full["score"] == pytest.approx((single[0]["score"] + single[1]["score"]) / 2)
     assert seeds["score"] == pytest.approx((single[2]["score"] + single[3]["score"]) / 2)
