@@ -208,8 +208,11 @@ replace it with your own (keep the layout).
 - `problem.toml`: the task statement for the LLM, the evolved function, stages, limits, metrics.
 - `initial.py`: the starting program; only the code between `EVOLVE-BLOCK-START` and
   `EVOLVE-BLOCK-END` is changed by evolution.
-- `evaluate.py`: `evaluate(program_path, stage) -> {"score", "valid", "metrics", "feedback"}`.
-  It loads the candidate itself, times only the candidate's call, and checks every output.
+- `evaluate.py`: the judge, `judge(candidate, stage) -> {"score", "valid", "metrics",
+  "feedback"}`. The candidate runs in its own sandboxed process; the judge calls it through
+  `candidate.call(...)`, which counts only the candidate's own time, and checks every output.
+  `evaluate(program_path, stage)` runs the judge against an unsandboxed candidate process, for
+  scripts and tests.
 - `baselines/`: human reference programs with the same interface as `initial.py`.
 - `data/sizes.json`: the n of each stage, declared `hidden` in `problem.toml`: the candidate
   never sees the file (test traces, held-out inputs and optimum tables belong there too).
