@@ -47,6 +47,7 @@ from db.models import (
 )
 from db.records import CostSummary, Evaluation, Event, LLMCall, Program, Run
 from db.schema import prepare_schema
+from db.write_connection import WriteConnection, is_sqlite_file
 
 # Built once: the hot writes reuse these statements (and their compiled form).
 _INSERT_PROGRAM = insert(ProgramRow.__table__)
@@ -82,6 +83,8 @@ class Archive:
         except Exception:
             self._engine.dispose()
             raise
+        # The hot writes' own connection on a SQLite file (db/write_connection.py).
+        self._writes = WriteConnection(url) if is_sqlite_file(url) else None
 
     @property
     def where(self) -> str:
@@ -103,6 +106,8 @@ class Archive:
         return cls(sqlite_url(path), create=create)
 
     def close(self) -> None:
+        if self._writes is not None:
+            self._writes.close()
         self._engine.dispose()
 
     def __enter__(self) -> Archive:
@@ -125,10 +130,13 @@ class Archive:
     @contextmanager
     def _write_core(self) -> Iterator[Connection]:
         """One write transaction on a bare Connection: the hot writes (programs, LLM calls,
-        events) are Core inserts, and a Session's unit-of-work bookkeeping around them costs
-        more CPU than the inserts themselves."""
+        events, state) are Core statements, and a Session's unit-of-work bookkeeping around
+        them costs more CPU than the statements themselves. On a SQLite file they share one
+        kept connection whose driver opens the transaction at the first write statement, so
+        each of them must start with an INSERT or UPDATE (db/write_connection.py)."""
         try:
-            with self._write_engine.begin() as connection:
+            with self._writes.transaction() if self._writes is not None else \
+                    self._write_engine.begin() as connection:
                 yield connection
         except IntegrityError as exc:
             raise ArchiveError(f"write refused by the database, nothing stored: {exc.orig}") from exc
