@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Select,
-    bindparam,
     func,
-    insert,
     literal,
     select,
-    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -47,21 +43,13 @@ from db.models import (
 )
 from db.records import CostSummary, Evaluation, Event, LLMCall, Program, Run
 from db.schema import prepare_schema
+from db.write_connection import CoreWrites, SqliteWrites, WriteConnection, is_sqlite_file
 
-# Built once: the hot writes reuse these statements (and their compiled form).
-_INSERT_PROGRAM = insert(ProgramRow.__table__)
-_INSERT_EVALUATION = insert(EvaluationRow.__table__)
-_INSERT_LLM_CALL = insert(LLMCallRow.__table__)
-_INSERT_EVENT = insert(EventRow.__table__)
-_INSERT_STATE = insert(StateRow.__table__)
-_UPDATE_STATE = (update(StateRow.__table__)
-                 .where(StateRow.run_id == bindparam("run"),
-                        StateRow.key == bindparam("state_key"))
-                 .values(value=bindparam("new_value"), updated_at=bindparam("now")))
-_LINK_CALLS = (update(LLMCallRow.__table__)
-               .where(LLMCallRow.id.in_(bindparam("ids", expanding=True)),
-                      LLMCallRow.run_id == bindparam("run"))
-               .values(program_id=bindparam("program")))
+_PROGRAMS = ProgramRow.__table__
+_EVALUATIONS = EvaluationRow.__table__
+_LLM_CALLS = LLMCallRow.__table__
+_EVENTS = EventRow.__table__
+_STATE = StateRow.__table__
 
 
 class Archive:
@@ -82,6 +70,8 @@ class Archive:
         except Exception:
             self._engine.dispose()
             raise
+        # The hot writes' own connection on a SQLite file (db/write_connection.py).
+        self._writes = WriteConnection(url) if is_sqlite_file(url) else None
 
     @property
     def where(self) -> str:
@@ -103,6 +93,8 @@ class Archive:
         return cls(sqlite_url(path), create=create)
 
     def close(self) -> None:
+        if self._writes is not None:
+            self._writes.close()
         self._engine.dispose()
 
     def __enter__(self) -> Archive:
@@ -123,13 +115,19 @@ class Archive:
             raise ArchiveError(f"write refused by the database, nothing stored: {exc.orig}") from exc
 
     @contextmanager
-    def _write_core(self) -> Iterator[Connection]:
-        """One write transaction on a bare Connection: the hot writes (programs, LLM calls,
-        events) are Core inserts, and a Session's unit-of-work bookkeeping around them costs
-        more CPU than the inserts themselves."""
+    def _hot_write(self) -> Iterator[CoreWrites | SqliteWrites]:
+        """One write transaction of the hot writes (programs, LLM calls, events, state): no
+        Session (its unit-of-work bookkeeping costs more CPU than the statements), and on a
+        SQLite file the driver itself on one kept connection, which opens the transaction at
+        the first write statement, so each of them starts with an INSERT or UPDATE
+        (db/write_connection.py)."""
         try:
-            with self._write_engine.begin() as connection:
-                yield connection
+            if self._writes is not None:
+                with self._writes.transaction() as writes:
+                    yield writes
+            else:
+                with self._write_engine.begin() as connection:
+                    yield CoreWrites(connection)
         except IntegrityError as exc:
             raise ArchiveError(f"write refused by the database, nothing stored: {exc.orig}") from exc
 
@@ -218,29 +216,24 @@ class Archive:
             timings=dict(timings or {}), proposal_key=proposal_key, created_at=utcnow())
         stages = list(evaluations)
         ids = sorted(set(int(i) for i in llm_call_ids))
-        with self._write_core() as c:
+        with self._hot_write() as w:
             try:
                 # No look-up before every insert: the unique key refuses a proposal stored
-                # before, and we look it up only then. SQLite undoes just the refused statement;
-                # other databases abort the transaction, so they get a savepoint around it.
-                with c.begin_nested() if proposal_key is not None and \
-                        c.dialect.name != "sqlite" else nullcontext():
-                    program_id = c.execute(_INSERT_PROGRAM, row).inserted_primary_key[0]
+                # before, and we look it up only then.
+                program_id = w.insert(_PROGRAMS, row) if proposal_key is None else \
+                    w.insert_keyed_program(row)
             except IntegrityError:
-                existing = None if proposal_key is None else c.scalar(
-                    select(ProgramRow.id).where(ProgramRow.run_id == run_id,
-                                                ProgramRow.proposal_key == proposal_key))
+                existing = None if proposal_key is None else \
+                    w.find_proposal(run_id, proposal_key)
                 if existing is not None:
                     return int(existing)  # stored before (a resumed run): write nothing
                 raise
             if stages:
-                c.execute(_INSERT_EVALUATION, [
+                w.insert_many(_EVALUATIONS, [
                     {"program_id": program_id, "position": position, **stage_fields(stage)}
                     for position, stage in enumerate(stages)])
             if ids:
-                linked = c.execute(_LINK_CALLS, {"ids": ids, "run": run_id,
-                                                 "program": program_id})
-                if linked.rowcount != len(ids):
+                if w.link_calls(ids, run_id, program_id) != len(ids):
                     # Raising rolls back the whole transaction: no half-stored program.
                     raise ArchiveError(f"llm_call_ids {ids}: not all are LLM calls of run "
                                        f"{run_id}; nothing was stored")
@@ -346,12 +339,12 @@ class Archive:
                         latency_s: float | None, error: str | None, purpose: str,
                         program_id: int | None = None, finish_reason: str | None = None) -> int:
         """Store one LLM call; `cost_usd=None` means the price is unknown (never assumed 0)."""
-        with self._write_core() as c:
-            return c.execute(_INSERT_LLM_CALL, dict(
+        with self._hot_write() as w:
+            return w.insert(_LLM_CALLS, dict(
                 run_id=run_id, program_id=program_id, model=model, purpose=purpose,
                 prompt=prompt, response=response, tokens_in=tokens_in, tokens_out=tokens_out,
                 cost_usd=finite_or_none(cost_usd), latency_s=latency_s, error=error,
-                finish_reason=finish_reason, created_at=utcnow())).inserted_primary_key[0]
+                finish_reason=finish_reason, created_at=utcnow()))
 
     def llm_calls(self, run_id: int | None = None, *,
                   program_id: int | None = None) -> list[LLMCall]:
@@ -398,12 +391,9 @@ class Archive:
         except (TypeError, ValueError) as exc:
             raise ArchiveError(f"state '{key}' is not JSON-able: {exc}") from exc
         now = utcnow()
-        with self._write_core() as c:
-            changed = c.execute(_UPDATE_STATE, {"run": run_id, "state_key": key,
-                                                "new_value": value, "now": now})
-            if changed.rowcount == 0:
-                c.execute(_INSERT_STATE, dict(run_id=run_id, key=key, value=value,
-                                              updated_at=now))
+        with self._hot_write() as w:
+            if w.update_state(run_id, key, value, now) == 0:
+                w.insert(_STATE, dict(run_id=run_id, key=key, value=value, updated_at=now))
 
     def get_state(self, run_id: int, key: str, default: Any = None) -> Any:
         with self._read() as s:
@@ -418,11 +408,10 @@ class Archive:
 
     def add_event(self, run_id: int, kind: str, message: str,
                   data: Mapping[str, Any] | None = None) -> int:
-        with self._write_core() as c:
-            return c.execute(_INSERT_EVENT, dict(
+        with self._hot_write() as w:
+            return w.insert(_EVENTS, dict(
                 run_id=run_id, kind=kind, message=message,
-                data=None if data is None else dict(data),
-                created_at=utcnow())).inserted_primary_key[0]
+                data=None if data is None else dict(data), created_at=utcnow()))
 
     def events(self, run_id: int, *, kind: str | None = None, after_id: int | None = None,
                limit: int | None = None) -> list[Event]:

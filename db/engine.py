@@ -55,6 +55,19 @@ def finite_or_none(value: float | None) -> float | None:
     return None if math.isnan(value) else value
 
 
+def sqlite_pragmas(dbapi_connection: Any, *, in_memory: bool) -> None:
+    """The settings every connection to an archive's SQLite file gets."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if not in_memory:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL is durable against a crash of the process; only a power loss
+        # can lose the last commits. FULL would fsync on every program.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -71,15 +84,7 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see module doc)
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL is durable against a crash of the process; only a power loss
-            # can lose the last commits. FULL would fsync on every program.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        sqlite_pragmas(dbapi_connection, in_memory=in_memory)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

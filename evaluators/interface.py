@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 from pathlib import Path
 
 
@@ -26,9 +27,11 @@ def _defines_judge(path: str, mtime_ns: int, size: int) -> bool:
 
 def uses_judge(problem_dir: Path, evaluator_file: str) -> bool:
     """Whether the problem's evaluator defines `judge(candidate, stage)` at its top level."""
-    path = Path(problem_dir) / evaluator_file
+    path = os.path.join(problem_dir, evaluator_file)
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError:
         return False
-    return _defines_judge(str(path.resolve()), info.st_mtime_ns, info.st_size)
+    # Asked before every evaluation: a stat, and the parse only when the file changed (not
+    # resolved to its real path first: that is a stat per folder of the path each time).
+    return _defines_judge(path, info.st_mtime_ns, info.st_size)

@@ -15,12 +15,16 @@ def oom_kills() -> int | None:
     """The machine's count of out-of-memory kills so far; None when the kernel does not say."""
     try:
         with open("/proc/vmstat", "rb") as stats:
-            for line in stats:
-                if line.startswith(b"oom_kill "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
+            text = stats.read()   # one read; read twice per evaluation, so no line splitting
+    except OSError:
         return None
-    return None
+    start = (b"\n" + text).find(b"\noom_kill ")
+    if start < 0:
+        return None
+    try:
+        return int(text[start + 9:].split(b"\n", 1)[0])
+    except ValueError:
+        return None
 
 
 def kills_since(before: int | None) -> int | None:

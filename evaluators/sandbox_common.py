@@ -9,6 +9,7 @@ pieces without importing `sandbox` back.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -128,18 +129,25 @@ def kill_leftovers(token: str, session: int, uid: int | None) -> int:
     return len(killed)
 
 
-def environment(token: str, work_dir: Path, limits: SandboxLimits, result_fd: int,
-                 uid: int | None, evaluator_file: str,
-                 extra_env: dict[str, str] | None) -> dict[str, str]:
-    import evaluators
+@functools.cache
+def _code_root() -> str:
+    """The folder holding the evaluators package this process imported: a worktree evaluates
+    its own code."""
+    import evaluators  # lazy: the package's own __init__, resolved once
 
-    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
+    return str(Path(evaluators.__file__).resolve().parent.parent)
+
+
+def environment(token: str, work_dir: Path, limits: SandboxLimits, result_fd: int,
+                uid: int | None, evaluator_file: str,
+                extra_env: dict[str, str] | None) -> dict[str, str]:
+    # The allowed names looked up (not every variable decoded): this runs per evaluation.
+    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update({t: "1" for t in _THREAD_VARS})
     env.update({
         "HOME": str(work_dir), "TMPDIR": str(work_dir),
-        # The evaluators package this process imported: a worktree evaluates its own code.
-        "PYTHONPATH": str(Path(evaluators.__file__).resolve().parent.parent),
+        "PYTHONPATH": _code_root(),
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1",
         "MPLBACKEND": "Agg",
         MARKER_VAR: token,

@@ -9,6 +9,7 @@ of a same-uid process); whatever it prints is replaced by a marker before it lea
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,9 +27,15 @@ def secrets_in(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """{value: variable name} of the secret-looking variables, longest values first."""
     environ = os.environ if environ is None else environ
     found = {value: name for name, value in environ.items()
-             if len(value) >= MIN_SECRET_CHARS
-             and any(fnmatch.fnmatchcase(name.upper(), p) for p in SECRET_PATTERNS)}
+             if len(value) >= MIN_SECRET_CHARS and _looks_secret(name)}
     return dict(sorted(found.items(), key=lambda item: -len(item[0])))
+
+
+@functools.lru_cache(maxsize=4096)
+def _looks_secret(name: str) -> bool:
+    # Called for every variable after every evaluation: the environment is read live each
+    # time (a secret set later is still found), only the pattern match of a name is cached.
+    return any(fnmatch.fnmatchcase(name.upper(), p) for p in SECRET_PATTERNS)
 
 
 def scrub_text(text: str, secrets: Mapping[str, str]) -> str:

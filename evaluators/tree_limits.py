@@ -267,6 +267,9 @@ class TreeCgroup:
         self.fds: list[int] = []
         self._oom_before = 0
         self._uses = 0  # evaluations it was set up for
+        # Which folder holds each control file, found once: a kept cgroup serves evaluation
+        # after evaluation, and its files stay where they are while it exists.
+        self._files: dict[str, str | None] = {}
 
     @classmethod
     def create(cls, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
@@ -332,13 +335,24 @@ class TreeCgroup:
         with _free_lock:
             _retired.append(self)
 
+    def _file(self, name: str) -> str | None:
+        """The path of control file `name` in the first of the folders that has it."""
+        if name not in self._files:
+            self._files[name] = next((str(folder / name) for folder in self.folders
+                                      if (folder / name).exists()), None)
+        return self._files[name]
+
     def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
         def write(name: str, value: int | str) -> bool:
-            for folder in self.folders:
-                if (folder / name).exists():
-                    (folder / name).write_text(str(value))
-                    return True
-            return False
+            path = self._file(name)
+            if path is None:
+                return False
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
+            return True
 
         if self.version == "v2":
             write("memory.max", int(memory_mb) << 20 if memory_mb else "max")
@@ -367,12 +381,14 @@ class TreeCgroup:
         self.fds = []
 
     def _read(self, name: str) -> str:
-        for folder in self.folders:
-            try:
-                return (folder / name).read_text()
-            except OSError:
-                continue
-        return ""
+        path = self._file(name)
+        if path is None:
+            return ""
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode()
+        except OSError:
+            return ""
 
     def _oom_count(self) -> int:
         text = self._read("memory.events" if self.version == "v2" else "memory.oom_control")

@@ -341,12 +341,17 @@ class WarmPool:
         self._lock = threading.Lock()
         self._interpreters: dict[tuple[str, ...] | tuple, WarmInterpreter] = {}
         self._unavailable: dict[tuple[str, ...] | tuple, str] = {}
+        self._resolved: dict[Path, str] = {}
 
     def interpreter(self, problem_dir: Path, evaluator_file: str, level: str,
                     hidden: tuple[str, ...] = (), role: str = "judge",
                     python_path: str | None = None) -> WarmInterpreter | None:
-        key = (str(problem_dir.resolve()), evaluator_file, level, hidden, role, python_path)
         with self._lock:
+            # Resolved once per folder: this runs before every evaluation.
+            real = self._resolved.get(problem_dir)
+            if real is None:
+                real = self._resolved[problem_dir] = str(problem_dir.resolve())
+            key = (real, evaluator_file, level, hidden, role, python_path)
             if key in self._unavailable:
                 return None
             current = self._interpreters.get(key)

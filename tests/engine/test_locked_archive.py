@@ -20,7 +20,10 @@ from tests.support.llm_server import Reply, ScriptedLLMServer
 
 HOLD_S = 2.0
 REPLY_DELAY_S = 0.3
-PROGRAMS = 8
+# Enough programs that the run is still proposing when the locker process (a fresh
+# interpreter, slow to start on a busy machine) takes the lock: with 8 a run whose
+# writes are fast could be done proposing by then, and no reply came during the lock.
+PROGRAMS = 20
 TABLES = "programs, evaluations, llm_calls, events, state, runs"
 
 # The second process: takes the lock, says when, holds it, says when it let go.
