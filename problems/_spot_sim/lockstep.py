@@ -1,11 +1,13 @@
 """Run many single-region spot runs against a candidate in another process, in lockstep.
 
 Every run advances one tick per step, and one message carries the decisions of every run
-still going (a `Fleet` of runners in the candidate's process, `problems._spot_sim.remote`):
-the cost per decision stays near a local call's, and since all runs are at the same tick, runs
-that share a trace never let the candidate see one's future through another (module state
-included). The judge keeps every run's truth in arrays and applies `simulate.run_single`'s tick
-logic to all of them at once; the results are the same `RunResult`s.
+still going (a `Fleet` in the candidate's process, `problems._spot_sim.remote`): the cost per
+decision stays near a local call's, and since all runs are at the same tick, runs that share a
+trace never let the candidate see one's future through another (module state included). The
+judge keeps every run's truth in arrays and applies `simulate.run_single`'s tick logic to all
+of them at once; the results are the same `RunResult`s. Each step sends only what changed in
+the states the candidate holds (most fields change rarely) and gets the decisions back as
+bytes, so a step's messages stay small and the candidate's per-run work is one call.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.harness_api import Built, Candidate, CandidateError
+from problems._spot_sim.remote import FIELDS
 from problems._spot_sim.simulate import ActionError, RunResult, _coerce_action
 from problems._spot_sim.state import Scenario
 
@@ -27,21 +30,25 @@ def _scenario(scn: Scenario) -> Built:
                  scn.restart_overhead_s, scn.on_demand_price, scn.spot_price, scn.num_regions)
 
 
-def _actions(raw: Any, which: np.ndarray, runs: Sequence[Any]) -> np.ndarray:
-    """The decisions as an int array; ActionError naming the first run whose decision is not
+def _actions(raw: Any, rows: np.ndarray, runs: Sequence[Any]) -> np.ndarray:
+    """The decisions as a uint8 array; ActionError naming the first run whose decision is not
     NONE (0), SPOT (1) or ON_DEMAND (2)."""
-    if isinstance(raw, list) and len(raw) == len(which) and all(type(x) is int for x in raw):
+    if type(raw) is bytes and len(raw) == len(rows):
+        out = np.frombuffer(raw, dtype=np.uint8)
+        if out.size == 0 or out.max() <= 2:
+            return out
+    if isinstance(raw, list) and len(raw) == len(rows) and all(type(x) is int for x in raw):
         out = np.array(raw, dtype=np.int64)
         if out.size == 0 or (out.min() >= 0 and out.max() <= 2):
-            return out
-    if not isinstance(raw, list) or len(raw) != len(which):
-        raise ActionError(f"the candidate sent {type(raw).__name__} for {len(which)} decisions")
-    for i, value in zip(which.tolist(), raw, strict=True):
+            return out.astype(np.uint8)
+    if not isinstance(raw, (bytes, list)) or len(raw) != len(rows):
+        raise ActionError(f"the candidate sent {type(raw).__name__} for {len(rows)} decisions")
+    for i, value in zip(rows.tolist(), raw, strict=True):
         try:
             _coerce_action(value)
         except ActionError as exc:
             raise ActionError(f"run {runs[i].key}: {exc}") from None
-    return np.array([_coerce_action(v) for v in raw], dtype=np.int64)
+    return np.array([_coerce_action(v) for v in raw], dtype=np.uint8)
 
 
 def _which_run(fleet: Any, runs: Sequence[Any], error: CandidateError) -> str:
@@ -66,68 +73,103 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
         if len(run.available) < t:
             raise ValueError(f"trace has {len(run.available)} ticks, the deadline needs {t}")
     width = int(ticks.max()) if n else 0
-    avail = np.zeros((n, width), dtype=np.int64)
+    avail = np.zeros((n, width), dtype=np.uint8)
     for i, run in enumerate(runs):
         avail[i, :ticks[i]] = np.frombuffer(bytes(run.available[:ticks[i]]), dtype=np.uint8)
-    gap = np.array([s.gap_s for s in scns], dtype=np.int64)
-    over = np.array([s.restart_overhead_s for s in scns], dtype=np.int64)
-    work = np.array([s.task_s for s in scns], dtype=np.int64)
-    zeros = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
-    done, oh, cluster, finish = zeros(), zeros(), zeros(), zeros() - 1
-    n_spot, n_od, launches, preemptions, bad_spot, overrides = (zeros() for _ in range(6))
-    fleet = candidate.keep([Built("problems._spot_sim.remote:Fleet", [
-        Built("problems._spot_sim.remote:Runner", Built("program:Policy", _scenario(s)),
-              _scenario(s)) for s in scns])], kind="Policy")[0]
-    active = np.flatnonzero(ticks > 0)
+    finish = np.full(n, -1, dtype=np.int64)
+    # Per run: spot ticks, on-demand ticks, launches, preemptions, SPOT asked where
+    # unavailable, guard overrides (RunResult's order).
+    totals = np.zeros((6, n), dtype=np.int64)
+    fleet = candidate.keep([Built("problems._spot_sim.remote:Fleet",
+                                  [Built("program:Policy", _scenario(s)) for s in scns],
+                                  [_scenario(s) for s in scns])], kind="Policy")[0]
+
+    # Every array below holds the runs still going, in run order; compacted as runs end.
+    rows = np.flatnonzero(ticks > 0)
+    ended = np.flatnonzero(ticks <= 0)
+    av = np.ascontiguousarray(avail[rows].T)  # tick by run: a tick's column is contiguous
+    t_end = ticks[rows]
+    g, d, w = (np.array([getattr(s, f) for s in scns], dtype=np.int64)[rows]
+               for f in ("gap_s", "restart_overhead_s", "task_s"))
+    # run_single's guard, ceil((w - done + d) / g) >= t_end - k, as done < late + k * g.
+    late = w + d - (t_end - 1) * g
+    m = rows.size
+    done, oh = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    cluster = np.zeros(m, dtype=np.uint8)
+    count = np.zeros((6, m), dtype=np.int64)
+    # What the candidate's states show now, field by field (remote.FIELDS' order).
+    shown = np.zeros((len(FIELDS), m), dtype=np.int64)
+    column = np.zeros(n, dtype=np.uint8)
     k = 0
-    while active.size:
-        i = active
-        a = avail[i, k]
-        last = cluster[i]
+    while rows.size:
+        a = av[k]
+        last = cluster
         pre = (last == SPOT_) & (a == 0)
-        cl = np.where(pre, NONE_, last)
-        o = np.where(pre, 0, oh[i])
-        preemptions[i] += pre
+        if pre.any():
+            cl, o = np.where(pre, NONE_, last), np.where(pre, 0, oh)
+            count[3] += pre
+        else:
+            cl, o = last, oh
+        now = np.stack((done, o, cl, last, a, pre))
+        changed = now != shown
+        field, where = np.nonzero(changed)
+        values = now[field, where]
+        shown[field, where] = values
+        column[rows] = a
         try:
-            raw = fleet.step(i.astype(np.int32), k, done[i], o, cl, last, a, pre)
+            raw = fleet.step(k, ended.astype(np.int32).tobytes(),
+                             np.bincount(field, minlength=len(FIELDS)).tolist(),
+                             rows[where].astype(np.int32).tobytes(),
+                             values.astype(np.int32).tobytes(), column.tobytes())
         except CandidateError as exc:
             detail = getattr(exc, "detail", None) or str(exc)
             if exc.kind == "crash":
                 detail = f"the policy raised {detail}"
             raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {k}: "
                                            f"{detail}") from None
-        req = _actions(raw, i, runs)
+        req = _actions(raw, rows, runs)
         bad = (req == SPOT_) & (a == 0)
-        req = np.where(bad, NONE_, req)
-        bad_spot[i] += bad
-        d, g, w, dn = over[i], gap[i], work[i], done[i]
-        guard = (w - dn + d + g - 1) // g >= ticks[i] - k
-        forced = np.where((cl == SPOT_) & (o == 0), SPOT_, OD_)
-        overrides[i] += guard & (forced != req)
-        req = np.where(guard, forced, req)
+        if bad.any():
+            req = np.where(bad, NONE_, req)
+            count[4] += bad
+        guard = done < late + k * g
+        if guard.any():
+            forced = np.where((cl == SPOT_) & (o == 0), SPOT_, OD_)
+            count[5] += guard & (forced != req)
+            req = np.where(guard, forced, req)
         change = req != cl
-        launch = change & (req != NONE_)
-        o = np.where(change & (req == NONE_), 0, np.where(launch, d, o))
-        launches[i] += launch
-        cl = np.where(change, req, cl)
-        bill = cl != NONE_
-        n_spot[i] += bill & (cl == SPOT_)
-        n_od[i] += bill & (cl == OD_)
-        pay = bill & (o >= g)
-        progress = bill & ~pay
-        o = np.where(pay, o - g, o)
-        dn = np.where(progress, dn + g - o, dn)
-        o = np.where(progress, 0, o)
-        finished = progress & (dn >= w)
-        finish[i[finished]] = k + 1
-        done[i], oh[i], cluster[i] = dn, o, cl
+        if change.any():
+            launch = change & (req != NONE_)
+            o = np.where(change & (req == NONE_), 0, np.where(launch, d, o))
+            count[2] += launch
+        cluster = req
+        spot, on_demand = cluster == SPOT_, cluster == OD_
+        count[0] += spot
+        count[1] += on_demand
+        bill = spot | on_demand
+        # A billed tick pays the overhead still due first and makes progress with the rest.
+        paid = np.minimum(o, g)
+        done = np.where(bill, done + g - paid, done)
+        oh = np.where(bill, o - paid, o)
+        finished = done >= w
         k += 1
-        active = i[~finished & (ticks[i] > k)]
+        over = finished | (t_end <= k)
+        if not over.any():
+            ended = ended[:0]
+            continue
+        finish[rows[finished]] = k
+        ended = rows[over]
+        totals[:, ended] = count[:, over]
+        column[ended] = 0
+        keep = ~over
+        rows, t_end, g, d, w, late, done, oh, cluster = (
+            x[keep] for x in (rows, t_end, g, d, w, late, done, oh, cluster))
+        av, count, shown = av[:, keep], count[:, keep], shown[:, keep]
     results = []
     for j, s in enumerate(scns):
         hours = s.gap_s / 3600.0
-        cost = int(n_spot[j]) * hours * s.spot_price + int(n_od[j]) * hours * s.on_demand_price
-        results.append(RunResult(cost, int(finish[j]), int(n_spot[j]), int(n_od[j]),
-                                 int(launches[j]), int(preemptions[j]), int(bad_spot[j]),
-                                 int(overrides[j])))
+        n_spot, n_od, launches, preemptions, bad_spot, overrides = totals[:, j].tolist()
+        cost = n_spot * hours * s.spot_price + n_od * hours * s.on_demand_price
+        results.append(RunResult(cost, int(finish[j]), n_spot, n_od, launches, preemptions,
+                                 bad_spot, overrides))
     return results
