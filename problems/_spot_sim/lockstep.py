@@ -12,6 +12,7 @@ bytes, so a step's messages stay small and the candidate's per-run work is one c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,24 +24,18 @@ from problems._spot_sim.simulate import ActionError, RunResult, _coerce_action
 from problems._spot_sim.state import Scenario
 
 NONE_, SPOT_, OD_ = 0, 1, 2
-
-
-def _scenario(scn: Scenario) -> Built:
-    return Built("problems._spot_sim.state:Scenario", scn.gap_s, scn.deadline_s, scn.task_s,
-                 scn.restart_overhead_s, scn.on_demand_price, scn.spot_price, scn.num_regions)
+_SCENARIO_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario))
 
 
 def _actions(raw: Any, rows: np.ndarray, runs: Sequence[Any]) -> np.ndarray:
-    """The decisions as a uint8 array; ActionError naming the first run whose decision is not
+    """The decisions as an int array; ActionError naming the first run whose decision is not
     NONE (0), SPOT (1) or ON_DEMAND (2)."""
-    if type(raw) is bytes and len(raw) == len(rows):
-        out = np.frombuffer(raw, dtype=np.uint8)
-        if out.size == 0 or out.max() <= 2:
-            return out
+    if type(raw) is bytes and len(raw) == len(rows) and not raw.translate(None, b"\0\1\2"):
+        return np.frombuffer(raw, dtype=np.uint8).astype(np.int64)
     if isinstance(raw, list) and len(raw) == len(rows) and all(type(x) is int for x in raw):
         out = np.array(raw, dtype=np.int64)
         if out.size == 0 or (out.min() >= 0 and out.max() <= 2):
-            return out.astype(np.uint8)
+            return out
     if not isinstance(raw, (bytes, list)) or len(raw) != len(rows):
         raise ActionError(f"the candidate sent {type(raw).__name__} for {len(rows)} decisions")
     for i, value in zip(rows.tolist(), raw, strict=True):
@@ -48,7 +43,7 @@ def _actions(raw: Any, rows: np.ndarray, runs: Sequence[Any]) -> np.ndarray:
             _coerce_action(value)
         except ActionError as exc:
             raise ActionError(f"run {runs[i].key}: {exc}") from None
-    return np.array([_coerce_action(v) for v in raw], dtype=np.uint8)
+    return np.array([_coerce_action(v) for v in raw], dtype=np.int64)
 
 
 def _which_run(fleet: Any, runs: Sequence[Any], error: CandidateError) -> str:
@@ -80,47 +75,52 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
     # Per run: spot ticks, on-demand ticks, launches, preemptions, SPOT asked where
     # unavailable, guard overrides (RunResult's order).
     totals = np.zeros((6, n), dtype=np.int64)
-    fleet = candidate.keep([Built("problems._spot_sim.remote:Fleet",
-                                  [Built("program:Policy", _scenario(s)) for s in scns],
-                                  [_scenario(s) for s in scns])], kind="Policy")[0]
+    # Every run's Policy, made in the candidate's process from the scenario's plain fields.
+    fleet = candidate.keep([Built("problems._spot_sim.remote:Fleet", [
+        [getattr(s, f) for f in _SCENARIO_FIELDS] for s in scns])], kind="Policy")[0]
 
     # Every array below holds the runs still going, in run order; compacted as runs end.
+    # (Plain ufuncs and take only: np.where, 2-d nonzero and fancy indexing cost several
+    # times more, and this loop runs once per tick.)
     rows = np.flatnonzero(ticks > 0)
     ended = np.flatnonzero(ticks <= 0)
     av = np.ascontiguousarray(avail[rows].T)  # tick by run: a tick's column is contiguous
     t_end = ticks[rows]
     g, d, w = (np.array([getattr(s, f) for s in scns], dtype=np.int64)[rows]
                for f in ("gap_s", "restart_overhead_s", "task_s"))
-    # run_single's guard, ceil((w - done + d) / g) >= t_end - k, as done < late + k * g.
-    late = w + d - (t_end - 1) * g
-    m = rows.size
-    done, oh = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
-    cluster = np.zeros(m, dtype=np.uint8)
-    count = np.zeros((6, m), dtype=np.int64)
-    # What the candidate's states show now, field by field (remote.FIELDS' order).
-    shown = np.zeros((len(FIELDS), m), dtype=np.int64)
+    # run_single's guard, ceil((w - done + d) / g) >= t_end - k, is done < w + d -
+    # (t_end - 1 - k) * g: `limit` holds that bound, and grows by g each tick.
+    limit = w + d - (t_end - 1) * g
+    done, oh, cluster = (np.zeros(rows.size, dtype=np.int64) for _ in range(3))
+    count = np.zeros((6, rows.size), dtype=np.int64)
+    # What the candidate's states show, field by field (remote.FIELDS' order), and this tick.
+    shown = np.zeros((len(FIELDS), rows.size), dtype=np.int64)
+    now = np.empty_like(shown)
     column = np.zeros(n, dtype=np.uint8)
     k = 0
     while rows.size:
+        if k == 0 or ended.size:
+            tiled = np.tile(rows.astype(np.int32), len(FIELDS))  # the run of each cell of now
+            bounds = np.arange(1, len(FIELDS) + 1) * rows.size
         a = av[k]
+        unavailable = a == 0
         last = cluster
-        pre = (last == SPOT_) & (a == 0)
+        pre = (last == SPOT_) & unavailable
         if pre.any():
-            cl, o = np.where(pre, NONE_, last), np.where(pre, 0, oh)
+            running = ~pre
+            cl, o = last * running, oh * running
             count[3] += pre
         else:
             cl, o = last, oh
-        now = np.stack((done, o, cl, last, a, pre))
-        changed = now != shown
-        field, where = np.nonzero(changed)
-        values = now[field, where]
-        shown[field, where] = values
+        now[0], now[1], now[2], now[3], now[4], now[5] = done, o, cl, last, a, pre
+        changed = np.flatnonzero(now != shown)
+        ends = np.searchsorted(changed, bounds).tolist()
+        who, values = tiled.take(changed), now.take(changed).astype(np.int32)
+        now, shown = shown, now
         column[rows] = a
         try:
-            raw = fleet.step(k, ended.astype(np.int32).tobytes(),
-                             np.bincount(field, minlength=len(FIELDS)).tolist(),
-                             rows[where].astype(np.int32).tobytes(),
-                             values.astype(np.int32).tobytes(), column.tobytes())
+            raw = fleet.step(k, ended.astype(np.int32).tobytes(), ends, who.tobytes(),
+                             values.tobytes(), column.tobytes())
         except CandidateError as exc:
             detail = getattr(exc, "detail", None) or str(exc)
             if exc.kind == "crash":
@@ -128,29 +128,29 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
             raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {k}: "
                                            f"{detail}") from None
         req = _actions(raw, rows, runs)
-        bad = (req == SPOT_) & (a == 0)
+        bad = (req == SPOT_) & unavailable
         if bad.any():
-            req = np.where(bad, NONE_, req)
+            req = req * ~bad  # runs as NONE
             count[4] += bad
-        guard = done < late + k * g
+        guard = done < limit
         if guard.any():
-            forced = np.where((cl == SPOT_) & (o == 0), SPOT_, OD_)
+            forced = OD_ - ((cl == SPOT_) & (o == 0))  # a working spot cluster stays SPOT_
             count[5] += guard & (forced != req)
             req = np.where(guard, forced, req)
         change = req != cl
         if change.any():
             launch = change & (req != NONE_)
-            o = np.where(change & (req == NONE_), 0, np.where(launch, d, o))
+            o = np.where(change, d * launch, o)  # a launch owes the overhead; NONE owes none
             count[2] += launch
         cluster = req
-        spot, on_demand = cluster == SPOT_, cluster == OD_
-        count[0] += spot
-        count[1] += on_demand
-        bill = spot | on_demand
+        bill = cluster != NONE_
+        count[0] += cluster == SPOT_
+        count[1] += cluster == OD_
         # A billed tick pays the overhead still due first and makes progress with the rest.
-        paid = np.minimum(o, g)
-        done = np.where(bill, done + g - paid, done)
-        oh = np.where(bill, o - paid, o)
+        paid = np.minimum(o, g) * bill
+        done = done + (g - paid) * bill
+        oh = o - paid
+        limit = limit + g
         finished = done >= w
         k += 1
         over = finished | (t_end <= k)
@@ -162,9 +162,10 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
         totals[:, ended] = count[:, over]
         column[ended] = 0
         keep = ~over
-        rows, t_end, g, d, w, late, done, oh, cluster = (
-            x[keep] for x in (rows, t_end, g, d, w, late, done, oh, cluster))
+        rows, t_end, g, d, w, limit, done, oh, cluster = (
+            x[keep] for x in (rows, t_end, g, d, w, limit, done, oh, cluster))
         av, count, shown = av[:, keep], count[:, keep], shown[:, keep]
+        now = np.empty_like(shown)
     results = []
     for j, s in enumerate(scns):
         hours = s.gap_s / 3600.0

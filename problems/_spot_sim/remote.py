@@ -1,13 +1,14 @@
 """The candidate's side of the spot runs (made in the candidate's process, never the judge's).
 
-A `Fleet` holds every run's `Policy` (the candidate's own class, made with the run's scenario)
-and the `FleetState` that policy reads. Each tick the judge sends, for all runs at once
+A `Fleet` holds every run's `Policy` (the candidate's own class, made here with the run's
+scenario, from the scenario's fields as the judge sends them) and the `FleetState` that
+policy reads. Each tick the judge sends, for all runs at once
 (`problems._spot_sim.lockstep`), only what the states do not already show:
 - the tick number;
 - the runs that ended since the last tick (their policies are never asked again);
-- the fields that changed, as three flat arrays: how many changes each field has (in the
-  order of `FIELDS`), then the run and the new value of every change (native int32 bytes: the
-  judge and the candidate share a machine);
+- the fields that changed: the run and the new value of every change (native int32 bytes:
+  the judge and the candidate share a machine), field by field in the order of `FIELDS`, and
+  where each field's changes end;
 - the availability of every run at this tick (n bytes, 0 for runs that ended), appended to
   one history shared by all runs: a run's history is every n-th byte of it.
 So the per-run work is one slot written and one call, and the states never hold a tick the
@@ -20,14 +21,18 @@ decision).
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
+from evaluators.channel import PROGRAM_MODULE
+from evaluators.validate import CandidateLoadError
 from problems._spot_sim.state import Scenario, SpotState
 
 # The state's slots the judge updates, in the order the counts of a step name them.
 FIELDS = ("_done", "_oh", "_cluster", "_last", "_avail", "_preempted")
-_PREEMPTED = FIELDS.index("_preempted")
+_DONE, _PREEMPTED = FIELDS.index("_done"), FIELDS.index("_preempted")
 
 
 class FleetState(SpotState):
@@ -49,36 +54,48 @@ class Fleet:
     """Every run's policy and state, stepped together: one call per tick for all runs still
     going (this loop is the candidate side's whole per-decision cost)."""
 
-    def __init__(self, policies: Sequence[Any], scenarios: Sequence[Scenario]) -> None:
-        if len(policies) != len(scenarios):
-            raise ValueError("one policy per scenario")
+    def __init__(self, scenarios: Sequence[Sequence[Any]]) -> None:
+        """`scenarios`: each run's Scenario fields, in the dataclass's order."""
+        program = sys.modules.get(PROGRAM_MODULE)
+        policy_class = getattr(program, "Policy", None)
+        if not callable(policy_class):
+            raise CandidateLoadError("import", "the program defines no class 'Policy' (the "
+                                               "evaluator makes one per run: Policy(scenario))")
         n = len(scenarios)
         self.seen = bytearray()
-        self.states = [FleetState(s, self.seen, row, n) for row, s in enumerate(scenarios)]
-        # (row, state, decide) of the runs still going, in run order (the judge's order).
-        self.active = [(row, state, policy.decide) for row, (state, policy)
-                       in enumerate(zip(self.states, policies, strict=True))]
+        self.states, self.active = [], []
+        for row, fields in enumerate(scenarios):
+            scenario = Scenario(*fields)
+            state = FleetState(scenario, self.seen, row, n)
+            self.states.append(state)
+            # (row, state, decide) of the runs still going, in run order (the judge's order).
+            self.active.append((row, state, policy_class(scenario).decide))
         self.current = -1
 
-    def step(self, tick: int, ended: bytes, counts: list[int], rows: bytes, values: bytes,
+    def step(self, tick: int, ended: bytes, ends: list[int], rows: bytes, values: bytes,
              column: bytes) -> bytes | list[Any]:
         """Every active run's decision at `tick`: bytes (one per run) when every decision is
         an exact int 0..255, else the list as the policies returned it (the judge checks)."""
-        if len(column) != len(self.states):
-            raise ValueError(f"a column of {len(column)} runs for {len(self.states)}")
+        if len(column) != len(self.states) or len(ends) != len(FIELDS):
+            raise ValueError("a step gives every run's availability and where each field's changes end")
         self.seen += column
         if ended:
-            gone = set(memoryview(ended).cast("i"))
+            gone = set(array("i", ended))
             self.active = [entry for entry in self.active if entry[0] not in gone]
         states = self.states
-        who, new = memoryview(rows).cast("i"), memoryview(values).cast("i")
+        who, new = array("i", rows), array("i", values)
         start = 0
-        for field, (name, count) in enumerate(zip(FIELDS, counts, strict=True)):
-            end = start + count
-            if field == _PREEMPTED:
+        for field, end in enumerate(ends):
+            if start == end:
+                continue
+            if field == _DONE:  # the field that changes most: a plain store
+                for row, value in zip(who[start:end], new[start:end], strict=True):
+                    states[row]._done = value
+            elif field == _PREEMPTED:
                 for row, value in zip(who[start:end], new[start:end], strict=True):
                     states[row]._preempted = value != 0
             else:
+                name = FIELDS[field]
                 for row, value in zip(who[start:end], new[start:end], strict=True):
                     setattr(states[row], name, value)
             start = end

@@ -127,3 +127,12 @@ def test_a_policy_that_raises_is_named_with_its_run_and_tick(tmp_path):
     with local_candidate(path) as candidate, pytest.raises(CandidateError) as raised:
         run_lockstep(candidate, runs)
     assert "run short at tick 4" in str(raised.value) and "policy bug" in str(raised.value)
+
+
+def test_a_program_without_policy_is_an_import_failure_naming_it(tmp_path):
+    path = tmp_path / "nopolicy.py"
+    path.write_text("class Polcy:\n    pass\n")
+    runs = [Run("a", Scenario(600, 6000, 1200, 0, 3.06, 0.9731), bytes(10))]
+    with local_candidate(path) as candidate, pytest.raises(CandidateError) as raised:
+        run_lockstep(candidate, runs)
+    assert raised.value.kind == "import" and "no class 'Policy'" in str(raised.value)
