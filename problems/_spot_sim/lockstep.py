@@ -93,7 +93,8 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
     limit = w + d - (t_end - 1) * g
     done, oh, cluster = (np.zeros(rows.size, dtype=np.int64) for _ in range(3))
     count = np.zeros((6, rows.size), dtype=np.int64)
-    # What the candidate's states show, field by field (remote.FIELDS' order), and this tick.
+    # What the candidate's states show, field by field (remote.FIELDS' order: the progress
+    # is sent whole), and this tick.
     shown = np.zeros((len(FIELDS), rows.size), dtype=np.int64)
     now = np.empty_like(shown)
     column = np.zeros(n, dtype=np.uint8)
@@ -112,14 +113,15 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
             count[3] += pre
         else:
             cl, o = last, oh
-        now[0], now[1], now[2], now[3], now[4], now[5] = done, o, cl, last, a, pre
+        now[0], now[1], now[2], now[3], now[4] = o, cl, last, a, pre
         changed = np.flatnonzero(now != shown)
         ends = np.searchsorted(changed, bounds).tolist()
         who, values = tiled.take(changed), now.take(changed).astype(np.int32)
         now, shown = shown, now
         column[rows] = a
         try:
-            raw = fleet.step(k, ended.astype(np.int32).tobytes(), ends, who.tobytes(),
+            raw = fleet.step(k, ended.astype(np.int32).tobytes(),
+                             done.astype(np.int32).tobytes(), ends, who.tobytes(),
                              values.tobytes(), column.tobytes())
         except CandidateError as exc:
             detail = getattr(exc, "detail", None) or str(exc)

@@ -6,12 +6,14 @@ policy reads. Each tick the judge sends, for all runs at once
 (`problems._spot_sim.lockstep`), only what the states do not already show:
 - the tick number;
 - the runs that ended since the last tick (their policies are never asked again);
+- every active run's progress (it changes on most ticks: written in the same pass as the
+  decision, while the state is at hand);
 - the fields that changed: the run and the new value of every change (native int32 bytes:
   the judge and the candidate share a machine), field by field in the order of `FIELDS`, and
   where each field's changes end;
 - the availability of every run at this tick (n bytes, 0 for runs that ended), appended to
   one history shared by all runs: a run's history is every n-th byte of it.
-So the per-run work is one slot written and one call, and the states never hold a tick the
+So the per-run work is two slots written and one call, and the states never hold a tick the
 judge has not sent: since every run is at the same tick, no run learns the future of another.
 
 A policy that writes its state's private slots sees its own writes until the judge next
@@ -30,9 +32,9 @@ from evaluators.channel import PROGRAM_MODULE
 from evaluators.validate import CandidateLoadError
 from problems._spot_sim.state import Scenario, SpotState
 
-# The state's slots the judge updates, in the order the counts of a step name them.
-FIELDS = ("_done", "_oh", "_cluster", "_last", "_avail", "_preempted")
-_DONE, _PREEMPTED = FIELDS.index("_done"), FIELDS.index("_preempted")
+# The state's slots the judge updates when they change, in the order of a step's `ends`.
+FIELDS = ("_oh", "_cluster", "_last", "_avail", "_preempted")
+_PREEMPTED = FIELDS.index("_preempted")
 
 
 class FleetState(SpotState):
@@ -72,12 +74,13 @@ class Fleet:
             self.active.append((row, state, policy_class(scenario).decide))
         self.current = -1
 
-    def step(self, tick: int, ended: bytes, ends: list[int], rows: bytes, values: bytes,
-             column: bytes) -> bytes | list[Any]:
+    def step(self, tick: int, ended: bytes, done: bytes, ends: list[int], rows: bytes,
+             values: bytes, column: bytes) -> bytes | list[Any]:
         """Every active run's decision at `tick`: bytes (one per run) when every decision is
         an exact int 0..255, else the list as the policies returned it (the judge checks)."""
         if len(column) != len(self.states) or len(ends) != len(FIELDS):
-            raise ValueError("a step gives every run's availability and where each field's changes end")
+            raise ValueError("a step gives every run's availability and where each field's "
+                             "changes end")
         self.seen += column
         if ended:
             gone = set(array("i", ended))
@@ -88,10 +91,7 @@ class Fleet:
         for field, end in enumerate(ends):
             if start == end:
                 continue
-            if field == _DONE:  # the field that changes most: a plain store
-                for row, value in zip(who[start:end], new[start:end], strict=True):
-                    states[row]._done = value
-            elif field == _PREEMPTED:
+            if field == _PREEMPTED:
                 for row, value in zip(who[start:end], new[start:end], strict=True):
                     states[row]._preempted = value != 0
             else:
@@ -99,11 +99,14 @@ class Fleet:
                 for row, value in zip(who[start:end], new[start:end], strict=True):
                     setattr(states[row], name, value)
             start = end
+        progress = array("i", done)
+        if len(progress) != len(self.active):
+            raise ValueError(f"{len(progress)} runs' progress for {len(self.active)} runs")
         out: list[Any] = []
         append = out.append
         try:
-            for _, state, decide in self.active:
-                state._tick = tick
+            for (_, state, decide), work_done in zip(self.active, progress, strict=True):
+                state._tick, state._done = tick, work_done
                 append(decide(state))
         except BaseException:
             self.current = self.active[len(out)][0]
