@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from evaluators.harness_api import Built, Candidate, CandidateError
-from problems._spot_sim.lockstep import _scenario, _which_run
+from problems._spot_sim.lockstep import _which_run
 from problems._spot_sim.simulate import (
     ActionError,
     Decision,
@@ -26,8 +26,14 @@ from problems._spot_sim.simulate import (
     _coerce_action,
     _coerce_multi,
 )
+from problems._spot_sim.state import Scenario
 
 Ticks = Callable[..., Generator[MultiView, Decision, RunResult]]
+
+
+def _scenario(scn: Scenario) -> Built:
+    return Built("problems._spot_sim.state:Scenario", scn.gap_s, scn.deadline_s, scn.task_s,
+                 scn.restart_overhead_s, scn.on_demand_price, scn.spot_price, scn.num_regions)
 
 
 def decision_of(raw: Any, num_regions: int, region: int) -> Decision:
