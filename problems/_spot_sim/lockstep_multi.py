@@ -134,13 +134,13 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks
     price_rows = [prices for _, prices in streams]
     shown: list[Any] = [None] * len(streams)   # the price of each stream the candidate holds
     shortest = min((min(len(a), len(p)) for a, p in streams), default=0)
+    tick = views[0][0] if views else 0
+    numbers: list[int] = []                # the six numbers of every active run's view
+    for view in views:
+        if view[0] != tick:                # the promise the module makes
+            raise RuntimeError("lockstep broken: runs at different ticks in one step")
+        numbers += view[1:7]
     while active:
-        tick = views[0][0]
-        numbers: list[int] = []
-        for view in views:
-            if view[0] != tick:            # the promise the module makes
-                raise RuntimeError("lockstep broken: runs at different ticks in one step")
-            numbers += view[1:7]
         # A stream past its trace's end belongs to no active run (each run's ticks end
         # within its traces): 0 and its last price keep the message's shape.
         if tick < shortest:
@@ -166,14 +166,20 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks
             raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {tick}: "
                                            f"{detail}") from None
         decisions = _decisions(raw, active, views, regions, runs)
-        going, ahead, ended = [], [], []
+        going, ahead, ended, numbers = [], [], [], []
+        tick += 1
         for i, decision in zip(active, decisions, strict=True):
             try:
-                ahead.append(gens[i].send(decision))
-                going.append(i)
+                view = gens[i].send(decision)
             except StopIteration as stop:
                 results[i] = stop.value
                 ended.append(i)
+                continue
+            if view[0] != tick:            # every run's next view is of the next tick
+                raise RuntimeError("lockstep broken: runs at different ticks in one step")
+            numbers += view[1:7]
+            ahead.append(view)
+            going.append(i)
         active, views = going, ahead
     done = [r for r in results if r is not None]
     assert len(done) == len(runs)   # every run's generator ends (at its deadline or trace's end)
