@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.harness_api import local_candidate
+from evaluators.validate import CandidateError
 from problems._spot_sim.leaderboard_rules import multi_ticks_leaderboard, run_multi_leaderboard
 from problems._spot_sim.lockstep_multi import run_lockstep_multi
 from problems._spot_sim.simulate import ActionError, multi_ticks, run_multi
@@ -145,3 +146,13 @@ def test_an_invalid_decision_names_its_run(tmp_path, body, fragment):
     with local_candidate(path) as candidate, pytest.raises(ActionError) as raised:
         run_lockstep_multi(candidate, runs, multi_ticks)
     assert fragment in str(raised.value)
+
+
+def test_a_program_without_policy_is_an_import_failure_naming_it(tmp_path):
+    path = tmp_path / "nopolicy.py"
+    path.write_text("class Polcy:\n    pass\n")
+    trace, prices = bytes(10), (1.0,) * 10
+    runs = [Run("a", Scenario(600, 6000, 1200, 0, 3.06, 1.0, 1), (trace,), (prices,))]
+    with local_candidate(path) as candidate, pytest.raises(CandidateError) as raised:
+        run_lockstep_multi(candidate, runs, multi_ticks)
+    assert raised.value.kind == "import" and "no class 'Policy'" in str(raised.value)
