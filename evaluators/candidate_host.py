@@ -78,6 +78,27 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+class _ProcFile:
+    """A /proc file of one process kept open: procfs makes its text afresh on every read from
+    offset 0, so each reading costs one pread, not an open, a read and a close (the host reads
+    these on every reply). The descriptor stays tied to that process, whatever reuses its pid;
+    once the process is gone, reading raises OSError."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd: int | None = None
+
+    def read(self) -> bytes:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.pread(self.fd, 4096, 0)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class Tree:
     """CPU time of the worker and everything it started (this process is their subreaper, so
     an orphan comes back to it and is counted until it is reaped, then through our rusage)."""
@@ -87,16 +108,42 @@ class Tree:
         self.clock = _process_clock(worker)
         self.me = os.getpid()
         self.last_ns = 0
+        self._worker_stat = _ProcFile(f"/proc/{worker}/stat")
+        self._worker_children = _ProcFile(f"/proc/{worker}/task/{worker}/children")
+        self._my_children = _ProcFile(f"/proc/{self.me}/task/{self.me}/children")
+
+    def _alone(self) -> tuple[int, bool]:
+        """(the worker's reaped children's ticks, whether it runs alone: one thread, no child
+        of its own, and no other child of ours, e.g. an orphan, to count); OSError once the
+        worker is gone."""
+        fields = self._worker_stat.read().rsplit(b")", 1)[1].split()
+        reaped = int(fields[13]) + int(fields[14])
+        if int(fields[17]) != 1 or self._worker_children.read().strip():
+            return reaped, False
+        try:
+            mine = self._my_children.read().split()
+        except OSError:
+            return reaped, False
+        return reaped, mine in ([], [str(self.worker).encode()])
 
     def total_ns(self) -> int:
+        alone = False
         try:
             total = time.clock_gettime_ns(self.clock)
-            _, reaped = _stat_ticks(self.worker)
+            reaped, alone = self._alone()
             total += reaped * _TICK_NS
         except OSError:
             total = self.last_ns  # the worker is gone: its own time stays as last read
         own = resource.getrusage(resource.RUSAGE_CHILDREN)
         total += int((own.ru_utime + own.ru_stime) * 1e9)
+        if not alone:  # threads or children: every descendant's time, found through /proc
+            total += self._descendants_ns()
+        # Never backwards (a child's ticks move into our rusage when it is reaped).
+        self.last_ns = max(self.last_ns, total)
+        return self.last_ns
+
+    def _descendants_ns(self) -> int:
+        total = 0
         seen = {self.me, self.worker}
         frontier = _children(self.worker) + [p for p in _children(self.me) if p != self.worker]
         while frontier:
@@ -110,9 +157,11 @@ class Tree:
                 continue
             total += (mine + reaped) * _TICK_NS
             frontier += _children(pid)
-        # Never backwards (a child's ticks move into our rusage when it is reaped).
-        self.last_ns = max(self.last_ns, total)
-        return self.last_ns
+        return total
+
+    def close(self) -> None:
+        for f in (self._worker_stat, self._worker_children, self._my_children):
+            f.close()
 
 
 def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
@@ -323,6 +372,7 @@ def run(program: Path, fd: int) -> int:
         host.serve()
     finally:
         host.kill()
+        host.tree.close()
         if refusals is not None:
             refusals.stop()
         judge.close()

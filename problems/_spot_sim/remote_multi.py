@@ -1,24 +1,49 @@
 """The candidate's side of multi-region spot runs (made in the candidate's process, never the
-judge's): `remote.py`'s runner and fleet for `MultiSpotState`.
+judge's): `remote.py`'s fleet for `MultiSpotState`.
 
-Each tick the judge sends, per run still going, only what the state shows at that tick (work
-done, overhead, clusters, region, preemption, every region's availability and spot price now);
-the runner appends that tick's availability to every region's history, publishes the rest into
-the state and asks the policy. All runs are at the same tick in every message
-(`problems._spot_sim.lockstep_multi`), so no run's history is ever ahead of another's.
+A `MultiFleet` holds every run's `Policy` (the candidate's own class, made here with the run's
+scenario, from the scenario's fields as the judge sends them) and the state that policy reads.
+The runs' regions are *streams*: one region's availability and price trace, which many runs
+share (a scenario's runs and the scenarios with the same region on the same trace). Each tick
+the judge sends, for all runs at once (`problems._spot_sim.lockstep_multi`):
+- the tick number;
+- the runs that ended since the last tick (their policies are never asked again);
+- every active run's six numbers of this tick (work done, overhead left, cluster, last
+  cluster, region, preempted), one flat list;
+- every stream's availability at this tick (one byte each), appended to that stream's one
+  history, which is every run's history of that region: a run's state holds the very same
+  bytearray;
+- the streams whose spot price changed, and their new prices (float64 bytes).
+So a stream's history is appended once a tick, not once per run and region, and the states
+never hold a tick the judge has not sent: since every run is at the same tick, no run learns
+the future of another.
 
-What a policy returns goes back as plain data: an int (or numpy scalar) as its genuine value,
-a tuple (the pair (action, region)) as the list of its items, anything else as
-{"returned": its type's name}, so the judge can say what came back (a list is no pair, as in
-`simulate.run_multi`). The judge validates every value; this only keeps its messages precise.
+What the policies return goes back as bytes when every decision is a plain int (one byte a
+run), or a plain int or a pair of plain ints (action, region) (two planes: the actions, then
+the regions, 255 for "stay"); anything else takes the list of `_plain_decision`s, so the
+judge can say what came back. The judge validates every value; this only keeps the messages
+small and precise.
+
+A policy that writes its state's private slots sees its own writes until the judge next
+writes them (the run's truth stays in the judge's process, which validates every decision);
+`_avail`, `_avail_now` and `_price_now` are not kept: the public properties read the shared
+streams.
 """
 
 from __future__ import annotations
 
 import sys
+from array import array
+from collections.abc import Sequence
 from typing import Any
 
+from evaluators.channel import PROGRAM_MODULE
+from evaluators.validate import CandidateLoadError
+from problems._spot_sim import ACTION_NAMES
 from problems._spot_sim.state import MultiSpotState, Scenario
+
+STAY = 255          # the region plane's value of a decision that names no region
+_FIELDS = 6         # ints per active run and tick (the order `MultiFleet.step` says)
 
 
 def _plain_decision(out: Any) -> Any:
@@ -31,42 +56,137 @@ def _plain_decision(out: Any) -> Any:
     return {"returned": kind.__name__}
 
 
-class MultiRunner:
-    __slots__ = ("decide", "state", "appends")
+def _planes(out: list[Any]) -> bytes | None:
+    """Actions then regions (STAY for a bare action), or None when a decision is not a plain
+    int or a pair of plain ints that fit a byte (the list then says what it is)."""
+    actions, regions = bytearray(), bytearray()
+    try:
+        for decision in out:
+            if type(decision) is int:
+                actions.append(decision)
+                regions.append(STAY)
+            elif type(decision) is tuple and len(decision) == 2:
+                action, region = decision
+                if type(action) is not int or type(region) is not int or region == STAY:
+                    return None
+                actions.append(action)
+                regions.append(region)
+            else:
+                return None
+    except ValueError:   # outside 0..255: the list names it
+        return None
+    return bytes(actions + regions)
 
-    def __init__(self, policy: Any, scenario: Scenario) -> None:
-        self.state = MultiSpotState(scenario, scenario.num_regions)
-        self.appends = [history.append for history in self.state._hist]
-        self.decide = policy.decide
+
+class FleetMultiState(MultiSpotState):
+    """One run's state: its region histories are the fleet's shared streams, its prices the
+    fleet's current price of each stream."""
+
+    __slots__ = ("_streams", "_pnow")
+
+    def __init__(self, scenario: Scenario, histories: list[bytearray], streams: list[int],
+                 prices: list[float]) -> None:
+        super().__init__(scenario, len(streams))
+        self._hist, self._streams, self._pnow = histories, streams, prices
+
+    @property
+    def spot_available(self) -> bool:
+        """Whether spot can run in the current region during this tick."""
+        return bool(self._hist[self._region][self._tick])
+
+    def spot_available_in(self, region: int) -> bool:
+        """Whether spot can run in `region` during this tick."""
+        return bool(self._hist[region][self._tick])
+
+    @property
+    def spot_price(self) -> float:
+        """Spot $/h in the current region now."""
+        return self._pnow[self._streams[self._region]]
+
+    def spot_price_in(self, region: int) -> float:
+        """Spot $/h in `region` now."""
+        return self._pnow[self._streams[region]]
+
+    @property
+    def spot_prices(self) -> tuple[float, ...]:
+        """Spot $/h of every region now."""
+        prices = self._pnow
+        return tuple([prices[s] for s in self._streams])
+
+    def __repr__(self) -> str:
+        # As `MultiSpotState` shows itself: the policy sees the class it was promised.
+        return (f"MultiSpotState(tick={self._tick}, done={self._done}s/{self._scn.task_s}s, "
+                f"cluster={ACTION_NAMES[self._cluster]}, region={self._region}, "
+                f"spot_available={self.spot_available}, overhead_left={self._oh}s)")
 
 
 class MultiFleet:
-    """Every run's MultiRunner, stepped together: one call per tick for all runs still going."""
+    """Every run's policy and state, stepped together: one call per tick for all runs still
+    going (this loop is the candidate side's whole per-decision cost)."""
 
-    def __init__(self, runners: list[MultiRunner]) -> None:
-        self.runners = runners
+    def __init__(self, scenarios: Sequence[Sequence[Any]], streams: Sequence[Sequence[int]],
+                 num_streams: int) -> None:
+        """`scenarios`: each run's Scenario fields, in the dataclass's order; `streams`: each
+        run's stream of each of its regions, in region order."""
+        program = sys.modules.get(PROGRAM_MODULE)
+        policy_class = getattr(program, "Policy", None)
+        if not callable(policy_class):
+            raise CandidateLoadError("import", "the program defines no class 'Policy' (the "
+                                               "evaluator makes one per run: Policy(scenario))")
+        if len(streams) != len(scenarios):
+            raise ValueError("every run needs its streams")
+        self.histories = [bytearray() for _ in range(num_streams)]
+        self.appends = [history.append for history in self.histories]
+        self.prices = [0.0] * num_streams
+        self.active = []
+        for row, (fields, mine) in enumerate(zip(scenarios, streams, strict=True)):
+            scenario = Scenario(*fields)
+            mine = [int(s) for s in mine]
+            if len(mine) != scenario.num_regions or not all(0 <= s < num_streams for s in mine):
+                raise ValueError(f"run {row}: one stream in 0..{num_streams - 1} per region")
+            state = FleetMultiState(scenario, [self.histories[s] for s in mine], mine,
+                                    self.prices)
+            # (row, state, decide) of the runs still going, in run order (the judge's order).
+            self.active.append((row, state, policy_class(scenario).decide))
         self.current = -1
 
-    def step(self, which: list[int], tick: int, rows: list[list[Any]]) -> list[Any]:
-        """`rows[j]` for run `which[j]`: [work done, overhead left, cluster, last cluster,
-        region, preempted, availability of every region (bytes), spot price of every region]."""
-        runners = self.runners
-        out = []
+    def step(self, tick: int, ended: bytes, numbers: list[int], column: bytes, changed: bytes,
+             prices: bytes) -> bytes | list[Any]:
+        """Every active run's decision at `tick`. `numbers`: per active run, work done,
+        overhead left, cluster, last cluster, region, preempted; `column`: every stream's
+        availability now; `changed`/`prices`: the streams whose price changed, their prices."""
+        if len(column) != len(self.appends):
+            raise ValueError("a step gives every stream's availability")
+        for add, bit in zip(self.appends, column, strict=True):
+            add(bit)
+        now = self.prices
+        for stream, price in zip(array("i", changed), array("d", prices), strict=True):
+            now[stream] = price
+        if ended:
+            gone = set(array("i", ended))
+            self.active = [entry for entry in self.active if entry[0] not in gone]
+        if type(numbers) is not list or len(numbers) != _FIELDS * len(self.active):
+            raise ValueError(f"a step gives {_FIELDS} numbers for each of {len(self.active)} "
+                             f"runs")
+        out: list[Any] = []
         append = out.append
-        for i, (done, oh, cluster, last, region, preempted, col, prices) in zip(
-                which, rows, strict=True):
-            self.current = i
-            runner = runners[i]
-            for add, bit in zip(runner.appends, col, strict=True):
-                add(bit)
-            state = runner.state
-            state._tick, state._done, state._oh = tick, done, oh
-            state._cluster, state._last, state._preempted = cluster, last, preempted
-            state._region, state._avail = region, col[region]
-            state._avail_now, state._price_now = col, tuple(prices)
-            decision = runner.decide(state)
-            append(decision if type(decision) is int else _plain_decision(decision))
-        return out
+        each = iter(numbers)
+        try:
+            for (_, state, decide), (done, oh, cluster, last, region, preempted) in zip(
+                    self.active, zip(each, each, each, each, each, each, strict=True), strict=True):
+                state._tick, state._done, state._oh = tick, done, oh
+                state._cluster, state._last, state._region = cluster, last, region
+                state._preempted = preempted != 0
+                append(decide(state))
+        except BaseException:
+            self.current = self.active[len(out)][0]
+            raise
+        if set(map(type, out)) <= {int}:  # type(): a bool or an int subclass takes the list
+            try:
+                return bytes(out)
+            except ValueError:  # outside 0..255: the judge names it
+                return out
+        return _planes(out) or [_plain_decision(x) for x in out]
 
     def failed_run(self) -> int:
         """The run whose policy was asked last (the one that raised, after a failed step)."""
