@@ -328,6 +328,25 @@ class TreeCgroup:
     def members(self) -> list[int]:
         return _members(self.folders[0]) if self.folders else []
 
+    def is_empty(self) -> bool:
+        """True only when every folder's `cgroup.procs` could be read and lists no process
+        (a file that cannot be read says nothing, so it is not taken for empty)."""
+        if not self.folders:
+            return False
+        for folder in self.folders:
+            try:
+                fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return False
+            try:
+                if os.read(fd, 64).strip():
+                    return False
+            except OSError:
+                return False
+            finally:
+                os.close(fd)
+        return True
+
     def remove_when_empty(self) -> None:
         """Remove it at this process's exit, when whatever is in it now has ended (never
         killed: a warm interpreter closing in its own time)."""

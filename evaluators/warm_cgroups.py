@@ -123,7 +123,10 @@ class BornInCgroups:
                 moved.set()
                 waiting = self._after_move.pop(id(moved), None)
             if waiting is not None:
-                self._release_left(*waiting)
+                # Not on this thread: `then` takes the pool's dispatch lock, whose holder may
+                # be waiting in `wait_moved` for the move this thread makes next (a deadlock).
+                threading.Thread(target=self._release_left, args=waiting, daemon=True,
+                                 name="warm-cgroup-release").start()
 
     def _move_on(self, current: TreeCgroup) -> None:
         """Move the zygote from `current` to a fresh cgroup once the evaluation is forked

@@ -146,17 +146,35 @@ def conclude(outcome: SandboxOutcome, child: RemoteChild, started: WarmCandidate
     explain(outcome.result, cgroup, limits.memory_mb)
 
 
-def sweep_uids(outcome: SandboxOutcome, token: str, started: WarmCandidate | None) -> None:
+def sweep_uids(outcome: SandboxOutcome, token: str, started: WarmCandidate | None,
+               cgroup: TreeCgroup | None = None) -> None:
     """Kill what is left under the evaluation's throw-away uids (the judge's, `outcome.uid`,
     and the candidate's), and free the candidate's. Cannot happen: each PID namespace ended
     with its first process (the kernel reaps every member before that one is reaped). Belt
-    and braces, checked by the uids alone (a stat per process, one pass for both)."""
+    and braces, checked by the uids: where the judge's and the candidate's processes ran in
+    cgroups of their own and both are empty now, no process of those uids is left anywhere
+    (below); otherwise every process on the machine is looked at (a stat each, one pass)."""
     uid = outcome.uid
-    found = uids_with_processes({u for u in (uid, started and started.uid) if u})
+    uids = {u for u in (uid, started and started.uid) if u}
+    found = set() if _cgroups_empty(cgroup, started) else uids_with_processes(uids)
     if uid in found:
         outcome.leftovers_killed = kill_leftovers(token, -1, uid)
     if started is not None:
         started.clean_up(found)
+
+
+def _cgroups_empty(cgroup: TreeCgroup | None, started: WarmCandidate | None) -> bool:
+    """Whether the judge's cgroup (and the candidate's, when there is one) hold no process.
+    Empty cgroups mean empty uids: a throw-away uid is leased to this evaluation alone, its
+    first process is in the evaluation's cgroup before it runs anything (born there, or moved
+    in before the harness starts) and every process it starts is born where its parent is.
+    None of them can leave: moving a process needs write access to another cgroup's
+    `cgroup.procs` (files of our uid, not theirs) and they hold no descriptor of one."""
+    if cgroup is None or not cgroup.is_empty():
+        return False
+    if started is None or started.uid is None:
+        return True
+    return started.cgroup is not None and started.cgroup.is_empty()
 
 
 def uids_with_processes(uids: set[int]) -> set[int]:

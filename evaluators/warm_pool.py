@@ -270,7 +270,7 @@ class WarmInterpreter:
             conclude(outcome, child, started, cgroup, limits)
             outcome.uid = uid
             outcome.warm = True
-            sweep_uids(outcome, token, started)
+            sweep_uids(outcome, token, started, cgroup)
             return outcome
         finally:
             if started is not None:

@@ -48,6 +48,14 @@ class Migration:
     target: int
 
 
+def _pstdev(scores: list[float]) -> float:
+    """The population standard deviation in floats: `statistics.pstdev` computes it exactly
+    with fractions, whose cost grows with the island, on the event loop's thread. `fsum` rounds
+    once, so the figure depends only on the scores (same seed, same archive, same choices)."""
+    mean = math.fsum(scores) / len(scores)
+    return math.sqrt(math.fsum((x - mean) ** 2 for x in scores) / len(scores))
+
+
 def _sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -165,15 +173,15 @@ class IslandSampler:
 
     def weighted_weights(self, valid: list[Member]) -> list[float]:
         """sigmoid(sharpness * (score - median) / spread) * 1 / (1 + children)."""
-        # pstdev is exact (fractions) and slow; `valid` is the cached list of an unchanged
-        # island, so its statistics are computed once per version of the island.
+        # `valid` is the cached list of an unchanged island, so its statistics are computed
+        # once per version of the island.
         known = self._score_stats.get(id(valid))
         if known is not None and known[0] is valid:
             median, spread = known[1], known[2]
         else:
             scores = [m.score for m in valid if m.score is not None]
             median = statistics.median(scores)
-            spread = statistics.pstdev(scores) or 1.0
+            spread = _pstdev(scores) or 1.0
             if len(self._score_stats) > 256:
                 self._score_stats.clear()
             self._score_stats[id(valid)] = (valid, median, spread)

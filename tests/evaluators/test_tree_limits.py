@@ -93,3 +93,30 @@ def test_a_crashed_runs_cgroups_are_removed_by_the_next_run():
         for folder in stale:
             if folder.exists():
                 folder.rmdir()
+
+
+def test_a_cgroup_is_empty_only_when_none_of_its_folders_holds_a_process(tmp_path):
+    # The warm path's check that an evaluation's throw-away uids have no process left rests
+    # on this: a process in any of its folders (v1: memory or pids) is seen, and a folder
+    # that cannot be read is never taken for an empty one.
+    import subprocess
+
+    cgroup = TreeCgroup.create(256, 16)
+    assert cgroup is not None
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        assert cgroup.is_empty()
+        # Moved into the last hierarchy alone (v1: pids): that one folder must be enough.
+        with open(cgroup.folders[-1] / "cgroup.procs", "w") as f:
+            f.write(str(sleeper.pid))
+        assert not cgroup.is_empty()
+        sleeper.kill()
+        sleeper.wait()
+        assert cgroup.is_empty()
+        unreadable = TreeCgroup([tmp_path / "gone"], cgroup.version)
+        assert not unreadable.is_empty()
+        assert not TreeCgroup([], cgroup.version).is_empty()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        cgroup.remove()
