@@ -68,7 +68,11 @@ def test_a_loss_finds_no_model_optimizer_or_text_and_trains_nothing(path, honest
     stdout = result.stages[0].stdout
     assert "models 0 optimizers 0 parameters 0 texts 0;" in stdout, stdout
     if not _hidden_files_reachable(BEST_LEVEL):
-        assert "corpus file DENIED" in stdout, stdout
+        # bubblewrap leaves the file out of the view; the unshare level covers it with
+        # /dev/null (docs/trust-model.md): either way not one byte of the text.
+        covered = ("corpus file DENIED",) + (
+            ("corpus file READ 0 bytes",) if BEST_LEVEL == "unshare" else ())
+        assert any(line in stdout for line in covered), stdout
     # The model it could not touch trained as the honest loss's did, bit for bit.
     stage = result.stages[0]
     assert stage.score == honest_quick["score"]

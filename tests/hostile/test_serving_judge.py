@@ -101,7 +101,7 @@ def test_module_state_never_holds_the_future_of_another_load_level(capfd, tmp_pa
     # Two load levels of the same two minutes of the conversation trace: the same requests.
     scenarios = make_scenarios((("conv", 2.0, (0.6, 0.95)),))
     program = tmp_path / "policy.py"
-    source = (HOSTILE / "serving_module_state_lookahead.py").read_text()
+    source = candidate("serving_module_state_lookahead")
     # With migrate (every 100 ms) the levels make different numbers of calls between two
     # arrivals: the less loaded one waits at each arrival for the other.
     program.write_text(source + ("\n\ndef migrate(instances):\n    return []\n"
