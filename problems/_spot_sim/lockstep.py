@@ -58,6 +58,17 @@ def _which_run(fleet: Any, runs: Sequence[Any], error: CandidateError) -> str:
     return f"run {runs[index].key} " if type(index) is int and 0 <= index < len(runs) else ""
 
 
+def tick_failure(fleet: Any, runs: Sequence[Any], error: CandidateError,
+                 tick: int) -> CandidateError:
+    """The candidate's failure during a lockstep tick, told with the run and the tick (both
+    spot locksteps raise it in place of the channel's own error)."""
+    detail = getattr(error, "detail", None) or str(error)
+    if error.kind == "crash":
+        detail = f"the policy raised {detail}"
+    return CandidateError(error.kind, f"{_which_run(fleet, runs, error)}at tick {tick}: "
+                                      f"{detail}")
+
+
 def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
     """Every run (`.scenario`, `.available`) with a fresh `Policy(scenario)` of the candidate's;
     raises CandidateError (the candidate failed) or ActionError (naming the run)."""
@@ -124,11 +135,7 @@ def run_lockstep(candidate: Candidate, runs: Sequence[Any]) -> list[RunResult]:
                              done.astype(np.int32).tobytes(), ends, who.tobytes(),
                              values.tobytes(), column.tobytes())
         except CandidateError as exc:
-            detail = getattr(exc, "detail", None) or str(exc)
-            if exc.kind == "crash":
-                detail = f"the policy raised {detail}"
-            raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {k}: "
-                                           f"{detail}") from None
+            raise tick_failure(fleet, runs, exc, k) from None
         req = _actions(raw, rows, runs)
         bad = (req == SPOT_) & unavailable
         if bad.any():

@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from evaluators.harness_api import Built, Candidate, CandidateError
-from problems._spot_sim.lockstep import _which_run
+from problems._spot_sim.lockstep import tick_failure
 from problems._spot_sim.remote_multi import STAY
 from problems._spot_sim.simulate import (
     ActionError,
@@ -160,11 +160,7 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks
             raw = fleet.step(tick, array("i", ended).tobytes(), numbers,
                              column, changed.tobytes(), prices.tobytes())
         except CandidateError as exc:
-            detail = getattr(exc, "detail", None) or str(exc)
-            if exc.kind == "crash":
-                detail = f"the policy raised {detail}"
-            raise CandidateError(exc.kind, f"{_which_run(fleet, runs, exc)}at tick {tick}: "
-                                           f"{detail}") from None
+            raise tick_failure(fleet, runs, exc, tick) from None
         decisions = _decisions(raw, active, views, regions, runs)
         going, ahead, ended, numbers = [], [], [], []
         tick += 1
