@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evaluators import isolation
-from evaluators.sandbox import ENV_ALLOWLIST, SandboxLimits, _environment
+from evaluators.sandbox_common import ENV_ALLOWLIST, SandboxLimits, environment
 from evaluators.view import sandbox_view
 
 
@@ -82,8 +82,8 @@ def test_every_level_says_what_it_exposes():
 def test_environment_is_an_allowlist(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    env = _environment("tok", Path("/w"), SandboxLimits(timeout_s=1), 5, None, "evaluate.py",
-                       {"CUDA_VISIBLE_DEVICES": "0"})
+    env = environment("tok", Path("/w"), SandboxLimits(timeout_s=1), 5, None, "evaluate.py",
+                      {"CUDA_VISIBLE_DEVICES": "0"})
     assert "OPENAI_API_KEY" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["HOME"] == "/w"
     allowed = set(ENV_ALLOWLIST) | {"HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES"}
