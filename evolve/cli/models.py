@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evolve.config import ConfigError, EvolveConfig, LLMConfig, ModelConfig, load_config
+from evolve.operators.error_text import has_status, plain_error_text
 from evolve.operators.keys import first_missing_key, key_env_for
 from evolve.operators.llm import LLMClient, LLMReply
 from evolve.operators.local_model import LocalModelError, start_local_models
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 def hint_for(error: str, model: ModelConfig) -> str:
     """What to do next about an error from `LLMClient` (empty when nothing useful to say)."""
-    text = error.lower()
+    text = plain_error_text(error)
     if "missingapikey" in text or "authentication" in text or "api key" in text:
         env = model.api_key_env or key_env_for(model.name) or "the provider's API key variable"
         return f"set the key: export {env}=... (or name another variable with api_key_env)"
@@ -37,13 +38,13 @@ def hint_for(error: str, model: ModelConfig) -> str:
         where = model.api_base or "the provider's default URL"
         return (f"nothing answered at {where}: check --api-base (OpenAI-compatible servers "
                 f"usually end in /v1) and that the server is running")
-    if "notfound" in text or "404" in text:
+    if "notfound" in text or has_status(text, "404"):
         return "unknown model or wrong path: check the --model name and --api-base"
     if "timeout" in text:
         return "no answer in time: check the server, or raise --timeout"
-    if "ratelimit" in text or "429" in text:
+    if "ratelimit" in text or has_status(text, "429"):
         return "rate limited or out of quota: wait, or check the account's limits"
-    if "badrequest" in text or "400" in text:
+    if "badrequest" in text or has_status(text, "400"):
         return "the provider rejected the request: check the model name and its parameters"
     if "emptyresponse" in text:
         return "the model answered with no text: try another model or a larger max_tokens"

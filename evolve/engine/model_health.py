@@ -12,24 +12,23 @@ after the client's retries; a reply the proposer could not use is not a model fa
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from evolve.engine.errors import RunCannotWork
+from evolve.operators.error_text import has_status, plain_error_text
 
 LLM_ERROR = "llm-error"
 
 
 def fix_for(model: str, error: str, api_base: str | None) -> str:
     """What the user can do about `error` (the last failed attempt's text)."""
-    # Addresses go first: a port such as :43401 must not read as HTTP 401.
-    text = _ADDRESS.sub(" ", error.lower())
+    text = plain_error_text(error)
     if "missingapikey" in text or "noserver" in text:
         return "see the error above"
-    if "authentication" in text or "permission" in text or _status(text, "401", "403"):
+    if "authentication" in text or "permission" in text or has_status(text, "401", "403"):
         return ("check the API key (its environment variable, or api_key_env in the model's "
                 "config) and `evolve models check --model " + model + "`")
-    if "provider not provided" in text or "notfound" in text or _status(text, "404") or \
+    if "provider not provided" in text or "notfound" in text or has_status(text, "404") or \
             "does not exist" in text or "unknown model" in text:
         return ("check the model name: litellm's form is provider/model, e.g. "
                 "openai/gpt-4.1-mini or anthropic/claude-haiku-4-5")
@@ -38,14 +37,6 @@ def fix_for(model: str, error: str, api_base: str | None) -> str:
         return (f"check that the server {where} is running and reachable "
                 f"(`evolve models check --model {model}`)")
     return f"check the model with `evolve models check --model {model}`"
-
-
-_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?|:\d{2,5}\b")
-
-
-def _status(text: str, *codes: str) -> bool:
-    """An HTTP status code standing as a word of its own in `text`."""
-    return any(re.search(rf"(?<![\w.:/-]){code}(?![\w.])", text) for code in codes)
 
 
 @dataclass

@@ -27,3 +27,15 @@ def test_status_codes_of_their_own_still_name_the_key(error):
 def test_a_missing_model_names_the_model_name_even_behind_a_port_with_401():
     error = "NotFoundError: Error code: 404 - model x at http://127.0.0.1:40401/v1 not found"
     assert fix_for("openai/x", error, None).startswith("check the model name")
+
+
+def test_models_check_reads_a_timeout_at_a_port_with_404_as_a_timeout():
+    from evolve.cli.models import hint_for
+    from evolve.config import ModelConfig
+
+    model = ModelConfig(name="openai/slow", api_base="http://127.0.0.1:40404/v1")
+    hint = hint_for("APITimeoutError: Request timed out (http://127.0.0.1:40404/v1)", model)
+    assert hint.startswith("no answer in time")
+    assert hint_for("NotFoundError: Error code: 404", model).startswith("unknown model")
+    assert hint_for("RateLimitError: Error code: 429 at 10.0.0.4:8429", model).startswith(
+        "rate limited")
