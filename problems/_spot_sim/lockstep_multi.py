@@ -26,11 +26,13 @@ from problems._spot_sim.lockstep import tick_failure
 from problems._spot_sim.remote_multi import STAY
 from problems._spot_sim.simulate import (
     ActionError,
+    Columns,
     Decision,
     MultiView,
     RunResult,
     _coerce_action,
     _coerce_multi,
+    region_columns,
 )
 from problems._spot_sim.state import Scenario
 
@@ -58,13 +60,14 @@ def decision_of(raw: Any, num_regions: int, region: int) -> Decision:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What a stage's steps send that depends on the traces alone, made once per list of runs
-    (`plan`): each run's stream of each region, and per tick every stream's availability and
-    the streams whose price changed with their new prices."""
+    (`plan`): each run's stream of each region; per tick every stream's availability and the
+    streams whose price changed with their new prices; and each run's `region_columns`."""
 
     of_run: list[list[int]]        # each run's stream of each region
     num_streams: int
     columns: list[bytes]           # per tick: one availability byte a stream
     price_changes: list[tuple[bytes, bytes]]   # per tick: streams (int32), prices (float64)
+    run_columns: list[Columns]     # each run's regions tick by tick, as its generator reads them
 
 
 def plan(runs: Sequence[Any]) -> Plan:
@@ -97,7 +100,8 @@ def plan(runs: Sequence[Any]) -> Plan:
                 values.append(price)
                 shown[s] = price
         changes.append((which.tobytes(), values.tobytes()))
-    return Plan(of_run, len(streams), columns, changes)
+    return Plan(of_run, len(streams), columns, changes,
+                [region_columns(run.available, run.prices) for run in runs])
 
 
 def _decisions(raw: Any, active: list[int], where: list[int], regions: list[int],
@@ -142,7 +146,12 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks,
     `Policy(scenario)` of the candidate's, under the tick logic `ticks`; raises CandidateError
     (the candidate failed) or ActionError (naming the run). `stage_plan`: `plan(runs)`, made
     once for a stage's runs (made here when not given)."""
-    gens = [ticks(run.scenario, run.available, run.prices) for run in runs]
+    if stage_plan is None:
+        stage_plan = plan(runs)
+    elif len(stage_plan.of_run) != len(runs):
+        raise ValueError(f"a plan of {len(stage_plan.of_run)} runs for {len(runs)} runs")
+    gens = [ticks(run.scenario, run.available, run.prices, columns=columns)
+            for run, columns in zip(runs, stage_plan.run_columns, strict=True)]
     results: list[RunResult | None] = [None] * len(runs)
     active: list[int] = []
     views: list[MultiView] = []
@@ -154,10 +163,6 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks,
         except StopIteration as stop:      # a run with no tick to decide
             results[i] = stop.value
             ended.append(i)
-    if stage_plan is None:
-        stage_plan = plan(runs)
-    elif len(stage_plan.of_run) != len(runs):
-        raise ValueError(f"a plan of {len(stage_plan.of_run)} runs for {len(runs)} runs")
     # Every run's Policy, made in the candidate's process from the scenario's plain fields.
     fleet = candidate.keep([Built("problems._spot_sim.remote_multi:MultiFleet",
                                   [[getattr(run.scenario, f) for f in _SCENARIO_FIELDS]
