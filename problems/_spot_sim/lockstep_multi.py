@@ -23,7 +23,7 @@ from typing import Any
 
 from evaluators.harness_api import Built, Candidate, CandidateError
 from problems._spot_sim.lockstep import tick_failure
-from problems._spot_sim.remote_multi import STAY
+from problems._spot_sim.remote_multi import FIELDS, STAY
 from problems._spot_sim.simulate import (
     ActionError,
     Columns,
@@ -40,6 +40,7 @@ Ticks = Callable[..., Generator[MultiView, Decision, RunResult]]
 
 
 _SCENARIO_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario))
+_REGION = FIELDS.index("_region")   # a view's fields from overhead left on are FIELDS' order
 
 
 def decision_of(raw: Any, num_regions: int, region: int) -> Decision:
@@ -177,32 +178,32 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks,
     shown = [(0, 0, 0, 0, False)] * len(runs)
     done: list[int] = []
     changes: list[int] = []
-    where: list[int] = []                  # each active run's region now
     for i, view in zip(active, views, strict=True):
         if view[0] != tick:                # the promise the module makes
             raise RuntimeError("lockstep broken: runs at different ticks in one step")
         done.append(view[1])
-        where.append(view[5])
         now = view[2:7]
         if now != shown[i]:
             changes += _changed(i, shown[i], now)
             shown[i] = now
+    sends = [gen.send for gen in gens]
     while active:
         try:
             raw = fleet.step(tick, array("i", ended).tobytes(), done, changes, columns[tick],
                              *price_changes[tick])
         except CandidateError as exc:
             raise tick_failure(fleet, runs, exc, tick) from None
+        where = [shown[i][_REGION] for i in active]    # each active run's region now
         if type(raw) is bytes and len(raw) == len(active) and max(raw) <= 2:
             decisions: Any = zip(raw, where, strict=True)  # every run stays where it is
         else:
             decisions = _decisions(raw, active, where, regions, runs)
         going: list[int] = []
-        ended, done, changes, where = [], [], [], []
+        ended, done, changes = [], [], []
         tick += 1
         for i, decision in zip(active, decisions, strict=True):
             try:
-                view = gens[i].send(decision)
+                view = sends[i](decision)
             except StopIteration as stop:
                 results[i] = stop.value
                 ended.append(i)
@@ -210,7 +211,6 @@ def run_lockstep_multi(candidate: Candidate, runs: Sequence[Any], ticks: Ticks,
             if view[0] != tick:            # every run's next view is of the next tick
                 raise RuntimeError("lockstep broken: runs at different ticks in one step")
             done.append(view[1])
-            where.append(view[5])
             now = view[2:7]
             if now != shown[i]:
                 changes += _changed(i, shown[i], now)
