@@ -89,18 +89,20 @@ def plan(runs: Sequence[Any]) -> Plan:
             mine.append(index[key])
         of_run.append(mine)
     longest = max((min(len(a), len(p)) for a, p in streams), default=0)
-    columns, changes = [], []
-    shown: list[Any] = [None] * len(streams)
-    for tick in range(longest):
-        columns.append(bytes([a[tick] if tick < len(a) else 0 for a, _ in streams]))
-        which, values = array("i"), array("d")
-        for s, (_, prices) in enumerate(streams):
-            price = prices[tick] if tick < len(prices) else shown[s]
-            if price != shown[s]:
-                which.append(s)
-                values.append(price)
-                shown[s] = price
-        changes.append((which.tobytes(), values.tobytes()))
+    padded = [bytes(a[:longest]).ljust(longest, b"\0") for a, _ in streams]
+    columns = [bytes(column) for column in zip(*padded, strict=True)]
+    # Each tick's price changes, stream by stream in stream order; none once a trace ends.
+    moves: list[list[tuple[int, float]]] = [[] for _ in range(longest)]
+    for s, (_, prices) in enumerate(streams):
+        shown = None
+        for tick, price in enumerate(prices[:longest]):
+            if price != shown:
+                moves[tick].append((s, price))
+                shown = price
+    none = (b"", b"")
+    changes = [(array("i", [s for s, _ in moved]).tobytes(),
+                array("d", [p for _, p in moved]).tobytes()) if moved else none
+               for moved in moves]
     return Plan(of_run, len(streams), columns, changes,
                 [region_columns(run.available, run.prices) for run in runs])
 
