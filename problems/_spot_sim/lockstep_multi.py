@@ -40,7 +40,7 @@ Ticks = Callable[..., Generator[MultiView, Decision, RunResult]]
 
 
 _SCENARIO_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario))
-_REGION = FIELDS.index("_region")   # a view's fields from overhead left on are FIELDS' order
+_REGION = FIELDS.index("_region")   # view[2:7] (overhead left .. preempted) is in FIELDS order
 
 
 def decision_of(raw: Any, num_regions: int, region: int) -> Decision:
