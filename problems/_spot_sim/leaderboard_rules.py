@@ -36,24 +36,27 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from problems._spot_sim.simulate import (
+    Columns,
     Decision,
     MultiView,
     RunResult,
     _coerce_action,
     _coerce_multi,
     drive_multi,
+    region_columns,
 )
 from problems._spot_sim.state import MultiSpotState, Scenario
 
 
 def multi_ticks_leaderboard(scenario: Scenario, available: tuple[bytes, ...],
                             prices: tuple[tuple[float, ...], ...], *,
+                            columns: Columns | None = None,
                             _result=RunResult) -> Generator[MultiView, Decision, RunResult]:
     """`simulate.multi_ticks` under the leaderboard's five rules (see the module docstring):
     yields each tick's view, is sent the validated decision, returns the `RunResult`.
 
     `finish_tick` may exceed `scenario.deadline_ticks` (a late finish, billed); it is -1 only
-    when the run reached the end of the trace with work left.
+    when the run reached the end of the trace with work left. `columns`: as `multi_ticks`'.
     """
     NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
     gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
@@ -63,8 +66,9 @@ def multi_ticks_leaderboard(scenario: Scenario, available: tuple[bytes, ...],
         raise ValueError("available, prices and scenario.num_regions disagree")
     # Rule 4: no deadline; the trace's end is the only limit.
     ticks = min(min(len(row) for row in available), min(len(p) for p in prices))
-    avail_cols = [bytes(col) for col in zip(*(row[:ticks] for row in available), strict=True)]
-    price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
+    avail_cols, price_cols = columns or region_columns(available, prices, ticks)
+    if len(avail_cols) != ticks or len(price_cols) != ticks:
+        raise ValueError(f"columns of {len(avail_cols)} ticks for traces of {ticks}")
     hours = gap / 3600.0
     n_spot = n_od = launches = preemptions = bad_spot = overrides = switches = 0
     done = cluster = region = 0

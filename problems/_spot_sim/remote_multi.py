@@ -5,18 +5,20 @@ A `MultiFleet` holds every run's `Policy` (the candidate's own class, made here 
 scenario, from the scenario's fields as the judge sends them) and the state that policy reads.
 The runs' regions are *streams*: one region's availability and price trace, which many runs
 share (a scenario's runs and the scenarios with the same region on the same trace). Each tick
-the judge sends, for all runs at once (`problems._spot_sim.lockstep_multi`):
+the judge sends, for all runs at once (`problems._spot_sim.lockstep_multi`), only what the
+states do not already show:
 - the tick number;
 - the runs that ended since the last tick (their policies are never asked again);
-- every active run's six numbers of this tick (work done, overhead left, cluster, last
-  cluster, region, preempted), one flat list;
-- every stream's availability at this tick (one byte each), appended to that stream's one
-  history, which is every run's history of that region: a run's state holds the very same
-  bytearray;
+- every active run's progress (it changes on most ticks: written in the decision pass);
+- the other fields that changed (overhead left, cluster, last cluster, region, preempted:
+  `FIELDS`), as (run, field, value) triples;
+- every stream's availability at this tick (one byte each): appended to one history of all
+  streams (stream s of tick t at t * streams + s) and kept as the current column, both
+  shared by every run's state, which reads its regions there through its streams;
 - the streams whose spot price changed, and their new prices (float64 bytes).
-So a stream's history is appended once a tick, not once per run and region, and the states
-never hold a tick the judge has not sent: since every run is at the same tick, no run learns
-the future of another.
+So a tick costs the candidate's side two writes a run and one call, and the states never hold
+a tick the judge has not sent: since every run is at the same tick, no run learns the future
+of another.
 
 What the policies return goes back as bytes when every decision is a plain int (one byte a
 run), or a plain int or a pair of plain ints (action, region) (two planes: the actions, then
@@ -25,9 +27,9 @@ judge can say what came back. The judge validates every value; this only keeps t
 small and precise.
 
 A policy that writes its state's private slots sees its own writes until the judge next
-writes them (the run's truth stays in the judge's process, which validates every decision);
-`_avail`, `_avail_now` and `_price_now` are not kept: the public properties read the shared
-streams.
+changes that field (the run's truth stays in the judge's process, which validates every
+decision); `_hist`, `_avail`, `_avail_now` and `_price_now` are not kept: the public
+properties read the shared streams.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from problems._spot_sim import ACTION_NAMES
 from problems._spot_sim.state import MultiSpotState, Scenario
 
 STAY = 255          # the region plane's value of a decision that names no region
-_FIELDS = 6         # ints per active run and tick (the order `MultiFleet.step` says)
+# The state's slots the judge sends when they change (a step's `changes` name them by index).
+FIELDS = ("_oh", "_cluster", "_last", "_region", "_preempted")
+_PREEMPTED = FIELDS.index("_preempted")
 
 
 def _plain_decision(out: Any) -> Any:
@@ -79,24 +83,35 @@ def _planes(out: list[Any]) -> bytes | None:
 
 
 class FleetMultiState(MultiSpotState):
-    """One run's state: its region histories are the fleet's shared streams, its prices the
-    fleet's current price of each stream."""
+    """One run's state: its regions' availability is read from the fleet's shared history and
+    current column (through the run's stream of each region), its prices from the fleet's
+    current price of each stream."""
 
-    __slots__ = ("_streams", "_pnow")
+    __slots__ = ("_streams", "_pnow", "_seen", "_now", "_width")
 
-    def __init__(self, scenario: Scenario, histories: list[bytearray], streams: list[int],
+    def __init__(self, scenario: Scenario, streams: list[int], seen: bytearray, now: bytearray,
                  prices: list[float]) -> None:
         super().__init__(scenario, len(streams))
-        self._hist, self._streams, self._pnow = histories, streams, prices
+        self._streams, self._seen, self._now, self._pnow = streams, seen, now, prices
+        self._width = len(now)
 
     @property
     def spot_available(self) -> bool:
         """Whether spot can run in the current region during this tick."""
-        return bool(self._hist[self._region][self._tick])
+        return bool(self._now[self._streams[self._region]])
 
     def spot_available_in(self, region: int) -> bool:
         """Whether spot can run in `region` during this tick."""
-        return bool(self._hist[region][self._tick])
+        return bool(self._now[self._streams[region]])
+
+    @property
+    def spot_history(self) -> bytes:
+        """Availability of the current region for ticks 0..tick (1 = available)."""
+        return bytes(self._seen[self._streams[self._region]::self._width])
+
+    def spot_history_in(self, region: int) -> bytes:
+        """Availability of `region` for ticks 0..tick (1 = available)."""
+        return bytes(self._seen[self._streams[region]::self._width])
 
     @property
     def spot_price(self) -> float:
@@ -112,6 +127,10 @@ class FleetMultiState(MultiSpotState):
         """Spot $/h of every region now."""
         prices = self._pnow
         return tuple([prices[s] for s in self._streams])
+
+    @property
+    def num_regions(self) -> int:
+        return len(self._streams)
 
     def __repr__(self) -> str:
         # As `MultiSpotState` shows itself: the policy sees the class it was promised.
@@ -135,48 +154,56 @@ class MultiFleet:
                                                "evaluator makes one per run: Policy(scenario))")
         if len(streams) != len(scenarios):
             raise ValueError("every run needs its streams")
-        self.histories = [bytearray() for _ in range(num_streams)]
-        self.appends = [history.append for history in self.histories]
+        # Every stream's availability, tick after tick (stream s of tick t at t * width + s),
+        # and this tick's column: shared by every state, written once a tick.
+        self.seen = bytearray()
+        self.now = bytearray(num_streams)
         self.prices = [0.0] * num_streams
-        self.active = []
+        self.states, self.active = [], []
         for row, (fields, mine) in enumerate(zip(scenarios, streams, strict=True)):
             scenario = Scenario(*fields)
             mine = [int(s) for s in mine]
             if len(mine) != scenario.num_regions or not all(0 <= s < num_streams for s in mine):
                 raise ValueError(f"run {row}: one stream in 0..{num_streams - 1} per region")
-            state = FleetMultiState(scenario, [self.histories[s] for s in mine], mine,
-                                    self.prices)
+            state = FleetMultiState(scenario, mine, self.seen, self.now, self.prices)
+            self.states.append(state)
             # (row, state, decide) of the runs still going, in run order (the judge's order).
             self.active.append((row, state, policy_class(scenario).decide))
         self.current = -1
 
-    def step(self, tick: int, ended: bytes, numbers: list[int], column: bytes, changed: bytes,
-             prices: bytes) -> bytes | list[Any]:
-        """Every active run's decision at `tick`. `numbers`: per active run, work done,
-        overhead left, cluster, last cluster, region, preempted; `column`: every stream's
-        availability now; `changed`/`prices`: the streams whose price changed, their prices."""
-        if len(column) != len(self.appends):
+    def step(self, tick: int, ended: bytes, done: list[int], changes: list[int], column: bytes,
+             changed: bytes, prices: bytes) -> bytes | list[Any]:
+        """Every active run's decision at `tick`. `done`: every active run's work done;
+        `changes`: (run, field, value) triples, flat, of the fields (`FIELDS`) that changed;
+        `column`: every stream's availability now; `changed`/`prices`: the streams whose price
+        changed (int32), their prices (float64)."""
+        if len(column) != len(self.now):
             raise ValueError("a step gives every stream's availability")
-        for add, bit in zip(self.appends, column, strict=True):
-            add(bit)
+        self.seen += column
+        self.now[:] = column
         now = self.prices
         for stream, price in zip(array("i", changed), array("d", prices), strict=True):
             now[stream] = price
         if ended:
             gone = set(array("i", ended))
             self.active = [entry for entry in self.active if entry[0] not in gone]
-        if type(numbers) is not list or len(numbers) != _FIELDS * len(self.active):
-            raise ValueError(f"a step gives {_FIELDS} numbers for each of {len(self.active)} "
-                             f"runs")
+        if type(done) is not list or type(changes) is not list or len(changes) % 3:
+            raise ValueError("a step gives a list of progress and a list of change triples")
+        if changes:
+            states = self.states
+            each = iter(changes)
+            for row, field, value in zip(each, each, each, strict=True):
+                if field == _PREEMPTED:
+                    states[row]._preempted = value != 0
+                else:
+                    setattr(states[row], FIELDS[field], value)
+        if len(done) != len(self.active):
+            raise ValueError(f"{len(done)} runs' progress for {len(self.active)} runs")
         out: list[Any] = []
         append = out.append
-        each = iter(numbers)
         try:
-            for (_, state, decide), (done, oh, cluster, last, region, preempted) in zip(
-                    self.active, zip(each, each, each, each, each, each, strict=True), strict=True):
-                state._tick, state._done, state._oh = tick, done, oh
-                state._cluster, state._last, state._region = cluster, last, region
-                state._preempted = preempted != 0
+            for (_, state, decide), work_done in zip(self.active, done, strict=True):
+                state._tick, state._done = tick, work_done
                 append(decide(state))
         except BaseException:
             self.current = self.active[len(out)][0]

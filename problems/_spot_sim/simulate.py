@@ -152,13 +152,30 @@ MultiView = tuple[int, int, int, int, int, int, bool, bytes, tuple[float, ...]]
 Decision = tuple[int, int]
 
 
+# Every tick's availability of each region (bytes) and spot prices (a tuple), from tick 0.
+Columns = tuple[list[bytes], list[tuple[float, ...]]]
+
+
+def region_columns(available: tuple[bytes, ...], prices: tuple[tuple[float, ...], ...],
+                   ticks: int | None = None) -> Columns:
+    """The traces of a run's regions tick by tick, for ticks 0..ticks-1 (as far as every
+    trace goes when None): what `multi_ticks` reads each tick."""
+    if ticks is None:
+        ticks = min(min(len(row) for row in available), min(len(p) for p in prices))
+    return ([bytes(col) for col in zip(*(row[:ticks] for row in available), strict=True)],
+            list(zip(*(p[:ticks] for p in prices), strict=True)))
+
+
 def multi_ticks(scenario: Scenario, available: tuple[bytes, ...],
                 prices: tuple[tuple[float, ...], ...], *, guard: bool = True,
+                columns: Columns | None = None,
                 _result=RunResult) -> Generator[MultiView, Decision, RunResult]:
     """The tick logic of `run_multi` as a generator: it yields the `MultiView` of each tick and
     is sent the validated decision of that tick; it returns the `RunResult`. The policy, its
     state object and the checking of what it returns belong to the driver (`drive_multi` in
     this process, `lockstep_multi` for a candidate in another), so both run this one logic.
+    `columns`: `region_columns(available, prices)` when the caller made it already (a judge
+    makes every run's once per stage).
     """
     NONE_, SPOT_, OD_ = 0, 1, 2   # literals: immune to a candidate rebinding module names
     gap, d, work = scenario.gap_s, scenario.restart_overhead_s, scenario.task_s
@@ -168,8 +185,9 @@ def multi_ticks(scenario: Scenario, available: tuple[bytes, ...],
         raise ValueError("available, prices and scenario.num_regions disagree")
     if min(len(row) for row in available) < ticks or min(len(p) for p in prices) < ticks:
         raise ValueError(f"traces are shorter than the {ticks} ticks the deadline needs")
-    avail_cols = [bytes(col) for col in zip(*(row[:ticks] for row in available), strict=True)]
-    price_cols = list(zip(*(p[:ticks] for p in prices), strict=True))
+    avail_cols, price_cols = columns or region_columns(available, prices, ticks)
+    if len(avail_cols) < ticks or len(price_cols) < ticks:
+        raise ValueError(f"columns of {len(avail_cols)} ticks, the deadline needs {ticks}")
     hours = gap / 3600.0
     od_tick = hours * scenario.on_demand_price
     cost = 0.0

@@ -26,7 +26,7 @@ from evaluators.harness_api import Candidate, CandidateError, evaluate_locally, 
 from problems._spot_sim.evaluation import load_optimum, summarize
 from problems._spot_sim.grids import multi_runs
 from problems._spot_sim.leaderboard_rules import multi_ticks_leaderboard, run_multi_leaderboard
-from problems._spot_sim.lockstep_multi import run_lockstep_multi
+from problems._spot_sim.lockstep_multi import plan, run_lockstep_multi
 from problems._spot_sim.simulate import ActionError, multi_ticks, run_multi
 from problems._spot_sim.traces import load_multi
 
@@ -36,6 +36,9 @@ HERE = Path(__file__).resolve().parent
 DATA = load_multi(hidden_file(HERE, "data/multi_region.json.gz"))
 OPTIMUM = load_optimum(hidden_file(HERE, "optimum.json"))
 RUNS = {stage: multi_runs(DATA, stage) for stage in ("quick", "full")}
+# What every step of a stage sends that the traces alone decide (each tick's availability
+# column and price changes), made once here: a warm judge forks with it.
+PLANS = {stage: plan(runs) for stage, runs in RUNS.items()}
 
 # The tick logic of each rule set (the generators the lockstep drives).
 RULES = {"ours": multi_ticks, "leaderboard": multi_ticks_leaderboard}
@@ -62,7 +65,7 @@ def judge(candidate: Candidate, stage: str, *, rules: str = "ours") -> dict:
     runs = RUNS[stage]
     started = time.perf_counter()
     try:
-        results = run_lockstep_multi(candidate, runs, RULES[rules])
+        results = run_lockstep_multi(candidate, runs, RULES[rules], PLANS[stage])
     except (CandidateError, ActionError) as exc:
         return _fail(str(exc))
     seconds = time.perf_counter() - started

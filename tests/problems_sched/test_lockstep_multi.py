@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from evaluators.harness_api import local_candidate
 from evaluators.validate import CandidateError
 from problems._spot_sim.leaderboard_rules import multi_ticks_leaderboard, run_multi_leaderboard
-from problems._spot_sim.lockstep_multi import run_lockstep_multi
+from problems._spot_sim.lockstep_multi import plan, run_lockstep_multi
 from problems._spot_sim.simulate import ActionError, multi_ticks, run_multi
 from problems._spot_sim.state import Scenario
 
@@ -156,3 +157,27 @@ def test_a_program_without_policy_is_an_import_failure_naming_it(tmp_path):
     with local_candidate(path) as candidate, pytest.raises(CandidateError) as raised:
         run_lockstep_multi(candidate, runs, multi_ticks)
     assert raised.value.kind == "import" and "no class 'Policy'" in str(raised.value)
+
+
+def test_a_plan_has_one_stream_per_shared_trace_and_sends_prices_only_when_they_change():
+    a, b = bytes([1, 0, 1]), bytes([0, 0])
+    pa, pb = (1.0, 1.0, 2.0), (5.0, 6.0)
+    runs = [Run("x", Scenario(600, 1200, 600, 0, 3.06, 1.0, 2), (a, b), (pa, pb)),
+            Run("y", Scenario(600, 1200, 600, 0, 3.06, 1.0, 1), (a,), (pa,))]
+    made = plan(runs)
+    assert made.of_run == [[0, 1], [0]] and made.num_streams == 2
+    # A stream past its trace's end shows 0 and keeps its last price.
+    assert made.columns == [bytes([1, 0]), bytes([0, 0]), bytes([1, 0])]
+    sent = [(list(array("i", s)), list(array("d", p))) for s, p in made.price_changes]
+    assert sent == [([0, 1], [1.0, 5.0]), ([1], [6.0]), ([0], [2.0])]
+
+
+def test_a_plan_made_once_gives_the_same_results(tmp_path):
+    path = _write(tmp_path)
+    runs = _runs()
+    made = plan(runs)
+    with local_candidate(path) as candidate:
+        assert run_lockstep_multi(candidate, runs, multi_ticks, made) == _in_process(
+            path, runs, "ours")
+    with local_candidate(path) as candidate, pytest.raises(ValueError, match="a plan of"):
+        run_lockstep_multi(candidate, runs[:-1], multi_ticks, made)
