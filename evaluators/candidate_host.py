@@ -42,9 +42,19 @@ from evaluators import cgroup_join, channel, proctree, syscall_filter
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_worker_exit
 
-REQUEST = struct.Struct(">dQ")
-REPLY = struct.Struct(">BQ")
+# Judge to host: seconds allowed, largest reply of one process in bytes, op, count; for RELAY
+# `count` parts follow, each PART (process number, payload bytes) and its payload; SPAWN
+# starts `count` more processes.
+REQUEST = struct.Struct(">dQBH")
+PART = struct.Struct(">HI")
+RELAY, SPAWN = 0, 1
+# Host to judge: status, CPU nanoseconds, count; then `count` parts, each REPLY_PART (payload
+# bytes) and its payload: the replies in the request's order (OK), or one map {"kind",
+# "reason"} (every other status).
+REPLY = struct.Struct(">BQH")
+REPLY_PART = struct.Struct(">I")
 OK, ENDED, HUGE, TIMEOUT = 0, 1, 2, 3
+MAX_WORKERS = 256
 MAX_JUDGE_FRAME = 1 << 31
 FD_VAR = "EVOLVE_CANDIDATE_FD"
 
@@ -99,41 +109,67 @@ class _ProcFile:
             self.fd = None
 
 
-class Tree:
-    """CPU time of the worker and everything it started (this process is their subreaper, so
-    an orphan comes back to it and is counted until it is reaped, then through our rusage)."""
+class _Worker:
+    """One candidate process: its pid, the host's end of its channel and its /proc files."""
 
-    def __init__(self, worker: int):
-        self.worker = worker
-        self.clock = _process_clock(worker)
+    def __init__(self, pid: int, sock: socket.socket):
+        self.pid = pid
+        self.sock = sock
+        self.pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        self.clock = _process_clock(pid)
+        self.reaped = False
+        self.last_ns = 0  # its own CPU time as last read (kept once it is gone)
+        self.stat = _ProcFile(f"/proc/{pid}/stat")
+        self.children = _ProcFile(f"/proc/{pid}/task/{pid}/children")
+
+    def close(self) -> None:
+        for f in (self.stat, self.children):
+            f.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        self.sock.close()
+
+
+class Tree:
+    """CPU time of the workers and everything they started (this process is their subreaper,
+    so an orphan comes back to it and is counted until it is reaped, then through our
+    rusage)."""
+
+    def __init__(self, workers: list[_Worker]):
+        self.workers = workers  # the host's own list: workers started later count too
         self.me = os.getpid()
         self.last_ns = 0
-        self._worker_stat = _ProcFile(f"/proc/{worker}/stat")
-        self._worker_children = _ProcFile(f"/proc/{worker}/task/{worker}/children")
         self._my_children = _ProcFile(f"/proc/{self.me}/task/{self.me}/children")
 
-    def _alone(self) -> tuple[int, bool]:
-        """(the worker's reaped children's ticks, whether it runs alone: one thread, no child
-        of its own, and no other child of ours, e.g. an orphan, to count); OSError once the
-        worker is gone."""
-        fields = self._worker_stat.read().rsplit(b")", 1)[1].split()
-        reaped = int(fields[13]) + int(fields[14])
-        if int(fields[17]) != 1 or self._worker_children.read().strip():
-            return reaped, False
+    def _worker_ns(self, worker: _Worker) -> tuple[int, bool]:
+        """(the worker's own time and its reaped children's, whether it runs alone: one
+        thread, no child of its own); its last reading once it is gone."""
+        if worker.reaped:
+            return 0, True  # its time is in our rusage now
         try:
-            mine = self._my_children.read().split()
+            own = time.clock_gettime_ns(worker.clock)
+            fields = worker.stat.read().rsplit(b")", 1)[1].split()
+            reaped = int(fields[13]) + int(fields[14])
+            alone = int(fields[17]) == 1 and not worker.children.read().strip()
         except OSError:
-            return reaped, False
-        return reaped, mine in ([], [str(self.worker).encode()])
+            return worker.last_ns, False
+        worker.last_ns = own + reaped * _TICK_NS
+        return worker.last_ns, alone
 
     def total_ns(self) -> int:
-        alone = False
-        try:
-            total = time.clock_gettime_ns(self.clock)
-            reaped, alone = self._alone()
-            total += reaped * _TICK_NS
-        except OSError:
-            total = self.last_ns  # the worker is gone: its own time stays as last read
+        total, alone = 0, True
+        for worker in self.workers:
+            ns, worker_alone = self._worker_ns(worker)
+            total += ns
+            alone = alone and worker_alone
+        if alone:  # and no other child of ours (e.g. an orphan) to count
+            try:
+                mine = sorted(self._my_children.read().split())
+                alone = mine == sorted(str(w.pid).encode() for w in self.workers
+                                       if not w.reaped)
+            except OSError:
+                alone = False
         own = resource.getrusage(resource.RUSAGE_CHILDREN)
         total += int((own.ru_utime + own.ru_stime) * 1e9)
         if not alone:  # threads or children: every descendant's time, found through /proc
@@ -144,8 +180,10 @@ class Tree:
 
     def _descendants_ns(self) -> int:
         total = 0
-        seen = {self.me, self.worker}
-        frontier = _children(self.worker) + [p for p in _children(self.me) if p != self.worker]
+        workers = [w.pid for w in self.workers if not w.reaped]
+        seen = {self.me, *workers}
+        frontier = [c for w in workers for c in _children(w)]
+        frontier += [p for p in _children(self.me) if p not in seen]
         while frontier:
             pid = frontier.pop()
             if pid in seen:
@@ -160,15 +198,12 @@ class Tree:
         return total
 
     def close(self) -> None:
-        for f in (self._worker_stat, self._worker_children, self._my_children):
-            f.close()
+        self._my_children.close()
 
 
 def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
                   refusals: syscall_filter.Listener | None, cgroup_fds: list[int],
-                  admitted: tuple[int | None, int | None]) -> int:
-    limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
-    uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
+                  admitted: tuple[int | None, int | None], limits: dict, uid: str) -> int:
     admitted_r, admitted_w = admitted
     pid = os.fork()
     if pid:
@@ -184,7 +219,8 @@ def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
         if admitted_r is not None:  # out of the way of 3 and 4 first
             admitted_r = fcntl.fcntl(admitted_r, fcntl.F_DUPFD, 100)
         # Only stdin/out/err, the channel to the host and (until it is admitted to the
-        # evaluation's cgroup) the host's word on that stay open in the candidate.
+        # evaluation's cgroup) the host's word on that stay open in the candidate: not the
+        # judge's channel, nor another worker's.
         os.dup2(fd, 3)
         if admitted_r is not None:
             os.dup2(admitted_r, 4)
@@ -209,39 +245,59 @@ def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
 class Host:
     def __init__(self, program: Path, judge: socket.socket,
                  refusals: syscall_filter.Listener | None = None):
+        self.program = program
         self.judge = judge
         self.refusals = refusals
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        # The evaluation's cgroup, if the executor made one: this process moves the worker in
-        # while the worker sets itself up (the move waits for a kernel grace period).
-        cgroup_fds = cgroup_join.take_from_environment()
-        admitted_r, admitted_w = os.pipe() if cgroup_fds else (None, None)
-        self.pid = _start_worker(program, theirs, ours, refusals, cgroup_fds,
-                                 (admitted_r, admitted_w))
-        theirs.close()
-        cgroup_join.admit(self.pid, cgroup_fds, admitted_w)
-        cgroup_join.close([], admitted_r)
-        self.worker = ours
-        self.tree = Tree(self.pid)
-        self.pidfd = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None
+        # Read once, for every worker (none of them sees these).
+        self.limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
+        self.uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
+        # The evaluation's cgroup, if the executor made one: this process moves each worker
+        # in while the worker sets itself up (the move waits for a kernel grace period); the
+        # descriptors stay open here for the workers the judge asks for later.
+        self.cgroup_fds = cgroup_join.take_from_environment()
+        self.workers: list[_Worker] = []
+        self.tree = Tree(self.workers)
         self.ended: dict[str, str] | None = None
-        self.limits = json.loads(os.environ.get("EVOLVE_SANDBOX_LIMITS", "{}"))
         self.charged_ns = 0
-        self.reaped = False
+        self.spawn()
 
-    def _reply(self, status: int, payload: bytes) -> None:
+    def spawn(self) -> None:
+        """Start one more worker: a fork of this process (which never ran candidate code), so
+        it imports the program afresh and shares nothing with the others."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        admitted_r, admitted_w = os.pipe() if self.cgroup_fds else (None, None)
+        try:
+            pid = _start_worker(self.program, theirs, ours, self.refusals, self.cgroup_fds,
+                                (admitted_r, admitted_w), self.limits, self.uid)
+        except BaseException:
+            ours.close()
+            cgroup_join.close([], admitted_r, admitted_w)
+            raise
+        finally:
+            theirs.close()
+        cgroup_join.admit(pid, self.cgroup_fds, admitted_w, keep=True)
+        cgroup_join.close([], admitted_r)
+        self.workers.append(_Worker(pid, ours))
+
+    def _reply(self, status: int, parts: list[bytes]) -> None:
         total = self.tree.total_ns()
         spent, self.charged_ns = total - self.charged_ns, total
-        channel.send_frame(self.judge, REPLY.pack(status, max(spent, 0)) + payload)
+        head = REPLY.pack(status, max(spent, 0), len(parts))
+        body = b"".join(REPLY_PART.pack(len(p)) + p for p in parts)
+        channel.send_frame(self.judge, head + body)
+
+    def _failed(self, status: int) -> None:
+        self._reply(status, [channel.encode(self.ended)])
 
     def _end(self, kind: str, reason: str) -> None:
         self.ended = {"kind": kind, "reason": reason}
         self.kill()
 
-    def _worker_exited(self) -> bool:
-        done, status, usage = os.wait4(self.pid, os.WNOHANG)
+    def _worker_exited(self, worker: _Worker) -> bool:
+        done, status, usage = os.wait4(worker.pid, os.WNOHANG)
         if not done:
             return False
+        worker.reaped = True
         cpu = usage.ru_utime + usage.ru_stime
         kind, reason = classify_worker_exit(status, usage.ru_maxrss / 1024,
                                             self.limits.get("memory_mb"), cpu,
@@ -250,20 +306,28 @@ class Host:
             reason = (f"the program's process ended (exit code {os.WEXITSTATUS(status)}) "
                       f"while the evaluator waited for an answer; do not exit or kill "
                       f"processes")
-        self.ended = {"kind": kind, "reason": reason}
-        self.reaped = True
+        self._end(kind, reason)  # one worker's end is the candidate's: the others stop too
         return True
 
     def kill(self) -> None:
-        if not self.reaped:  # a reaped pid may be another process's by now
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                # Reaped here, so its CPU time reaches our parent's accounting too.
-                os.waitpid(self.pid, 0)
-                self.reaped = True
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        for worker in self.workers:
+            if not worker.reaped:  # a reaped pid may be another process's by now
+                try:
+                    os.kill(worker.pid, signal.SIGKILL)
+                    # Reaped here, so its CPU time reaches our parent's accounting too.
+                    os.waitpid(worker.pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+                worker.reaped = True
         proctree.kill_descendants(os.getpid())
+
+    def close(self) -> None:
+        self.kill()
+        self.tree.close()
+        for worker in self.workers:
+            worker.close()
+        cgroup_join.close(self.cgroup_fds)
+        self.cgroup_fds = []
 
     def _listener(self) -> list[int]:
         fd = self.refusals.fd if self.refusals is not None else None
@@ -281,37 +345,56 @@ class Host:
                       syscall_filter.denial_reason(refused, self.refusals.count))
         return True
 
-    def _await(self, deadline: float, max_bytes: int) -> bytes | None:
-        """The worker's reply, or None with `self.ended` set."""
-        watch = [self.worker] + ([self.pidfd] if self.pidfd is not None else [])
-        while True:
+    def _read_reply(self, worker: _Worker, deadline: float, max_bytes: int) -> bytes | None:
+        try:
+            return channel.recv_frame(worker.sock, max_bytes=max_bytes, deadline=deadline,
+                                      what="reply")
+        except channel.ChannelTimeout:
+            self._end("timeout", "")
+            return None
+        except channel.ChannelError as exc:
+            if exc.kind == "huge":
+                self._end("huge", str(exc))
+                return None
+            # The worker closed its end: it is ending; say how.
+            for _ in range(200):
+                if self._worker_exited(worker):
+                    return None
+                time.sleep(0.005)
+            self._end("crash", "the program closed the evaluator's channel")
+            return None
+
+    def _await(self, owed: list[_Worker], deadline: float, max_bytes: int) \
+            -> dict[_Worker, bytes] | None:
+        """Every worker's reply in `owed`, or None with `self.ended` set."""
+        replies: dict[_Worker, bytes] = {}
+        waiting = {w.sock.fileno(): w for w in owed}
+        pidfds = {w.pidfd: w for w in owed if w.pidfd is not None}
+        while waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._end("timeout", "")
                 return None
+            watch = [*waiting, *(fd for fd, w in pidfds.items() if w.sock.fileno() in waiting)]
             ready, _, _ = select.select(watch + self._listener(), [], [], min(remaining, 0.05))
             if self._refused(ready):
                 return None
-            if self.worker in ready:
-                try:
-                    return channel.recv_frame(self.worker, max_bytes=max_bytes,
-                                              deadline=deadline, what="reply")
-                except channel.ChannelTimeout:
-                    self._end("timeout", "")
-                    return None
-                except channel.ChannelError as exc:
-                    if exc.kind == "huge":
-                        self._end("huge", str(exc))
+            for fd in ready:
+                worker = waiting.get(fd)
+                if worker is not None:
+                    reply = self._read_reply(worker, deadline, max_bytes)
+                    if reply is None:
                         return None
-                    # The worker closed its end: it is ending; say how.
-                    for _ in range(200):
-                        if self._worker_exited():
-                            return None
-                        time.sleep(0.005)
-                    self._end("crash", "the program closed the evaluator's channel")
+                    replies[worker] = reply
+                    del waiting[fd]
+            for fd in ready:
+                worker = pidfds.get(fd)
+                if worker is not None and worker.sock.fileno() in waiting \
+                        and self._worker_exited(worker):
                     return None
-            if (self.pidfd is None or self.pidfd in ready) and self._worker_exited():
+            if not pidfds and any(self._worker_exited(w) for w in waiting.values()):
                 return None
+        return replies
 
     def _wait_for_judge(self) -> None:
         """Until the judge's next request: refusals of a candidate thread or child that runs
@@ -322,6 +405,51 @@ class Host:
             if self.judge.fileno() in ready or self.judge in ready:
                 return
 
+    def _parts(self, frame: bytes, count: int) -> list[tuple[_Worker, memoryview]] | None:
+        """The request's parts, each for one worker (at most one each); None for a request
+        that names no such worker (the judge's mistake: it ends the candidate)."""
+        view = memoryview(frame)
+        at, parts, named = REQUEST.size, [], set()
+        for _ in range(count):
+            if at + PART.size > len(view):
+                return None
+            number, size = PART.unpack_from(view, at)
+            at += PART.size
+            if number >= len(self.workers) or number in named or at + size > len(view):
+                return None
+            named.add(number)
+            parts.append((self.workers[number], view[at:at + size]))
+            at += size
+        return parts if at == len(view) else None
+
+    def _relay(self, frame: bytes, seconds: float, max_bytes: int, count: int) -> None:
+        parts = self._parts(frame, count)
+        if parts is None:
+            self._end("crash", "the evaluator sent a request for no candidate process")
+            self._failed(ENDED)
+            return
+        # Every worker's request first, then every reply: the workers run side by side.
+        for worker, payload in parts:
+            try:
+                channel.send_frame(worker.sock, payload)
+            except OSError:
+                pass  # the worker is gone; _await says how
+        deadline = time.monotonic() + max(seconds, 0.0)
+        replies = self._await([w for w, _ in parts], deadline, max_bytes)
+        if replies is not None:
+            self._reply(OK, [replies[w] for w, _ in parts])
+            return
+        assert self.ended is not None
+        kind = self.ended["kind"]
+        if kind == "timeout":
+            self.ended = {"kind": "timeout", "reason": f"no answer within {seconds:.3g} s"}
+            self._failed(TIMEOUT)
+        elif kind == "huge":
+            self.ended = {"kind": "invalid-output", "reason": self.ended["reason"]}
+            self._failed(HUGE)
+        else:
+            self._failed(ENDED)
+
     def serve(self) -> None:
         while True:
             self._wait_for_judge()
@@ -329,30 +457,27 @@ class Host:
                 frame = channel.recv_frame(self.judge, max_bytes=MAX_JUDGE_FRAME)
             except channel.ChannelError:
                 return  # the judge is done
-            seconds, max_bytes = REQUEST.unpack_from(frame)
+            if len(frame) < REQUEST.size:
+                return  # not the judge's request: nothing more to serve
+            seconds, max_bytes, op, count = REQUEST.unpack_from(frame)
             if self.ended is not None:
-                self._reply(ENDED, channel.encode(self.ended))
-                continue
-            try:
-                channel.send_frame(self.worker, frame[REQUEST.size:])
-            except OSError:
-                pass  # the worker is gone; _await says how
-            deadline = time.monotonic() + max(seconds, 0.0)
-            reply = self._await(deadline, max_bytes)
-            if reply is not None:
-                self._reply(OK, reply)
-                continue
-            assert self.ended is not None
-            kind = self.ended["kind"]
-            if kind == "timeout":
-                self.ended = {"kind": "timeout",
-                              "reason": f"no answer within {seconds:.3g} s"}
-                self._reply(TIMEOUT, channel.encode(self.ended))
-            elif kind == "huge":
-                self.ended = {"kind": "invalid-output", "reason": self.ended["reason"]}
-                self._reply(HUGE, channel.encode(self.ended))
+                self._failed(ENDED)
+            elif op == SPAWN:
+                self._spawn(count)
             else:
-                self._reply(ENDED, channel.encode(self.ended))
+                self._relay(frame, seconds, max_bytes, count)
+
+    def _spawn(self, count: int) -> None:
+        try:
+            for _ in range(count):
+                if len(self.workers) >= MAX_WORKERS:
+                    raise OSError(f"at most {MAX_WORKERS} candidate processes")
+                self.spawn()
+        except OSError as exc:
+            self._end("crash", f"could not start another candidate process: {exc}")
+            self._failed(ENDED)
+            return
+        self._reply(OK, [])
 
 
 def run(program: Path, fd: int) -> int:
@@ -371,8 +496,7 @@ def run(program: Path, fd: int) -> int:
     try:
         host.serve()
     finally:
-        host.kill()
-        host.tree.close()
+        host.close()
         if refusals is not None:
             refusals.stop()
         judge.close()

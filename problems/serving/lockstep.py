@@ -6,11 +6,18 @@ advance (`remote.Fleet.step` in the candidate's process): the time, the snapshot
 and the request-list changes since that scenario's last call, plus the request for a
 dispatch. The answers come back as plain data and are checked by the cluster, as before.
 
-Scenarios that share a trace (the same requests at another load level) dispatch each request
-in the same message: no scenario is sent request j before every other scenario of its trace
-is at request j too, so the policy never holds an arrival (its time, its prompt) that one of
-its scenarios has not reached. Migrate calls between two arrivals go first (they show no new
-request); a scenario waits at its next arrival until the others of its trace reach theirs.
+Every scenario has a candidate process of its own (`Candidate.isolated`: forked by the
+trusted host, each importing the program afresh), so a policy's module state holds one
+scenario only. The load levels of one trace are the same requests compressed in time: in one
+process, a request already finished at a lighter level (its output length then known) while
+still running at a heavier one, or an arrival one level has reached and another has not,
+would tell the policy its future. The message of one step carries every process's call, and
+they run side by side.
+
+Scenarios that share a trace still dispatch each request in the same message: no scenario is
+sent request j before every other scenario of its trace is at request j too. Migrate calls
+between two arrivals go first (they show no new request); a scenario waits at its next
+arrival until the others of its trace reach theirs.
 """
 
 from __future__ import annotations
@@ -52,8 +59,8 @@ class _Run:
         ints, floats = cluster.state()
         if kind == DISPATCH:
             req = cluster.req
-            return [self.index, rid, req.arrival[rid], req.prompt[rid], log, ints, floats]
-        return [self.index, -1, 0.0, 0, log, ints, floats]
+            return [0, rid, req.arrival[rid], req.prompt[rid], log, ints, floats]
+        return [0, -1, 0.0, 0, log, ints, floats]
 
     def answer(self, value: Any) -> None:
         if type(value) is dict and NOT_DATA in value:  # the candidate's side says so
@@ -84,15 +91,17 @@ def run_lockstep(candidate: Candidate, scenarios: Sequence[Scenario],
     naming the scenario."""
     spec = config.spec
     shape = [config.instances, spec.total_blocks, spec.block_tokens, spec.max_num_seqs]
-    fleet = candidate.keep([Built("problems.serving.remote:Fleet",
-                                  [shape for _ in scenarios])], kind="policy")[0]
-    about = fleet.call("describe")
-    if type(about) is not dict or type(about.get("migrates")) is not bool:
-        raise PolicyError(f"the candidate sent {type(about).__name__} to describe its "
-                          f"functions")
-    if about.get("problem") is not None:
-        raise PolicyError(str(about["problem"])[:300])
-    migrate = about["migrates"]
+    processes = candidate.isolated(len(scenarios))
+    fleets = [process.keep([Built("problems.serving.remote:Fleet", [shape])],
+                           kind="policy")[0] for process in processes]
+    abouts = candidate.batch([(fleet, "describe", ()) for fleet in fleets])
+    for about in abouts:
+        if type(about) is not dict or type(about.get("migrates")) is not bool:
+            raise PolicyError(f"the candidate sent {type(about).__name__} to describe its "
+                              f"functions")
+        if about.get("problem") is not None:
+            raise PolicyError(str(about["problem"])[:300])
+    migrate = abouts[0]["migrates"]
     runs = [_Run(i, s, config, migrate) for i, s in enumerate(scenarios)]
     groups: dict[str, list[_Run]] = {}
     for run in runs:
@@ -102,31 +111,24 @@ def run_lockstep(candidate: Candidate, scenarios: Sequence[Scenario],
         chosen = [run for group in groups.values() for run in _ready(group)]
         if not chosen:
             break
-        items = [run.item() for run in chosen]
+        calls = [(fleets[run.index], "step", ([run.item()],)) for run in chosen]
         try:
-            answers = fleet.call("step", items)
+            answers = candidate.batch(calls)
         except CandidateError as exc:
-            raise CandidateError(exc.kind, _where(fleet, chosen, exc)) from None
+            raise CandidateError(exc.kind, _where(chosen, exc)) from None
         steps += 1
-        if type(answers) is not list or len(answers) != len(chosen):
-            raise PolicyError(f"the candidate sent {type(answers).__name__} instead of "
-                              f"{len(chosen)} answers")
         for run, value in zip(chosen, answers, strict=True):
-            run.answer(value)
+            if type(value) is not list or len(value) != 1:
+                raise PolicyError(f"{run.scenario.key}: the candidate sent "
+                                  f"{type(value).__name__} instead of one answer")
+            run.answer(value[0])
     return [run.result for run in runs], steps
 
 
-def _where(fleet: Any, chosen: list[_Run], error: CandidateError) -> str:
-    """The failure, naming the scenario and the call when the candidate can say which (its
-    word is used for the message only)."""
-    detail = getattr(error, "detail", None)
-    run = None
-    if detail is not None and error.kind != "invalid-output":
-        try:
-            index = fleet.call("failed")
-        except CandidateError:
-            index = None
-        run = next((r for r in chosen if type(index) is int and r.index == index), None)
+def _where(chosen: list[_Run], error: CandidateError) -> str:
+    """The failure, naming the scenario and the call (its process is the one that failed)."""
+    index = getattr(error, "index", None)
+    run = chosen[index] if type(index) is int and 0 <= index < len(chosen) else None
     if run is None:
         if len(chosen) != 1:
             return f"{', '.join(r.scenario.key for r in chosen)}: {error}"
@@ -134,6 +136,7 @@ def _where(fleet: Any, chosen: list[_Run], error: CandidateError) -> str:
     kind, rid = run.pending
     t = run.cluster.now
     call = f"dispatch of request {rid}" if kind == DISPATCH else "migrate"
+    detail = getattr(error, "detail", None)
     what = detail if detail is not None else str(error)
     if error.kind == "crash" and detail is not None:
         what = f"the policy raised {detail}"
