@@ -3,25 +3,27 @@
 
 It never runs candidate code. It forks the candidate worker (`evaluators.candidate_worker`),
 which applies the resource limits, drops to the candidate's own throw-away uid and imports the
-program, then relays each request of the judge to it and each reply back, adding what the
+program, and on the judge's request more workers apart from the others (`Candidate.isolated`:
+each imports the program afresh; `apart` gives each namespaces and writable folders of its
+own). It relays each request of the judge to its workers (one message may carry a request
+for each: all are sent, then every reply read) and the replies back, adding what the
 candidate cannot forge:
-- the CPU time the candidate's processes used since the previous reply (all threads of the
-  worker read from the kernel's per-process clock, plus every process it started, even ones
-  that left its tree): work deferred to a thread or a child after a call returns is charged to
-  the next reply, so it is never free;
+- the CPU time the candidate's processes used since the previous reply (all threads of each
+  worker read from the kernel's per-process clock, plus every process they started, even ones
+  that left their tree): work deferred to a thread or a child after a call returns is charged
+  to the next reply, so it is never free;
 - a deadline per request: a candidate that does not answer in time is killed;
 - a size limit per reply, checked on the length before any of it is read;
-- the worker's end (crash, memory, CPU limit) as a reason, reported for this and every later
-  request;
-- the kernel's protections, as the harness gives the judge's process: the seccomp filter
-  (`syscall_filter`) is loaded on this process before it forks the worker, so the worker and
-  all it starts carry it, and this process answers its refusals (a refused call ends the
-  candidate: 'sandbox-denied'); the worker joins the evaluation's cgroup (`cgroup_join`,
-  memory and process limits over the candidate's whole tree) before it imports the program.
+- a worker's end (crash, memory, CPU limit) as a reason, reported for this and every later
+  request (the other workers are killed with it);
+- the kernel's protections, as the harness gives the judge's process: each worker loads the
+  seccomp filter (`syscall_filter`) on itself before candidate code, so it and all it starts
+  carry it, and hands this process the listener through which it answers the refusals (a
+  refused call ends the candidate: 'sandbox-denied'); each worker joins the evaluation's
+  cgroup (`cgroup_join`, memory and process limits over the candidate's whole tree) before it
+  imports the program.
 
-Envelope from the judge: struct ">dQ" (seconds allowed, largest reply in bytes) + the request
-frame's payload. Back to the judge: struct ">BQ" (status, CPU nanoseconds) + the worker's reply
-(status OK) or a map {"kind", "reason"} (every other status).
+Envelopes: REQUEST and PART below from the judge, REPLY and REPLY_PART back.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from evaluators import cgroup_join, channel, proctree, syscall_filter
+from evaluators import apart, cgroup_join, channel, proctree, syscall_filter
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_worker_exit
 
@@ -201,16 +203,14 @@ class Tree:
         self._my_children.close()
 
 
-def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
-                  refusals: syscall_filter.Listener | None, cgroup_fds: list[int],
-                  admitted: tuple[int | None, int | None], limits: dict, uid: str) -> int:
+def _start_worker(program: Path, sock: socket.socket, keep: socket.socket, cgroup_fds: list[int],
+                  admitted: tuple[int | None, int | None], limits: dict, uid: str,
+                  seccomp: str | None, own: dict | None) -> int:
     admitted_r, admitted_w = admitted
     pid = os.fork()
     if pid:
         return pid
     try:
-        if refusals is not None:
-            refusals.close_in_child()  # the host's alone
         keep.close()
         cgroup_join.close(cgroup_fds, admitted_w)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -220,12 +220,15 @@ def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
             admitted_r = fcntl.fcntl(admitted_r, fcntl.F_DUPFD, 100)
         # Only stdin/out/err, the channel to the host and (until it is admitted to the
         # evaluation's cgroup) the host's word on that stay open in the candidate: not the
-        # judge's channel, nor another worker's.
+        # judge's channel, another worker's, nor a seccomp listener.
         os.dup2(fd, 3)
         if admitted_r is not None:
             os.dup2(admitted_r, 4)
             admitted_r = 4
         os.closerange(5 if admitted_r is not None else 4, 65536)
+        if own is not None:
+            apart.apart(own)  # a process apart: namespaces and folders of its own (if root)
+        _filter_self(seccomp, 3)
         apply_limits(limits, dedicated_uid=bool(uid))
         if uid:
             drop_privileges(int(uid))
@@ -242,12 +245,33 @@ def _start_worker(program: Path, sock: socket.socket, keep: socket.socket,
     os._exit(70)
 
 
+def _filter_self(seccomp: str | None, channel_fd: int) -> None:
+    """In the worker, before candidate code: load the seccomp filter on itself (everything it
+    starts carries it) and hand the listener, which answers and records its refusals, to the
+    host over the channel (the first thing on it: b"L" with the descriptor, or b"N" for no
+    listener). Loaded here rather than on the host, so that the host may still fork a worker
+    that makes namespaces of its own first."""
+    listener = syscall_filter.Listener.install(seccomp) if seccomp else None
+    sock = socket.socket(fileno=os.dup(channel_fd))
+    try:
+        if listener is not None and listener.fd is not None:
+            socket.send_fds(sock, [b"L"], [listener.fd])
+            listener.close_in_child()
+        else:
+            sock.sendall(b"N")
+    finally:
+        sock.close()
+
+
 class Host:
-    def __init__(self, program: Path, judge: socket.socket,
-                 refusals: syscall_filter.Listener | None = None):
+    def __init__(self, program: Path, judge: socket.socket, seccomp: str | None = None):
         self.program = program
         self.judge = judge
-        self.refusals = refusals
+        # The seccomp filter each worker loads on itself (syscall_filter), and the listeners
+        # through which this process answers and records their refusals.
+        self.seccomp = seccomp
+        self.names = syscall_filter.names(seccomp) if seccomp else {}
+        self.listeners: list[syscall_filter.Listener] = []
         # Read once, for every worker (none of them sees these).
         self.limits = json.loads(os.environ.pop("EVOLVE_SANDBOX_LIMITS", "{}"))
         self.uid = os.environ.pop("EVOLVE_SANDBOX_UID", "")
@@ -259,16 +283,24 @@ class Host:
         self.tree = Tree(self.workers)
         self.ended: dict[str, str] | None = None
         self.charged_ns = 0
-        self.spawn()
+        self._apart: dict | None = None
+        self.spawn(apart_from_others=False)
 
-    def spawn(self) -> None:
-        """Start one more worker: a fork of this process (which never ran candidate code), so
-        it imports the program afresh and shares nothing with the others."""
+    def spawn(self, *, apart_from_others: bool = True) -> None:
+        """Start one more worker: a fork of this process (which never runs candidate code), so
+        it imports the program afresh and shares no memory with the others; apart from the
+        others, it also gets namespaces and writable folders of its own (`apart`)."""
+        own = None
+        if apart_from_others:
+            if self._apart is None:
+                self._apart = apart.plan(self.program, self.limits)
+            own = self._apart
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         admitted_r, admitted_w = os.pipe() if self.cgroup_fds else (None, None)
         try:
-            pid = _start_worker(self.program, theirs, ours, self.refusals, self.cgroup_fds,
-                                (admitted_r, admitted_w), self.limits, self.uid)
+            pid = _start_worker(self.program, theirs, ours, self.cgroup_fds,
+                                (admitted_r, admitted_w), self.limits, self.uid, self.seccomp,
+                                own)
         except BaseException:
             ours.close()
             cgroup_join.close([], admitted_r, admitted_w)
@@ -278,6 +310,25 @@ class Host:
         cgroup_join.admit(pid, self.cgroup_fds, admitted_w, keep=True)
         cgroup_join.close([], admitted_r)
         self.workers.append(_Worker(pid, ours))
+        self._take_listener(ours)
+
+    def _take_listener(self, sock: socket.socket) -> None:
+        """The worker's seccomp listener (the first thing it sends, before candidate code);
+        a worker that ends first says nothing, and its end is reported on the next request."""
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1, 1)
+        except OSError:
+            message, fds = b"", []
+        if not message and self.ended is None:
+            self.ended = {"kind": "crash", "reason": "the candidate's process could not set "
+                                                     "itself up (its stderr says why)"}
+        for fd in fds:
+            os.set_inheritable(fd, False)
+            self.listeners.append(syscall_filter.Listener(fd, self.names))
+        if message != b"L":
+            for fd in fds:
+                os.close(fd)
+            del self.listeners[len(self.listeners) - len(fds):]
 
     def _reply(self, status: int, parts: list[bytes]) -> None:
         total = self.tree.total_ns()
@@ -330,20 +381,23 @@ class Host:
         self.cgroup_fds = []
 
     def _listener(self) -> list[int]:
-        fd = self.refusals.fd if self.refusals is not None else None
-        return [fd] if fd is not None else []
+        return [lis.fd for lis in self.listeners if lis.fd is not None]
 
     def _refused(self, ready: list[int]) -> bool:
         """Answer a refused system call (EPERM) if one is waiting; a refusal ends the
         candidate, whatever the program made of the error."""
-        if not self.refusals or self.refusals.fd is None or self.refusals.fd not in ready:
+        waiting = [lis for lis in self.listeners if lis.fd is not None and lis.fd in ready]
+        # A listener is readable for good once its worker ended (answer() closes it then).
+        if not [lis for lis in waiting if lis.answer()]:
             return False
-        self.refusals.answer()
         if self.ended is None or self.ended["kind"] != "sandbox-denied":
-            refused = self.refusals.stop()  # answers what else is waiting, then stops
-            self._end("sandbox-denied",
-                      syscall_filter.denial_reason(refused, self.refusals.count))
+            refused = self.stop_listeners()  # answers what else is waiting, then stops
+            count = sum(lis.count for lis in self.listeners)
+            self._end("sandbox-denied", syscall_filter.denial_reason(refused, count))
         return True
+
+    def stop_listeners(self) -> list[str]:
+        return [name for lis in self.listeners for name in lis.stop()]
 
     def _read_reply(self, worker: _Worker, deadline: float, max_bytes: int) -> bytes | None:
         try:
@@ -484,21 +538,14 @@ def run(program: Path, fd: int) -> int:
     """Host one candidate on the channel `fd` until the judge closes it."""
     proctree.set_subreaper()
     judge = socket.socket(fileno=fd)
-    # The seccomp filter, on this process so that the worker and all it starts carry it;
-    # never run the candidate unfiltered when one was sent.
-    try:
-        refusals = syscall_filter.Listener.install()
-    except OSError as exc:
-        print(f"candidate sandbox: setup failed: {exc}", file=sys.stderr)
-        judge.close()
-        return 1
-    host = Host(program, judge, refusals)
+    # The seccomp filter, loaded by every worker on itself before candidate code (never run
+    # the candidate unfiltered when one was sent: a worker that cannot load it ends).
+    host = Host(program, judge, os.environ.pop(syscall_filter.SPEC_VAR, None) or None)
     try:
         host.serve()
     finally:
         host.close()
-        if refusals is not None:
-            refusals.stop()
+        host.stop_listeners()
         judge.close()
     return 0
 

@@ -5,6 +5,9 @@ process, as data, and times them by the candidate's own CPU time.
     policy = candidate.new("Policy", record(scenario))    # a Handle
     action = policy.decide(record(state))                 # or policy.call("decide", ...)
     actions = candidate.batch([(policy_a, "decide", (state_a,)), (policy_b, "decide", ...)])
+    first, second = candidate.isolated(2)                 # two more processes, nothing shared
+    runs = [first.new("Policy", ...), second.new("Policy", ...)]
+    actions = candidate.batch([(run, "decide", (state,)) for run, state in ...])  # one message
 
 Every value that comes back is plain data (numbers, text, bytes, lists, dicts, numpy arrays);
 the judge still validates it. Anything that goes wrong on the candidate's side raises

@@ -26,9 +26,9 @@ import json
 
 import pytest
 
+from evaluators.channel import Built
 from evaluators.executors import LocalExecutor
 from evaluators.judge_proxy import local_candidate
-from evaluators.channel import Built
 from evaluators.result import EvalResult
 from evolve.problem.spec import load_problem
 from problems.serving.cluster import DEFAULT_CONFIG, Cluster
