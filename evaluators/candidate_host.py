@@ -38,6 +38,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from evaluators import apart, cgroup_join, channel, proctree, syscall_filter
@@ -61,6 +62,8 @@ MAX_JUDGE_FRAME = 1 << 31
 FD_VAR = "EVOLVE_CANDIDATE_FD"
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+# Every how many replies a worker that was not asked anything is read anyway (Tree.total_ns).
+SWEEP = 16
 
 
 def _process_clock(pid: int) -> int:
@@ -119,8 +122,10 @@ class _Worker:
         self.sock = sock
         self.pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
         self.clock = _process_clock(pid)
+        self.reader = channel.FrameReader(sock)
         self.reaped = False
         self.last_ns = 0  # its own CPU time as last read (kept once it is gone)
+        self.alone = True  # as last read: one thread, no child of its own
         self.stat = _ProcFile(f"/proc/{pid}/stat")
         self.children = _ProcFile(f"/proc/{pid}/task/{pid}/children")
 
@@ -142,29 +147,38 @@ class Tree:
         self.workers = workers  # the host's own list: workers started later count too
         self.me = os.getpid()
         self.last_ns = 0
+        self._readings = 0
         self._my_children = _ProcFile(f"/proc/{self.me}/task/{self.me}/children")
 
-    def _worker_ns(self, worker: _Worker) -> tuple[int, bool]:
-        """(the worker's own time and its reaped children's, whether it runs alone: one
-        thread, no child of its own); its last reading once it is gone."""
-        if worker.reaped:
-            return 0, True  # its time is in our rusage now
+    @staticmethod
+    def _worker_ns(worker: _Worker) -> bool:
+        """Read the worker's own time and its reaped children's into `last_ns` (kept as last
+        read once it is gone); whether it runs alone: one thread, no child of its own."""
         try:
             own = time.clock_gettime_ns(worker.clock)
             fields = worker.stat.read().rsplit(b")", 1)[1].split()
             reaped = int(fields[13]) + int(fields[14])
             alone = int(fields[17]) == 1 and not worker.children.read().strip()
         except OSError:
-            return worker.last_ns, False
+            return False
         worker.last_ns = own + reaped * _TICK_NS
-        return worker.last_ns, alone
+        return alone
 
-    def total_ns(self) -> int:
+    def total_ns(self, asked: Collection[_Worker] | None = None) -> int:
+        """The tree's CPU time. Every worker that was `asked` (None: all) is read, and every
+        one seen with threads or children; a worker seen alone and idle is read every
+        SWEEP-th time only (its clock is cumulative: what it did meanwhile is charged then,
+        as work between requests always is), so a step of many runs reads only theirs."""
+        self._readings += 1
+        sweep = asked is None or self._readings % SWEEP == 0
         total, alone = 0, True
         for worker in self.workers:
-            ns, worker_alone = self._worker_ns(worker)
-            total += ns
-            alone = alone and worker_alone
+            if worker.reaped:
+                continue  # its time is in our rusage now
+            if sweep or not worker.alone or worker in asked:
+                worker.alone = self._worker_ns(worker)
+            total += worker.last_ns
+            alone = alone and worker.alone
         if alone:  # and no other child of ours (e.g. an orphan) to count
             try:
                 mine = sorted(self._my_children.read().split())
@@ -267,6 +281,7 @@ class Host:
     def __init__(self, program: Path, judge: socket.socket, seccomp: str | None = None):
         self.program = program
         self.judge = judge
+        self.judge_reader = channel.FrameReader(judge)
         # The seccomp filter each worker loads on itself (syscall_filter), and the listeners
         # through which this process answers and records their refusals.
         self.seccomp = seccomp
@@ -330,8 +345,9 @@ class Host:
                 os.close(fd)
             del self.listeners[len(self.listeners) - len(fds):]
 
-    def _reply(self, status: int, parts: list[bytes]) -> None:
-        total = self.tree.total_ns()
+    def _reply(self, status: int, parts: list[bytes],
+               asked: Collection[_Worker] | None = None) -> None:
+        total = self.tree.total_ns(asked)
         spent, self.charged_ns = total - self.charged_ns, total
         head = REPLY.pack(status, max(spent, 0), len(parts))
         body = b"".join(REPLY_PART.pack(len(p)) + p for p in parts)
@@ -399,10 +415,11 @@ class Host:
     def stop_listeners(self) -> list[str]:
         return [name for lis in self.listeners for name in lis.stop()]
 
-    def _read_reply(self, worker: _Worker, deadline: float, max_bytes: int) -> bytes | None:
+    def _read_reply(self, worker: _Worker, deadline: float, max_bytes: int,
+                    ready: bool) -> bytes | None:
         try:
-            return channel.recv_frame(worker.sock, max_bytes=max_bytes, deadline=deadline,
-                                      what="reply")
+            return worker.reader.frame(max_bytes=max_bytes, deadline=deadline, what="reply",
+                                       ready=ready)
         except channel.ChannelTimeout:
             self._end("timeout", "")
             return None
@@ -424,6 +441,13 @@ class Host:
         replies: dict[_Worker, bytes] = {}
         waiting = {w.sock.fileno(): w for w in owed}
         pidfds = {w.pidfd: w for w in owed if w.pidfd is not None}
+        for fd, worker in list(waiting.items()):
+            if worker.reader.buffered():  # sent before it was asked: read it as it comes
+                reply = self._read_reply(worker, deadline, max_bytes, False)
+                if reply is None:
+                    return None
+                replies[worker] = reply
+                del waiting[fd]
         while waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -436,7 +460,7 @@ class Host:
             for fd in ready:
                 worker = waiting.get(fd)
                 if worker is not None:
-                    reply = self._read_reply(worker, deadline, max_bytes)
+                    reply = self._read_reply(worker, deadline, max_bytes, True)
                     if reply is None:
                         return None
                     replies[worker] = reply
@@ -491,7 +515,7 @@ class Host:
         deadline = time.monotonic() + max(seconds, 0.0)
         replies = self._await([w for w, _ in parts], deadline, max_bytes)
         if replies is not None:
-            self._reply(OK, [replies[w] for w, _ in parts])
+            self._reply(OK, [replies[w] for w, _ in parts], replies)
             return
         assert self.ended is not None
         kind = self.ended["kind"]
@@ -508,7 +532,7 @@ class Host:
         while True:
             self._wait_for_judge()
             try:
-                frame = channel.recv_frame(self.judge, max_bytes=MAX_JUDGE_FRAME)
+                frame = self.judge_reader.frame(max_bytes=MAX_JUDGE_FRAME)
             except channel.ChannelError:
                 return  # the judge is done
             if len(frame) < REQUEST.size:

@@ -93,6 +93,7 @@ class _Link:
     def __init__(self, sock: socket.socket, deadline: float | None, max_reply_bytes: int,
                  program: Path | None):
         self.sock = sock
+        self.reader = channel.FrameReader(sock)
         self.program = program
         self.deadline = deadline  # time.monotonic() by which the stage must be over
         self.max_reply_bytes = max_reply_bytes
@@ -131,9 +132,8 @@ class _Link:
         most = len(parts) * (self.max_reply_bytes + REPLY_PART.size) + REPLY.size + (1 << 16)
         try:
             channel.send_frame(self.sock, head + body)
-            frame = channel.recv_frame(self.sock, max_bytes=most,
-                                       deadline=time.monotonic() + seconds + 5,
-                                       what=f"reply to {what}")
+            frame = self.reader.frame(max_bytes=most, deadline=time.monotonic() + seconds + 5,
+                                      what=f"reply to {what}")
             status, cpu_ns, replies = self._unpack(frame)
         except channel.ChannelError as exc:
             raise self.fail("crash", f"{what}: the candidate's sandbox stopped answering "
