@@ -120,6 +120,7 @@ class _Worker:
     def __init__(self, pid: int, sock: socket.socket):
         self.pid = pid
         self.sock = sock
+        self.fd = sock.fileno()
         self.pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
         self.clock = _process_clock(pid)
         self.reader = channel.FrameReader(sock)
@@ -439,8 +440,7 @@ class Host:
             -> dict[_Worker, bytes] | None:
         """Every worker's reply in `owed`, or None with `self.ended` set."""
         replies: dict[_Worker, bytes] = {}
-        waiting = {w.sock.fileno(): w for w in owed}
-        pidfds = {w.pidfd: w for w in owed if w.pidfd is not None}
+        waiting = {w.fd: w for w in owed}
         for fd, worker in list(waiting.items()):
             if worker.reader.buffered():  # sent before it was asked: read it as it comes
                 reply = self._read_reply(worker, deadline, max_bytes, False)
@@ -448,28 +448,32 @@ class Host:
                     return None
                 replies[worker] = reply
                 del waiting[fd]
+        pidfds = {w.pidfd: w for w in owed if w.pidfd is not None}
+        listening = self._listener()
         while waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._end("timeout", "")
                 return None
-            watch = [*waiting, *(fd for fd, w in pidfds.items() if w.sock.fileno() in waiting)]
-            ready, _, _ = select.select(watch + self._listener(), [], [], min(remaining, 0.05))
-            if self._refused(ready):
+            watch = [*waiting, *(w.pidfd for w in waiting.values() if w.pidfd is not None),
+                     *listening]
+            ready, _, _ = select.select(watch, [], [], min(remaining, 0.05))
+            if listening and self._refused(ready):
                 return None
-            for fd in ready:
-                worker = waiting.get(fd)
+            for fd in ready:  # the replies first: a worker may end right after its reply
+                worker = waiting.pop(fd, None)
                 if worker is not None:
                     reply = self._read_reply(worker, deadline, max_bytes, True)
                     if reply is None:
                         return None
                     replies[worker] = reply
-                    del waiting[fd]
             for fd in ready:
                 worker = pidfds.get(fd)
-                if worker is not None and worker.sock.fileno() in waiting \
+                if worker is not None and worker.fd in waiting \
                         and self._worker_exited(worker):
                     return None
+            if listening:
+                listening = self._listener()  # one that ended was closed
             if not pidfds and any(self._worker_exited(w) for w in waiting.values()):
                 return None
         return replies

@@ -252,6 +252,8 @@ class Candidate:
         code) under the same limits, seccomp filter, cgroup and uid; the CPU time of all of
         them is charged, and the end of any one ends the candidate. Each is a `Candidate`;
         `batch` takes handles of several of them and sends one message for all."""
+        if count <= 0:
+            return []
         link = self._link
         first = link.processes
         link.exchange([], what=f"starting {count} candidate processes", op=SPAWN, count=count)
