@@ -14,8 +14,8 @@ what crosses the channel as plain data.
 - Completions across the load levels of one trace: in one process, with each request sent to
   every level in the same message, the lighter level (ahead in time at the same request) shows
   requests finishing whose output lengths the heavier level has not reached yet: the policy
-  learnt the output length of 258 of the 456 requests of two minutes of conv@95% while they
-  still ran there (within 1 to 12 tokens). Every scenario now has a process of its own.
+  learnt the output length of 257 of the 456 requests of two minutes of conv@95% while they
+  still ran there (within 1 to 13 tokens). No two load levels of one trace share a process now.
 """
 
 from __future__ import annotations
@@ -178,6 +178,29 @@ def test_a_lighter_level_never_tells_a_heavier_one_its_output_lengths(capfd, tmp
         assert policy.cpu_s > 0
     assert _learnt(capfd.readouterr().out, scenarios) == []
     assert all(r.requests.n == 456 for r in results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["warm", "cold"])
+def test_the_sandboxed_full_stage_tells_no_level_another_levels_output_lengths(path):
+    # The full stage in the sandbox (about 40 s each): the three load levels of each trace in
+    # three policy processes (the i-th level of both traces in the i-th; the policy compares
+    # only scenarios of one trace, by their prompts). In one process it learnt 257 output
+    # lengths of two minutes of one trace (above).
+    async def go() -> EvalResult:
+        executor = LocalExecutor(max_parallel=1, isolation=BEST_LEVEL, warm_start=path == "warm")
+        try:
+            return await executor.evaluate(load_problem(SERVING),
+                                           candidate("serving_completions_lookahead"))
+        finally:
+            await executor.aclose()
+
+    result = asyncio.run(go())
+    assert [s.stage for s in result.stages] == ["quick", "full"], (result.reason, result.stages[0].score)
+    full = result.stages[1]
+    assert full.valid, (full.failure, full.reason)
+    assert "FUTURE_OUTPUT" not in full.stdout, full.stdout[:500]
+    assert full.metrics["scenarios"] == 6
 
 
 def test_a_failure_names_the_load_level_whose_policy_failed(tmp_path):
