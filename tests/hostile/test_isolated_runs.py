@@ -18,6 +18,7 @@ import random
 
 import pytest
 
+from evaluators import isolation
 from evaluators.executors import LocalExecutor
 from evaluators.judge_proxy import local_candidate
 from evaluators.result import EvalResult, FailureKind
@@ -28,9 +29,9 @@ ISOLATED = FIXTURES / "isolated_judge_problem"
 STEPS = 40
 
 
-def run(code: str, *, path: str = "warm") -> EvalResult:
+def run(code: str, *, path: str = "warm", level: str = BEST_LEVEL) -> EvalResult:
     async def go() -> EvalResult:
-        executor = LocalExecutor(max_parallel=1, isolation=BEST_LEVEL, warm_start=path == "warm")
+        executor = LocalExecutor(max_parallel=1, isolation=level, warm_start=path == "warm")
         try:
             return await executor.evaluate(load_problem(ISOLATED), code)
         finally:
@@ -92,6 +93,18 @@ def test_two_plain_processes_of_one_sandbox_pass_secrets_through_files_and_socke
 @pytest.mark.parametrize("path", ["warm", "cold"])
 def test_runs_apart_share_nothing(path):
     result = run(candidate("isolated_shared_state"), path=path)
+    assert result.valid, (result.failure, result.reason)
+    assert result.metrics["leaked"] == 0, result.metrics
+
+
+@pytest.mark.skipif(not _apart_possible(), reason="processes apart need root for their "
+                                                  "namespaces (docs/trust-model.md)")
+@pytest.mark.parametrize("level", [lv for lv in isolation.available_levels()
+                                   if lv != BEST_LEVEL])
+def test_runs_apart_share_nothing_at_weaker_levels(level):
+    # As root the namespaces are made at every level: even without a sandbox (rlimits), each
+    # process apart has its own /tmp, /dev/shm, work dir, IPC and network namespace.
+    result = run(candidate("isolated_shared_state"), path="cold", level=level)
     assert result.valid, (result.failure, result.reason)
     assert result.metrics["leaked"] == 0, result.metrics
 
