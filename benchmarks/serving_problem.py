@@ -5,8 +5,8 @@
 - stages: the quick and full stages of round robin, Llumnix and the initial program, old
   against new in one run. Old: the in-process evaluator of `--old-ref` (its problems/serving,
   taken with `git archive`, run in a child process: the policy imported into the evaluator's
-  process). New: this tree's `judge` with the policy in a separate local process (no sandbox:
-  the channel and the lockstep are what is timed). Printed per row: the score and whether
+  process). New: this tree's `judge` with the policy in separate local processes (one per
+  load level of a trace; no sandbox: the channel and the lockstep are what is timed). Printed per row: the score and whether
   every metric of the old evaluator's is the same in the new one, wall seconds, CPU seconds
   (new: the judge's + the candidate's process and its host's) and new/old ratios.
 - memory: for each KV-memory fraction of the default instance, the full stage's scenarios are

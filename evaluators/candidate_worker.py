@@ -130,9 +130,10 @@ class Worker:
 def serve(program: Path, sock: socket.socket) -> None:
     """Answer requests until the host closes the channel."""
     worker = Worker(program)
+    reader = channel.FrameReader(sock)
     while True:
         try:
-            data = channel.recv_frame(sock, max_bytes=_MAX_REQUEST_BYTES, what="request")
+            data = reader.frame(max_bytes=_MAX_REQUEST_BYTES, what="request")
         except channel.ChannelError:
             return
         try:

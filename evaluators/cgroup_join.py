@@ -23,10 +23,11 @@ def take_from_environment() -> list[int]:
     return [int(fd) for fd in json.loads(raw)] if raw else []
 
 
-def admit(pid: int, fds: list[int], admitted_w: int | None) -> None:
+def admit(pid: int, fds: list[int], admitted_w: int | None, *, keep: bool = False) -> None:
     """Move the candidate's process `pid` (forked, not yet running candidate code) into the
-    evaluation's cgroup, close the descriptors and tell it (b"1"; b"0" when the move failed:
-    it must not run then)."""
+    evaluation's cgroup, close the descriptors (unless `keep`: a supervisor that starts more
+    such processes later) and tell it (b"1"; b"0" when the move failed: it must not run
+    then)."""
     ok = True
     for fd in fds:
         try:
@@ -34,7 +35,8 @@ def admit(pid: int, fds: list[int], admitted_w: int | None) -> None:
         except OSError:
             ok = False
         finally:
-            os.close(fd)
+            if not keep:
+                os.close(fd)
     if admitted_w is not None:
         try:
             os.write(admitted_w, b"1" if ok else b"0")

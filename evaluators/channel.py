@@ -231,3 +231,66 @@ def recv_frame(sock: socket.socket, *, max_bytes: int, deadline: float | None = 
         raise ChannelError("huge", f"the {what} is {size} bytes, above the limit of "
                                    f"{max_bytes} bytes")
     return _recv_exact(sock, size, deadline, what)
+
+
+_CHUNK = 1 << 16
+
+
+class FrameReader:
+    """Frames from one socket, read through a buffer: a small frame (header and payload) comes
+    in one system call rather than two, and a reader told its socket is ready asks nothing
+    more of the kernel first. Bytes past the frame (the peer's next one, sent early) stay for
+    the next read. The same limits as `recv_frame`: a frame above `max_bytes` is refused on
+    its header, before its payload is read in full."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self._buffer = bytearray()
+
+    def _fill(self, deadline: float | None, what: str, ready: bool) -> None:
+        """At least one more byte in the buffer."""
+        while True:
+            if deadline is not None and not ready:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChannelTimeout(f"no complete {what} within the time allowed")
+                if not select.select([self.sock], [], [], remaining)[0]:
+                    continue
+            ready = False
+            try:
+                chunk = self.sock.recv(_CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise ChannelClosed(f"the channel failed: {exc}") from None
+            if not chunk:
+                raise ChannelClosed()
+            self._buffer += chunk
+            return
+
+    def buffered(self) -> bool:
+        """Whether bytes of a frame were read already (a select would not show them)."""
+        return bool(self._buffer)
+
+    def frame(self, *, max_bytes: int, deadline: float | None = None, what: str = "message",
+              ready: bool = False) -> bytes:
+        """One frame's payload (`ready`: the socket is known to be readable now)."""
+        buffer = self._buffer
+        while len(buffer) < _HEADER.size:
+            self._fill(deadline, what, ready)
+            ready = False
+        (size,) = _HEADER.unpack_from(buffer)
+        if size > max_bytes:
+            raise ChannelError("huge", f"the {what} is {size} bytes, above the limit of "
+                                       f"{max_bytes} bytes")
+        end = _HEADER.size + size
+        if len(buffer) >= end:
+            with memoryview(buffer) as view:
+                payload = bytes(view[_HEADER.size:end])
+            del buffer[:end]
+            return payload
+        # A large frame: the rest straight into a buffer of its size.
+        have = buffer[_HEADER.size:]
+        buffer.clear()
+        rest = _recv_exact(self.sock, size - len(have), deadline, what)
+        return bytes(have) + rest

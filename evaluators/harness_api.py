@@ -5,7 +5,9 @@ The judge/candidate API (every built-in problem moves to it): the evaluator defi
 another uid and never shares this process; `candidate` is a proxy
 (`evaluators.judge_proxy.Candidate`): `candidate.call("pack_circles", 26)`,
 `candidate.new("Policy", record(...))` and method calls on the handle it returns, and
-`candidate.batch([...])` for many independent calls in one message. Values cross as plain data
+`candidate.batch([...])` for many independent calls in one message, and
+`candidate.isolated(n)` for runs that must share nothing (n more candidate processes, forked by
+the trusted host; `batch` takes handles of several of them in one message). Values cross as plain data
 only (`record(...)`: a map the candidate reads as attributes; `Built("module:factory", ...)`: an
 object of the problem's public helper code that the candidate's process makes itself); `candidate.cpu_s` / `last_cpu_s` are the candidate's own CPU time, measured outside its
 reach. A failure on the candidate's side raises `CandidateError` (its `kind` is the failure

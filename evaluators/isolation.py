@@ -180,6 +180,10 @@ def kernel_exposure() -> list[str]:
         lines.append(f"memory and process limits hold per process only "
                      f"({tree_limits.support().why}): several processes together can use "
                      f"more than memory_mb")
+    if not is_root():
+        lines.append("runs a judge keeps apart (`Candidate.isolated`, e.g. serving's load "
+                     "levels) are processes of their own but share the candidate's work dir, "
+                     "/tmp, /dev/shm, IPC and abstract sockets (their own namespaces need root)")
     return lines
 
 

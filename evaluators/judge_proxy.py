@@ -5,6 +5,9 @@ process, as data, and times them by the candidate's own CPU time.
     policy = candidate.new("Policy", record(scenario))    # a Handle
     action = policy.decide(record(state))                 # or policy.call("decide", ...)
     actions = candidate.batch([(policy_a, "decide", (state_a,)), (policy_b, "decide", ...)])
+    first, second = candidate.isolated(2)                 # two more processes, nothing shared
+    runs = [first.new("Policy", ...), second.new("Policy", ...)]
+    actions = candidate.batch([(run, "decide", (state,)) for run, state in ...])  # one message
 
 Every value that comes back is plain data (numbers, text, bytes, lists, dicts, numpy arrays);
 the judge still validates it. Anything that goes wrong on the candidate's side raises
@@ -32,7 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from evaluators import channel
-from evaluators.candidate_host import ENDED, HUGE, OK, REPLY, REQUEST, TIMEOUT
+from evaluators.candidate_host import (
+    ENDED,
+    HUGE,
+    OK,
+    PART,
+    RELAY,
+    REPLY,
+    REPLY_PART,
+    REQUEST,
+    SPAWN,
+    TIMEOUT,
+)
 from evaluators.candidate_host import FD_VAR as FD_VAR  # where the harness finds the channel
 from evaluators.validate import CandidateError
 
@@ -72,41 +86,142 @@ class Handle:
         return f"<candidate {self.kind} #{self.number}>"
 
 
-class Candidate:
-    """The proxy over the channel `sock` to the trusted host of the candidate process."""
+class _Link:
+    """The channel to the candidate's trusted host, shared by every process of one candidate:
+    the CPU time charged, the failures raised, and whether the candidate ended."""
 
-    def __init__(self, sock: socket.socket, *, deadline: float | None = None,
-                 max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES, program: Path | None = None):
-        self._sock = sock
-        self._program = program
-        self._deadline = deadline  # time.monotonic() by which the stage must be over
+    def __init__(self, sock: socket.socket, deadline: float | None, max_reply_bytes: int,
+                 program: Path | None):
+        self.sock = sock
+        self.reader = channel.FrameReader(sock)
+        self.program = program
+        self.deadline = deadline  # time.monotonic() by which the stage must be over
         self.max_reply_bytes = max_reply_bytes
+        self.processes = 1  # the host starts the first one itself
         self.cpu_s = 0.0
         self.last_cpu_s = 0.0
         self.requests = 0
         self.errors: list[tuple[str, str]] = []  # (kind, reason) of every failure raised
-        self._loaded: list[str] | None = None
-        self._failed: CandidateError | None = None
+        self.failed: CandidateError | None = None
         # (kind, reason) once the candidate ended, did not answer or broke the channel.
         self.ended: tuple[str, str] | None = None
+
+    def fail(self, kind: str, reason: str, *, sticky: bool = False) -> CandidateError:
+        error = CandidateError(kind, reason)
+        if len(self.errors) < 20:
+            self.errors.append((kind, reason))
+        if sticky:
+            self.failed = error
+            self.ended = (kind, reason)
+        return error
+
+    def seconds_left(self) -> float:
+        if self.deadline is None:
+            return 3600.0
+        return max(0.0, self.deadline - time.monotonic() - _MARGIN_S)
+
+    def exchange(self, parts: Sequence[tuple[int, bytes]], *, what: str, op: int = RELAY,
+                 count: int | None = None) -> list[bytes]:
+        """One message to the host (each part to its process), every reply back, in order."""
+        if self.failed is not None:
+            raise CandidateError(self.failed.kind, str(self.failed))
+        seconds = self.seconds_left()
+        head = REQUEST.pack(seconds, self.max_reply_bytes, op,
+                            len(parts) if count is None else count)
+        body = b"".join(PART.pack(number, len(payload)) + payload for number, payload in parts)
+        most = len(parts) * (self.max_reply_bytes + REPLY_PART.size) + REPLY.size + (1 << 16)
+        try:
+            channel.send_frame(self.sock, head + body)
+            frame = self.reader.frame(max_bytes=most, deadline=time.monotonic() + seconds + 5,
+                                      what=f"reply to {what}")
+            status, cpu_ns, replies = self._unpack(frame)
+        except channel.ChannelError as exc:
+            raise self.fail("crash", f"{what}: the candidate's sandbox stopped answering "
+                                     f"({exc})", sticky=True) from None
+        self.requests += 1
+        self.last_cpu_s = cpu_ns / 1e9
+        self.cpu_s += self.last_cpu_s
+        if status != OK:
+            info = _host_info(replies[0] if replies else b"")
+            if status == TIMEOUT:
+                raise self.fail("timeout", f"{what}: {info['reason']}; the candidate was "
+                                           f"stopped", sticky=True)
+            if status == HUGE:
+                raise self.fail("invalid-output", f"{what}: {info['reason']}", sticky=True)
+            if status == ENDED:
+                raise self.fail(info["kind"], f"{what}: {info['reason']}", sticky=True)
+            raise self.fail("crash", f"{what}: unknown host status {status}", sticky=True)
+        if len(replies) != len(parts):
+            raise self.fail("crash", f"{what}: the host sent {len(replies)} replies for "
+                                     f"{len(parts)} requests", sticky=True)
+        return replies
+
+    @staticmethod
+    def _unpack(frame: bytes) -> tuple[int, int, list[bytes]]:
+        if len(frame) < REPLY.size:
+            raise channel.ChannelError("malformed", "a reply shorter than its header")
+        status, cpu_ns, count = REPLY.unpack_from(frame)
+        replies, at = [], REPLY.size
+        for _ in range(count):
+            if at + REPLY_PART.size > len(frame):
+                raise channel.ChannelError("malformed", "a reply shorter than its parts")
+            (size,) = REPLY_PART.unpack_from(frame, at)
+            at += REPLY_PART.size
+            replies.append(frame[at:at + size])
+            at += size
+        if at != len(frame):
+            raise channel.ChannelError("malformed", "a reply longer than its parts")
+        return status, cpu_ns, replies
+
+
+class Candidate:
+    """The proxy over the channel `sock` to the trusted host of the candidate process (and of
+    the further processes `isolated` asks it for: each a `Candidate` on the same channel)."""
+
+    def __init__(self, sock: socket.socket, *, deadline: float | None = None,
+                 max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES, program: Path | None = None):
+        self._link = _Link(sock, deadline, max_reply_bytes, program)
+        self._number = 0
+        self._loaded: list[str] | None = None
+
+    @classmethod
+    def _process(cls, link: _Link, number: int) -> Candidate:
+        made = cls.__new__(cls)
+        made._link, made._number, made._loaded = link, number, None
+        return made
+
+    # What the host measured and what went wrong, for the candidate as a whole (every process
+    # of it): `cpu_s` is the sum of all their CPU time.
+    cpu_s = property(lambda self: self._link.cpu_s)
+    last_cpu_s = property(lambda self: self._link.last_cpu_s)
+    requests = property(lambda self: self._link.requests)
+    errors = property(lambda self: self._link.errors)
+    ended = property(lambda self: self._link.ended)
+
+    @property
+    def max_reply_bytes(self) -> int:
+        return self._link.max_reply_bytes
+
+    @max_reply_bytes.setter
+    def max_reply_bytes(self, value: int) -> None:
+        self._link.max_reply_bytes = value
 
     # --- the judge's calls ---------------------------------------------------------------
 
     def source(self) -> str:
         """The program's source text (to read, never to run: a static check of the judge's)."""
-        if self._program is None:
+        if self._link.program is None:
             return ""
         try:
-            return self._program.read_text(errors="replace")
+            return self._link.program.read_text(errors="replace")
         except OSError:
             return ""
 
     def load(self) -> list[str]:
         """Import the program (done by the first call anyway); returns its public names."""
         if self._loaded is None:
-            names = self._request({"op": "load"}, what="importing the program", load=False)
-            self._loaded = [n for n in names if isinstance(n, str)] \
-                if isinstance(names, list) else []
+            self._loaded = _names(self._request({"op": "load"}, what="importing the program",
+                                                load=False))
         return self._loaded
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -130,72 +245,103 @@ class Candidate:
             raise self._fail("invalid-output", f"making {kind}s: the candidate sent no handles")
         return [Handle(self, n, kind) for n in numbers]
 
+    def isolated(self, count: int) -> list[Candidate]:
+        """`count` more candidate processes, each importing the program afresh: runs given one
+        each share no state (module globals, caches, patched libraries), so none can learn
+        what another saw. The trusted host forks them from itself (never from candidate
+        code) under the same limits, seccomp filter, cgroup and uid; the CPU time of all of
+        them is charged, and the end of any one ends the candidate. Each is a `Candidate`;
+        `batch` takes handles of several of them and sends one message for all."""
+        if count <= 0:
+            return []
+        link = self._link
+        first = link.processes
+        link.exchange([], what=f"starting {count} candidate processes", op=SPAWN, count=count)
+        link.processes += count
+        made = [Candidate._process(link, first + i) for i in range(count)]
+        load = channel.encode({"op": "load"})
+        replies = link.exchange([(p._number, load) for p in made], what="importing the program")
+        for process, body in zip(made, replies, strict=True):
+            process._loaded = _names(process._answer(body, what="importing the program"))
+        return made
+
     def batch(self, calls: Sequence[tuple[Handle | None, str, Sequence[Any]]]) -> list[Any]:
         """Many independent calls in one message (e.g. one step of many runs): handle (None
-        for a module-level function), name, positional arguments. Returns their results in
-        order; the first call that fails raises, naming it."""
-        request = {"op": "batch", "calls": [
-            [None if h is None else h.number, name, list(args)] for h, name, args in calls]}
+        for a module-level function of this process), name, positional arguments. Handles
+        of several processes (`isolated`) are fine: each process gets its calls, all in one
+        message, and they run side by side. Returns the results in order; the first call
+        that fails raises, naming it."""
         what = f"a batch of {len(calls)} calls"
-        results = self._request(request, what=what, batch=calls)
-        if not isinstance(results, list) or len(results) != len(calls):
-            raise self._fail("invalid-output", f"{what}: the candidate sent "
-                                               f"{_describe(results)} instead of "
-                                               f"{len(calls)} results")
+        groups: dict[int, tuple[Candidate, list[int]]] = {}
+        for index, (handle, _, _) in enumerate(calls):
+            process = self if handle is None else handle._candidate
+            if process._link is not self._link:
+                raise ValueError(f"{what}: a handle of another candidate")
+            groups.setdefault(process._number, (process, []))[1].append(index)
+        if len(groups) <= 1:
+            process = next(iter(groups.values()))[0] if groups else self
+            return process._batch(calls, list(range(len(calls))), what)
+        for process, _ in groups.values():
+            process.load()
+        parts = []
+        for number, (_, indices) in groups.items():
+            parts.append((number, self._encode(_batch_request(calls, indices), what)))
+        replies = self._link.exchange(parts, what=what)
+        results: list[Any] = [None] * len(calls)
+        failures = []
+        for (process, indices), body in zip(groups.values(), replies, strict=True):
+            try:
+                got = process._answer(body, what=what, batch=calls, indices=indices)
+            except CandidateError as exc:
+                failures.append(exc)
+                continue
+            process._check_results(got, len(indices), what)
+            for index, value in zip(indices, got, strict=True):
+                results[index] = value
+        if failures:  # the first call that failed, in the batch's order
+            raise min(failures, key=lambda e: (e.index is None, e.index or 0))
         return results
 
     # --- the channel ---------------------------------------------------------------------
 
+    def _batch(self, calls: Sequence[Any], indices: list[int], what: str) -> list[Any]:
+        results = self._request(_batch_request(calls, indices), what=what, batch=calls,
+                                indices=indices)
+        self._check_results(results, len(indices), what)
+        return results
+
+    def _check_results(self, results: Any, count: int, what: str) -> None:
+        if not isinstance(results, list) or len(results) != count:
+            raise self._fail("invalid-output", f"{what}: the candidate sent "
+                                               f"{_describe(results)} instead of "
+                                               f"{count} results")
+
     def _fail(self, kind: str, reason: str, *, sticky: bool = False) -> CandidateError:
-        error = CandidateError(kind, reason)
-        if len(self.errors) < 20:
-            self.errors.append((kind, reason))
-        if sticky:
-            self._failed = error
-            self.ended = (kind, reason)
-        return error
+        return self._link.fail(kind, reason, sticky=sticky)
 
-    def _seconds_left(self) -> float:
-        if self._deadline is None:
-            return 3600.0
-        return max(0.0, self._deadline - time.monotonic() - _MARGIN_S)
-
-    def _request(self, message: dict[str, Any], *, what: str, load: bool = True,
-                 batch: Sequence[Any] | None = None) -> Any:
-        if self._failed is not None:
-            raise CandidateError(self._failed.kind, str(self._failed))
-        if load:
-            self.load()
+    @staticmethod
+    def _encode(message: dict[str, Any], what: str) -> bytes:
         try:
-            payload = channel.encode(message)
+            return channel.encode(message)
         except (TypeError, ValueError, OverflowError) as exc:
             # The judge's own arguments: its bug, not the candidate's.
             raise TypeError(f"{what}: the arguments are not plain data: {exc}") from None
-        seconds = self._seconds_left()
-        try:
-            channel.send_frame(self._sock, REQUEST.pack(seconds, self.max_reply_bytes)
-                               + payload)
-            frame = channel.recv_frame(self._sock, max_bytes=self.max_reply_bytes + REPLY.size
-                                       + (1 << 16), deadline=time.monotonic() + seconds + 5,
-                                       what=f"reply to {what}")
-        except channel.ChannelError as exc:
-            raise self._fail("crash", f"{what}: the candidate's sandbox stopped answering "
-                                      f"({exc})", sticky=True) from None
-        status, cpu_ns = REPLY.unpack_from(frame)
-        self.requests += 1
-        self.last_cpu_s = cpu_ns / 1e9
-        self.cpu_s += self.last_cpu_s
-        body = frame[REPLY.size:]
-        if status != OK:
-            info = _host_info(body)
-            if status == TIMEOUT:
-                raise self._fail("timeout", f"{what}: {info['reason']}; the candidate was "
-                                            f"stopped", sticky=True)
-            if status == HUGE:
-                raise self._fail("invalid-output", f"{what}: {info['reason']}", sticky=True)
-            if status == ENDED:
-                raise self._fail(info["kind"], f"{what}: {info['reason']}", sticky=True)
-            raise self._fail("crash", f"{what}: unknown host status {status}", sticky=True)
+
+    def _request(self, message: dict[str, Any], *, what: str, load: bool = True,
+                 batch: Sequence[Any] | None = None, indices: list[int] | None = None) -> Any:
+        if self._link.failed is not None:
+            raise CandidateError(self._link.failed.kind, str(self._link.failed))
+        if load:
+            self.load()
+        payload = self._encode(message, what)
+        (body,) = self._link.exchange([(self._number, payload)], what=what)
+        return self._answer(body, what=what, batch=batch, indices=indices)
+
+    def _answer(self, body: bytes, *, what: str, batch: Sequence[Any] | None = None,
+                indices: list[int] | None = None) -> Any:
+        """The value of one process's reply; its failure raised as CandidateError (for a
+        batch, `index` says which call of `batch` failed: `indices` maps the process's
+        calls to the batch's)."""
         try:
             reply = channel.decode(body)
         except channel.ChannelError as exc:
@@ -211,6 +357,11 @@ class Candidate:
         kind = kind if kind in _CANDIDATE_KINDS else "crash"
         reason = str(reason)[:500] if isinstance(reason, str) else "no reason given"
         index = reply.get("index")
+        if indices is not None:
+            if len(indices) == 1:  # the process's one call failed, whatever it says
+                index = 0
+            index = indices[index] if type(index) is int and 0 <= index < len(indices) \
+                else None
         in_batch = batch is not None and type(index) is int and 0 <= index < len(batch)
         if in_batch:
             what = f"{batch[index][1]}() (call {index + 1} of the batch)"
@@ -219,6 +370,17 @@ class Candidate:
         error.index = index if in_batch else None  # which call of a batch failed
         error.detail = reason  # the candidate's own account, without the call's name
         raise error
+
+
+def _names(names: Any) -> list[str]:
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _batch_request(calls: Sequence[tuple[Handle | None, str, Sequence[Any]]],
+                   indices: list[int]) -> dict[str, Any]:
+    return {"op": "batch", "calls": [
+        [None if calls[i][0] is None else calls[i][0].number, calls[i][1], list(calls[i][2])]
+        for i in indices]}
 
 
 def _describe(value: Any) -> str:

@@ -161,6 +161,11 @@ def environment() -> dict[str, str]:
     return {SPEC_VAR: encoded} if encoded else {}
 
 
+def names(raw: str) -> dict[int, str]:
+    """The refused calls' names by number, from the filter as handed over (EVOLVE_SECCOMP)."""
+    return {int(k): v for k, v in json.loads(raw)["names"].items()}
+
+
 class Listener:
     """The filter loaded on this process, and the answers to its refusals: the supervising
     process watches `fd` in its own wait loop and calls `answer()` when it is readable (no
@@ -207,14 +212,20 @@ class Listener:
             os.close(self.fd)
             self.fd = None
 
-    def answer(self) -> None:
-        """Record one refused call (the listener is readable) and answer it with EPERM."""
+    def answer(self) -> bool:
+        """Record one refused call (the listener is readable) and answer it with EPERM; False
+        when there was none to answer. A listener whose filter no process carries any more
+        (every one of them ended) stays readable for good: it is closed then."""
         assert self.fd is not None
         request = bytearray(_NOTIF_SIZE)
         try:
             fcntl.ioctl(self.fd, _NOTIF_RECV, request, True)
         except OSError:
-            return  # the caller died meanwhile (ENOENT), or a signal: nothing to answer
+            # The caller died meanwhile (ENOENT), a signal, or nobody left to filter.
+            if self._hung_up():
+                os.close(self.fd)
+                self.fd = None
+            return False
         notification_id, _, _, number = struct.unpack_from("QIIi", request)
         self.count += 1
         if len(self._refused) < _MAX_RECORDED:
@@ -224,13 +235,21 @@ class Listener:
             fcntl.ioctl(self.fd, _NOTIF_SEND, response, True)
         except OSError:
             pass  # the caller died meanwhile
+        return True
+
+    def _hung_up(self) -> bool:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return any(events & select.POLLHUP and not events & select.POLLIN
+                   for _, events in poller.poll(0))
 
     def stop(self) -> list[str]:
         """Stop answering (calls still waiting stay blocked until the evaluation's processes
         are killed); the refusals seen, first first."""
+        while self.fd is not None and select.select([self.fd], [], [], 0)[0]:
+            if not self.answer():  # what is already waiting
+                break
         if self.fd is not None:
-            while select.select([self.fd], [], [], 0)[0]:  # what is already waiting
-                self.answer()
             os.close(self.fd)
             self.fd = None
         return list(self._refused)

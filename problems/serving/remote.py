@@ -13,6 +13,7 @@ code or its mirrors only misleads itself.
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
 from collections import deque
@@ -29,15 +30,18 @@ from problems.serving.instance import (
     PREFILLED,
 )
 from problems.serving.views import (
+    STATE_FLOATS,
     STATE_INTS,
     InstanceView,
     NewRequest,
     RequestView,
-    state_floats,
-    state_ints,
 )
 
 _new_view = tuple.__new__
+# One instance's numbers in a packed state (`views.state_ints` / `state_floats`).
+_INT_ROW = struct.Struct(f"<{STATE_INTS}q")
+_FLOAT_PAIR = struct.Struct(f"<{STATE_FLOATS}d")
+_NOW = struct.Struct("<d")
 _new_request = tuple.__new__
 NOT_DATA = "not_data"
 
@@ -121,21 +125,21 @@ class Mirror:
     def views(self, state: tuple[bytes, bytes]) -> tuple[InstanceView, ...]:
         """The snapshots of every instance from a packed state (`Cluster.state`)."""
         lists, details = self.lists, self.details
-        n = len(lists)
-        ints = state_ints(n).unpack(state[0])
-        floats = state_floats(n).unpack(state[1])
-        now = floats[0]
         total, block_tokens, max_num_seqs = self.static
+        now = _NOW.unpack_from(state[1])[0]
         out = []
         append = out.append
-        for i in range(n):
-            (running, waiting, free, reserved, prefill, blocks, kv, out_n, in_n,
-             D) = ints[i * STATE_INTS:(i + 1) * STATE_INTS]
-            lists[i].D = D
-            append(_new_view(InstanceView, (i, now, running, waiting, total, free, reserved,
-                                            prefill, blocks, kv, floats[1 + 2 * i],
-                                            floats[2 + 2 * i], out_n, in_n, block_tokens,
-                                            max_num_seqs, details[i])))
+        with memoryview(state[1]) as floats:
+            for i, (row, pair) in enumerate(zip(_INT_ROW.iter_unpack(state[0]),
+                                                _FLOAT_PAIR.iter_unpack(floats[8:]),
+                                                strict=True)):
+                # row: running, waiting, free, reserved, prefill, blocks, kv, out, in, D
+                lists[i].D = row[9]
+                append(_new_view(InstanceView, (i, now, row[0], row[1], total, *row[2:7],
+                                                *pair, row[7], row[8], block_tokens,
+                                                max_num_seqs, details[i])))
+        if len(out) != len(lists):
+            raise ValueError(f"a state of {len(out)} instances for {len(lists)}")
         return tuple(out)
 
 

@@ -11,6 +11,11 @@ what crosses the channel as plain data.
 - Module state across the load levels of one trace: run one after another, a dispatcher held
   the whole trace's prompts from an earlier level (7,147 future requests known at request 0
   of code@80%).
+- Completions across the load levels of one trace: in one process, with each request sent to
+  every level in the same message, the lighter level (ahead in time at the same request) shows
+  requests finishing whose output lengths the heavier level has not reached yet: the policy
+  learnt the output length of 257 of the 456 requests of two minutes of conv@95% while they
+  still ran there (within 1 to 13 tokens). No two load levels of one trace share a process now.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import json
 
 import pytest
 
+from evaluators.channel import Built
 from evaluators.executors import LocalExecutor
 from evaluators.judge_proxy import local_candidate
 from evaluators.result import EvalResult
 from evolve.problem.spec import load_problem
 from problems.serving.cluster import DEFAULT_CONFIG, Cluster
-from problems.serving.lockstep import run_lockstep
+from problems.serving.lockstep import _ready, _Run, run_lockstep
 from problems.serving.scenarios import make_scenarios
 from problems.serving.scoring import figures
 from tests.sandbox_helpers import BEST_LEVEL, FIXTURES, HOSTILE, candidate
@@ -57,6 +63,20 @@ def _in_process(name: str, count: int = 300):
     workload = small_workload(count=count, rate=40.0)
     honest = figures(Cluster(workload).run(lambda r, v: r.id % len(v)))
     return honest, figures(Cluster(workload).run(module.dispatch))
+
+
+def _one_process(policy, scenarios) -> None:
+    """The lockstep as it ran before every scenario had a process of its own (the control):
+    one policy process for all `scenarios` (one trace), each request in the same message."""
+    spec = DEFAULT_CONFIG.spec
+    shape = [DEFAULT_CONFIG.instances, spec.total_blocks, spec.block_tokens, spec.max_num_seqs]
+    fleet = policy.keep([Built("problems.serving.remote:Fleet", [shape] * len(scenarios))])[0]
+    migrate = fleet.call("describe")["migrates"]
+    runs = [_Run(i, s, DEFAULT_CONFIG, migrate) for i, s in enumerate(scenarios)]
+    while chosen := _ready(runs):
+        items = [[run.index, *run.item()[1:]] for run in chosen]
+        for run, answer in zip(chosen, fleet.call("step", items), strict=True):
+            run.answer(answer)
 
 
 def _assert_honest_round_robin(result: EvalResult) -> None:
@@ -106,10 +126,11 @@ def test_module_state_never_holds_the_future_of_another_load_level(capfd, tmp_pa
     # arrivals: the less loaded one waits at each arrival for the other.
     program.write_text(source + ("\n\ndef migrate(instances):\n    return []\n"
                                  if migrates else ""))
-    # One after another (as the old evaluator ran them), the second level is told the future.
+    # One after another in one process (as the old evaluator ran them), the second level is
+    # told the future.
     with local_candidate(program) as policy:
         for scenario in scenarios:
-            run_lockstep(policy, [scenario], DEFAULT_CONFIG)
+            _one_process(policy, [scenario])
     assert "LOOKAHEAD" in capfd.readouterr().out
     # Advanced together, each request goes to every level in the same message: nothing ahead.
     with local_candidate(program) as policy:
@@ -119,6 +140,67 @@ def test_module_state_never_holds_the_future_of_another_load_level(capfd, tmp_pa
     requests = len(scenarios[0].workload)
     assert all(r.requests.n == requests for r in results)
     assert steps > requests if migrates else steps == requests
+
+
+def _learnt(out: str, scenarios) -> list[tuple[int, int, int]]:
+    """The output lengths the policy says it knew while the request still ran: (request,
+    claimed length, tokens generated then), each checked against the trace."""
+    output = scenarios[0].workload.output
+    learnt = []
+    for line in out.splitlines():
+        if line.startswith("FUTURE_OUTPUT "):
+            rid, claimed, generated = map(int, line.split()[1:])
+            # Genuine knowledge of the future: the request had not reached that length, and
+            # the claim is within a few tokens of the trace's output length.
+            assert generated < claimed <= output[rid] <= claimed + 16, line
+            learnt.append((rid, claimed, generated))
+    return learnt
+
+
+@pytest.mark.parametrize("migrates", [False, True])
+def test_a_lighter_level_never_tells_a_heavier_one_its_output_lengths(capfd, tmp_path,
+                                                                      migrates):
+    scenarios = make_scenarios((("conv", 2.0, (0.6, 0.95)),))
+    assert [len(s.workload) for s in scenarios] == [456, 456]
+    program = tmp_path / "policy.py"
+    program.write_text(candidate("serving_completions_lookahead") + (
+        "\n\ndef migrate(instances):\n    return []\n" if migrates else ""))
+    # Control: both levels in one process, each request in the same message. At request j the
+    # 60% level is further on in time, and the requests finished there tell the 95% level
+    # how long its running ones will be.
+    with local_candidate(program) as policy:
+        _one_process(policy, scenarios)
+    learnt = _learnt(capfd.readouterr().out, scenarios)
+    assert len(learnt) > 150, len(learnt)
+    # Each level in a process of its own: no completion seen anywhere but its own.
+    with local_candidate(program) as policy:
+        results, _ = run_lockstep(policy, scenarios, DEFAULT_CONFIG)
+        assert policy.cpu_s > 0
+    assert _learnt(capfd.readouterr().out, scenarios) == []
+    assert all(r.requests.n == 456 for r in results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["warm", "cold"])
+def test_the_sandboxed_full_stage_tells_no_level_another_levels_output_lengths(path):
+    # The full stage in the sandbox (about 40 s each): the three load levels of each trace in
+    # three policy processes (the i-th level of both traces in the i-th; the policy compares
+    # only scenarios of one trace, by their prompts). In one process it learnt 257 output
+    # lengths of two minutes of one trace (above).
+    async def go() -> EvalResult:
+        executor = LocalExecutor(max_parallel=1, isolation=BEST_LEVEL, warm_start=path == "warm")
+        try:
+            return await executor.evaluate(load_problem(SERVING),
+                                           candidate("serving_completions_lookahead"))
+        finally:
+            await executor.aclose()
+
+    result = asyncio.run(go())
+    assert [s.stage for s in result.stages] == ["quick", "full"], (result.reason, result.stages[0].score)
+    full = result.stages[1]
+    assert full.valid, (full.failure, full.reason)
+    assert "FUTURE_OUTPUT" not in full.stdout, full.stdout[:500]
+    assert full.metrics["scenarios"] == 6
 
 
 def test_a_failure_names_the_load_level_whose_policy_failed(tmp_path):
