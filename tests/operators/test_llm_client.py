@@ -346,7 +346,7 @@ async def test_no_server_listening_is_retried_then_fails_within_the_deadline(ope
     started = time.monotonic()
     reply = await client_for([model], llm).complete(MODEL, MESSAGES)
     assert not reply.ok and len(reply.calls) == 3
-    # The SDK's aiohttp transport calls a refused connection a timeout: the cause says more.
+    # "Connection error." on the SDK path: the cause (the refused connect call) says more.
     assert all("connect" in c.error.lower() for c in reply.calls)
     # Never a made-up price: litellm calls a refused connection unbilled (0), the SDK path
     # cannot tell it from one dropped mid-request and leaves it unknown.
@@ -359,7 +359,7 @@ async def test_sdk_client_is_reused_across_calls_and_closed(scripted_llm_server)
     client = make_client(server)
     for _ in range(3):
         assert (await client.complete(MODEL, MESSAGES)).ok
-    [sdk_client] = client._sdk_clients._by_loop[asyncio.get_running_loop()].values()
+    [endpoint] = client._sdk_clients._by_loop[asyncio.get_running_loop()].values()
     await client.aclose()
-    assert sdk_client.is_closed()
+    assert endpoint.session.closed and endpoint.sdk.is_closed()
     assert (await client.complete(MODEL, MESSAGES)).ok  # a closed client is replaced
