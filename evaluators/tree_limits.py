@@ -286,10 +286,13 @@ class TreeCgroup:
         self._files: dict[str, str | None] = {}
 
     @classmethod
-    def create(cls, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
+    def create(cls, memory_mb: int | None, max_processes: int | None, *,
+               descriptors: bool = True) -> TreeCgroup | None:
         """A cgroup with these limits, or None where the machine offers none (or making one
-        failed: the evaluation then runs with per-process limits, as `status()` says).
-        `release()` it after the evaluation."""
+        failed: the evaluation then runs with per-process limits, as `status()` says), with
+        its `cgroup.procs` files open for the sandbox (`fds`) unless `descriptors` is False
+        (a zygote's next cgroup: this process moves it in). `release()` it after the
+        evaluation."""
         found = support()
         if not found.version:
             return None
@@ -297,7 +300,7 @@ class TreeCgroup:
             made = _free.pop() if _free else None
         if made is not None:
             try:
-                return made._prepare(memory_mb, max_processes)
+                return made._prepare(memory_mb, max_processes, descriptors)
             except OSError:
                 made.remove()  # a kept one that cannot take these limits: make a fresh one
         _sweep(found.parents)
@@ -314,17 +317,19 @@ class TreeCgroup:
                         "hold per process only", exc)
             return None
         try:
-            return made._prepare(memory_mb, max_processes)
+            return made._prepare(memory_mb, max_processes, descriptors)
         except OSError as exc:
             made.remove()
             log.warning("could not set up an evaluation cgroup (%s); this evaluation's limits "
                         "hold per process only", exc)
             return None
 
-    def _prepare(self, memory_mb: int | None, max_processes: int | None) -> TreeCgroup:
+    def _prepare(self, memory_mb: int | None, max_processes: int | None,
+                 descriptors: bool) -> TreeCgroup:
         self.set_limits(memory_mb, max_processes)
-        self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-                    for folder in self.folders]
+        if descriptors:
+            self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+                        for folder in self.folders]
         return self
 
     def set_limits(self, memory_mb: int | None, max_processes: int | None) -> None:
@@ -341,8 +346,11 @@ class TreeCgroup:
     def adopt(self, pid: int) -> None:
         """Move the process `pid` (all its threads) in: a kernel grace period of waiting."""
         for folder in self.folders:
-            with open(folder / "cgroup.procs", "w") as f:
-                f.write(str(pid))
+            fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
 
     def members(self) -> list[int]:
         return _members(self.folders[0]) if self.folders else []

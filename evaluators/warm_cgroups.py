@@ -68,11 +68,10 @@ class BornInCgroups:
             Path(f"/proc/{zygote_pid}/oom_score_adj").write_text("-1000")
         except OSError:
             pass
-        first = TreeCgroup.create(None, None)
+        first = TreeCgroup.create(None, None, descriptors=False)
         if first is None:
             return None
         try:
-            first.close_fds()
             first.adopt(zygote_pid)
         except OSError:
             first.remove()
@@ -135,13 +134,12 @@ class BornInCgroups:
         there (a member besides the zygote); on failure it stays (`broken`)."""
         following = None
         try:
-            following = TreeCgroup.create(None, None)
+            following = TreeCgroup.create(None, None, descriptors=False)
             if following is None:
                 self.broken = True  # the zygote stays in `current`: never released under it
                 log.warning("no fresh cgroup for the next evaluation; evaluations of this "
                             "warm interpreter join cgroups of their own from now on")
                 return
-            following.close_fds()
             deadline = time.monotonic() + _FORK_WAIT_S
             pause = _FIRST_PAUSE_S
             while time.monotonic() < deadline and not set(current.members()) - {self.pid}:
