@@ -334,6 +334,21 @@ async def test_unreadable_200_is_retried_and_its_cost_is_unknown(scripted_llm_se
     assert "overloaded" in second.error and second.cost_usd is None  # served: may be billed
 
 
+async def test_a_proxy_named_by_the_environment_carries_the_call(scripted_llm_server,
+                                                                  monkeypatch, openai_sdk):
+    """HTTP_PROXY is honoured as the SDK's httpx client honours it: the model's server name
+    does not even resolve, the scripted server (as the proxy) answers."""
+    server = scripted_llm_server(default=Reply("via the proxy"))
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.rsplit("/v1", 1)[0])
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    model = ModelConfig(name=MODEL, api_base="http://llm.invalid/v1", timeout_s=5.0)
+    reply = await client_for([model], LLMConfig(retries=0, openai_sdk=openai_sdk)).complete(
+        MODEL, MESSAGES)
+    assert reply.ok and reply.text == "via the proxy"
+    assert server.chat_requests[0].path == "http://llm.invalid/v1/chat/completions"
+
+
 async def test_no_server_listening_is_retried_then_fails_within_the_deadline(openai_sdk):
     import socket
 
