@@ -326,18 +326,17 @@ class TreeCgroup:
 
     def _prepare(self, memory_mb: int | None, max_processes: int | None,
                  descriptors: bool) -> TreeCgroup:
-        self.set_limits(memory_mb, max_processes)
         if descriptors:
+            self.set_limits(memory_mb, max_processes)
             self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
                         for folder in self.folders]
+        else:  # a zygote's next cgroup: its evaluation's own counts start at `set_limits`
+            self._apply(memory_mb, max_processes)
         return self
 
     def set_limits(self, memory_mb: int | None, max_processes: int | None) -> None:
         """This evaluation's limits (and its own count of kills for memory, its own peak)."""
-        if self._written != (memory_mb, max_processes):
-            self._written = None  # unknown until every write went through
-            self._limit(memory_mb, max_processes)
-            self._written = (memory_mb, max_processes)
+        self._apply(memory_mb, max_processes)
         if self.version == "v1" and self._uses:
             self._write("memory.max_usage_in_bytes", 0)  # the peak of this evaluation only
         self._oom_before = self._oom_count()
@@ -387,6 +386,12 @@ class TreeCgroup:
             self._files[name] = next((str(folder / name) for folder in self.folders
                                       if (folder / name).exists()), None)
         return self._files[name]
+
+    def _apply(self, memory_mb: int | None, max_processes: int | None) -> None:
+        if self._written != (memory_mb, max_processes):
+            self._written = None  # unknown until every write went through
+            self._limit(memory_mb, max_processes)
+            self._written = (memory_mb, max_processes)
 
     def _write(self, name: str, value: int | str) -> bool:
         path = self._file(name)
