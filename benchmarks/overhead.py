@@ -10,7 +10,8 @@ prints the median. CPU is this whole process (`getrusage(RUSAGE_SELF)`: every th
 from the loop's start (initial program evaluated) to its stop, so one-off set-up is not counted.
 
 With the scripted LLM every N runs twice, the repeats interleaved: the LLM client on its
-default path (OpenAI-compatible endpoints through the `openai` SDK) and with
+default path (OpenAI-compatible endpoints: the `openai` SDK's settings and errors, the
+request on an `aiohttp` session) and with
 `llm.openai_sdk = false` (through litellm, as every call went before); the last line of each N
 is the ratio of their total CPU per program.
 
@@ -133,15 +134,19 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
 
     from evolve.engine.session import run_session
     from evolve.operators.llm import litellm_module
+    from evolve.operators.openai_direct import Endpoint
 
     # The client libraries' own coroutine steps are timed (measurement only: they run as they
-    # are): litellm's entry point, and the SDK client's request method (litellm's openai
-    # provider calls it too; nested steps are counted once).
+    # are): litellm's entry point, the SDK client's request method (litellm's openai provider
+    # calls it), and the default path's HTTP exchange (`Endpoint.post`: aiohttp's request and
+    # the SDK's errors); nested steps are counted once.
     timer = StepTimer()
     litellm = litellm_module()
     original, original_post = litellm.acompletion, openai.AsyncOpenAI.post
+    original_exchange = Endpoint.post
     litellm.acompletion = timer.wrap(original)
     openai.AsyncOpenAI.post = timer.wrap(original_post)  # type: ignore[method-assign]
+    Endpoint.post = timer.wrap(original_exchange)  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="evolve-overhead-") as tmp:
         run_dir = Path(tmp)
         config = config_for(run_dir, in_flight, evaluations, programs, base_url, openai_sdk)
@@ -165,6 +170,7 @@ def measure(in_flight: int, evaluations: int, programs: int, base_url: str | Non
         finally:
             litellm.acompletion = original
             openai.AsyncOpenAI.post = original_post  # type: ignore[method-assign]
+            Endpoint.post = original_exchange  # type: ignore[method-assign]
         (cpu0, main0, lite0, wall0, threads0), (cpu1, main1, lite1, wall1, threads1) = \
             marks["start"], marks["stop"]
         sandbox = sum(cpu - threads0.get(name, 0.0) for name, cpu in threads1.items()
@@ -225,7 +231,7 @@ def main() -> None:
         print(f"  bare openai async client           {1000 * bare:7.2f} ms  1.00x  (chat.completions"
               ".create, its default transport)")
         print(f"  the same on its aiohttp transport  {1000 * costs.openai_aiohttp:7.2f} ms  "
-              f"{costs.openai_aiohttp / bare:.2f}x  (openai.DefaultAioHttpClient, as ours uses)")
+              f"{costs.openai_aiohttp / bare:.2f}x  (openai.DefaultAioHttpClient)")
         print(f"  bare litellm.acompletion           {1000 * costs.litellm:7.2f} ms  "
               f"{costs.litellm / bare:.2f}x  (our client's arguments)")
         print(f"  litellm, per-call switches off     {1000 * costs.litellm_quiet:7.2f} ms  "

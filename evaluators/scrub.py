@@ -26,8 +26,9 @@ def marker(name: str) -> str:
 def secrets_in(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """{value: variable name} of the secret-looking variables, longest values first."""
     environ = os.environ if environ is None else environ
-    found = {value: name for name, value in environ.items()
-             if len(value) >= MIN_SECRET_CHARS and _looks_secret(name)}
+    # Names first, values only of secret-looking ones: os.environ decodes each on access.
+    found = {value: name for name in environ if _looks_secret(name)
+             if len(value := environ.get(name) or "") >= MIN_SECRET_CHARS}
     return dict(sorted(found.items(), key=lambda item: -len(item[0])))
 
 

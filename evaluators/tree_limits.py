@@ -197,10 +197,21 @@ def _sweep(parents: tuple[Path, ...]) -> None:
 
 
 def _members(folder: Path) -> list[int]:
+    # os-level calls: read after every evaluation (and while a zygote waits to move on), where
+    # pathlib's path objects and text decoding cost more than the read itself.
     try:
-        return [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+        fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return [int(p) for p in b"".join(chunks).split()]
     except (OSError, ValueError):
         return []
+    finally:
+        os.close(fd)
 
 
 def _kill_all(folder: Path) -> int:
@@ -267,15 +278,21 @@ class TreeCgroup:
         self.fds: list[int] = []
         self._oom_before = 0
         self._uses = 0  # evaluations it was set up for
+        # The limits last written: a kept cgroup serves evaluation after evaluation with the
+        # same ones, and only this process writes its control files (the sandbox holds none).
+        self._written: tuple[int | None, int | None] | None = None
         # Which folder holds each control file, found once: a kept cgroup serves evaluation
         # after evaluation, and its files stay where they are while it exists.
         self._files: dict[str, str | None] = {}
 
     @classmethod
-    def create(cls, memory_mb: int | None, max_processes: int | None) -> TreeCgroup | None:
+    def create(cls, memory_mb: int | None, max_processes: int | None, *,
+               descriptors: bool = True) -> TreeCgroup | None:
         """A cgroup with these limits, or None where the machine offers none (or making one
-        failed: the evaluation then runs with per-process limits, as `status()` says).
-        `release()` it after the evaluation."""
+        failed: the evaluation then runs with per-process limits, as `status()` says), with
+        its `cgroup.procs` files open for the sandbox (`fds`) unless `descriptors` is False
+        (a zygote's next cgroup: this process moves it in). `release()` it after the
+        evaluation."""
         found = support()
         if not found.version:
             return None
@@ -283,7 +300,7 @@ class TreeCgroup:
             made = _free.pop() if _free else None
         if made is not None:
             try:
-                return made._prepare(memory_mb, max_processes)
+                return made._prepare(memory_mb, max_processes, descriptors)
             except OSError:
                 made.remove()  # a kept one that cannot take these limits: make a fresh one
         _sweep(found.parents)
@@ -300,30 +317,39 @@ class TreeCgroup:
                         "hold per process only", exc)
             return None
         try:
-            return made._prepare(memory_mb, max_processes)
+            return made._prepare(memory_mb, max_processes, descriptors)
         except OSError as exc:
             made.remove()
             log.warning("could not set up an evaluation cgroup (%s); this evaluation's limits "
                         "hold per process only", exc)
             return None
 
-    def _prepare(self, memory_mb: int | None, max_processes: int | None) -> TreeCgroup:
-        self.set_limits(memory_mb, max_processes)
-        self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-                    for folder in self.folders]
+    def _prepare(self, memory_mb: int | None, max_processes: int | None,
+                 descriptors: bool) -> TreeCgroup:
+        if descriptors:
+            self.set_limits(memory_mb, max_processes)
+            self.fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+                        for folder in self.folders]
+        else:  # a zygote's next cgroup: its evaluation's own counts start at `set_limits`
+            self._apply(memory_mb, max_processes)
         return self
 
     def set_limits(self, memory_mb: int | None, max_processes: int | None) -> None:
         """This evaluation's limits (and its own count of kills for memory, its own peak)."""
-        self._limit(memory_mb, max_processes)
+        self._apply(memory_mb, max_processes)
+        if self.version == "v1" and self._uses:
+            self._write("memory.max_usage_in_bytes", 0)  # the peak of this evaluation only
         self._oom_before = self._oom_count()
         self._uses += 1
 
     def adopt(self, pid: int) -> None:
         """Move the process `pid` (all its threads) in: a kernel grace period of waiting."""
         for folder in self.folders:
-            with open(folder / "cgroup.procs", "w") as f:
-                f.write(str(pid))
+            fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
 
     def members(self) -> list[int]:
         return _members(self.folders[0]) if self.folders else []
@@ -361,18 +387,25 @@ class TreeCgroup:
                                       if (folder / name).exists()), None)
         return self._files[name]
 
-    def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
-        def write(name: str, value: int | str) -> bool:
-            path = self._file(name)
-            if path is None:
-                return False
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(value).encode())
-            finally:
-                os.close(fd)
-            return True
+    def _apply(self, memory_mb: int | None, max_processes: int | None) -> None:
+        if self._written != (memory_mb, max_processes):
+            self._written = None  # unknown until every write went through
+            self._limit(memory_mb, max_processes)
+            self._written = (memory_mb, max_processes)
 
+    def _write(self, name: str, value: int | str) -> bool:
+        path = self._file(name)
+        if path is None:
+            return False
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+        return True
+
+    def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
+        write = self._write
         if self.version == "v2":
             write("memory.max", int(memory_mb) << 20 if memory_mb else "max")
             write("memory.swap.max", 0)
@@ -386,8 +419,6 @@ class TreeCgroup:
                 order.reverse()
             for name in order:
                 write(name, limit)
-            if self._uses:
-                write("memory.max_usage_in_bytes", 0)  # the peak of this evaluation only
         write("pids.max", int(max_processes) if max_processes else "max")
 
     def environment(self) -> dict[str, str]:
@@ -404,10 +435,15 @@ class TreeCgroup:
         if path is None:
             return ""
         try:
-            with open(path, "rb") as f:
-                return f.read().decode()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return ""
+        try:
+            return os.read(fd, 1 << 16).decode()  # a few short lines
+        except OSError:
+            return ""
+        finally:
+            os.close(fd)
 
     def _oom_count(self) -> int:
         text = self._read("memory.events" if self.version == "v2" else "memory.oom_control")
@@ -428,8 +464,14 @@ class TreeCgroup:
         """After the evaluation: kill what is left in it, then keep it for the next one (or
         remove it); returns how many processes were killed."""
         self.close_fds()
-        killed = sum(_kill_all(folder) for folder in self.folders)
-        if all(not _members(folder) for folder in self.folders):
+        # Empty (the usual end: the evaluation's PID namespace died with its first process),
+        # it stays empty: nothing outside joins it but by this process's hand.
+        if self.is_empty():
+            killed, empty = 0, True
+        else:
+            killed = sum(_kill_all(folder) for folder in self.folders)
+            empty = all(not _members(folder) for folder in self.folders)
+        if empty:
             with _free_lock:
                 if len(_free) < _KEEP:
                     _free.append(self)

@@ -48,18 +48,33 @@ def lock_dir() -> Path:
                        "or /var/tmp; check that root can write /run")
 
 
+_LOCK_FLAGS = os.O_CREAT | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
+_lock_dir: str | None = None
+
+
+def _known_lock_dir(again: bool = False) -> str:
+    """`lock_dir()`, checked once per process (a lease is taken for every evaluation)."""
+    global _lock_dir
+    if _lock_dir is None or again:
+        _lock_dir = str(lock_dir())
+    return _lock_dir
+
+
 class UidLease:
     """A uid no other evaluation on this machine is using now; `release()` when done."""
 
     def __init__(self, wait_s: float = 120.0) -> None:
-        folder = lock_dir()
+        folder = _known_lock_dir()
         deadline = time.monotonic() + wait_s
         while True:
             start = secrets.randbelow(UID_COUNT)
             for i in range(UID_COUNT):
                 uid = UID_BASE + (start + i) % UID_COUNT
-                fd = os.open(folder / str(uid), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC
-                             | os.O_NOFOLLOW, 0o600)
+                try:
+                    fd = os.open(os.path.join(folder, str(uid)), _LOCK_FLAGS, 0o600)
+                except FileNotFoundError:  # the folder was removed meanwhile: checked anew
+                    folder = _known_lock_dir(again=True)
+                    fd = os.open(os.path.join(folder, str(uid)), _LOCK_FLAGS, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 HARNESS_TASKS = 1  # the harness supervisor (or the candidate's host): the fork's PID 1
 _FORK_WAIT_S = 5.0
+_FIRST_PAUSE_S, _LAST_PAUSE_S = 0.0005, 0.004  # between looks for the evaluation's fork
 
 
 class BornInCgroups:
@@ -67,11 +68,10 @@ class BornInCgroups:
             Path(f"/proc/{zygote_pid}/oom_score_adj").write_text("-1000")
         except OSError:
             pass
-        first = TreeCgroup.create(None, None)
+        first = TreeCgroup.create(None, None, descriptors=False)
         if first is None:
             return None
         try:
-            first.close_fds()
             first.adopt(zygote_pid)
         except OSError:
             first.remove()
@@ -134,16 +134,20 @@ class BornInCgroups:
         there (a member besides the zygote); on failure it stays (`broken`)."""
         following = None
         try:
-            following = TreeCgroup.create(None, None)
+            following = TreeCgroup.create(None, None, descriptors=False)
             if following is None:
                 self.broken = True  # the zygote stays in `current`: never released under it
                 log.warning("no fresh cgroup for the next evaluation; evaluations of this "
                             "warm interpreter join cgroups of their own from now on")
                 return
-            following.close_fds()
             deadline = time.monotonic() + _FORK_WAIT_S
+            pause = _FIRST_PAUSE_S
             while time.monotonic() < deadline and not set(current.members()) - {self.pid}:
-                time.sleep(0.001)  # off the critical path: no hurry
+                # Off the critical path, but the next request to this zygote waits for the
+                # move: short pauses first (a prepared evaluation is there at once, a fresh
+                # fork in a few ms), longer ones for a slow fork (each look costs CPU).
+                time.sleep(pause)
+                pause = min(2 * pause, _LAST_PAUSE_S)
             following.adopt(self.pid)
             self._next = following
         except OSError as exc:

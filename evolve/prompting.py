@@ -26,6 +26,8 @@ from evolve.problem.spec import ProblemSpec
 Message = dict[str, str]
 TEMPLATES = ("system.j2", "diff.j2", "full.j2", "crossover.j2", "repair.j2", "retry.j2",
              "novelty_judge.j2", "scratchpad.j2")
+# Imported by the templates above: compiled with them (else at the first prompt, in the loop).
+SHARED_TEMPLATES = ("_macros.j2",)
 
 
 def builtin_templates_dir() -> Path:
@@ -92,8 +94,8 @@ class PromptBuilder:
         # Compiled once, at the start: a template edited during a run is not picked up, and
         # each prompt costs no file-system checks.
         self._templates: dict[str, jinja2.Template] = {}
-        for name in TEMPLATES:  # a broken (user) template fails the run at its start
-            try:
+        for name in TEMPLATES + SHARED_TEMPLATES:  # a broken (user) template fails the run
+            try:                                      # at its start
                 self._templates[name] = self.env.get_template(name)
             except jinja2.TemplateError as exc:
                 raise ConfigError(f"prompt template {name}: {exc} (templates from "

@@ -12,8 +12,7 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 def root_cause(exc: BaseException) -> str:
     """What lies under an SDK error, as " (Type: text)": the SDK says only "Connection error."
-    or "Request timed out.", and its aiohttp transport reports a refused connection as a
-    timeout; the transport's own error names the host and what happened."""
+    or "Request timed out."; the transport's own error names the host and what happened."""
     cause = exc
     while cause.__cause__ is not None and cause.__cause__ is not cause:
         cause = cause.__cause__

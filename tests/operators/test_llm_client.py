@@ -334,6 +334,21 @@ async def test_unreadable_200_is_retried_and_its_cost_is_unknown(scripted_llm_se
     assert "overloaded" in second.error and second.cost_usd is None  # served: may be billed
 
 
+async def test_a_proxy_named_by_the_environment_carries_the_call(scripted_llm_server,
+                                                                  monkeypatch, openai_sdk):
+    """HTTP_PROXY is honoured as the SDK's httpx client honours it: the model's server name
+    does not even resolve, the scripted server (as the proxy) answers."""
+    server = scripted_llm_server(default=Reply("via the proxy"))
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.rsplit("/v1", 1)[0])
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    model = ModelConfig(name=MODEL, api_base="http://llm.invalid/v1", timeout_s=5.0)
+    reply = await client_for([model], LLMConfig(retries=0, openai_sdk=openai_sdk)).complete(
+        MODEL, MESSAGES)
+    assert reply.ok and reply.text == "via the proxy"
+    assert server.chat_requests[0].path == "http://llm.invalid/v1/chat/completions"
+
+
 async def test_no_server_listening_is_retried_then_fails_within_the_deadline(openai_sdk):
     import socket
 
@@ -346,7 +361,7 @@ async def test_no_server_listening_is_retried_then_fails_within_the_deadline(ope
     started = time.monotonic()
     reply = await client_for([model], llm).complete(MODEL, MESSAGES)
     assert not reply.ok and len(reply.calls) == 3
-    # The SDK's aiohttp transport calls a refused connection a timeout: the cause says more.
+    # "Connection error." on the SDK path: the cause (the refused connect call) says more.
     assert all("connect" in c.error.lower() for c in reply.calls)
     # Never a made-up price: litellm calls a refused connection unbilled (0), the SDK path
     # cannot tell it from one dropped mid-request and leaves it unknown.
@@ -359,7 +374,7 @@ async def test_sdk_client_is_reused_across_calls_and_closed(scripted_llm_server)
     client = make_client(server)
     for _ in range(3):
         assert (await client.complete(MODEL, MESSAGES)).ok
-    [sdk_client] = client._sdk_clients._by_loop[asyncio.get_running_loop()].values()
+    [endpoint] = client._sdk_clients._by_loop[asyncio.get_running_loop()].values()
     await client.aclose()
-    assert sdk_client.is_closed()
+    assert endpoint.session.closed and endpoint.sdk.is_closed()
     assert (await client.complete(MODEL, MESSAGES)).ok  # a closed client is replaced
