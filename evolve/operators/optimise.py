@@ -5,9 +5,11 @@ The numbers and booleans inside the EVOLVE-BLOCK are the parameters of the code 
 is a trial: its literal values and its score (an invalid program ranks below every valid one);
 so is every program of a twin skeleton, one seen to score exactly the same at the same literal
 values (`twin_keys`: a swap that changes nothing measurable does not split the trials).
-Each proposal rebuilds an Optuna study from those trials (`create_trial` + `add_trial`) and asks
-it for the next point (`study.ask`), so the optimiser holds no state of its own: a resumed run,
-or a skeleton an LLM wrote, is tuned from exactly the trials the archive holds.
+Each proposal rebuilds an Optuna study from those trials (`add_trial`) and asks it for the next
+point (`study.ask`), so the optimiser holds no state of its own: a resumed run, or a skeleton an
+LLM wrote, is tuned from exactly the trials the archive holds. The rebuild is cheap: each trial
+is built once for its study and handed over whole (`_HandedTrial`), not deep-copied by Optuna's
+in-memory storage, which was most of a proposal's CPU (benchmarks/optimise_cost.py).
 
 Determinism. The trials a proposal sees are the programs the controller had ingested when it
 planned that proposal: seq <= seq - window (see evolve/engine/controller.py), plus the
@@ -37,6 +39,7 @@ members and the trials the proposal sees, and draws from the proposal's RNG: det
 
 from __future__ import annotations
 
+import datetime
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -45,7 +48,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.trial import create_trial
+from optuna.trial import FrozenTrial, TrialState
 
 from evolve.operators.offline import NoChange
 from evolve.operators.search_space import Dimension, dimension
@@ -303,12 +306,8 @@ class OptimiseOperator:
             active = self.subset(len(dims), rng, weights)
             distributions: dict[str, BaseDistribution] = {
                 f"p{i}": dims[i].distribution() for i in active}
-            study = optuna.create_study(direction="maximize",
-                                        sampler=self.make_sampler(rng.getrandbits(31)))
-            for trial, score in zip(trials, scores, strict=True):
-                study.add_trial(create_trial(
-                    params={f"p{i}": dims[i].to_param(trial.values[i]) for i in active},
-                    distributions=distributions, value=score))
+            study = self.study_of(trials, scores, dims, active, distributions,
+                                  rng.getrandbits(31))
             for _ in range(asks_per_subset):
                 asked = study.ask(distributions)
                 values = list(base)
@@ -320,6 +319,22 @@ class OptimiseOperator:
                 study.tell(asked, by_values.get(tuple(values), min(scores)))
         raise NoChange(f"the optimiser only proposes points already tried ({len(trials)} "
                        "trials): this skeleton has converged")
+
+    def study_of(self, trials: list[Trial], scores: list[float], dims: list[Dimension],
+                 active: list[int], distributions: dict[str, BaseDistribution], seed: int
+                 ) -> optuna.Study:
+        """A fresh study holding `trials` (literals `active`, scored `scores`) as completed
+        trials, in order, with the sampler seeded by `seed`."""
+        study = optuna.create_study(direction="maximize", sampler=self.make_sampler(seed))
+        added = datetime.datetime.now()  # the sampler never reads trial times
+        for trial, score in zip(trials, scores, strict=True):
+            study.add_trial(_HandedTrial(
+                number=-1, trial_id=-1, state=TrialState.COMPLETE, value=score, values=None,
+                datetime_start=added, datetime_complete=added,
+                params={f"p{i}": dims[i].to_param(trial.values[i]) for i in active},
+                distributions=distributions, user_attrs={}, system_attrs={},
+                intermediate_values={}))
+        return study
 
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         if self.sampler == "random":  # the baseline the model must beat (benchmarks)
@@ -343,6 +358,20 @@ class OptimiseOperator:
             chosen.append(pool.pop(pick))
             weight.pop(pick)
         return sorted(chosen)
+
+
+class _HandedTrial(FrozenTrial):
+    """A completed trial built for one study and handed over to it whole.
+
+    `Study.add_trial` validates it, then Optuna's in-memory storage deep-copies it so the
+    caller cannot change the stored trial; this one belongs to nobody else (built fresh for
+    each study, never kept), so the copy is the trial itself. The copies were most of a
+    proposal's CPU: about 100 trials re-added per proposal in a 300-program run. Everything
+    the sampler reads (params, distributions, value, state, order) is what `create_trial`
+    gives, so the proposals are the same (tests/operators/test_optimise_cost.py)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _HandedTrial:
+        return self
 
 
 def literal_weights(trials: list[Trial]) -> list[float]:
