@@ -134,7 +134,7 @@ def twin_keys(skeleton: Skeleton, seen: list[tuple[int, Any, Skeleton]]) -> set[
         score = _score(item)
         if score is None or len(other.literals) != len(skeleton.literals):
             continue
-        point = (tuple((lit.kind.__name__, lit.value) for lit in other.literals), score)
+        point = (other.typed_values, score)
         known = first_at.setdefault(point, other.key)
         if known != other.key:
             a, b = find(known), find(other.key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from evolve.operators.offline import Edit, NoChange, Source, _in_fstring, _is_index, _parents
 
@@ -35,9 +35,16 @@ class Skeleton:
     literals: tuple[Literal, ...]
     source: Source
 
-    @property
+    # Cached: a skeleton never changes, and `optimise` reads these for every program of the
+    # archive on every proposal (`skeleton_of` hands out the same object for the same code).
+    @cached_property
     def values(self) -> tuple[Value, ...]:
         return tuple(lit.value for lit in self.literals)
+
+    @cached_property
+    def typed_values(self) -> tuple[tuple[str, Value], ...]:
+        """(type name, value) of each literal: `1` and `1.0` and `True` stay apart."""
+        return tuple((lit.kind.__name__, lit.value) for lit in self.literals)
 
     def render(self, values: tuple[Value, ...] | list[Value]) -> str:
         """The program with `values` written in place of its literals (checked to parse);
