@@ -11,7 +11,8 @@ process per proposal (median of `--proposals`, each at its own seq and seed), an
 alone. Part 2 (`--run N`, 0 to skip): `benchmarks/overhead.py`'s offline run (no model:
 `optimise` + `structure`, `target` fixture, scripted nothing) with N programs at `--in-flight`,
 old and new interleaved, median of `--repeats`: total CPU of this process per program and the
-framework's share (the event loop's thread). Both parts check the two give the same proposals.
+framework's share (the event loop's thread). Part 1 checks the two give the same proposals.
+Only the study's build differs between old and new here (the rest of the operator is today's).
 """
 
 from __future__ import annotations
