@@ -52,12 +52,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evolve.operators.offline import NoChange
 from evolve.operators.search_space import Dimension, dimension
-from evolve.operators.skeleton import Skeleton, Value, format_value, try_skeleton
+from evolve.operators.skeleton import Shape, Skeleton, Value, format_value, try_skeleton
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 History = Callable[[], Mapping[int, Any]]  # seq -> committed record (code, status, score, valid)
 Window = Callable[[], int]
+Shapes = dict[int, tuple[str, Shape | None]]  # seq -> (its code, its shape): see _shape_at
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,22 @@ def skeleton_trials(skeleton: Skeleton, history: Mapping[int, Any], last_seq: in
     return _trials_of(twin_keys(skeleton, seen), seen)
 
 
-def _trials_of(keys: set[str], seen: list[tuple[int, Any, Skeleton]]) -> list[Trial]:
+def _trials_of(keys: set[str], seen: list[tuple[int, Any, Shape]]) -> list[Trial]:
     return [Trial(seq, other.values, _score(item)) for seq, item, other in seen
             if other.key in keys]
 
 
-def _trials_and_twins_in(skeleton: Skeleton, seen: list[tuple[int, Any, Skeleton]]
+def _trials_and_twins_in(skeleton: Shape, seen: list[tuple[int, Any, Shape]]
                          ) -> tuple[list[Trial], set[str]]:
     """The skeleton's trials among `seen` (its own and its twins'), and the twin keys."""
     keys = twin_keys(skeleton, seen)
     return _trials_of(keys, seen), keys
 
 
-def _visible(history: Mapping[int, Any], last_seq: int | None
-             ) -> list[tuple[int, Any, Skeleton]]:
-    """(seq, record, skeleton) of the evaluated programs seq <= last_seq (the initial is
-    always seen), in seq order."""
+def _visible(history: Mapping[int, Any], last_seq: int | None, shapes: Shapes | None = None
+             ) -> list[tuple[int, Any, Shape]]:
+    """(seq, record, shape) of the evaluated programs seq <= last_seq (the initial is
+    always seen), in seq order; `shapes` remembers them across calls."""
     found = []
     for seq in sorted(history):
         if last_seq is not None and seq > max(last_seq, -1):
@@ -98,10 +99,27 @@ def _visible(history: Mapping[int, Any], last_seq: int | None
         item = history[seq]
         if getattr(item, "status", "evaluated") != "evaluated":
             continue
-        other = try_skeleton(item.code)
+        other = _shape_at(seq, item.code, shapes)
         if other is not None:
             found.append((seq, item, other))
     return found
+
+
+def _shape_at(seq: int, code: str, shapes: Shapes | None) -> Shape | None:
+    """The shape of program `seq`, parsed once per run when `shapes` is kept.
+
+    Every proposal reads every program of the archive: `skeleton_of`'s cache holds 4096
+    programs, and a scan in seq order of a longer archive would miss on each one and parse
+    the whole archive again (over a second per proposal at 4,500 programs). The shape keeps
+    no syntax tree, so one per program is cheap; it is checked against the code it came from."""
+    known = shapes.get(seq) if shapes is not None else None
+    if known is not None and known[0] == code:
+        return known[1]
+    skeleton = try_skeleton(code)
+    shape = None if skeleton is None else Shape(skeleton.key, skeleton.literals)
+    if shapes is not None:
+        shapes[seq] = (code, shape)
+    return shape
 
 
 def _score(item: Any) -> float | None:
@@ -109,7 +127,7 @@ def _score(item: Any) -> float | None:
         math.isfinite(item.score) else None
 
 
-def twin_keys(skeleton: Skeleton, seen: list[tuple[int, Any, Skeleton]]) -> set[str]:
+def twin_keys(skeleton: Shape, seen: list[tuple[int, Any, Shape]]) -> set[str]:
     """The skeleton's key and those of its twins: skeletons seen to behave the same, i.e.
     a program of each with the same literals (values and types) scored exactly the same
     (valid), linked transitively.
@@ -189,6 +207,7 @@ class OptimiseOperator:
         self._history: History = dict
         self._window: Window = lambda: 0
         self._proposed: dict[int, tuple[str, tuple[Value, ...]]] = {}  # seq -> (skeleton, values)
+        self._shapes: Shapes = {}  # every program's shape, parsed once (_shape_at)
 
     def attach_history(self, history: History, window: Window) -> None:
         """Where the run's programs are (seq -> record) and the controller's planning window."""
@@ -238,9 +257,9 @@ class OptimiseOperator:
         return _trials_and_twins_in(skeleton, self._seen(self._history(), seq))
 
     def _seen(self, history: Mapping[int, Any], seq: int | None
-              ) -> list[tuple[int, Any, Skeleton]]:
+              ) -> list[tuple[int, Any, Shape]]:
         """The part of `history` proposal `seq` sees: programs up to seq - window."""
-        return _visible(history, None if seq is None else seq - self._window())
+        return _visible(history, None if seq is None else seq - self._window(), self._shapes)
 
     def propose(self, code: str, rng: random.Random, *, seq: int | None = None) -> str:
         skeleton = self.candidates(code)

@@ -28,15 +28,16 @@ class Literal:
 
 
 @dataclass(frozen=True)
-class Skeleton:
-    """`key` identifies the code around the literals; `literals` are in source order."""
+class Shape:
+    """`key` identifies the code around the literals; `literals` are in source order.
+    What comparing programs needs, without the source and its syntax tree (light enough to
+    keep for every program of a long run)."""
 
     key: str
     literals: tuple[Literal, ...]
-    source: Source
 
-    # Cached: a skeleton never changes, and `optimise` reads these for every program of the
-    # archive on every proposal (`skeleton_of` hands out the same object for the same code).
+    # Cached: a shape never changes, and `optimise` reads these for every program of the
+    # archive on every proposal.
     @cached_property
     def values(self) -> tuple[Value, ...]:
         return tuple(lit.value for lit in self.literals)
@@ -45,6 +46,13 @@ class Skeleton:
     def typed_values(self) -> tuple[tuple[str, Value], ...]:
         """(type name, value) of each literal: `1` and `1.0` and `True` stay apart."""
         return tuple((lit.kind.__name__, lit.value) for lit in self.literals)
+
+
+@dataclass(frozen=True)
+class Skeleton(Shape):
+    """A program's shape with its source, to write new values into it."""
+
+    source: Source
 
     def render(self, values: tuple[Value, ...] | list[Value]) -> str:
         """The program with `values` written in place of its literals (checked to parse);

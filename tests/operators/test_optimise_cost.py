@@ -10,7 +10,13 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from evolve.operators.optimise import OptimiseOperator, Trial, objective_values, search_space
+from evolve.operators.optimise import (
+    OptimiseOperator,
+    Trial,
+    objective_values,
+    search_space,
+    skeleton_trials,
+)
 from evolve.operators.registry import NoChange
 from evolve.operators.skeleton import skeleton_of
 
@@ -114,3 +120,29 @@ def test_the_study_holds_the_trials_the_rebuild_held():
     assert seen[0] == seen[1] and len(seen[0]) == 120
     asked = [study.ask(distributions).params for study in built]
     assert asked[0] == asked[1]
+
+
+def test_a_long_archive_is_parsed_once_and_read_as_before():
+    # Beyond skeleton_of's cache (4096 programs) a scan in seq order would miss on every
+    # program and parse the whole archive again on each proposal.
+    small = "# EVOLVE-BLOCK-START\nSCALE = 0.5\nCOUNT = 4\n# EVOLVE-BLOCK-END\n"
+    skeleton = skeleton_of(small)
+    rng = random.Random(4)
+    history = {}
+    for seq in range(-1, 4300):
+        code = small.replace("SCALE = 0.5", f"SCALE = {rng.uniform(0.1, 2.0)!r}")
+        score = None if seq % 10 == 3 else round(rng.random(), 3)
+        history[seq] = SimpleNamespace(code=code, score=score, valid=score is not None,
+                                       status="evaluated", operator="optimise")
+    operator = OptimiseOperator()
+    operator.attach_history(lambda: history, lambda: 4)
+    first = operator.trials_for(skeleton, 4300)
+    misses = skeleton_of.cache_info().misses
+    again = operator.trials_for(skeleton, 4300)
+    assert skeleton_of.cache_info().misses == misses  # nothing parsed again
+    assert again == first == skeleton_trials(skeleton, history, 4296)  # the uncached reading
+    assert len(first) == 4298  # seq -1 to 4296
+    # A program read back with other code (another run's archive) is read anew.
+    history[7] = record(PROGRAM, "optimise")
+    assert [t.seq for t in operator.trials_for(skeleton, 4300)] == \
+        [t.seq for t in first if t.seq != 7]
