@@ -3,12 +3,16 @@
 trial handed over whole), in one run, the two interleaved.
 
 Usage: python benchmarks/optimise_cost.py [--trials 50 200 800] [--proposals 15]
-                                          [--run 300] [--in-flight 8] [--repeats 3]
+                                          [--archive 3000 4500] [--run 300] [--in-flight 8]
+                                          [--repeats 3]
 
 Part 1: `propose` on an archive holding `--trials` programs of the parent's skeleton (random
 literals, one in ten invalid) and half as many programs of another skeleton; CPU of this
 process per proposal (median of `--proposals`, each at its own seq and seed), and of `ask`
-alone. Part 2 (`--run N`, 0 to skip): `benchmarks/overhead.py`'s offline run (no model:
+alone. Then reading an archive of `--archive` programs (a third of another skeleton): a
+proposal's trials, read again by the same operator (new: each program's shape kept per run)
+against a reading through `skeleton_of`'s cache alone (old; it holds 4096 programs). Part 2
+(`--run N`, 0 to skip): `benchmarks/overhead.py`'s offline run (no model:
 `optimise` + `structure`, `target` fixture, scripted nothing) with N programs at `--in-flight`,
 old and new interleaved, median of `--repeats`: total CPU of this process per program and the
 framework's share (the event loop's thread). Part 1 checks the two give the same proposals.
@@ -30,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
-from evolve.operators.optimise import OptimiseOperator  # noqa: E402
+from evolve.operators.optimise import OptimiseOperator, skeleton_trials  # noqa: E402
 from evolve.operators.registry import NoChange  # noqa: E402
 from evolve.operators.skeleton import skeleton_of  # noqa: E402
 
@@ -120,10 +124,33 @@ def per_proposal(trials: int, proposals: int) -> dict[str, dict[str, float]]:
                 "declined": declined} for p, f in found.items()}
 
 
+def archive_reads(size: int) -> tuple[int, int, float, float]:
+    """Programs, trials, and the median CPU (s) of a second reading, old and new."""
+    history = archive(2 * size // 3, size)
+    skeleton = skeleton_of(PROGRAM)
+    operator = OptimiseOperator()
+    operator.attach_history(lambda: history, lambda: WINDOW)
+    seq = max(history) + WINDOW
+    reads = {"old": lambda: skeleton_trials(skeleton, history, seq - WINDOW),
+             "new": lambda: operator.trials_for(skeleton, seq)}
+    found = {path: read() for path, read in reads.items()}  # the first read of each
+    spent: dict[str, list[float]] = {"old": [], "new": []}
+    for _ in range(3):
+        for path, read in reads.items():
+            start = time.process_time()
+            found[path] = read()
+            spent[path].append(time.process_time() - start)
+    if found["old"] != found["new"]:
+        raise SystemExit(f"old and new readings differ at {size} programs")
+    return (len(history), len(found["new"]), statistics.median(spent["old"]),
+            statistics.median(spent["new"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[50, 200, 800])
     parser.add_argument("--proposals", type=int, default=15)
+    parser.add_argument("--archive", type=int, nargs="+", default=[3000, 4500])
     parser.add_argument("--run", type=int, default=300)
     parser.add_argument("--in-flight", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
@@ -139,6 +166,11 @@ def main() -> None:
         print(f"{trials:>7} {1000 * old['propose']:>9.2f} ms {1000 * new['propose']:>9.2f} ms "
               f"{new['propose'] / old['propose']:>7.2f}x {1000 * old['ask']:>6.2f} ms "
               f"{1000 * new['ask']:>6.2f} ms {new['declined']:>9}", flush=True)
+    print("\nreading the archive for one proposal, second read (median of 3):")
+    for size in args.archive:
+        programs, trials, old, new = archive_reads(size)
+        print(f"  {programs:>6} programs: old {1000 * old:8.1f} ms, new {1000 * new:6.1f} ms "
+              f"({trials} trials)", flush=True)
     if not args.run:
         return
 
