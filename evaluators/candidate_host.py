@@ -478,7 +478,7 @@ class Host:
             if op == SPAWN:
                 self._spawn(number)
             elif op == CPU:
-                self._reply(OK)
+                self._reply(OK if self.ended is None else ENDED)
             elif op == TIMEOUT:
                 if self.ended is None:
                     self._end("timeout", f"no answer within {seconds:.3g} s")

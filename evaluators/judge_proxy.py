@@ -211,9 +211,14 @@ class _Link:
         if self.sock.fileno() < 0:
             return self.cpu_ns
         try:
-            self._ask(CPU)
-        except (channel.ChannelError, OSError, CandidateError):
-            pass  # the host is gone: its last reading stands (the candidate's end is known)
+            status, info, _ = self._ask(CPU)
+        except (channel.ChannelError, OSError):
+            return self.cpu_ns  # the host is gone: its last reading stands
+        if status != OK and self.failed is None:
+            # It ended after its last reply (a refused call the program caught, a process
+            # that exited between requests): the judge's verdict may not count it, the
+            # harness does (`candidate.ended`).
+            self.fail(info["kind"], f"after its last reply: {info['reason']}", sticky=True)
         return self.cpu_ns
 
     def last_charge(self) -> float:
