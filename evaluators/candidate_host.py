@@ -1,21 +1,23 @@
 """The trusted end of the candidate's sandbox: `python -m evaluators.candidate_host FD PROGRAM`
 (or called in a warm candidate interpreter's fork).
 
-It never runs candidate code. It forks the candidate worker (`evaluators.candidate_worker`),
-which applies the resource limits, drops to the candidate's own throw-away uid and imports the
-program, and on the judge's request more workers apart from the others (`Candidate.isolated`:
-each imports the program afresh; `apart` gives each namespaces and writable folders of its
-own). It relays each request of the judge to its workers (one message may carry a request
-for each: all are sent, then every reply read) and the replies back, adding what the
-candidate cannot forge:
-- the CPU time the candidate's processes used since the previous reply (all threads of each
-  worker read from the kernel's per-process clock, plus every process they started, even ones
-  that left their tree): work deferred to a thread or a child after a call returns is charged
-  to the next reply, so it is never free;
-- a deadline per request: a candidate that does not answer in time is killed;
-- a size limit per reply, checked on the length before any of it is read;
-- a worker's end (crash, memory, CPU limit) as a reason, reported for this and every later
-  request (the other workers are killed with it);
+It never runs candidate code, and it stands beside the judge's calls, not between them. It
+forks the candidate worker (`evaluators.candidate_worker`), which applies the resource limits,
+drops to the candidate's own throw-away uid and imports the program, and on the judge's
+request more workers apart from the others (`Candidate.isolated`: each imports the program
+afresh; `apart` gives each namespaces and writable folders of its own). Each worker's channel
+is a socket pair: the worker holds one end, the judge the other (passed to it here with
+SCM_RIGHTS and closed here), so requests and replies go between them directly. This process
+supervises, adding what the candidate cannot forge:
+- the CPU time of the candidate's processes so far, read when the judge asks (all threads of
+  each worker read from the kernel's per-process clock, plus every process they started, even
+  ones that left their tree): the reading is cumulative, so work deferred to a thread or a
+  child after a call returns is in the next reading, never free;
+- the candidate's end: a worker's exit (crash, memory, CPU limit), noticed as it happens,
+  ends the candidate (the other workers are killed with it) and is the reason the judge gets
+  when it asks why a channel closed; the judge's word that a worker did not answer in time
+  ('timeout') or sent a reply it refused ends it too (the judge enforces the deadline per
+  request and the size limit per reply on its own end of the channel);
 - the kernel's protections, as the harness gives the judge's process: each worker loads the
   seccomp filter (`syscall_filter`) on itself before candidate code, so it and all it starts
   carry it, and hands this process the listener through which it answers the refusals (a
@@ -23,7 +25,7 @@ candidate cannot forge:
   cgroup (`cgroup_join`, memory and process limits over the candidate's whole tree) before it
   imports the program.
 
-Envelopes: REQUEST and PART below from the judge, REPLY and REPLY_PART back.
+The control channel's frames: REQUEST below from the judge, REPLY back.
 """
 
 from __future__ import annotations

@@ -16,9 +16,16 @@ program (its kind and line), a name it lacks ('import'), no answer in time ('tim
 candidate is killed and every later call fails the same way), a reply too large or not data
 ('invalid-output'), or the candidate process ending ('crash', 'memory', 'timeout').
 
+Each request goes straight to the candidate's process, on a channel whose end the trusted
+host passed us; the judge enforces the deadline per request and the size limit per reply
+there, and asks the host (`evaluators.candidate_host`) to start processes, to read the CPU
+time, to end the candidate, and why a process ended.
+
 `cpu_s` is the candidate's CPU time so far (every thread and child process of it, measured by
-the trusted host outside the candidate's reach); `last_cpu_s` what the last request was
-charged. Work the candidate does between requests is charged to the next one.
+the trusted host outside the candidate's reach), read from the host when it is read;
+`last_cpu_s` the CPU time since it was last read (read after every request: that request's
+charge). Both readings are cumulative: work the candidate does between requests is in the
+next one.
 """
 
 from __future__ import annotations
@@ -235,6 +242,7 @@ class _Link:
 
     def spawn(self, count: int, *, what: str) -> list[int]:
         """`count` more processes, started by the host; their numbers."""
+        self._attach()  # the first process is number 0 (the host sends its channel first)
         first = len(self.processes)
         while len(self.processes) - first < count:
             chunk = min(MAX_SPAWN, count - (len(self.processes) - first))
@@ -320,7 +328,8 @@ class _Late(Exception):
 
 class Candidate:
     """The proxy over the channel `sock` to the trusted host of the candidate process (and of
-    the further processes `isolated` asks it for: each a `Candidate` on the same channel)."""
+    the further processes `isolated` asks it for: each a `Candidate` of the same host), and
+    over the channel to each process that the host passes on."""
 
     def __init__(self, sock: socket.socket, *, deadline: float | None = None,
                  max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES, program: Path | None = None):
