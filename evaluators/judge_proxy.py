@@ -275,27 +275,27 @@ class _Link:
                 pass  # its channel is closed: reading says so
         replies: dict[int, bytes] = {}
         waiting = {p.sock.fileno(): p for p in processes}
+        reading = processes[0]  # the process whose reply is being read (or awaited)
         try:
             for fd, process in list(waiting.items()):
                 if len(waiting) == 1 or process.reader.buffered():
+                    reading = process
                     replies[id(process)] = process.reader.frame(
                         max_bytes=self.max_reply_bytes, deadline=deadline, what="reply")
                     del waiting[fd]
             while waiting:
+                reading = next(iter(waiting.values()))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise _Late(next(iter(waiting.values())))
+                    raise channel.ChannelTimeout("no reply in time")
                 ready, _, _ = select.select(list(waiting), [], [], remaining)
                 for fd in ready:
-                    process = waiting.pop(fd)
-                    replies[id(process)] = process.reader.frame(
+                    reading = waiting.pop(fd)
+                    replies[id(reading)] = reading.reader.frame(
                         max_bytes=self.max_reply_bytes, deadline=deadline, what="reply",
                         ready=True)
-        except _Late as late:
-            self._ended(TIMEOUT, numbers[id(late.process)], seconds, what)
         except channel.ChannelError as exc:
-            failing = next((p for p in processes if id(p) not in replies), processes[0])
-            number = numbers[id(failing)]
+            number = numbers[id(reading)]
             if exc.kind == "timeout":
                 self._ended(TIMEOUT, number, seconds, what)
             if exc.kind == "huge":
@@ -318,12 +318,6 @@ class _Link:
     def close(self) -> None:
         for process in self.processes:
             process.sock.close()
-
-
-class _Late(Exception):
-    def __init__(self, process: _Process):
-        super().__init__("late")
-        self.process = process
 
 
 class Candidate:
