@@ -219,7 +219,7 @@ class _Link:
             return self.cpu_ns
         try:
             status, info, _ = self._ask(CPU)
-        except (channel.ChannelError, OSError):
+        except (channel.ChannelError, OSError, CandidateError):
             return self.cpu_ns  # the host is gone: its last reading stands
         if status != OK and self.failed is None:
             # It ended after its last reply (a refused call the program caught, a process
