@@ -12,7 +12,8 @@ Pinned to one core (as `benchmarks/evaluators.py`); every figure is the fastest 
 - the fleet's first message: `keep` of the stage's `MultiFleet` in a fresh candidate (the
   candidate's side imports its helper modules);
 - one round trip per tick, empty: as many requests as the stage has ticks, to a program
-  function that returns a step's worth of decision bytes, judge -> host -> worker and back;
+  function that returns a step's worth of decision bytes, judge -> worker and back (the
+  host passed the judge its end of the worker's channel: it is not in between);
 - the same frames between two processes directly (a forked echo on a socket pair): what a
   round trip costs without the host in between;
 - new: `evaluate(program, "full")`, everything together.
@@ -173,7 +174,7 @@ def main(argv: list[str]) -> None:
         rows.append(("the fleet's first message (wall)", min(fleet_cost), float("nan")))
         trips = _measure(empty_round_trips, repeat)
         start = _measure(empty_start, repeat)
-        rows.append((f"{ticks} empty round trips via the host", trips[0] - start[0],
+        rows.append((f"{ticks} empty round trips, judge to worker", trips[0] - start[0],
                      trips[1] - start[1]))
         rows.append((f"{ticks} round trips between two processes",
                      *_measure(lambda: _direct_round_trips(message, ticks), repeat)))

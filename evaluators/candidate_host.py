@@ -1,21 +1,23 @@
 """The trusted end of the candidate's sandbox: `python -m evaluators.candidate_host FD PROGRAM`
 (or called in a warm candidate interpreter's fork).
 
-It never runs candidate code. It forks the candidate worker (`evaluators.candidate_worker`),
-which applies the resource limits, drops to the candidate's own throw-away uid and imports the
-program, and on the judge's request more workers apart from the others (`Candidate.isolated`:
-each imports the program afresh; `apart` gives each namespaces and writable folders of its
-own). It relays each request of the judge to its workers (one message may carry a request
-for each: all are sent, then every reply read) and the replies back, adding what the
-candidate cannot forge:
-- the CPU time the candidate's processes used since the previous reply (all threads of each
-  worker read from the kernel's per-process clock, plus every process they started, even ones
-  that left their tree): work deferred to a thread or a child after a call returns is charged
-  to the next reply, so it is never free;
-- a deadline per request: a candidate that does not answer in time is killed;
-- a size limit per reply, checked on the length before any of it is read;
-- a worker's end (crash, memory, CPU limit) as a reason, reported for this and every later
-  request (the other workers are killed with it);
+It never runs candidate code, and it stands beside the judge's calls, not between them. It
+forks the candidate worker (`evaluators.candidate_worker`), which applies the resource limits,
+drops to the candidate's own throw-away uid and imports the program, and on the judge's
+request more workers apart from the others (`Candidate.isolated`: each imports the program
+afresh; `apart` gives each namespaces and writable folders of its own). Each worker's channel
+is a socket pair: the worker holds one end, the judge the other (passed to it here with
+SCM_RIGHTS and closed here), so requests and replies go between them directly. This process
+supervises, adding what the candidate cannot forge:
+- the CPU time of the candidate's processes so far, read when the judge asks (all threads of
+  each worker read from the kernel's per-process clock, plus every process they started, even
+  ones that left their tree): the reading is cumulative, so work deferred to a thread or a
+  child after a call returns is in the next reading, never free;
+- the candidate's end: a worker's exit (crash, memory, CPU limit), noticed as it happens,
+  ends the candidate (the other workers are killed with it) and is the reason the judge gets
+  when it asks why a channel closed; the judge's word that a worker did not answer in time
+  ('timeout') or sent a reply it refused ends it too (the judge enforces the deadline per
+  request and the size limit per reply on its own end of the channel);
 - the kernel's protections, as the harness gives the judge's process: each worker loads the
   seccomp filter (`syscall_filter`) on itself before candidate code, so it and all it starts
   carry it, and hands this process the listener through which it answers the refusals (a
@@ -23,7 +25,7 @@ candidate cannot forge:
   cgroup (`cgroup_join`, memory and process limits over the candidate's whole tree) before it
   imports the program.
 
-Envelopes: REQUEST and PART below from the judge, REPLY and REPLY_PART back.
+The control channel's frames: REQUEST below from the judge, REPLY back.
 """
 
 from __future__ import annotations
@@ -38,32 +40,30 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Collection
 from pathlib import Path
 
 from evaluators import apart, cgroup_join, channel, proctree, syscall_filter
 from evaluators.limits import apply_limits, drop_privileges
 from evaluators.validate import classify_worker_exit
 
-# Judge to host: seconds allowed, largest reply of one process in bytes, op, count; for RELAY
-# `count` parts follow, each PART (process number, payload bytes) and its payload; SPAWN
-# starts `count` more processes.
-REQUEST = struct.Struct(">dQBH")
-PART = struct.Struct(">HI")
-RELAY, SPAWN = 0, 1
-# Host to judge: status, CPU nanoseconds, count; then `count` parts, each REPLY_PART (payload
-# bytes) and its payload: the replies in the request's order (OK), or one map {"kind",
-# "reason"} (every other status).
+# Judge to host, one frame each, the judge waiting for the reply before the next: op, a
+# number (SPAWN: how many; TIMEOUT, CLOSED: which worker) and, for TIMEOUT, the seconds the
+# worker was given. SPAWN starts workers, CPU asks for the tree's CPU time, TIMEOUT ends the
+# candidate (a worker did not answer in time), REFUSED ends it (the judge refused a reply),
+# CLOSED asks why a worker's channel closed.
+REQUEST = struct.Struct(">BHd")
+SPAWN, CPU, TIMEOUT, REFUSED, CLOSED = 1, 2, 3, 4, 5
+# Host to judge, one frame: status, the tree's CPU nanoseconds so far, how many descriptors
+# came with it (SCM_RIGHTS: the judge's ends of new workers' channels); after ENDED the
+# candidate's end as a map {"kind", "reason"}. The first frame comes unasked: worker 0's.
 REPLY = struct.Struct(">BQH")
-REPLY_PART = struct.Struct(">I")
-OK, ENDED, HUGE, TIMEOUT = 0, 1, 2, 3
+OK, ENDED = 0, 1
 MAX_WORKERS = 256
-MAX_JUDGE_FRAME = 1 << 31
+MAX_SPAWN = 64  # workers (descriptors) per SPAWN: one message carries at most 253
+MAX_JUDGE_FRAME = 1 << 16
 FD_VAR = "EVOLVE_CANDIDATE_FD"
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-# Every how many replies a worker that was not asked anything is read anyway (Tree.total_ns).
-SWEEP = 16
 
 
 def _process_clock(pid: int) -> int:
@@ -115,15 +115,12 @@ class _ProcFile:
 
 
 class _Worker:
-    """One candidate process: its pid, the host's end of its channel and its /proc files."""
+    """One candidate process: its pid and its /proc files (its channel is the judge's)."""
 
-    def __init__(self, pid: int, sock: socket.socket):
+    def __init__(self, pid: int):
         self.pid = pid
-        self.sock = sock
-        self.fd = sock.fileno()
         self.pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
         self.clock = _process_clock(pid)
-        self.reader = channel.FrameReader(sock)
         self.reaped = False
         self.last_ns = 0  # its own CPU time as last read (kept once it is gone)
         self.alone = True  # as last read: one thread, no child of its own
@@ -136,7 +133,6 @@ class _Worker:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
-        self.sock.close()
 
 
 class Tree:
@@ -148,7 +144,6 @@ class Tree:
         self.workers = workers  # the host's own list: workers started later count too
         self.me = os.getpid()
         self.last_ns = 0
-        self._readings = 0
         self._my_children = _ProcFile(f"/proc/{self.me}/task/{self.me}/children")
 
     @staticmethod
@@ -165,19 +160,13 @@ class Tree:
         worker.last_ns = own + reaped * _TICK_NS
         return alone
 
-    def total_ns(self, asked: Collection[_Worker] | None = None) -> int:
-        """The tree's CPU time. Every worker that was `asked` (None: all) is read, and every
-        one seen with threads or children; a worker seen alone and idle is read every
-        SWEEP-th time only (its clock is cumulative: what it did meanwhile is charged then,
-        as work between requests always is), so a step of many runs reads only theirs."""
-        self._readings += 1
-        sweep = asked is None or self._readings % SWEEP == 0
+    def total_ns(self) -> int:
+        """The tree's CPU time so far (cumulative: work done at any time is in it)."""
         total, alone = 0, True
         for worker in self.workers:
             if worker.reaped:
                 continue  # its time is in our rusage now
-            if sweep or not worker.alone or worker in asked:
-                worker.alone = self._worker_ns(worker)
+            worker.alone = self._worker_ns(worker)
             total += worker.last_ns
             alone = alone and worker.alone
         if alone:  # and no other child of ours (e.g. an orphan) to count
@@ -298,14 +287,15 @@ class Host:
         self.workers: list[_Worker] = []
         self.tree = Tree(self.workers)
         self.ended: dict[str, str] | None = None
-        self.charged_ns = 0
         self._apart: dict | None = None
-        self.spawn(apart_from_others=False)
+        # The first worker, and the judge's end of its channel (the judge reads this first).
+        self._reply(OK, [self.spawn(apart_from_others=False)])
 
-    def spawn(self, *, apart_from_others: bool = True) -> None:
+    def spawn(self, *, apart_from_others: bool = True) -> socket.socket:
         """Start one more worker: a fork of this process (which never runs candidate code), so
         it imports the program afresh and shares no memory with the others; apart from the
-        others, it also gets namespaces and writable folders of its own (`apart`)."""
+        others, it also gets namespaces and writable folders of its own (`apart`). Returns
+        the judge's end of its channel (this process keeps none)."""
         own = None
         if apart_from_others:
             if self._apart is None:
@@ -325,8 +315,9 @@ class Host:
             theirs.close()
         cgroup_join.admit(pid, self.cgroup_fds, admitted_w, keep=True)
         cgroup_join.close([], admitted_r)
-        self.workers.append(_Worker(pid, ours))
+        self.workers.append(_Worker(pid))
         self._take_listener(ours)
+        return ours
 
     def _take_listener(self, sock: socket.socket) -> None:
         """The worker's seccomp listener (the first thing it sends, before candidate code);
@@ -336,8 +327,8 @@ class Host:
         except OSError:
             message, fds = b"", []
         if not message and self.ended is None:
-            self.ended = {"kind": "crash", "reason": "the candidate's process could not set "
-                                                     "itself up (its stderr says why)"}
+            self._end("crash", "the candidate's process could not set itself up (its stderr "
+                               "says why)")
         for fd in fds:
             os.set_inheritable(fd, False)
             self.listeners.append(syscall_filter.Listener(fd, self.names))
@@ -346,16 +337,23 @@ class Host:
                 os.close(fd)
             del self.listeners[len(self.listeners) - len(fds):]
 
-    def _reply(self, status: int, parts: list[bytes],
-               asked: Collection[_Worker] | None = None) -> None:
-        total = self.tree.total_ns(asked)
-        spent, self.charged_ns = total - self.charged_ns, total
-        head = REPLY.pack(status, max(spent, 0), len(parts))
-        body = b"".join(REPLY_PART.pack(len(p)) + p for p in parts)
-        channel.send_frame(self.judge, head + body)
-
-    def _failed(self, status: int) -> None:
-        self._reply(status, [channel.encode(self.ended)])
+    def _reply(self, status: int, socks: list[socket.socket] | None = None) -> None:
+        """The tree's CPU time so far, the candidate's end (if it ended) and, with SCM_RIGHTS,
+        the judge's ends of new workers' channels (closed here once sent)."""
+        socks = socks or []
+        info = channel.encode(self.ended) if status != OK and self.ended else b""
+        payload = REPLY.pack(status, self.tree.total_ns(), len(socks)) + info
+        frame = channel.HEADER.pack(len(payload)) + payload
+        try:
+            if socks:
+                sent = socket.send_fds(self.judge, [frame], [s.fileno() for s in socks])
+                if sent < len(frame):
+                    self.judge.sendall(frame[sent:])
+            else:
+                self.judge.sendall(frame)
+        finally:
+            for sock in socks:
+                sock.close()
 
     def _end(self, kind: str, reason: str) -> None:
         self.ended = {"kind": kind, "reason": reason}
@@ -366,6 +364,8 @@ class Host:
         if not done:
             return False
         worker.reaped = True
+        if self.ended is not None:  # killed with the others, or after the end
+            return True
         cpu = usage.ru_utime + usage.ru_stime
         kind, reason = classify_worker_exit(status, usage.ru_maxrss / 1024,
                                             self.limits.get("memory_mb"), cpu,
@@ -416,150 +416,103 @@ class Host:
     def stop_listeners(self) -> list[str]:
         return [name for lis in self.listeners for name in lis.stop()]
 
-    def _read_reply(self, worker: _Worker, deadline: float, max_bytes: int,
-                    ready: bool) -> bytes | None:
-        try:
-            return worker.reader.frame(max_bytes=max_bytes, deadline=deadline, what="reply",
-                                       ready=ready)
-        except channel.ChannelTimeout:
-            self._end("timeout", "")
-            return None
-        except channel.ChannelError as exc:
-            if exc.kind == "huge":
-                self._end("huge", str(exc))
-                return None
-            # The worker closed its end: it is ending; say how.
-            for _ in range(200):
-                if self._worker_exited(worker):
-                    return None
-                time.sleep(0.005)
-            self._end("crash", "the program closed the evaluator's channel")
-            return None
+    def _live(self) -> list[_Worker]:
+        return [w for w in self.workers if not w.reaped]
 
-    def _await(self, owed: list[_Worker], deadline: float, max_bytes: int) \
-            -> dict[_Worker, bytes] | None:
-        """Every worker's reply in `owed`, or None with `self.ended` set."""
-        replies: dict[_Worker, bytes] = {}
-        waiting = {w.fd: w for w in owed}
-        for fd, worker in list(waiting.items()):
-            if worker.reader.buffered():  # sent before it was asked: read it as it comes
-                reply = self._read_reply(worker, deadline, max_bytes, False)
-                if reply is None:
-                    return None
-                replies[worker] = reply
-                del waiting[fd]
-        pidfds = {w.pidfd: w for w in owed if w.pidfd is not None}
-        listening = self._listener()
-        while waiting:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._end("timeout", "")
-                return None
-            watch = [*waiting, *(w.pidfd for w in waiting.values() if w.pidfd is not None),
-                     *listening]
-            ready, _, _ = select.select(watch, [], [], min(remaining, 0.05))
-            if listening and self._refused(ready):
-                return None
-            for fd in ready:  # the replies first: a worker may end right after its reply
-                worker = waiting.pop(fd, None)
-                if worker is not None:
-                    reply = self._read_reply(worker, deadline, max_bytes, True)
-                    if reply is None:
-                        return None
-                    replies[worker] = reply
-            for fd in ready:
-                worker = pidfds.get(fd)
-                if worker is not None and worker.fd in waiting \
-                        and self._worker_exited(worker):
-                    return None
+    def _watch(self, timeout: float | None) -> bool:
+        """Wait up to `timeout` (None: for ever) for the judge's next request; meanwhile
+        answer the workers' refused calls and notice their ends (either ends the candidate,
+        and the judge finds out when it asks). Whether the judge's request is there."""
+        polling = any(w.pidfd is None for w in self._live())
+        limit = None if timeout is None else time.monotonic() + timeout
+        while True:
+            live = self._live()
+            exits = {w.pidfd: w for w in live if w.pidfd is not None}
+            listening = self._listener()
+            wait = None if limit is None else max(0.0, limit - time.monotonic())
+            if polling:
+                wait = 0.05 if wait is None else min(wait, 0.05)
+            ready, _, _ = select.select([self.judge, *listening, *exits], [], [], wait)
             if listening:
-                listening = self._listener()  # one that ended was closed
-            if not pidfds and any(self._worker_exited(w) for w in waiting.values()):
-                return None
-        return replies
+                self._refused(ready)
+            for fd in ready:
+                worker = exits.get(fd)
+                if worker is not None and not worker.reaped:
+                    self._worker_exited(worker)
+            if polling:
+                for worker in self._live():
+                    self._worker_exited(worker)
+            if self.judge in ready:
+                return True
+            if limit is not None and time.monotonic() >= limit:
+                return False
 
-    def _wait_for_judge(self) -> None:
-        """Until the judge's next request: refusals of a candidate thread or child that runs
-        between requests are answered (and end the candidate) meanwhile."""
-        while self._listener():
-            ready, _, _ = select.select([self.judge, *self._listener()], [], [])
-            self._refused(ready)
-            if self.judge.fileno() in ready or self.judge in ready:
+    def _why(self, number: int) -> None:
+        """The judge found worker `number`'s channel closed: it is ending (or ended); say how.
+        A refusal waiting to be answered, or another worker's end, is the reason if it came
+        first."""
+        if number >= len(self.workers):
+            self._end("crash", "the evaluator asked about no candidate process")
+            return
+        worker = self.workers[number]
+        for _ in range(200):
+            if self.ended is not None:
                 return
-
-    def _parts(self, frame: bytes, count: int) -> list[tuple[_Worker, memoryview]] | None:
-        """The request's parts, each for one worker (at most one each); None for a request
-        that names no such worker (the judge's mistake: it ends the candidate)."""
-        view = memoryview(frame)
-        at, parts, named = REQUEST.size, [], set()
-        for _ in range(count):
-            if at + PART.size > len(view):
-                return None
-            number, size = PART.unpack_from(view, at)
-            at += PART.size
-            if number >= len(self.workers) or number in named or at + size > len(view):
-                return None
-            named.add(number)
-            parts.append((self.workers[number], view[at:at + size]))
-            at += size
-        return parts if at == len(view) else None
-
-    def _relay(self, frame: bytes, seconds: float, max_bytes: int, count: int) -> None:
-        parts = self._parts(frame, count)
-        if parts is None:
-            self._end("crash", "the evaluator sent a request for no candidate process")
-            self._failed(ENDED)
-            return
-        # Every worker's request first, then every reply: the workers run side by side.
-        for worker, payload in parts:
-            try:
-                channel.send_frame(worker.sock, payload)
-            except OSError:
-                pass  # the worker is gone; _await says how
-        deadline = time.monotonic() + max(seconds, 0.0)
-        replies = self._await([w for w, _ in parts], deadline, max_bytes)
-        if replies is not None:
-            self._reply(OK, [replies[w] for w, _ in parts], replies)
-            return
-        assert self.ended is not None
-        kind = self.ended["kind"]
-        if kind == "timeout":
-            self.ended = {"kind": "timeout", "reason": f"no answer within {seconds:.3g} s"}
-            self._failed(TIMEOUT)
-        elif kind == "huge":
-            self.ended = {"kind": "invalid-output", "reason": self.ended["reason"]}
-            self._failed(HUGE)
-        else:
-            self._failed(ENDED)
+            self._refused(select.select(self._listener(), [], [], 0)[0]
+                          if self._listener() else [])
+            if self.ended is None and not worker.reaped and self._worker_exited(worker):
+                return
+            if self.ended is None:
+                time.sleep(0.005)
+        if self.ended is None:
+            self._end("crash", "the program closed the evaluator's channel")
 
     def serve(self) -> None:
         while True:
-            self._wait_for_judge()
+            self._watch(None)
             try:
                 frame = self.judge_reader.frame(max_bytes=MAX_JUDGE_FRAME)
             except channel.ChannelError:
                 return  # the judge is done
-            if len(frame) < REQUEST.size:
+            if len(frame) != REQUEST.size:
                 return  # not the judge's request: nothing more to serve
-            seconds, max_bytes, op, count = REQUEST.unpack_from(frame)
-            if self.ended is not None:
-                self._failed(ENDED)
-            elif op == SPAWN:
-                self._spawn(count)
+            op, number, seconds = REQUEST.unpack(frame)
+            if op == SPAWN:
+                self._spawn(number)
+            elif op == CPU:
+                self._reply(OK if self.ended is None else ENDED)
+            elif op == TIMEOUT:
+                if self.ended is None:
+                    self._end("timeout", f"no answer within {seconds:.3g} s")
+                self._reply(ENDED)
+            elif op == REFUSED:
+                if self.ended is None:
+                    self._end("invalid-output", "the evaluator refused a reply")
+                self._reply(ENDED)
+            elif op == CLOSED:
+                self._why(number)
+                self._reply(ENDED)
             else:
-                self._relay(frame, seconds, max_bytes, count)
+                return  # not the judge's request
 
     def _spawn(self, count: int) -> None:
-        try:
-            for _ in range(count):
-                if len(self.workers) >= MAX_WORKERS:
-                    raise OSError(f"at most {MAX_WORKERS} candidate processes")
-                self.spawn()
-        except OSError as exc:
-            self._end("crash", f"could not start another candidate process: {exc}")
-            self._failed(ENDED)
+        if self.ended is not None:
+            self._reply(ENDED)
             return
-        self._reply(OK, [])
+        made: list[socket.socket] = []
+        try:
+            if count > MAX_SPAWN or len(self.workers) + count > MAX_WORKERS:
+                raise OSError(f"at most {MAX_WORKERS} candidate processes, "
+                              f"{MAX_SPAWN} at a time")
+            for _ in range(count):
+                made.append(self.spawn())
+        except OSError as exc:
+            for sock in made:
+                sock.close()
+            self._end("crash", f"could not start another candidate process: {exc}")
+            self._reply(ENDED)
+            return
+        self._reply(OK if self.ended is None else ENDED, made)
 
 
 def run(program: Path, fd: int) -> int:

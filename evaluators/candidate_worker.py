@@ -1,5 +1,6 @@
 """The candidate process: imports the evolved program and nothing of the problem, then answers
-the judge's requests (through the trusted host, `evaluators.candidate_host`).
+the judge's requests, on a channel whose other end the trusted host
+(`evaluators.candidate_host`) passed to the judge.
 
 Everything here runs with the candidate's code in the same process, so nothing it says is
 trusted: the host times it from outside and the judge validates every value it sends. It only
@@ -128,7 +129,7 @@ class Worker:
 
 
 def serve(program: Path, sock: socket.socket) -> None:
-    """Answer requests until the host closes the channel."""
+    """Answer requests until the judge closes the channel."""
     worker = Worker(program)
     reader = channel.FrameReader(sock)
     while True:

@@ -33,6 +33,7 @@ EXT_ARRAY = 1
 EXT_RECORD = 2
 EXT_BUILT = 3
 _HEADER = struct.Struct(">I")
+HEADER = _HEADER  # a frame's length, before its payload
 MAX_FRAME_BYTES = (1 << 32) - 1
 # numpy dtype strings an array may have on the channel (byte order given explicitly).
 _ARRAY_KINDS = frozenset("biuf")

@@ -16,9 +16,16 @@ program (its kind and line), a name it lacks ('import'), no answer in time ('tim
 candidate is killed and every later call fails the same way), a reply too large or not data
 ('invalid-output'), or the candidate process ending ('crash', 'memory', 'timeout').
 
+Each request goes straight to the candidate's process, on a channel whose end the trusted
+host passed us; the judge enforces the deadline per request and the size limit per reply
+there, and asks the host (`evaluators.candidate_host`) to start processes, to read the CPU
+time, to end the candidate, and why a process ended.
+
 `cpu_s` is the candidate's CPU time so far (every thread and child process of it, measured by
-the trusted host outside the candidate's reach); `last_cpu_s` what the last request was
-charged. Work the candidate does between requests is charged to the next one.
+the trusted host outside the candidate's reach), read from the host when it is read;
+`last_cpu_s` the CPU time since it was last read (read after every request: that request's
+charge). Both readings are cumulative: work the candidate does between requests is in the
+next one.
 """
 
 from __future__ import annotations
@@ -26,23 +33,24 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import select
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from evaluators import channel
 from evaluators.candidate_host import (
-    ENDED,
-    HUGE,
+    CLOSED,
+    CPU,
+    MAX_JUDGE_FRAME,
+    MAX_SPAWN,
     OK,
-    PART,
-    RELAY,
+    REFUSED,
     REPLY,
-    REPLY_PART,
     REQUEST,
     SPAWN,
     TIMEOUT,
@@ -86,20 +94,31 @@ class Handle:
         return f"<candidate {self.kind} #{self.number}>"
 
 
+class _Process:
+    """The judge's end of one candidate process's channel (passed on by the host)."""
+
+    def __init__(self, fd: int):
+        os.set_inheritable(fd, False)
+        self.sock = socket.socket(fileno=fd)
+        self.reader = channel.FrameReader(self.sock)
+
+
 class _Link:
-    """The channel to the candidate's trusted host, shared by every process of one candidate:
-    the CPU time charged, the failures raised, and whether the candidate ended."""
+    """What every process of one candidate shares: the channel to its trusted host (which
+    starts the processes, reads their CPU time and ends them), each process's own channel, the
+    failures raised, and whether the candidate ended."""
 
     def __init__(self, sock: socket.socket, deadline: float | None, max_reply_bytes: int,
                  program: Path | None):
         self.sock = sock
-        self.reader = channel.FrameReader(sock)
         self.program = program
         self.deadline = deadline  # time.monotonic() by which the stage must be over
         self.max_reply_bytes = max_reply_bytes
-        self.processes = 1  # the host starts the first one itself
-        self.cpu_s = 0.0
+        self.processes: list[_Process] = []  # the host sends the first one's first
+        self.cpu_ns = 0  # the tree's CPU time as last read from the host
+        self.charged_ns = 0  # what the requests before the last were charged, all together
         self.last_cpu_s = 0.0
+        self.last_pending = False  # a request was made since `last_cpu_s` was worked out
         self.requests = 0
         self.errors: list[tuple[str, str]] = []  # (kind, reason) of every failure raised
         self.failed: CandidateError | None = None
@@ -120,63 +139,191 @@ class _Link:
             return 3600.0
         return max(0.0, self.deadline - time.monotonic() - _MARGIN_S)
 
-    def exchange(self, parts: Sequence[tuple[int, bytes]], *, what: str, op: int = RELAY,
-                 count: int | None = None) -> list[bytes]:
-        """One message to the host (each part to its process), every reply back, in order."""
-        if self.failed is not None:
-            raise CandidateError(self.failed.kind, str(self.failed))
-        seconds = self.seconds_left()
-        head = REQUEST.pack(seconds, self.max_reply_bytes, op,
-                            len(parts) if count is None else count)
-        body = b"".join(PART.pack(number, len(payload)) + payload for number, payload in parts)
-        most = len(parts) * (self.max_reply_bytes + REPLY_PART.size) + REPLY.size + (1 << 16)
+    # --- the host ---------------------------------------------------------------------------
+
+    def _host_reply(self, deadline: float) -> tuple[int, dict[str, str], list[int]]:
+        """One frame of the host's, with the descriptors that came with it."""
+        buffer, fds = bytearray(), []
         try:
-            channel.send_frame(self.sock, head + body)
-            frame = self.reader.frame(max_bytes=most, deadline=time.monotonic() + seconds + 5,
-                                      what=f"reply to {what}")
-            status, cpu_ns, replies = self._unpack(frame)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise channel.ChannelTimeout("no answer from the candidate's sandbox")
+                if not select.select([self.sock], [], [], remaining)[0]:
+                    continue
+                try:
+                    data, got, flags, _ = socket.recv_fds(self.sock, 1 << 16, MAX_SPAWN)
+                except OSError as exc:
+                    raise channel.ChannelClosed(f"the channel failed: {exc}") from None
+                fds += got
+                if flags & socket.MSG_CTRUNC:
+                    raise channel.ChannelError("malformed", "too many descriptors")
+                if not data:
+                    raise channel.ChannelClosed()
+                buffer += data
+                if len(buffer) < channel.HEADER.size + REPLY.size:
+                    continue
+                (size,) = channel.HEADER.unpack_from(buffer)
+                if size > MAX_JUDGE_FRAME or len(buffer) > channel.HEADER.size + size:
+                    raise channel.ChannelError("malformed", "a malformed reply of the host's")
+                if len(buffer) == channel.HEADER.size + size:
+                    break
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        status, cpu_ns, count = REPLY.unpack_from(buffer, channel.HEADER.size)
+        if count != len(fds):
+            for fd in fds:
+                os.close(fd)
+            raise channel.ChannelError("malformed", "descriptors missing from the host's reply")
+        self.cpu_ns = max(self.cpu_ns, cpu_ns)
+        info = _host_info(bytes(buffer[channel.HEADER.size + REPLY.size:])) \
+            if status != OK else {}
+        return status, info, fds
+
+    def _attach(self) -> None:
+        """The first process's channel, sent by the host unasked once it started it."""
+        if self.processes:
+            return
+        try:
+            _, _, fds = self._host_reply(time.monotonic() + self.seconds_left() + 5)
         except channel.ChannelError as exc:
+            raise self.fail("crash", f"starting the candidate: its sandbox stopped answering "
+                                     f"({exc})", sticky=True) from None
+        self.processes += [_Process(fd) for fd in fds]
+        if not self.processes:
+            raise self.fail("crash", "starting the candidate: no process", sticky=True)
+
+    def _ask(self, op: int, number: int = 0, seconds: float = 0.0) \
+            -> tuple[int, dict[str, str], list[int]]:
+        if not self.processes:
+            self._attach()
+        channel.send_frame(self.sock, REQUEST.pack(op, number, seconds))
+        return self._host_reply(time.monotonic() + self.seconds_left() + 5)
+
+    def control(self, op: int, *, what: str, number: int = 0, seconds: float = 0.0) \
+            -> tuple[int, dict[str, str], list[int]]:
+        """One request to the host and its reply; a host that stops answering ends the
+        candidate ('crash')."""
+        try:
+            return self._ask(op, number, seconds)
+        except (channel.ChannelError, OSError) as exc:
             raise self.fail("crash", f"{what}: the candidate's sandbox stopped answering "
                                      f"({exc})", sticky=True) from None
-        self.requests += 1
-        self.last_cpu_s = cpu_ns / 1e9
-        self.cpu_s += self.last_cpu_s
-        if status != OK:
-            info = _host_info(replies[0] if replies else b"")
-            if status == TIMEOUT:
-                raise self.fail("timeout", f"{what}: {info['reason']}; the candidate was "
-                                           f"stopped", sticky=True)
-            if status == HUGE:
-                raise self.fail("invalid-output", f"{what}: {info['reason']}", sticky=True)
-            if status == ENDED:
-                raise self.fail(info["kind"], f"{what}: {info['reason']}", sticky=True)
-            raise self.fail("crash", f"{what}: unknown host status {status}", sticky=True)
-        if len(replies) != len(parts):
-            raise self.fail("crash", f"{what}: the host sent {len(replies)} replies for "
-                                     f"{len(parts)} requests", sticky=True)
-        return replies
 
-    @staticmethod
-    def _unpack(frame: bytes) -> tuple[int, int, list[bytes]]:
-        if len(frame) < REPLY.size:
-            raise channel.ChannelError("malformed", "a reply shorter than its header")
-        status, cpu_ns, count = REPLY.unpack_from(frame)
-        replies, at = [], REPLY.size
-        for _ in range(count):
-            if at + REPLY_PART.size > len(frame):
-                raise channel.ChannelError("malformed", "a reply shorter than its parts")
-            (size,) = REPLY_PART.unpack_from(frame, at)
-            at += REPLY_PART.size
-            replies.append(frame[at:at + size])
-            at += size
-        if at != len(frame):
-            raise channel.ChannelError("malformed", "a reply longer than its parts")
-        return status, cpu_ns, replies
+    def read_cpu(self) -> int:
+        """The candidate's CPU time so far, read by the host now (the last reading once the
+        host is gone)."""
+        if self.sock.fileno() < 0:
+            return self.cpu_ns
+        try:
+            status, info, _ = self._ask(CPU)
+        except (channel.ChannelError, OSError, CandidateError):
+            return self.cpu_ns  # the host is gone: its last reading stands
+        if status != OK and self.failed is None:
+            # It ended after its last reply (a refused call the program caught, a process
+            # that exited between requests): the judge's verdict may not count it, the
+            # harness does (`candidate.ended`).
+            self.fail(info["kind"], f"after its last reply: {info['reason']}", sticky=True)
+        return self.cpu_ns
+
+    def last_charge(self) -> float:
+        """What the last request was charged: the tree's CPU time since this was last worked
+        out (work deferred between requests included, so read after every request it is
+        that request's charge; read after several, their sum), read from the host when it
+        is first asked for after a request."""
+        if self.last_pending:
+            total = self.read_cpu()
+            self.last_cpu_s = max(0, total - self.charged_ns) / 1e9
+            self.charged_ns = total
+            self.last_pending = False
+        return self.last_cpu_s
+
+    def spawn(self, count: int, *, what: str) -> list[int]:
+        """`count` more processes, started by the host; their numbers."""
+        self._attach()  # the first process is number 0 (the host sends its channel first)
+        first = len(self.processes)
+        while len(self.processes) - first < count:
+            chunk = min(MAX_SPAWN, count - (len(self.processes) - first))
+            status, info, fds = self.control(SPAWN, what=what, number=chunk)
+            if status != OK or len(fds) != chunk:
+                for fd in fds:
+                    os.close(fd)
+                raise self.fail(info.get("kind", "crash"),
+                                f"{what}: {info.get('reason', 'no process started')}",
+                                sticky=True)
+            self.processes += [_Process(fd) for fd in fds]
+        return list(range(first, first + count))
+
+    # --- the processes ----------------------------------------------------------------------
+
+    def exchange(self, parts: Sequence[tuple[int, bytes]], *, what: str) -> list[bytes]:
+        """Each request to its process, every reply back, in order."""
+        if self.failed is not None:
+            raise CandidateError(self.failed.kind, str(self.failed))
+        if not self.processes:
+            self._attach()
+        seconds = self.seconds_left()
+        deadline = time.monotonic() + seconds
+        processes = [self.processes[number] for number, _ in parts]
+        numbers = {id(p): number for p, (number, _) in zip(processes, parts, strict=True)}
+        for process, (_, payload) in zip(processes, parts, strict=True):
+            try:
+                channel.send_frame(process.sock, payload)
+            except OSError:
+                pass  # its channel is closed: reading says so
+        replies: dict[int, bytes] = {}
+        waiting = {p.sock.fileno(): p for p in processes}
+        reading = processes[0]  # the process whose reply is being read (or awaited)
+        try:
+            for fd, process in list(waiting.items()):
+                if len(waiting) == 1 or process.reader.buffered():
+                    reading = process
+                    replies[id(process)] = process.reader.frame(
+                        max_bytes=self.max_reply_bytes, deadline=deadline, what="reply")
+                    del waiting[fd]
+            while waiting:
+                reading = next(iter(waiting.values()))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise channel.ChannelTimeout("no reply in time")
+                ready, _, _ = select.select(list(waiting), [], [], remaining)
+                for fd in ready:
+                    reading = waiting.pop(fd)
+                    replies[id(reading)] = reading.reader.frame(
+                        max_bytes=self.max_reply_bytes, deadline=deadline, what="reply",
+                        ready=True)
+        except channel.ChannelError as exc:
+            number = numbers[id(reading)]
+            if exc.kind == "timeout":
+                self._ended(TIMEOUT, number, seconds, what)
+            if exc.kind == "huge":
+                self.control(REFUSED, what=what)
+                raise self.fail("invalid-output", f"{what}: {exc}", sticky=True) from None
+            self._ended(CLOSED, number, seconds, what)
+        self.requests += 1
+        self.last_pending = True
+        return [replies[id(p)] for p in processes]
+
+    def _ended(self, op: int, number: int, seconds: float, what: str) -> NoReturn:
+        """The candidate ends: told to the host (TIMEOUT) or asked of it (CLOSED); raises the
+        reason, for this and every later call."""
+        _, info, _ = self.control(op, what=what, number=number, seconds=seconds)
+        if op == TIMEOUT and info["kind"] == "timeout":
+            raise self.fail("timeout", f"{what}: {info['reason']}; the candidate was stopped",
+                            sticky=True)
+        raise self.fail(info["kind"], f"{what}: {info['reason']}", sticky=True)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.sock.close()
 
 
 class Candidate:
     """The proxy over the channel `sock` to the trusted host of the candidate process (and of
-    the further processes `isolated` asks it for: each a `Candidate` on the same channel)."""
+    the further processes `isolated` asks it for: each a `Candidate` of the same host), and
+    over the channel to each process that the host passes on."""
 
     def __init__(self, sock: socket.socket, *, deadline: float | None = None,
                  max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES, program: Path | None = None):
@@ -192,8 +339,9 @@ class Candidate:
 
     # What the host measured and what went wrong, for the candidate as a whole (every process
     # of it): `cpu_s` is the sum of all their CPU time.
-    cpu_s = property(lambda self: self._link.cpu_s)
-    last_cpu_s = property(lambda self: self._link.last_cpu_s)
+    # Both are read from the host when they are read (a request to it, not to the candidate).
+    cpu_s = property(lambda self: self._link.read_cpu() / 1e9)
+    last_cpu_s = property(lambda self: self._link.last_charge())
     requests = property(lambda self: self._link.requests)
     errors = property(lambda self: self._link.errors)
     ended = property(lambda self: self._link.ended)
@@ -255,10 +403,10 @@ class Candidate:
         if count <= 0:
             return []
         link = self._link
-        first = link.processes
-        link.exchange([], what=f"starting {count} candidate processes", op=SPAWN, count=count)
-        link.processes += count
-        made = [Candidate._process(link, first + i) for i in range(count)]
+        if link.failed is not None:
+            raise CandidateError(link.failed.kind, str(link.failed))
+        numbers = link.spawn(count, what=f"starting {count} candidate processes")
+        made = [Candidate._process(link, number) for number in numbers]
         load = channel.encode({"op": "load"})
         replies = link.exchange([(p._number, load) for p in made], what="importing the program")
         for process, body in zip(made, replies, strict=True):
@@ -425,9 +573,11 @@ def local_candidate(program: str | Path, *, deadline: float | None = None,
                              str(theirs.fileno()), str(Path(program).resolve())],
                             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
     theirs.close()
+    candidate = Candidate(ours, deadline=deadline, program=Path(program).resolve())
     try:
-        yield Candidate(ours, deadline=deadline, program=Path(program).resolve())
+        yield candidate
     finally:
+        candidate._link.close()
         ours.close()
         try:
             proc.wait(timeout=5)

@@ -211,7 +211,12 @@ def validate_returned(message: dict[str, Any]) -> dict[str, Any]:
                feedback=feedback[:MAX_FEEDBACK_CHARS])
     caught = [(k, r) for k, r in message.get("candidate_errors") or [] if k in CAUGHT_KINDS_KEPT]
     ended = message.get("candidate_ended")
-    if not valid and isinstance(ended, list | tuple) and len(ended) == 2:
+    if isinstance(ended, list | tuple) and len(ended) == 2 and ended[0] == "sandbox-denied":
+        # A refused system call ends the candidate, whatever the program made of the error
+        # and whatever the judge concluded from its replies.
+        out.update(valid=False, failure="sandbox-denied",
+                   reason=_short(str(ended[1])))
+    elif not valid and isinstance(ended, list | tuple) and len(ended) == 2:
         # The candidate's process ended, did not answer or broke the channel: that is what
         # happened to it, whatever verdict the judge drew from it.
         out.update(failure=str(ended[0]), reason=_short(str(ended[1])))

@@ -134,3 +134,20 @@ def test_every_process_apart_is_charged_and_its_end_ends_the_candidate():
                  "        return value\n")
     assert not result.valid and result.failure == FailureKind.CRASH, result
     assert "exit code 3" in result.reason, result.reason
+
+
+
+def test_processes_asked_for_before_any_call_are_none_of_them_the_first(scratch):
+    # The judge talks to each process on a channel the host passes it: processes asked for
+    # before the first call are new ones, not the first process under another number.
+    program = scratch / "program.py"
+    program.write_text("import os\nSEEN = []\n\n\ndef see(value):\n    SEEN.append(value)\n"
+                       "    return [os.getpid(), SEEN]\n")
+    with local_candidate(program) as first:
+        runs = [first, *first.isolated(2)]
+        seen = [run.call("see", number) for number, run in enumerate(runs)]
+        again = first.batch([(None, "see", (9,))])
+        assert first.cpu_s > 0
+    assert len({pid for pid, _ in seen}) == 3, seen
+    assert [values for _, values in seen] == [[0], [1], [2]]
+    assert again == [[seen[0][0], [0, 9]]]

@@ -203,3 +203,29 @@ def test_introspection_finds_none_of_spot_multis_runs_or_traces(path):
         # warm fork whose candidate side imports no numpy; 1000+ cold).
         assert int(line.split()[1].rstrip(";")) > 500, line
     assert result.valid and result.metrics["runs_below_optimum"] == 0
+
+
+# --- the worker's channel ends in the judge (the host passes it on) --------------------------
+
+def test_descriptors_a_candidate_sends_on_its_channel_never_reach_the_judge(tmp_path):
+    # The judge holds its end of each worker's channel: a reply that carries descriptors
+    # (SCM_RIGHTS) gives the judge only the reply's data.
+    import os
+
+    from evaluators.judge_proxy import local_candidate
+
+    program = tmp_path / "policy.py"
+    program.write_text(
+        "import msgpack, os, socket, time\n"
+        "def leak():\n"
+        "    channel = socket.socket(fileno=os.dup(3))\n"
+        "    reply = msgpack.packb({'ok': 1})\n"
+        "    mine = [os.open('/', os.O_RDONLY) for _ in range(8)]\n"
+        "    socket.send_fds(channel, [len(reply).to_bytes(4, 'big') + reply], mine)\n"
+        "    time.sleep(60)\n")
+    with local_candidate(program) as candidate:
+        candidate.load()
+        before = set(os.listdir("/proc/self/fd"))
+        assert candidate.call("leak") == 1
+        after = set(os.listdir("/proc/self/fd"))
+    assert after <= before, (before, after)
