@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +59,7 @@ from evaluators.ray_node import (
 from evaluators.ray_warm import NodeSlots, WarmEvaluator
 from evaluators.result import EvalResult, FailureKind, StageResult
 from evaluators.sandbox import SandboxLimits, SandboxOutcome
+from evaluators.self_signal import send_stop_signals
 from evaluators.stage_limits import stage_limits
 from evolve.problem.spec import ProblemSpec, StageSpec
 
@@ -185,13 +184,10 @@ def _port_open(address: str, timeout_s: float = 1.0) -> bool:
 
 
 def stop_this_run(reason: str) -> None:
-    """Ask the run in this process to stop at once, as two Ctrl-C would; only when something
-    handles SIGTERM (`evolve run` does), so a bare script is never killed by it."""
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
-        return
-    for _ in range(2):
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.2)
+    """Ask the run in this process to stop at once, as two Ctrl-C would; only while something
+    handles SIGTERM (`evolve run` does), so a bare script or a run that already ended is
+    never killed by it (`evaluators.self_signal`)."""
+    send_stop_signals(times=2, pause_s=0.2)
 
 
 class HeadWatchdog(threading.Thread):

@@ -19,6 +19,7 @@ from typing import Any
 
 from db import Archive
 from evaluators.sandbox_dirs import sweep_stale_sandboxes
+from evaluators.self_signal import changing_handlers
 from evolve.config import ConfigError, EvolveConfig, load_config
 from evolve.engine.assemble import (
     archive_location,
@@ -132,17 +133,21 @@ async def _drive(controller: Controller, handle_signals: bool,
             log("stopping at once (in-flight work is dropped; `evolve resume` re-proposes it)"
                 if level >= 1 else "finishing in-flight work, then stopping "
                 "(Ctrl-C again to stop at once)")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, on_signal)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
+        with changing_handlers():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, on_signal)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError):
+                    pass
     try:
         return await controller.run()
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        # Under the lock a watchdog's stop signals are sent with: none of them can find the
+        # default action here (a run that ended between two of them was killed by the second).
+        with changing_handlers():
+            for sig in installed:
+                loop.remove_signal_handler(sig)
 
 
 def _sweep_stale_sandboxes(log: Callable[[str], None]) -> None:
