@@ -71,10 +71,16 @@ def _process_clock(pid: int) -> int:
     return ((~pid) << 3) | 2
 
 
+def _stat_fields(stat: bytes) -> list[bytes]:
+    """The fields of a /proc/PID/stat text after the command name (which may hold spaces and
+    parentheses): index 0 is the state, 11-12 utime/stime, 13-14 cutime/cstime, 17 threads."""
+    return stat.rsplit(b")", 1)[1].split()
+
+
 def _stat_ticks(pid: int) -> tuple[int, int]:
     """(own utime+stime, reaped children's cutime+cstime) of `pid` in clock ticks."""
     with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
+        fields = _stat_fields(f.read())
     return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
@@ -96,7 +102,7 @@ def _children(pid: int) -> list[int]:
 class _ProcFile:
     """A /proc file of one process kept open: procfs makes its text afresh on every read from
     offset 0, so each reading costs one pread, not an open, a read and a close (the host reads
-    these on every reply). The descriptor stays tied to that process, whatever reuses its pid;
+    these at every CPU reading the judge asks for). The descriptor stays tied to that process, whatever reuses its pid;
     once the process is gone, reading raises OSError."""
 
     def __init__(self, path: str):
@@ -152,7 +158,7 @@ class Tree:
         read once it is gone); whether it runs alone: one thread, no child of its own."""
         try:
             own = time.clock_gettime_ns(worker.clock)
-            fields = worker.stat.read().rsplit(b")", 1)[1].split()
+            fields = _stat_fields(worker.stat.read())
             reaped = int(fields[13]) + int(fields[14])
             alone = int(fields[17]) == 1 and not worker.children.read().strip()
         except OSError:
@@ -330,12 +336,11 @@ class Host:
             self._end("crash", "the candidate's process could not set itself up (its stderr "
                                "says why)")
         for fd in fds:
-            os.set_inheritable(fd, False)
-            self.listeners.append(syscall_filter.Listener(fd, self.names))
-        if message != b"L":
-            for fd in fds:
+            if message == b"L":
+                os.set_inheritable(fd, False)
+                self.listeners.append(syscall_filter.Listener(fd, self.names))
+            else:  # descriptors with anything but the listener's word are not one
                 os.close(fd)
-            del self.listeners[len(self.listeners) - len(fds):]
 
     def _reply(self, status: int, socks: list[socket.socket] | None = None) -> None:
         """The tree's CPU time so far, the candidate's end (if it ended) and, with SCM_RIGHTS,
@@ -458,8 +463,8 @@ class Host:
         for _ in range(200):
             if self.ended is not None:
                 return
-            self._refused(select.select(self._listener(), [], [], 0)[0]
-                          if self._listener() else [])
+            listening = self._listener()
+            self._refused(select.select(listening, [], [], 0)[0] if listening else [])
             if self.ended is None and not worker.reaped and self._worker_exited(worker):
                 return
             if self.ended is None:

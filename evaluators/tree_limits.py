@@ -214,6 +214,15 @@ def _members(folder: Path) -> list[int]:
         os.close(fd)
 
 
+def _write_value(path: str, value: int | str) -> None:
+    """One write of `value` to a control file, with os calls (see `_members`)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+
+
 def _kill_all(folder: Path) -> int:
     kill_file = folder / "cgroup.kill"  # v2 since Linux 5.14: every member at once
     if kill_file.exists():
@@ -345,11 +354,7 @@ class TreeCgroup:
     def adopt(self, pid: int) -> None:
         """Move the process `pid` (all its threads) in: a kernel grace period of waiting."""
         for folder in self.folders:
-            fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(pid).encode())
-            finally:
-                os.close(fd)
+            _write_value(os.path.join(folder, "cgroup.procs"), pid)
 
     def members(self) -> list[int]:
         return _members(self.folders[0]) if self.folders else []
@@ -397,11 +402,7 @@ class TreeCgroup:
         path = self._file(name)
         if path is None:
             return False
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(value).encode())
-        finally:
-            os.close(fd)
+        _write_value(path, value)
         return True
 
     def _limit(self, memory_mb: int | None, max_processes: int | None) -> None:
