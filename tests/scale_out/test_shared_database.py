@@ -77,14 +77,17 @@ def run_status(url: str, run_id: int) -> str:
 def test_two_runs_share_one_database_and_each_resumes_its_own_after_kill_9(tmp_path,
                                                                          postgres_server):
     url = postgres_server.database()
-    programs = 14
+    programs = 20
     dirs = {5: tmp_path / "seed5", 6: tmp_path / "seed6"}
     procs = {seed: evolve_process(*run_args(d, url, seed, programs)) for seed, d in dirs.items()}
-    # Let both write concurrently, then kill -9 both mid-run.
+    # Let both write concurrently, then kill -9 both mid-run: once both have a few programs,
+    # or as soon as one nears its end (a run that started later may still be setting up, and
+    # the other must not finish meanwhile: runs got fast enough to do so).
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         counts = [len(committed(url, recorded_run_id(d))) for d in dirs.values()]
-        if min(counts) >= 4 or any(p.poll() is not None for p in procs.values()):
+        if min(counts) >= 4 or max(counts) >= programs - 6 or \
+                any(p.poll() is not None for p in procs.values()):
             break
         time.sleep(0.1)
     for proc in procs.values():
